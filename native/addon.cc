@@ -24,9 +24,9 @@ bool typed_array_span(Napi::Env env, const Napi::Value& value, uint8_t** data, s
     return true;
 }
 
-// How many bytes past the start of a view the next 4096-byte boundary lies. JS allocates the arena as
-// a SharedArrayBuffer (so worker threads see it) and V8 does not page-align those, so the arena is
-// over-allocated and its usable region starts at this offset.
+// How many bytes past the start of a view the next 4096-byte boundary lies. JS allocates the arena
+// as a SharedArrayBuffer (so worker threads see it) and V8 does not page-align those, so the arena
+// is over-allocated and its usable region starts at this offset.
 static Napi::Value arena_alignment_offset(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     uint8_t* data = nullptr;

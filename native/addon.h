@@ -1,5 +1,5 @@
-// Shared declarations for the ringledger addon. Each native component registers its functions on the
-// exports object from its own translation unit; addon.cc only wires them together.
+// Shared declarations for the ringledger addon. Each native component registers its functions on
+// the exports object from its own translation unit; addon.cc only wires them together.
 #pragma once
 
 #include <napi.h>

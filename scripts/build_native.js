@@ -1,7 +1,7 @@
 'use strict';
-// Builds the C++ addon with node-gyp. Node's own headers are used when they are installed beside the
-// running node (as Debian's nodejs package and most images do), so the build works without a network
-// connection to download headers.
+// Builds the C++ addon with node-gyp. Node's own headers are used when they are installed beside
+// the running node (as Debian's nodejs package and most images do), so the build works without a
+// network connection to download headers.
 const child_process = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');

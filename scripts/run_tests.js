@@ -1,6 +1,7 @@
 'use strict';
-// Runs every compiled test file (dist/test/**/*.test.js) with node:test. Arguments filter the files by
-// substring, e.g. `node scripts/run_tests.js ledger`. Long fault runs read RINGLEDGER_TEST_LONG=1.
+// Runs every compiled test file (dist/test/**/*.test.js) with node:test. Arguments filter the files
+// by substring, e.g. `node scripts/run_tests.js ledger`. Long fault runs read
+// RINGLEDGER_TEST_LONG=1.
 const child_process = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');

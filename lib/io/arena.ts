@@ -1,7 +1,8 @@
 // The arena: one aligned region of memory, allocated once at startup, that every buffer the kernel
-// reads or writes lives in. It is a SharedArrayBuffer so worker threads can see it, over-allocated by
-// one alignment unit because V8 does not page-align SharedArrayBuffers. Slices are carved out by a bump
-// allocator that works only until `seal()`; asking for memory after that is a programmer error.
+// reads or writes lives in. It is a SharedArrayBuffer so worker threads can see it, over-allocated
+// by one alignment unit because V8 does not page-align SharedArrayBuffers. Slices are carved out by
+// a bump allocator that works only until `seal()`; asking for memory after that is a programmer
+// error.
 import assert from 'node:assert/strict';
 
 import { binding } from './binding';
@@ -11,7 +12,7 @@ export const sector_size = 4096;
 export class Arena {
     /** The whole SharedArrayBuffer, including the alignment slack before `base_offset`. */
     readonly shared_buffer: SharedArrayBuffer;
-    /** The aligned region: byte 0 of this view is 4096-aligned in memory. Arena offsets index it. */
+    /** The aligned region: its byte 0 is 4096-aligned in memory. Arena offsets index it. */
     readonly bytes: Uint8Array;
     readonly size_bytes: number;
     /** Where the aligned region starts inside `shared_buffer`. */

@@ -4,22 +4,23 @@
 // available, and the baseline every benchmark compares against).
 //
 // Shape of the interface, and why:
-// - Buffers are never passed: every buffer is an (arena offset, length) pair in the engine's arena, so
-//   the kernel reads and writes the same memory TypeScript views, and nothing can be detached or
-//   collected while the kernel holds it.
-// - Completions carry no closures or Promises. A caller registers a completion target once at startup
-//   (an object with `io_complete(tag, result)`), and tags each operation with a small integer of its own
-//   (a slot index, a connection index). Every operation completes exactly once, with its tag and a
-//   result that is >= 0 or -errno. Failure is a value; the caller decides whether to build an IoError.
+// - Buffers are never passed: every buffer is an (arena offset, length) pair in the engine's
+//   arena, so the kernel reads and writes the same memory TypeScript views, and nothing can be
+//   detached or collected while the kernel holds it.
+// - Completions carry no closures or Promises. A caller registers a completion target once at
+//   startup (an object with `io_complete(tag, result)`), and tags each operation with a small
+//   integer of its own (a slot index, a connection index). Every operation completes exactly once,
+//   with its tag and a result that is >= 0 or -errno. Failure is a value; the caller decides
+//   whether to build an IoError.
 // - Submission is queued and flushed once per turn of the loop, never per operation.
-// - Synchronous calls (`file_open`, `socket_listen`, `socket_create`) are for startup and connection
-//   setup, never for the data path; they throw IoError on failure.
+// - Synchronous calls (`file_open`, `socket_listen`, `socket_create`) are for startup and
+//   connection setup, never for the data path; they throw IoError on failure.
 import type { Arena } from './arena';
 
 export type EngineKind = 'io_uring' | 'libuv';
 
 export interface IoCompletionTarget {
-    /** Called once per completed operation with the caller's tag and the result (>= 0 or -errno). */
+    /** Called once per completed operation with the caller's tag and result (>= 0 or -errno). */
     io_complete(tag: number, result: number): void;
 }
 
@@ -29,7 +30,7 @@ export interface EngineOptions {
     entries: number;
     /** io_uring only: ask for a kernel submission-polling thread. Off by default. */
     sqpoll?: boolean;
-    /** io_uring only: register the arena as fixed buffers when RLIMIT_MEMLOCK allows. Default on. */
+    /** io_uring only: register the arena as fixed buffers if RLIMIT_MEMLOCK allows. Default on. */
     register_buffers?: boolean;
     /** Where to report once-only notices (e.g. "running with unregistered buffers because …"). */
     log?: (line: string) => void;
@@ -46,7 +47,7 @@ export interface FileOpenOptions {
 }
 
 export interface EngineStats {
-    /** io_uring_enter calls made by the engine (0 for libuv, whose syscalls are not visible here). */
+    /** io_uring_enter calls made by the engine (0 for libuv, whose syscalls are not seen here). */
     enter_calls: number;
     /** Operations submitted and completed since the engine started. */
     submitted: number;
@@ -82,22 +83,26 @@ export interface Engine {
         file_offset: number): void;
     /** fsync (data_only false) or fdatasync (data_only true). */
     file_sync(target: number, tag: number, fd: number, data_only: boolean): void;
-    file_allocate(target: number, tag: number, fd: number, file_offset: number, length: number): void;
+    file_allocate(target: number, tag: number, fd: number,
+        file_offset: number, length: number): void;
     /** Result: the accepted connection's fd. */
     socket_accept(target: number, tag: number, listen_fd: number): void;
     socket_connect(target: number, tag: number, fd: number, host: string, port: number): void;
     /** Result: bytes received; 0 means the peer closed. */
-    socket_recv(target: number, tag: number, fd: number, arena_offset: number, length: number): void;
+    socket_recv(target: number, tag: number, fd: number,
+        arena_offset: number, length: number): void;
     /** Result: bytes sent (may be fewer than asked; the caller sends the rest). */
-    socket_send(target: number, tag: number, fd: number, arena_offset: number, length: number): void;
+    socket_send(target: number, tag: number, fd: number,
+        arena_offset: number, length: number): void;
     socket_shutdown(target: number, tag: number, fd: number): void;
     /** Closes a file or socket fd. */
     close(target: number, tag: number, fd: number): void;
     /** Completes with 0 after `duration_ms`, or with -ECANCELED when cancelled first. */
     timeout(target: number, tag: number, duration_ms: number): void;
     /**
-     * Best effort: the in-flight operation with this (target, tag) completes with -ECANCELED, unless
-     * it completed first, in which case it keeps its own result. The cancel itself reports nothing.
+     * Best effort: the in-flight operation with this (target, tag) completes with -ECANCELED,
+     * unless it completed first, in which case it keeps its own result. The cancel itself reports
+     * nothing.
      */
     cancel(target: number, tag: number): void;
 

@@ -1,5 +1,5 @@
-// I/O errors. An operation completes with a result >= 0 or with -errno; only when a caller decides that
-// a failure must surface does it build an IoError (allocation on the error path only).
+// I/O errors. An operation completes with a result >= 0 or with -errno; only when a caller decides
+// that a failure must surface does it build an IoError (allocation on the error path only).
 import os from 'node:os';
 
 const errno_names: Map<number, string> = new Map(

@@ -1,0 +1,65 @@
+// Style rules that can be checked mechanically, run as a test so that CI enforces them: line
+// length, no synchronous file I/O on the data path, no skipped or focused tests, no leftover
+// markers.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+
+const root = path.resolve(__dirname, '..', '..');
+const line_length_max = 100;
+
+function source_files(directory: string, extensions: readonly string[]): string[] {
+    const files: string[] = [];
+    const pending: string[] = [path.join(root, directory)];
+    for (let step = 0; step < 10_000 && pending.length > 0; step++) {
+        const current = pending.pop()!;
+        if (!fs.existsSync(current)) continue;
+        for (const entry of fs.readdirSync(current, { withFileTypes: true })) {
+            const full = path.join(current, entry.name);
+            if (entry.isDirectory()) pending.push(full);
+            else if (extensions.some((extension) => entry.name.endsWith(extension))) {
+                files.push(full);
+            }
+        }
+    }
+    assert.equal(pending.length, 0, 'tidy: source tree too deep to walk');
+    return files.sort();
+}
+
+const typescript_files = ['lib', 'test', 'bench'].flatMap((d) => source_files(d, ['.ts']));
+const native_files = source_files('native', ['.cc', '.h']);
+
+test('tidy: lines are at most 100 columns', () => {
+    const violations: string[] = [];
+    for (const file of [...typescript_files, ...native_files]) {
+        const lines = fs.readFileSync(file, 'utf8').split('\n');
+        lines.forEach((line, index) => {
+            if (line.length > line_length_max) {
+                violations.push(`${path.relative(root, file)}:${index + 1} (${line.length})`);
+            }
+        });
+    }
+    assert.deepEqual(violations, []);
+});
+
+test('tidy: no synchronous file writes on the data path', () => {
+    // The replica's layers reach the disk only through the engine. Startup-only tools (cli, bench,
+    // testing) may use node:fs.
+    const data_path = typescript_files.filter((file) =>
+        ['vsr', 'storage', 'ledger'].some((layer) =>
+            file.includes(`${path.sep}lib${path.sep}${layer}${path.sep}`)),
+    );
+    const banned = /\b(writeFileSync|appendFileSync|writeSync)\s*\(/;
+    const violations = data_path.filter((file) => banned.test(fs.readFileSync(file, 'utf8')));
+    assert.deepEqual(violations.map((file) => path.relative(root, file)), []);
+});
+
+test('tidy: no skipped, focused or todo tests, no FIXME markers', () => {
+    const banned = /(\btest\.(skip|only|todo)\s*\(|\{\s*skip\s*:\s*true|\bFIXME\b)/;
+    const own = path.join(root, 'test', 'tidy.test.ts');
+    const violations = [...typescript_files, ...native_files]
+        .filter((file) => file !== own)
+        .filter((file) => banned.test(fs.readFileSync(file, 'utf8')));
+    assert.deepEqual(violations.map((file) => path.relative(root, file)), []);
+});
