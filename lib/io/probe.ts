@@ -1,0 +1,119 @@
+// Finds out, before anything depends on it, whether io_uring and O_DIRECT work here, and turns each
+// way they fail into an error that names the cause and the fix. Callers catch
+// ERR_IO_URING_UNAVAILABLE to fall back to the libuv engine.
+import fs from 'node:fs';
+import path from 'node:path';
+
+import { binding } from './binding';
+import { errno_name } from './errors';
+
+export const io_uring_feature_ext_arg = 1 << 8;
+const io_uring_disabled_path = '/proc/sys/kernel/io_uring_disabled';
+
+export class ProbeError extends Error {
+    readonly code: string;
+    readonly errno: number;
+
+    constructor(code: string, errno: number, message: string) {
+        super(message);
+        this.name = 'ProbeError';
+        this.code = code;
+        this.errno = errno;
+    }
+}
+
+interface ProbeBinding {
+    engine_probe(): [number, number];
+    engine_probe_direct_io(file_path: string): [number, string];
+}
+
+function probe_binding(): ProbeBinding {
+    return binding() as unknown as ProbeBinding;
+}
+
+/** Reads kernel.io_uring_disabled (Linux 6.6+): 0 on, 1 group-restricted, 2 off; null absent. */
+export function io_uring_disabled_sysctl(): number | null {
+    try {
+        const value = Number.parseInt(fs.readFileSync(io_uring_disabled_path, 'utf8').trim(), 10);
+        return Number.isNaN(value) ? null : value;
+    } catch {
+        return null;
+    }
+}
+
+/** Explains an io_uring_queue_init failure (`result` is -errno) with its cause and fix. */
+export function io_uring_setup_error(result: number): ProbeError {
+    const errno = -result;
+    const name = errno_name(errno);
+    const prefix = `io_uring is not available (io_uring_setup: ${name}): `;
+    let cause: string;
+    if (name === 'EPERM' || name === 'EACCES') {
+        const disabled = io_uring_disabled_sysctl();
+        if (disabled === 2) {
+            cause = 'it is disabled by sysctl (kernel.io_uring_disabled = 2). Fix: ' +
+                '`sysctl -w kernel.io_uring_disabled=0`.';
+        } else if (disabled === 1) {
+            cause = 'kernel.io_uring_disabled = 1 restricts it to CAP_SYS_ADMIN and the group ' +
+                'in kernel.io_uring_group. Fix: `sysctl -w kernel.io_uring_disabled=0` or add ' +
+                'this user to that group.';
+        } else {
+            cause = 'the syscall is most likely blocked by seccomp (Docker\'s default profile ' +
+                'blocks io_uring). Fix: run the container with `--security-opt ' +
+                'seccomp=unconfined` or a custom profile that allows io_uring_setup, ' +
+                'io_uring_enter and io_uring_register.';
+        }
+    } else if (name === 'ENOSYS') {
+        cause = 'the kernel is too old or was built without CONFIG_IO_URING. ' +
+            'Fix: Linux 5.11 or newer with io_uring enabled.';
+    } else if (name === 'ENOMEM') {
+        cause = 'the locked-memory limit is too small for the ring (kernels before 5.12 ' +
+            'charge rings to RLIMIT_MEMLOCK). Fix: raise `ulimit -l`, or LimitMEMLOCK= in the ' +
+            'systemd unit.';
+    } else {
+        cause = 'unexpected error from the kernel.';
+    }
+    return new ProbeError('ERR_IO_URING_UNAVAILABLE', errno,
+        prefix + cause + ' Or use the libuv engine.');
+}
+
+export function io_uring_features_error(features: number): ProbeError | null {
+    if ((features & io_uring_feature_ext_arg) !== 0) return null;
+    return new ProbeError('ERR_IO_URING_UNAVAILABLE', 0,
+        'io_uring is too old here: IORING_FEAT_EXT_ARG (Linux 5.11) is missing, and the engine ' +
+            'needs it to wait with a timeout in one io_uring_enter. Fix: Linux 5.11 or newer, ' +
+            'or use the libuv engine.');
+}
+
+/** Throws ProbeError (code ERR_IO_URING_UNAVAILABLE) unless a usable ring can be created. */
+export function probe_io_uring(): void {
+    const [result, features] = probe_binding().engine_probe();
+    if (result < 0) throw io_uring_setup_error(result);
+    const error = io_uring_features_error(features);
+    if (error !== null) throw error;
+}
+
+export interface DirectIoProbe {
+    supported: boolean;
+    /** Why not, with the fix; empty when supported. */
+    message: string;
+}
+
+/** Tells whether O_DIRECT works on the filesystem holding `path_dir`. */
+export function probe_direct_io(path_dir: string): DirectIoProbe {
+    const file_path = path.join(path_dir, `.ringledger-direct-io-probe-${process.pid}`);
+    const [result, step] = probe_binding().engine_probe_direct_io(file_path);
+    if (result === 0) return { supported: true, message: '' };
+    return { supported: false, message: direct_io_message(path_dir, result, step) };
+}
+
+/** Explains a failed O_DIRECT probe step (`result` is -errno) with its fix. */
+export function direct_io_message(path_dir: string, result: number, step: string): string {
+    const name = errno_name(-result);
+    // tmpfs before Linux 6.6 and some overlayfs setups refuse O_DIRECT with EINVAL.
+    const hint = name === 'EINVAL'
+        ? 'the filesystem does not support O_DIRECT (tmpfs before Linux 6.6 and some overlayfs ' +
+            'setups do not). Fix: put the data file on ext4, xfs or btrfs, e.g. a host volume ' +
+            'in a container.'
+        : 'check that the directory exists and is writable.';
+    return `O_DIRECT ${step} in ${path_dir}: ${name}: ${hint}`;
+}

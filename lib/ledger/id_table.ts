@@ -1,0 +1,150 @@
+// Open-addressing hash table mapping u128 ids (four u32 limbs, least significant first) to
+// record slots. The keys live in the records themselves (`words` with `stride_words` per
+// record), so the table only stores `slot + 1` (0 means empty) and needs no allocation.
+// An optional secondary key source shares the table (entries tagged with the top bit): the
+// transfers table keeps the ids burnt by transient failures there, so one probe answers both.
+import assert from 'node:assert/strict';
+
+const empty = 0;
+const secondary_tag = 0x80000000;
+
+export function id_hash(w0: number, w1: number, w2: number, w3: number): number {
+    let h = Math.imul(w0 ^ 0x5bd1e995, 0x9e3779b1);
+    h = Math.imul(h ^ w1 ^ (h >>> 15), 0x85ebca77);
+    h = Math.imul(h ^ w2 ^ (h >>> 13), 0xc2b2ae3d);
+    h = Math.imul(h ^ w3 ^ (h >>> 16), 0x27d4eb2f);
+    return (h ^ (h >>> 15)) >>> 0;
+}
+
+export class IdTable {
+    readonly table: Uint32Array;
+    readonly mask: number;
+    count = 0;
+
+    constructor(
+        readonly words: Uint32Array,
+        readonly stride_words: number,
+        readonly slots_max: number,
+        readonly secondary_words: Uint32Array = words,
+        readonly secondary_stride_words: number = stride_words,
+    ) {
+        assert(slots_max > 0 && slots_max < secondary_tag);
+        // A load factor of at most one half keeps linear probes short.
+        let size = 16;
+        while (size < slots_max * 2) size *= 2;
+        // Pairs of (hash, entry): the stored hash filters out most mismatches without touching
+        // the record, and lives in the same cache line as the entry.
+        this.table = new Uint32Array(size * 2);
+        this.mask = size - 1;
+    }
+
+    /**
+     * Returns the primary slot whose id equals key[key_offset..+4], `-2 - slot` for a
+     * secondary slot, or -1 when absent.
+     */
+    find(key: Uint32Array, key_offset: number): number {
+        const w0 = key[key_offset], w1 = key[key_offset + 1];
+        const w2 = key[key_offset + 2], w3 = key[key_offset + 3];
+        const words = this.words;
+        const stride = this.stride_words;
+        const hash = id_hash(w0, w1, w2, w3);
+        const table = this.table;
+        let index = hash & this.mask;
+        for (let probe = 0; probe <= this.mask; probe++) {
+            const entry = table[index * 2 + 1];
+            if (entry === empty) return -1;
+            if (table[index * 2] !== hash) {
+                // A different id: skip without reading the record.
+            } else if (entry >= secondary_tag) {
+                const slot = entry - secondary_tag - 1;
+                const base = slot * this.secondary_stride_words;
+                const other = this.secondary_words;
+                if (other[base] === w0 && other[base + 1] === w1 &&
+                    other[base + 2] === w2 && other[base + 3] === w3) {
+                    return -2 - slot;
+                }
+            } else {
+                const base = (entry - 1) * stride;
+                if (words[base] === w0 && words[base + 1] === w1 &&
+                    words[base + 2] === w2 && words[base + 3] === w3) {
+                    return entry - 1;
+                }
+            }
+            index = (index + 1) & this.mask;
+        }
+        return -1;
+    }
+
+    /**
+     * Touches the home bucket of each of `count` ids (stride `stride_words` words apart).
+     * The loads are independent, so the CPU overlaps their cache misses; the probes that
+     * follow then hit the cache. Returns a value only so the loads are not optimised away.
+     */
+    warm(key: Uint32Array, key_offset: number, stride_words: number, count: number): number {
+        let sink = 0;
+        const table = this.table, mask = this.mask;
+        for (let i = 0; i < count; i++) {
+            const k = key_offset + i * stride_words;
+            const index = id_hash(key[k], key[k + 1], key[k + 2], key[k + 3]) & mask;
+            sink ^= table[index * 2 + 1];
+        }
+        return sink;
+    }
+
+    insert(slot: number): void {
+        this.insert_entry(slot + 1);
+    }
+
+    insert_secondary(slot: number): void {
+        this.insert_entry(secondary_tag + slot + 1);
+    }
+
+    private insert_entry(entry: number): void {
+        assert(this.count < this.slots_max);
+        const secondary = entry >= secondary_tag;
+        const base = (secondary ? entry - secondary_tag - 1 : entry - 1) *
+            (secondary ? this.secondary_stride_words : this.stride_words);
+        const words = secondary ? this.secondary_words : this.words;
+        const hash = id_hash(words[base], words[base + 1], words[base + 2], words[base + 3]);
+        let index = hash & this.mask;
+        while (this.table[index * 2 + 1] !== empty) index = (index + 1) & this.mask;
+        this.table[index * 2] = hash;
+        this.table[index * 2 + 1] = entry;
+        this.count++;
+    }
+
+    /** Removes primary `slot` by backward-shift deletion, which keeps probe chains unbroken. */
+    remove(slot: number): void {
+        const table = this.table;
+        const base = slot * this.stride_words;
+        const words = this.words;
+        let index = id_hash(words[base], words[base + 1], words[base + 2], words[base + 3]) &
+            this.mask;
+        while (table[index * 2 + 1] !== slot + 1) {
+            assert(table[index * 2 + 1] !== empty, 'id_table: removing an absent slot');
+            index = (index + 1) & this.mask;
+        }
+        table[index * 2] = 0;
+        table[index * 2 + 1] = empty;
+        this.count--;
+        let hole = index;
+        let next = (index + 1) & this.mask;
+        while (table[next * 2 + 1] !== empty) {
+            const home = table[next * 2] & this.mask;
+            // Move the entry into the hole when the hole lies cyclically in [home, next).
+            if (((hole - home) & this.mask) < ((next - home) & this.mask)) {
+                table[hole * 2] = table[next * 2];
+                table[hole * 2 + 1] = table[next * 2 + 1];
+                table[next * 2] = 0;
+                table[next * 2 + 1] = empty;
+                hole = next;
+            }
+            next = (next + 1) & this.mask;
+        }
+    }
+
+    clear(): void {
+        this.table.fill(0);
+        this.count = 0;
+    }
+}

@@ -1,0 +1,586 @@
+// The WAL: two rings with one slot per op (slot = op % slot_count). A prepare is written to its
+// slot in the prepares ring, then its header is written again, as part of a whole sector, to the
+// headers ring. The redundant header is what lets recovery tell a crash (the prepare never landed:
+// safe to truncate) from corruption (the prepare landed and was lost: must be repaired, never
+// treated as absent), following Protocol-Aware Recovery.
+//
+// Recovery reads both rings, validates every header and prepare (checksums, cluster, slot), and
+// classifies each slot with the decision table of internals §6.3 (cases @A..@M). A replica in a
+// cluster marks unrecoverable slots faulty for repair from peers (the seam for the replication
+// layer); a single replica has no peers and refuses to open, naming the zone, slot and op.
+import assert from 'node:assert/strict';
+
+import type { Storage, StorageCompletionTarget } from './storage';
+import { StorageRefusal } from './storage';
+import {
+    body_checksum_valid, command_prepare, header_checksum_valid, header_empty_write, header_op,
+    header_operation, header_size_field, header_view, offset_checksum, offset_cluster,
+    offset_command, offset_parent, operation_reserved, operation_root, u128_equal,
+} from './prepare_header';
+import { Zone, header_size, headers_per_sector, sector_ceil, sector_size } from './zones';
+
+export const enum Decision { none = 0, eql = 1, nil = 2, fix = 3, vsr = 4, cut_torn = 5 }
+export const decision_names = ['none', 'eql', 'nil', 'fix', 'vsr', 'cut_torn'];
+
+/** How a header or prepare read back: the classification the decision table works from. */
+export const enum ReadState { ok = 0, corrupt = 1, misdirected = 2, unreadable = 3 }
+export const read_state_names = ['ok', 'corrupt', 'misdirected', 'unreadable'];
+
+export interface JournalListener {
+    /** Format or recovery finished; null means success. */
+    journal_done(error: StorageRefusal | null): void;
+    /** The prepare and its redundant header are durable (result 0) or failed (-errno). */
+    journal_prepare_written(op: number, result: number): void;
+}
+
+const enum Phase {
+    idle, format_headers, format_prepares, read_headers, read_prepares, write_fixes,
+    write_prepare, write_header,
+}
+
+export class Journal implements StorageCompletionTarget {
+    private readonly storage: Storage;
+    private readonly listener: JournalListener;
+    private readonly target: number;
+    readonly slot_count: number;
+    readonly message_size_max: number;
+    private readonly cluster: Uint8Array;
+    private readonly solo: boolean;
+    /** The headers ring as on disk: header sectors are written straight from here. */
+    private readonly redundant_offset: number;
+    /** One message: recovery reads each prepare here; format builds its sectors here. */
+    private readonly buffer_offset: number;
+    /** A view of the redundant headers, made once (no view is created per write). */
+    private readonly redundant_view: Uint8Array;
+    /** What each slot should hold: the journal's view of the log, outside the arena. */
+    readonly headers: Uint8Array;
+    /** Recovery only: the header embedded in each slot's prepare. */
+    private readonly prepare_headers: Uint8Array;
+    readonly header_state: Uint8Array;
+    readonly prepare_state: Uint8Array;
+    readonly decisions: Uint8Array;
+    readonly cases: Uint8Array;
+    /** Slots that must be repaired from peers; `faulty_op` is the op, or -1 when unknown. */
+    readonly faulty: Uint8Array;
+    readonly faulty_op: Float64Array;
+    private readonly sector_dirty: Uint8Array;
+    private phase = Phase.idle;
+    private cursor = 0;
+    private write_op = -1;
+    private write_arena_offset = 0;
+    /** The highest op in the log after recovery (the head), or -1 before. */
+    op_max = -1;
+
+    constructor(storage: Storage, listener: JournalListener, cluster: Uint8Array,
+        replica_count: number) {
+        const config = storage.layout.config;
+        assert(cluster.length === 16);
+        this.storage = storage;
+        this.listener = listener;
+        this.target = storage.target_register(this);
+        this.slot_count = config.slot_count;
+        this.message_size_max = config.message_size_max;
+        this.cluster = Uint8Array.from(cluster);
+        this.solo = replica_count === 1;
+        this.redundant_offset = storage.arena.allocate(this.slot_count * header_size);
+        this.buffer_offset = storage.arena.allocate(this.message_size_max);
+        this.redundant_view = storage.arena.bytes.subarray(this.redundant_offset,
+            this.redundant_offset + this.slot_count * header_size);
+        this.headers = new Uint8Array(this.slot_count * header_size);
+        this.prepare_headers = new Uint8Array(this.slot_count * header_size);
+        this.header_state = new Uint8Array(this.slot_count);
+        this.prepare_state = new Uint8Array(this.slot_count);
+        this.decisions = new Uint8Array(this.slot_count);
+        this.cases = new Uint8Array(this.slot_count);
+        this.faulty = new Uint8Array(this.slot_count);
+        this.faulty_op = new Float64Array(this.slot_count).fill(-1);
+        this.sector_dirty = new Uint8Array(this.slot_count / headers_per_sector);
+    }
+
+    get busy(): boolean { return this.phase !== Phase.idle; }
+
+    /** The arena view of the redundant headers (what the headers ring holds on disk). */
+    redundant(): Uint8Array {
+        return this.redundant_view;
+    }
+
+    /**
+     * After recovery, one word per slot for logs and tests: intact (eql), reserved (nil),
+     * repaired (fixed locally from the intact copy), torn (a crashed head write, truncated), or,
+     * for a slot that needs repair, what was wrong with its prepare: corrupt, misdirected,
+     * unreadable, or lost (intact but stale, or missing from a contiguous solo log).
+     */
+    slot_status(slot: number): string {
+        const decision = this.decisions[slot];
+        if (decision === Decision.eql) return 'intact';
+        if (decision === Decision.nil) return 'reserved';
+        if (decision === Decision.fix) return 'repaired';
+        if (decision === Decision.cut_torn) return 'torn';
+        assert.equal(decision, Decision.vsr);
+        const prepare = this.prepare_state[slot]!;
+        if (prepare !== ReadState.ok) return read_state_names[prepare]!;
+        return 'lost';
+    }
+
+    /** Writes a fresh WAL: the root prepare in slot 0, reserved headers elsewhere. */
+    format(): void {
+        assert(this.phase === Phase.idle);
+        const redundant = this.redundant();
+        for (let slot = 0; slot < this.slot_count; slot++) {
+            header_empty_write(redundant, slot * header_size, this.cluster, slot,
+                slot === 0 ? operation_root : operation_reserved);
+        }
+        this.headers.set(redundant);
+        this.phase = Phase.format_headers;
+        this.cursor = 0;
+        this.format_step();
+    }
+
+    /** Reads both rings and classifies every slot (internals §6.3). */
+    recover(): void {
+        assert(this.phase === Phase.idle);
+        this.phase = Phase.read_headers;
+        this.cursor = 0;
+        this.faulty.fill(0);
+        this.faulty_op.fill(-1);
+        this.sector_dirty.fill(0);
+        this.op_max = -1;
+        this.read_step();
+    }
+
+    /**
+     * Writes the prepare message at `arena_offset` (header first, `size` bytes, zero-padded here
+     * to the sector) to its slot, then its redundant header sector. One write at a time: a solo
+     * replica must never leave a gap in its WAL.
+     */
+    write_prepare(arena_offset: number): void {
+        assert(this.phase === Phase.idle);
+        assert(arena_offset % sector_size === 0);
+        const bytes = this.storage.arena.bytes;
+        const size = header_size_field(bytes, arena_offset);
+        assert(size >= header_size && size <= this.message_size_max);
+        assert(header_checksum_valid(bytes, arena_offset), 'prepare header checksum');
+        assert(body_checksum_valid(bytes, arena_offset), 'prepare body checksum');
+        assert(bytes[arena_offset + offset_command] === command_prepare);
+        assert(u128_equal(bytes, arena_offset + offset_cluster, this.cluster, 0));
+        const op = header_op(bytes, arena_offset);
+        assert(this.op_max >= 0, 'journal: write before format or recovery');
+        assert(op > 0 && header_operation(bytes, arena_offset) !== operation_reserved);
+        assert(op > this.op_max - this.slot_count, 'journal: op older than the whole ring');
+        this.chain_assert(bytes, arena_offset, op);
+        bytes.fill(0, arena_offset + size, arena_offset + sector_ceil(size));
+        const slot = op % this.slot_count;
+        // In memory first: the journal now expects this op in the slot.
+        header_copy(this.headers, slot * header_size, bytes, arena_offset);
+        this.write_op = op;
+        this.write_arena_offset = arena_offset;
+        this.phase = Phase.write_prepare;
+        this.storage.write(this.target, slot, Zone.wal_prepares, slot * this.message_size_max,
+            arena_offset, sector_ceil(size));
+    }
+
+    storage_complete(tag: number, result: number): void {
+        switch (this.phase) {
+            case Phase.format_headers:
+            case Phase.format_prepares:
+            case Phase.write_fixes:
+                if (result < 0) return this.fail_write(tag, result);
+                this.cursor += 1;
+                return this.phase === Phase.write_fixes ? this.fixes_step() : this.format_step();
+            case Phase.read_headers:
+                this.header_sector_read(tag, result);
+                this.cursor += 1;
+                return this.read_step();
+            case Phase.read_prepares:
+                this.prepare_read(tag, result);
+                this.cursor += 1;
+                return this.read_step();
+            case Phase.write_prepare:
+                return this.prepare_written(tag, result);
+            case Phase.write_header:
+                return this.header_written(result);
+            default:
+                assert.fail(`journal: completion in phase ${this.phase}`);
+        }
+    }
+
+    /** Within one view the primary chains every prepare to its predecessor: assert it. */
+    private chain_assert(bytes: Uint8Array, offset: number, op: number): void {
+        const previous = ((op - 1) % this.slot_count) * header_size;
+        if (header_op(this.headers, previous) !== op - 1) return;
+        if (header_view(this.headers, previous) !== header_view(bytes, offset)) return;
+        assert(u128_equal(bytes, offset + offset_parent, this.headers, previous + offset_checksum),
+            `journal: op ${op} does not chain to op ${op - 1} in the same view`);
+    }
+
+    private format_step(): void {
+        const sectors = this.slot_count / headers_per_sector;
+        if (this.phase === Phase.format_headers && this.cursor === sectors) {
+            this.phase = Phase.format_prepares;
+            this.cursor = 0;
+        }
+        if (this.phase === Phase.format_prepares && this.cursor === this.slot_count) {
+            this.phase = Phase.idle;
+            this.op_max = 0;
+            this.listener.journal_done(null);
+            return;
+        }
+        if (this.phase === Phase.format_headers) {
+            this.storage.write(this.target, this.cursor, Zone.wal_headers,
+                this.cursor * sector_size, this.redundant_offset + this.cursor * sector_size,
+                sector_size);
+            return;
+        }
+        // Only the first sector of each prepare slot: the rest is zero from preallocation.
+        const buffer = this.storage.arena.bytes;
+        buffer.fill(0, this.buffer_offset, this.buffer_offset + sector_size);
+        buffer.set(this.headers.subarray(this.cursor * header_size,
+            (this.cursor + 1) * header_size), this.buffer_offset);
+        this.storage.write(this.target, this.cursor, Zone.wal_prepares,
+            this.cursor * this.message_size_max, this.buffer_offset, sector_size);
+    }
+
+    private fail_write(slot: number, result: number): void {
+        this.phase = Phase.idle;
+        this.listener.journal_done(new StorageRefusal('wal', -1, slot,
+            `write failed with errno ${-result}`));
+    }
+
+    private read_step(): void {
+        const sectors = this.slot_count / headers_per_sector;
+        if (this.phase === Phase.read_headers && this.cursor === sectors) {
+            this.phase = Phase.read_prepares;
+            this.cursor = 0;
+        }
+        if (this.phase === Phase.read_prepares && this.cursor === this.slot_count) {
+            this.phase = Phase.idle;
+            this.classify_all();
+            return;
+        }
+        if (this.phase === Phase.read_headers) {
+            this.storage.read(this.target, this.cursor, Zone.wal_headers,
+                this.cursor * sector_size, this.redundant_offset + this.cursor * sector_size,
+                sector_size);
+            return;
+        }
+        // The size is unknown until the header is checked, so the whole slot is read.
+        this.storage.read(this.target, this.cursor, Zone.wal_prepares,
+            this.cursor * this.message_size_max, this.buffer_offset, this.message_size_max);
+    }
+
+    private header_sector_read(sector: number, result: number): void {
+        const redundant = this.redundant();
+        for (let index = 0; index < headers_per_sector; index++) {
+            const slot = sector * headers_per_sector + index;
+            if (result !== sector_size) {
+                // Unreadable: zeroed so that nothing stale in memory can pass for a header.
+                redundant.fill(0, slot * header_size, (slot + 1) * header_size);
+                this.header_state[slot] = ReadState.unreadable;
+            } else {
+                this.header_state[slot] = this.header_check(redundant, slot * header_size, slot);
+            }
+        }
+    }
+
+    private prepare_read(slot: number, result: number): void {
+        const bytes = this.storage.arena.bytes;
+        const offset = this.buffer_offset;
+        let state: ReadState = ReadState.unreadable;
+        if (result === this.message_size_max) {
+            state = this.header_check(bytes, offset, slot);
+            if (state === ReadState.ok && !this.body_check(bytes, offset)) {
+                state = ReadState.corrupt;
+            }
+        }
+        this.prepare_state[slot] = state;
+        if (state === ReadState.ok) {
+            this.prepare_headers.set(bytes.subarray(offset, offset + header_size),
+                slot * header_size);
+        } else {
+            this.prepare_headers.fill(0, slot * header_size, (slot + 1) * header_size);
+        }
+    }
+
+    /** A header is ok when its checksum holds and it belongs to this cluster and this slot. */
+    private header_check(bytes: Uint8Array, offset: number, slot: number): ReadState {
+        if (!header_checksum_valid(bytes, offset)) return ReadState.corrupt;
+        if (bytes[offset + offset_command] !== command_prepare) return ReadState.misdirected;
+        if (!u128_equal(bytes, offset + offset_cluster, this.cluster, 0)) {
+            return ReadState.misdirected;
+        }
+        const op = header_op(bytes, offset);
+        if (op < 0) return ReadState.misdirected;
+        const reserved = header_operation(bytes, offset) === operation_reserved;
+        if (reserved ? op !== slot : op % this.slot_count !== slot) return ReadState.misdirected;
+        const size = header_size_field(bytes, offset);
+        if (size < header_size || size > this.message_size_max) return ReadState.corrupt;
+        if (reserved && size !== header_size) return ReadState.corrupt;
+        return ReadState.ok;
+    }
+
+    private body_check(bytes: Uint8Array, offset: number): boolean {
+        const size = header_size_field(bytes, offset);
+        if (!body_checksum_valid(bytes, offset)) return false;
+        // Padding up to the sector must be zero: a torn write can leave a stale tail there.
+        for (let index = offset + size; index < offset + sector_ceil(size); index++) {
+            if (bytes[index] !== 0) return false;
+        }
+        return true;
+    }
+
+    /** Decides every slot, then writes the header sectors that recovery fixed locally. */
+    private classify_all(): void {
+        const prepare_op_max = this.prepare_op_max();
+        for (let slot = 0; slot < this.slot_count; slot++) {
+            const label = this.classify(slot, prepare_op_max);
+            this.cases[slot] = label;
+            this.decisions[slot] = case_decision(label, this.solo);
+        }
+        this.op_max = this.log_op_max();
+        this.cut_torn();
+        if (this.solo) this.gaps_find();
+        for (let slot = 0; slot < this.slot_count; slot++) {
+            const refusal = this.apply(slot);
+            if (refusal !== null) {
+                this.listener.journal_done(refusal);
+                return;
+            }
+        }
+        this.phase = Phase.write_fixes;
+        this.cursor = 0;
+        this.fixes_step();
+    }
+
+    private prepare_op_max(): number {
+        let op_max = -1;
+        for (let slot = 0; slot < this.slot_count; slot++) {
+            if (this.prepare_state[slot] !== ReadState.ok) continue;
+            if (header_operation(this.prepare_headers, slot * header_size) ===
+                operation_reserved) continue;
+            op_max = Math.max(op_max, header_op(this.prepare_headers, slot * header_size));
+        }
+        return op_max;
+    }
+
+    /** The case label (1 = @A … 13 = @M) from the nine booleans of the decision table. */
+    private classify(slot: number, prepare_op_max: number): number {
+        const at = slot * header_size;
+        const h = this.redundant();
+        const p = this.prepare_headers;
+        const h_ok = this.header_state[slot] === ReadState.ok;
+        const p_ok = this.prepare_state[slot] === ReadState.ok;
+        const h_nil = h_ok && header_operation(h, at) === operation_reserved;
+        const p_nil = p_ok && header_operation(p, at) === operation_reserved;
+        if (!h_ok && !p_ok) return 1;
+        if (h_ok && !p_ok) return h_nil ? 2 : 3;
+        if (!h_ok) {
+            if (p_nil) return 4;
+            return header_op(p, at) === prepare_op_max ? 6 : 5;
+        }
+        if (h_nil) return p_nil ? 9 : 7;
+        if (p_nil) return 8;
+        if (u128_equal(h, at + offset_checksum, p, at + offset_checksum)) return 13;
+        const h_op = header_op(h, at);
+        const p_op = header_op(p, at);
+        if (h_op === p_op) return 12;
+        return h_op < p_op ? 10 : 11;
+    }
+
+    /** The head: the highest op named by any intact header or prepare. */
+    private log_op_max(): number {
+        let op_max = 0;
+        const h = this.redundant();
+        for (let slot = 0; slot < this.slot_count; slot++) {
+            const decision = this.decisions[slot];
+            if (decision === Decision.eql || decision === Decision.fix) {
+                op_max = Math.max(op_max, header_op(this.prepare_headers, slot * header_size));
+            }
+            if (this.header_state[slot] === ReadState.ok &&
+                header_operation(h, slot * header_size) !== operation_reserved) {
+                op_max = Math.max(op_max, header_op(h, slot * header_size));
+            }
+        }
+        return op_max;
+    }
+
+    /**
+     * A crash mid-write leaves the prepare after the head torn while its redundant header still
+     * names the previous wrap (the header is written only after the prepare). That op was never
+     * acknowledged, so it is truncated, not repaired. Only the one slot after a certain head
+     * qualifies, since prepares are written one at a time.
+     */
+    private cut_torn(): void {
+        const head_slot = this.op_max % this.slot_count;
+        const head = this.decisions[head_slot];
+        if (head !== Decision.eql && head !== Decision.fix) return;
+        const next = this.op_max + 1;
+        const slot = next % this.slot_count;
+        const label = this.cases[slot];
+        if (label !== 2 && label !== 3) return;
+        // A reserved header means the slot held nothing (first wrap, or a truncated op).
+        const old_op = header_op(this.redundant(), slot * header_size);
+        if (label === 2 || old_op + this.slot_count === next) {
+            this.decisions[slot] = Decision.cut_torn;
+        }
+    }
+
+    /**
+     * A single replica writes op N only after op N-1, so its ring holds exactly the ops
+     * (op_max - slot_count, op_max]. A slot holding an older op (or nothing) where a newer one
+     * belongs lost a write, even when the table alone would accept it: e.g. a lost prepare write
+     * whose newer redundant header later became unreadable (@E) looks like an intact old op.
+     */
+    private gaps_find(): void {
+        const op_max = this.op_max;
+        for (let slot = 0; slot < this.slot_count; slot++) {
+            const decision = this.decisions[slot];
+            const expected = op_max - ((op_max - slot) % this.slot_count + this.slot_count) %
+                this.slot_count;
+            if (expected <= 0 || decision === Decision.cut_torn) continue;
+            assert(expected % this.slot_count === slot && expected <= op_max);
+            const held = decision === Decision.eql || decision === Decision.fix
+                ? header_op(this.prepare_headers, slot * header_size) : -1;
+            if (held === expected || decision === Decision.vsr) continue;
+            this.decisions[slot] = Decision.vsr;
+            this.cases[slot] = case_gap;
+            this.faulty_op[slot] = expected;
+        }
+    }
+
+    private apply(slot: number): StorageRefusal | null {
+        const at = slot * header_size;
+        const decision = this.decisions[slot];
+        if (decision === Decision.eql || decision === Decision.fix) {
+            this.headers.set(this.prepare_headers.subarray(at, at + header_size), at);
+        }
+        if (decision === Decision.fix) {
+            this.redundant().set(this.prepare_headers.subarray(at, at + header_size), at);
+            this.sector_dirty[Math.floor(slot / headers_per_sector)] = 1;
+        }
+        if (decision === Decision.nil || decision === Decision.cut_torn) {
+            header_empty_write(this.headers, at, this.cluster, slot, operation_reserved);
+        }
+        if (decision === Decision.cut_torn) {
+            header_empty_write(this.redundant(), at, this.cluster, slot, operation_reserved);
+            this.sector_dirty[Math.floor(slot / headers_per_sector)] = 1;
+        }
+        if (decision !== Decision.vsr) return null;
+        const op = this.faulty_op[slot]! >= 0 ? this.faulty_op[slot]! : this.slot_op_named(slot);
+        if (this.solo) {
+            // Every case refused here lacks an intact prepare for the op the slot should hold.
+            const label = this.cases[slot] === case_gap ? 'gap'
+                : String.fromCharCode(64 + this.cases[slot]!);
+            return new StorageRefusal('wal_prepares', op, slot, `case @${label} (header ` +
+                `${read_state_names[this.header_state[slot]!]}, prepare ` +
+                `${read_state_names[this.prepare_state[slot]!]}${this.prepare_stale(slot)}); ` +
+                'a single replica has no peer to repair from');
+        }
+        // A placeholder, never the suspect header: it must not be persisted as clean (§6.3).
+        header_empty_write(this.headers, at, this.cluster, slot, operation_reserved);
+        // On disk the slot must stay faulty even when a neighbour's write rewrites its sector.
+        this.redundant().fill(0, at + offset_checksum, at + offset_checksum + 16);
+        this.faulty[slot] = 1;
+        this.faulty_op[slot] = op;
+        return null;
+    }
+
+    private prepare_stale(slot: number): string {
+        const label = this.cases[slot]!;
+        return label === 8 || label === 11 || label === 12 ? ' but stale or lost' : '';
+    }
+
+    /** The op an intact copy says belongs in the slot: the higher of header and prepare. */
+    private slot_op_named(slot: number): number {
+        const at = slot * header_size;
+        let op = -1;
+        if (this.header_state[slot] === ReadState.ok &&
+            header_operation(this.redundant(), at) !== operation_reserved) {
+            op = header_op(this.redundant(), at);
+        }
+        if (this.prepare_state[slot] === ReadState.ok &&
+            header_operation(this.prepare_headers, at) !== operation_reserved) {
+            op = Math.max(op, header_op(this.prepare_headers, at));
+        }
+        return op;
+    }
+
+    private fixes_step(): void {
+        const sectors = this.slot_count / headers_per_sector;
+        while (this.cursor < sectors && this.sector_dirty[this.cursor] === 0) this.cursor += 1;
+        if (this.cursor === sectors) {
+            this.phase = Phase.idle;
+            this.listener.journal_done(null);
+            return;
+        }
+        this.sector_dirty[this.cursor] = 0;
+        this.storage.write(this.target, this.cursor, Zone.wal_headers, this.cursor * sector_size,
+            this.redundant_offset + this.cursor * sector_size, sector_size);
+    }
+
+    private prepare_written(slot: number, result: number): void {
+        if (result < 0) {
+            // The slot's content is unknown now: it stays faulty until rewritten or repaired.
+            this.phase = Phase.idle;
+            this.faulty[slot] = 1;
+            this.faulty_op[slot] = this.write_op;
+            this.listener.journal_prepare_written(this.write_op, result);
+            return;
+        }
+        const at = slot * header_size;
+        const bytes = this.storage.arena.bytes;
+        header_copy(this.redundant_view, at, bytes, this.write_arena_offset);
+        const sector = Math.floor(slot / headers_per_sector);
+        this.phase = Phase.write_header;
+        this.storage.write(this.target, slot, Zone.wal_headers, sector * sector_size,
+            this.redundant_offset + sector * sector_size, sector_size);
+    }
+
+    private header_written(result: number): void {
+        const op = this.write_op;
+        const slot = op % this.slot_count;
+        this.phase = Phase.idle;
+        this.write_op = -1;
+        if (result < 0) {
+            this.faulty[slot] = 1;
+            this.faulty_op[slot] = op;
+        } else {
+            this.faulty[slot] = 0;
+            this.op_max = Math.max(this.op_max, op);
+        }
+        this.listener.journal_prepare_written(op, result < 0 ? result : 0);
+    }
+}
+
+/** Copies one header without creating a view (the write path allocates nothing). */
+function header_copy(target: Uint8Array, target_offset: number, source: Uint8Array,
+    source_offset: number): void {
+    for (let index = 0; index < header_size; index++) {
+        target[target_offset + index] = source[source_offset + index]!;
+    }
+}
+
+/** Not a table case: an intact-looking slot that holds an older op than the log requires. */
+const case_gap = 14;
+
+/** Decisions by case label (index 1 = @A): [replica_count > 1, replica_count = 1]. */
+const case_decisions: readonly number[] = [
+    0, 0,
+    Decision.vsr, Decision.vsr, // @A both invalid
+    Decision.vsr, Decision.vsr, // @B header reserved, prepare invalid
+    Decision.vsr, Decision.vsr, // @C header names an op, prepare invalid
+    Decision.vsr, Decision.fix, // @D header invalid, prepare reserved
+    Decision.vsr, Decision.fix, // @E header invalid, prepare not the highest op
+    Decision.fix, Decision.fix, // @F header invalid, prepare is the highest op
+    Decision.fix, Decision.fix, // @G header reserved, prepare names an op (crash before header)
+    Decision.vsr, Decision.vsr, // @H header names an op, prepare reserved (lost prepare)
+    Decision.nil, Decision.nil, // @I both reserved
+    Decision.fix, Decision.fix, // @J header from the previous wrap (lost header write)
+    Decision.vsr, Decision.vsr, // @K header newer than the prepare (lost prepare write)
+    Decision.vsr, Decision.vsr, // @L same op, different checksums
+    Decision.eql, Decision.eql, // @M header and prepare agree
+];
+
+function case_decision(label: number, solo: boolean): number {
+    assert(label >= 1 && label <= 13);
+    return case_decisions[label * 2 + (solo ? 1 : 0)]!;
+}

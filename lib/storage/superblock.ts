@@ -1,0 +1,415 @@
+// The superblock: the replica's local root, the one state that cannot be repaired from peers. Four
+// copies, each one sector of fields plus a reserved sector for view headers, with a checksum, a
+// sequence number and the checksum of the previous version (a hash chain across versions). It is
+// written only at format, checkpoint and view change; never per request.
+//
+// An update writes the copies one after another (never in parallel, so one fault burst is less
+// likely to hit several), reads them all back and requires a verify quorum of 3 before the new
+// version counts. Open reads all copies, groups the valid ones by checksum, and takes the newest
+// version held by an open quorum of 2 distinct copies (a quorum, not "highest sequence wins",
+// because a misdirected write can plant a lone copy of anything). Stale, torn or misdirected
+// copies are then rewritten in place with the same sequence.
+import assert from 'node:assert/strict';
+
+import { checksum, checksum_equal } from '../vsr/checksum';
+import type { Storage, StorageCompletionTarget } from './storage';
+import { StorageRefusal } from './storage';
+import { u128_equal, u32_read, u32_write, u64_read, u64_write } from './prepare_header';
+import { Zone, superblock_copies, superblock_copy_size } from './zones';
+
+const quorum_open = 2;
+const quorum_verify = 3;
+export const superblock_version = 1;
+
+// Field offsets inside one copy. The checksum covers [18, copy size): everything but itself and
+// the copy index, so all copies are byte-identical apart from `copy`.
+const o_checksum = 0;
+const o_copy = 16;
+const checksum_from = 18;
+const o_version = 32;
+const o_cluster = 40;
+const o_sequence = 56;
+const o_parent = 64;
+const o_replica = 80;
+const o_replica_count = 81;
+const o_checkpoint_id = 96;
+const o_checkpoint_op = 112;
+const o_commit_max = 120;
+const o_view = 128;
+const o_log_view = 132;
+const o_storage_size = 136;
+
+/** The VSR state held by the superblock (one instance, reused; never allocated per update). */
+export class VsrState {
+    readonly checkpoint_id: Uint8Array = new Uint8Array(16);
+    checkpoint_op = 0;
+    commit_max = 0;
+    view = 0;
+    log_view = 0;
+}
+
+export interface SuperBlockListener {
+    /** Called once when format, open or update finishes; `error` null means success. */
+    superblock_done(error: StorageRefusal | null): void;
+}
+
+const enum Phase { idle, write, verify, open_read, repair }
+
+export class SuperBlock implements StorageCompletionTarget {
+    private readonly storage: Storage;
+    private readonly listener: SuperBlockListener;
+    private readonly target: number;
+    private readonly staging_offset: number;
+    private readonly reading_offset: number;
+    /** Views made once at startup, so no view object is created per I/O. */
+    private readonly staging_view: Uint8Array;
+    private readonly reading_views: Uint8Array[] = [];
+    /** The last durable version, outside the arena (only this module reads it). */
+    private readonly working: Uint8Array = new Uint8Array(superblock_copy_size);
+    private readonly copy_ok: Uint8Array = new Uint8Array(superblock_copies);
+    private phase = Phase.idle;
+    private copy = 0;
+    private opened = false;
+    /** Copies rewritten by the last open (tests and logs). */
+    repaired_count = 0;
+
+    constructor(storage: Storage, listener: SuperBlockListener) {
+        this.storage = storage;
+        this.listener = listener;
+        this.target = storage.target_register(this);
+        this.staging_offset = storage.arena.allocate(superblock_copy_size);
+        this.reading_offset = storage.arena.allocate(superblock_copies * superblock_copy_size);
+        const bytes = storage.arena.bytes;
+        this.staging_view = bytes.subarray(this.staging_offset,
+            this.staging_offset + superblock_copy_size);
+        for (let copy = 0; copy < superblock_copies; copy++) {
+            const offset = this.reading_offset + copy * superblock_copy_size;
+            this.reading_views.push(bytes.subarray(offset, offset + superblock_copy_size));
+        }
+    }
+
+    get is_open(): boolean { return this.opened; }
+    get sequence(): number { return u64_read(this.working, o_sequence); }
+    get replica(): number { return this.working[o_replica]!; }
+    get replica_count(): number { return this.working[o_replica_count]!; }
+    get storage_size(): number { return u64_read(this.working, o_storage_size); }
+    cluster_bytes(): Uint8Array { return this.working.subarray(o_cluster, o_cluster + 16); }
+    checksum_bytes(): Uint8Array { return this.working.subarray(o_checksum, o_checksum + 16); }
+
+    /** Copies the durable VSR state into `state`. */
+    vsr_state_read(state: VsrState): void {
+        assert(this.opened);
+        state.checkpoint_id.set(this.working.subarray(o_checkpoint_id, o_checkpoint_id + 16));
+        state.checkpoint_op = u64_read(this.working, o_checkpoint_op);
+        state.commit_max = u64_read(this.working, o_commit_max);
+        state.view = u32_read(this.working, o_view);
+        state.log_view = u32_read(this.working, o_log_view);
+    }
+
+    /** Sequence 1: the only version without a parent. */
+    format(cluster: Uint8Array, replica: number, replica_count: number): void {
+        assert(this.phase === Phase.idle && !this.opened);
+        assert(cluster.length === 16);
+        assert(replica_count >= 1 && replica_count <= 6 && replica >= 0 && replica < replica_count);
+        const staging = this.staging();
+        staging.fill(0);
+        u32_write(staging, o_version, superblock_version);
+        staging.set(cluster, o_cluster);
+        u64_write(staging, o_sequence, 1);
+        staging[o_replica] = replica;
+        staging[o_replica_count] = replica_count;
+        u64_write(staging, o_storage_size, this.storage.layout.total_size_bytes);
+        this.start_write();
+    }
+
+    /**
+     * A checkpoint (must advance checkpoint_op) or a view change (must not move it). The §4.1
+     * invariants are asserted: a caller breaking them is a programmer error.
+     */
+    update(state: VsrState, checkpoint: boolean): void {
+        assert(this.phase === Phase.idle && this.opened);
+        const old_checkpoint_op = u64_read(this.working, o_checkpoint_op);
+        assert(state.checkpoint_op <= state.commit_max, 'checkpoint op beyond commit_max');
+        assert(state.log_view <= state.view, 'log_view beyond view');
+        assert(state.view >= u32_read(this.working, o_view), 'view went backwards');
+        assert(state.log_view >= u32_read(this.working, o_log_view), 'log_view went backwards');
+        assert(state.commit_max >= u64_read(this.working, o_commit_max), 'commit_max backwards');
+        if (checkpoint) assert(state.checkpoint_op > old_checkpoint_op, 'checkpoint must advance');
+        if (!checkpoint) assert.equal(state.checkpoint_op, old_checkpoint_op);
+        const staging = this.staging();
+        staging.set(this.working);
+        u64_write(staging, o_sequence, this.sequence + 1);
+        staging.set(this.working.subarray(o_checksum, o_checksum + 16), o_parent);
+        staging.set(state.checkpoint_id, o_checkpoint_id);
+        u64_write(staging, o_checkpoint_op, state.checkpoint_op);
+        u64_write(staging, o_commit_max, state.commit_max);
+        u32_write(staging, o_view, state.view);
+        u32_write(staging, o_log_view, state.log_view);
+        this.start_write();
+    }
+
+    /** Quorum read of all copies, then in-place repair of the copies that are not the best. */
+    open(): void {
+        assert(this.phase === Phase.idle && !this.opened);
+        this.phase = Phase.open_read;
+        this.repaired_count = 0;
+        this.copy = 0;
+        this.read_copy(0);
+    }
+
+    storage_complete(tag: number, result: number): void {
+        assert.equal(tag, this.copy);
+        const phase = this.phase;
+        if (phase === Phase.write || phase === Phase.repair) {
+            // A failed write leaves that copy stale; the read-back or the next open sees it.
+            this.after_write();
+        } else {
+            this.copy_ok[this.copy] = result === superblock_copy_size ? 1 : 0;
+            this.after_read();
+        }
+    }
+
+    private staging(): Uint8Array {
+        return this.staging_view;
+    }
+
+    private reading(copy: number): Uint8Array {
+        return this.reading_views[copy]!;
+    }
+
+    private start_write(): void {
+        const staging = this.staging();
+        checksum(staging, checksum_from, superblock_copy_size - checksum_from, staging, o_checksum);
+        this.phase = Phase.write;
+        this.copy = 0;
+        this.write_copy(0);
+    }
+
+    private write_copy(copy: number): void {
+        const staging = this.staging();
+        staging[o_copy] = copy;
+        staging[o_copy + 1] = 0;
+        this.storage.write(this.target, copy, Zone.superblock, copy * superblock_copy_size,
+            this.staging_offset, superblock_copy_size);
+    }
+
+    private read_copy(copy: number): void {
+        this.storage.read(this.target, copy, Zone.superblock, copy * superblock_copy_size,
+            this.reading_offset + copy * superblock_copy_size, superblock_copy_size);
+    }
+
+    private after_write(): void {
+        if (this.phase === Phase.repair) {
+            this.repaired_count += 1;
+            this.repair_next();
+            return;
+        }
+        if (this.copy + 1 < superblock_copies) {
+            this.copy += 1;
+            this.write_copy(this.copy);
+            return;
+        }
+        this.phase = Phase.verify;
+        this.copy = 0;
+        this.read_copy(0);
+    }
+
+    private after_read(): void {
+        if (this.copy + 1 < superblock_copies) {
+            this.copy += 1;
+            this.read_copy(this.copy);
+            return;
+        }
+        if (this.phase === Phase.verify) this.verify_finish();
+        else this.open_finish();
+    }
+
+    /** After an update: at least `quorum_verify` copies must read back as exactly the staging. */
+    private verify_finish(): void {
+        const staging = this.staging();
+        // Distinct copy indices count, as at open: a misdirected copy still holds the version.
+        let matching = 0;
+        for (let copy = 0; copy < superblock_copies && matching === 0; copy++) {
+            if (this.copy_valid(copy) && u128_equal(this.reading(copy), o_checksum, staging,
+                o_checksum)) matching = group_count(this, copy);
+        }
+        if (matching < quorum_verify) {
+            this.finish(new StorageRefusal('superblock', -1, -1,
+                `failed verification after writing: ${matching} of ${superblock_copies} ` +
+                `copies read back intact, ${quorum_verify} needed`));
+            return;
+        }
+        this.working.set(staging);
+        this.opened = true;
+        this.finish(null);
+    }
+
+    private copy_valid(copy: number): boolean {
+        const bytes = this.reading(copy);
+        return this.copy_ok[copy] === 1 &&
+            checksum_equal(bytes, checksum_from, superblock_copy_size - checksum_from,
+                bytes, o_checksum) &&
+            u32_read(bytes, o_version) === superblock_version;
+    }
+
+    private finish(error: StorageRefusal | null): void {
+        this.phase = Phase.idle;
+        this.listener.superblock_done(error);
+    }
+
+    private open_finish(): void {
+        const best = quorum_best(this);
+        if (best < 0) {
+            const reason = best === -1 ? 'no valid copy found (not formatted, or all corrupt)'
+                : 'quorum lost: no version is held by 2 intact copies';
+            this.finish(new StorageRefusal('superblock', -1, -1, reason));
+            return;
+        }
+        const refusal = state_check(this.reading(best)) ?? this.quorum_check_others(best);
+        if (refusal !== null) {
+            this.finish(refusal);
+            return;
+        }
+        this.working.set(this.reading(best));
+        this.opened = true;
+        this.staging().set(this.working);
+        this.phase = Phase.repair;
+        this.repair_next();
+    }
+
+    /** Fork and skipped-parent checks against every other valid version (§4.4). */
+    private quorum_check_others(best: number): StorageRefusal | null {
+        const winner = this.reading(best);
+        const sequence = u64_read(winner, o_sequence);
+        for (let copy = 0; copy < superblock_copies; copy++) {
+            if (!this.copy_valid(copy)) continue;
+            const other = this.reading(copy);
+            if (u128_equal(other, o_checksum, winner, o_checksum)) continue;
+            if (!u128_equal(other, o_cluster, winner, o_cluster) ||
+                other[o_replica] !== winner[o_replica]) continue;
+            const other_sequence = u64_read(other, o_sequence);
+            let reason = '';
+            if (other_sequence === sequence) reason = 'fork: two versions with one sequence';
+            if (other_sequence > sequence + 1) reason = 'a parent version was skipped';
+            if (other_sequence + 1 === sequence &&
+                !u128_equal(winner, o_parent, other, o_checksum)) {
+                reason = 'the newest version does not chain to its parent';
+            }
+            if (other_sequence + 1 === sequence && !vsr_monotonic(other, winner)) {
+                reason = 'VSR state went backwards between versions';
+            }
+            if (reason !== '') return new StorageRefusal('superblock', -1, copy, reason);
+        }
+        return null;
+    }
+
+    /**
+     * Rewrites, one at a time, each copy that does not hold the working version in its own slot.
+     * Empty or stale slots go first and misdirected duplicates last, so that a torn repair write
+     * never removes the last good copy of the working version.
+     */
+    private repair_next(): void {
+        for (let pass = 0; pass < 2; pass++) {
+            for (let copy = 0; copy < superblock_copies; copy++) {
+                if (this.copy_repair_pass(copy) !== pass) continue;
+                this.copy_ok[copy] = 1;
+                this.reading(copy).set(this.working);
+                this.reading(copy)[o_copy] = copy;
+                this.copy = copy;
+                this.write_copy(copy);
+                return;
+            }
+        }
+        this.finish(null);
+    }
+
+    /** -1: holds the working version already; 0: empty or stale; 1: a misdirected duplicate. */
+    private copy_repair_pass(copy: number): number {
+        if (!this.copy_valid(copy)) return 0;
+        const bytes = this.reading(copy);
+        if (!u128_equal(bytes, o_checksum, this.working, o_checksum)) return 0;
+        return bytes[o_copy] === copy ? -1 : 1;
+    }
+
+    /** Test and quorum helper: the copy index recorded in a read copy, normalised. */
+    copy_index_of(copy: number): number {
+        const recorded = this.reading(copy)[o_copy]!;
+        return recorded < superblock_copies ? recorded : copy;
+    }
+
+    copy_is_valid(copy: number): boolean { return this.copy_valid(copy); }
+    copy_bytes(copy: number): Uint8Array { return this.reading(copy); }
+}
+
+/** The §4.1 invariants of one version, checked on data read from disk (a refusal, not a crash). */
+function state_check(bytes: Uint8Array): StorageRefusal | null {
+    let reason = '';
+    const replica_count = bytes[o_replica_count]!;
+    if (replica_count < 1 || replica_count > 6 || bytes[o_replica]! >= replica_count) {
+        reason = 'replica index or count out of range';
+    }
+    if (u64_read(bytes, o_checkpoint_op) > u64_read(bytes, o_commit_max)) {
+        reason = 'checkpoint op beyond commit_max';
+    }
+    if (u32_read(bytes, o_log_view) > u32_read(bytes, o_view)) reason = 'log_view beyond view';
+    if (u64_read(bytes, o_sequence) < 1) reason = 'sequence 0';
+    return reason === '' ? null : new StorageRefusal('superblock', -1, -1, reason);
+}
+
+function vsr_monotonic(old: Uint8Array, next: Uint8Array): boolean {
+    return u32_read(next, o_view) >= u32_read(old, o_view) &&
+        u32_read(next, o_log_view) >= u32_read(old, o_log_view) &&
+        u64_read(next, o_commit_max) >= u64_read(old, o_commit_max) &&
+        u64_read(next, o_checkpoint_op) >= u64_read(old, o_checkpoint_op) &&
+        next[o_replica_count] === old[o_replica_count];
+}
+
+/**
+ * The representative copy of the best version: valid groups (>= 2 distinct copy indices) first,
+ * then the highest sequence, then more copies, then the lower checksum (deterministic). Returns -1
+ * when no copy is valid, -2 when the best version lacks an open quorum.
+ */
+function quorum_best(superblock: SuperBlock): number {
+    let best = -1;
+    let best_count = 0;
+    for (let copy = 0; copy < superblock_copies; copy++) {
+        if (!superblock.copy_is_valid(copy)) continue;
+        const count = group_count(superblock, copy);
+        if (best < 0 || group_better(superblock, copy, count, best, best_count)) {
+            best = copy;
+            best_count = count;
+        }
+    }
+    if (best < 0) return -1;
+    return best_count >= quorum_open ? best : -2;
+}
+
+function group_count(superblock: SuperBlock, copy: number): number {
+    let members = 0;
+    const bytes = superblock.copy_bytes(copy);
+    for (let other = 0; other < superblock_copies; other++) {
+        if (!superblock.copy_is_valid(other)) continue;
+        if (!u128_equal(superblock.copy_bytes(other), o_checksum, bytes, o_checksum)) continue;
+        members |= 1 << superblock.copy_index_of(other);
+    }
+    let count = 0;
+    for (let bit = 0; bit < superblock_copies; bit++) count += (members >>> bit) & 1;
+    return count;
+}
+
+function group_better(superblock: SuperBlock, copy: number, count: number, best: number,
+    best_count: number): boolean {
+    const a = superblock.copy_bytes(copy);
+    const b = superblock.copy_bytes(best);
+    const a_valid = count >= quorum_open;
+    const b_valid = best_count >= quorum_open;
+    if (a_valid !== b_valid) return a_valid;
+    const a_sequence = u64_read(a, o_sequence);
+    const b_sequence = u64_read(b, o_sequence);
+    if (a_sequence !== b_sequence) return a_sequence > b_sequence;
+    if (count !== best_count) return count > best_count;
+    for (let index = 15; index >= 0; index--) {
+        if (a[index] !== b[index]) return a[index]! < b[index]!;
+    }
+    return false;
+}

@@ -1,0 +1,74 @@
+// Protocol constants shared by the header, validation and multi-batch code. Values follow
+// TigerBeetle 0.17.9 production settings (wire-protocol.md §1-§3, internals.md §1).
+
+export const header_size = 256;
+/** The command-specific part of the header starts here and runs to the end of the frame. */
+export const header_command_offset = 128;
+export const header_command_size = 128;
+
+export const message_size_max = 1024 * 1024;
+export const message_body_size_max = message_size_max - header_size;
+
+/** The client indexes an array of this size with `pong_client.replica` (wire-protocol.md §3.5). */
+export const replicas_max = 6;
+
+/** `vsr.Version`: the only protocol value accepted (wire-protocol.md §2). */
+export const protocol_version = 0;
+
+/** Release 0.17.9 as the u32 {patch u8, minor u8, major u16}: bytes 09 11 00 00. */
+export const release_0_17_9 = 0x00001109;
+
+/** Headers in a `headers` body (internals.md §8.1) and in a view-change suffix. */
+export const headers_count_max = 64;
+export const view_change_headers_max = 11;
+
+/** `request_blocks` carries up to this many block requests (internals.md §8.1). */
+export const block_requests_max = 4;
+export const block_request_size = 32;
+
+/** Checksum of the empty input, in wire byte order (wire-protocol.md §4). */
+export const checksum_body_empty = Uint8Array.from([
+    0x83, 0xcc, 0x60, 0x0d, 0xc4, 0xe3, 0xe7, 0xe6,
+    0x2d, 0x40, 0x55, 0x82, 0x61, 0x74, 0xf1, 0x49,
+]);
+
+/** `RegisterRequest` and `RegisterResult` body sizes (wire-protocol.md §5.2). */
+export const register_request_body_size = 256;
+export const register_result_body_size = 64;
+
+/** Multi-batch `batch_count` is 1..65534; 0xFFFF is reserved (wire-protocol.md §6.2). */
+export const multi_batch_count_max = 0xFFFF - 1;
+
+/** Operations (wire-protocol.md §6.1). */
+export const Operation = {
+    reserved: 0,
+    root: 1,
+    register: 2,
+    reconfigure: 3,
+    pulse: 4,
+    upgrade: 5,
+    noop: 6,
+    /** Codes below this are VSR control-plane operations. */
+    vsr_operations_reserved: 128,
+    lookup_accounts: 140,
+    lookup_transfers: 141,
+    get_account_transfers: 142,
+    get_account_balances: 143,
+    query_accounts: 144,
+    query_transfers: 145,
+    create_accounts: 146,
+    create_transfers: 147,
+} as const;
+
+/** Eviction reasons (wire-protocol.md §3.6); 0 is invalid. */
+export const EvictionReason = {
+    no_session: 1,
+    client_release_too_low: 2,
+    client_release_too_high: 3,
+    invalid_request_operation: 4,
+    invalid_request_body: 5,
+    invalid_request_body_size: 6,
+    session_too_low: 7,
+    session_release_mismatch: 8,
+} as const;
+export const eviction_reason_max = 8;

@@ -1,0 +1,192 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Ledger, LedgerCapacityError } from '../lib/ledger/ledger';
+import { CreateTransferStatus as TS, Operation,
+    TransferFlags as TF } from '../lib/ledger/constants';
+import { Driver, TransferInput, encode_transfers } from '../lib/ledger/codec';
+
+/** A deterministic workload mixing every kind of transfer, linked chains and failures. */
+function workload(driver: Driver, seed: number, batches: number): void {
+    let x = seed;
+    const next = (n: number) => {
+        x ^= x << 13; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+        return x % n;
+    };
+    driver.accounts(Array.from({ length: 20 }, (_, i) => ({ id: BigInt(i + 1),
+        flags: i % 5 === 0 ? 2 : i % 7 === 0 ? 8 : 0 })));
+    let id = 1;
+    for (let b = 0; b < batches; b++) {
+        const events: TransferInput[] = [];
+        for (let e = 0; e < 40; e++) {
+            const kind = next(10);
+            const flags = (next(6) === 0 ? TF.linked : 0) |
+                (kind < 3 ? TF.pending : kind === 3 ? TF.post_pending_transfer :
+                    kind === 4 ? TF.void_pending_transfer : 0);
+            events.push({ id: BigInt(next(4) === 0 ? 1 + next(id) : id++),
+                debit_account_id: BigInt(1 + next(21)), credit_account_id: BigInt(1 + next(21)),
+                amount: BigInt(next(100)), pending_id: kind === 3 || kind === 4 ?
+                    BigInt(1 + next(id)) : 0n, timeout: kind === 1 ? 1 : 0, flags });
+            if (kind >= 3 && kind <= 4) {
+                events[events.length - 1].debit_account_id = 0n;
+                events[events.length - 1].credit_account_id = 0n;
+            }
+        }
+        events[events.length - 1].flags! &= ~TF.linked;
+        driver.transfers(events);
+        if (b % 5 === 4) driver.pulse(700_000_000n);
+    }
+}
+
+test('determinism: the same batches give the same checksum_state', () => {
+    const a = new Driver(new Ledger({ accounts_max: 32, transfers_max: 4096 }));
+    const b = new Driver(new Ledger({ accounts_max: 32, transfers_max: 4096 }));
+    workload(a, 7, 30);
+    workload(b, 7, 30);
+    assert.equal(a.ledger.checksum_state(), b.ledger.checksum_state());
+    assert.ok(a.ledger.transfers_count > 100);
+    const c = new Driver(new Ledger({ accounts_max: 32, transfers_max: 4096 }));
+    workload(c, 8, 30);
+    assert.notEqual(a.ledger.checksum_state(), c.ledger.checksum_state());
+});
+
+test('snapshot -> restore gives the same state and the same future', () => {
+    const a = new Driver(new Ledger({ accounts_max: 64, transfers_max: 8192,
+        change_events_max: 16384 }));
+    workload(a, 11, 20);
+    const snapshot = a.ledger.snapshot();
+    const b = new Driver(new Ledger({ accounts_max: 64, transfers_max: 8192,
+        change_events_max: 16384 }));
+    b.ledger.restore(snapshot);
+    b.clock = a.clock;
+    assert.equal(b.ledger.checksum_state(), a.ledger.checksum_state());
+    workload(a, 12, 20);
+    workload(b, 12, 20);
+    assert.equal(b.ledger.checksum_state(), a.ledger.checksum_state());
+    assert.deepEqual(b.ledger.snapshot(), a.ledger.snapshot());
+});
+
+test('linked rollback leaves the state exactly as before', () => {
+    const driver = new Driver(new Ledger({ accounts_max: 8, transfers_max: 64 }));
+    driver.accounts([{ id: 1n }, { id: 2n }, { id: 3n, flags: 8 }]);
+    driver.transfers([{ id: 1n, debit_account_id: 1n, credit_account_id: 3n, amount: 5n,
+        flags: TF.pending, timeout: 10 }]);
+    const before = driver.ledger.checksum_state();
+    const results = driver.transfers([
+        { id: 2n, debit_account_id: 1n, credit_account_id: 3n, amount: 1n, flags: TF.linked },
+        { id: 3n, pending_id: 1n, flags: TF.post_pending_transfer | TF.linked },
+        { id: 4n, debit_account_id: 1n, credit_account_id: 3n, amount: 1n,
+            flags: TF.closing_debit | TF.pending | TF.linked },
+        { id: 5n, debit_account_id: 1n, credit_account_id: 9n, amount: 1n },
+    ]);
+    assert.deepEqual(results.map((r) => r.status), [TS.linked_event_failed,
+        TS.linked_event_failed, TS.linked_event_failed, TS.credit_account_not_found]);
+    driver.ledger.orphans_count -= 1; // Exclude the burnt id from the comparison...
+    assert.equal(driver.ledger.checksum_state(), before);
+    driver.ledger.orphans_count += 1; // ...and put it back.
+    // The pending transfer is still pending and still expires.
+    assert.deepEqual(driver.statuses_transfers([{ id: 6n, pending_id: 1n,
+        flags: TF.post_pending_transfer }]), [TS.created]);
+    assert.deepEqual(driver.statuses_transfers([{ id: 5n, debit_account_id: 1n,
+        credit_account_id: 2n, amount: 1n }]), [TS.id_already_failed]);
+});
+
+test('capacity: a batch that may not fit is refused before any effect', () => {
+    const driver = new Driver(new Ledger({ accounts_max: 3, transfers_max: 2 }));
+    driver.accounts([{ id: 1n }, { id: 2n }]);
+    assert.throws(() => driver.accounts([{ id: 3n }, { id: 4n }]), LedgerCapacityError);
+    assert.equal(driver.ledger.accounts_count, 2);
+    assert.equal(driver.ledger.capacity_error(Operation.create_accounts, 128), null);
+    driver.accounts([{ id: 3n }]);
+    const before = driver.ledger.checksum_state();
+    const three = encode_transfers([1n, 2n, 3n].map((id) => ({ id, debit_account_id: 1n,
+        credit_account_id: 2n, amount: 1n })));
+    assert.match(driver.ledger.capacity_error(Operation.create_transfers, three.length) ?? '',
+        /transfers_max/);
+    assert.throws(() => driver.run(Operation.create_transfers, three), LedgerCapacityError);
+    assert.equal(driver.ledger.checksum_state(), before);
+    assert.deepEqual(driver.statuses_transfers([{ id: 1n, debit_account_id: 1n,
+        credit_account_id: 2n, amount: 1n }]), [TS.created]);
+    // Lookups and queries never need capacity.
+    assert.equal(driver.lookup_transfers([1n]).length, 1);
+});
+
+test('pulse expires in (expires_at, timestamp) order and only due transfers', () => {
+    const driver = new Driver(new Ledger({ accounts_max: 8, transfers_max: 64 }));
+    driver.accounts([{ id: 1n }, { id: 2n }]);
+    driver.transfers([
+        { id: 1n, debit_account_id: 1n, credit_account_id: 2n, amount: 1n, flags: TF.pending,
+            timeout: 3 },
+        { id: 2n, debit_account_id: 1n, credit_account_id: 2n, amount: 2n, flags: TF.pending,
+            timeout: 1 },
+        { id: 3n, debit_account_id: 1n, credit_account_id: 2n, amount: 4n, flags: TF.pending },
+    ]);
+    driver.pulse(1_500_000_000n);
+    assert.equal(driver.lookup_accounts([1n])[0].debits_pending, 5n);
+    driver.pulse(2_000_000_000n);
+    assert.equal(driver.lookup_accounts([1n])[0].debits_pending, 4n);
+    assert.equal(driver.ledger.pulse_needed(driver.clock + 10n ** 12n), false);
+});
+
+test('get_change_events: one event per transfer and expiry, in timestamp order', () => {
+    const driver = new Driver(new Ledger({ accounts_max: 8, transfers_max: 64,
+        change_events_max: 64 }));
+    driver.accounts([{ id: 1n, user_data_32: 9 }, { id: 2n, code: 3 }]);
+    driver.transfers([
+        { id: 1n, debit_account_id: 1n, credit_account_id: 2n, amount: 5n },
+        { id: 2n, debit_account_id: 1n, credit_account_id: 2n, amount: 7n, flags: TF.pending },
+        { id: 3n, debit_account_id: 1n, credit_account_id: 2n, amount: 4n, flags: TF.pending,
+            timeout: 1 },
+        { id: 4n, pending_id: 2n, amount: 6n, flags: TF.post_pending_transfer, user_data_32: 8 },
+        { id: 5n, debit_account_id: 1n, credit_account_id: 2n, amount: 1n, flags: TF.linked },
+        { id: 6n, debit_account_id: 1n, credit_account_id: 9n, amount: 1n },
+    ]);
+    driver.pulse(2_000_000_000n);
+    const filter = new Uint8Array(64);
+    new DataView(filter.buffer).setUint32(16, 100, true);
+    const reply = driver.run(Operation.get_change_events, filter);
+    assert.equal(reply.length, 5 * 384);
+    const view = new DataView(reply.buffer, reply.byteOffset, reply.byteLength);
+    const types = [0, 1, 2, 3, 4].map((i) => view.getUint8(i * 384 + 88));
+    assert.deepEqual(types, [0, 1, 1, 2, 4]);
+    const expired = 4 * 384;
+    // Expiry of transfer 3: amount 4, after which account 1 has no pending debits.
+    assert.equal(view.getUint32(expired, true), 3);
+    assert.equal(view.getUint32(expired + 16, true), 4);
+    assert.equal(view.getUint8(expired + 88), 4);
+    assert.equal(view.getBigUint64(expired + 144, true), 0n); // debits_pending
+    assert.equal(view.getBigUint64(expired + 160, true), 5n + 6n); // debits_posted
+    assert.equal(view.getUint32(expired + 232, true), 9); // debit account user_data_32
+    assert.equal(view.getUint16(expired + 348, true), 3); // credit account code
+    const posted = 3 * 384;
+    assert.equal(view.getUint32(posted + 72, true), 8); // the post's own user_data_32
+    assert.ok(view.getBigUint64(expired + 352, true) > view.getBigUint64(expired + 360, true));
+    // Limit and range.
+    new DataView(filter.buffer).setUint32(16, 2, true);
+    assert.equal(driver.run(Operation.get_change_events, filter).length, 2 * 384);
+    new DataView(filter.buffer).setBigUint64(0, view.getBigUint64(posted + 352, true), true);
+    new DataView(filter.buffer).setUint32(16, 100, true);
+    assert.equal(driver.run(Operation.get_change_events, filter).length, 2 * 384);
+    filter[30] = 1; // reserved must be zero
+    assert.equal(driver.run(Operation.get_change_events, filter).length, 0);
+});
+
+test('invariant: total debits equal total credits after a mixed workload', () => {
+    const driver = new Driver(new Ledger({ accounts_max: 32, transfers_max: 8192 }));
+    workload(driver, 99, 60);
+    const ids = Array.from({ length: 20 }, (_, i) => BigInt(i + 1));
+    const accounts = driver.lookup_accounts(ids);
+    const sum = (field: 'debits_pending' | 'debits_posted' | 'credits_pending' |
+        'credits_posted') => accounts.reduce((total, a) => total + a[field], 0n);
+    assert.equal(sum('debits_posted'), sum('credits_posted'));
+    assert.equal(sum('debits_pending'), sum('credits_pending'));
+    assert.ok(sum('debits_posted') > 0n);
+    // Pending balances equal the amounts of transfers still pending.
+    let pending = 0n;
+    for (let slot = 0; slot < driver.ledger.transfers_count; slot++) {
+        if (driver.ledger.transfer_status[slot] === 1) {
+            const words = driver.ledger.transfer_words;
+            pending += BigInt(words[slot * 32 + 12]) | (BigInt(words[slot * 32 + 13]) << 32n);
+        }
+    }
+    assert.equal(sum('debits_pending'), pending);
+});
