@@ -1,11 +1,24 @@
-// Ledger throughput: create_transfers in 8189-event batches between random account pairs,
-// lookups, and queries; heap growth per batch after warm-up.
-// Run: node --expose-gc dist/bench/ledger.js [accounts=10000] [batches=200]
+// Ledger throughput, the ledger alone on one core: create_transfers in 8189-event batches between
+// random pairs of accounts, lookups, and queries; heap growth per batch after warm-up.
+//
+// Run: node --expose-gc dist/bench/ledger.js [--accounts=10000,1000000] [--batches=100]
+//      [--only=create]
+// Each account count gets a fresh ledger. Batch inputs are generated before the timed loop, so
+// only `prefetch` + `execute` are timed.
+import assert from 'node:assert/strict';
 import { Ledger } from '../lib/ledger/ledger';
 import { Operation } from '../lib/ledger/constants';
 import { encode_account_filter, encode_query_filter } from '../lib/ledger/codec';
+import { Prng } from '../lib/testing/prng';
 
 const batch = 8189;
+const warmup_batches = 10;
+
+function option(name: string, fallback: string): string {
+    const prefix = `--${name}=`;
+    const found = process.argv.find((argument) => argument.startsWith(prefix));
+    return found === undefined ? fallback : found.slice(prefix.length);
+}
 
 function make_accounts(ledger: Ledger, accounts: number, output: Uint8Array,
     clock: bigint): bigint {
@@ -25,16 +38,14 @@ function make_accounts(ledger: Ledger, accounts: number, output: Uint8Array,
     return clock;
 }
 
-/** Fills `input` with transfers between random pairs (deterministic xorshift). */
-function fill_transfers(input: Uint8Array, view: DataView, first_id: number, accounts: number,
-    seed: { value: number }): void {
+/** Fills one batch of simple transfers between random distinct pairs. */
+function fill_transfers(input: Uint8Array, first_id: number, accounts: number, prng: Prng) {
+    const view = new DataView(input.buffer, input.byteOffset, input.byteLength);
     input.fill(0);
     for (let i = 0; i < batch; i++) {
-        let x = seed.value;
-        x ^= x << 13; x ^= x >>> 17; x ^= x << 5; seed.value = x >>> 0;
-        const debit = (seed.value % accounts) + 1;
-        let credit = ((seed.value >>> 7) % accounts) + 1;
-        if (credit === debit) credit = (debit % accounts) + 1;
+        const debit = prng.int(accounts) + 1;
+        let credit = prng.int(accounts - 1) + 1;
+        if (credit >= debit) credit++;
         const o = i * 128;
         view.setUint32(o, first_id + i, true);
         view.setUint32(o + 16, debit, true);
@@ -45,62 +56,111 @@ function fill_transfers(input: Uint8Array, view: DataView, first_id: number, acc
     }
 }
 
-function main(): void {
-    const accounts = Number(process.argv[2] ?? 10000);
-    const batches = Number(process.argv[3] ?? 200);
-    const ledger = new Ledger({ accounts_max: accounts, transfers_max: batch * batches });
-    const output = new Uint8Array(2 * 1024 * 1024);
-    let clock = make_accounts(ledger, accounts, output, 1_700_000_000_000_000_000n);
-    const inputs = [0, 1].map(() => new Uint8Array(batch * 128));
-    const views = inputs.map((b) => new DataView(b.buffer));
-    const seed = { value: 0x12345678 };
-    let elapsed_ns = 0n, heap_after_warmup = 0;
+function bench_create(ledger: Ledger, accounts: number, batches: number, output: Uint8Array,
+    clock: bigint): bigint {
+    // All inputs up front (100 batches are 100 MiB), so generation is not timed.
+    const inputs = new Uint8Array(batches * batch * 128);
+    const prng = new Prng(accounts);
     for (let b = 0; b < batches; b++) {
-        const input = inputs[b & 1];
-        fill_transfers(input, views[b & 1], b * batch + 1, accounts, seed);
+        fill_transfers(inputs.subarray(b * batch * 128, (b + 1) * batch * 128), b * batch + 1,
+            accounts, prng);
+    }
+    // Wall time, and CPU time (user + system) which other processes on the machine disturb less.
+    let elapsed_ns = 0n, cpu_us = 0, heap_after_warmup = 0;
+    for (let b = 0; b < batches; b++) {
         clock += BigInt(batch);
+        const offset = b * batch * 128;
+        const cpu_start = process.cpuUsage();
         const start = process.hrtime.bigint();
-        const length = ledger.execute(Operation.create_transfers, clock, input, 0, input.length,
-            output, 0);
-        elapsed_ns += process.hrtime.bigint() - start;
-        if (length !== batch * 16) throw new Error('bad reply length');
-        if (b === 9) {
+        if (process.env.NO_PREFETCH !== "1") {
+            ledger.prefetch(Operation.create_transfers, inputs, offset, batch * 128);
+        }
+        const length = ledger.execute(Operation.create_transfers, clock, inputs, offset,
+            batch * 128, output, 0);
+        if (b >= warmup_batches) {
+            elapsed_ns += process.hrtime.bigint() - start;
+            const cpu = process.cpuUsage(cpu_start);
+            cpu_us += cpu.user + cpu.system;
+        }
+        assert.equal(length, batch * 16);
+        if (b === warmup_batches - 1) {
             if (global.gc) global.gc();
             heap_after_warmup = process.memoryUsage().heapUsed;
         }
     }
     if (global.gc) global.gc();
-    const heap_growth = (process.memoryUsage().heapUsed - heap_after_warmup) / (batches - 10);
-    const transfers_per_second = (batch * batches) / (Number(elapsed_ns) / 1e9);
-    console.log(`accounts=${accounts} transfers=${batch * batches} ` +
-        `create_transfers=${Math.round(transfers_per_second)}/s ` +
-        `heap_growth_per_batch=${Math.round(heap_growth)}B`);
-    bench_lookups(ledger, accounts, output, clock);
+    const measured = batches - warmup_batches;
+    const heap_growth = (process.memoryUsage().heapUsed - heap_after_warmup) / measured;
+    const per_second = (batch * measured) / (Number(elapsed_ns) / 1e9);
+    const view = new DataView(output.buffer);
+    assert.equal(view.getUint32(8, true), 0xffffffff, 'the last batch was created');
+    const per_cpu_second = (batch * measured) / (cpu_us / 1e6);
+    console.log(`accounts=${accounts} create_transfers: ${Math.round(per_second)}/s wall, ` +
+        `${Math.round(per_cpu_second)}/s of CPU time ` +
+        `(${measured} timed batches of ${batch} after ${warmup_batches} warm-up) ` +
+        `heap_growth_per_batch=${Math.round(heap_growth)}B ` +
+        `gc=${global.gc ? 'exposed' : 'not exposed (run with --expose-gc)'}`);
+    return clock;
 }
 
-function bench_lookups(ledger: Ledger, accounts: number, output: Uint8Array, clock: bigint): void {
+function bench_lookups(ledger: Ledger, accounts: number, output: Uint8Array, clock: bigint) {
     const ids = new Uint8Array(batch * 16);
     const view = new DataView(ids.buffer);
-    for (let i = 0; i < batch; i++) view.setUint32(i * 16, ((i * 7919) % accounts) + 1, true);
-    const rounds = 50;
-    let start = process.hrtime.bigint();
-    for (let r = 0; r < rounds; r++) {
-        ledger.execute(Operation.lookup_accounts, clock, ids, 0, ids.length, output, 0);
-        ledger.execute(Operation.lookup_transfers, clock, ids, 0, ids.length, output, 0);
+    const transfers = ledger.transfers_count;
+    const rounds = 40;
+    for (const [operation, name, count] of [[Operation.lookup_accounts, 'lookup_accounts',
+        accounts], [Operation.lookup_transfers, 'lookup_transfers', transfers]] as const) {
+        for (let i = 0; i < batch; i++) view.setUint32(i * 16, ((i * 7919) % count) + 1, true);
+        const start = process.hrtime.bigint();
+        for (let r = 0; r < rounds; r++) {
+            ledger.prefetch(operation, ids, 0, ids.length);
+            const length = ledger.execute(operation, clock, ids, 0, ids.length, output, 0);
+            assert.equal(length, batch * 128);
+        }
+        const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+        console.log(`accounts=${accounts} ${name}: ${Math.round((rounds * batch) / seconds)}` +
+            ' ids/s');
     }
-    let seconds = Number(process.hrtime.bigint() - start) / 1e9;
-    console.log(`lookups=${Math.round((2 * rounds * batch) / seconds)}/s`);
+}
+
+function bench_queries(ledger: Ledger, accounts: number, output: Uint8Array, clock: bigint) {
     const filter = encode_account_filter({ account_id: 1n, limit: 100, flags: 3 });
-    const query = encode_query_filter({ ledger: 1, limit: 100, flags: 1 });
-    start = process.hrtime.bigint();
+    const filter_view = new DataView(filter.buffer);
+    const query = encode_query_filter({ ledger: 1, code: 1, limit: 100, flags: 1 });
     const queries = 2000;
-    for (let q = 0; q < queries; q++) {
-        new DataView(filter.buffer).setUint32(0, (q % accounts) + 1, true);
-        ledger.execute(Operation.get_account_transfers, clock, filter, 0, 128, output, 0);
-        ledger.execute(Operation.query_transfers, clock, query, 0, 64, output, 0);
+    const cases = [
+        [Operation.get_account_transfers, 'get_account_transfers(limit 100)', filter],
+        [Operation.query_transfers, 'query_transfers(ledger+code, reversed, limit 100)', query],
+    ] as const;
+    for (const [operation, name, input] of cases) {
+        let results = 0;
+        const start = process.hrtime.bigint();
+        for (let q = 0; q < queries; q++) {
+            filter_view.setUint32(0, (q * 7919 % accounts) + 1, true);
+            ledger.prefetch(operation, input, 0, input.length);
+            results += ledger.execute(operation, clock, input, 0, input.length, output, 0) / 128;
+        }
+        const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+        console.log(`accounts=${accounts} ${name}: ${Math.round(queries / seconds)} queries/s ` +
+            `(${Math.round(results / queries)} results each)`);
     }
-    seconds = Number(process.hrtime.bigint() - start) / 1e9;
-    console.log(`queries(limit 100)=${Math.round((2 * queries) / seconds)}/s`);
+}
+
+function main(): void {
+    const account_counts = option('accounts', '10000,1000000').split(',').map(Number);
+    const batches = Number(option('batches', '100'));
+    const only = option('only', 'all');
+    assert(batches > warmup_batches);
+    const output = new Uint8Array(2 * 1024 * 1024);
+    for (const accounts of account_counts) {
+        assert(Number.isInteger(accounts) && accounts >= 2);
+        const ledger = new Ledger({ accounts_max: accounts, transfers_max: batch * batches });
+        let clock = make_accounts(ledger, accounts, output, 1_700_000_000_000_000_000n);
+        clock = bench_create(ledger, accounts, batches, output, clock);
+        if (only === 'create') continue;
+        bench_lookups(ledger, accounts, output, clock);
+        bench_queries(ledger, accounts, output, clock);
+    }
 }
 
 main();

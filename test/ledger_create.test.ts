@@ -329,3 +329,28 @@ test('imported transfers', () => {
         TS.imported_event_timeout_must_be_zero, TS.created]);
     assert.equal(driver.lookup_transfers([1n])[0].timestamp, t0 + 1n);
 });
+
+test('imported: a failure reports the event timestamp, success the imported one', () => {
+    const driver = fresh();
+    const t0 = driver.clock;
+    const results = driver.transfers([
+        { id: 10n, debit_account_id: 4n, credit_account_id: 2n, amount: 5n,
+            flags: TF.imported, timestamp: t0 + 1n },
+        { id: 11n, debit_account_id: 1n, credit_account_id: 2n, amount: 5n,
+            flags: TF.imported | TF.linked, timestamp: t0 + 2n },
+        { id: 12n, debit_account_id: 1n, credit_account_id: 98n, amount: 5n,
+            flags: TF.imported, timestamp: t0 + 3n },
+        { id: 13n, debit_account_id: 1n, credit_account_id: 2n, amount: 5n,
+            flags: TF.imported, timestamp: t0 + 4n },
+    ]);
+    const batch = driver.clock;
+    // exceeds_credits is decided after the imported timestamp is read: still the event's.
+    assert.deepEqual(results[0], { timestamp: batch - 3n, status: TS.exceeds_credits });
+    // A rolled-back member keeps the timestamp it was given; only its status changes.
+    assert.deepEqual(results[1], { timestamp: t0 + 2n, status: TS.linked_event_failed });
+    assert.deepEqual(results[2], { timestamp: batch - 1n, status: TS.credit_account_not_found });
+    assert.deepEqual(results[3], { timestamp: t0 + 4n, status: TS.created });
+    assert.deepEqual(driver.transfers([{ id: 13n, debit_account_id: 1n, credit_account_id: 2n,
+        amount: 5n, flags: TF.imported, timestamp: t0 + 4n }])[0],
+    { timestamp: t0 + 4n, status: TS.exists });
+});

@@ -111,3 +111,50 @@ test('lookups return found records only, in request order', () => {
         flags: TF.pending }]);
     assert.deepEqual(driver.lookup_transfers([50n]), []);
 });
+
+test('get_account_balances: rows only for transfers; an expiry shows in the next row', () => {
+    const driver = new Driver(new Ledger({ accounts_max: 8, transfers_max: 64 }));
+    driver.accounts([{ id: 1n, flags: AF.history }, { id: 2n }]);
+    driver.transfers([{ id: 1n, debit_account_id: 1n, credit_account_id: 2n, amount: 10n,
+        flags: TF.pending, timeout: 1 }]);
+    driver.pulse(2_000_000_000n);
+    driver.transfers([{ id: 2n, debit_account_id: 2n, credit_account_id: 1n, amount: 3n }]);
+    const rows = (filter: Partial<AccountFilterInput>) => {
+        const reply = driver.run(Operation.get_account_balances,
+            encode_account_filter({ account_id: 1n, ...filter }));
+        const view = new DataView(reply.buffer, reply.byteOffset, reply.byteLength);
+        const out: bigint[][] = [];
+        for (let o = 0; o < reply.length; o += 128) {
+            assert.ok(reply.subarray(o + 72, o + 128).every((b) => b === 0), 'reserved');
+            out.push([0, 16, 32, 48, 64].map((f) => view.getBigUint64(o + f, true)));
+        }
+        return out;
+    };
+    const [t1, t2] = driver.lookup_transfers([1n, 2n]);
+    // TigerBeetle scans the account's transfers and reads the balances kept at each transfer's
+    // timestamp, so the expiry has no row of its own; its effect shows in the next row.
+    assert.deepEqual(rows({}), [[10n, 0n, 0n, 0n, t1.timestamp], [0n, 0n, 0n, 3n, t2.timestamp]]);
+    assert.deepEqual(rows({ flags: 1 }), [[10n, 0n, 0n, 0n, t1.timestamp]]);
+    assert.deepEqual(rows({ flags: 2 | 4 }), [[0n, 0n, 0n, 3n, t2.timestamp]]);
+    assert.deepEqual(rows({ flags: 3 | 4, limit: 1 }), [[0n, 0n, 0n, 3n, t2.timestamp]]);
+    assert.deepEqual(rows({ timestamp_max: t1.timestamp }), [[10n, 0n, 0n, 0n, t1.timestamp]]);
+    assert.deepEqual(rows({ timestamp_min: t1.timestamp + 1n }),
+        [[0n, 0n, 0n, 3n, t2.timestamp]]);
+    assert.deepEqual(rows({ code: 9 }), []);
+    assert.deepEqual(rows({ limit: 0 }), []);
+});
+
+test('query_accounts: range, reversed and limit over timestamps', () => {
+    const driver = setup();
+    const all = decode_accounts(driver.run(Operation.query_accounts,
+        encode_query_filter({})));
+    assert.deepEqual(all.map((a) => a.id), [1n, 2n, 3n, 4n]);
+    const query = (filter: QueryFilterInput) => decode_accounts(driver.run(
+        Operation.query_accounts, encode_query_filter(filter))).map((a) => a.id);
+    assert.deepEqual(query({ timestamp_min: all[1].timestamp, timestamp_max: all[2].timestamp }),
+        [2n, 3n]);
+    assert.deepEqual(query({ timestamp_min: all[1].timestamp, flags: 1, limit: 2 }), [4n, 3n]);
+    assert.deepEqual(query({ timestamp_max: all[0].timestamp, flags: 1 }), [1n]);
+    assert.deepEqual(query({ ledger: 1, code: 7 }), []);
+    assert.deepEqual(query({ timestamp_min: all[3].timestamp + 1n }), []);
+});

@@ -90,10 +90,14 @@ test('linked rollback leaves the state exactly as before', () => {
         credit_account_id: 2n, amount: 1n }]), [TS.id_already_failed]);
 });
 
-test('capacity: a batch that may not fit is refused before any effect', () => {
-    const driver = new Driver(new Ledger({ accounts_max: 3, transfers_max: 2 }));
+test('capacity: a batch that may not fit is refused before any effect, with a log line', () => {
+    const lines: string[] = [];
+    const driver = new Driver(new Ledger({ accounts_max: 3, transfers_max: 2, orphans_max: 1,
+        log: (line) => lines.push(line) }));
     driver.accounts([{ id: 1n }, { id: 2n }]);
     assert.throws(() => driver.accounts([{ id: 3n }, { id: 4n }]), LedgerCapacityError);
+    assert.deepEqual(lines, ['ledger: batch of 2 events refused: accounts_max=3 would be ' +
+        'exceeded (2 used, 2 in the batch)']);
     assert.equal(driver.ledger.accounts_count, 2);
     assert.equal(driver.ledger.capacity_error(Operation.create_accounts, 128), null);
     driver.accounts([{ id: 3n }]);
@@ -101,13 +105,56 @@ test('capacity: a batch that may not fit is refused before any effect', () => {
     const three = encode_transfers([1n, 2n, 3n].map((id) => ({ id, debit_account_id: 1n,
         credit_account_id: 2n, amount: 1n })));
     assert.match(driver.ledger.capacity_error(Operation.create_transfers, three.length) ?? '',
-        /transfers_max/);
+        /transfers_max=2 would be exceeded/);
     assert.throws(() => driver.run(Operation.create_transfers, three), LedgerCapacityError);
+    // Two events fit transfers_max but not orphans_max (each might fail transiently).
+    assert.throws(() => driver.transfers([{ id: 1n, debit_account_id: 1n,
+        credit_account_id: 2n, amount: 1n }, { id: 2n, debit_account_id: 1n,
+        credit_account_id: 2n, amount: 1n }]), /orphans_max=1 would be exceeded/);
+    assert.equal(lines.length, 3);
     assert.equal(driver.ledger.checksum_state(), before);
     assert.deepEqual(driver.statuses_transfers([{ id: 1n, debit_account_id: 1n,
+        credit_account_id: 2n, amount: 7n, flags: TF.pending, timeout: 1 }]), [TS.created]);
+    // At capacity: acknowledged objects stay readable, the pulse still expires (it needs no
+    // capacity), and a batch that fits still runs.
+    driver.ledger.prefetch(Operation.create_transfers, three, 0, 128);
+    driver.pulse(2_000_000_000n);
+    assert.equal(driver.lookup_accounts([1n])[0].debits_pending, 0n);
+    assert.deepEqual(driver.lookup_transfers([1n]).map((t) => t.amount), [7n]);
+    assert.deepEqual(driver.statuses_transfers([{ id: 2n, debit_account_id: 1n,
         credit_account_id: 2n, amount: 1n }]), [TS.created]);
-    // Lookups and queries never need capacity.
-    assert.equal(driver.lookup_transfers([1n]).length, 1);
+    assert.equal(driver.ledger.capacity_error(Operation.create_transfers, 128),
+        'transfers_max=2 would be exceeded (2 used, 1 in the batch)');
+    assert.equal(driver.ledger.capacity_error(Operation.lookup_transfers, 16 * 8189), null);
+    assert.equal(lines.length, 3);
+});
+
+test('change events: 0 turns them off; otherwise at least 2 * transfers_max', () => {
+    assert.throws(() => new Ledger({ accounts_max: 8, transfers_max: 64,
+        change_events_max: 127 }), /change_events_max/);
+    const driver = new Driver(new Ledger({ accounts_max: 8, transfers_max: 64 }));
+    driver.accounts([{ id: 1n }, { id: 2n }]);
+    driver.transfers([{ id: 1n, debit_account_id: 1n, credit_account_id: 2n, amount: 1n }]);
+    const filter = new Uint8Array(64);
+    new DataView(filter.buffer).setUint32(16, 100, true);
+    assert.equal(driver.run(Operation.get_change_events, filter).length, 0);
+});
+
+test('prefetch changes nothing: the same replies and state with and without it', () => {
+    const with_prefetch = new Driver(new Ledger({ accounts_max: 32, transfers_max: 4096 }));
+    const without = new Driver(new Ledger({ accounts_max: 32, transfers_max: 4096 }));
+    without.ledger.prefetch = () => undefined;
+    workload(with_prefetch, 5, 30);
+    workload(without, 5, 30);
+    assert.equal(with_prefetch.ledger.checksum_state(), without.ledger.checksum_state());
+    const ids = Array.from({ length: 40 }, (_, i) => BigInt(i + 1));
+    assert.deepEqual(with_prefetch.lookup_transfers(ids), without.lookup_transfers(ids));
+    // Prefetching a batch that is then not executed leaves the state as it was.
+    const before = with_prefetch.ledger.checksum_state();
+    const batch = encode_transfers([{ id: 9999n, debit_account_id: 1n, credit_account_id: 2n,
+        amount: 1n, pending_id: 3n }]);
+    with_prefetch.ledger.prefetch(Operation.create_transfers, batch, 0, batch.length);
+    assert.equal(with_prefetch.ledger.checksum_state(), before);
 });
 
 test('pulse expires in (expires_at, timestamp) order and only due transfers', () => {
@@ -129,7 +176,7 @@ test('pulse expires in (expires_at, timestamp) order and only due transfers', ()
 
 test('get_change_events: one event per transfer and expiry, in timestamp order', () => {
     const driver = new Driver(new Ledger({ accounts_max: 8, transfers_max: 64,
-        change_events_max: 64 }));
+        change_events_max: 128 }));
     driver.accounts([{ id: 1n, user_data_32: 9 }, { id: 2n, code: 3 }]);
     driver.transfers([
         { id: 1n, debit_account_id: 1n, credit_account_id: 2n, amount: 5n },

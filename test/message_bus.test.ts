@@ -1,6 +1,8 @@
 // MessageBus: in-place framing (every split point, coalesced streams), backpressure when the pool
-// is empty, bad peers disconnected by reason, and 200 concurrent loopback connections mixing
-// valid and invalid traffic on every available engine.
+// is empty, bad peers disconnected by reason, bounded send queues, redial with backoff and jitter,
+// the bound on connections, and 200 concurrent loopback connections mixing valid and invalid
+// traffic on every available engine. Every real-socket test releases its engine, listeners and
+// sockets in `finally`, so a failure reports instead of keeping the process alive.
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import os from 'node:os';
@@ -11,9 +13,16 @@ import type { Engine, EngineKind, IoCompletionTarget } from '../lib/io/engine';
 import { create_engine } from '../lib/io/index';
 import { header_init, HeaderView, seal } from '../lib/vsr/header';
 import { Command } from '../lib/vsr/header_layout';
-import { BusReason, MessageBus, type MessageBusOwner } from '../lib/vsr/message_bus';
+import {
+    BusReason, MessageBus, type MessageBusOwner, type Random, backoff_delay_ms, receive_reserve,
+} from '../lib/vsr/message_bus';
 import { MessagePool } from '../lib/vsr/message_pool';
 import { HeaderValidator, Reason } from '../lib/vsr/validate';
+import { Prng } from '../lib/testing/prng';
+
+const errno = os.constants.errno;
+/** A test that waits on sockets fails after this instead of hanging the run. */
+const socket_test_timeout_ms = 30_000;
 
 const release = 0x00001109;
 const cluster = 0n;
@@ -54,6 +63,12 @@ class FakeEngine {
     accept_tag = -1;
     closed = 0;
     sent: number[] = [];
+    /** When set, sends stay in flight until `complete` is called with their tags. */
+    hold_sends = false;
+    held_send_tags: number[] = [];
+    connect_tag = -1;
+    timeout_tag = -1;
+    timeouts_ms: number[] = [];
     constructor(readonly arena: Arena) {}
     get in_flight(): number { return 0; }
     target_register(target: IoCompletionTarget): number { this.target = target; return 0; }
@@ -68,11 +83,42 @@ class FakeEngine {
     }
     socket_send(_target: number, tag: number, _fd: number, _offset: number, length: number): void {
         this.sent.push(length);
-        this.target.io_complete(tag, length);
+        if (this.hold_sends) this.held_send_tags.push(tag);
+        else this.target.io_complete(tag, length);
     }
-    close(): void { this.closed += 1; }
+    socket_create(): number { return 6; }
+    socket_connect(_target: number, tag: number): void {
+        assert.equal(this.connect_tag, -1, 'one connect at a time');
+        this.connect_tag = tag;
+    }
+    timeout(_target: number, tag: number, duration_ms: number): void {
+        assert.equal(this.timeout_tag, -1, 'one timeout at a time');
+        this.timeout_tag = tag;
+        this.timeouts_ms.push(duration_ms);
+    }
+    /** Closes complete at once: the bus must cope with completions inside its own calls. */
+    close(_target: number, tag: number): void {
+        this.closed += 1;
+        this.target.io_complete(tag, 0);
+    }
+    /** Completes an operation the test held (a send, connect or timeout). */
+    complete(tag: number, result: number): void {
+        assert.notEqual(tag, -1);
+        if (tag === this.connect_tag) this.connect_tag = -1;
+        if (tag === this.timeout_tag) this.timeout_tag = -1;
+        this.target.io_complete(tag, result);
+    }
+    cancelled_tags: number[] = [];
+    /** Cancels take effect when the test calls `complete_cancelled`, as a kernel's would later. */
     cancel(_target: number, tag: number): void {
         if (tag === this.recv_tag) this.recv_tag = -1;
+        this.cancelled_tags.push(tag);
+    }
+    complete_cancelled(): void {
+        const tags = this.cancelled_tags;
+        this.cancelled_tags = [];
+        this.held_send_tags = this.held_send_tags.filter((tag) => !tags.includes(tag));
+        for (const tag of tags) this.complete(tag, -errno.ECANCELED);
     }
     /** Accepts one connection with fd 5. */
     accept(): void {
@@ -104,8 +150,12 @@ class Recorder implements MessageBusOwner {
     messages: Uint8Array[] = [];
     held: number[] = [];
     hold = false;
+    /** When set, every message is sent back on its connection; the results are recorded. */
+    echo: MessageBus | null = null;
+    echo_results: boolean[] = [];
+    closed: number[] = [];
     constructor(public pool: MessagePool | null = null) {}
-    on_message(_connection: number, message: number): void {
+    on_message(connection: number, message: number): void {
         const pool = this.pool!;
         const size = new DataView(pool.bytes.buffer, pool.bytes.byteOffset + pool.offset(message))
             .getUint32(96, true);
@@ -114,10 +164,20 @@ class Recorder implements MessageBusOwner {
             pool.ref(message);
             this.held.push(message);
         }
+        if (this.echo !== null) this.echo_results.push(this.echo.send(connection, message));
+    }
+    on_close(connection: number): void {
+        this.closed.push(connection);
     }
 }
 
-function fake_bus(pool_count: number, message_size_max = 8192) {
+interface FakeBusOptions {
+    random?: Random;
+    /** Accept one connection (index 0) before returning. */
+    accept?: boolean;
+}
+
+function fake_bus(pool_count: number, message_size_max = 8192, options: FakeBusOptions = {}) {
     const arena = new Arena(pool_count * message_size_max + 4096);
     const engine = new FakeEngine(arena);
     const pool = new MessagePool(arena, pool_count, message_size_max);
@@ -125,10 +185,11 @@ function fake_bus(pool_count: number, message_size_max = 8192) {
     const owner = new Recorder(pool);
     const bus = new MessageBus({
         engine: engine as unknown as Engine, pool, validator: new HeaderValidator(cluster), owner,
-        time, random: random_zero, connections_max: 4, send_queue_max: 4,
+        time, random: options.random ?? random_zero, connections_max: 4, send_queue_max: 4,
+        backoff_min_ms: 10, backoff_max_ms: 160,
     });
     bus.listen('127.0.0.1', 0);
-    engine.accept();
+    if (options.accept !== false) engine.accept();
     return { arena, engine, pool, owner, bus };
 }
 
@@ -166,7 +227,9 @@ test('message bus: in-place framing at every split point, coalesced and byte by 
     assert.equal(owner.messages.length, 4);
     // Byte by byte.
     owner.messages = [];
-    for (let index = 0; index < stream.length; index++) engine.feed(stream.subarray(index, index + 1));
+    for (let index = 0; index < stream.length; index++) {
+        engine.feed(stream.subarray(index, index + 1));
+    }
     assert.deepEqual(owner.messages, expected);
     assert.equal(bus.messages_received, (stream.length + 1) * 4 + 8);
     assert.equal(bus.disconnects_invalid.reduce((a, b) => a + b, 0), 0);
@@ -237,6 +300,88 @@ test('message bus: bad peers are disconnected and counted by reason', () => {
     }
 });
 
+test('message bus: a full send queue closes the peer that does not read, nothing leaks', () => {
+    const { engine, pool, owner, bus } = fake_bus(8);
+    owner.echo = bus;
+    engine.hold_sends = true;
+    const parts: Uint8Array[] = [];
+    for (let index = 0; index < 5; index++) parts.push(message_make(index * 10, index));
+    engine.feed(concat(parts));
+    // send_queue_max is 4: four echoes queue (the first in flight), the fifth is refused.
+    assert.deepEqual(owner.echo_results, [true, true, true, true, false]);
+    assert.equal(engine.held_send_tags.length, 1, 'one send in flight per connection');
+    assert.equal(bus.disconnects_bus[BusReason.send_queue_full], 1);
+    assert.equal(bus.connected(0), false);
+    assert.equal(bus.send(0, 0), false, 'a closing connection takes nothing');
+    // The slot stays taken until the send in flight comes back.
+    assert.equal(bus.connections_open, 1);
+    // Closed while parsing (no recv pending): only the send in flight is cancelled.
+    assert.deepEqual(engine.cancelled_tags, engine.held_send_tags);
+    engine.complete_cancelled();
+    assert.equal(engine.held_send_tags.length, 0);
+    assert.equal(bus.connections_open, 0);
+    assert.deepEqual(owner.closed, [0]);
+    assert.equal(bus.messages_sent, 0);
+    pool.assert_no_leaks();
+});
+
+test('message bus: backoff delays are jittered within a doubling ceiling', () => {
+    const prng = new Prng(11);
+    for (let attempt = 0; attempt < 12; attempt++) {
+        const ceiling = Math.min(1000, 50 * 2 ** attempt);
+        assert.equal(backoff_delay_ms(50, 1000, attempt, 0), 50);
+        assert.equal(backoff_delay_ms(50, 1000, attempt, ceiling - 50), ceiling);
+        const seen = new Set<number>();
+        for (let draw = 0; draw < 200; draw++) {
+            const delay_ms = backoff_delay_ms(50, 1000, attempt, prng.u32());
+            assert.ok(delay_ms >= 50 && delay_ms <= ceiling, `attempt ${attempt}: ${delay_ms}`);
+            seen.add(delay_ms);
+        }
+        if (attempt >= 2) assert.ok(seen.size > 10, 'delays are spread, not one value');
+    }
+    assert.throws(() => backoff_delay_ms(0, 10, 0, 0));
+});
+
+test('message bus: connect redials with backoff and jitter, and resets after success', () => {
+    const seed = 5;
+    const { engine, pool, owner, bus } = fake_bus(4, 8192, { random: new Prng(seed),
+        accept: false });
+    const expected = new Prng(seed);
+    const connection = bus.connect('127.0.0.1', 4000);
+    assert.equal(connection, 0);
+    const queued = pool.acquire();
+    pool.buffers[queued]!.set(message_make(20, 3));
+    assert.ok(bus.send(connection, queued), 'a dialling connection queues');
+    pool.unref(queued);
+    for (let attempt = 0; attempt < 8; attempt++) {
+        assert.equal(bus.state_name(connection), 'connecting');
+        engine.complete(engine.connect_tag, -errno.ECONNREFUSED);
+        assert.equal(bus.state_name(connection), 'backoff');
+        assert.equal(engine.timeouts_ms.at(-1),
+            backoff_delay_ms(10, 160, attempt, expected.u32()), `attempt ${attempt}`);
+        engine.complete(engine.timeout_tag, 0);
+    }
+    assert.equal(bus.disconnects_bus[BusReason.connect_failed], 8);
+    assert.ok(new Set(engine.timeouts_ms).size > 3, 'jittered, not a fixed schedule');
+    engine.complete(engine.connect_tag, 0);
+    assert.ok(bus.connected(connection));
+    assert.deepEqual(engine.sent, [256 + 20], 'the queued message went out once connected');
+    // The peer goes away: the redial starts over from the shortest delay.
+    engine.end();
+    assert.equal(bus.disconnects_bus[BusReason.peer_closed], 1);
+    assert.equal(bus.state_name(connection), 'backoff');
+    assert.equal(engine.timeouts_ms.at(-1), backoff_delay_ms(10, 160, 0, expected.u32()));
+    assert.equal(engine.timeouts_ms.at(-1), 10);
+    // Closed by its owner while backing off: no redial, the slot frees once the timer is back.
+    bus.close(connection);
+    assert.equal(bus.state_name(connection), 'closing');
+    engine.complete_cancelled();
+    assert.equal(bus.state_name(connection), 'free');
+    assert.equal(engine.connect_tag, -1, 'no redial after close');
+    assert.deepEqual(owner.closed, [connection]);
+    pool.assert_no_leaks();
+});
+
 function oversized(): Uint8Array {
     const bytes = message_make(0, 1);
     const view = new HeaderView().attach(bytes, 0);
@@ -268,32 +413,42 @@ function engines_available(): EngineKind[] {
 class Echo implements MessageBusOwner {
     bus!: MessageBus;
     on_message(connection: number, message: number): void {
-        this.bus.send(connection, message);
+        assert.ok(this.bus.send(connection, message), 'echo queued');
     }
 }
 
-type ClientKind = 'valid' | 'garbage' | 'cluster' | 'command' | 'mid';
+/**
+ * Everything a real-socket test opens, released in `finally` whether the test passed or not: the
+ * client sockets, every bus (listener and connections), then the engine. A failed assertion thus
+ * fails the test instead of leaving a listener or a started io_uring poll handle that keeps the
+ * process alive.
+ */
+class Resources {
+    readonly sockets: net.Socket[] = [];
+    readonly buses: MessageBus[] = [];
+    constructor(readonly engine: Engine) {}
 
-/** Lets every client connect before any sends, so all connections are open at once. */
-class Barrier {
-    private arrived = 0;
-    private release!: () => void;
-    readonly wait = new Promise<void>((resolve) => { this.release = resolve; });
-    constructor(private readonly count: number) {}
-    arrive(): void {
-        this.arrived += 1;
-        if (this.arrived === this.count) this.release();
+    async release(): Promise<void> {
+        for (const socket of this.sockets) socket.destroy();
+        for (const bus of this.buses) bus.shutdown();
+        // Bounded: after a failure some completions may never come; destroy tears them down.
+        await settle(() => this.buses.every((bus) => bus.idle) && this.engine.in_flight === 0);
+        this.engine.destroy();
     }
 }
 
-function client_run(port: number, kind: ClientKind, seed: number,
-    barrier: Barrier): Promise<boolean> {
+type ClientKind = 'valid' | 'garbage' | 'cluster' | 'command' | 'mid' | 'oversized' | 'large';
+
+/** Connects at once; sends only when `go` resolves, so every connection is open before traffic. */
+function client_run(resources: Resources, port: number, kind: ClientKind, seed: number,
+    go: Promise<void>): Promise<boolean> {
     return new Promise((resolve) => {
         const socket = net.connect(port, '127.0.0.1');
+        resources.sockets.push(socket);
         const chunks: Buffer[] = [];
+        let received = 0;
         let expected = Buffer.alloc(0);
-        socket.on('connect', () => barrier.arrive());
-        void barrier.wait.then(() => {
+        void go.then(() => {
             if (kind === 'valid') {
                 const parts = [message_make(0, seed), message_make(seed % 3000, seed),
                     message_make(40000 + seed, seed), message_make(7, seed)];
@@ -303,18 +458,23 @@ function client_run(port: number, kind: ClientKind, seed: number,
                 socket.write(expected.subarray(0, split));
                 setTimeout(() => socket.write(expected.subarray(split)), seed % 5);
             } else if (kind === 'garbage') {
-                socket.write(Buffer.alloc(512, seed & 255));
+                socket.write(Buffer.alloc(512, (seed & 255) | 1));
             } else if (kind === 'cluster') {
                 socket.write(message_make(0, seed, 99n));
             } else if (kind === 'command') {
                 socket.write(message_make(0, seed, 0n, 99));
+            } else if (kind === 'oversized') {
+                socket.write(oversized());
+            } else if (kind === 'large') {
+                socket.write(message_make(70000, seed)); // Valid, but above these buffers.
             } else {
                 socket.end(message_make(500, seed).subarray(0, 300));
             }
         });
         socket.on('data', (chunk: Buffer) => {
             chunks.push(chunk);
-            if (kind === 'valid' && Buffer.concat(chunks).length >= expected.length) {
+            received += chunk.length;
+            if (kind === 'valid' && expected.length > 0 && received >= expected.length) {
                 resolve(Buffer.concat(chunks).equals(expected));
                 socket.destroy();
             }
@@ -326,96 +486,171 @@ function client_run(port: number, kind: ClientKind, seed: number,
 
 for (const kind of engines_available()) {
     test(`message bus (${kind}): 200 concurrent connections, valid echoed, invalid closed`,
-        async () => {
+        { timeout: socket_test_timeout_ms }, async () => {
             const message_size_max = 64 * 1024;
-            const pool_count = 150; // Fewer than the connections: backpressure is exercised.
+            // Fewer messages than connections: the connections past the pool wait for a buffer
+            // (backpressure) and are served as others finish, all within the pool.
+            const pool_count = 150;
+            const connections = 200;
             const arena = new Arena(pool_count * message_size_max + 4096);
             const engine = create_engine(kind, { arena, entries: 2048 });
-            const pool = new MessagePool(arena, pool_count, message_size_max);
-            arena.seal();
-            const owner = new Echo();
-            const bus = new MessageBus({
-                engine, pool, validator: new HeaderValidator(cluster), owner, time,
-                random: random_zero, connections_max: 256, send_queue_max: 8,
-            });
-            owner.bus = bus;
-            engine.start();
-            const port = bus.listen('127.0.0.1', 0, 512);
-            const kinds: ClientKind[] = ['valid', 'valid', 'garbage', 'valid', 'cluster',
-                'command', 'valid', 'mid'];
-            const runs: Promise<boolean>[] = [];
-            const barrier = new Barrier(200);
-            for (let index = 0; index < 200; index++) {
-                runs.push(client_run(port, kinds[index % kinds.length]!, index + 1, barrier));
+            const resources = new Resources(engine);
+            try {
+                const pool = new MessagePool(arena, pool_count, message_size_max);
+                arena.seal();
+                const owner = new Echo();
+                const bus = new MessageBus({
+                    engine, pool, validator: new HeaderValidator(cluster), owner, time,
+                    random: random_zero, connections_max: 256, send_queue_max: 8,
+                });
+                resources.buses.push(bus);
+                owner.bus = bus;
+                engine.start();
+                const port = bus.listen('127.0.0.1', 0, 512);
+                const kinds: ClientKind[] = ['valid', 'valid', 'garbage', 'valid', 'cluster',
+                    'command', 'valid', 'mid', 'oversized', 'large'];
+                let release_traffic!: () => void;
+                const go = new Promise<void>((resolve) => { release_traffic = resolve; });
+                const runs: Promise<boolean>[] = [];
+                for (let index = 0; index < connections; index++) {
+                    runs.push(client_run(resources, port, kinds[index % kinds.length]!,
+                        index + 1, go));
+                }
+                await until(() => bus.connections_open === connections);
+                // All 200 are open at once; the pool holds receive buffers for all but the
+                // reserve, and the rest wait: backpressure, not an allocation or a crash.
+                assert.equal(pool.used, pool_count - receive_reserve);
+                assert.equal(bus.backpressure_pauses, connections - (pool_count - receive_reserve));
+                release_traffic();
+                const results = await Promise.all(runs);
+                assert.ok(results.every((ok) => ok), 'every valid client got its echo, exactly');
+                await until(() => bus.connections_open === 0);
+                const per_kind = connections / kinds.length;
+                assert.equal(bus.messages_received, 4 * 4 * per_kind);
+                assert.equal(bus.messages_sent, 4 * 4 * per_kind);
+                assert.equal(bus.disconnects_invalid[Reason.checksum_invalid], per_kind);
+                assert.equal(bus.disconnects_invalid[Reason.cluster_mismatch], per_kind);
+                assert.equal(bus.disconnects_invalid[Reason.command_unknown], per_kind);
+                assert.equal(bus.disconnects_invalid[Reason.size_above_max], per_kind);
+                assert.equal(bus.disconnects_bus[BusReason.message_too_large], per_kind);
+                assert.equal(bus.disconnects_bus[BusReason.peer_closed_mid_message], per_kind);
+                assert.equal(bus.disconnects_bus[BusReason.peer_closed], 4 * per_kind);
+                assert.equal(bus.disconnects_bus[BusReason.connection_table_full], 0);
+                assert.ok(arena.is_sealed && pool.used_max <= pool_count, 'memory is the pool');
+                bus.shutdown();
+                await until(() => bus.idle && engine.in_flight === 0);
+                pool.assert_no_leaks();
+            } finally {
+                await resources.release();
             }
-            const results = await Promise.all(runs);
-            assert.ok(results.every((ok) => ok), 'every valid client got its echo, byte for byte');
-            await until(() => bus.connections_open === 0);
-            assert.equal(bus.messages_received, 4 * 100);
-            assert.equal(bus.messages_sent, 4 * 100);
-            assert.equal(bus.disconnects_invalid[Reason.checksum_invalid], 25);
-            assert.equal(bus.disconnects_invalid[Reason.cluster_mismatch], 25);
-            assert.equal(bus.disconnects_invalid[Reason.command_unknown], 25);
-            assert.equal(bus.disconnects_bus[BusReason.peer_closed_mid_message], 25);
-            assert.equal(bus.disconnects_bus[BusReason.peer_closed], 100);
-            assert.ok(pool.used_max <= pool_count);
-            assert.ok(bus.backpressure_pauses > 0, 'more connections than pool messages');
-            console.log(`${kind}: pool used_max ${pool.used_max}/${pool_count}, ` +
-                `backpressure pauses ${bus.backpressure_pauses}`);
-            bus.shutdown();
-            await until(() => bus.idle);
-            pool.assert_no_leaks();
-            await until(() => engine.in_flight === 0);
-            engine.destroy();
+        });
+
+    test(`message bus (${kind}): connections past connections_max are closed and counted`,
+        { timeout: socket_test_timeout_ms }, async () => {
+            const arena = new Arena(8 * 8192 + 4096);
+            const engine = create_engine(kind, { arena, entries: 64 });
+            const resources = new Resources(engine);
+            try {
+                const pool = new MessagePool(arena, 8, 8192);
+                arena.seal();
+                const owner = new Echo();
+                const bus = new MessageBus({
+                    engine, pool, validator: new HeaderValidator(cluster), owner, time,
+                    random: random_zero, connections_max: 3, send_queue_max: 4,
+                });
+                resources.buses.push(bus);
+                owner.bus = bus;
+                engine.start();
+                const port = bus.listen('127.0.0.1', 0);
+                const closed: boolean[] = [];
+                for (let index = 0; index < 5; index++) {
+                    const socket = net.connect(port, '127.0.0.1');
+                    resources.sockets.push(socket);
+                    closed.push(false);
+                    socket.on('close', () => { closed[index] = true; });
+                    socket.on('error', () => {});
+                    await until(() => bus.connections_open +
+                        bus.disconnects_bus[BusReason.connection_table_full]! === index + 1);
+                }
+                assert.equal(bus.connections_open, 3);
+                assert.equal(bus.disconnects_bus[BusReason.connection_table_full], 2);
+                await until(() => closed[3] === true && closed[4] === true);
+                // The three admitted connections are served.
+                const echoes = resources.sockets.slice(0, 3).map((socket, index) =>
+                    new Promise<Buffer>((resolve) => {
+                        socket.once('data', resolve);
+                        socket.write(message_make(index * 100, index));
+                    }));
+                const replies = await Promise.all(echoes);
+                for (let index = 0; index < 3; index++) {
+                    assert.ok(replies[index]!.equals(message_make(index * 100, index)));
+                }
+                assert.deepEqual(closed.slice(0, 3), [false, false, false]);
+                bus.shutdown();
+                await until(() => bus.idle && engine.in_flight === 0);
+                pool.assert_no_leaks();
+            } finally {
+                await resources.release();
+            }
         });
 
     test(`message bus (${kind}): connect retries with backoff, then echoes bus to bus`,
-        async () => {
+        { timeout: socket_test_timeout_ms }, async () => {
             const arena = new Arena(16 * 8192 + 4096);
             const engine = create_engine(kind, { arena, entries: 64 });
-            const server_pool = new MessagePool(arena, 8, 8192);
-            const client_pool = new MessagePool(arena, 8, 8192);
-            arena.seal();
-            const echo = new Echo();
-            const server = new MessageBus({
-                engine, pool: server_pool, validator: new HeaderValidator(cluster), owner: echo,
-                time, random: random_zero, connections_max: 4, send_queue_max: 4,
-            });
-            echo.bus = server;
-            const recorder = new Recorder(client_pool);
-            const client = new MessageBus({
-                engine, pool: client_pool, validator: new HeaderValidator(cluster),
-                owner: recorder, time, random: { u32: () => 7 }, connections_max: 2,
-                send_queue_max: 4, backoff_min_ms: 5, backoff_max_ms: 40,
-            });
-            engine.start();
-            const port = await free_port();
-            const connection = client.connect('127.0.0.1', port);
-            assert.equal(connection, 0);
-            // Queue a message before the connection exists; it goes out once connected.
-            const message = client_pool.acquire();
-            client_pool.buffers[message]!.set(message_make(123, 9));
-            assert.ok(client.send(connection, message));
-            client_pool.unref(message);
-            await until(() => client.disconnects_bus[BusReason.connect_failed] >= 2);
-            assert.equal(server.listen('127.0.0.1', port), port);
-            await until(() => recorder.messages.length === 1);
-            assert.deepEqual(recorder.messages[0], message_make(123, 9));
-            client.shutdown();
-            server.shutdown();
-            await until(() => client.idle && server.idle);
-            server_pool.assert_no_leaks();
-            client_pool.assert_no_leaks();
-            await until(() => engine.in_flight === 0);
-            engine.destroy();
+            const resources = new Resources(engine);
+            try {
+                const server_pool = new MessagePool(arena, 8, 8192);
+                const client_pool = new MessagePool(arena, 8, 8192);
+                arena.seal();
+                const echo = new Echo();
+                const server = new MessageBus({
+                    engine, pool: server_pool, validator: new HeaderValidator(cluster),
+                    owner: echo, time, random: random_zero, connections_max: 4,
+                    send_queue_max: 4,
+                });
+                echo.bus = server;
+                const recorder = new Recorder(client_pool);
+                const client = new MessageBus({
+                    engine, pool: client_pool, validator: new HeaderValidator(cluster),
+                    owner: recorder, time, random: new Prng(3), connections_max: 2,
+                    send_queue_max: 4, backoff_min_ms: 5, backoff_max_ms: 40,
+                });
+                resources.buses.push(server, client);
+                engine.start();
+                const port = await free_port();
+                const connection = client.connect('127.0.0.1', port);
+                assert.equal(connection, 0);
+                // Queue a message before the connection exists; it goes out once connected.
+                const message = client_pool.acquire();
+                client_pool.buffers[message]!.set(message_make(123, 9));
+                assert.ok(client.send(connection, message));
+                client_pool.unref(message);
+                await until(() => client.disconnects_bus[BusReason.connect_failed]! >= 2);
+                assert.equal(server.listen('127.0.0.1', port), port);
+                await until(() => recorder.messages.length === 1);
+                assert.deepEqual(recorder.messages[0], message_make(123, 9));
+                client.shutdown();
+                server.shutdown();
+                await until(() => client.idle && server.idle && engine.in_flight === 0);
+                server_pool.assert_no_leaks();
+                client_pool.assert_no_leaks();
+            } finally {
+                await resources.release();
+            }
         });
 }
 
-async function until(condition: () => boolean): Promise<void> {
+/** Polls every 10 ms; returns whether the condition held within 10 s. */
+async function settle(condition: () => boolean): Promise<boolean> {
     for (let turn = 0; turn < 1000 && !condition(); turn++) {
         await new Promise((resolve) => setTimeout(resolve, 10));
     }
-    assert.ok(condition(), 'condition not reached within 10 s');
+    return condition();
+}
+
+async function until(condition: () => boolean): Promise<void> {
+    assert.ok(await settle(condition), 'condition not reached within 10 s');
 }
 
 function free_port(): Promise<number> {
@@ -427,5 +662,3 @@ function free_port(): Promise<number> {
         });
     });
 }
-
-void os;

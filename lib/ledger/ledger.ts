@@ -14,8 +14,11 @@
 //   expires_at <= timestamp expire, in (expires_at, timestamp) order, expiry i of n at
 //   `timestamp - n + i + 1`. The reply is empty.
 // * Capacity: a create batch that could exceed accounts_max/transfers_max/orphans_max/
-//   history_max is refused before any effect by throwing LedgerCapacityError (see
-//   `capacity_error`, which the replica may call at prepare time instead).
+//   history_max (counting every event as if it succeeded) is refused before any effect: execute
+//   logs one line naming the limit (config.log) and throws LedgerCapacityError. Nothing already
+//   acknowledged is touched, and batches that fit keep working, so lookups, queries and the
+//   pulse (which needs no capacity) go on. The replica should call `capacity_error` at prepare
+//   time and reject the request there, so a refused batch is never committed.
 import assert from 'node:assert/strict';
 import {
     AccountFilterFlags, AccountFlags, CreateAccountStatus as AS, CreateTransferStatus as TS,
@@ -23,7 +26,7 @@ import {
     record_words, transfer_status_transient,
 } from './constants';
 import { IdTable } from './id_table';
-import { MemoryRecordStore } from './record_store';
+import { MemoryRecordStore, RecordStore, prefetch_ids_max } from './record_store';
 import {
     u128_add, u128_compare, u128_copy, u128_equal, u128_is_max, u128_is_zero, u128_sub,
     u128_sub_saturating,
@@ -36,11 +39,28 @@ export interface LedgerConfig {
     orphans_max?: number;
     /** Balance snapshots for transfers touching a `history` account (default transfers_max). */
     history_max?: number;
-    /** Change events kept for get_change_events (default 0: the feature is off, replies empty). */
+    /**
+     * Change events kept for get_change_events. 0 (the default) turns the feature off: the
+     * operation replies with no events. Otherwise it must be at least 2 * transfers_max: every
+     * transfer appends one event and every expiry one more (a transfer expires at most once), so
+     * the log can never fill: it never refuses a batch and never holds back an expiry. Off by
+     * default because it costs 160 bytes per event and neither the official client's tests
+     * (wire-protocol.md §10.2) nor the Node client's API use it.
+     */
     change_events_max?: number;
+    /** Where the ledger writes its rare log lines (capacity refusals); default console.error. */
+    log?: (line: string) => void;
 }
 
 export class LedgerCapacityError extends Error {}
+
+/** The persistent state segments (see Ledger.state_segments): name, bytes per element, and what
+ * tracks their changes between checkpoints: a record store's dirty chunks, or appends only. */
+export const state_segment_layout: readonly (readonly [string, number, string])[] = [
+    ['accounts', 128, 'accounts'], ['transfers', 128, 'transfers'],
+    ['transfer_status', 1, 'transfers'], ['transfer_history_row', 4, 'transfers'],
+    ['orphans', 16, 'append'], ['history', 128, 'append'], ['change_events', 160, 'append'],
+];
 
 const none = 0xffffffff;
 const two_32 = 4294967296;
@@ -57,6 +77,8 @@ const change_event_words = 40;
 const change_events_reply_max = 2730; // 1,048,320 / 384.
 const ChangeEventType = { single_phase: 0, pending: 1, posted: 2, voided: 3, expired: 4 } as const;
 const undo_entries_max = batch_events_max * 4;
+const warm_chunk_events = 64; // A power of two.
+
 const timestamp_max_hi = 0x7fffffff; // TimestampRange max = 2^63 - 1.
 
 export class Ledger {
@@ -65,6 +87,7 @@ export class Ledger {
     readonly orphans_max: number;
     readonly history_max: number;
     readonly change_events_max: number;
+    private readonly log: (line: string) => void;
     readonly change_event_words: Uint32Array;
     change_events_count = 0;
 
@@ -93,6 +116,10 @@ export class Ledger {
     readonly transfer_history_row: Uint32Array;
     readonly account_head: Uint32Array;
     readonly account_tail: Uint32Array;
+    // Whether the account is the credit side of its tail transfer (meaningful only when the tail
+    // is not `none`): appending then writes the tail's next link without first reading the
+    // tail's debit slot, one random read fewer per side.
+    readonly account_tail_credit: Uint8Array;
     // History rows: debit account balances (16 words) then credit account balances (16 words).
     readonly history_words: Uint32Array;
 
@@ -139,6 +166,9 @@ export class Ledger {
         this.orphans_max = config.orphans_max ?? config.transfers_max;
         this.history_max = config.history_max ?? config.transfers_max;
         this.change_events_max = config.change_events_max ?? 0;
+        assert(this.change_events_max === 0 || this.change_events_max >= 2 * this.transfers_max,
+            'ledger: change_events_max must be 0 or at least 2 * transfers_max');
+        this.log = config.log ?? console.error;
         this.change_event_words = new Uint32Array(this.change_events_max * change_event_words);
         this.orphan_words = new Uint32Array(this.orphans_max * 4);
         this.accounts = new MemoryRecordStore(this.accounts_max);
@@ -162,6 +192,7 @@ export class Ledger {
         this.transfer_history_row = new Uint32Array(t);
         this.account_head = new Uint32Array(this.accounts_max).fill(none);
         this.account_tail = new Uint32Array(this.accounts_max).fill(none);
+        this.account_tail_credit = new Uint8Array(this.accounts_max);
         this.history_words = new Uint32Array(this.history_max * 32);
         this.expiry_hi = new Uint32Array(t);
         this.expiry_lo = new Uint32Array(t);
@@ -194,31 +225,56 @@ export class Ledger {
     capacity_error(operation: number, input_length: number): string | null {
         const events = Math.floor(input_length / record_size);
         if (operation === Operation.create_accounts) {
-            if (this.accounts_count + events > this.accounts_max) {
-                return `accounts_max=${this.accounts_max} reached`;
-            }
-        } else if (operation === Operation.create_transfers) {
-            if (this.transfers_count + events > this.transfers_max) {
-                return `transfers_max=${this.transfers_max} reached`;
-            }
-            if (this.orphans_count + events > this.orphans_max) {
-                return `orphans_max=${this.orphans_max} reached`;
-            }
-            if (this.history_count + events > this.history_max) {
-                return `history_max=${this.history_max} reached`;
-            }
-            if (this.change_events_max > 0 &&
-                this.change_events_count + events > this.change_events_max) {
-                return `change_events_max=${this.change_events_max} reached`;
-            }
+            return exceeded('accounts_max', this.accounts_max, this.accounts_count, events);
         }
-        return null;
+        if (operation !== Operation.create_transfers) return null;
+        return exceeded('transfers_max', this.transfers_max, this.transfers_count, events) ??
+            exceeded('orphans_max', this.orphans_max, this.orphans_count, events) ??
+            exceeded('history_max', this.history_max, this.history_count, events);
     }
 
-    /** Gathers the records a batch needs. Everything is in memory, so there is nothing to do. */
+    /**
+     * The prefetch step: asks the object stores to make ready every record the batch can touch
+     * (see the contract in record_store.ts). It may run before `execute` at the same state; it
+     * changes no logical state, and `execute` is correct without it.
+     */
     prefetch(operation: number, input: Uint8Array, input_offset: number, input_length: number) {
+        assert(input_length >= 0 && input_length <= this.input_bytes.length);
         assert(input_offset >= 0 && input_offset + input_length <= input.length);
         assert(operation >= Operation.pulse);
+        const words = this.input_words;
+        this.input_bytes.set(input.subarray(input_offset, input_offset + input_length));
+        let sink = 0, ids = 0;
+        if (operation === Operation.create_transfers) {
+            const events = input_length >>> 7;
+            for (let e = 0; e < events * record_words; e += record_words) {
+                sink ^= this.transfers.prefetch(words, e) ^
+                    this.accounts.prefetch(words, e + w_debit_account) ^
+                    this.accounts.prefetch(words, e + w_credit_account);
+                ids += 3;
+                if (!u128_is_zero(words, e + w_pending_id)) {
+                    sink ^= this.transfers.prefetch(words, e + w_pending_id);
+                    ids++;
+                }
+            }
+        } else if (operation === Operation.create_accounts) {
+            const events = input_length >>> 7;
+            for (let e = 0; e < events * record_words; e += record_words, ids++) {
+                sink ^= this.accounts.prefetch(words, e);
+            }
+        } else if (operation === Operation.lookup_accounts ||
+            operation === Operation.lookup_transfers) {
+            const store = operation === Operation.lookup_accounts ? this.accounts : this.transfers;
+            for (let e = 0; e < (input_length >>> 4) * 4; e += 4, ids++) {
+                sink ^= store.prefetch(words, e);
+            }
+        } else if (operation === Operation.get_account_transfers ||
+            operation === Operation.get_account_balances) {
+            if (input_length === 128) sink ^= this.accounts.prefetch(words, 0);
+        }
+        // Queries, change events and the pulse scan in-memory indexes: nothing to fetch yet.
+        assert(ids <= prefetch_ids_max);
+        this.warm_sink ^= sink;
     }
 
     execute(
@@ -233,7 +289,11 @@ export class Ledger {
             assert(input_length % record_size === 0, 'ledger: partial event in batch');
         }
         const capacity = this.capacity_error(operation, input_length);
-        if (capacity !== null) throw new LedgerCapacityError(`ledger: batch refused: ${capacity}`);
+        if (capacity !== null) {
+            const line = `ledger: batch of ${input_length >>> 7} events refused: ${capacity}`;
+            this.log(line);
+            throw new LedgerCapacityError(line);
+        }
         this.input_bytes.set(input.subarray(input_offset, input_offset + input_length));
         this.batch_hi = Number(timestamp >> 32n);
         this.batch_lo = Number(timestamp & 0xffffffffn);
@@ -243,25 +303,13 @@ export class Ledger {
                 length = this.execute_create(false, input_length >>> 7);
                 break;
             case Operation.create_transfers:
-                this.warm_sink = this.transfers_index.warm(this.input_words, 0, record_words,
-                    input_length >>> 7) ^
-                    this.accounts_index.warm(this.input_words, w_debit_account, record_words,
-                        input_length >>> 7) ^
-                    this.accounts_index.warm(this.input_words, w_credit_account, record_words,
-                        input_length >>> 7);
                 length = this.execute_create(true, input_length >>> 7);
                 break;
             case Operation.lookup_accounts:
-                this.warm_sink = this.accounts_index.warm(this.input_words, 0, 4,
-                    input_length >>> 4);
-                length = this.execute_lookup(this.accounts_index, this.account_words,
-                    input_length >>> 4);
+                length = this.execute_lookup(this.accounts, input_length >>> 4);
                 break;
             case Operation.lookup_transfers:
-                this.warm_sink = this.transfers_index.warm(this.input_words, 0, 4,
-                    input_length >>> 4);
-                length = this.execute_lookup(this.transfers_index, this.transfer_words,
-                    input_length >>> 4);
+                length = this.execute_lookup(this.transfers, input_length >>> 4);
                 break;
             case Operation.get_account_transfers:
             case Operation.get_account_balances:
@@ -303,12 +351,16 @@ export class Ledger {
         const input = this.input_words;
         const out = this.output_words;
         const imported_flag = transfers ? TransferFlags.imported : AccountFlags.imported;
+        const exists = transfers ? TS.exists : AS.exists;
         const batch_imported = events > 0 &&
             ((input[w_code_flags] >>> 16) & imported_flag) !== 0;
         let chain_start = -1;
         let chain_broken = false;
         for (let index = 0; index < events; index++) {
             const e = index * record_words;
+            if (transfers && (index & (warm_chunk_events - 1)) === 0) {
+                this.warm_transfers(index, Math.min(warm_chunk_events, events - index));
+            }
             const flags = input[e + w_code_flags] >>> 16;
             this.set_event_timestamp(events, index);
             this.result_hi = this.event_hi;
@@ -328,6 +380,13 @@ export class Ledger {
                 if (status === 0) {
                     status = transfers ? this.create_transfer(e) : this.create_account(e);
                 }
+            }
+            if (status !== AS.created && status !== exists) {
+                // Only created/exists report the object's timestamp; every failure reports the
+                // event's assigned one, even when an imported timestamp was already read
+                // (TigerBeetle 0.17.9 state_machine.zig, `execute_create`).
+                this.result_hi = this.event_hi;
+                this.result_lo = this.event_lo;
             }
             if (status !== AS.created) {
                 if (chain_start !== -1 && !chain_broken) {
@@ -351,6 +410,19 @@ export class Ledger {
         }
         assert(!this.chain_open);
         return events * 16;
+    }
+
+    /**
+     * A CPU-cache optimisation, not a storage step: touches both account records of the next
+     * `count` transfer events. The loads are independent, so the CPU overlaps their cache misses
+     * instead of paying them one by one inside the dependent checks. Chunks are small so that
+     * what is warmed is still cached when its events run.
+     */
+    private warm_transfers(first: number, count: number): void {
+        const input = this.input_words, e = first * record_words;
+        const accounts = this.accounts_index;
+        this.warm_sink ^= accounts.warm_records(input, e + w_debit_account, record_words, count) ^
+            accounts.warm_records(input, e + w_credit_account, record_words, count);
     }
 
     /** The checks shared by accounts and transfers that precede the type-specific ones. */
@@ -389,7 +461,7 @@ export class Ledger {
         if ((flags & AccountFlags.padding) !== 0) return AS.reserved_flag;
         if (u128_is_zero(input, e)) return AS.id_must_not_be_zero;
         if (u128_is_max(input, e)) return AS.id_must_not_be_int_max;
-        const existing = this.accounts_index.find(input, e);
+        const existing = this.accounts.find(input, e);
         if (existing !== -1) return this.create_account_exists(e, existing * record_words);
         if ((flags & AccountFlags.debits_must_not_exceed_credits) !== 0 &&
             (flags & AccountFlags.credits_must_not_exceed_debits) !== 0) {
@@ -459,16 +531,7 @@ export class Ledger {
             const last_lo = own_words[last + w_timestamp_lo];
             if (hi < last_hi || (hi === last_hi && lo <= last_lo)) return true;
         }
-        const other_words = account ? this.transfer_words : this.account_words;
-        const other_count = account ? this.transfers_count : this.accounts_count;
-        const slot = (account ? this.transfers : this.accounts).lower_bound(hi, lo);
-        if (slot < other_count) {
-            const o = slot * record_words;
-            if (other_words[o + w_timestamp_hi] === hi && other_words[o + w_timestamp_lo] === lo) {
-                return true;
-            }
-        }
-        return false;
+        return (account ? this.transfers : this.accounts).find_timestamp(hi, lo) !== -1;
     }
 
     // ---------------------------------------------------------------- transfers
@@ -479,7 +542,7 @@ export class Ledger {
         if ((flags & TransferFlags.padding) !== 0) return TS.reserved_flag;
         if (u128_is_zero(input, e)) return TS.id_must_not_be_zero;
         if (u128_is_max(input, e)) return TS.id_must_not_be_int_max;
-        const existing = this.transfers_index.find(input, e);
+        const existing = this.transfers.find(input, e);
         if (existing >= 0) return this.create_transfer_exists(e, existing * record_words);
         if (existing !== -1) return TS.id_already_failed;
         if ((flags & (TransferFlags.post_pending_transfer | TransferFlags.void_pending_transfer))
@@ -506,9 +569,9 @@ export class Ledger {
         }
         if (input[e + w_ledger] === 0) return TS.ledger_must_not_be_zero;
         if ((input[e + w_code_flags] & 0xffff) === 0) return TS.code_must_not_be_zero;
-        const debit_slot = this.accounts_index.find(input, e + w_debit_account);
+        const debit_slot = this.accounts.find(input, e + w_debit_account);
         if (debit_slot === -1) return TS.debit_account_not_found;
-        const credit_slot = this.accounts_index.find(input, e + w_credit_account);
+        const credit_slot = this.accounts.find(input, e + w_credit_account);
         if (credit_slot === -1) return TS.credit_account_not_found;
         return this.create_transfer_accounts(e, flags, debit_slot, credit_slot);
     }
@@ -680,25 +743,26 @@ export class Ledger {
         this.transfer_history_row[slot] = none;
         this.transfer_debit_slot[slot] = debit_slot;
         this.transfer_credit_slot[slot] = credit_slot;
-        this.transfer_prev_debit[slot] = this.link_append(debit_slot, slot);
+        this.transfer_prev_debit[slot] = this.link_append(debit_slot, slot, 0);
         this.transfer_next_debit[slot] = none;
-        this.transfer_prev_credit[slot] = this.link_append(credit_slot, slot);
+        this.transfer_prev_credit[slot] = this.link_append(credit_slot, slot, 1);
         this.transfer_next_credit[slot] = none;
         this.undo_push(undo_transfer_insert, slot);
         return slot;
     }
 
     /** Appends `slot` to the account's list; returns the previous tail. */
-    private link_append(account_slot: number, slot: number): number {
+    private link_append(account_slot: number, slot: number, credit: number): number {
         const tail = this.account_tail[account_slot];
         if (tail === none) {
             this.account_head[account_slot] = slot;
-        } else if (this.transfer_debit_slot[tail] === account_slot) {
+        } else if (this.account_tail_credit[account_slot] === 0) {
             this.transfer_next_debit[tail] = slot;
         } else {
             this.transfer_next_credit[tail] = slot;
         }
         this.account_tail[account_slot] = slot;
+        this.account_tail_credit[account_slot] = credit;
         return tail;
     }
 
@@ -707,8 +771,10 @@ export class Ledger {
         if (prev === none) {
             this.account_head[account_slot] = none;
         } else if (this.transfer_debit_slot[prev] === account_slot) {
+            this.account_tail_credit[account_slot] = 0;
             this.transfer_next_debit[prev] = none;
         } else {
+            this.account_tail_credit[account_slot] = 1;
             this.transfer_next_credit[prev] = none;
         }
     }
@@ -798,7 +864,7 @@ export class Ledger {
 
     private post_or_void_exists(e: number, x: number, flags: number): number {
         const input = this.input_words, transfers = this.transfer_words;
-        const p_slot = this.transfers_index.find(input, e + w_pending_id);
+        const p_slot = this.transfers.find(input, e + w_pending_id);
         assert(p_slot >= 0);
         const p = p_slot * record_words;
         if (!u128_is_zero(input, e + w_debit_account) &&
@@ -833,7 +899,7 @@ export class Ledger {
         if (u128_is_max(input, e + w_pending_id)) return TS.pending_id_must_not_be_int_max;
         if (u128_equal(input, e + w_pending_id, input, e)) return TS.pending_id_must_be_different;
         if (input[e + w_word27] !== 0) return TS.timeout_reserved_for_pending_transfer;
-        const p_slot = this.transfers_index.find(input, e + w_pending_id);
+        const p_slot = this.transfers.find(input, e + w_pending_id);
         if (p_slot < 0) return TS.pending_transfer_not_found;
         const p = p_slot * record_words;
         if (((transfers[p + w_code_flags] >>> 16) & TransferFlags.pending) === 0) {
@@ -966,12 +1032,13 @@ export class Ledger {
             this.undo_push(undo_status, slot);
             this.undo_words[(this.undo_count - 1) * record_words] = this.transfer_status[slot];
         }
+        this.transfers.update(slot);
         this.transfer_status[slot] = status;
     }
 
     private orphan_insert(e: number): void {
         const input = this.input_words;
-        if (this.transfers_index.find(input, e) !== -1) return;
+        if (this.transfers.find(input, e) !== -1) return;
         assert(this.orphans_count < this.orphans_max);
         u128_copy(this.orphan_words, this.orphans_count * 4, input, e);
         this.transfers_index.insert_secondary(this.orphans_count);
@@ -1000,7 +1067,9 @@ export class Ledger {
         this.undo_count++;
     }
 
+    /** Called before every in-place account change: marks it dirty for the next checkpoint. */
     private undo_account_save(slot: number): void {
+        this.accounts.update(slot);
         if (!this.chain_open) return;
         this.undo_push(undo_account, slot);
         const a = slot * record_words;
@@ -1152,9 +1221,7 @@ export class Ledger {
 
     private execute_pulse(): void {
         let count = 0;
-        const capacity = this.change_events_max === 0 ? batch_events_max :
-            Math.min(batch_events_max, this.change_events_max - this.change_events_count);
-        while (count < capacity && this.expiry_count > 0) {
+        while (count < batch_events_max && this.expiry_count > 0) {
             if (!this.expiry_live(0)) { this.expiry_pop(); continue; }
             if (timestamp_after(this.expiry_hi[0], this.expiry_lo[0], this.batch_hi,
                 this.batch_lo)) {
@@ -1170,11 +1237,14 @@ export class Ledger {
             const dr = this.transfer_debit_slot[p_slot] * record_words;
             const cr = this.transfer_credit_slot[p_slot] * record_words;
             assert(this.transfer_status[p_slot] === PendingStatus.pending);
+            this.accounts.update(this.transfer_debit_slot[p_slot]);
+            this.accounts.update(this.transfer_credit_slot[p_slot]);
             u128_sub(accounts, dr + w_debits_pending, accounts, dr + w_debits_pending,
                 transfers, p + w_amount);
             u128_sub(accounts, cr + w_credits_pending, accounts, cr + w_credits_pending,
                 transfers, p + w_amount);
             this.reopen_closed(p_slot);
+            this.transfers.update(p_slot);
             this.transfer_status[p_slot] = PendingStatus.expired;
             this.set_event_timestamp(count, index);
             this.change_event_record(ChangeEventType.expired, p_slot,
@@ -1275,10 +1345,11 @@ export class Ledger {
 
     // ---------------------------------------------------------------- lookups and queries
 
-    private execute_lookup(index: IdTable, words: Uint32Array, ids: number): number {
+    private execute_lookup(store: RecordStore, ids: number): number {
         let length = 0;
+        const words = store.words;
         for (let i = 0; i < ids; i++) {
-            const slot = index.find(this.input_words, i * 4);
+            const slot = store.find(this.input_words, i * 4);
             if (slot < 0) continue;
             copy_words(this.output_words, length >>> 2, words, slot * record_words, record_words);
             length += record_size;
@@ -1321,7 +1392,7 @@ export class Ledger {
         if ((input[11] >>> 16) !== 0) return 0; // reserved bytes 46..47
         for (let w = 12; w < 26; w++) if (input[w] !== 0) return 0;
         if (!this.filter_range(26)) return 0;
-        const account_slot = this.accounts_index.find(input, 0);
+        const account_slot = this.accounts.find(input, 0);
         if (account_slot === -1) return 0;
         const balances = operation === Operation.get_account_balances;
         const a = account_slot * record_words;
@@ -1504,6 +1575,61 @@ export class Ledger {
         }
     }
 
+    /**
+     * The persistent state as byte views over the whole capacity, in `state_segment_layout`
+     * order: what a checkpoint stores (lib/storage/checkpoint.ts). Everything else is derived and
+     * rebuilt by `state_load_finish`. Startup only: allocates the views.
+     */
+    state_segments(): Uint8Array[] {
+        const bytes = (array: Uint32Array) => new Uint8Array(array.buffer, array.byteOffset,
+            array.byteLength);
+        return [this.account_bytes, this.transfer_bytes, this.transfer_status,
+            bytes(this.transfer_history_row), bytes(this.orphan_words), bytes(this.history_words),
+            bytes(this.change_event_words)];
+    }
+
+    /** Writes the used bytes of each state segment into `out` (in layout order). */
+    state_used_bytes(out: Float64Array): void {
+        const t = this.transfers_count;
+        out[0] = this.accounts_count * 128;
+        out[1] = t * 128;
+        out[2] = t;
+        out[3] = t * 4;
+        out[4] = this.orphans_count * 16;
+        out[5] = this.history_count * 128;
+        out[6] = this.change_events_count * change_event_words * 4;
+    }
+
+    /**
+     * After a checkpoint restore loaded every segment in place (zero beyond `used`): sets the
+     * counts and rebuilds the id indexes, the per-account transfer lists and the expiry heap.
+     */
+    state_load_finish(used: Float64Array): void {
+        assert(!this.chain_open);
+        const a = used[0] / 128, t = used[1] / 128;
+        assert(used[2] === t && used[3] === t * 4);
+        assert(a <= this.accounts_max && t <= this.transfers_max);
+        this.orphans_count = used[4] / 16;
+        this.history_count = used[5] / 128;
+        this.change_events_count = used[6] / (change_event_words * 4);
+        assert(Number.isInteger(a) && Number.isInteger(this.orphans_count));
+        assert(this.orphans_count <= this.orphans_max && this.history_count <= this.history_max);
+        assert(this.change_events_count <= this.change_events_max);
+        this.accounts.rebuild(a);
+        this.transfers.rebuild(0);
+        this.account_head.fill(none);
+        this.account_tail.fill(none);
+        this.expiry_count = 0;
+        for (let slot = 0; slot < this.orphans_count; slot++) {
+            this.transfers_index.insert_secondary(slot);
+        }
+        const status = this.transfer_status, rows = this.transfer_history_row;
+        for (let slot = 0; slot < t; slot++) {
+            this.transfers.append(this.transfer_words, slot * record_words);
+            this.restore_transfer(slot, status[slot], rows[slot]);
+        }
+    }
+
     private restore_transfer(slot: number, status: number, row: number): void {
         const t = slot * record_words;
         const debit_slot = this.accounts_index.find(this.transfer_words, t + w_debit_account);
@@ -1513,9 +1639,9 @@ export class Ledger {
         this.transfer_history_row[slot] = row;
         this.transfer_debit_slot[slot] = debit_slot;
         this.transfer_credit_slot[slot] = credit_slot;
-        this.transfer_prev_debit[slot] = this.link_append(debit_slot, slot);
+        this.transfer_prev_debit[slot] = this.link_append(debit_slot, slot, 0);
         this.transfer_next_debit[slot] = none;
-        this.transfer_prev_credit[slot] = this.link_append(credit_slot, slot);
+        this.transfer_prev_credit[slot] = this.link_append(credit_slot, slot, 1);
         this.transfer_next_credit[slot] = none;
         const timeout = this.transfer_words[t + w_word27];
         if (status === PendingStatus.pending && timeout !== 0) {
@@ -1539,6 +1665,11 @@ export class Ledger {
         this.change_event_words.fill(0);
         this.change_events_count = 0;
     }
+}
+
+function exceeded(name: string, max: number, used: number, events: number): string | null {
+    if (used + events <= max) return null;
+    return `${name}=${max} would be exceeded (${used} used, ${events} in the batch)`;
 }
 
 function transient(status: number): boolean {

@@ -164,7 +164,8 @@ export class SimulatorStorage implements Storage {
     /** The next write completing in `zone` suffers `fault` (misdirect: to `misdirect_offset`). */
     fault_next_write(zone: Zone, fault: WriteFault, misdirect_offset: number = -1): void {
         assert(fault !== WriteFault.none);
-        assert(fault !== WriteFault.misdirect || misdirect_offset % sector_size === 0);
+        assert(fault !== WriteFault.misdirect || misdirect_offset < 0 ||
+            misdirect_offset % sector_size === 0);
         this.next_fault[zone] = fault;
         this.next_fault_offset[zone] = misdirect_offset;
     }

@@ -38,11 +38,15 @@ const o_commit_max = 120;
 const o_view = 128;
 const o_log_view = 132;
 const o_storage_size = 136;
+/** The grid address of the checkpoint's root block (0: no root, the empty state at op 0). */
+const o_checkpoint_root_address = 144;
 
 /** The VSR state held by the superblock (one instance, reused; never allocated per update). */
 export class VsrState {
+    /** The checkpoint root block's header checksum (all zero with no root). */
     readonly checkpoint_id: Uint8Array = new Uint8Array(16);
     checkpoint_op = 0;
+    checkpoint_root_address = 0;
     commit_max = 0;
     view = 0;
     log_view = 0;
@@ -58,6 +62,8 @@ const enum Phase { idle, write, verify, open_read, repair }
 export class SuperBlock implements StorageCompletionTarget {
     private readonly storage: Storage;
     private readonly listener: SuperBlockListener;
+    /** Who the running update reports to (a checkpoint and a view change have different callers). */
+    private update_listener: SuperBlockListener;
     private readonly target: number;
     private readonly staging_offset: number;
     private readonly reading_offset: number;
@@ -76,6 +82,7 @@ export class SuperBlock implements StorageCompletionTarget {
     constructor(storage: Storage, listener: SuperBlockListener) {
         this.storage = storage;
         this.listener = listener;
+        this.update_listener = listener;
         this.target = storage.target_register(this);
         this.staging_offset = storage.arena.allocate(superblock_copy_size);
         this.reading_offset = storage.arena.allocate(superblock_copies * superblock_copy_size);
@@ -89,6 +96,7 @@ export class SuperBlock implements StorageCompletionTarget {
     }
 
     get is_open(): boolean { return this.opened; }
+    get busy(): boolean { return this.phase !== Phase.idle; }
     get sequence(): number { return u64_read(this.working, o_sequence); }
     get replica(): number { return this.working[o_replica]!; }
     get replica_count(): number { return this.working[o_replica_count]!; }
@@ -101,6 +109,7 @@ export class SuperBlock implements StorageCompletionTarget {
         assert(this.opened);
         state.checkpoint_id.set(this.working.subarray(o_checkpoint_id, o_checkpoint_id + 16));
         state.checkpoint_op = u64_read(this.working, o_checkpoint_op);
+        state.checkpoint_root_address = u64_read(this.working, o_checkpoint_root_address);
         state.commit_max = u64_read(this.working, o_commit_max);
         state.view = u32_read(this.working, o_view);
         state.log_view = u32_read(this.working, o_log_view);
@@ -126,8 +135,10 @@ export class SuperBlock implements StorageCompletionTarget {
      * A checkpoint (must advance checkpoint_op) or a view change (must not move it). The §4.1
      * invariants are asserted: a caller breaking them is a programmer error.
      */
-    update(state: VsrState, checkpoint: boolean): void {
+    update(state: VsrState, checkpoint: boolean,
+        listener: SuperBlockListener = this.listener): void {
         assert(this.phase === Phase.idle && this.opened);
+        this.update_listener = listener;
         const old_checkpoint_op = u64_read(this.working, o_checkpoint_op);
         assert(state.checkpoint_op <= state.commit_max, 'checkpoint op beyond commit_max');
         assert(state.log_view <= state.view, 'log_view beyond view');
@@ -136,12 +147,15 @@ export class SuperBlock implements StorageCompletionTarget {
         assert(state.commit_max >= u64_read(this.working, o_commit_max), 'commit_max backwards');
         if (checkpoint) assert(state.checkpoint_op > old_checkpoint_op, 'checkpoint must advance');
         if (!checkpoint) assert.equal(state.checkpoint_op, old_checkpoint_op);
+        assert((state.checkpoint_root_address === 0) === (state.checkpoint_op === 0),
+            'a checkpoint beyond op 0 names its root block');
         const staging = this.staging();
         staging.set(this.working);
         u64_write(staging, o_sequence, this.sequence + 1);
         staging.set(this.working.subarray(o_checksum, o_checksum + 16), o_parent);
         staging.set(state.checkpoint_id, o_checkpoint_id);
         u64_write(staging, o_checkpoint_op, state.checkpoint_op);
+        u64_write(staging, o_checkpoint_root_address, state.checkpoint_root_address);
         u64_write(staging, o_commit_max, state.commit_max);
         u32_write(staging, o_view, state.view);
         u32_write(staging, o_log_view, state.log_view);
@@ -254,7 +268,9 @@ export class SuperBlock implements StorageCompletionTarget {
 
     private finish(error: StorageRefusal | null): void {
         this.phase = Phase.idle;
-        this.listener.superblock_done(error);
+        const listener = this.update_listener;
+        this.update_listener = this.listener;
+        listener.superblock_done(error);
     }
 
     private open_finish(): void {
@@ -352,6 +368,10 @@ function state_check(bytes: Uint8Array): StorageRefusal | null {
         reason = 'checkpoint op beyond commit_max';
     }
     if (u32_read(bytes, o_log_view) > u32_read(bytes, o_view)) reason = 'log_view beyond view';
+    const root = u64_read(bytes, o_checkpoint_root_address);
+    if (root < 0 || (root === 0) !== (u64_read(bytes, o_checkpoint_op) === 0)) {
+        reason = 'checkpoint root address inconsistent with the checkpoint op';
+    }
     if (u64_read(bytes, o_sequence) < 1) reason = 'sequence 0';
     return reason === '' ? null : new StorageRefusal('superblock', -1, -1, reason);
 }

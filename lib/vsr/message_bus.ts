@@ -2,6 +2,55 @@
 // after startup); per connection one receive buffer (a pool message) into which the byte stream is
 // parsed in place, and a bounded queue of pool messages to send.
 //
+// ## Public API (what an owner such as the replica server relies on)
+//
+// Setup, at startup: one MessagePool in the engine's arena, then
+//     const bus = new MessageBus({ engine, pool, validator, owner, time, random,
+//         connections_max, send_queue_max, backoff_min_ms?, backoff_max_ms? });
+//     const port = bus.listen(host, port);         // accept clients and peers
+//     const connection = bus.connect(host, port);  // dial a peer; redials with backoff + jitter
+//
+// Connections are named by `connection`, an index in [0, connections_max). Accepted and dialled
+// connections share the table; past connections_max an accepted socket is closed at once and
+// counted (BusReason.connection_table_full). An index is reused once its connection is closed:
+// `owner.on_close(connection)` says when, and the owner must forget the index there (the replica
+// drops it from its client sessions). An owner that answers later than the delivery (a reply
+// after the WAL write) may also keep `bus.generation(connection)` and send only while it is
+// unchanged, which rules out answering the peer that took the slot over.
+//
+// Receiving: `owner.on_message(connection, message)` is called once per valid message (both
+// checksums and every header rule passed the validator). `message` is a pool index; its bytes are
+// `pool.buffers[message]` (arena offset `pool.offset(message)`), starting at byte 0, its length is
+// the header's size field (`bus.message_size(message)`). The buffer belongs to the owner alone:
+// the bus never touches a delivered message again, so the owner may rewrite it in place (the
+// replica turns a request into a prepare where it lies). The bus holds one reference only during
+// the call and drops it on return: to keep the message, take one with `pool.ref(message)` and
+// drop it with `pool.unref(message)` when done.
+//
+// Sending: `bus.send(connection, message)` queues a sealed pool message (its size field gives the
+// length) and takes its own reference until the bytes are sent, so the caller unrefs its own as
+// usual and one buffer may be queued to many connections at once (it must not change while
+// queued). It returns false, queueing nothing, when the connection is not open (free or closing)
+// or its queue (send_queue_max messages) is full; a full queue means the peer does not read, so
+// an open connection is then closed (BusReason.send_queue_full). A dialled connection queues
+// while connecting or backing off, and its queue survives a reconnect.
+//
+// Closing: `bus.close(connection)` (no redial), `bus.shutdown()` for everything; the bus is
+// `idle` once every slot is free, then the engine's in-flight operations drain.
+//
+// Memory and backpressure: the pool is the bus's only memory. Each open connection holds one
+// receive buffer, and one pool message is kept in reserve for splitting coalesced messages (see
+// `receive_reserve`); messages the owner keeps and messages in send queues come on top. Size the
+// pool at connections_max + 1 + what the owner keeps to never pause. A smaller pool is valid:
+// a connection that finds no buffer stops receiving (the kernel's socket buffer and then TCP flow
+// control push back on the peer) and is resumed, in arrival order, as messages return to the pool.
+// Running out is never an allocation and never a crash.
+//
+// Counters: messages_received, messages_sent, backpressure_pauses, disconnects_invalid[reason]
+// (validator reason codes), disconnects_bus[BusReason].
+//
+// ## How a stream is parsed
+//
 // Receiving: bytes are received at the end of what the buffer already holds, so a message that
 // arrives in pieces is completed where it lies. A complete message is handed to the owner as a
 // pool message that starts at offset 0 of its buffer: when it is alone at the buffer start, the
@@ -17,11 +66,21 @@ import assert from 'node:assert/strict';
 import os from 'node:os';
 
 import type { Engine, IoCompletionTarget } from '../io/engine';
+import { header_size } from './constants';
+import { frame } from './header_layout';
 import type { MessagePool, MessagePoolListener } from './message_pool';
 
-export const header_size = 256;
+export { header_size };
 /** Offset of the u32 `size` field in the header (wire-protocol.md §2). */
-export const header_size_field_offset = 96;
+export const header_size_field_offset = frame.size;
+
+/**
+ * Pool messages a connection without a receive buffer leaves free when it takes one. A
+ * connection that holds a buffer may need a second one to split coalesced messages; with every
+ * buffer held by receivers waiting for that second one, nothing would ever return to the pool.
+ * Keeping one in reserve means some receiver can always split, deliver, and so make progress.
+ */
+export const receive_reserve = 1;
 
 const errno_cancelled = os.constants.errno.ECANCELED;
 
@@ -122,6 +181,7 @@ class Connection {
     send_count = 0;
     /** Bytes of the head message already sent. */
     send_offset = 0;
+    generation = 0;
 
     constructor(send_queue_max: number) {
         this.send_queue = new Int32Array(send_queue_max);
@@ -157,12 +217,17 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
     private readonly waiters: Int32Array;
     private waiters_head = 0;
     private waiters_count = 0;
+    /** Set while the bus is inside a delivery or a completion: releases then only mark. */
     private resuming = false;
+    /** A message returned to the pool while waiters were queued; resume them. */
+    private resume_pending = false;
 
     constructor(options: MessageBusOptions) {
         assert(Number.isInteger(options.connections_max) && options.connections_max > 0);
         assert(Number.isInteger(options.send_queue_max) && options.send_queue_max > 0);
         assert(options.pool.arena === options.engine.arena, 'pool must live in the engine arena');
+        assert(options.pool.count > receive_reserve,
+            'message bus: the pool needs a receive buffer plus the reserve');
         this.engine = options.engine;
         this.pool = options.pool;
         this.validator = options.validator;
@@ -202,6 +267,15 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
         connection.attempt = 0;
         this.dial(index);
         return index;
+    }
+
+    /**
+     * Incremented each time the slot is taken by a new connection: (connection, generation)
+     * names one connection for its whole life, while the index alone is reused.
+     */
+    generation(connection: number): number {
+        assert(connection >= 0 && connection < this.connections_max);
+        return this.table[connection]!.generation;
     }
 
     /** Whether the connection is open and can take messages. */
@@ -278,7 +352,25 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
     }
 
     io_complete(tag: number, result: number): void {
-        if (tag >= this.connections_max * tag_stride) return this.on_listener(tag, result);
+        const nested = this.resuming;
+        this.resuming = true;
+        if (tag >= this.connections_max * tag_stride) {
+            this.on_listener(tag, result);
+        } else {
+            this.on_connection(tag, result);
+        }
+        this.resuming = nested;
+        if (!nested) this.resume_run();
+    }
+
+    /** Pool listener: a message returned. Waiters resume from the outermost bus frame only. */
+    message_available(): void {
+        if (this.waiters_count === 0) return;
+        this.resume_pending = true;
+        if (!this.resuming) this.resume_run();
+    }
+
+    private on_connection(tag: number, result: number): void {
         const index = Math.floor(tag / tag_stride);
         const connection = this.table[index]!;
         assert(connection.in_flight > 0);
@@ -294,23 +386,33 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
         this.release_if_drained(index);
     }
 
-    message_available(): void {
-        // Resuming from inside a delivery would re-enter the parser; the outer loop resumes.
-        if (this.resuming) return;
+    /**
+     * Resumes paused receivers while messages keep returning. Each round is bounded by the
+     * waiters present at its start; rounds are bounded by the table size, and a release after the
+     * last round (an in-flight send, the owner's unref) starts another run.
+     */
+    private resume_run(): void {
+        if (!this.resume_pending) return;
+        assert(!this.resuming);
         this.resuming = true;
-        // Bounded by the waiters present now: a resumed connection that pauses again queues
-        // behind them and waits for the next release.
-        const count = this.waiters_count;
-        for (let pass = 0; pass < count && this.waiters_count > 0 && this.pool.free > 0; pass++) {
-            const index = this.waiters[this.waiters_head]!;
-            this.waiters_head = (this.waiters_head + 1) % this.waiters.length;
-            this.waiters_count -= 1;
-            const connection = this.table[index]!;
-            assert(connection.waiting);
-            connection.waiting = false;
-            if (connection.state === state_connected) this.receive_continue(index);
+        for (let round = 0; round < this.connections_max && this.resume_pending; round++) {
+            this.resume_pending = false;
+            const count = this.waiters_count;
+            for (let pass = 0; pass < count && this.pool.free > 0; pass++) this.resume_one();
         }
         this.resuming = false;
+    }
+
+    /** Takes the oldest waiter; if it still finds no message it queues again at the back. */
+    private resume_one(): void {
+        assert(this.waiters_count > 0);
+        const index = this.waiters[this.waiters_head]!;
+        this.waiters_head = (this.waiters_head + 1) % this.waiters.length;
+        this.waiters_count -= 1;
+        const connection = this.table[index]!;
+        assert(connection.waiting);
+        connection.waiting = false;
+        if (connection.state === state_connected) this.receive_continue(index);
     }
 
     // Accepting.
@@ -368,18 +470,27 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
         this.open(index);
     }
 
-    /** Closes the failed socket and waits a jittered, exponentially growing delay. */
+    /** Closes the failed socket and backs off before the next dial. */
     private retry(index: number): void {
         const connection = this.table[index]!;
         connection.in_flight += 1;
         this.engine.close(this.target, index * tag_stride + op_close, connection.fd);
         connection.fd = -1;
         connection.state = state_backoff;
-        const ceiling = Math.min(this.backoff_max_ms,
-            this.backoff_min_ms * 2 ** Math.min(connection.attempt, 20));
+        this.backoff_start(index);
+    }
+
+    /**
+     * Waits a delay drawn uniformly from [backoff_min_ms, ceiling], the ceiling doubling per
+     * failed attempt up to backoff_max_ms: the jitter keeps peers that lost each other at the
+     * same moment from redialling in lockstep.
+     */
+    private backoff_start(index: number): void {
+        const connection = this.table[index]!;
+        assert(connection.state === state_backoff && !connection.timeout_pending);
+        const delay_ms = backoff_delay_ms(this.backoff_min_ms, this.backoff_max_ms,
+            connection.attempt, this.random.u32());
         connection.attempt += 1;
-        const delay_ms = this.backoff_min_ms +
-            this.random.u32() % (ceiling - this.backoff_min_ms + 1);
         connection.timeout_pending = true;
         connection.in_flight += 1;
         this.engine.timeout(this.target, index * tag_stride + op_timeout, delay_ms);
@@ -389,6 +500,11 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
         const connection = this.table[index]!;
         connection.timeout_pending = false;
         if (result < 0 || connection.state !== state_backoff) return;
+        // A cancelled recv or send of the last socket still to come back would land on the
+        // next one (same tag): wait another round for it.
+        if (connection.recv_pending || connection.send_pending || connection.connect_pending) {
+            return this.backoff_start(index);
+        }
         this.dial(index);
     }
 
@@ -397,6 +513,7 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
         const connection = this.table[index]!;
         connection.state = state_connected;
         connection.connected_ns = this.time.monotonic_ns();
+        connection.attempt = 0; // The next failure backs off from the shortest delay again.
         connection.recv_start = 0;
         connection.recv_end = 0;
         connection.recv_size = 0;
@@ -416,8 +533,9 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
             assert(connection.state === state_connected && !connection.waiting);
         }
         if (connection.recv_message === -1) {
-            // The last buffer went to the owner whole (or none was taken yet).
-            const message = this.pool.acquire();
+            // The last buffer went to the owner whole (or none was taken yet). Leave the
+            // reserve for connections that hold a buffer already and need one to split.
+            const message = this.pool.free > receive_reserve ? this.pool.acquire() : -1;
             if (message === -1) return this.wait_for_message(index);
             connection.recv_message = message;
             connection.recv_start = 0;
@@ -519,12 +637,12 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
         }
         connection.recv_size = 0;
         this.messages_received += 1;
-        const resuming = this.resuming;
+        const nested = this.resuming;
         this.resuming = true;
         this.owner.on_message(index, message);
         this.pool.unref(message);
-        this.resuming = resuming;
-        if (!resuming && this.waiters_count > 0) this.message_available();
+        this.resuming = nested;
+        if (!nested) this.resume_run();
         return true;
     }
 
@@ -599,6 +717,18 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
     private terminate(index: number, validator_reason: number, bus_reason: number): boolean {
         const connection = this.table[index]!;
         assert(connection.state !== state_free && connection.state !== state_closing);
+        // Buffers released below may resume other connections: only after this one is settled.
+        const nested = this.resuming;
+        this.resuming = true;
+        this.terminate_connection(index, validator_reason, bus_reason);
+        this.resuming = nested;
+        if (!nested) this.resume_run();
+        return false;
+    }
+
+    private terminate_connection(index: number, validator_reason: number,
+        bus_reason: number): void {
+        const connection = this.table[index]!;
         if (validator_reason >= 0) {
             this.disconnects_invalid[Math.min(validator_reason, validator_reason_count - 1)] += 1;
         } else {
@@ -618,17 +748,14 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
         this.receive_release(connection);
         connection.send_offset = 0; // A reconnect resends the head message whole.
         if (reconnect) {
-            // Queued messages wait for the next connection; backoff starts over the dial.
+            // Queued messages wait for the next connection, dialled after a backoff.
             connection.state = state_backoff;
-            connection.in_flight += 1;
-            connection.timeout_pending = true;
-            this.engine.timeout(this.target, tag + op_timeout, this.backoff_min_ms);
-            return false;
+            this.backoff_start(index);
+            return;
         }
         connection.state = state_closing;
         this.send_queue_release(connection);
         this.release_if_drained(index);
-        return false;
     }
 
     private receive_release(connection: Connection): void {
@@ -682,9 +809,18 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
             assert(connection.recv_message === -1 && !connection.waiting);
             connection.send_head = 0;
             connection.send_offset = 0;
+            connection.generation += 1;
             connection.state = state_closing; // Claimed; the caller sets the real state.
             return index;
         }
         return -1;
     }
+}
+
+/** The redial delay after `attempt` failures, from one uniformly random u32. */
+export function backoff_delay_ms(backoff_min_ms: number, backoff_max_ms: number, attempt: number,
+    random_u32: number): number {
+    assert(backoff_min_ms > 0 && backoff_min_ms <= backoff_max_ms && attempt >= 0);
+    const ceiling = Math.min(backoff_max_ms, backoff_min_ms * 2 ** Math.min(attempt, 20));
+    return backoff_min_ms + random_u32 % (ceiling - backoff_min_ms + 1);
 }

@@ -1,0 +1,97 @@
+// `ringledger start --addresses=<port | host:port>[,...] [--io=io_uring|libuv] <path>`: opens a
+// formatted data file and serves clients until SIGINT or SIGTERM.
+import { ProbeError } from '../io/probe';
+import {
+    accounts_max_default, addresses_parse, clients_max_default, transfers_max_default,
+} from '../server/config';
+import { Server } from '../server/server';
+import { StorageRefusal } from '../storage/storage';
+import { args_parse, flag_integer, flag_required, path_single } from './args';
+import type { CliCommand } from './command';
+import { UsageError } from './command';
+import { error_text, io_kind_parse } from './format_text';
+
+const usage = 'ringledger start --addresses=<port | host:port>[,...] [--io=io_uring|libuv] ' +
+    '[--clients-max=<n>] [--accounts-max=<n>] [--transfers-max=<n>] <path>';
+
+function log(line: string): void {
+    process.stdout.write(`ringledger: ${line}\n`);
+}
+
+async function run(args: readonly string[]): Promise<number> {
+    const parsed = args_parse(args, ['addresses', 'io', 'clients-max', 'accounts-max',
+        'transfers-max', 'connections-max']);
+    const addresses = addresses_parse(flag_required(parsed, 'addresses'));
+    if (typeof addresses === 'string') throw new UsageError(`--addresses: ${addresses}`);
+    const clients_max = flag_integer(parsed, 'clients-max', clients_max_default, 1, 4096);
+    const options = {
+        path: path_single(parsed),
+        addresses,
+        io: io_kind_parse(parsed.flags.get('io')),
+        clients_max,
+        accounts_max: flag_integer(parsed, 'accounts-max', accounts_max_default, 1, 2 ** 30),
+        transfers_max: flag_integer(parsed, 'transfers-max', transfers_max_default, 1, 2 ** 30),
+        connections_max: flag_integer(parsed, 'connections-max', clients_max + 32, 1, 8000),
+        log,
+    };
+    let server: Server;
+    try {
+        server = await Server.open(options);
+    } catch (error) {
+        process.stderr.write(`ringledger start: ${error_text(error)}\n${advice(error)}\n`);
+        return 1;
+    }
+    const replica = server.replica;
+    log(`opened ${options.path}: replica ${replica.replica} of ${replica.replica_count}, ` +
+        `view ${replica.view}, op ${replica.op}, checkpoint ${replica.checkpoint_op}, ` +
+        `${replica.sessions.count} client session(s), ${server.ledger.accounts_count} ` +
+        `account(s), ${server.ledger.transfers_count} transfer(s)`);
+    log(`${server.engine.kind} engine` +
+        (server.engine.kind === 'io_uring' ? (server.engine.buffers_registered
+            ? ' (registered buffers)' : ' (unregistered buffers)') : '') +
+        `; clients_max ${clients_max}, connections_max ${server.bus.connections_max}, ` +
+        `accounts_max ${options.accounts_max}, transfers_max ${options.transfers_max}, ` +
+        `${server.pool.count} messages of ${server.pool.message_size_max} bytes`);
+    log(`listening on ${server.address.host}:${server.port}`);
+    const stop = (signal: string): void => {
+        log(`${signal}: stopping`);
+        server.stop();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+    try {
+        await server.run();
+    } catch (error) {
+        process.stderr.write(`ringledger start: stopped by an error: ${error_text(error)}\n`);
+        return 1;
+    } finally {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+    }
+    const stats = replica.stats;
+    log(`stopped at op ${replica.op} (${stats.commits} commits, ${stats.replies_sent} replies, ` +
+        `${stats.requests_dropped} requests dropped)`);
+    return 0;
+}
+
+/** What to do about a startup failure. */
+function advice(error: unknown): string {
+    if (error instanceof ProbeError) {
+        return '  io_uring is not available here; run with --io=libuv.';
+    }
+    if (error instanceof StorageRefusal) {
+        if (error.zone === 'data file') {
+            return '  Another ringledger may be using this file; stop it, or remove a stale lock.';
+        }
+        return '  The data file cannot be trusted as it is; nothing was changed. Check the path ' +
+            'and flags, or restore the file from a replica or backup.';
+    }
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') {
+        return '  No such data file: create it first with `ringledger format`.';
+    }
+    if (code === 'EADDRINUSE') return '  The port is in use: choose another with --addresses.';
+    return '  See the message above; the data file was not modified.';
+}
+
+export const command_start: CliCommand = { summary: 'serve a data file', usage, run };

@@ -1,0 +1,303 @@
+// Encoding of the API's objects into request bodies and decoding of reply bodies, in place through
+// a DataView over the message buffer (wire-protocol.md §6.4). Input is checked field by field with
+// tigerbeetle-node 0.17.9's rules and messages ("id must be a BigInt", "code must be a u16.",
+// "user_data_64 conversion was lossy", ...), so callers see the same errors from either client.
+//
+// Nothing is allocated per event beyond the objects the API returns: a u128 below 2^64 is written
+// and read without building an intermediate BigInt.
+import assert from 'node:assert/strict';
+
+import { Operation } from './bindings';
+import type {
+    Account, AccountBalance, CreateAccountResult, CreateTransferResult, Transfer,
+} from './bindings';
+
+export type Result =
+    CreateAccountResult | CreateTransferResult | Account | Transfer | AccountBalance;
+
+export interface OperationSpec {
+    readonly event_size: number;
+    readonly result_size: number;
+    /** Query-type operations take exactly one filter per batch and return up to `limit`. */
+    readonly filter: boolean;
+    readonly name: string;
+}
+
+const specs: (OperationSpec | undefined)[] = [];
+function spec(operation: Operation, event_size: number, result_size: number, filter: boolean) {
+    specs[operation] = Object.freeze({ event_size, result_size, filter, name: Operation[operation] });
+}
+spec(Operation.create_accounts, 128, 16, false);
+spec(Operation.create_transfers, 128, 16, false);
+spec(Operation.lookup_accounts, 16, 128, false);
+spec(Operation.lookup_transfers, 16, 128, false);
+spec(Operation.get_account_transfers, 128, 128, true);
+spec(Operation.get_account_balances, 128, 128, true);
+spec(Operation.query_accounts, 64, 128, true);
+spec(Operation.query_transfers, 64, 128, true);
+
+/** The sizes of an operation the client sends, or undefined when it sends no such operation. */
+export function operation_spec(operation: number): OperationSpec | undefined {
+    return specs[operation];
+}
+
+const u64_max = (1n << 64n) - 1n;
+const u128_max = (1n << 128n) - 1n;
+
+// The field checks. `name` is the field's name in messages; `record` is the object being encoded.
+function u128_into(view: DataView, at: number, value: unknown, name: string): void {
+    if (typeof value !== 'bigint') throw new Error(`${name} must be a BigInt`);
+    if (value < 0n) throw new Error(`${name} must be positive`);
+    if (value > u128_max) throw new Error(`${name} must fit in 128 bits`);
+    // setBigUint64 stores the value modulo 2^64: the low half without a shift.
+    view.setBigUint64(at, value, true);
+    view.setBigUint64(at + 8, value > u64_max ? value >> 64n : 0n, true);
+}
+
+function u64_into(view: DataView, at: number, value: unknown, name: string): void {
+    if (typeof value !== 'bigint') throw new Error(`${name} must be an unsigned 64-bit BigInt`);
+    if (value < 0n || value > u64_max) throw new Error(`${name} conversion was lossy`);
+    view.setBigUint64(at, value, true);
+}
+
+/** A u32 field takes any number modulo 2^32, as napi_get_value_uint32 does. */
+function u32_into(view: DataView, at: number, value: unknown, name: string): void {
+    if (typeof value !== 'number') throw new Error(`${name} must be a number`);
+    view.setUint32(at, value >>> 0, true);
+}
+
+function u16_into(view: DataView, at: number, value: unknown, name: string): void {
+    if (typeof value !== 'number') throw new Error(`${name} must be a number`);
+    const word = value >>> 0;
+    if (word > 0xFFFF) throw new Error(`${name} must be a u16.`);
+    view.setUint16(at, word, true);
+}
+
+/** Reading a property of null or undefined fails the way napi_get_named_property does. */
+function record_of(value: unknown): Record<string, unknown> {
+    if (value === null || value === undefined) {
+        throw new TypeError('Cannot convert undefined or null to object');
+    }
+    return value as Record<string, unknown>;
+}
+
+function account_into(view: DataView, at: number, value: unknown): void {
+    const a = record_of(value);
+    u128_into(view, at, a.id, 'id');
+    u128_into(view, at + 16, a.debits_pending, 'debits_pending');
+    u128_into(view, at + 32, a.debits_posted, 'debits_posted');
+    u128_into(view, at + 48, a.credits_pending, 'credits_pending');
+    u128_into(view, at + 64, a.credits_posted, 'credits_posted');
+    u128_into(view, at + 80, a.user_data_128, 'user_data_128');
+    u64_into(view, at + 96, a.user_data_64, 'user_data_64');
+    u32_into(view, at + 104, a.user_data_32, 'user_data_32');
+    u32_into(view, at + 108, a.reserved, 'reserved');
+    u32_into(view, at + 112, a.ledger, 'ledger');
+    u16_into(view, at + 116, a.code, 'code');
+    u16_into(view, at + 118, a.flags, 'flags');
+    u64_into(view, at + 120, a.timestamp, 'timestamp');
+}
+
+function transfer_into(view: DataView, at: number, value: unknown): void {
+    const t = record_of(value);
+    u128_into(view, at, t.id, 'id');
+    u128_into(view, at + 16, t.debit_account_id, 'debit_account_id');
+    u128_into(view, at + 32, t.credit_account_id, 'credit_account_id');
+    u128_into(view, at + 48, t.amount, 'amount');
+    u128_into(view, at + 64, t.pending_id, 'pending_id');
+    u128_into(view, at + 80, t.user_data_128, 'user_data_128');
+    u64_into(view, at + 96, t.user_data_64, 'user_data_64');
+    u32_into(view, at + 104, t.user_data_32, 'user_data_32');
+    u32_into(view, at + 108, t.timeout, 'timeout');
+    u32_into(view, at + 112, t.ledger, 'ledger');
+    u16_into(view, at + 116, t.code, 'code');
+    u16_into(view, at + 118, t.flags, 'flags');
+    u64_into(view, at + 120, t.timestamp, 'timestamp');
+}
+
+function account_filter_into(view: DataView, at: number, value: unknown): void {
+    const f = record_of(value);
+    u128_into(view, at, f.account_id, 'account_id');
+    u128_into(view, at + 16, f.user_data_128, 'user_data_128');
+    u64_into(view, at + 32, f.user_data_64, 'user_data_64');
+    u32_into(view, at + 40, f.user_data_32, 'user_data_32');
+    u16_into(view, at + 44, f.code, 'code');
+    zero(view, at + 46, 58);
+    u64_into(view, at + 104, f.timestamp_min, 'timestamp_min');
+    u64_into(view, at + 112, f.timestamp_max, 'timestamp_max');
+    u32_into(view, at + 120, f.limit, 'limit');
+    u32_into(view, at + 124, f.flags, 'flags');
+}
+
+function query_filter_into(view: DataView, at: number, value: unknown): void {
+    const f = record_of(value);
+    u128_into(view, at, f.user_data_128, 'user_data_128');
+    u64_into(view, at + 16, f.user_data_64, 'user_data_64');
+    u32_into(view, at + 24, f.user_data_32, 'user_data_32');
+    u32_into(view, at + 28, f.ledger, 'ledger');
+    u16_into(view, at + 32, f.code, 'code');
+    zero(view, at + 34, 6);
+    u64_into(view, at + 40, f.timestamp_min, 'timestamp_min');
+    u64_into(view, at + 48, f.timestamp_max, 'timestamp_max');
+    u32_into(view, at + 56, f.limit, 'limit');
+    u32_into(view, at + 60, f.flags, 'flags');
+}
+
+function zero(view: DataView, at: number, size: number): void {
+    for (let index = 0; index < size; index++) view.setUint8(at + index, 0);
+}
+
+/**
+ * Writes the events at view[at...]: `source` is the array of events (already known to be one), or
+ * for query-type operations the one filter object. Throws on the first invalid field, in which
+ * case the bytes written so far are garbage the caller must not send.
+ */
+export function encode_events(
+    operation: Operation, source: unknown, view: DataView, at: number,
+): void {
+    const size = specs[operation]!.event_size;
+    if (specs[operation]!.filter) {
+        encode_filter(operation, source, view, at);
+        return;
+    }
+    const events = source as readonly unknown[];
+    const count = events.length;
+    switch (operation) {
+        case Operation.create_accounts:
+            for (let index = 0; index < count; index++) {
+                account_into(view, at + index * size, events[index]);
+            }
+            return;
+        case Operation.create_transfers:
+            for (let index = 0; index < count; index++) {
+                transfer_into(view, at + index * size, events[index]);
+            }
+            return;
+        case Operation.lookup_accounts:
+        case Operation.lookup_transfers:
+            for (let index = 0; index < count; index++) {
+                u128_into(view, at + index * size, events[index], 'lookup');
+            }
+            return;
+        default:
+            assert.fail(`encode_events: operation ${operation} is not sent by the client`);
+    }
+}
+
+function encode_filter(operation: Operation, filter: unknown, view: DataView, at: number): void {
+    if (operation === Operation.get_account_transfers ||
+        operation === Operation.get_account_balances) {
+        account_filter_into(view, at, filter);
+    } else {
+        assert.ok(operation === Operation.query_accounts ||
+            operation === Operation.query_transfers);
+        query_filter_into(view, at, filter);
+    }
+}
+
+/** The `limit` field of an encoded filter (the result bound of a query batch). */
+export function filter_limit(operation: Operation, view: DataView, at: number): number {
+    const spec = specs[operation]!;
+    assert.ok(spec.filter);
+    return view.getUint32(at + (spec.event_size === 128 ? 120 : 56), true);
+}
+
+function u128_at(view: DataView, at: number): bigint {
+    const low = view.getBigUint64(at, true);
+    if (view.getUint32(at + 8, true) === 0 && view.getUint32(at + 12, true) === 0) return low;
+    return (view.getBigUint64(at + 8, true) << 64n) | low;
+}
+
+function account_at(view: DataView, at: number): Account {
+    return {
+        id: u128_at(view, at),
+        debits_pending: u128_at(view, at + 16),
+        debits_posted: u128_at(view, at + 32),
+        credits_pending: u128_at(view, at + 48),
+        credits_posted: u128_at(view, at + 64),
+        user_data_128: u128_at(view, at + 80),
+        user_data_64: view.getBigUint64(at + 96, true),
+        user_data_32: view.getUint32(at + 104, true),
+        reserved: view.getUint32(at + 108, true),
+        ledger: view.getUint32(at + 112, true),
+        code: view.getUint16(at + 116, true),
+        flags: view.getUint16(at + 118, true),
+        timestamp: view.getBigUint64(at + 120, true),
+    };
+}
+
+function transfer_at(view: DataView, at: number): Transfer {
+    return {
+        id: u128_at(view, at),
+        debit_account_id: u128_at(view, at + 16),
+        credit_account_id: u128_at(view, at + 32),
+        amount: u128_at(view, at + 48),
+        pending_id: u128_at(view, at + 64),
+        user_data_128: u128_at(view, at + 80),
+        user_data_64: view.getBigUint64(at + 96, true),
+        user_data_32: view.getUint32(at + 104, true),
+        timeout: view.getUint32(at + 108, true),
+        ledger: view.getUint32(at + 112, true),
+        code: view.getUint16(at + 116, true),
+        flags: view.getUint16(at + 118, true),
+        timestamp: view.getBigUint64(at + 120, true),
+    };
+}
+
+function balance_at(view: DataView, at: number): AccountBalance {
+    return {
+        debits_pending: u128_at(view, at),
+        debits_posted: u128_at(view, at + 16),
+        credits_pending: u128_at(view, at + 32),
+        credits_posted: u128_at(view, at + 48),
+        timestamp: view.getBigUint64(at + 64, true),
+    };
+}
+
+// tigerbeetle-node's objects carry the reserved word too (its .d.ts does not say so); equal
+// objects from both clients need it.
+function create_result_at(view: DataView, at: number): CreateAccountResult | CreateTransferResult {
+    const result = {
+        timestamp: view.getBigUint64(at, true),
+        status: view.getUint32(at + 8, true),
+        reserved: view.getUint32(at + 12, true),
+    };
+    return result;
+}
+
+/** Decodes `count` results of `operation` at view[at...] into the objects the API returns. */
+export function decode_results(
+    operation: Operation, view: DataView, at: number, count: number,
+): Result[] {
+    const results: Result[] = [];
+    const size = specs[operation]!.result_size;
+    switch (operation) {
+        case Operation.create_accounts:
+        case Operation.create_transfers:
+            for (let index = 0; index < count; index++) {
+                results.push(create_result_at(view, at + index * size));
+            }
+            break;
+        case Operation.lookup_accounts:
+        case Operation.query_accounts:
+            for (let index = 0; index < count; index++) {
+                results.push(account_at(view, at + index * size));
+            }
+            break;
+        case Operation.lookup_transfers:
+        case Operation.get_account_transfers:
+        case Operation.query_transfers:
+            for (let index = 0; index < count; index++) {
+                results.push(transfer_at(view, at + index * size));
+            }
+            break;
+        case Operation.get_account_balances:
+            for (let index = 0; index < count; index++) {
+                results.push(balance_at(view, at + index * size));
+            }
+            break;
+        default:
+            assert.fail(`decode_results: operation ${operation} is not sent by the client`);
+    }
+    return results;
+}

@@ -1,0 +1,49 @@
+// Errors a request can fail with. The first five codes and their messages are tigerbeetle-node
+// 0.17.9's; the others exist because this client can also give up on a request (a timeout or an
+// AbortSignal), bounds its queue, and refuses a reply it cannot decode instead of aborting the
+// process as the Zig client does (wire-protocol.md §8).
+
+export const ErrorCodes = {
+    ERR_CLIENT_CLOSED: 'ERR_CLIENT_CLOSED',
+    ERR_CLIENT_EVICTED: 'ERR_CLIENT_EVICTED',
+    ERR_CLIENT_RELEASE_TOO_LOW: 'ERR_CLIENT_RELEASE_TOO_LOW',
+    ERR_CLIENT_RELEASE_TOO_HIGH: 'ERR_CLIENT_RELEASE_TOO_HIGH',
+    ERR_TOO_MUCH_DATA: 'ERR_TOO_MUCH_DATA',
+    // Beyond tigerbeetle-node:
+    ERR_REQUEST_TIMEOUT: 'ERR_REQUEST_TIMEOUT',
+    ERR_REQUEST_ABORTED: 'ERR_REQUEST_ABORTED',
+    ERR_CONCURRENCY_MAX_EXCEEDED: 'ERR_CONCURRENCY_MAX_EXCEEDED',
+    ERR_INVALID_REPLY: 'ERR_INVALID_REPLY',
+} as const;
+
+export type ErrorCodes = typeof ErrorCodes[keyof typeof ErrorCodes];
+
+const messages: Record<ErrorCodes, string> = {
+    ERR_CLIENT_CLOSED: 'Client was closed.',
+    ERR_CLIENT_EVICTED: 'Client was evicted.',
+    ERR_CLIENT_RELEASE_TOO_LOW: 'Client was evicted: release too old.',
+    ERR_CLIENT_RELEASE_TOO_HIGH: 'Client was evicted: release too new.',
+    ERR_TOO_MUCH_DATA: 'Too much data was sent or requested in this batch.',
+    ERR_REQUEST_TIMEOUT:
+        'Request timed out; it may or may not have been executed (retry with the same ids).',
+    ERR_REQUEST_ABORTED:
+        'Request was aborted; it may or may not have been executed (retry with the same ids).',
+    ERR_CONCURRENCY_MAX_EXCEEDED: 'Too many requests are outstanding on this client.',
+    ERR_INVALID_REPLY: 'The cluster sent a reply that does not decode for this request.',
+};
+
+export class RequestError extends Error {
+    code: ErrorCodes;
+
+    constructor(code: ErrorCodes, options?: { cause?: unknown }) {
+        super(RequestError.errorMessage(code), options);
+        this.name = 'RequestError';
+        this.code = code;
+    }
+
+    static errorMessage(code: ErrorCodes): string {
+        const message = messages[code];
+        if (message === undefined) throw new Error('Unknown error code.');
+        return message;
+    }
+}

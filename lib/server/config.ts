@@ -1,0 +1,70 @@
+// The server's configuration: what `format` and `start` agree on (the data file's shape) and
+// what only `start` decides (ledger capacity, connections). Every pool and table is sized from
+// here at startup; nothing grows afterwards.
+import assert from 'node:assert/strict';
+
+import { pipeline_prepare_queue_max } from '../vsr/pipeline';
+import type { StorageConfig } from '../storage/zones';
+import { config_production } from '../storage/zones';
+
+export const clients_max_default = 64;
+export const accounts_max_default = 100_000;
+export const transfers_max_default = 1_000_000;
+
+/** The data file's shape: production sizes; clients_max sizes the client replies zone. */
+export function data_file_config(clients_max: number): StorageConfig {
+    assert(Number.isInteger(clients_max) && clients_max >= 1);
+    return { ...config_production, clients_max };
+}
+
+export interface Address {
+    host: string;
+    port: number;
+}
+
+/** Parses `3000`, `host:3000`, comma separated (a bare port means 127.0.0.1). */
+export function addresses_parse(text: string): Address[] | string {
+    const addresses: Address[] = [];
+    for (const part of text.split(',')) {
+        const colon = part.lastIndexOf(':');
+        const host = colon === -1 ? '127.0.0.1' : part.slice(0, colon);
+        const port_text = colon === -1 ? part : part.slice(colon + 1);
+        const port = Number(port_text);
+        if (port_text === '' || !Number.isInteger(port) || port < 0 || port > 65535) {
+            return `"${part}" is not a port or host:port`;
+        }
+        if (host === '') return `"${part}" has an empty host`;
+        addresses.push({ host, port });
+    }
+    if (addresses.length === 0 || addresses.length > 6) return 'give 1 to 6 addresses';
+    return addresses;
+}
+
+/** Pool and connection sizing derived from clients_max. */
+export interface ServerSizing {
+    connections_max: number;
+    /** Requests waiting while the pipeline is full: one per client at most. */
+    request_queue_max: number;
+    messages_count: number;
+    engine_entries: number;
+    send_queue_max: number;
+}
+
+export function server_sizing(clients_max: number, connections_max?: number): ServerSizing {
+    const connections = connections_max ?? clients_max + 32;
+    assert(connections >= 1);
+    const request_queue_max = clients_max;
+    // Every connection holds a receive buffer; each session caches its latest reply; the pipeline
+    // and the request queue hold requests; the rest is for replies being built, pongs,
+    // evictions and the replay buffer.
+    const messages_count = connections + clients_max + pipeline_prepare_queue_max +
+        request_queue_max + 16;
+    return {
+        connections_max: connections,
+        request_queue_max,
+        messages_count,
+        // recv, send, close and cancel per connection, plus storage, accept and timers.
+        engine_entries: Math.min(32768, connections * 4 + 64),
+        send_queue_max: 8,
+    };
+}

@@ -1,0 +1,280 @@
+// The server: one replica serving clients over one engine, on one thread. `Server.open` builds
+// everything at startup (arena, engine, data file, ledger, replica, message bus) in the order of
+// internals.md: lock and open the data file, read the superblock by quorum, recover the WAL,
+// restore the checkpoint, replay the WAL to the head, and only then listen. `run` drives the loop:
+//
+// - io_uring: each turn is one `run_once` (one io_uring_enter: submit what the last turn queued,
+//   wait for completions at most until the next 10 ms tick, deliver them), then the tick if due.
+//   Turns run in batches between setImmediate yields, so that Node still sees signals.
+// - libuv: the engine delivers completions from Node's own loop; a 10 ms interval ticks.
+//
+// `stop` (SIGINT/SIGTERM in the CLI) closes the listener and every connection, waits for the WAL
+// write in flight, releases every message and closes the file.
+import assert from 'node:assert/strict';
+import { performance } from 'node:perf_hooks';
+
+import { Arena, sector_size } from '../io/arena';
+import type { Engine, EngineKind } from '../io/engine';
+import { create_engine } from '../io/index';
+import { Ledger } from '../ledger/ledger';
+import { FileStorage, lock_acquire, lock_release } from '../storage/file_storage';
+import { Journal } from '../storage/journal';
+import { storage_arena_size } from '../storage/data_file';
+import { StorageRefusal, storage_run_until } from '../storage/storage';
+import { SuperBlock } from '../storage/superblock';
+import { ZoneLayout } from '../storage/zones';
+import { MessageBus } from '../vsr/message_bus';
+import { MessagePool } from '../vsr/message_pool';
+import { Replica, ReplicaStorageListener, Status, tick_ms } from '../vsr/replica';
+import type { ReplicaTime } from '../vsr/replica';
+import { HeaderValidator } from '../vsr/validate';
+import { Prng } from '../testing/prng';
+import type { Address } from './config';
+import { data_file_config, server_sizing } from './config';
+
+export interface ServerOptions {
+    path: string;
+    /** One address per replica; ours is addresses[replica]. */
+    addresses: Address[];
+    io: EngineKind;
+    clients_max: number;
+    accounts_max: number;
+    transfers_max: number;
+    connections_max?: number;
+    log: (line: string) => void;
+}
+
+/** The system clocks: monotonic from performance.now(), wall clock with µs resolution. */
+export class SystemTime implements ReplicaTime {
+    monotonic_ns(): number {
+        return Math.floor(performance.now() * 1e6);
+    }
+    /** Wall time as the monotonic clock advances from the process's wall-clock origin, so
+     * that it never goes backwards while we run (prepare timestamps must increase). */
+    realtime_us(): number {
+        return Math.floor((performance.timeOrigin + performance.now()) * 1000);
+    }
+}
+
+const turns_per_yield = 64;
+
+export class Server {
+    readonly options: ServerOptions;
+    readonly engine: Engine;
+    readonly pool: MessagePool;
+    readonly storage: FileStorage;
+    readonly replica: Replica;
+    readonly bus: MessageBus;
+    readonly ledger: Ledger;
+    readonly time: SystemTime;
+    readonly port: number;
+    readonly address: Address;
+    private stopping = false;
+    private stopped = false;
+    private resolve_run: (() => void) | null = null;
+    private reject_run: ((error: Error) => void) | null = null;
+    private tick_next_ns = 0;
+    private interval: NodeJS.Timeout | null = null;
+    private readonly turn_bound: () => void;
+
+    private constructor(options: ServerOptions, parts: ServerParts) {
+        this.options = options;
+        this.engine = parts.engine;
+        this.pool = parts.pool;
+        this.storage = parts.storage;
+        this.replica = parts.replica;
+        this.bus = parts.bus;
+        this.ledger = parts.ledger;
+        this.time = parts.time;
+        this.address = parts.address;
+        this.port = parts.port;
+        this.turn_bound = () => this.turn();
+    }
+
+    /** Opens the data file, replays it, and listens; throws with what to do on failure. */
+    static async open(options: ServerOptions): Promise<Server> {
+        const parts = await server_parts(options);
+        return new Server(options, parts);
+    }
+
+    /** Serves until `stop()`; resolves once everything is closed. */
+    run(): Promise<void> {
+        assert(this.resolve_run === null && !this.stopped);
+        return new Promise<void>((resolve, reject) => {
+            this.resolve_run = resolve;
+            this.reject_run = reject;
+            this.tick_next_ns = this.time.monotonic_ns() + tick_ms * 1e6;
+            if (this.engine.kind === 'io_uring') {
+                setImmediate(this.turn_bound);
+            } else {
+                this.engine.start();
+                this.interval = setInterval(this.turn_bound, tick_ms);
+            }
+        });
+    }
+
+    /** Asks the loop to stop; `run()` resolves when it has. */
+    stop(): void {
+        if (this.stopping) return;
+        this.stopping = true;
+        this.bus.shutdown();
+    }
+
+    private turn(): void {
+        try {
+            if (this.engine.kind === 'io_uring') this.turns_uring();
+            else this.tick_if_due();
+            if (this.stopping && this.drained()) return this.finish();
+            if (this.engine.kind === 'io_uring') setImmediate(this.turn_bound);
+        } catch (error) {
+            this.fail(error as Error);
+        }
+    }
+
+    /** A batch of loop turns: each waits for I/O at most until the next tick. */
+    private turns_uring(): void {
+        for (let turn = 0; turn < turns_per_yield; turn++) {
+            const wait_ns = this.tick_next_ns - this.time.monotonic_ns();
+            const wait_ms = wait_ns <= 0 ? 0 : Math.ceil(wait_ns / 1e6);
+            const completions = this.engine.run_once(Math.min(wait_ms, tick_ms));
+            this.tick_if_due();
+            // Idle (the wait ended without I/O): yield to Node so that signals get through.
+            if (completions === 0 || this.stopping) return;
+        }
+    }
+
+    private tick_if_due(): void {
+        const now = this.time.monotonic_ns();
+        if (now < this.tick_next_ns) return;
+        this.replica.tick();
+        this.tick_next_ns += tick_ms * 1e6;
+        // After a long stall (a huge batch, a debugger), do not replay the missed ticks at once.
+        if (now - this.tick_next_ns > 10 * tick_ms * 1e6) this.tick_next_ns = now + tick_ms * 1e6;
+    }
+
+    private drained(): boolean {
+        return this.bus.idle && !this.replica.busy && this.storage.in_flight === 0;
+    }
+
+    private finish(): void {
+        if (this.interval !== null) clearInterval(this.interval);
+        this.interval = null;
+        this.replica.release_messages();
+        this.pool.assert_no_leaks();
+        this.close_file().then(() => {
+            this.stopped = true;
+            this.resolve_run!();
+        }, (error: Error) => this.fail(error));
+    }
+
+    private async close_file(): Promise<void> {
+        let closed = 1;
+        const target = this.engine.target_register({
+            io_complete: (_tag: number, result: number) => { closed = result; },
+        });
+        this.engine.close(target, 0, this.storage.fd);
+        for (let turn = 0; turn < 1000 && closed > 0; turn++) {
+            if (this.engine.kind === 'io_uring') this.engine.run_once(tick_ms);
+            else await new Promise<void>((resolve) => setImmediate(resolve));
+        }
+        lock_release(this.options.path);
+        this.engine.destroy();
+        if (closed !== 0) throw new Error(`closing the data file failed (errno ${-closed})`);
+    }
+
+    private fail(error: Error): void {
+        if (this.interval !== null) clearInterval(this.interval);
+        this.interval = null;
+        this.stopped = true;
+        if (this.reject_run !== null) this.reject_run(error);
+    }
+}
+
+interface ServerParts {
+    engine: Engine;
+    pool: MessagePool;
+    storage: FileStorage;
+    replica: Replica;
+    bus: MessageBus;
+    ledger: Ledger;
+    time: SystemTime;
+    address: Address;
+    port: number;
+}
+
+async function server_parts(options: ServerOptions): Promise<ServerParts> {
+    const config = data_file_config(options.clients_max);
+    const sizing = server_sizing(options.clients_max, options.connections_max);
+    const stride = Math.ceil(config.message_size_max / sector_size) * sector_size;
+    const arena = new Arena(Math.ceil(storage_arena_size(config) / sector_size) * sector_size +
+        sizing.messages_count * stride + 4 * sector_size);
+    const engine = create_engine(options.io, {
+        arena, entries: sizing.engine_entries, log: options.log,
+    });
+    lock_acquire(options.path);
+    try {
+        return await server_parts_locked(options, arena, engine);
+    } catch (error) {
+        lock_release(options.path);
+        engine.destroy();
+        throw error;
+    }
+}
+
+async function server_parts_locked(options: ServerOptions, arena: Arena, engine: Engine):
+    Promise<ServerParts> {
+    const config = data_file_config(options.clients_max);
+    const sizing = server_sizing(options.clients_max, options.connections_max);
+    const layout = new ZoneLayout(config);
+    const fd = engine.file_open(options.path, { direct: true, dsync: true, create: false });
+    const storage = new FileStorage(engine, layout, fd, 16);
+    const listener = new ReplicaStorageListener();
+    const superblock = new SuperBlock(storage, listener);
+    superblock.open();
+    await listener.startup.wait(storage);
+    if (superblock.storage_size !== layout.total_size_bytes) {
+        throw new StorageRefusal('superblock', -1, -1,
+            `the file was formatted for ${superblock.storage_size} bytes of zones, this ` +
+            `configuration needs ${layout.total_size_bytes}: pass the --clients-max it was ` +
+            'formatted with');
+    }
+    if (options.addresses.length !== superblock.replica_count) {
+        throw new Error(`the data file is replica ${superblock.replica} of a cluster of ` +
+            `${superblock.replica_count}: give --addresses with ${superblock.replica_count} ` +
+            `address(es), not ${options.addresses.length}`);
+    }
+    const journal = new Journal(storage, listener, superblock.cluster_bytes(),
+        superblock.replica_count);
+    journal.recover();
+    await listener.startup.wait(storage);
+    const pool = new MessagePool(arena, sizing.messages_count, config.message_size_max);
+    arena.seal();
+    const ledger = new Ledger({
+        accounts_max: options.accounts_max, transfers_max: options.transfers_max,
+    });
+    const time = new SystemTime();
+    const random = new Prng(Date.now() % 0x7fffffff);
+    const replica = new Replica({
+        pool, time, random, storage, superblock, journal, storage_listener: listener, ledger,
+        clients_max: options.clients_max, request_queue_max: sizing.request_queue_max,
+        log: options.log,
+    });
+    replica.open();
+    await storage_run_until(storage, () => replica.status !== Status.replaying);
+    if (replica.status !== Status.normal) throw replica.failure!;
+    const cluster = cluster_bigint(superblock.cluster_bytes());
+    const bus = new MessageBus({
+        engine, pool, validator: new HeaderValidator(cluster), owner: replica, time, random,
+        connections_max: sizing.connections_max, send_queue_max: sizing.send_queue_max,
+    });
+    replica.network_attach(bus);
+    const address = options.addresses[superblock.replica]!;
+    const port = bus.listen(address.host, address.port);
+    return { engine, pool, storage, replica, bus, ledger, time, address, port };
+}
+
+function cluster_bigint(bytes: Uint8Array): bigint {
+    let value = 0n;
+    for (let index = 15; index >= 0; index--) value = (value << 8n) | BigInt(bytes[index]!);
+    return value;
+}

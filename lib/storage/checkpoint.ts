@@ -1,0 +1,837 @@
+// Checkpoints: the ledger state written to the grid every `interval_ops` ops, so that WAL slots
+// behind it can be reused and startup replays only the ops after it (internals §6.4, §13).
+//
+// The state is an image of segments (the ledger's persistent arrays, then the client-sessions
+// blob), each cut into chunks of one block's payload. A checkpoint is a copy-on-write tree:
+// root block -> manifest blocks (32-byte references to chunks) -> chunk blocks. Only chunks that
+// changed since the previous checkpoint are written, to fresh addresses; so are the manifest
+// blocks that reference them, and the root. Nothing the durable checkpoint references is
+// overwritten, so a crash at any point leaves it intact. The superblock then swings to the new
+// root (checkpoint_id = the root's header checksum), and only after that are the blocks the new
+// tree replaced freed. The cost of a checkpoint follows what changed, not the ledger's size: the
+// record stores mark dirty chunks as they change, and append-only segments are written from the
+// previous checkpoint's high-water mark.
+//
+// Restore reads the tree the superblock names and verifies every block against the checksum its
+// parent stores. The free set is not persisted: it is exactly the set of blocks reachable from the
+// root. A block that fails verification is a refusal naming the grid and its address: a single
+// replica has no other copy, and a silently wrong ledger is worse than not starting.
+import assert from 'node:assert/strict';
+import os from 'node:os';
+
+import type { Ledger, LedgerConfig } from '../ledger/ledger';
+import { state_segment_layout } from '../ledger/ledger';
+import type { ClientReplies } from './client_replies';
+import {
+    BlockType, FreeSet, block_chunk, block_payload_size, block_seal, block_segment,
+    block_verify, reference_address, reference_clear, reference_copy, reference_size,
+    reference_size_read, reference_write,
+} from './grid';
+import { frame } from '../vsr/header_layout';
+import { u32_read, u32_write, u64_read, u64_write } from './prepare_header';
+import type { Storage, StorageCompletionTarget } from './storage';
+import { StorageRefusal } from './storage';
+import type { SuperBlock, SuperBlockListener } from './superblock';
+import { VsrState } from './superblock';
+import type { StorageConfig } from './zones';
+import { Zone, header_size, sector_ceil } from './zones';
+
+// ------------------------------------------------------------------------------ the schedule
+
+/**
+ * Ops between checkpoints, from the WAL's slot count and the pipeline (internals §6.4). While
+ * checkpoint c is the durable one, ops after c must stay in the WAL, so the highest op a replica
+ * may write is c + slot_count. The next checkpoint is c + interval, written during the commit of
+ * that op (our state has no in-memory LSM tables, so TB's "bar" of lag is zero here); up to a
+ * pipeline of ops may be prepared while it is written, and another pipeline covers backups that
+ * ack before reaching it (§6.5 rule 2). Hence interval = slot_count - 2 * pipeline.
+ */
+export function checkpoint_interval_ops(slot_count: number, pipeline_max: number): number {
+    assert(Number.isInteger(slot_count) && Number.isInteger(pipeline_max));
+    assert(pipeline_max >= 1);
+    const interval = slot_count - 2 * pipeline_max;
+    assert(interval >= pipeline_max, 'the WAL must hold more than three pipelines of ops');
+    return interval;
+}
+
+export class CheckpointSchedule {
+    readonly slot_count: number;
+    readonly pipeline_max: number;
+    readonly interval_ops: number;
+
+    constructor(slot_count: number, pipeline_max: number) {
+        this.slot_count = slot_count;
+        this.pipeline_max = pipeline_max;
+        this.interval_ops = checkpoint_interval_ops(slot_count, pipeline_max);
+        // The relationships of §6.4, asserted once at startup.
+        assert(this.op_prepare_max(0) === this.interval_ops + 2 * pipeline_max);
+        assert(this.op_prepare_max(0) <= slot_count, 'a prepare would overwrite an op after c');
+        assert(this.op_checkpoint_next(0) + pipeline_max < slot_count);
+    }
+
+    /** The checkpoint after `op_checkpoint`. */
+    op_checkpoint_next(op_checkpoint: number): number {
+        assert(Number.isSafeInteger(op_checkpoint) && op_checkpoint >= 0);
+        return op_checkpoint + this.interval_ops;
+    }
+
+    /** Whether committing `op` must write the next checkpoint (it sits inside that commit). */
+    op_is_trigger(op: number, op_checkpoint_durable: number): boolean {
+        return op === this.op_checkpoint_next(op_checkpoint_durable);
+    }
+
+    /** The highest op a replica may write to its WAL while `c` is its durable checkpoint. */
+    op_prepare_max(op_checkpoint_durable: number): number {
+        return this.op_checkpoint_next(op_checkpoint_durable) + 2 * this.pipeline_max;
+    }
+
+    /** Writing `op` overwrites op - slot_count, which must be covered by the durable checkpoint. */
+    slot_reusable(op: number, op_checkpoint_durable: number): boolean {
+        return op - this.slot_count <= op_checkpoint_durable;
+    }
+}
+
+// ------------------------------------------------------------------------------ grid sizing
+
+/** The ledger's segments plus the client-sessions blob. */
+export const segment_count = state_segment_layout.length + 1;
+const segment_sessions = segment_count - 1;
+export const segment_names: readonly string[] = [
+    ...state_segment_layout.map((entry) => entry[0]), 'client_sessions',
+];
+
+/** Capacity in bytes of each segment, as the Ledger constructor sizes its arrays. */
+export function segment_capacities(ledger: LedgerConfig, sessions_size_max: number): number[] {
+    const transfers = ledger.transfers_max;
+    const elements = [ledger.accounts_max, transfers, transfers, transfers,
+        ledger.orphans_max ?? transfers, ledger.history_max ?? transfers,
+        ledger.change_events_max ?? 0];
+    const capacities = elements.map((count, index) => count * state_segment_layout[index]![1]);
+    capacities.push(sessions_size_max);
+    return capacities;
+}
+
+/** Chunks, manifest blocks and root of one full checkpoint of a state with these capacities. */
+function tree_shape(capacities: readonly number[], block_size: number): {
+    chunks: number; manifests: number;
+} {
+    const payload = block_payload_size(block_size);
+    let chunks = 0;
+    for (const capacity of capacities) chunks += Math.ceil(capacity / payload);
+    const manifests = Math.ceil(chunks / Math.floor(payload / reference_size));
+    assert(root_body_fixed + manifests * reference_size <= payload,
+        'the root block cannot reference every manifest block: use a larger block_size');
+    return { chunks, manifests };
+}
+
+/**
+ * Grid blocks for two full checkpoints: the durable one stays intact while the next is written,
+ * and in the worst case every chunk changed. No free-set blocks are needed (see FreeSet).
+ */
+export function grid_block_count_for(ledger: LedgerConfig, sessions_size_max: number,
+    block_size: number): number {
+    const shape = tree_shape(segment_capacities(ledger, sessions_size_max), block_size);
+    return 2 * (shape.chunks + shape.manifests + 1);
+}
+
+export function storage_config_for(base: StorageConfig, ledger: LedgerConfig,
+    sessions_size_max: number): StorageConfig {
+    return {
+        ...base,
+        grid_block_count: grid_block_count_for(ledger, sessions_size_max, base.block_size),
+    };
+}
+
+/** Block buffers the checkpointer keeps in flight (writes at checkpoint, reads at restore). */
+export const checkpoint_buffers = 8;
+
+export function checkpointer_arena_size(config: StorageConfig): number {
+    return checkpoint_buffers * config.block_size;
+}
+
+// ------------------------------------------------------------------------------ the root block
+
+const root_magic = 0x50434c52; // "RLCP"
+const b_magic = 0;
+const b_segment_count = 4;
+const b_payload = 8;
+const b_manifest_count = 12;
+const b_op = 16;
+const b_prepare_checksum = 32;
+const b_segments = 48; // per segment: capacity u64, used u64.
+const root_body_fixed = b_segments + 16 * 8;
+
+/** A grid block that failed verification or could not be read: names the zone and address. */
+export class GridRefusal extends StorageRefusal {
+    readonly address: number;
+
+    constructor(op: number, address: number, reason: string) {
+        super('grid', op, -1, `block address ${address}: ${reason}`);
+        this.name = 'GridRefusal';
+        this.address = address;
+    }
+}
+
+export interface CheckpointListener {
+    /** The superblock names checkpoint `op` and replaced blocks are free; or a refusal. */
+    checkpoint_done(op: number, error: StorageRefusal | null): void;
+    /** restore() finished: the ledger holds the checkpoint's state; or a refusal. */
+    checkpoint_restored(error: StorageRefusal | null): void;
+}
+
+const enum Phase {
+    idle, chunks, manifests, root, replies, sync, superblock, sync_after, failed,
+    restore_root, restore_manifests, restore_chunks,
+}
+
+const tag_sync = checkpoint_buffers;
+
+export class Checkpointer implements StorageCompletionTarget, SuperBlockListener {
+    private readonly storage: Storage;
+    private readonly superblock: SuperBlock;
+    private readonly ledger: Ledger;
+    private readonly client_replies: ClientReplies | null;
+    private readonly listener: CheckpointListener;
+    private readonly target: number;
+    readonly block_size: number;
+    readonly payload: number;
+    readonly refs_per_manifest: number;
+    readonly chunk_total: number;
+    readonly manifest_count: number;
+    readonly free_set: FreeSet;
+
+    /** The state image: the ledger's segment views, then the sessions buffer (restore target). */
+    private readonly segments: Uint8Array[];
+    private readonly capacity: Float64Array = new Float64Array(segment_count);
+    private readonly chunk_first: Uint32Array = new Uint32Array(segment_count + 1);
+    /** Used bytes per segment: of the durable checkpoint, and of the one being written. */
+    private readonly used_durable: Float64Array = new Float64Array(segment_count);
+    private readonly used: Float64Array = new Float64Array(segment_count);
+    private readonly used_check: Float64Array = new Float64Array(segment_count);
+    private readonly sessions_buffer: Uint8Array;
+    private sessions_source: Uint8Array;
+
+    /** The tree in memory: references to every chunk and manifest block, and the root's. */
+    private readonly chunk_refs: Uint8Array;
+    private readonly manifest_refs: Uint8Array;
+    private readonly root_ref: Uint8Array = new Uint8Array(reference_size);
+    private readonly root_ref_next: Uint8Array = new Uint8Array(reference_size);
+    private readonly checkpoint_prepare_checksum: Uint8Array = new Uint8Array(16);
+
+    private readonly chunk_dirty: Uint8Array;
+    private readonly dirty_list: Uint32Array;
+    private dirty_count = 0;
+    private readonly manifest_dirty: Uint8Array;
+    /** Blocks the checkpoint being written replaced: freed once the superblock names it. */
+    private readonly released: Uint32Array;
+    private released_count = 0;
+
+    private readonly buffer_offsets: Float64Array = new Float64Array(checkpoint_buffers);
+    /** What each buffer's read is for: a manifest or chunk index (-1: free buffer). */
+    private readonly buffer_item: Float64Array = new Float64Array(checkpoint_buffers).fill(-1);
+    private readonly buffer_address: Float64Array = new Float64Array(checkpoint_buffers);
+    private readonly state = new VsrState();
+    private phase = Phase.idle;
+    private cursor = 0;
+    private in_flight = 0;
+    private error: StorageRefusal | null = null;
+    private op_next = 0;
+    private commit_max_next = 0;
+    private op_durable = -1;
+    superblock_waiting = false;
+
+    last_chunks_written = 0;
+    last_blocks_written = 0;
+    last_bytes_written = 0;
+
+    constructor(storage: Storage, superblock: SuperBlock, ledger: Ledger,
+        client_replies: ClientReplies | null, listener: CheckpointListener,
+        sessions_size_max: number) {
+        assert.equal(os.endianness(), 'LE', 'the checkpoint format is little-endian');
+        const config = storage.layout.config;
+        this.storage = storage;
+        this.superblock = superblock;
+        this.ledger = ledger;
+        this.client_replies = client_replies;
+        this.listener = listener;
+        this.block_size = config.block_size;
+        this.payload = block_payload_size(config.block_size);
+        this.refs_per_manifest = Math.floor(this.payload / reference_size);
+        this.sessions_buffer = new Uint8Array(sessions_size_max);
+        this.sessions_source = this.sessions_buffer;
+        this.segments = [...ledger.state_segments(), this.sessions_buffer];
+        assert.equal(this.segments.length, segment_count);
+        const ledger_config: LedgerConfig = {
+            accounts_max: ledger.accounts_max, transfers_max: ledger.transfers_max,
+            orphans_max: ledger.orphans_max, history_max: ledger.history_max,
+            change_events_max: ledger.change_events_max,
+        };
+        const capacities = segment_capacities(ledger_config, sessions_size_max);
+        for (let segment = 0; segment < segment_count; segment++) {
+            assert.equal(this.segments[segment]!.length, capacities[segment],
+                `segment ${segment_names[segment]} differs from segment_capacities()`);
+            this.capacity[segment] = capacities[segment]!;
+            this.chunk_first[segment + 1] = this.chunk_first[segment]! +
+                Math.ceil(capacities[segment]! / this.payload);
+        }
+        const shape = tree_shape(capacities, config.block_size);
+        this.chunk_total = shape.chunks;
+        this.manifest_count = shape.manifests;
+        assert.equal(this.chunk_first[segment_count], this.chunk_total);
+        assert(config.grid_block_count >= grid_block_count_for(ledger_config, sessions_size_max,
+            config.block_size), 'the grid is too small for two checkpoints of this ledger');
+        this.free_set = new FreeSet(config.grid_block_count);
+        this.chunk_refs = new Uint8Array(this.chunk_total * reference_size);
+        this.manifest_refs = new Uint8Array(this.manifest_count * reference_size);
+        this.chunk_dirty = new Uint8Array(this.chunk_total);
+        this.dirty_list = new Uint32Array(this.chunk_total);
+        this.manifest_dirty = new Uint8Array(this.manifest_count);
+        this.released = new Uint32Array(this.chunk_total + this.manifest_count + 1);
+        const records_per_chunk = this.payload / 128;
+        assert(Number.isInteger(records_per_chunk));
+        ledger.accounts.dirty_track(records_per_chunk);
+        ledger.transfers.dirty_track(records_per_chunk);
+        for (let buffer = 0; buffer < checkpoint_buffers; buffer++) {
+            this.buffer_offsets[buffer] = storage.arena.allocate(this.block_size);
+        }
+        this.target = storage.target_register(this);
+    }
+
+    get busy(): boolean { return this.phase !== Phase.idle; }
+
+    /** The durable checkpoint op (-1 before restore). */
+    get op_checkpoint(): number { return this.op_durable; }
+
+    sessions(): Uint8Array {
+        assert(this.op_durable >= 0);
+        return this.sessions_buffer.subarray(0, this.used_durable[segment_sessions]);
+    }
+
+    prepare_checksum(): Uint8Array {
+        return this.checkpoint_prepare_checksum;
+    }
+
+    // ------------------------------------------------------------------------ checkpoint
+
+    checkpoint_start(op: number, commit_max: number, prepare_checksum: Uint8Array,
+        prepare_checksum_offset: number, sessions: Uint8Array, sessions_size: number): void {
+        assert(this.phase === Phase.idle && this.op_durable >= 0, 'checkpoint: not restored');
+        assert(op > this.op_durable && commit_max >= op);
+        assert(sessions_size >= 0 && sessions_size <= this.capacity[segment_sessions]!);
+        assert(sessions.length >= sessions_size);
+        this.op_next = op;
+        this.commit_max_next = commit_max;
+        this.sessions_source = sessions;
+        for (let index = 0; index < 16; index++) {
+            this.checkpoint_prepare_checksum[index] =
+                prepare_checksum[prepare_checksum_offset + index]!;
+        }
+        this.ledger.state_used_bytes(this.used);
+        this.used[segment_sessions] = sessions_size;
+        this.dirty_collect();
+        this.last_chunks_written = 0;
+        this.last_blocks_written = 0;
+        this.last_bytes_written = 0;
+        this.released_count = 0;
+        this.error = null;
+        this.free_set.cursor_reset();
+        this.phase = Phase.chunks;
+        this.cursor = 0;
+        this.advance();
+    }
+
+    /** The chunks this checkpoint must write, from the stores' dirty chunks and the watermarks. */
+    private dirty_collect(): void {
+        assert.equal(this.dirty_count, 0);
+        const accounts = this.ledger.accounts, transfers = this.ledger.transfers;
+        for (let index = 0; index < accounts.dirty_count; index++) {
+            this.dirty_mark(0, accounts.dirty_list[index]! * this.payload);
+        }
+        for (let index = 0; index < transfers.dirty_count; index++) {
+            const slot = transfers.dirty_list[index]! * transfers.dirty_chunk_records;
+            for (let segment = 1; segment <= 3; segment++) {
+                this.dirty_mark(segment, slot * state_segment_layout[segment]![1]);
+            }
+        }
+        // Dirty marks are taken now: a change during the checkpoint breaks the contract and is
+        // caught at the end (dirty_count must still be zero).
+        accounts.dirty_clear();
+        transfers.dirty_clear();
+        for (let segment = 0; segment < segment_count; segment++) {
+            const used = this.used[segment]!;
+            const durable = this.used_durable[segment]!;
+            assert(segment === segment_sessions || used >= durable, 'state shrank');
+            // Appends since the last checkpoint, and every chunk of the sessions blob.
+            const from = segment === segment_sessions ? 0 : durable;
+            if (used === durable && segment !== segment_sessions) continue;
+            const end = Math.max(used, durable);
+            for (let at = Math.floor(from / this.payload) * this.payload; at < end;
+                at += this.payload) {
+                this.dirty_mark(segment, at);
+            }
+        }
+    }
+
+    private dirty_mark(segment: number, byte_offset: number): void {
+        const chunk = this.chunk_first[segment]! + Math.floor(byte_offset / this.payload);
+        assert(chunk < this.chunk_first[segment + 1]!);
+        if (this.chunk_dirty[chunk] === 1) return;
+        this.chunk_dirty[chunk] = 1;
+        this.dirty_list[this.dirty_count++] = chunk;
+    }
+
+    /** Issues writes until the buffers are busy or the phase's work is all submitted. */
+    private advance(): void {
+        // Bounded: each pass submits one write or moves to the next phase.
+        for (let pass = 0; pass < this.chunk_total + this.manifest_count + 8; pass++) {
+            if (this.error !== null) {
+                if (this.in_flight === 0) this.fail();
+                return;
+            }
+            if (this.phase === Phase.chunks) {
+                if (this.cursor === this.dirty_count) this.phase_next(Phase.manifests);
+                else if (this.in_flight < checkpoint_buffers) this.chunk_write(this.cursor++);
+                else return;
+            } else if (this.phase === Phase.manifests) {
+                if (this.cursor === this.manifest_count) this.phase_next(Phase.root);
+                else if (this.manifest_dirty[this.cursor] === 0) this.cursor++;
+                else if (this.in_flight < checkpoint_buffers) this.manifest_write(this.cursor++);
+                else return;
+            } else if (this.phase === Phase.root) {
+                if (this.in_flight > 0) return;
+                if (this.cursor === 0) {
+                    this.cursor = 1;
+                    this.root_write();
+                    return;
+                }
+                this.phase_next(Phase.replies);
+            } else if (this.phase === Phase.replies) {
+                // Replies of ops up to this checkpoint must be durable before it is named.
+                const replies = this.client_replies;
+                if (replies !== null && replies.writes_in_flight > 0) {
+                    replies.drain_notify(this);
+                    return;
+                }
+                this.phase = Phase.sync;
+                this.in_flight += 1;
+                this.storage.sync(this.target, tag_sync);
+                return;
+            } else {
+                return;
+            }
+        }
+        assert.fail('checkpoint: advance did not settle');
+    }
+
+    private phase_next(phase: Phase): void {
+        this.phase = phase;
+        this.cursor = 0;
+    }
+
+    /** Called by ClientReplies when its last in-flight write completed. */
+    client_replies_drained(): void {
+        assert(this.phase === Phase.replies);
+        this.advance();
+    }
+
+    private buffer_acquire(item: number, address: number): number {
+        for (let buffer = 0; buffer < checkpoint_buffers; buffer++) {
+            if (this.buffer_item[buffer] !== -1) continue;
+            this.buffer_item[buffer] = item;
+            this.buffer_address[buffer] = address;
+            this.in_flight += 1;
+            return buffer;
+        }
+        assert.fail('checkpoint: no free block buffer');
+    }
+
+    private address_acquire(): number {
+        const address = this.free_set.acquire();
+        // Sized for two full checkpoints at startup, so running out is a programmer error.
+        assert(address > 0, 'grid full: grid_block_count_for() was not honoured');
+        return address;
+    }
+
+    private release(ref_bytes: Uint8Array, ref_offset: number): void {
+        const address = reference_address(ref_bytes, ref_offset);
+        if (address === 0) return;
+        this.released[this.released_count++] = address;
+    }
+
+    private chunk_write(index: number): void {
+        const chunk = this.dirty_list[index]!;
+        this.chunk_dirty[chunk] = 0;
+        const segment = this.segment_of(chunk);
+        const local = chunk - this.chunk_first[segment]!;
+        const start = local * this.payload;
+        const length = Math.min(this.payload, Math.max(0, this.used[segment]! - start));
+        const ref_offset = chunk * reference_size;
+        this.manifest_dirty[Math.floor(chunk / this.refs_per_manifest)] = 1;
+        this.release(this.chunk_refs, ref_offset);
+        if (length === 0) {
+            // The chunk is past the end of the state now (a shrunk sessions blob): no block.
+            reference_clear(this.chunk_refs, ref_offset);
+            return;
+        }
+        const source = segment === segment_sessions ? this.sessions_source
+            : this.segments[segment]!;
+        const address = this.address_acquire();
+        const buffer = this.buffer_acquire(chunk, address);
+        const offset = this.buffer_offsets[buffer]!;
+        const bytes = this.storage.arena.bytes;
+        // One view per chunk per checkpoint (not per request): the copy itself is native.
+        bytes.set(source.subarray(start, start + length), offset + header_size);
+        this.block_write(buffer, address, BlockType.chunk, length, segment, local);
+        reference_write(this.chunk_refs, ref_offset, bytes, offset);
+        this.last_chunks_written += 1;
+    }
+
+    private manifest_write(manifest: number): void {
+        this.manifest_dirty[manifest] = 0;
+        const first = manifest * this.refs_per_manifest;
+        const count = Math.min(this.refs_per_manifest, this.chunk_total - first);
+        const ref_offset = manifest * reference_size;
+        this.release(this.manifest_refs, ref_offset);
+        const address = this.address_acquire();
+        const buffer = this.buffer_acquire(manifest, address);
+        const offset = this.buffer_offsets[buffer]!;
+        const bytes = this.storage.arena.bytes;
+        bytes.set(this.chunk_refs.subarray(first * reference_size,
+            (first + count) * reference_size), offset + header_size);
+        this.block_write(buffer, address, BlockType.manifest, count * reference_size, 0,
+            manifest);
+        reference_write(this.manifest_refs, ref_offset, bytes, offset);
+    }
+
+    private root_write(): void {
+        this.release(this.root_ref, 0);
+        const address = this.address_acquire();
+        const buffer = this.buffer_acquire(0, address);
+        const offset = this.buffer_offsets[buffer]!;
+        const bytes = this.storage.arena.bytes;
+        const body = offset + header_size;
+        const length = root_body_fixed + this.manifest_count * reference_size;
+        bytes.fill(0, body, body + root_body_fixed);
+        u32_write(bytes, body + b_magic, root_magic);
+        u32_write(bytes, body + b_segment_count, segment_count);
+        u32_write(bytes, body + b_payload, this.payload);
+        u32_write(bytes, body + b_manifest_count, this.manifest_count);
+        u64_write(bytes, body + b_op, this.op_next);
+        bytes.set(this.checkpoint_prepare_checksum, body + b_prepare_checksum);
+        for (let segment = 0; segment < segment_count; segment++) {
+            u64_write(bytes, body + b_segments + segment * 16, this.capacity[segment]!);
+            u64_write(bytes, body + b_segments + segment * 16 + 8, this.used[segment]!);
+        }
+        bytes.set(this.manifest_refs, body + root_body_fixed);
+        this.block_write(buffer, address, BlockType.root, length, 0, 0);
+        reference_write(this.root_ref_next, 0, bytes, offset);
+    }
+
+    private block_write(buffer: number, address: number, type: number, body_size: number,
+        segment: number, chunk: number): void {
+        const offset = this.buffer_offsets[buffer]!;
+        const bytes = this.storage.arena.bytes;
+        const size = header_size + body_size;
+        const size_written = sector_ceil(size);
+        bytes.fill(0, offset + size, offset + size_written);
+        block_seal(bytes, offset, this.superblock.cluster_bytes(), address, this.op_next, type,
+            size, segment, chunk);
+        this.last_blocks_written += 1;
+        this.last_bytes_written += size_written;
+        this.storage.write(this.target, buffer, Zone.grid, (address - 1) * this.block_size,
+            offset, size_written);
+    }
+
+    private segment_of(chunk: number): number {
+        for (let segment = 0; segment < segment_count; segment++) {
+            if (chunk < this.chunk_first[segment + 1]!) return segment;
+        }
+        assert.fail('checkpoint: chunk out of range');
+    }
+
+    storage_complete(tag: number, result: number): void {
+        assert(this.in_flight > 0);
+        this.in_flight -= 1;
+        if (tag === tag_sync) {
+            assert(this.phase === Phase.sync || this.phase === Phase.sync_after);
+            if (result < 0) this.error = new GridRefusal(this.op_next, 0, `sync errno ${-result}`);
+            if (this.error !== null) return this.fail();
+            if (this.phase === Phase.sync_after) return this.durable();
+            this.phase = Phase.superblock;
+            this.superblock_swing();
+            return;
+        }
+        const address = this.buffer_address[tag]!;
+        const item = this.buffer_item[tag]!;
+        this.buffer_item[tag] = -1;
+        if (this.phase >= Phase.restore_root) {
+            return this.restore_block(tag, item, address, result);
+        }
+        if (result < 0 && this.error === null) {
+            this.error = new GridRefusal(this.op_next, address, `write failed, errno ${-result}`);
+        }
+        this.advance();
+    }
+
+    private superblock_swing(): void {
+        if (this.superblock.busy) {
+            // A view change holds the superblock: the replica calls superblock_resume() after.
+            this.superblock_waiting = true;
+            return;
+        }
+        this.superblock_waiting = false;
+        this.superblock.vsr_state_read(this.state);
+        this.state.checkpoint_op = this.op_next;
+        this.state.commit_max = Math.max(this.state.commit_max, this.commit_max_next);
+        this.state.checkpoint_root_address = reference_address(this.root_ref_next, 0);
+        this.state.checkpoint_id.set(this.root_ref_next.subarray(0, 16));
+        this.superblock.update(this.state, true, this);
+    }
+
+    superblock_resume(): void {
+        if (!this.superblock_waiting) return;
+        assert(this.phase === Phase.superblock);
+        this.superblock_swing();
+    }
+
+    superblock_done(error: StorageRefusal | null): void {
+        assert(this.phase === Phase.superblock);
+        if (error !== null) {
+            this.error = error;
+            return this.fail();
+        }
+        // Durable before any replaced block is reused (a no-op cost on an O_DSYNC file).
+        this.phase = Phase.sync_after;
+        this.in_flight += 1;
+        this.storage.sync(this.target, tag_sync);
+    }
+
+    private durable(): void {
+        // The new checkpoint is durable: the blocks it replaced can be reused.
+        for (let index = 0; index < this.released_count; index++) {
+            this.free_set.release(this.released[index]!);
+        }
+        this.released_count = 0;
+        reference_copy(this.root_ref, 0, this.root_ref_next, 0);
+        this.contract_check();
+        this.used_durable.set(this.used);
+        this.sessions_source = this.sessions_buffer;
+        this.dirty_count = 0;
+        this.op_durable = this.op_next;
+        this.phase = Phase.idle;
+        this.listener.checkpoint_done(this.op_next, null);
+    }
+
+    /** The ledger must not change while its checkpoint is written (no commits in between). */
+    private contract_check(): void {
+        this.ledger.state_used_bytes(this.used_check);
+        for (let segment = 0; segment < segment_sessions; segment++) {
+            assert.equal(this.used_check[segment], this.used[segment],
+                'checkpoint: the ledger changed while its checkpoint was written');
+        }
+        assert.equal(this.ledger.accounts.dirty_count, 0, 'checkpoint: accounts changed');
+        assert.equal(this.ledger.transfers.dirty_count, 0, 'checkpoint: transfers changed');
+    }
+
+    private fail(): void {
+        assert(this.error !== null);
+        const restoring = this.phase >= Phase.restore_root;
+        this.phase = Phase.failed;
+        if (restoring) this.listener.checkpoint_restored(this.error);
+        else this.listener.checkpoint_done(this.op_next, this.error);
+    }
+
+    // ------------------------------------------------------------------------ restore
+
+    /** Startup: loads the checkpoint the (opened) superblock names into the ledger. */
+    restore(): void {
+        assert(this.phase === Phase.idle && this.op_durable === -1);
+        assert(this.superblock.is_open);
+        this.superblock.vsr_state_read(this.state);
+        this.op_next = this.state.checkpoint_op;
+        this.error = null;
+        this.free_set.clear();
+        this.chunk_refs.fill(0);
+        this.manifest_refs.fill(0);
+        this.used.fill(0);
+        for (const segment of this.segments) segment.fill(0);
+        if (this.state.checkpoint_root_address === 0) {
+            assert.equal(this.state.checkpoint_op, 0);
+            this.root_ref.fill(0);
+            this.checkpoint_prepare_checksum.fill(0);
+            this.restore_finish();
+            return;
+        }
+        // The superblock holds the root's checksum and address; its size is read from the block.
+        this.root_ref.fill(0);
+        this.root_ref.set(this.state.checkpoint_id, 0);
+        u64_write(this.root_ref, 16, this.state.checkpoint_root_address);
+        this.phase = Phase.restore_root;
+        this.block_read(0, this.state.checkpoint_root_address, this.block_size);
+        if (this.error !== null) this.fail();
+    }
+
+    private block_read(item: number, address: number, size: number): void {
+        if (address > this.free_set.block_count) {
+            this.error = new GridRefusal(this.op_next, address, 'address beyond the grid');
+            return;
+        }
+        if (!this.free_set.mark(address)) {
+            this.error = new GridRefusal(this.op_next, address, 'referenced twice');
+            return;
+        }
+        const buffer = this.buffer_acquire(item, address);
+        this.storage.read(this.target, buffer, Zone.grid, (address - 1) * this.block_size,
+            this.buffer_offsets[buffer]!, sector_ceil(size));
+    }
+
+    private restore_block(buffer: number, item: number, address: number, result: number): void {
+        if (this.error === null) {
+            if (result < 0) {
+                this.error = new GridRefusal(this.op_next, address,
+                    `unreadable (errno ${-result})`);
+            } else {
+                this.error = this.restore_verify(buffer, item, address);
+            }
+        }
+        this.restore_advance();
+    }
+
+    /** Verifies the block in `buffer` against its parent's reference and applies it. */
+    private restore_verify(buffer: number, item: number, address: number):
+        StorageRefusal | null {
+        const offset = this.buffer_offsets[buffer]!;
+        const bytes = this.storage.arena.bytes;
+        if (this.phase === Phase.restore_root) return this.root_apply(offset, address);
+        if (this.phase === Phase.restore_manifests) {
+            const ref = item * reference_size;
+            if (!block_verify(bytes, offset, this.manifest_refs, ref, BlockType.manifest)) {
+                return new GridRefusal(this.op_next, address, `manifest block ${item} corrupt ` +
+                    '(checksum, address or size differs from its reference)');
+            }
+            const first = item * this.refs_per_manifest;
+            const count = Math.min(this.refs_per_manifest, this.chunk_total - first);
+            this.chunk_refs.set(bytes.subarray(offset + header_size,
+                offset + header_size + count * reference_size), first * reference_size);
+            return null;
+        }
+        return this.chunk_apply(offset, address, item);
+    }
+
+    private root_apply(offset: number, address: number): StorageRefusal | null {
+        const bytes = this.storage.arena.bytes;
+        // The superblock stores no size for the root: take the block's own, which the checksum
+        // comparison below then vouches for.
+        u32_write(this.root_ref, 24, u32_read(bytes, offset + frame.size));
+        if (!block_verify(bytes, offset, this.root_ref, 0, BlockType.root)) {
+            return new GridRefusal(this.op_next, address, 'root block corrupt (its checksum ' +
+                'differs from the checkpoint id the superblock holds)');
+        }
+        const body = offset + header_size;
+        const mismatch = u32_read(bytes, body + b_magic) !== root_magic ||
+            u32_read(bytes, body + b_segment_count) !== segment_count ||
+            u32_read(bytes, body + b_payload) !== this.payload ||
+            u32_read(bytes, body + b_manifest_count) !== this.manifest_count;
+        if (mismatch) {
+            return new GridRefusal(this.op_next, address, 'root block written with another ' +
+                'block size or state layout: wrong config for this data file');
+        }
+        if (u64_read(bytes, body + b_op) !== this.op_next) {
+            return new GridRefusal(this.op_next, address, 'root names another checkpoint op');
+        }
+        for (let segment = 0; segment < segment_count; segment++) {
+            const capacity = u64_read(bytes, body + b_segments + segment * 16);
+            const used = u64_read(bytes, body + b_segments + segment * 16 + 8);
+            if (capacity !== this.capacity[segment] || used < 0 || used > capacity) {
+                return new GridRefusal(this.op_next, address, `segment ` +
+                    `${segment_names[segment]} capacity ${capacity} (config: ` +
+                    `${this.capacity[segment]}), used ${used}: wrong ledger config`);
+            }
+            this.used[segment] = used;
+        }
+        this.checkpoint_prepare_checksum.set(bytes.subarray(body + b_prepare_checksum,
+            body + b_prepare_checksum + 16));
+        this.manifest_refs.set(bytes.subarray(body + root_body_fixed,
+            body + root_body_fixed + this.manifest_count * reference_size));
+        return null;
+    }
+
+    private chunk_apply(offset: number, address: number, chunk: number): StorageRefusal | null {
+        const bytes = this.storage.arena.bytes;
+        const segment = this.segment_of(chunk);
+        const local = chunk - this.chunk_first[segment]!;
+        const start = local * this.payload;
+        const length = Math.min(this.payload, this.used[segment]! - start);
+        const name = `chunk ${local} of ${segment_names[segment]}`;
+        if (!block_verify(bytes, offset, this.chunk_refs, chunk * reference_size,
+            BlockType.chunk) || block_segment(bytes, offset) !== segment ||
+            block_chunk(bytes, offset) !== local) {
+            return new GridRefusal(this.op_next, address, `${name} corrupt (checksum, address ` +
+                'or size differs from the manifest reference)');
+        }
+        if (reference_size_read(this.chunk_refs, chunk * reference_size) !==
+            header_size + length) {
+            return new GridRefusal(this.op_next, address, `${name} size disagrees with the root`);
+        }
+        this.segments[segment]!.set(bytes.subarray(offset + header_size,
+            offset + header_size + length), start);
+        return null;
+    }
+
+    /** Moves restore on: root, then manifests, then chunks, each phase pipelined. */
+    private restore_advance(): void {
+        for (let pass = 0; pass < this.chunk_total + this.manifest_count + 8; pass++) {
+            if (this.error !== null) {
+                if (this.in_flight === 0) this.fail();
+                return;
+            }
+            if (this.phase === Phase.restore_root) {
+                this.phase_next(Phase.restore_manifests);
+            } else if (this.phase === Phase.restore_manifests) {
+                if (this.cursor === this.manifest_count) {
+                    if (this.in_flight > 0) return;
+                    this.phase_next(Phase.restore_chunks);
+                } else if (this.in_flight < checkpoint_buffers) {
+                    this.restore_read(this.manifest_refs, this.cursor++);
+                } else {
+                    return;
+                }
+            } else if (this.phase === Phase.restore_chunks) {
+                if (this.cursor === this.chunk_total) {
+                    if (this.in_flight > 0) return;
+                    return this.restore_finish();
+                }
+                if (this.in_flight >= checkpoint_buffers) return;
+                this.restore_read(this.chunk_refs, this.cursor++);
+            }
+        }
+    }
+
+    /** Reads the block `refs` names at `index`, or checks that an absent one is really absent. */
+    private restore_read(refs: Uint8Array, index: number): void {
+        const ref = index * reference_size;
+        const address = reference_address(refs, ref);
+        if (refs === this.chunk_refs) {
+            const segment = this.segment_of(index);
+            const start = (index - this.chunk_first[segment]!) * this.payload;
+            const expected = start < this.used[segment]!;
+            if ((address !== 0) !== expected) {
+                this.error = new GridRefusal(this.op_next, address, `manifest reference of chunk` +
+                    ` ${index} disagrees with the used size of ${segment_names[segment]}`);
+                return;
+            }
+        }
+        if (address === 0) return;
+        this.block_read(index, address, reference_size_read(refs, ref));
+    }
+
+    private restore_finish(): void {
+        this.ledger.state_load_finish(this.used);
+        this.ledger.accounts.dirty_clear();
+        this.ledger.transfers.dirty_clear();
+        this.used_durable.set(this.used);
+        this.op_durable = this.op_next;
+        this.phase = Phase.idle;
+        this.listener.checkpoint_restored(null);
+    }
+}

@@ -1,0 +1,205 @@
+// The client session table (internals.md §14, wire-protocol.md §5): one entry per registered
+// client, holding its session number (the op that committed its register) and the header of its
+// latest reply, plus the reply message itself (a pool message) so that a retried request is
+// answered from it rather than executed twice. Entries change only when a prepare commits, so the
+// table is a deterministic function of the committed log: replaying the WAL rebuilds it exactly.
+//
+// When the table is full, registering a new client evicts the entry whose latest reply has the
+// lowest commit (the least recently served client), as TigerBeetle does.
+//
+// Fixed capacity (clients_max), typed arrays only; a client id is four u32 words. Lookup is a
+// linear scan: clients_max is small (64 by default) and the scan touches one Uint32Array.
+import assert from 'node:assert/strict';
+
+import { header_size } from './constants';
+import { offsets, frame } from './header_layout';
+import type { MessagePool } from './message_pool';
+
+const reply_at = offsets.reply;
+
+export class ClientSessions {
+    readonly capacity: number;
+    private readonly pool: MessagePool;
+    /** Client id words (little-endian u32 limbs); all zero marks a free entry. */
+    private readonly clients: Uint32Array;
+    private readonly sessions: Float64Array;
+    /** The latest reply header of each entry (the durable part of an entry, as in TigerBeetle). */
+    readonly reply_headers: Uint8Array;
+    /** The latest reply message (pool index), or -1 when the body is not in memory. */
+    private readonly reply_messages: Int32Array;
+    /** The connection the client was last heard on, or -1. */
+    private readonly connections: Int32Array;
+    count = 0;
+
+    constructor(capacity: number, pool: MessagePool) {
+        assert(Number.isInteger(capacity) && capacity >= 1);
+        this.capacity = capacity;
+        this.pool = pool;
+        this.clients = new Uint32Array(capacity * 4);
+        this.sessions = new Float64Array(capacity);
+        this.reply_headers = new Uint8Array(capacity * header_size);
+        this.reply_messages = new Int32Array(capacity).fill(-1);
+        this.connections = new Int32Array(capacity).fill(-1);
+    }
+
+    /** The entry of client (c0..c3), or -1. */
+    find(c0: number, c1: number, c2: number, c3: number): number {
+        assert((c0 | c1 | c2 | c3) !== 0, 'client 0 has no session');
+        const clients = this.clients;
+        for (let entry = 0; entry < this.capacity; entry++) {
+            const at = entry * 4;
+            if (clients[at] === c0 && clients[at + 1] === c1 && clients[at + 2] === c2 &&
+                clients[at + 3] === c3) return entry;
+        }
+        return -1;
+    }
+
+    session(entry: number): number {
+        return this.sessions[entry]!;
+    }
+
+    /** The latest request number answered for this entry. */
+    request(entry: number): number {
+        const at = entry * header_size + reply_at.request;
+        const bytes = this.reply_headers;
+        return (bytes[at]! | bytes[at + 1]! << 8 | bytes[at + 2]! << 16 | bytes[at + 3]! << 24) >>>
+            0;
+    }
+
+    /** The release of the latest request (the reply echoes it). */
+    release(entry: number): number {
+        const at = entry * header_size + frame.release;
+        const bytes = this.reply_headers;
+        return (bytes[at]! | bytes[at + 1]! << 8 | bytes[at + 2]! << 16 | bytes[at + 3]! << 24) >>>
+            0;
+    }
+
+    /** Whether the latest reply answered the request whose checksum is bytes[at, +16). */
+    reply_answers(entry: number, bytes: Uint8Array, at: number): boolean {
+        return equal16(this.reply_headers, entry * header_size + reply_at.request_checksum,
+            bytes, at);
+    }
+
+    /** Whether bytes[at, +16) is the latest reply's context (the expected next `parent`). */
+    context_matches(entry: number, bytes: Uint8Array, at: number): boolean {
+        return equal16(this.reply_headers, entry * header_size + reply_at.context, bytes, at);
+    }
+
+    reply_message(entry: number): number {
+        return this.reply_messages[entry]!;
+    }
+
+    connection(entry: number): number {
+        return this.connections[entry]!;
+    }
+
+    connection_set(entry: number, connection: number): void {
+        assert(entry >= 0 && entry < this.capacity && this.sessions[entry]! > 0);
+        this.connections[entry] = connection;
+    }
+
+    /** Forgets a closed connection wherever it is recorded. */
+    connection_closed(connection: number): void {
+        for (let entry = 0; entry < this.capacity; entry++) {
+            if (this.connections[entry] === connection) this.connections[entry] = -1;
+        }
+    }
+
+    /**
+     * The entry a new registration takes: a free one, else the one whose latest reply committed
+     * earliest (deterministic: commits are unique). The caller evicts it first.
+     */
+    evictee(): number {
+        let oldest = -1;
+        let oldest_commit = Infinity;
+        for (let entry = 0; entry < this.capacity; entry++) {
+            if (this.sessions[entry] === 0) return entry;
+            const commit = this.reply_commit(entry);
+            if (commit < oldest_commit) {
+                oldest = entry;
+                oldest_commit = commit;
+            }
+        }
+        assert(oldest >= 0);
+        return oldest;
+    }
+
+    /** Client id word `word` (0..3) of an entry, to address its eviction message. */
+    client_word(entry: number, word: number): number {
+        return this.clients[entry * 4 + word]!;
+    }
+
+    /** Empties an entry, releasing its reply message. */
+    remove(entry: number): void {
+        assert(this.sessions[entry]! > 0, 'remove: entry is free');
+        this.clients.fill(0, entry * 4, entry * 4 + 4);
+        this.sessions[entry] = 0;
+        this.reply_headers.fill(0, entry * header_size, (entry + 1) * header_size);
+        this.message_release(entry);
+        this.connections[entry] = -1;
+        this.count -= 1;
+    }
+
+    /** Takes a free entry for a client registered by the prepare at `session` (its op). */
+    insert(entry: number, c0: number, c1: number, c2: number, c3: number, session: number): void {
+        assert(this.sessions[entry] === 0, 'insert: entry is taken');
+        assert(session > 0 && this.find(c0, c1, c2, c3) === -1);
+        const at = entry * 4;
+        this.clients[at] = c0;
+        this.clients[at + 1] = c1;
+        this.clients[at + 2] = c2;
+        this.clients[at + 3] = c3;
+        this.sessions[entry] = session;
+        this.count += 1;
+        assert(this.count <= this.capacity);
+    }
+
+    /**
+     * Records the latest reply of an entry: copies its header and keeps a reference to the
+     * message (dropping the previous one). Commits must increase.
+     */
+    reply_store(entry: number, message: number): void {
+        assert(this.sessions[entry]! > 0);
+        const bytes = this.pool.bytes;
+        const offset = this.pool.offset(message);
+        const commit = u64_number(bytes, offset + reply_at.commit);
+        assert(commit > this.reply_commit(entry) || this.reply_commit(entry) === 0);
+        this.reply_headers.set(bytes.subarray(offset, offset + header_size), entry * header_size);
+        this.pool.ref(message);
+        this.message_release(entry);
+        this.reply_messages[entry] = message;
+    }
+
+    /** The commit (op) of the entry's latest reply. */
+    reply_commit(entry: number): number {
+        return u64_number(this.reply_headers, entry * header_size + reply_at.commit);
+    }
+
+    /** Drops every reply reference (shutdown), so that the pool can be checked for leaks. */
+    release_all(): void {
+        for (let entry = 0; entry < this.capacity; entry++) this.message_release(entry);
+    }
+
+    private message_release(entry: number): void {
+        const message = this.reply_messages[entry]!;
+        if (message === -1) return;
+        this.reply_messages[entry] = -1;
+        this.pool.unref(message);
+    }
+}
+
+function equal16(a: Uint8Array, a_at: number, b: Uint8Array, b_at: number): boolean {
+    for (let index = 0; index < 16; index++) {
+        if (a[a_at + index] !== b[b_at + index]) return false;
+    }
+    return true;
+}
+
+function u64_number(bytes: Uint8Array, at: number): number {
+    const low = (bytes[at]! | bytes[at + 1]! << 8 | bytes[at + 2]! << 16 | bytes[at + 3]! << 24) >>>
+        0;
+    const high = (bytes[at + 4]! | bytes[at + 5]! << 8 | bytes[at + 6]! << 16 |
+        bytes[at + 7]! << 24) >>> 0;
+    assert(high < 0x200000);
+    return high * 0x1_0000_0000 + low;
+}

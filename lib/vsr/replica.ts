@@ -1,0 +1,981 @@
+// The replica: Viewstamped Replication's normal protocol (internals.md §7), today for a cluster of
+// one, structured so that backups slot in: a view, op numbers, a pipeline of prepares each with
+// a set of acknowledgements, commit_max (highest op a replication quorum holds) and commit_min
+// (highest op executed), a primary that needs quorum_replication(replica_count) prepare_oks of
+// which its own WAL write is one.
+//
+// The data path of a request (ARCHITECTURE.md): the bus hands over a pool message; the replica
+// checks it (wire-protocol.md §7: release, operation, body, session, request number, parent),
+// turns it into a prepare IN THE SAME BUFFER (op, parent checksum, commit, timestamp; only the
+// 256-byte header is re-checksummed, the body and its checksum are unchanged), and the journal
+// writes it to the WAL. When a quorum holds it, prepares commit in op order: the state machine
+// executes the body into a reply message from the pool, the reply is sealed, stored in the
+// client's session and sent.
+//
+// Time, randomness, the network and storage come in through interfaces, so the deterministic
+// simulator (test/replica_simulator.test.ts) drives this same code.
+//
+// Startup: the superblock and WAL are opened by the caller; `open()` restores the checkpoint
+// (op 0 until checkpoints land) and replays the WAL from checkpoint+1 to the head, re-executing
+// each prepare at its stored timestamp, which rebuilds the ledger, the sessions and their
+// replies. Only then does the replica serve.
+import assert from 'node:assert/strict';
+
+import type { Journal, JournalListener } from '../storage/journal';
+import type { Storage, StorageCompletionTarget } from '../storage/storage';
+import { StorageRefusal } from '../storage/storage';
+import type { SuperBlock, SuperBlockListener } from '../storage/superblock';
+import { VsrState } from '../storage/superblock';
+import { Zone, sector_ceil } from '../storage/zones';
+import { StartupWaiter } from '../storage/data_file';
+import { LedgerCapacityError } from '../ledger/ledger';
+import { checksum_equal } from './checksum';
+import {
+    EvictionReason, Operation, header_size, register_request_body_size,
+    register_result_body_size,
+} from './constants';
+import { HeaderView, header_init, seal, seal_empty_body, set_checksum } from './header';
+import { Command, frame, offsets } from './header_layout';
+import type { MessagePool } from './message_pool';
+import { Pipeline, pipeline_prepare_queue_max } from './pipeline';
+import { ClientSessions } from './client_sessions';
+import { StateMachine, operation_is_create, operation_supported } from './state_machine';
+import type { Ledger } from '../ledger/ledger';
+
+/** The release we run: 0.17.9, {patch u8, minor u8, major u16}. */
+export const release_server = 0x00001109;
+/** The oldest client release TigerBeetle 0.17.9 serves: 0.16.4 (wire-protocol.md §5.8). */
+export const release_client_min = 0x00001004;
+
+export const tick_ms = 10;
+/** A pulse is considered every 100 ms (internals.md §7, timeouts). */
+export const pulse_ticks = 10;
+
+const two_32 = 0x1_0000_0000;
+
+/** Wall clock and monotonic clock. */
+export interface ReplicaTime {
+    /** Monotonic nanoseconds (timeouts, round trips); never goes backwards. */
+    monotonic_ns(): number;
+    /** Wall-clock microseconds since the Unix epoch (prepare timestamps). */
+    realtime_us(): number;
+}
+
+export interface ReplicaRandom {
+    u32(): number;
+}
+
+/** How the replica sends: the message bus, or the simulator's network. */
+export interface ReplicaNetwork {
+    /** Queues a pool message (taking a reference); false when the connection is gone. */
+    send(connection: number, message: number): boolean;
+}
+
+/** Replication quorum, counting the primary (internals.md §9). */
+export function quorum_replication(replica_count: number): number {
+    assert(replica_count >= 1 && replica_count <= 6);
+    if (replica_count === 2) return 2;
+    return Math.min(3, Math.ceil(replica_count / 2));
+}
+
+export const Status = { opening: 0, replaying: 1, normal: 2, failed: 3 } as const;
+
+export interface ReplicaOptions {
+    pool: MessagePool;
+    time: ReplicaTime;
+    random: ReplicaRandom;
+    storage: Storage;
+    superblock: SuperBlock;
+    journal: Journal;
+    /** Receives the journal's and superblock's completions (it routes them to us once open). */
+    storage_listener: ReplicaStorageListener;
+    ledger: Ledger;
+    clients_max: number;
+    /** Requests waiting while the prepare queue is full; default clients_max. */
+    request_queue_max?: number;
+    release?: number;
+    log?: (line: string) => void;
+}
+
+/** Counters for logs and tests (typed, fixed: nothing is allocated when one is bumped). */
+export class ReplicaStats {
+    requests_received = 0;
+    requests_dropped = 0;
+    replies_sent = 0;
+    replies_resent = 0;
+    prepares = 0;
+    commits = 0;
+    pulses = 0;
+    pongs = 0;
+    messages_ignored = 0;
+    /** Evictions sent, by reason (index = EvictionReason). */
+    readonly evictions = new Uint32Array(9);
+    /** Times the primary waited because the WAL would overwrite an op not yet checkpointed. */
+    wal_stalls = 0;
+    /** Times a commit waited for a free pool message. */
+    commit_stalls = 0;
+}
+
+/**
+ * The journal and superblock were built with one listener; during startup it collects their
+ * outcomes (StartupWaiter), afterwards it forwards them to the replica.
+ */
+export class ReplicaStorageListener implements JournalListener, SuperBlockListener {
+    readonly startup = new StartupWaiter();
+    replica: Replica | null = null;
+
+    journal_done(error: StorageRefusal | null): void {
+        if (this.replica === null) this.startup.journal_done(error);
+        else this.replica.journal_done(error);
+    }
+    journal_prepare_written(op: number, result: number): void {
+        assert(this.replica !== null, 'journal write before the replica exists');
+        this.replica.journal_prepare_written(op, result);
+    }
+    superblock_done(error: StorageRefusal | null): void {
+        if (this.replica === null) this.startup.superblock_done(error);
+        else this.replica.superblock_done(error);
+    }
+}
+
+const request_at = offsets.request;
+const prepare_at = offsets.prepare;
+const reply_at = offsets.reply;
+
+export class Replica implements StorageCompletionTarget {
+    readonly pool: MessagePool;
+    readonly time: ReplicaTime;
+    readonly random: ReplicaRandom;
+    readonly storage: Storage;
+    readonly superblock: SuperBlock;
+    readonly journal: Journal;
+    readonly state_machine: StateMachine;
+    readonly sessions: ClientSessions;
+    readonly pipeline: Pipeline;
+    readonly stats = new ReplicaStats();
+    readonly release: number;
+    readonly replica: number;
+    readonly replica_count: number;
+    readonly quorum_replication: number;
+    readonly cluster: Uint8Array;
+    readonly message_size_max: number;
+    private readonly log: (line: string) => void;
+    private network: ReplicaNetwork | null = null;
+    private readonly storage_target: number;
+
+    status: number = Status.opening;
+    /** Why opening failed (status failed). */
+    failure: Error | null = null;
+    view = 0;
+    log_view = 0;
+    /** The head: the highest op prepared. */
+    op = 0;
+    /** The highest op executed. */
+    commit_min = 0;
+    /** The highest op known committed (held by a replication quorum). */
+    commit_max = 0;
+    checkpoint_op = 0;
+    private readonly checkpoint_id = new Uint8Array(16);
+    /** Checksum of the head prepare's header: the next prepare's parent. */
+    private readonly head_checksum = new Uint8Array(16);
+    /** Timestamp of the head prepare, as (hi, lo) u32 limbs. */
+    private timestamp_hi = 0;
+    private timestamp_lo = 0;
+    /** The wall clock read by realtime_read(), as (hi, lo) nanoseconds. */
+    private now_hi = 0;
+    private now_lo = 0;
+    /** Highest op durable in our own WAL, and the op being written (-1 when none). */
+    private op_written = 0;
+    private op_writing = -1;
+    private write_retry = false;
+    private commit_stalled = false;
+    /** Create events in uncommitted prepares, by operation (capacity accounting). */
+    private pending_accounts = 0;
+    private pending_transfers = 0;
+    private ticks = 0;
+    private pulse_tick = 0;
+    private wal_stalled = false;
+
+    private readonly request_view = new HeaderView();
+    private readonly prepare_view = new HeaderView();
+    private readonly reply_view = new HeaderView();
+    private readonly other_view = new HeaderView();
+    private readonly request_checksum = new Uint8Array(16);
+    private replay_message = -1;
+    private replay_op_max = 0;
+    /** An empty input for the pulse (the ledger reads nothing from it). */
+    private readonly pulse_scratch = new Uint8Array(16);
+
+    constructor(options: ReplicaOptions) {
+        this.pool = options.pool;
+        this.time = options.time;
+        this.random = options.random;
+        this.storage = options.storage;
+        this.superblock = options.superblock;
+        this.journal = options.journal;
+        this.release = options.release ?? release_server;
+        this.log = options.log ?? (() => undefined);
+        assert(this.superblock.is_open, 'the superblock must be open before the replica');
+        assert(this.pool.message_size_max === this.journal.message_size_max,
+            'pool messages and WAL slots must have the same size');
+        this.replica = this.superblock.replica;
+        this.replica_count = this.superblock.replica_count;
+        this.quorum_replication = quorum_replication(this.replica_count);
+        this.cluster = Uint8Array.from(this.superblock.cluster_bytes());
+        this.message_size_max = this.pool.message_size_max;
+        this.state_machine = new StateMachine(options.ledger, this.message_size_max - header_size);
+        this.sessions = new ClientSessions(options.clients_max, this.pool);
+        this.pipeline = new Pipeline(pipeline_prepare_queue_max,
+            options.request_queue_max ?? options.clients_max);
+        this.storage_target = this.storage.target_register(this);
+        options.storage_listener.replica = this;
+    }
+
+    /** The network arrives after construction (the bus needs the replica as its owner). */
+    network_attach(network: ReplicaNetwork): void {
+        assert(this.network === null);
+        this.network = network;
+    }
+
+    get is_primary(): boolean {
+        return this.view % this.replica_count === this.replica;
+    }
+
+    /** The highest op the WAL may hold now: beyond it a slot of an op not checkpointed would be
+     * overwritten (internals.md §6.4), so the primary waits. */
+    get op_prepare_max(): number {
+        return this.checkpoint_op + this.journal.slot_count;
+    }
+
+    // ------------------------------------------------------------------ opening and replay
+
+    /**
+     * Starts recovery from the opened superblock and WAL: replays ops checkpoint+1 .. head.
+     * Progress is driven by storage completions; status becomes normal (or failed).
+     */
+    open(): void {
+        assert(this.status === Status.opening);
+        assert(!this.journal.busy && this.journal.op_max >= 0);
+        const state = new VsrState();
+        this.superblock.vsr_state_read(state);
+        this.view = state.view;
+        this.log_view = state.log_view;
+        this.checkpoint_op = state.checkpoint_op;
+        this.checkpoint_id.set(state.checkpoint_id);
+        if (this.checkpoint_op !== 0) {
+            return this.fail(new StorageRefusal('superblock', this.checkpoint_op, -1,
+                'the data file has a checkpoint, and this build cannot restore checkpoints yet'));
+        }
+        this.commit_min = this.checkpoint_op;
+        this.replay_op_max = this.journal.op_max;
+        if (this.replay_op_max > this.op_prepare_max) {
+            return this.fail(new StorageRefusal('wal', this.replay_op_max, -1,
+                'the WAL head is beyond what the checkpoint covers'));
+        }
+        this.status = Status.replaying;
+        this.replay_message = this.pool.acquire();
+        assert(this.replay_message !== -1, 'replay: the pool is empty at startup');
+        this.replay_next();
+    }
+
+    private fail(error: Error): void {
+        this.status = Status.failed;
+        this.failure = error;
+        if (this.replay_message !== -1) this.pool.unref(this.replay_message);
+        this.replay_message = -1;
+        this.log(`replica: ${error.message}`);
+    }
+
+    private replay_next(): void {
+        assert(this.status === Status.replaying);
+        if (this.commit_min === this.replay_op_max) return this.replay_done();
+        const op = this.commit_min + 1;
+        const slot = op % this.journal.slot_count;
+        const headers = this.journal.headers;
+        const at = slot * header_size;
+        const header = this.other_view.attach(headers, at);
+        if (header.u8(frame.command) !== Command.prepare || header.u64(prepare_at.op) !== op) {
+            return this.fail(new StorageRefusal('wal', op, slot, 'missing from the WAL'));
+        }
+        this.storage.read(this.storage_target, slot, Zone.wal_prepares,
+            slot * this.message_size_max, this.pool.offset(this.replay_message),
+            sector_ceil(header.size));
+    }
+
+    storage_complete(slot: number, result: number): void {
+        assert(this.status === Status.replaying);
+        const op = this.commit_min + 1;
+        if (result < 0) {
+            return this.fail(new StorageRefusal('wal_prepares', op, slot,
+                `read failed with errno ${-result}`));
+        }
+        const refusal = this.replay_check(slot, op);
+        if (refusal !== null) return this.fail(refusal);
+        try {
+            const committed = this.commit_prepare(this.replay_message, -1);
+            assert(committed, 'replay: no pool message for a reply at startup');
+        } catch (error) {
+            if (!(error instanceof LedgerCapacityError)) throw error;
+            return this.fail(new Error(`${error.message} while replaying op ${op}: start ` +
+                'with larger --accounts-max/--transfers-max than the data needs'));
+        }
+        this.replay_next();
+    }
+
+    /** The prepare read back must be the one the journal's header names, chained to its parent. */
+    private replay_check(slot: number, op: number): StorageRefusal | null {
+        const bytes = this.pool.bytes;
+        const offset = this.pool.offset(this.replay_message);
+        const expected = slot * header_size;
+        const header = this.prepare_view.attach(bytes, offset);
+        const intact = checksum_equal(bytes, offset + 16, header_size - 16, bytes, offset) &&
+            header.equal16(frame.checksum, this.journal.headers, expected) &&
+            header.size <= this.message_size_max &&
+            checksum_equal(bytes, offset + header_size, header.size - header_size, bytes,
+                offset + frame.checksum_body);
+        if (!intact) return new StorageRefusal('wal_prepares', op, slot, 'corrupt on replay');
+        const parent = ((op - 1) % this.journal.slot_count) * header_size;
+        if (!header.equal16(prepare_at.parent, this.journal.headers, parent + frame.checksum)) {
+            return new StorageRefusal('wal_prepares', op, slot, 'does not chain to its parent');
+        }
+        return null;
+    }
+
+    private replay_done(): void {
+        const head = (this.replay_op_max % this.journal.slot_count) * header_size;
+        const header = this.other_view.attach(this.journal.headers, head);
+        assert.equal(header.u64(prepare_at.op), this.replay_op_max);
+        this.head_checksum.set(this.journal.headers.subarray(head, head + 16));
+        this.timestamp_lo = header.limb(prepare_at.timestamp, 0);
+        this.timestamp_hi = header.limb(prepare_at.timestamp, 1);
+        this.op = this.replay_op_max;
+        this.op_written = this.op;
+        this.commit_max = this.op;
+        assert.equal(this.commit_min, this.op);
+        this.pool.unref(this.replay_message);
+        this.replay_message = -1;
+        this.status = Status.normal;
+        this.log(`replica: replayed to op ${this.op} (checkpoint ${this.checkpoint_op}), ` +
+            `view ${this.view}, ${this.sessions.count} client session(s)`);
+    }
+
+    // ------------------------------------------------------------------ messages in
+
+    /** A message from the bus (validated: checksums, cluster, frame). */
+    on_message(connection: number, message: number): void {
+        const bytes = this.pool.bytes;
+        const command = bytes[this.pool.offset(message) + frame.command];
+        if (command === Command.request) return this.on_request(connection, message);
+        if (command === Command.ping_client) return this.on_ping_client(connection, message);
+        // Replica-to-replica commands have no peer in a cluster of one; clients send only the
+        // two above, so anything else is ignored (and counted).
+        this.stats.messages_ignored += 1;
+    }
+
+    on_close(connection: number): void {
+        this.sessions.connection_closed(connection);
+        this.pipeline.connection_closed(connection);
+    }
+
+    private on_request(connection: number, message: number): void {
+        this.stats.requests_received += 1;
+        if (this.status !== Status.normal || !this.is_primary) return this.drop();
+        const request = this.request_view.attach(this.pool.bytes, this.pool.offset(message));
+        if (request.view > this.view) return this.drop();
+        const reason = this.request_invalid(request);
+        if (reason !== 0) return this.evict(connection, request, frame_client, reason);
+        if (request.u8(request_at.operation) === Operation.register) {
+            return this.on_register(connection, message, request);
+        }
+        const entry = this.sessions.find(request.limb(request_at.client, 0),
+            request.limb(request_at.client, 1), request.limb(request_at.client, 2),
+            request.limb(request_at.client, 3));
+        if (entry === -1) {
+            return this.evict(connection, request, frame_client, EvictionReason.no_session);
+        }
+        const session = u64_saturating(request, request_at.session);
+        if (session < this.sessions.session(entry)) {
+            return this.evict(connection, request, frame_client, EvictionReason.session_too_low);
+        }
+        if (session > this.sessions.session(entry)) {
+            return this.evict(connection, request, frame_client, EvictionReason.no_session);
+        }
+        if (request.release !== this.sessions.release(entry)) {
+            return this.evict(connection, request, frame_client,
+                EvictionReason.session_release_mismatch);
+        }
+        this.sessions.connection_set(entry, connection);
+        this.on_request_in_session(connection, message, request, entry);
+    }
+
+    /** The request-number and parent checks of a client with a session (§5.3, §7 step 7). */
+    private on_request_in_session(connection: number, message: number, request: HeaderView,
+        entry: number): void {
+        const number = request.u32(request_at.request);
+        const latest = this.sessions.request(entry);
+        if (number === latest) return this.resend_reply(connection, request, entry);
+        if (number !== latest + 1) return this.drop();
+        if (!this.sessions.context_matches(entry, request.bytes,
+            request.offset + request_at.parent)) return this.drop();
+        if (this.in_flight(connection, request)) return this.drop();
+        this.accept(connection, message);
+    }
+
+    /** Register: a new client, or a retransmit of a register we already answered. */
+    private on_register(connection: number, message: number, request: HeaderView): void {
+        const entry = this.sessions.find(request.limb(request_at.client, 0),
+            request.limb(request_at.client, 1), request.limb(request_at.client, 2),
+            request.limb(request_at.client, 3));
+        if (entry !== -1) {
+            this.sessions.connection_set(entry, connection);
+            if (this.sessions.request(entry) === 0) {
+                return this.resend_reply(connection, request, entry);
+            }
+            return this.drop();
+        }
+        if (this.in_flight(connection, request)) return this.drop();
+        this.accept(connection, message);
+    }
+
+    /**
+     * The checks that evict (§7 steps 2-6), in TigerBeetle's order; 0 when the request passes.
+     * Oversized messages never get here: the bus refuses anything above message_size_max.
+     */
+    private request_invalid(request: HeaderView): number {
+        const release = request.release;
+        if (release < release_client_min) return EvictionReason.client_release_too_low;
+        if (release > this.release) return EvictionReason.client_release_too_high;
+        if (request.size > this.message_size_max) return EvictionReason.invalid_request_body_size;
+        const operation = request.u8(request_at.operation);
+        const body_size = request.size - header_size;
+        if (operation === Operation.register) {
+            if (body_size === 0) return EvictionReason.invalid_request_body_size;
+            return this.register_body_valid(request, body_size) ? 0
+                : EvictionReason.invalid_request_body;
+        }
+        if (!operation_supported(operation)) return EvictionReason.invalid_request_operation;
+        const valid = this.state_machine.input_valid(operation, request.bytes,
+            request.offset + header_size, body_size);
+        return valid ? 0 : EvictionReason.invalid_request_body;
+    }
+
+    /** RegisterRequest: batch_size_limit within our limit (0: "the server's"), reserved zero. */
+    private register_body_valid(request: HeaderView, body_size: number): boolean {
+        if (body_size !== register_request_body_size) return false;
+        const limit = request.u32(header_size);
+        if (limit > this.message_size_max - header_size) return false;
+        return request.zero(header_size + 4, register_request_body_size - 4);
+    }
+
+    /** Whether this client already has a request in the pipeline or the request queue. */
+    private in_flight(connection: number, request: HeaderView): boolean {
+        const bytes = this.pool.bytes;
+        const client_at = request.offset + request_at.client;
+        const pipeline = this.pipeline;
+        for (let i = 0; i < pipeline.prepare_count; i++) {
+            const other = this.pool.offset(pipeline.prepare_message(i));
+            if (equal16(bytes, other + prepare_at.client, bytes, client_at)) {
+                pipeline.connection_update(i, connection);
+                return true;
+            }
+        }
+        for (let i = 0; i < pipeline.request_count; i++) {
+            const other = this.pool.offset(pipeline.request_message(i));
+            if (equal16(bytes, other + request_at.client, bytes, client_at)) {
+                pipeline.request_connection_update(i, connection);
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private drop(): void {
+        this.stats.requests_dropped += 1;
+    }
+
+    /** A duplicate of the latest request: answered from the cached reply, never re-executed. */
+    private resend_reply(connection: number, request: HeaderView, entry: number): void {
+        const reply = this.sessions.reply_message(entry);
+        if (reply === -1 || !this.sessions.reply_answers(entry, request.bytes,
+            request.offset + frame.checksum)) return this.drop();
+        this.stats.replies_resent += 1;
+        this.send(connection, reply);
+    }
+
+    private accept(connection: number, message: number): void {
+        const pipeline = this.pipeline;
+        if (pipeline.request_count > 0 || !this.prepare_possible()) {
+            if (pipeline.request_full) return this.drop();
+            this.pool.ref(message);
+            pipeline.request_push(message, connection);
+            return;
+        }
+        this.pool.ref(message);
+        this.primary_prepare(message, connection);
+    }
+
+    private on_ping_client(connection: number, message: number): void {
+        const ping = this.request_view.attach(this.pool.bytes, this.pool.offset(message));
+        const release = ping.release;
+        const at = offsets.ping_client;
+        if (release < release_client_min) {
+            return this.evict(connection, ping, at.client, EvictionReason.client_release_too_low);
+        }
+        if (release > this.release) {
+            return this.evict(connection, ping, at.client, EvictionReason.client_release_too_high);
+        }
+        const session = u64_saturating(ping, at.session);
+        if (session !== 0 && this.status === Status.normal) {
+            const entry = this.sessions.find(ping.limb(at.client, 0), ping.limb(at.client, 1),
+                ping.limb(at.client, 2), ping.limb(at.client, 3));
+            if (entry === -1 && this.commit_min >= session) {
+                return this.evict(connection, ping, at.client, EvictionReason.no_session);
+            }
+            if (entry !== -1) this.sessions.connection_set(entry, connection);
+        }
+        this.pong(connection, ping);
+    }
+
+    // ------------------------------------------------------------------ messages out
+
+    private send(connection: number, message: number): void {
+        if (connection < 0 || this.network === null || this.status !== Status.normal) return;
+        this.network.send(connection, message);
+    }
+
+    private pong(connection: number, ping: HeaderView): void {
+        const message = this.pool.acquire();
+        if (message === -1) return; // Pongs are optional: the client pings again.
+        const pong = header_init(this.other_view, this.pool.bytes, this.pool.offset(message),
+            Command.pong_client, header_size, this.release);
+        this.frame_set(pong);
+        const at = offsets.pong_client.ping_timestamp_monotonic;
+        const from = ping.offset + offsets.ping_client.ping_timestamp_monotonic;
+        for (let index = 0; index < 8; index++) pong.bytes[pong.offset + at + index] =
+            ping.bytes[from + index]!;
+        seal_empty_body(pong);
+        this.stats.pongs += 1;
+        this.send(connection, message);
+        this.pool.unref(message);
+    }
+
+    /**
+     * Sends `eviction` to the client named at `client_at` of `source` (a request or ping, or -1
+     * with `source` null to use the session entry's id).
+     */
+    private evict(connection: number, source: HeaderView, client_at: number,
+        reason: number): void {
+        this.stats.evictions[reason] += 1;
+        const message = this.pool.acquire();
+        if (message === -1) return this.drop(); // The client retries and is evicted then.
+        const eviction = header_init(this.other_view, this.pool.bytes,
+            this.pool.offset(message), Command.eviction, header_size, this.release);
+        this.frame_set(eviction);
+        eviction.copy16_from(offsets.eviction.client, source.bytes, source.offset +
+            (client_at === frame_client ? request_at.client : client_at));
+        eviction.set_u8(offsets.eviction.reason, reason);
+        seal_empty_body(eviction);
+        this.send(connection, message);
+        this.pool.unref(message);
+    }
+
+    /** Evicts a session entry to make room (no_session), telling the client if it is here. */
+    private evict_entry(entry: number): void {
+        const connection = this.sessions.connection(entry);
+        this.stats.evictions[EvictionReason.no_session] += 1;
+        const message = connection < 0 || this.status !== Status.normal ? -1
+            : this.pool.acquire();
+        if (message !== -1) {
+            const eviction = header_init(this.other_view, this.pool.bytes,
+                this.pool.offset(message), Command.eviction, header_size, this.release);
+            this.frame_set(eviction);
+            for (let word = 0; word < 4; word++) {
+                eviction.set_limb(offsets.eviction.client, word,
+                    this.sessions.client_word(entry, word));
+            }
+            eviction.set_u8(offsets.eviction.reason, EvictionReason.no_session);
+            seal_empty_body(eviction);
+            this.send(connection, message);
+            this.pool.unref(message);
+        }
+        this.sessions.remove(entry);
+    }
+
+    /** Cluster, view and replica index: the frame fields every message from us carries. */
+    private frame_set(header: HeaderView): void {
+        header.copy16_from(frame.cluster, this.cluster, 0);
+        header.view = this.view;
+        header.replica = this.replica;
+    }
+
+    // ------------------------------------------------------------------ preparing
+
+    private prepare_possible(): boolean {
+        if (this.pipeline.prepare_full) return false;
+        if (this.op + 1 > this.op_prepare_max) {
+            if (!this.wal_stalled) {
+                this.wal_stalled = true;
+                this.stats.wal_stalls += 1;
+                this.log(`replica: WAL full at op ${this.op}: waiting for a checkpoint`);
+            }
+            return false;
+        }
+        this.wal_stalled = false;
+        return true;
+    }
+
+    /** Moves queued requests into the pipeline while there is room. */
+    private prepare_queued(): void {
+        const pipeline = this.pipeline;
+        for (let pass = 0; pass < pipeline.request_max && pipeline.request_count > 0; pass++) {
+            if (!this.prepare_possible()) return;
+            const connection = pipeline.request_connection(0);
+            this.primary_prepare(pipeline.request_pop(), connection);
+        }
+    }
+
+    /**
+     * Turns the request in `message` (ours: one reference) into prepare op+1 in place and starts
+     * its WAL write. A create batch the ledger has no room for is dropped here, before it is
+     * logged, so that a logged prepare always executes.
+     */
+    private primary_prepare(message: number, connection: number): void {
+        assert(this.prepare_possible());
+        const bytes = this.pool.bytes;
+        const offset = this.pool.offset(message);
+        const header = this.prepare_view.attach(bytes, offset);
+        const operation = header.u8(request_at.operation);
+        const events = operation === Operation.register ? 0 : this.state_machine.events_count(
+            operation, bytes, offset + header_size, header.size - header_size);
+        if (!this.capacity_reserve(operation, events)) {
+            this.pool.unref(message);
+            return this.drop();
+        }
+        const c0 = header.limb(request_at.client, 0);
+        const c1 = header.limb(request_at.client, 1);
+        const c2 = header.limb(request_at.client, 2);
+        const c3 = header.limb(request_at.client, 3);
+        const request = header.u32(request_at.request);
+        this.request_checksum.set(bytes.subarray(offset, offset + 16));
+        header.fill_zero(offsets.prepare.parent, 128);
+        header.copy16_from(prepare_at.request_checksum, this.request_checksum, 0);
+        header.set_limb(prepare_at.client, 0, c0);
+        header.set_limb(prepare_at.client, 1, c1);
+        header.set_limb(prepare_at.client, 2, c2);
+        header.set_limb(prepare_at.client, 3, c3);
+        header.set_u32(prepare_at.request, request);
+        // Release, size, cluster and the body with its checksum stay as the client sent them.
+        this.prepare_seal(header, operation, events);
+        this.pipeline.prepare_push(this.op, message, connection);
+        this.stats.prepares += 1;
+        this.journal_write_next();
+    }
+
+    /** Fills the VSR fields of a prepare as op+1 and checksums its header (the body is done). */
+    private prepare_seal(header: HeaderView, operation: number, events: number): void {
+        const op = this.op + 1;
+        header.command = Command.prepare;
+        header.view = this.view;
+        header.replica = this.replica;
+        header.copy16_from(prepare_at.parent, this.head_checksum, 0);
+        header.copy16_from(prepare_at.checkpoint_id, this.checkpoint_id, 0);
+        header.set_u64(prepare_at.op, op);
+        header.set_u64(prepare_at.commit, this.commit_max);
+        header.set_u8(prepare_at.operation, operation);
+        this.timestamp_advance(events);
+        header.set_limb(prepare_at.timestamp, 0, this.timestamp_lo);
+        header.set_limb(prepare_at.timestamp, 1, this.timestamp_hi);
+        set_checksum(header);
+        this.head_checksum.set(header.bytes.subarray(header.offset, header.offset + 16));
+        this.op = op;
+    }
+
+    /** Capacity accounting over committed state plus uncommitted prepares (§ ledger limits). */
+    private capacity_reserve(operation: number, events: number): boolean {
+        if (!operation_is_create(operation)) return true;
+        const accounts = operation === Operation.create_accounts;
+        const pending = accounts ? this.pending_accounts : this.pending_transfers;
+        const error = this.state_machine.capacity_error(operation, pending + events);
+        if (error !== null) {
+            this.log(`replica: request dropped: ${error} (start with a larger limit)`);
+            return false;
+        }
+        if (accounts) this.pending_accounts += events;
+        else this.pending_transfers += events;
+        return true;
+    }
+
+    private capacity_release(operation: number, events: number): void {
+        if (operation === Operation.create_accounts) this.pending_accounts -= events;
+        if (operation === Operation.create_transfers) this.pending_transfers -= events;
+        assert(this.pending_accounts >= 0 && this.pending_transfers >= 0);
+    }
+
+    /**
+     * The next prepare timestamp (internals.md §11): max(previous + 1, wall clock), then plus
+     * the events of a create batch, which take the nanoseconds just below it (§6.6).
+     */
+    private timestamp_advance(events: number): void {
+        this.realtime_read();
+        let hi = this.timestamp_hi;
+        let lo = this.timestamp_lo + 1;
+        if (lo === two_32) { lo = 0; hi += 1; }
+        if (this.now_hi > hi || (this.now_hi === hi && this.now_lo > lo)) {
+            hi = this.now_hi;
+            lo = this.now_lo;
+        }
+        lo += events;
+        while (lo >= two_32) { lo -= two_32; hi += 1; }
+        assert(hi < 0x8000_0000, 'timestamp beyond 2^63');
+        this.timestamp_hi = hi;
+        this.timestamp_lo = lo;
+    }
+
+    /** Wall-clock nanoseconds as (hi, lo) limbs, exactly: µs × 1000 without rounding. */
+    private realtime_read(): void {
+        const us = this.time.realtime_us();
+        assert(Number.isSafeInteger(us) && us > 0);
+        const us_hi = Math.floor(us / two_32);
+        const product = (us - us_hi * two_32) * 1000;
+        const carry = Math.floor(product / two_32);
+        this.now_lo = product - carry * two_32;
+        this.now_hi = us_hi * 1000 + carry;
+    }
+
+    // ------------------------------------------------------------------ journal and commit
+
+    /** Writes the next unwritten prepare of the pipeline (the journal takes one at a time). */
+    private journal_write_next(): void {
+        if (this.op_writing !== -1 || this.journal.busy) return;
+        const op = this.op_written + 1;
+        if (op > this.op) return;
+        const i = op - this.pipeline.prepare_op(0);
+        assert(i >= 0 && i < this.pipeline.prepare_count);
+        this.op_writing = op;
+        this.journal.write_prepare(this.pool.offset(this.pipeline.prepare_message(i)));
+    }
+
+    journal_prepare_written(op: number, result: number): void {
+        assert.equal(op, this.op_writing);
+        this.op_writing = -1;
+        if (result < 0) {
+            // Not durable: nothing is acknowledged; the write is retried on the next tick.
+            this.log(`replica: WAL write of op ${op} failed (errno ${-result}); retrying`);
+            this.write_retry = true;
+            return;
+        }
+        assert.equal(op, this.op_written + 1);
+        this.op_written = op;
+        this.on_prepare_ok(op, this.replica);
+        this.journal_write_next();
+    }
+
+    journal_done(error: StorageRefusal | null): void {
+        assert.fail(`journal: unexpected format/recovery outcome: ${error?.message ?? 'ok'}`);
+    }
+
+    superblock_done(error: StorageRefusal | null): void {
+        assert.fail(`superblock: unexpected update outcome: ${error?.message ?? 'ok'}`);
+    }
+
+    /** A replica holds `op` durably; with a replication quorum the pipeline head commits. */
+    private on_prepare_ok(op: number, replica: number): void {
+        if (!this.pipeline.prepare_ok(op, replica)) return;
+        const pipeline = this.pipeline;
+        for (let i = this.commit_max - pipeline.prepare_op(0) + 1; i < pipeline.prepare_count;
+            i++) {
+            if (pipeline.prepare_ok_count(i) < this.quorum_replication) break;
+            this.commit_max = pipeline.prepare_op(i);
+        }
+        this.commit_pipeline();
+    }
+
+    /** Executes committed prepares in op order, replying to each client. */
+    private commit_pipeline(): void {
+        const pipeline = this.pipeline;
+        this.commit_stalled = false;
+        while (this.commit_min < this.commit_max) {
+            assert.equal(pipeline.prepare_op(0), this.commit_min + 1);
+            if (!this.commit_prepare(pipeline.prepare_message(0), pipeline.prepare_connection(0))) {
+                this.commit_stalled = true;
+                this.stats.commit_stalls += 1;
+                return;
+            }
+            this.pool.unref(pipeline.prepare_pop());
+        }
+        this.prepare_queued();
+    }
+
+    /**
+     * Executes one prepare (from the pipeline, or read back from the WAL on replay) and, unless
+     * it is a pulse, builds, stores and sends its reply. False when no pool message is free for
+     * the reply (nothing was executed; try again later).
+     */
+    private commit_prepare(message: number, connection: number): boolean {
+        const bytes = this.pool.bytes;
+        const offset = this.pool.offset(message);
+        const prepare = this.prepare_view.attach(bytes, offset);
+        const op = prepare.u64(prepare_at.op);
+        const operation = prepare.u8(prepare_at.operation);
+        assert.equal(op, this.commit_min + 1);
+        const hi = prepare.limb(prepare_at.timestamp, 1);
+        const lo = prepare.limb(prepare_at.timestamp, 0);
+        if (operation === Operation.pulse) {
+            this.state_machine.pulse(hi, lo, this.pulse_scratch);
+            this.stats.pulses += 1;
+            return this.committed(op);
+        }
+        const reply = this.pool.acquire();
+        if (reply === -1) return false;
+        const reply_offset = this.pool.offset(reply);
+        const body_size = this.execute(prepare, operation, hi, lo, reply_offset + header_size);
+        const header = header_init(this.reply_view, bytes, reply_offset, Command.reply,
+            header_size + body_size, prepare.release);
+        this.frame_set(header);
+        header.copy16_from(reply_at.request_checksum, bytes, offset + prepare_at.request_checksum);
+        header.copy16_from(reply_at.client, bytes, offset + prepare_at.client);
+        header.set_u64(reply_at.op, op);
+        header.set_u64(reply_at.commit, op);
+        header.set_limb(reply_at.timestamp, 0, lo);
+        header.set_limb(reply_at.timestamp, 1, hi);
+        header.set_u32(reply_at.request, prepare.u32(prepare_at.request));
+        header.set_u8(reply_at.operation, operation);
+        seal(header);
+        this.session_commit(prepare, operation, op, reply);
+        this.stats.replies_sent += 1;
+        this.send(connection, reply);
+        this.pool.unref(reply);
+        return this.committed(op);
+    }
+
+    private committed(op: number): boolean {
+        this.commit_min = op;
+        this.stats.commits += 1;
+        return true;
+    }
+
+    /** Runs the state machine (or register) for a prepare; returns the reply body size. */
+    private execute(prepare: HeaderView, operation: number, hi: number, lo: number,
+        output_offset: number): number {
+        const bytes = this.pool.bytes;
+        if (operation === Operation.register) {
+            // RegisterResult: batch_size_limit u32, then zeros (wire-protocol.md §5.2).
+            bytes.fill(0, output_offset, output_offset + register_result_body_size);
+            const limit = this.message_size_max - header_size;
+            bytes[output_offset] = limit & 0xff;
+            bytes[output_offset + 1] = (limit >>> 8) & 0xff;
+            bytes[output_offset + 2] = (limit >>> 16) & 0xff;
+            bytes[output_offset + 3] = limit >>> 24;
+            return register_result_body_size;
+        }
+        const body_size = prepare.size - header_size;
+        const events = this.state_machine.events_count(operation, bytes,
+            prepare.offset + header_size, body_size);
+        if (this.status === Status.normal) this.capacity_release(operation, events);
+        return this.state_machine.execute(operation, hi, lo, bytes, prepare.offset + header_size,
+            body_size, bytes, output_offset);
+    }
+
+    /** The session table after a commit: register creates (maybe evicting), others update. */
+    private session_commit(prepare: HeaderView, operation: number, op: number,
+        reply: number): void {
+        const at = prepare_at.client;
+        const c0 = prepare.limb(at, 0);
+        const c1 = prepare.limb(at, 1);
+        const c2 = prepare.limb(at, 2);
+        const c3 = prepare.limb(at, 3);
+        let entry = this.sessions.find(c0, c1, c2, c3);
+        if (operation === Operation.register && entry === -1) {
+            entry = this.sessions.evictee();
+            if (this.sessions.session(entry) !== 0) this.evict_entry(entry);
+            this.sessions.insert(entry, c0, c1, c2, c3, op);
+        }
+        // A client evicted while its request was in the pipeline gets no session back.
+        if (entry !== -1) this.sessions.reply_store(entry, reply);
+    }
+
+    // ------------------------------------------------------------------ time
+
+    /** Called every tick_ms by the loop (or the simulator). */
+    tick(): void {
+        this.ticks += 1;
+        if (this.status !== Status.normal) return;
+        if (this.write_retry) {
+            this.write_retry = false;
+            this.journal_write_next();
+        }
+        if (this.commit_stalled) this.commit_pipeline();
+        if (this.pipeline.request_count > 0) this.prepare_queued();
+        this.pulse_tick += 1;
+        if (this.pulse_tick >= pulse_ticks) {
+            this.pulse_tick = 0;
+            this.pulse_maybe();
+        }
+    }
+
+    /**
+     * The primary injects a pulse prepare when a pending transfer is due, so that expiry happens
+     * on time even with no traffic; one pulse in the pipeline at a time.
+     */
+    private pulse_maybe(): void {
+        if (!this.is_primary || this.pipeline.request_count > 0 || !this.prepare_possible()) return;
+        const bytes = this.pool.bytes;
+        for (let i = 0; i < this.pipeline.prepare_count; i++) {
+            const at = this.pool.offset(this.pipeline.prepare_message(i)) + prepare_at.operation;
+            if (bytes[at] === Operation.pulse) return;
+        }
+        this.realtime_read();
+        let hi = this.timestamp_hi;
+        let lo = this.timestamp_lo + 1;
+        if (lo === two_32) { lo = 0; hi += 1; }
+        if (this.now_hi > hi || (this.now_hi === hi && this.now_lo > lo)) {
+            hi = this.now_hi;
+            lo = this.now_lo;
+        }
+        if (!this.state_machine.pulse_needed(hi, lo)) return;
+        const message = this.pool.acquire();
+        if (message === -1) return;
+        const header = header_init(this.prepare_view, bytes, this.pool.offset(message),
+            Command.prepare, header_size, this.release);
+        header.copy16_from(frame.cluster, this.cluster, 0);
+        seal_empty_body(header); // Sets checksum_body; the header checksum is redone below.
+        this.prepare_seal(header, Operation.pulse, 0);
+        this.pipeline.prepare_push(this.op, message, -1);
+        this.stats.prepares += 1;
+        this.journal_write_next();
+    }
+
+    // ------------------------------------------------------------------ shutdown
+
+    /** Whether a WAL write is in flight (shutdown waits for it). */
+    get busy(): boolean {
+        return this.op_writing !== -1 || this.journal.busy;
+    }
+
+    /** Releases every pool message the replica holds (after the bus is shut down). */
+    release_messages(): void {
+        assert(!this.busy);
+        while (this.pipeline.prepare_count > 0) this.pool.unref(this.pipeline.prepare_pop());
+        while (this.pipeline.request_count > 0) this.pool.unref(this.pipeline.request_pop());
+        this.sessions.release_all();
+        if (this.replay_message !== -1) this.pool.unref(this.replay_message);
+        this.replay_message = -1;
+    }
+}
+
+/** `evict` marker: the client id is the request's `client` field. */
+const frame_client = -1;
+
+/** A u64 field from a client, which may hold anything: values above 2^53 read as 2^53. */
+function u64_saturating(header: HeaderView, at: number): number {
+    const high = header.limb(at, 1);
+    if (high > 0x1FFFFF) return Number.MAX_SAFE_INTEGER;
+    return high * two_32 + header.limb(at, 0);
+}
+
+function equal16(a: Uint8Array, a_at: number, b: Uint8Array, b_at: number): boolean {
+    for (let index = 0; index < 16; index++) {
+        if (a[a_at + index] !== b[b_at + index]) return false;
+    }
+    return true;
+}

@@ -1,0 +1,109 @@
+// Test helper: formats a data file under .test-data/ and runs `ringledger start` on it as a child
+// process, the way a user would (tests only; allocates freely).
+import assert from 'node:assert/strict';
+import child_process from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+
+export const root = path.resolve(__dirname, '..', '..');
+export const cli_main = path.join(root, 'dist', 'lib', 'cli', 'main.js');
+export const test_data = path.join(root, '.test-data');
+
+/** A port that was free a moment ago (bound to 0, then released). */
+export async function port_free(): Promise<number> {
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as net.AddressInfo).port;
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    return port;
+}
+
+/** A fresh data file path under .test-data/ (removed first, with its lock). */
+export function data_file_path(name: string): string {
+    fs.mkdirSync(test_data, { recursive: true });
+    const file = path.join(test_data, `${name}-${process.pid}.ringledger`);
+    fs.rmSync(file, { force: true });
+    fs.rmSync(`${file}.lock`, { force: true });
+    return file;
+}
+
+export function cli_run(args: string[]): { status: number; stdout: string; stderr: string } {
+    const result = child_process.spawnSync(process.execPath, [cli_main, ...args],
+        { encoding: 'utf8', timeout: 60_000 });
+    return { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
+}
+
+export function format_data_file(file: string, extra: string[] = []): void {
+    const result = cli_run(['format', '--cluster=0', '--replica=0', '--replica-count=1',
+        ...extra, file]);
+    assert.equal(result.status, 0, result.stderr);
+}
+
+export class ServerProcess {
+    readonly child: child_process.ChildProcess;
+    readonly port: number;
+    stdout = '';
+    stderr = '';
+    private readonly exited: Promise<number | null>;
+
+    private constructor(child: child_process.ChildProcess, port: number) {
+        this.child = child;
+        this.port = port;
+        child.stdout!.setEncoding('utf8');
+        child.stderr!.setEncoding('utf8');
+        child.stdout!.on('data', (chunk: string) => { this.stdout += chunk; });
+        child.stderr!.on('data', (chunk: string) => { this.stderr += chunk; });
+        this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+    }
+
+    /** Starts `ringledger start` and waits for it to listen. */
+    static async start(file: string, port: number, extra: string[] = []):
+        Promise<ServerProcess> {
+        const child = child_process.spawn(process.execPath,
+            [cli_main, 'start', `--addresses=${port}`, ...extra, file],
+            { stdio: ['ignore', 'pipe', 'pipe'] });
+        const server = new ServerProcess(child, port);
+        const deadline = Date.now() + 60_000;
+        while (!server.stdout.includes('listening on')) {
+            if (child.exitCode !== null || Date.now() > deadline) {
+                throw new Error(`server did not start:\n${server.stdout}\n${server.stderr}`);
+            }
+            await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+        return server;
+    }
+
+    /** SIGTERM (or another signal) and the exit code. */
+    async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+        if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+        return this.exited;
+    }
+
+    async kill(): Promise<void> {
+        this.child.kill('SIGKILL');
+        await this.exited;
+    }
+}
+
+/** Runs a script of the official client against a port; resolves with its output and code. */
+export function official_client_run(script: string, port: number, timeout_ms: number):
+    Promise<{ code: number | null; output: string }> {
+    const client_dir = path.join(root, 'node_modules', 'tigerbeetle-node', 'dist');
+    return new Promise((resolve) => {
+        const child = child_process.spawn(process.execPath, [path.join(client_dir, script)], {
+            env: { ...process.env, TB_ADDRESS: String(port) },
+            stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let output = '';
+        child.stdout.setEncoding('utf8');
+        child.stderr.setEncoding('utf8');
+        child.stdout.on('data', (chunk: string) => { output += chunk; });
+        child.stderr.on('data', (chunk: string) => { output += chunk; });
+        const timer = setTimeout(() => child.kill('SIGKILL'), timeout_ms);
+        child.once('exit', (code) => {
+            clearTimeout(timer);
+            resolve({ code, output });
+        });
+    });
+}
