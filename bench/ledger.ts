@@ -2,7 +2,7 @@
 // random pairs of accounts, lookups, and queries; heap growth per batch after warm-up.
 //
 // Run: node --expose-gc dist/bench/ledger.js [--accounts=10000,1000000] [--batches=100]
-//      [--only=create]
+//      [--only=create] [--prefetch=0]
 // Each account count gets a fresh ledger. Batch inputs are generated before the timed loop, so
 // only `prefetch` + `execute` are timed.
 import assert from 'node:assert/strict';
@@ -57,7 +57,7 @@ function fill_transfers(input: Uint8Array, first_id: number, accounts: number, p
 }
 
 function bench_create(ledger: Ledger, accounts: number, batches: number, output: Uint8Array,
-    clock: bigint): bigint {
+    clock: bigint, prefetch: boolean): bigint {
     // All inputs up front (100 batches are 100 MiB), so generation is not timed.
     const inputs = new Uint8Array(batches * batch * 128);
     const prng = new Prng(accounts);
@@ -72,9 +72,7 @@ function bench_create(ledger: Ledger, accounts: number, batches: number, output:
         const offset = b * batch * 128;
         const cpu_start = process.cpuUsage();
         const start = process.hrtime.bigint();
-        if (process.env.NO_PREFETCH !== "1") {
-            ledger.prefetch(Operation.create_transfers, inputs, offset, batch * 128);
-        }
+        if (prefetch) ledger.prefetch(Operation.create_transfers, inputs, offset, batch * 128);
         const length = ledger.execute(Operation.create_transfers, clock, inputs, offset,
             batch * 128, output, 0);
         if (b >= warmup_batches) {
@@ -98,7 +96,7 @@ function bench_create(ledger: Ledger, accounts: number, batches: number, output:
     console.log(`accounts=${accounts} create_transfers: ${Math.round(per_second)}/s wall, ` +
         `${Math.round(per_cpu_second)}/s of CPU time ` +
         `(${measured} timed batches of ${batch} after ${warmup_batches} warm-up) ` +
-        `heap_growth_per_batch=${Math.round(heap_growth)}B ` +
+        `heap_growth_per_batch=${Math.round(heap_growth)}B prefetch=${prefetch} ` +
         `gc=${global.gc ? 'exposed' : 'not exposed (run with --expose-gc)'}`);
     return clock;
 }
@@ -150,13 +148,14 @@ function main(): void {
     const account_counts = option('accounts', '10000,1000000').split(',').map(Number);
     const batches = Number(option('batches', '100'));
     const only = option('only', 'all');
+    const prefetch = option('prefetch', '1') === '1';
     assert(batches > warmup_batches);
     const output = new Uint8Array(2 * 1024 * 1024);
     for (const accounts of account_counts) {
         assert(Number.isInteger(accounts) && accounts >= 2);
         const ledger = new Ledger({ accounts_max: accounts, transfers_max: batch * batches });
         let clock = make_accounts(ledger, accounts, output, 1_700_000_000_000_000_000n);
-        clock = bench_create(ledger, accounts, batches, output, clock);
+        clock = bench_create(ledger, accounts, batches, output, clock, prefetch);
         if (only === 'create') continue;
         bench_lookups(ledger, accounts, output, clock);
         bench_queries(ledger, accounts, output, clock);

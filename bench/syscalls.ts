@@ -14,7 +14,6 @@
 //   node dist/bench/syscalls.js --event-loop   io_uring in event-loop mode instead of loop mode
 //   node dist/bench/syscalls.js --engines libuv
 import assert from 'node:assert/strict';
-import child_process from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -22,6 +21,7 @@ import { Arena } from '../lib/io/arena';
 import type { Engine, EngineKind } from '../lib/io/engine';
 import { create_engine } from '../lib/io/index';
 import type { UringEngine } from '../lib/io/uring_engine';
+import { node_run_counted, syscall_counter_name } from './syscall_counter';
 
 const block = 4096;
 const disk_write_bytes = 1 << 20;
@@ -256,39 +256,15 @@ async function child_main(kind: EngineKind, workload: Workload | 'none', disk_op
     }
 }
 
-const perf_available = child_process.spawnSync('perf', ['--version']).status === 0;
-
 /** Runs one child under the syscall counter; returns its result and syscall count. */
 function child_run(kind: EngineKind, workload: Workload | 'none', disk_ops: number,
     round_trips: number): ChildResult & { syscalls: number } {
     const count_file = path.join(data_dir, `bench-syscalls-count-${process.pid}.txt`);
     const node_args = [__filename, '--child', kind, workload, String(disk_ops),
         String(round_trips)];
-    const counter = perf_available
-        ? ['perf', 'stat', '-e', 'raw_syscalls:sys_enter', '-x,', '-o', count_file, '--']
-        : ['strace', '-f', '-c', '-o', count_file, '--'];
-    const run = child_process.spawnSync(counter[0]!, [...counter.slice(1), process.execPath,
-        ...node_args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-    if (run.status !== 0) throw new Error(`child ${kind} ${workload} failed: ${run.status}`);
-    const text = fs.readFileSync(count_file, 'utf8');
-    fs.rmSync(count_file, { force: true });
-    const syscalls = perf_available ? perf_count(text) : strace_count(text);
-    return { ...JSON.parse(run.stdout.trim().split('\n').pop()!) as ChildResult, syscalls };
-}
-
-function perf_count(text: string): number {
-    const line = text.split('\n').find((candidate) => candidate.includes('raw_syscalls'));
-    assert.ok(line !== undefined, `perf output without a count: ${text}`);
-    const count = Number(line.split(',')[0]);
-    assert.ok(Number.isInteger(count), `perf could not count syscalls: ${line}`);
-    return count;
-}
-
-function strace_count(text: string): number {
-    const line = text.split('\n').find((candidate) => /\btotal\s*$/.test(candidate));
-    assert.ok(line !== undefined, `strace output without a total: ${text}`);
-    const columns = line.trim().split(/\s+/);
-    return Number(columns[columns.length - 3]);
+    const run = node_run_counted(node_args, count_file);
+    return { ...JSON.parse(run.stdout.trim().split('\n').pop()!) as ChildResult,
+        syscalls: run.syscalls };
 }
 
 interface Row {
@@ -318,7 +294,7 @@ function main(): void {
         : ['io_uring', 'libuv']) as EngineKind[];
     const disk_ops = quick ? 200 : 1000;
     const round_trips = 10_000;
-    console.log(`syscall counter: ${perf_available ? 'perf raw_syscalls:sys_enter' : 'strace -f'}` +
+    console.log(`syscall counter: ${syscall_counter_name}` +
         `; io_uring in ${args.includes('--event-loop') ? 'event-loop' : 'loop (run_once)'} mode`);
     console.log(`disk: ${disk_ops} x (1 MiB O_DIRECT write + fdatasync), ${disk_depth} in ` +
         `flight; net: ${round_trips} x 4 KiB round trips over ${connections} connections`);

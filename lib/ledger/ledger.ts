@@ -9,7 +9,11 @@
 // Contract for `execute` (shared with lib/testing/ledger_model.ts):
 // * create_*: `timestamp` is the batch timestamp, i.e. the timestamp of the LAST event of the
 //   batch; event i of n gets `timestamp - n + i + 1` (wire-protocol.md §6.6). The reply is one
-//   16-byte {timestamp u64, status u32, reserved u32} per event.
+//   16-byte {timestamp u64, status u32, reserved u32} per event: `created` and `exists` carry
+//   the object's timestamp (an imported object's own), every other status the event's assigned
+//   one, even when the status was decided after an imported timestamp was read.
+// * `prefetch` (optional, same arguments) may run first: the storage step of the object-store
+//   contract in record_store.ts. `execute` itself never waits and never depends on it.
 // * pulse (128): `timestamp` is the prepare timestamp; up to 8189 pending transfers with
 //   expires_at <= timestamp expire, in (expires_at, timestamp) order, expiry i of n at
 //   `timestamp - n + i + 1`. The reply is empty.

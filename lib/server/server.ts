@@ -18,14 +18,13 @@ import type { Engine, EngineKind } from '../io/engine';
 import { create_engine } from '../io/index';
 import { Ledger } from '../ledger/ledger';
 import { FileStorage, lock_acquire, lock_release } from '../storage/file_storage';
-import { Journal } from '../storage/journal';
 import { storage_arena_size } from '../storage/data_file';
-import { StorageRefusal, storage_run_until } from '../storage/storage';
-import { SuperBlock } from '../storage/superblock';
+import { storage_run_until } from '../storage/storage';
 import { ZoneLayout } from '../storage/zones';
 import { MessageBus } from '../vsr/message_bus';
 import { MessagePool } from '../vsr/message_pool';
-import { Replica, ReplicaStorageListener, Status, tick_ms } from '../vsr/replica';
+import { Replica, Status, tick_ms } from '../vsr/replica';
+import { replica_storage_open } from '../vsr/replica_open';
 import type { ReplicaTime } from '../vsr/replica';
 import { HeaderValidator } from '../vsr/validate';
 import { Prng } from '../testing/prng';
@@ -228,25 +227,12 @@ async function server_parts_locked(options: ServerOptions, arena: Arena, engine:
     const layout = new ZoneLayout(config);
     const fd = engine.file_open(options.path, { direct: true, dsync: true, create: false });
     const storage = new FileStorage(engine, layout, fd, 16);
-    const listener = new ReplicaStorageListener();
-    const superblock = new SuperBlock(storage, listener);
-    superblock.open();
-    await listener.startup.wait(storage);
-    if (superblock.storage_size !== layout.total_size_bytes) {
-        throw new StorageRefusal('superblock', -1, -1,
-            `the file was formatted for ${superblock.storage_size} bytes of zones, this ` +
-            `configuration needs ${layout.total_size_bytes}: pass the --clients-max it was ` +
-            'formatted with');
-    }
+    const { listener, superblock, journal } = await replica_storage_open(storage);
     if (options.addresses.length !== superblock.replica_count) {
         throw new Error(`the data file is replica ${superblock.replica} of a cluster of ` +
             `${superblock.replica_count}: give --addresses with ${superblock.replica_count} ` +
             `address(es), not ${options.addresses.length}`);
     }
-    const journal = new Journal(storage, listener, superblock.cluster_bytes(),
-        superblock.replica_count);
-    journal.recover();
-    await listener.startup.wait(storage);
     const pool = new MessagePool(arena, sizing.messages_count, config.message_size_max);
     arena.seal();
     const ledger = new Ledger({

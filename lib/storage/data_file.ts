@@ -4,8 +4,9 @@
 // as a replica with half a log. Open takes the lock, reads the superblock by quorum and recovers
 // the WAL. Both are startup paths, so they may allocate and return Promises.
 //
-// Seams left for later rounds: client replies (the zone is preallocated and zero), checkpoints and
-// the grid (the superblock records only checkpoint id/op), startup replay from the checkpoint.
+// After open, the replica restores the checkpoint the superblock names (checkpoint.ts: the grid
+// starts empty, checkpoint op 0 with no root block) and replays the WAL after it; the client
+// replies zone is preallocated zero and written by client_replies.ts.
 import assert from 'node:assert/strict';
 
 import type { Engine } from '../io/engine';

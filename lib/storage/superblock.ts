@@ -62,7 +62,7 @@ const enum Phase { idle, write, verify, open_read, repair }
 export class SuperBlock implements StorageCompletionTarget {
     private readonly storage: Storage;
     private readonly listener: SuperBlockListener;
-    /** Who the running update reports to (a checkpoint and a view change have different callers). */
+    /** Who the running update reports to (a checkpoint's caller or a view change's). */
     private update_listener: SuperBlockListener;
     private readonly target: number;
     private readonly staging_offset: number;

@@ -50,11 +50,15 @@ export interface CheckpointNode {
 /** Opens the superblock and restores the checkpoint it names; throws the refusal if any. */
 export async function checkpoint_node_boot(storage: Storage, ledger_config: LedgerConfig,
     sessions_size_max: number, replies: ClientReplies | null = null,
-    ledger: Ledger = new Ledger(ledger_config)): Promise<CheckpointNode> {
-    const waiter = new StartupWaiter();
-    const superblock = new SuperBlock(storage, waiter);
-    superblock.open();
-    await waiter.wait(storage);
+    ledger: Ledger = new Ledger(ledger_config), opened: SuperBlock | null = null):
+    Promise<CheckpointNode> {
+    let superblock = opened;
+    if (superblock === null) {
+        const waiter = new StartupWaiter();
+        superblock = new SuperBlock(storage, waiter);
+        superblock.open();
+        await waiter.wait(storage);
+    }
     const events = new CheckpointEvents();
     const checkpointer = new Checkpointer(storage, superblock, ledger, replies, events,
         sessions_size_max);

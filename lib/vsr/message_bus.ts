@@ -103,8 +103,12 @@ export interface Random {
 
 /** The owner of the bus: receives every valid message, and hears of closed connections. */
 export interface MessageBusOwner {
-    /** The bus holds a reference only during the call; ref (or send) the message to keep it. */
+    /**
+     * A valid message, at byte 0 of pool buffer `message`, now the owner's to read or rewrite.
+     * The bus holds a reference only during the call; ref (or send) the message to keep it.
+     */
     on_message(connection: number, message: number): void;
+    /** The connection's slot is free: forget the index, which a new connection may reuse. */
     on_close?(connection: number): void;
 }
 
@@ -300,6 +304,7 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
      * queue means the peer does not keep up, so it is disconnected.
      */
     send(index: number, message: number): boolean {
+        assert(index >= 0 && index < this.connections_max, 'send: no such connection');
         const connection = this.table[index]!;
         if (connection.state !== state_connected && connection.state !== state_connecting &&
             connection.state !== state_backoff) {
@@ -323,6 +328,7 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
 
     /** Closes a connection for good (no reconnect). */
     close(index: number): void {
+        assert(index >= 0 && index < this.connections_max, 'close: no such connection');
         const connection = this.table[index]!;
         connection.outgoing = false;
         if (connection.state === state_closing || connection.state === state_free) return;

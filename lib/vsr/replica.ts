@@ -27,6 +27,7 @@ import { StorageRefusal } from '../storage/storage';
 import type { SuperBlock, SuperBlockListener } from '../storage/superblock';
 import { VsrState } from '../storage/superblock';
 import { Zone, sector_ceil } from '../storage/zones';
+import { header_empty_write, operation_root } from '../storage/prepare_header';
 import { StartupWaiter } from '../storage/data_file';
 import { LedgerCapacityError } from '../ledger/ledger';
 import { checksum_equal } from './checksum';
@@ -176,6 +177,9 @@ export class Replica implements StorageCompletionTarget {
     commit_max = 0;
     checkpoint_op = 0;
     private readonly checkpoint_id = new Uint8Array(16);
+    /** Checksum of the checkpoint op's prepare header: what op checkpoint+1 chains to on
+     * replay, kept apart because the WAL may already have overwritten that prepare. */
+    private readonly checkpoint_prepare_checksum = new Uint8Array(16);
     /** Checksum of the head prepare's header: the next prepare's parent. */
     private readonly head_checksum = new Uint8Array(16);
     /** Timestamp of the head prepare, as (hi, lo) u32 limbs. */
@@ -267,6 +271,10 @@ export class Replica implements StorageCompletionTarget {
                 'the data file has a checkpoint, and this build cannot restore checkpoints yet'));
         }
         this.commit_min = this.checkpoint_op;
+        // Checkpoint 0 is the format: op 0 is the root prepare, a function of the cluster.
+        const root = new Uint8Array(header_size);
+        header_empty_write(root, 0, this.cluster, 0, operation_root);
+        this.checkpoint_prepare_checksum.set(root.subarray(0, 16));
         this.replay_op_max = this.journal.op_max;
         if (this.replay_op_max > this.op_prepare_max) {
             return this.fail(new StorageRefusal('wal', this.replay_op_max, -1,
@@ -334,8 +342,11 @@ export class Replica implements StorageCompletionTarget {
             checksum_equal(bytes, offset + header_size, header.size - header_size, bytes,
                 offset + frame.checksum_body);
         if (!intact) return new StorageRefusal('wal_prepares', op, slot, 'corrupt on replay');
-        const parent = ((op - 1) % this.journal.slot_count) * header_size;
-        if (!header.equal16(prepare_at.parent, this.journal.headers, parent + frame.checksum)) {
+        const chained = op === this.checkpoint_op + 1
+            ? header.equal16(prepare_at.parent, this.checkpoint_prepare_checksum, 0)
+            : header.equal16(prepare_at.parent, this.journal.headers,
+                ((op - 1) % this.journal.slot_count) * header_size + frame.checksum);
+        if (!chained) {
             return new StorageRefusal('wal_prepares', op, slot, 'does not chain to its parent');
         }
         return null;
@@ -841,7 +852,7 @@ export class Replica implements StorageCompletionTarget {
         header.set_u32(reply_at.request, prepare.u32(prepare_at.request));
         header.set_u8(reply_at.operation, operation);
         seal(header);
-        this.session_commit(prepare, operation, op, reply);
+        this.session_commit(prepare, operation, op, reply, connection);
         this.stats.replies_sent += 1;
         this.send(connection, reply);
         this.pool.unref(reply);
@@ -878,7 +889,7 @@ export class Replica implements StorageCompletionTarget {
 
     /** The session table after a commit: register creates (maybe evicting), others update. */
     private session_commit(prepare: HeaderView, operation: number, op: number,
-        reply: number): void {
+        reply: number, connection: number): void {
         const at = prepare_at.client;
         const c0 = prepare.limb(at, 0);
         const c1 = prepare.limb(at, 1);
@@ -891,7 +902,9 @@ export class Replica implements StorageCompletionTarget {
             this.sessions.insert(entry, c0, c1, c2, c3, op);
         }
         // A client evicted while its request was in the pipeline gets no session back.
-        if (entry !== -1) this.sessions.reply_store(entry, reply);
+        if (entry === -1) return;
+        this.sessions.reply_store(entry, reply);
+        if (connection >= 0) this.sessions.connection_set(entry, connection);
     }
 
     // ------------------------------------------------------------------ time
