@@ -50,6 +50,7 @@ struct Engine {
     napi_ref control_ref = nullptr;
     uint32_t fixed_chunks = 0;
     int32_t in_flight = 0;  // Submitted or staged operations (not cancels) without a completion.
+    unsigned sq_wakeup_tail = 0;  // SQPOLL: the SQ tail when the thread was last woken.
     // Event-loop mode.
     napi_env env = nullptr;
     bool started = false;
@@ -119,8 +120,17 @@ int ring_enter(Engine* engine, uint32_t wait_count, __kernel_timespec* timespec)
     bool submit_needs_enter = to_submit > 0;
     if (sqpoll && to_submit > 0) {
         io_uring_smp_mb();  // Order the tail store before reading the thread's flags.
-        submit_needs_enter = (IO_URING_READ_ONCE(*ring->sq.kflags) & IORING_SQ_NEED_WAKEUP) != 0;
-        if (submit_needs_enter) flags |= IORING_ENTER_SQ_WAKEUP;
+        // The thread clears NEED_WAKEUP only once it runs again, so a caller polling in a loop
+        // would see it set many times for one wake-up: wake it once per newly published tail.
+        // (No SQE is lost: the thread checks the queue again after it sets the flag.)
+        unsigned tail = ring->sq.sqe_tail;
+        submit_needs_enter =
+            (IO_URING_READ_ONCE(*ring->sq.kflags) & IORING_SQ_NEED_WAKEUP) != 0 &&
+            tail != engine->sq_wakeup_tail;
+        if (submit_needs_enter) {
+            flags |= IORING_ENTER_SQ_WAKEUP;
+            engine->sq_wakeup_tail = tail;
+        }
     }
     bool wait = wait_count > 0 && io_uring_cq_ready(ring) < wait_count;
     if (!submit_needs_enter && !wait) return 0;
@@ -143,20 +153,28 @@ void assert_enter_result(int result) {
               result == -EAGAIN);
 }
 
-io_uring_sqe* sqe_acquire(Engine* engine) {
-    // Bounded: the first pass submits what fills the queue; with SQPOLL the thread may need a
-    // moment to consume it, so wait for space.
+// Makes room for `count` SQEs in the submission queue. A linked chain must sit whole in one
+// submission (the kernel ends a chain at the submission's boundary), so a chain's head reserves
+// room for all of it. Bounded: the first pass submits what fills the queue; with SQPOLL the thread
+// may need a moment to consume it, so wait for space.
+void sq_reserve(Engine* engine, uint32_t count) {
+    RL_ASSERT(count >= 1 && count <= engine->entries);
     for (int attempt = 0; attempt < 2; attempt++) {
-        io_uring_sqe* sqe = io_uring_get_sqe(&engine->ring);
-        if (sqe != nullptr) return sqe;
+        if (io_uring_sq_space_left(&engine->ring) >= count) return;
         assert_enter_result(ring_enter(engine, 0, nullptr));
         if ((engine->ring.flags & IORING_SETUP_SQPOLL) != 0) {
             engine->header()->enter_calls += 1;
             assert_enter_result(io_uring_sqring_wait(&engine->ring));
         }
     }
-    RL_ASSERT(false);
-    return nullptr;
+    RL_ASSERT(io_uring_sq_space_left(&engine->ring) >= count);
+}
+
+io_uring_sqe* sqe_acquire(Engine* engine) {
+    sq_reserve(engine, 1);
+    io_uring_sqe* sqe = io_uring_get_sqe(&engine->ring);
+    RL_ASSERT(sqe != nullptr);
+    return sqe;
 }
 
 void prepare_transfer(Engine* engine, const EngineDescriptor& d, io_uring_sqe* sqe) {
@@ -228,6 +246,7 @@ void prepare_one(Engine* engine, const EngineDescriptor& d) {
         default: RL_ASSERT(false);
     }
     io_uring_sqe_set_data64(sqe, user_data);
+    if (d.link == 1) sqe->flags |= IOSQE_IO_LINK;
 }
 
 // Moves every staged descriptor into the submission queue (without entering the kernel).
@@ -237,7 +256,16 @@ uint32_t stage_to_sqes(Engine* engine) {
     RL_ASSERT(count >= 0);
     RL_ASSERT(static_cast<uint32_t>(count) <= engine->entries * engine_staging_per_entry);
     EngineDescriptor* descriptors = engine->descriptors();
+    int32_t chain_end = 0;  // The first descriptor after the current linked chain.
     for (int32_t index = 0; index < count; index++) {
+        RL_ASSERT(descriptors[index].link == 0 || descriptors[index].link == 1);
+        if (index >= chain_end) {
+            chain_end = index + 1;
+            while (chain_end < count && descriptors[chain_end - 1].link == 1) chain_end += 1;
+            // TypeScript never stages a link without its follower in the same batch.
+            RL_ASSERT(descriptors[chain_end - 1].link == 0);
+            sq_reserve(engine, static_cast<uint32_t>(chain_end - index));
+        }
         prepare_one(engine, descriptors[index]);
         if (descriptors[index].op != engine_op_cancel) {
             engine->in_flight += 1;
@@ -294,15 +322,17 @@ void submit_queued(Engine* engine) {
 }
 
 // Loop mode: submit everything staged and wait for `wait_count` completions (or the timeout), in
-// one io_uring_enter.
+// one io_uring_enter. With SQPOLL and a zero timeout it only polls: the kernel thread submits and
+// completes on its own, so there is nothing to enter for unless the thread has gone to sleep.
 int32_t run_once(Engine* engine, int64_t timeout_ms, uint32_t wait_count) {
     RL_ASSERT(timeout_ms >= 0);
     RL_ASSERT(wait_count >= 1 && wait_count <= engine->entries);
     stage_to_sqes(engine);
+    bool poll_only = timeout_ms == 0 && (engine->ring.flags & IORING_SETUP_SQPOLL) != 0;
     __kernel_timespec timespec;
     timespec.tv_sec = timeout_ms / 1000;
     timespec.tv_nsec = (timeout_ms % 1000) * 1000000;
-    assert_enter_result(ring_enter(engine, wait_count, &timespec));
+    assert_enter_result(ring_enter(engine, poll_only ? 0 : wait_count, &timespec));
     return drain(engine);
 }
 
@@ -345,6 +375,13 @@ void deliver_to_js(Engine* engine) {
     napi_value result;
     napi_status status = napi_make_callback(env, engine->async_context, receiver, deliver, 0,
                                             nullptr, &result);
+    // A worker being terminated can no longer run JavaScript (the call then fails without an
+    // exception): there is nobody left to deliver to, and the environment's cleanup hook
+    // releases the ring next.
+    if (status == napi_cannot_run_js || status == napi_generic_failure) {
+        RL_ASSERT(napi_close_handle_scope(env, scope) == napi_ok);
+        return;
+    }
     RL_ASSERT(status == napi_ok || status == napi_pending_exception);
     if (status == napi_pending_exception) {
         napi_value exception;
@@ -645,6 +682,9 @@ Napi::Value binding_probe_direct_io(const Napi::CallbackInfo& info) {
                     0644);
     if (fd < 0) {
         result = -errno;
+        // A filesystem without O_DIRECT (ramfs) creates the file before refusing the flag;
+        // O_EXCL means the file is ours to remove.
+        if (result == -EINVAL) unlink(path.c_str());
     } else {
         void* block = nullptr;
         RL_ASSERT(posix_memalign(&block, 4096, 4096) == 0);
@@ -681,6 +721,7 @@ Napi::Object layout_export(Napi::Env env) {
     set("descriptor_generation", offsetof(EngineDescriptor, generation));
     set("descriptor_fd", offsetof(EngineDescriptor, fd));
     set("descriptor_flags", offsetof(EngineDescriptor, flags));
+    set("descriptor_link", offsetof(EngineDescriptor, link));
     set("descriptor_arena_offset", offsetof(EngineDescriptor, arena_offset));
     set("descriptor_length", offsetof(EngineDescriptor, length));
     set("descriptor_file_offset", offsetof(EngineDescriptor, file_offset));

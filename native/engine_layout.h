@@ -55,7 +55,7 @@ struct EngineDescriptor {
     int32_t generation;  // Slot generation, so a late cancel never hits the slot's next user.
     int32_t fd;
     int32_t flags;       // sync: 1 = data only. connect: the port.
-    int32_t reserved;
+    int32_t link;        // 1: the next descriptor starts only once this one succeeds in full.
     double arena_offset;
     double length;
     double file_offset;
@@ -67,6 +67,7 @@ static_assert(offsetof(EngineDescriptor, slot) == 4);
 static_assert(offsetof(EngineDescriptor, generation) == 8);
 static_assert(offsetof(EngineDescriptor, fd) == 12);
 static_assert(offsetof(EngineDescriptor, flags) == 16);
+static_assert(offsetof(EngineDescriptor, link) == 20);
 static_assert(offsetof(EngineDescriptor, arena_offset) == 24);
 static_assert(offsetof(EngineDescriptor, length) == 32);
 static_assert(offsetof(EngineDescriptor, file_offset) == 40);

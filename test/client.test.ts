@@ -12,9 +12,15 @@ import {
 } from '../lib/client/index';
 import type { Client } from '../lib/client/index';
 import { EvictionReason, header_size } from '../lib/vsr/constants';
-import { seal } from '../lib/vsr/header';
+import { HeaderView, set_checksum, set_checksum_body } from '../lib/vsr/header';
 import { frame, offsets } from '../lib/vsr/header_layout';
 import { FakeServer } from './client_fake_server';
+
+/** Re-checksums a mutated reply but keeps its context, which the server's session chain holds. */
+function reseal(header: HeaderView): void {
+    set_checksum_body(header);
+    set_checksum(header);
+}
 
 function account(id_value: bigint, fields: Partial<Account> = {}): Account {
     return {
@@ -297,7 +303,7 @@ describe('client: reply acceptance and retransmission', () => {
                         } else {
                             header.release = 0x00001108;
                         }
-                        seal(header);
+                        reseal(header);
                     } };
                 };
                 assert.deepEqual(await client.lookupAccounts([1n]), []);
@@ -340,7 +346,7 @@ describe('client: reply acceptance and retransmission', () => {
                 return { kind: 'mutate_reply', mutate: (bytes, header) => {
                     const end = bytes.length;
                     bytes.set([1, 0, 0, 0, 2, 0], end - 6);
-                    seal(header);
+                    reseal(header);
                 } };
             };
             await assert.rejects(client.lookupAccounts([1n]),

@@ -126,7 +126,8 @@ export class FakeServer {
                 }
                 const size = pending.readUInt32LE(frame.size);
                 if (pending.length < size) break;
-                const message = Uint8Array.prototype.slice.call(pending, 0, size);
+                const message = new Uint8Array(size);
+                message.set(pending.subarray(0, size));
                 pending = pending.subarray(size);
                 if (this.validator.message(message, 0, size) !== Reason.ok) {
                     socket.destroy();

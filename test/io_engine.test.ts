@@ -20,6 +20,8 @@ const root = path.resolve(__dirname, '..', '..');
 const data_dir = path.join(root, '.test-data', `io-engine-${process.pid}`);
 const small_mount = path.join(data_dir, 'small-fs');
 const small_image = path.join(data_dir, 'small-fs.img');
+// ramfs has no O_DIRECT at all (tmpfs gained it in Linux 6.6): the refusing filesystem.
+const ramfs_mount = path.join(data_dir, 'ramfs');
 const block = 4096;
 const { EBADF, EINVAL, ENOENT, EEXIST, ENOSPC, ECANCELED, ECONNREFUSED } = os.constants.errno;
 const kinds: readonly EngineKind[] = ['libuv', 'io_uring'];
@@ -28,11 +30,14 @@ const random_digests = new Map<EngineKind, string>();
 /** Records each completion once and lets a test await a tag. */
 class Waiter implements IoCompletionTarget {
     readonly results = new Map<number, number>();
+    /** Every tag in the order it completed. */
+    readonly order: number[] = [];
     private readonly waiting = new Map<number, (result: number) => void>();
 
     io_complete(tag: number, result: number): void {
         assert.ok(!this.results.has(tag), `tag ${tag} completed twice`);
         this.results.set(tag, result);
+        this.order.push(tag);
         const resolve = this.waiting.get(tag);
         if (resolve !== undefined) {
             this.waiting.delete(tag);
@@ -102,10 +107,13 @@ before(() => {
     child_process.execFileSync('mkfs.ext4', ['-q', '-F', small_image]);
     fs.mkdirSync(small_mount);
     child_process.execFileSync('mount', ['-o', 'loop', small_image, small_mount]);
+    fs.mkdirSync(ramfs_mount);
+    child_process.execFileSync('mount', ['-t', 'ramfs', 'ramfs', ramfs_mount]);
 });
 
 after(() => {
     child_process.spawnSync('umount', [small_mount]);
+    child_process.spawnSync('umount', [ramfs_mount]);
     fs.rmSync(data_dir, { recursive: true, force: true });
 });
 
@@ -208,6 +216,95 @@ for (const kind of kinds) {
         engine.destroy();
     });
 
+    test(`${kind}: O_DIRECT on a filesystem without it is refused with the fix`, async () => {
+        const { engine, waiter, target } = setup(kind);
+        const file = file_path(kind, ramfs_mount);
+        assert.throws(() => engine.file_open(file, { direct: true, dsync: false, create: true }),
+            (error: unknown) => error instanceof IoError && error.code === 'EINVAL' &&
+                error.operation === 'open' && error.message.includes(file) &&
+                /does not support O_DIRECT.*ext4/.test(error.message));
+        // The refused open left no file behind, and the same path without O_DIRECT opens: the
+        // refusal is O_DIRECT's, not the path's.
+        assert.equal(fs.existsSync(file), false);
+        const fd = engine.file_open(file, { direct: false, dsync: false, create: true });
+        assert.ok(fd >= 0);
+        engine.close(target, 1, fd);
+        assert.equal(await waiter.wait(1), 0);
+        engine.destroy();
+    });
+
+    test(`${kind}: a linked write and fdatasync complete in order, each once`, async () => {
+        const { arena, engine, waiter, target } = setup(kind);
+        const file = file_path(kind);
+        const fd = engine.file_open(file, { direct: true, dsync: false, create: true });
+        pattern_fill(arena.bytes.subarray(0, 8 * block), 5);
+        // Two independent chains at once: write → fdatasync, and write → write → fsync.
+        engine.file_write(target, 1, fd, 0, 4 * block, 0, true);
+        engine.file_sync(target, 2, fd, true);
+        engine.file_write(target, 3, fd, 4 * block, 2 * block, 4 * block, true);
+        engine.file_write(target, 4, fd, 6 * block, 2 * block, 6 * block, true);
+        engine.file_sync(target, 5, fd, false);
+        assert.deepEqual(await Promise.all([1, 2, 3, 4, 5].map((tag) => waiter.wait(tag))),
+            [4 * block, 0, 2 * block, 2 * block, 0]);
+        const position = (tag: number): number => waiter.order.indexOf(tag);
+        assert.ok(position(1) < position(2), waiter.order.join(' '));
+        assert.ok(position(3) < position(4) && position(4) < position(5), waiter.order.join(' '));
+        assert.deepEqual(fs.readFileSync(file), Buffer.from(arena.bytes.subarray(0, 8 * block)));
+        engine.close(target, 6, fd);
+        assert.equal(await waiter.wait(6), 0);
+        assert.equal(engine.in_flight, 0);
+        engine.destroy();
+    });
+
+    test(`${kind}: a failed or short linked write cancels what follows it`, async () => {
+        const { engine, waiter, target } = setup(kind);
+        const file = file_path(kind);
+        const fd = engine.file_open(file, { direct: true, dsync: false, create: true });
+        // Misaligned length: the write fails with EINVAL, its fdatasync never runs.
+        engine.file_write(target, 1, fd, 0, 1000, 0, true);
+        engine.file_sync(target, 2, fd, true);
+        // A whole chain behind a failed head is cancelled.
+        engine.file_write(target, 3, fd, 0, block, 100, true);
+        engine.file_write(target, 4, fd, 0, block, 0, true);
+        engine.file_sync(target, 5, fd, true);
+        assert.equal(await waiter.wait(1), -EINVAL);
+        assert.equal(await waiter.wait(2), -ECANCELED);
+        assert.equal(await waiter.wait(3), -EINVAL);
+        assert.equal(await waiter.wait(4), -ECANCELED);
+        assert.equal(await waiter.wait(5), -ECANCELED);
+        assert.equal(fs.statSync(file).size, 0, 'nothing behind a failed link ran');
+        // A read-only file: the write fails with EBADF and the linked read is cancelled.
+        const read_only = engine.file_open(file, { direct: true, dsync: false, create: false,
+            read_only: true });
+        engine.file_write(target, 6, read_only, 0, block, 0, true);
+        engine.file_read(target, 7, read_only, block, block, 0);
+        assert.equal(await waiter.wait(6), -EBADF);
+        assert.equal(await waiter.wait(7), -ECANCELED);
+        // A short write breaks the link too: see the ENOSPC test.
+        // The link is per call: the next, unlinked write runs whatever came before.
+        engine.file_write(target, 8, fd, 0, block, 0);
+        assert.equal(await waiter.wait(8), block);
+        for (const [tag, handle] of [[9, fd], [10, read_only]] as const) {
+            engine.close(target, tag, handle);
+            assert.equal(await waiter.wait(tag), 0);
+        }
+        assert.equal(engine.in_flight, 0);
+        engine.destroy();
+    });
+
+    test(`${kind}: a linked write must be followed by a file operation`, () => {
+        // Not started: a programmer error must not reach a submission.
+        const arena = new Arena(16 * block);
+        const engine = create_engine(kind, { arena, entries: 8 });
+        const target = engine.target_register(new Waiter());
+        const fd = engine.file_open(file_path(kind), { direct: true, dsync: false,
+            create: true });
+        engine.file_write(target, 1, fd, 0, block, 0, true);
+        assert.throws(() => engine.timeout(target, 2, 10), /followed by a file operation/);
+        assert.throws(() => engine.cancel(target, 1), /waiting for its follower/);
+        engine.destroy();
+    });
+
     test(`${kind}: writes to a full file system give ENOSPC`, async () => {
         const { arena, engine, waiter, target } = setup(kind);
         const file = file_path(kind, small_mount);
@@ -216,13 +313,21 @@ for (const kind of kinds) {
         arena.bytes.fill(0xab, 0, chunk);
         let result = 0;
         let written = 0;
-        // The file system holds under 8 MiB, so 16 MiB of writes must run out of space.
+        // The file system holds under 8 MiB, so 16 MiB of writes must run out of space. Each
+        // write is linked to an fdatasync, which runs only after a write of the whole chunk: a
+        // short write (the last that fits) or a failed one cancels it.
+        let short_writes = 0;
         for (let index = 0; index < 16 && result >= 0; index++) {
-            engine.file_write(target, 1, fd, 0, chunk, written);
+            engine.file_write(target, 1, fd, 0, chunk, written, true);
+            engine.file_sync(target, 3, fd, true);
             result = await waiter.wait(1);
+            const sync_result = await waiter.wait(3);
             if (result > 0) written += result;
             assert.ok(result < 0 || result % 512 === 0);
+            assert.equal(sync_result, result === chunk ? 0 : -ECANCELED, `write ${result}`);
+            if (result >= 0 && result < chunk) short_writes += 1;
         }
+        assert.ok(short_writes <= 1);
         assert.equal(result, -ENOSPC);
         assert.ok(written > 1 << 20 && written < 8 << 20, `wrote ${written} bytes`);
         engine.close(target, 2, fd);
@@ -334,13 +439,25 @@ for (const kind of kinds) {
             const blocks = 1 + Math.floor(random() * 8);
             const offset = Math.floor(random() * (file_bytes / block - blocks)) * block;
             const length = blocks * block;
-            if (random() < 0.6) {
+            const choice = random();
+            if (choice < 0.6) {
                 for (let index = 0; index < length; index++) {
                     arena.bytes[index] = Math.floor(random() * 256);
                 }
                 model.set(arena.bytes.subarray(0, length), offset);
-                engine.file_write(target, 2, fd, 0, length, offset);
+                // A third of the writes are linked to an fdatasync, as the journal does.
+                const link = choice < 0.2;
+                engine.file_write(target, 2, fd, 0, length, offset, link);
+                if (link) engine.file_sync(target, 6, fd, true);
                 assert.equal(await waiter.wait(2), length);
+                if (link) assert.equal(await waiter.wait(6), 0);
+            } else if (choice < 0.65) {
+                engine.file_sync(target, 6, fd, choice < 0.625);
+                assert.equal(await waiter.wait(6), 0);
+            } else if (choice < 0.7) {
+                // Inside the file: its size and contents stay as they are.
+                engine.file_allocate(target, 7, fd, offset, length);
+                assert.equal(await waiter.wait(7), 0);
             } else {
                 engine.file_read(target, 3, fd, 1 << 20, length, offset);
                 assert.equal(await waiter.wait(3), length);

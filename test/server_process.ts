@@ -107,3 +107,18 @@ export function official_client_run(script: string, port: number, timeout_ms: nu
         });
     });
 }
+
+/** Starts test/official_load.ts (the official client under load) as a child process. */
+export function load_start(port: number, duration_ms: number, base: number):
+    { done: Promise<{ code: number | null; output: string }>; child: child_process.ChildProcess } {
+    const child = child_process.spawn(process.execPath,
+        [path.join(root, 'dist', 'test', 'official_load.js'), String(port), String(duration_ms),
+            String(base)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (chunk: string) => { output += chunk; });
+    child.stderr!.resume(); // The client logs reconnection warnings while the server is down.
+    const done = new Promise<{ code: number | null; output: string }>((resolve) =>
+        child.once('exit', (code) => resolve({ code, output })));
+    return { done, child };
+}

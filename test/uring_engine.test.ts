@@ -10,8 +10,8 @@ import { Worker } from 'node:worker_threads';
 import { Arena } from '../lib/io/arena';
 import { IoError } from '../lib/io/errors';
 import {
-    direct_io_message, io_uring_features_error, io_uring_setup_error, probe_direct_io,
-    probe_io_uring,
+    ProbeError, direct_io_message, io_uring_features_error, io_uring_setup_error,
+    probe_direct_io, probe_io_uring,
 } from '../lib/io/probe';
 import { UringEngine, ipv4_parse } from '../lib/io/uring_engine';
 
@@ -324,6 +324,90 @@ for (const min_complete of [1, 1000]) {
         });
 }
 
+test('uring: a write linked to its fdatasync is one submission and one enter', () => {
+    const { arena, engine, recorder, target } = engine_make(true, 64);
+    const file = file_path();
+    const fd = engine.file_open(file, { direct: true, dsync: false, create: true });
+    arena.bytes.fill(0x42, 0, 8 * block);
+    for (let lane = 0; lane < 8; lane++) {
+        engine.file_write(target, 2 * lane, fd, lane * block, block, lane * block, true);
+        engine.file_sync(target, 2 * lane + 1, fd, true);
+    }
+    // One io_uring_enter submits all eight chains and waits for all sixteen completions.
+    for (let turn = 0; turn < 100 && recorder.results.size < 16; turn++) {
+        engine.run_once(1000, 16);
+    }
+    assert.equal(recorder.results.size, 16);
+    for (let lane = 0; lane < 8; lane++) {
+        assert.equal(recorder.results.get(2 * lane), block);
+        assert.equal(recorder.results.get(2 * lane + 1), 0);
+    }
+    const stats = engine.stats();
+    assert.equal(stats.submitted, 16);
+    assert.ok(stats.enter_calls <= 2, `enter_calls ${stats.enter_calls}`);
+    assert.ok(fs.readFileSync(file).every((byte) => byte === 0x42));
+    // A submission point between a linked write and its follower would split the chain.
+    engine.file_write(target, 100, fd, 0, block, 0, true);
+    assert.throws(() => engine.run_once(0), /waiting for its follower/);
+    assert.throws(() => engine.flush(), /waiting for its follower/);
+    engine.file_sync(target, 101, fd, true);
+    run_until(engine, recorder, 18);
+    // Only the follower waits: a close staged with them would run at once (not linked).
+    engine.close(target, 102, fd);
+    run_until(engine, recorder, 19);
+    assert.deepEqual([100, 101, 102].map((tag) => recorder.results.get(tag)), [block, 0, 0]);
+    engine.destroy();
+});
+
+test('uring: a chain never splits when the submission queue is nearly full', () => {
+    // 4 SQ entries and 3 chains of 2 staged at once: native submits before a chain that would
+    // not fit, so every fdatasync still follows its own write.
+    const { arena, engine, recorder, target } = engine_make(true, 8);
+    const fd = engine.file_open(file_path(), { direct: true, dsync: false, create: true });
+    arena.bytes.fill(0x17, 0, 4 * block);
+    engine.file_write(target, 0, fd, 0, block, 0);
+    for (let chain = 0; chain < 3; chain++) {
+        engine.file_write(target, 1 + 2 * chain, fd, 0, 1000, 0, true);  // Fails: misaligned.
+        engine.file_sync(target, 2 + 2 * chain, fd, true);
+    }
+    run_until(engine, recorder, 7);
+    assert.equal(recorder.results.get(0), block);
+    for (let chain = 0; chain < 3; chain++) {
+        assert.equal(recorder.results.get(1 + 2 * chain), -EINVAL);
+        assert.equal(recorder.results.get(2 + 2 * chain), -ECANCELED);
+    }
+    engine.close(target, 7, fd);
+    run_until(engine, recorder, 8);
+    engine.destroy();
+});
+
+test('uring: SQPOLL loop mode polls completions without entering the kernel', () => {
+    const arena = new Arena(256 * block);
+    const engine = new UringEngine({ arena, entries: 128, sqpoll: true });
+    const recorder = new Recorder();
+    const target = engine.target_register(recorder);
+    const fd = engine.file_open(file_path(), { direct: true, dsync: false, create: true });
+    for (let index = 0; index < 64 * block; index++) arena.bytes[index] = index % 251;
+    for (let tag = 0; tag < 64; tag++) {
+        engine.file_write(target, tag, fd, tag * block, block, tag * block);
+    }
+    // run_once(0) with SQPOLL never waits: the kernel thread submits and completes. The only
+    // enter allowed is one wake-up for the one batch, if the thread was asleep.
+    const deadline_ms = Date.now() + 10_000;
+    while (recorder.results.size < 64 && Date.now() < deadline_ms) engine.run_once(0);
+    assert.equal(recorder.results.size, 64);
+    assert.ok([...recorder.results.values()].every((result) => result === block));
+    assert.ok(engine.stats().enter_calls <= 1, `enter_calls ${engine.stats().enter_calls}`);
+    engine.file_read(target, 64, fd, 128 * block, 64 * block, 0);
+    engine.close(target, 65, fd);
+    while (recorder.results.size < 66 && Date.now() < deadline_ms) engine.run_once(0);
+    assert.equal(recorder.results.get(64), 64 * block);
+    assert.deepEqual(arena.bytes.subarray(128 * block, 192 * block),
+        arena.bytes.subarray(0, 64 * block));
+    assert.ok(engine.stats().enter_calls <= 2);
+    engine.destroy();
+});
+
 test('uring: a worker thread sees bytes the engine read into the arena', async () => {
     const { arena, engine, recorder, target } = engine_make();
     const file = file_path();
@@ -440,6 +524,56 @@ if (process.env.RINGLEDGER_TEST_LONG === '1') {
         engine.destroy();
     });
 }
+
+test('uring: a host without io_uring is explained at startup (simulated probe failures)', () => {
+    const failing = (result: number, features = 0) => ({
+        engine_probe: (): [number, number] => [result, features],
+        engine_probe_direct_io: (): [number, string] => [0, 'write'],
+    });
+    const cases: [number, number | null, RegExp][] = [
+        [-1, 0, /io_uring_setup: EPERM.*blocked by seccomp.*seccomp=unconfined/],
+        [-1, 2, /EPERM.*kernel.io_uring_disabled = 2.*sysctl -w kernel.io_uring_disabled=0/],
+        [-1, 1, /EPERM.*io_uring_disabled = 1.*io_uring_group/],
+        [-38, null, /ENOSYS.*kernel is too old.*seccomp/],
+        [-12, null, /ENOMEM.*locked-memory limit.*ulimit -l/],
+    ];
+    for (const [result, disabled, message] of cases) {
+        assert.throws(() => probe_io_uring(failing(result), disabled),
+            (error: unknown) => error instanceof ProbeError &&
+                error.code === 'ERR_IO_URING_UNAVAILABLE' && error.errno === -result &&
+                message.test(error.message) && /libuv engine/.test(error.message));
+    }
+    // A ring without IORING_FEAT_EXT_ARG (before Linux 5.11) is refused too.
+    assert.throws(() => probe_io_uring(failing(0, 0), 0), /EXT_ARG.*5\.11/);
+    probe_io_uring(failing(0, 1 << 8), 0);
+    // O_DIRECT refused at open (tmpfs before 6.6, ramfs) or at the first write.
+    const direct = (result: number, step: string) => ({
+        engine_probe: (): [number, number] => [0, 1 << 8],
+        engine_probe_direct_io: (): [number, string] => [result, step],
+    });
+    const refused = probe_direct_io('/data', direct(-22, 'write'));
+    assert.equal(refused.supported, false);
+    assert.match(refused.message,
+        /^O_DIRECT write in \/data: EINVAL: the filesystem does not support O_DIRECT.*ext4/);
+    assert.match(probe_direct_io('/data', direct(-13, 'open')).message,
+        /EACCES.*exists and is writable/);
+    assert.deepEqual(probe_direct_io('/data', direct(0, 'write')),
+        { supported: true, message: '' });
+});
+
+test('uring: the O_DIRECT probe on a real filesystem without O_DIRECT (ramfs)', () => {
+    const mount = path.join(data_dir, 'ramfs');
+    fs.mkdirSync(mount);
+    child_process.execFileSync('mount', ['-t', 'ramfs', 'ramfs', mount]);
+    try {
+        const probe = probe_direct_io(mount);
+        assert.equal(probe.supported, false);
+        assert.match(probe.message, /O_DIRECT open in .*ramfs: EINVAL: .*does not support/);
+        assert.deepEqual(fs.readdirSync(mount), [], 'the probe leaves no file behind');
+    } finally {
+        child_process.execFileSync('umount', [mount]);
+    }
+});
 
 test('uring: probes explain how to fix an unavailable io_uring or O_DIRECT', () => {
     probe_io_uring();

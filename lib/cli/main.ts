@@ -2,12 +2,14 @@
 // The `ringledger` binary: a table of subcommands, each in its own file. Adding one is one line.
 import type { CliCommand } from './command';
 import { UsageError } from './command';
+import { command_benchmark } from './benchmark';
 import { command_format } from './format';
 import { command_start } from './start';
 
 const commands: Record<string, CliCommand> = {
     format: command_format,
     start: command_start,
+    benchmark: command_benchmark,
 };
 
 function usage_all(): string {

@@ -418,7 +418,8 @@ export class Client extends EventEmitter implements ConnectionOwner {
         this.emit('connected', replica, this.address_text(replica));
         // Resend now rather than on the timer: the server deduplicates (§5.3).
         if (this.inflight !== null) this.send_inflight();
-        this.ping_ticks = 0;
+        this.ping(); // Learns the view and the round-trip time early (§5.6).
+
     }
 
     on_disconnected(replica: number, reason: string): void {

@@ -47,11 +47,17 @@ const u128_max = (1n << 128n) - 1n;
 // The field checks. `name` is the field's name in messages; `record` is the object being encoded.
 function u128_into(view: DataView, at: number, value: unknown, name: string): void {
     if (typeof value !== 'bigint') throw new Error(`${name} must be a BigInt`);
+    if (value >= 0n && value <= u64_max) { // The common case, with two comparisons.
+        view.setBigUint64(at, value, true);
+        view.setUint32(at + 8, 0, true);
+        view.setUint32(at + 12, 0, true);
+        return;
+    }
     if (value < 0n) throw new Error(`${name} must be positive`);
     if (value > u128_max) throw new Error(`${name} must fit in 128 bits`);
-    // setBigUint64 stores the value modulo 2^64: the low half without a shift.
+    // setBigUint64 stores the value modulo 2^64: the low half without a mask.
     view.setBigUint64(at, value, true);
-    view.setBigUint64(at + 8, value > u64_max ? value >> 64n : 0n, true);
+    view.setBigUint64(at + 8, value >> 64n, true);
 }
 
 function u64_into(view: DataView, at: number, value: unknown, name: string): void {

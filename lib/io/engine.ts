@@ -79,8 +79,16 @@ export interface Engine {
     // Asynchronous operations: each completes exactly once through target.io_complete(tag, result).
     file_read(target: number, tag: number, fd: number, arena_offset: number, length: number,
         file_offset: number): void;
+    /**
+     * With `link`, the operation called next on this engine (which must be a file operation:
+     * read, write, sync or allocate) starts only after this write has written all `length`
+     * bytes; if the write fails or is short, the next operation completes with -ECANCELED
+     * instead. io_uring submits the pair as one linked chain (IOSQE_IO_LINK), so a write and
+     * its fdatasync cost one submission and no round trip through JavaScript. Both still
+     * complete, each once, with their own results.
+     */
     file_write(target: number, tag: number, fd: number, arena_offset: number, length: number,
-        file_offset: number): void;
+        file_offset: number, link?: boolean): void;
     /** fsync (data_only false) or fdatasync (data_only true). */
     file_sync(target: number, tag: number, fd: number, data_only: boolean): void;
     file_allocate(target: number, tag: number, fd: number,

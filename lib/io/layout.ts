@@ -21,6 +21,7 @@ export const engine_layout = {
     descriptor_generation: 8,
     descriptor_fd: 12,
     descriptor_flags: 16,
+    descriptor_link: 20,
     descriptor_arena_offset: 24,
     descriptor_length: 32,
     descriptor_file_offset: 40,

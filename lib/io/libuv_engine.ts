@@ -25,6 +25,8 @@ import type {
     Engine, EngineKind, EngineOptions, EngineStats, FileOpenOptions, IoCompletionTarget,
 } from './engine';
 import { IoError } from './errors';
+import { direct_io_refused_unlink, direct_io_unsupported_hint } from './probe';
+import { ipv4_parse } from './uring_engine';
 
 const errno = os.constants.errno;
 const int32_max = 0x7fffffff;
@@ -81,6 +83,12 @@ class Handle {
 const slot_state_free = 0;
 const slot_state_busy = 1;
 
+// File operations, recorded in their slot so a linked follower can start later.
+const file_op_read = 1;
+const file_op_write = 2;
+const file_op_sync = 3;
+const file_op_allocate = 4;
+
 /** One operation slot with its callbacks bound once, so no closure is made per operation. */
 class Slot {
     state = slot_state_free;
@@ -89,6 +97,12 @@ class Slot {
     handle = -1;
     arena_offset = 0;
     length = 0;
+    /** File operations: which one, its file offset and (sync) whether data only. */
+    file_op = 0;
+    file_offset = 0;
+    data_only = false;
+    /** A linked write's follower: started when the write completes in full (-1 when none). */
+    link_follower = -1;
     timer: NodeJS.Timeout | null = null;
     readonly on_result: (error: Error | null | undefined, value?: unknown) => void;
     readonly on_timer: () => void;
@@ -141,6 +155,8 @@ export class LibuvEngine implements Engine {
     private submitted = 0;
     private completed = 0;
     private destroyed = false;
+    /** The slot of a write staged with `link` whose follower has not been called yet. */
+    private link_head = -1;
 
     constructor(options: EngineOptions) {
         assert(Number.isInteger(options.entries) && options.entries >= 1);
@@ -186,9 +202,10 @@ export class LibuvEngine implements Engine {
             fd = fs.openSync(path, flags, 0o644);
         } catch (error) {
             const result = error_to_result(error);
-            const hint = result === -errno.EINVAL && options.direct
-                ? 'the filesystem may not support O_DIRECT (tmpfs does not)' : undefined;
-            throw new IoError(result, 'open', path, hint);
+            const refused = result === -errno.EINVAL && options.direct;
+            if (refused && options.create) direct_io_refused_unlink(path);
+            throw new IoError(result, 'open', path, refused ? direct_io_unsupported_hint
+                : undefined);
         }
         const handle = this.handle_allocate(handle_kind_file);
         this.handles[handle]!.file_fd = fd;
@@ -245,36 +262,21 @@ export class LibuvEngine implements Engine {
         file_offset: number): void {
         this.assert_range(arena_offset, length);
         assert(Number.isSafeInteger(file_offset) && file_offset >= 0);
-        const slot = this.slot_acquire(target, tag);
-        const entry = this.handles[fd];
-        if (entry === undefined || entry.kind !== handle_kind_file) {
-            return this.defer(slot, -errno.EBADF);
-        }
-        fs.read(entry.file_fd, this.arena_buffer, arena_offset, length, file_offset,
-            this.slots[slot]!.on_result);
+        this.file_submit(target, tag, file_op_read, fd, arena_offset, length, file_offset, false);
     }
 
     file_write(target: number, tag: number, fd: number, arena_offset: number, length: number,
-        file_offset: number): void {
+        file_offset: number, link = false): void {
         this.assert_range(arena_offset, length);
         assert(Number.isSafeInteger(file_offset) && file_offset >= 0);
-        const slot = this.slot_acquire(target, tag);
-        const entry = this.handles[fd];
-        if (entry === undefined || entry.kind !== handle_kind_file) {
-            return this.defer(slot, -errno.EBADF);
-        }
-        fs.write(entry.file_fd, this.arena_buffer, arena_offset, length, file_offset,
-            this.slots[slot]!.on_result);
+        const slot = this.file_submit(target, tag, file_op_write, fd, arena_offset, length,
+            file_offset, false);
+        // Set after submitting: the write itself may be the follower of an earlier link.
+        if (link) this.link_head = slot;
     }
 
     file_sync(target: number, tag: number, fd: number, data_only: boolean): void {
-        const slot = this.slot_acquire(target, tag);
-        const entry = this.handles[fd];
-        if (entry === undefined || entry.kind !== handle_kind_file) {
-            return this.defer(slot, -errno.EBADF);
-        }
-        if (data_only) fs.fdatasync(entry.file_fd, this.slots[slot]!.on_result);
-        else fs.fsync(entry.file_fd, this.slots[slot]!.on_result);
+        this.file_submit(target, tag, file_op_sync, fd, 0, 0, 0, data_only);
     }
 
     /** ftruncate stands in for fallocate (see the header comment): the file becomes sparse. */
@@ -282,15 +284,62 @@ export class LibuvEngine implements Engine {
         length: number): void {
         assert(Number.isSafeInteger(file_offset) && file_offset >= 0);
         assert(Number.isSafeInteger(length) && length > 0);
-        const slot = this.slot_acquire(target, tag);
-        const entry = this.handles[fd];
+        this.file_submit(target, tag, file_op_allocate, fd, 0, length, file_offset, false);
+    }
+
+    /**
+     * Records a file operation in its slot, then starts it, unless it follows a linked write:
+     * then it waits in its slot until that write completes (see `settle`).
+     */
+    private file_submit(target: number, tag: number, op: number, fd: number,
+        arena_offset: number, length: number, file_offset: number, data_only: boolean): number {
+        const slot = this.slot_acquire(target, tag, true);
+        const record = this.slots[slot]!;
+        record.file_op = op;
+        record.handle = fd;
+        record.arena_offset = arena_offset;
+        record.length = length;
+        record.file_offset = file_offset;
+        record.data_only = data_only;
+        if (this.link_head === -1) {
+            this.file_start(slot);
+        } else {
+            const head = this.slots[this.link_head]!;
+            assert(head.state === slot_state_busy && head.link_follower === -1);
+            head.link_follower = slot;
+            this.link_head = -1;
+        }
+        return slot;
+    }
+
+    private file_start(slot: number): void {
+        const record = this.slots[slot]!;
+        const entry = this.handles[record.handle];
         if (entry === undefined || entry.kind !== handle_kind_file) {
             return this.defer(slot, -errno.EBADF);
         }
-        const record = this.slots[slot]!;
-        record.handle = fd;
-        record.length = file_offset + length;
-        fs.fstat(entry.file_fd, record.on_stat);
+        const fd = entry.file_fd;
+        switch (record.file_op) {
+            case file_op_read:
+                fs.read(fd, this.arena_buffer, record.arena_offset, record.length,
+                    record.file_offset, record.on_result);
+                break;
+            case file_op_write:
+                fs.write(fd, this.arena_buffer, record.arena_offset, record.length,
+                    record.file_offset, record.on_result);
+                break;
+            case file_op_sync:
+                if (record.data_only) fs.fdatasync(fd, record.on_result);
+                else fs.fsync(fd, record.on_result);
+                break;
+            case file_op_allocate:
+                // The size the file must reach; the current size comes back from fstat.
+                record.length += record.file_offset;
+                fs.fstat(fd, record.on_stat);
+                break;
+            default:
+                assert.fail(`file_start: unknown file operation ${record.file_op}`);
+        }
     }
 
     /** The second half of file_allocate: extend the file only if it is shorter than the range. */
@@ -414,6 +463,7 @@ export class LibuvEngine implements Engine {
 
     cancel(target: number, tag: number): void {
         assert(!this.destroyed);
+        assert(this.link_head === -1, 'cancel: a linked write is waiting for its follower');
         // A linear scan keeps the slot table free of maps; cancellation is rare and the table is
         // bounded by `entries`.
         for (let index = 0; index < this.entries; index++) {
@@ -479,19 +529,28 @@ export class LibuvEngine implements Engine {
         const record = this.slots[slot]!;
         if (record.state !== slot_state_busy) return;
         assert(Number.isInteger(result));
+        const follower = record.link_follower;
+        const follower_start = follower !== -1 && result === record.length;
         record.state = slot_state_free;
         record.handle = -1;
         record.timer = null;
+        record.link_follower = -1;
         this.slot_free[this.slot_free_count] = slot;
         this.slot_free_count += 1;
         assert(this.slot_free_count <= this.entries);
         this.completed += 1;
         if (this.destroyed) return;
         this.targets[record.target]!.io_complete(record.tag, result);
+        // As io_uring does with a linked chain: the follower runs only after the write completed
+        // in full; a failed or short write cancels it.
+        if (follower_start) this.file_start(follower);
+        else if (follower !== -1) this.defer(follower, -errno.ECANCELED);
     }
 
-    private slot_acquire(target: number, tag: number): number {
+    private slot_acquire(target: number, tag: number, file_op = false): number {
         assert(!this.destroyed);
+        assert(this.link_head === -1 || file_op,
+            'a linked write must be followed by a file operation');
         assert(target >= 0 && target < this.targets.length, 'unregistered target');
         assert(Number.isInteger(tag) && tag >= 0 && tag <= int32_max);
         assert(this.slot_free_count > 0, 'engine: more operations in flight than `entries`');
@@ -664,19 +723,4 @@ export class LibuvEngine implements Engine {
         }
         return copied;
     }
-}
-
-/** Parses a dotted IPv4 address (or `localhost`); -1 when it is not one. */
-export function ipv4_parse(host: string): number {
-    if (host === 'localhost') return 0x7f000001;
-    const parts = host.split('.');
-    if (parts.length !== 4) return -1;
-    let address = 0;
-    for (const part of parts) {
-        if (!/^[0-9]{1,3}$/.test(part)) return -1;
-        const octet = Number(part);
-        if (octet > 255) return -1;
-        address = address * 256 + octet;
-    }
-    return address;
 }

@@ -1,6 +1,7 @@
 // Finds out, before anything depends on it, whether io_uring and O_DIRECT work here, and turns each
 // way they fail into an error that names the cause and the fix. Callers catch
 // ERR_IO_URING_UNAVAILABLE to fall back to the libuv engine.
+import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -22,8 +23,14 @@ export class ProbeError extends Error {
     }
 }
 
-interface ProbeBinding {
+/**
+ * The addon calls the probes make. Tests pass their own to simulate hosts where io_uring or
+ * O_DIRECT fails (a seccomp profile, an old kernel, a filesystem without O_DIRECT).
+ */
+export interface ProbeBinding {
+    /** Creates and tears down a tiny ring: [0 | -errno, IORING_FEAT_* bits]. */
     engine_probe(): [number, number];
+    /** Creates `file_path` with O_DIRECT, writes a block, removes it: [0 | -errno, step]. */
     engine_probe_direct_io(file_path: string): [number, string];
 }
 
@@ -41,14 +48,18 @@ export function io_uring_disabled_sysctl(): number | null {
     }
 }
 
-/** Explains an io_uring_queue_init failure (`result` is -errno) with its cause and fix. */
-export function io_uring_setup_error(result: number): ProbeError {
+/**
+ * Explains an io_uring_queue_init failure (`result` is -errno) with its cause and fix.
+ * `disabled` is kernel.io_uring_disabled (read from /proc unless given).
+ */
+export function io_uring_setup_error(result: number,
+    disabled: number | null = io_uring_disabled_sysctl()): ProbeError {
+    assert(Number.isInteger(result) && result < 0);
     const errno = -result;
     const name = errno_name(errno);
     const prefix = `io_uring is not available (io_uring_setup: ${name}): `;
     let cause: string;
     if (name === 'EPERM' || name === 'EACCES') {
-        const disabled = io_uring_disabled_sysctl();
         if (disabled === 2) {
             cause = 'it is disabled by sysctl (kernel.io_uring_disabled = 2). Fix: ' +
                 '`sysctl -w kernel.io_uring_disabled=0`.';
@@ -63,8 +74,10 @@ export function io_uring_setup_error(result: number): ProbeError {
                 'io_uring_enter and io_uring_register.';
         }
     } else if (name === 'ENOSYS') {
-        cause = 'the kernel is too old or was built without CONFIG_IO_URING. ' +
-            'Fix: Linux 5.11 or newer with io_uring enabled.';
+        cause = 'the kernel is too old or was built without CONFIG_IO_URING, or a seccomp ' +
+            'profile answers ENOSYS for io_uring_setup. Fix: Linux 5.11 or newer with ' +
+            'io_uring enabled, and a seccomp profile that allows io_uring_setup, ' +
+            'io_uring_enter and io_uring_register.';
     } else if (name === 'ENOMEM') {
         cause = 'the locked-memory limit is too small for the ring (kernels before 5.12 ' +
             'charge rings to RLIMIT_MEMLOCK). Fix: raise `ulimit -l`, or LimitMEMLOCK= in the ' +
@@ -85,9 +98,10 @@ export function io_uring_features_error(features: number): ProbeError | null {
 }
 
 /** Throws ProbeError (code ERR_IO_URING_UNAVAILABLE) unless a usable ring can be created. */
-export function probe_io_uring(): void {
-    const [result, features] = probe_binding().engine_probe();
-    if (result < 0) throw io_uring_setup_error(result);
+export function probe_io_uring(native: ProbeBinding = probe_binding(),
+    disabled: number | null = io_uring_disabled_sysctl()): void {
+    const [result, features] = native.engine_probe();
+    if (result < 0) throw io_uring_setup_error(result, disabled);
     const error = io_uring_features_error(features);
     if (error !== null) throw error;
 }
@@ -98,10 +112,29 @@ export interface DirectIoProbe {
     message: string;
 }
 
+/**
+ * Why an O_DIRECT open or write fails with EINVAL, and the fix. tmpfs before Linux 6.6, ramfs and
+ * some overlayfs setups refuse O_DIRECT with EINVAL. Both engines' file_open use it too.
+ */
+export const direct_io_unsupported_hint = 'the filesystem does not support O_DIRECT (ramfs, ' +
+    'tmpfs before Linux 6.6 and some overlayfs setups do not). Fix: put the data file on ext4, ' +
+    'xfs or btrfs, e.g. a host volume in a container.';
+
+/**
+ * A filesystem without O_DIRECT (ramfs) creates the file before it refuses the flag with EINVAL.
+ * After an O_CREAT | O_EXCL open, the file can only be the one this open made: remove it, so
+ * that a retry on a suitable filesystem or without O_DIRECT does not meet EEXIST.
+ */
+export function direct_io_refused_unlink(file_path: string): void {
+    fs.rmSync(file_path, { force: true });
+}
+
 /** Tells whether O_DIRECT works on the filesystem holding `path_dir`. */
-export function probe_direct_io(path_dir: string): DirectIoProbe {
+export function probe_direct_io(path_dir: string,
+    native: ProbeBinding = probe_binding()): DirectIoProbe {
     const file_path = path.join(path_dir, `.ringledger-direct-io-probe-${process.pid}`);
-    const [result, step] = probe_binding().engine_probe_direct_io(file_path);
+    const [result, step] = native.engine_probe_direct_io(file_path);
+    assert(Number.isInteger(result) && result <= 0);
     if (result === 0) return { supported: true, message: '' };
     return { supported: false, message: direct_io_message(path_dir, result, step) };
 }
@@ -109,11 +142,7 @@ export function probe_direct_io(path_dir: string): DirectIoProbe {
 /** Explains a failed O_DIRECT probe step (`result` is -errno) with its fix. */
 export function direct_io_message(path_dir: string, result: number, step: string): string {
     const name = errno_name(-result);
-    // tmpfs before Linux 6.6 and some overlayfs setups refuse O_DIRECT with EINVAL.
-    const hint = name === 'EINVAL'
-        ? 'the filesystem does not support O_DIRECT (tmpfs before Linux 6.6 and some overlayfs ' +
-            'setups do not). Fix: put the data file on ext4, xfs or btrfs, e.g. a host volume ' +
-            'in a container.'
+    const hint = name === 'EINVAL' ? direct_io_unsupported_hint
         : 'check that the directory exists and is writable.';
     return `O_DIRECT ${step} in ${path_dir}: ${name}: ${hint}`;
 }

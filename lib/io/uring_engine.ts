@@ -16,7 +16,10 @@ import type {
 } from './engine';
 import { IoError, errno_name } from './errors';
 import { engine_completions_offset, engine_control_size, engine_layout as L } from './layout';
-import { ProbeError, io_uring_features_error, io_uring_setup_error } from './probe';
+import {
+    ProbeError, direct_io_refused_unlink, direct_io_unsupported_hint, io_uring_features_error,
+    io_uring_setup_error,
+} from './probe';
 
 type Handle = { readonly __engine_handle: unique symbol };
 
@@ -91,6 +94,8 @@ export class UringEngine implements Engine {
     private readonly deliver_bound: () => void;
     private started = false;
     private destroyed = false;
+    /** A write was staged with `link`: the next staged operation is its follower. */
+    private link_open = false;
 
     constructor(options: EngineOptions) {
         assert(Number.isInteger(options.entries));
@@ -169,9 +174,9 @@ export class UringEngine implements Engine {
         const fd = this.native.engine_file_open(path, options.direct, options.dsync,
             options.create, options.read_only === true);
         if (fd < 0) {
-            const hint = fd === -22 && options.direct
-                ? 'the filesystem may not support O_DIRECT (tmpfs does not)' : undefined;
-            throw new IoError(fd, 'open', path, hint);
+            const refused = fd === -22 && options.direct;
+            if (refused && options.create) direct_io_refused_unlink(path);
+            throw new IoError(fd, 'open', path, refused ? direct_io_unsupported_hint : undefined);
         }
         return fd;
     }
@@ -206,10 +211,12 @@ export class UringEngine implements Engine {
     }
 
     file_write(target: number, tag: number, fd: number, arena_offset: number, length: number,
-        file_offset: number): void {
+        file_offset: number, link = false): void {
         this.assert_range(arena_offset, length);
         assert(Number.isSafeInteger(file_offset) && file_offset >= 0);
         this.stage(L.op_write, target, tag, fd, 0, arena_offset, length, file_offset, 0);
+        // Set after staging: the write itself may be the follower of an earlier link.
+        if (link) this.link_descriptor_set();
     }
 
     file_sync(target: number, tag: number, fd: number, data_only: boolean): void {
@@ -261,6 +268,7 @@ export class UringEngine implements Engine {
 
     cancel(target: number, tag: number): void {
         assert(!this.destroyed);
+        assert(!this.link_open, 'cancel: a linked write is waiting for its follower');
         // A linear scan keeps the slot table free of maps; cancellation is rare and the table
         // is bounded by `entries`.
         for (let slot = 0; slot < this.entries; slot++) {
@@ -288,6 +296,7 @@ export class UringEngine implements Engine {
         assert(!this.destroyed);
         assert(Number.isInteger(timeout_ms) && timeout_ms >= 0);
         assert(Number.isInteger(min_complete) && min_complete >= 1);
+        assert(!this.link_open, 'run_once: a linked write is waiting for its follower');
         const wait_count = Math.max(1, Math.min(min_complete, this.in_flight));
         this.native.engine_run_once(this.handle, timeout_ms, wait_count);
         return this.deliver();
@@ -296,6 +305,7 @@ export class UringEngine implements Engine {
     /** Submits what is staged now, without waiting (normally the per-turn hook does this). */
     flush(): void {
         assert(!this.destroyed);
+        assert(!this.link_open, 'flush: a linked write is waiting for its follower');
         this.native.engine_submit(this.handle);
     }
 
@@ -330,6 +340,11 @@ export class UringEngine implements Engine {
         assert(Number.isInteger(tag) && tag >= 0 && tag <= int32_max);
         assert(Number.isInteger(fd) && fd >= -1);
         assert(this.slot_free_count > 0, 'engine: more operations in flight than `entries`');
+        if (this.link_open) {
+            assert(op === L.op_read || op === L.op_write || op === L.op_sync ||
+                op === L.op_allocate, 'a linked write must be followed by a file operation');
+            this.link_open = false;
+        }
         this.slot_free_count -= 1;
         const slot = this.slot_free[this.slot_free_count]!;
         assert(this.slot_busy[slot] === 0);
@@ -357,7 +372,18 @@ export class UringEngine implements Engine {
         f[(base + L.descriptor_length) / 8] = length;
         f[(base + L.descriptor_file_offset) / 8] = file_offset;
         f[(base + L.descriptor_extra) / 8] = extra;
+        i[(base + L.descriptor_link) / 4] = 0;
         i[L.header_staged_count / 4] = index + 1;
+    }
+
+    /** Links the descriptor staged last to the next one (IOSQE_IO_LINK in native). */
+    private link_descriptor_set(): void {
+        const index = this.control_int32[L.header_staged_count / 4]! - 1;
+        assert(index >= 0);
+        assert(!this.link_open);
+        const base = L.staging_offset + index * L.descriptor_size;
+        this.control_int32[(base + L.descriptor_link) / 4] = 1;
+        this.link_open = true;
     }
 
     /** Event-loop mode: a stopped poll handle must be started so the loop waits for this op. */
