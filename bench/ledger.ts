@@ -2,9 +2,13 @@
 // random pairs of accounts, lookups, and queries; heap growth per batch after warm-up.
 //
 // Run: node --expose-gc dist/bench/ledger.js [--accounts=10000,1000000] [--batches=100]
-//      [--only=create] [--prefetch=0]
+//      [--only=create] [--prefetch=0] [--warmup=10] [--execute=0]
 // Each account count gets a fresh ledger. Batch inputs are generated before the timed loop, so
-// only `prefetch` + `execute` are timed.
+// only `prefetch` + `execute` are timed. `--execute=0` does everything but execute the transfer
+// batches: under an instruction counter (callgrind) the difference between a run with and one
+// without execution is the ledger's own cost, independent of machine load:
+//   valgrind --tool=callgrind --callgrind-out-file=/dev/null node dist/bench/ledger.js \
+//     --accounts=10000 --batches=14 --warmup=4 --only=create [--execute=0]
 import assert from 'node:assert/strict';
 import { Ledger } from '../lib/ledger/ledger';
 import { Operation } from '../lib/ledger/constants';
@@ -12,7 +16,6 @@ import { encode_account_filter, encode_query_filter } from '../lib/ledger/codec'
 import { Prng } from '../lib/testing/prng';
 
 const batch = 8189;
-const warmup_batches = 10;
 
 function option(name: string, fallback: string): string {
     const prefix = `--${name}=`;
@@ -56,8 +59,12 @@ function fill_transfers(input: Uint8Array, first_id: number, accounts: number, p
     }
 }
 
-function bench_create(ledger: Ledger, accounts: number, batches: number, output: Uint8Array,
-    clock: bigint, prefetch: boolean): bigint {
+interface CreateOptions { batches: number; warmup_batches: number; prefetch: boolean;
+    execute: boolean }
+
+function bench_create(ledger: Ledger, accounts: number, output: Uint8Array, clock: bigint,
+    options: CreateOptions): bigint {
+    const { batches, warmup_batches, prefetch } = options;
     // All inputs up front (100 batches are 100 MiB), so generation is not timed.
     const inputs = new Uint8Array(batches * batch * 128);
     const prng = new Prng(accounts);
@@ -72,6 +79,7 @@ function bench_create(ledger: Ledger, accounts: number, batches: number, output:
         const offset = b * batch * 128;
         const cpu_start = process.cpuUsage();
         const start = process.hrtime.bigint();
+        if (!options.execute) continue;
         if (prefetch) ledger.prefetch(Operation.create_transfers, inputs, offset, batch * 128);
         const length = ledger.execute(Operation.create_transfers, clock, inputs, offset,
             batch * 128, output, 0);
@@ -85,6 +93,10 @@ function bench_create(ledger: Ledger, accounts: number, batches: number, output:
             if (global.gc) global.gc();
             heap_after_warmup = process.memoryUsage().heapUsed;
         }
+    }
+    if (!options.execute) {
+        console.log(`accounts=${accounts} create_transfers: not executed (--execute=0)`);
+        return clock;
     }
     if (global.gc) global.gc();
     const measured = batches - warmup_batches;
@@ -149,14 +161,18 @@ function main(): void {
     const batches = Number(option('batches', '100'));
     const only = option('only', 'all');
     const prefetch = option('prefetch', '1') === '1';
+    const execute = option('execute', '1') === '1';
+    const warmup_batches = Number(option('warmup', '10'));
+    assert(Number.isInteger(warmup_batches) && warmup_batches >= 1);
     assert(batches > warmup_batches);
     const output = new Uint8Array(2 * 1024 * 1024);
     for (const accounts of account_counts) {
         assert(Number.isInteger(accounts) && accounts >= 2);
         const ledger = new Ledger({ accounts_max: accounts, transfers_max: batch * batches });
         let clock = make_accounts(ledger, accounts, output, 1_700_000_000_000_000_000n);
-        clock = bench_create(ledger, accounts, batches, output, clock, prefetch);
-        if (only === 'create') continue;
+        clock = bench_create(ledger, accounts, output, clock,
+            { batches, warmup_batches, prefetch, execute });
+        if (only === 'create' || !execute) continue;
         bench_lookups(ledger, accounts, output, clock);
         bench_queries(ledger, accounts, output, clock);
     }

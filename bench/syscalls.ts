@@ -21,7 +21,6 @@
 //                                               then polls the completion queue without entering
 //   node dist/bench/syscalls.js --depth 8 --connections 16 --no-link --engines libuv
 import assert from 'node:assert/strict';
-import child_process from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -29,6 +28,7 @@ import { Arena } from '../lib/io/arena';
 import type { Engine, EngineKind } from '../lib/io/engine';
 import { create_engine } from '../lib/io/index';
 import type { UringEngine } from '../lib/io/uring_engine';
+import { node_run_counted, syscall_counter_name } from './syscall_counter';
 
 const block = 4096;
 const disk_write_bytes = 1 << 20;
@@ -313,38 +313,14 @@ async function child_main(kind: EngineKind, workload: Workload | 'none',
     }
 }
 
-const perf_available = child_process.spawnSync('perf', ['--version']).status === 0;
-
 /** Runs one child under the syscall counter; returns its result and syscall count. */
 function child_run(kind: EngineKind, workload: Workload | 'none',
     config: Config): ChildResult & { syscalls: number } {
     const count_file = path.join(data_dir, `bench-syscalls-count-${process.pid}.txt`);
     const node_args = [__filename, '--child', kind, workload, JSON.stringify(config)];
-    const counter = perf_available
-        ? ['perf', 'stat', '-e', 'raw_syscalls:sys_enter', '-x,', '-o', count_file, '--']
-        : ['strace', '-f', '-c', '-o', count_file, '--'];
-    const run = child_process.spawnSync(counter[0]!, [...counter.slice(1), process.execPath,
-        ...node_args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-    if (run.status !== 0) throw new Error(`child ${kind} ${workload} failed: ${run.status}`);
-    const text = fs.readFileSync(count_file, 'utf8');
-    fs.rmSync(count_file, { force: true });
-    const syscalls = perf_available ? perf_count(text) : strace_count(text);
-    return { ...JSON.parse(run.stdout.trim().split('\n').pop()!) as ChildResult, syscalls };
-}
-
-function perf_count(text: string): number {
-    const line = text.split('\n').find((candidate) => candidate.includes('raw_syscalls'));
-    assert.ok(line !== undefined, `perf output without a count: ${text}`);
-    const count = Number(line.split(',')[0]);
-    assert.ok(Number.isInteger(count), `perf could not count syscalls: ${line}`);
-    return count;
-}
-
-function strace_count(text: string): number {
-    const line = text.split('\n').find((candidate) => /\btotal\s*$/.test(candidate));
-    assert.ok(line !== undefined, `strace output without a total: ${text}`);
-    const columns = line.trim().split(/\s+/);
-    return Number(columns[columns.length - 3]);
+    const run = node_run_counted(node_args, count_file);
+    return { ...JSON.parse(run.stdout.trim().split('\n').pop()!) as ChildResult,
+        syscalls: run.syscalls };
 }
 
 interface Row {
@@ -390,7 +366,7 @@ function main(): void {
         : ['io_uring', 'libuv']) as EngineKind[];
     const mode = config.event_loop ? 'event-loop' : config.sqpoll
         ? 'loop mode polling the CQ (run_once(0))' : 'loop (run_once)';
-    console.log(`syscall counter: ${perf_available ? 'perf raw_syscalls:sys_enter' : 'strace -f'}` +
+    console.log(`syscall counter: ${syscall_counter_name}` +
         `; io_uring in ${mode} mode${config.sqpoll ? ' with SQPOLL' : ''}`);
     console.log(`disk: ${config.disk_ops} x (1 MiB O_DIRECT write + fdatasync` +
         `${config.link ? ', linked' : ''}), ${config.disk_depth} in flight; net: ` +
