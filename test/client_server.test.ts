@@ -107,7 +107,8 @@ async function workload_run(
     const prng = new Prng(seed);
     const results: unknown[] = [];
     const id = (local: number): bigint => local === 0 ? 0n : namespace.id_base + BigInt(local);
-    const ledger = (): number => namespace.ledger_base + 1 + prng.int(2);
+    // An account's ledger follows from its id's parity, so transfers can aim at matching pairs.
+    const ledger = (local: number): number => namespace.ledger_base + 1 + (local % 2);
     for (let step = 0; step < 150; step++) {
         const kind = step < 3 ? 0 : prng.int(8);
         // 1..3 calls of one operation at once, so that the clients batch them.
@@ -123,15 +124,17 @@ async function workload_run(
 
 function workload_call(
     client: WorkloadClient, kind: number, prng: Prng, id: (local: number) => bigint,
-    ledger: () => number,
+    ledger: (local: number) => number,
 ): Promise<unknown[]> {
     const small = (): number => prng.int(40);
     switch (kind) {
-        case 0: return client.createAccounts(Array.from({ length: 1 + prng.int(8) }, () =>
-            random_account(prng, id(small()), ledger())));
+        case 0: return client.createAccounts(Array.from({ length: 1 + prng.int(8) }, () => {
+            const local = small();
+            return random_account(prng, id(local), ledger(local));
+        }));
         case 1:
         case 2: return client.createTransfers(Array.from({ length: prng.int(12) }, () =>
-            random_transfer(prng, id, ledger())));
+            random_transfer(prng, id, ledger)));
         case 3: return client.lookupAccounts(Array.from({ length: prng.int(6) }, () =>
             id(small())));
         case 4: return client.lookupTransfers(Array.from({ length: prng.int(6) }, () =>
@@ -142,7 +145,7 @@ function workload_call(
                 client.getAccountBalances(filter);
         }
         default: {
-            const filter = random_query_filter(prng, ledger());
+            const filter = random_query_filter(prng, ledger(prng.int(2)));
             return prng.chance(1, 2) ? client.queryAccounts(filter) :
                 client.queryTransfers(filter);
         }
@@ -162,7 +165,9 @@ function random_account(prng: Prng, id: bigint, ledger: number): Account {
     };
 }
 
-function random_transfer(prng: Prng, id: (local: number) => bigint, ledger: number): Transfer {
+function random_transfer(
+    prng: Prng, id: (local: number) => bigint, ledger: (local: number) => number,
+): Transfer {
     const flag_choices = [0, 0, 0, 0, TransferFlags.linked, TransferFlags.pending,
         TransferFlags.pending, TransferFlags.post_pending_transfer,
         TransferFlags.void_pending_transfer, TransferFlags.balancing_debit,
@@ -170,13 +175,16 @@ function random_transfer(prng: Prng, id: (local: number) => bigint, ledger: numb
     const flags = prng.pick(flag_choices);
     const two_phase = (flags & (TransferFlags.post_pending_transfer |
         TransferFlags.void_pending_transfer)) !== 0;
+    // Mostly two accounts of one ledger (same parity), sometimes anything.
+    const debit = prng.int(40);
+    const credit = prng.chance(4, 5) ? (debit + 2 * (1 + prng.int(19))) % 40 : prng.int(40);
     return {
-        id: id(1000 + prng.int(200)), debit_account_id: id(prng.int(40)),
-        credit_account_id: id(prng.int(40)), amount: BigInt(prng.int(50)),
-        pending_id: two_phase ? id(1000 + prng.int(200)) : 0n,
+        id: id(1000 + prng.int(200)), debit_account_id: id(debit), credit_account_id: id(credit),
+        amount: BigInt(prng.int(50)), pending_id: two_phase ? id(1000 + prng.int(200)) : 0n,
         user_data_128: BigInt(prng.int(3)), user_data_64: BigInt(prng.int(3)),
-        user_data_32: prng.int(3), timeout: 0, ledger, code: 1 + prng.int(2), flags,
-        timestamp: 0n,
+        user_data_32: prng.int(3), timeout: 0,
+        ledger: prng.chance(1, 20) ? ledger(debit + 1) : ledger(debit), code: 1 + prng.int(2),
+        flags, timestamp: 0n,
     };
 }
 
