@@ -14,6 +14,9 @@ import type { Client } from '../lib/client/index';
 import { EvictionReason, header_size } from '../lib/vsr/constants';
 import { HeaderView, set_checksum, set_checksum_body } from '../lib/vsr/header';
 import { frame, offsets } from '../lib/vsr/header_layout';
+import * as tigerbeetle from 'tigerbeetle-node';
+
+import * as ringledger from '../lib/index';
 import { FakeServer } from './client_fake_server';
 
 /** Re-checksums a mutated reply but keeps its context, which the server's session chain holds. */
@@ -518,6 +521,26 @@ describe('client: connections', () => {
             /must not be empty/);
         assert.throws(() => createClient({ cluster_id: -1n, replica_addresses: [3000] }),
             /cluster_id must be positive/);
+    });
+});
+
+describe('client: public surface', () => {
+    test('every export of tigerbeetle-node is exported by ringledger, with equal values', () => {
+        const ours = ringledger as unknown as Record<string, unknown>;
+        for (const [name, value] of Object.entries(tigerbeetle)) {
+            assert.ok(name in ours, `ringledger lacks ${name}`);
+            if (typeof value === 'function') {
+                assert.equal(typeof ours[name], 'function', name);
+            } else if (name === 'ErrorCodes') {
+                for (const [key, code] of Object.entries(value as object)) {
+                    assert.equal((ours.ErrorCodes as Record<string, string>)[key], code);
+                    assert.equal(ringledger.RequestError.errorMessage(code),
+                        tigerbeetle.RequestError.errorMessage(code));
+                }
+            } else {
+                assert.deepEqual(ours[name], value, name);
+            }
+        }
     });
 });
 

@@ -321,7 +321,8 @@ export class FakeServer {
         const now_ns = BigInt(Date.now()) * 1_000_000n;
         if (!this.ledger.pulse_needed(now_ns)) return;
         this.timestamp = (this.timestamp < now_ns ? now_ns : this.timestamp) + 8190n;
-        this.ledger.execute(LedgerOperation.pulse, this.timestamp, this.output, 0, 0, this.output, 0);
+        this.ledger.execute(LedgerOperation.pulse, this.timestamp, this.output, 0, 0, this.output,
+            0);
     }
 }
 

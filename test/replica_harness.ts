@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 
 import { Arena, sector_size } from '../lib/io/arena';
 import { Ledger } from '../lib/ledger/ledger';
-import { storage_arena_size, storage_format } from '../lib/storage/data_file';
+import { storage_format } from '../lib/storage/data_file';
 import { SimulatorStorage } from '../lib/storage/simulator_storage';
 import { storage_run_until } from '../lib/storage/storage';
 import type { StorageConfig } from '../lib/storage/zones';
@@ -20,7 +20,9 @@ import { MessagePool } from '../lib/vsr/message_pool';
 import { MultiBatchDecoder, MultiBatchEncoder } from '../lib/vsr/multi_batch';
 import { Replica, Status } from '../lib/vsr/replica';
 import type { ReplicaNetwork, ReplicaTime } from '../lib/vsr/replica';
-import { replica_storage_open } from '../lib/vsr/replica_open';
+import {
+    replica_create, replica_storage_arena_size, replica_storage_config, replica_storage_open,
+} from '../lib/vsr/replica_open';
 import { HeaderValidator, Reason, reply_matches_request } from '../lib/vsr/validate';
 
 /** Small messages and a WAL of 256 slots: many ops, fast. */
@@ -167,6 +169,8 @@ export class SimClient {
     timeout_ticks = 40;
     readonly pending: Array<{ operation: number; body: Uint8Array }> = [];
     readonly exchanges: Exchange[] = [];
+    /** Request bytes by request number, as first sent. */
+    readonly sent = new Map<number, Uint8Array>();
     /** Reply bytes by request number: a repeated reply must be byte-identical. */
     readonly replies = new Map<number, Uint8Array>();
     evicted = 0;
@@ -227,6 +231,7 @@ export class SimClient {
 
     private send_new(operation: number, body: Uint8Array): void {
         this.inflight = this.build(operation, body);
+        this.sent.set(this.request_number, this.inflight);
         this.inflight_operation = operation;
         this.inflight_body = body;
         this.sent_tick = this.network.ticks;
@@ -331,6 +336,16 @@ export interface HarnessOptions {
     transfers_max?: number;
 }
 
+/** One committed op as the WAL records it. */
+export interface LogEntry {
+    op: number;
+    checksum: bigint;
+    operation: number;
+    timestamp: bigint;
+    client: bigint;
+    request: number;
+}
+
 /** The replica and everything around it; restartable over the same simulated disk. */
 export class Harness {
     readonly prng: Prng;
@@ -343,13 +358,19 @@ export class Harness {
     replica!: Replica;
     ledger!: Ledger;
     clients: SimClient[] = [];
+    /** Every op committed so far (index = op), captured from the WAL as commits happen. */
+    readonly log: LogEntry[] = [];
+    /** Counters summed over restarts. */
+    checkpoints = 0;
+    wal_stalls = 0;
 
     private constructor(options: HarnessOptions) {
         this.options = options;
         this.prng = new Prng(options.seed);
-        this.config = options.config ?? config_sim;
+        const base = options.config ?? config_sim;
+        this.config = replica_storage_config(base, base.clients_max, this.ledger_config());
         const layout = new ZoneLayout(this.config);
-        const per_open = sector_ceil(storage_arena_size(this.config)) +
+        const per_open = replica_storage_arena_size(this.config) +
             pool_messages * sector_ceil(this.config.message_size_max);
         const arena = new Arena(per_open * (restarts_max + 1));
         this.storage = new SimulatorStorage(arena, layout, {
@@ -377,17 +398,15 @@ export class Harness {
         const { listener, superblock, journal } = await replica_storage_open(this.storage);
         this.pool = new MessagePool(this.storage.arena, pool_messages,
             this.config.message_size_max);
-        this.ledger = new Ledger({
-            accounts_max: this.options.accounts_max ?? 4096,
-            transfers_max: this.options.transfers_max ?? 16384,
-        });
-        this.replica = new Replica({
+        this.ledger = new Ledger(this.ledger_config());
+        this.replica = replica_create({
             pool: this.pool, time: this.time, random: this.prng, storage: this.storage,
             superblock, journal, storage_listener: listener, ledger: this.ledger,
             clients_max: this.config.clients_max,
         });
         this.replica.open();
-        await storage_run_until(this.storage, () => this.replica.status !== Status.replaying);
+        await storage_run_until(this.storage, () => this.replica.status === Status.normal ||
+            this.replica.status === Status.failed);
         if (this.replica.status !== Status.normal) throw this.replica.failure!;
         const network = new SimNetwork(this.prng, this.pool);
         network.ticks = this.time.ticks;
@@ -396,6 +415,41 @@ export class Harness {
         for (const client of this.clients) client.network = network;
         this.network = network;
         this.replica.network_attach(network);
+        this.log_capture();
+    }
+
+    /**
+     * Records ops committed since the last capture from the journal's headers; an op seen before
+     * (replayed after a restart) must be the same prepare.
+     */
+    log_capture(): void {
+        const journal = this.replica.journal;
+        const view = new HeaderView();
+        const from = Math.max(1, this.replica.commit_min - journal.slot_count + 1);
+        for (let op = from; op <= this.replica.commit_min; op++) {
+            view.attach(journal.headers, (op % journal.slot_count) * header_size);
+            if (Number(view.u64_bigint(offsets.prepare.op)) !== op) continue;
+            const checksum = view.u128_bigint(frame.checksum);
+            const known = this.log[op];
+            if (known !== undefined) {
+                assert.equal(known.checksum, checksum, `op ${op} changed after it committed`);
+                continue;
+            }
+            assert(op === 1 || this.log[op - 1] !== undefined, `op ${op - 1} was not captured`);
+            this.log[op] = {
+                op, checksum, operation: view.u8(offsets.prepare.operation),
+                timestamp: view.u64_bigint(offsets.prepare.timestamp),
+                client: view.u128_bigint(offsets.prepare.client),
+                request: view.u32(offsets.prepare.request),
+            };
+        }
+    }
+
+    ledger_config(): { accounts_max: number; transfers_max: number } {
+        return {
+            accounts_max: this.options.accounts_max ?? 4096,
+            transfers_max: this.options.transfers_max ?? 16384,
+        };
     }
 
     /** One 10 ms tick of everything, in a fixed order. */
@@ -405,6 +459,7 @@ export class Harness {
         this.network.tick();
         this.replica.tick();
         for (const client of this.clients) client.tick();
+        this.log_capture();
     }
 
     run_until(done: () => boolean, ticks_max: number): void {
@@ -417,6 +472,8 @@ export class Harness {
 
     /** The process dies (in-flight writes lost or torn) and restarts on the same disk. */
     async crash_restart(): Promise<void> {
+        this.checkpoints += this.replica.stats.checkpoints;
+        this.wal_stalls += this.replica.stats.wal_stalls;
         this.storage.crash();
         this.network.clear();
         await this.open();

@@ -1,5 +1,9 @@
 // Argument parsing for the subcommands: `--name=value` flags and positional arguments, checked
 // against the flags a command accepts so that a typo is an error, not silently ignored.
+import type { Capacity } from '../server/config';
+import {
+    accounts_max_default, clients_max_default, transfers_max_default,
+} from '../server/config';
 import { UsageError } from './command';
 
 export interface ParsedArgs {
@@ -61,4 +65,15 @@ export function path_single(parsed: ParsedArgs): string {
         throw new UsageError('give exactly one data file path');
     }
     return parsed.positional[0]!;
+}
+
+/** The flags that size the data file; `format` and `start` take the same ones. */
+export const capacity_flags = ['clients-max', 'accounts-max', 'transfers-max'] as const;
+
+export function capacity_parse(parsed: ParsedArgs): Capacity {
+    return {
+        clients_max: flag_integer(parsed, 'clients-max', clients_max_default, 1, 4096),
+        accounts_max: flag_integer(parsed, 'accounts-max', accounts_max_default, 1, 2 ** 30),
+        transfers_max: flag_integer(parsed, 'transfers-max', transfers_max_default, 1, 2 ** 30),
+    };
 }

@@ -104,7 +104,8 @@ function start_child(
             await exit;
             clearTimeout(kill_timer);
         }
-        fs.rmSync(directory, { recursive: true, force: true });
+        // Asynchronous: unlinking a data file of a gigabyte takes seconds on some disks.
+        await fs.promises.rm(directory, { recursive: true, force: true });
     };
     return new Promise((resolve, reject) => {
         const timeout = setTimeout(() => {
@@ -126,7 +127,7 @@ function start_child(
         line_reader(child.stderr, on_line);
         child.on('close', (code) => {
             clearTimeout(timeout);
-            fs.rmSync(directory, { recursive: true, force: true });
+            void fs.promises.rm(directory, { recursive: true, force: true });
             reject(new Error(`the replica exited (${code}) before listening:\n` +
                 lines.join('\n')));
         });
@@ -374,6 +375,14 @@ async function run(args: readonly string[]): Promise<number> {
     }
     const address_list = addresses === undefined ? [replica!.address] : addresses.split(',');
     const client = createClient({ cluster_id: cluster, replica_addresses: address_list });
+    // Ctrl-C ends the run (outstanding calls fail) so that `finally` still stops the replica
+    // and removes the temporary data file.
+    let interrupted = false;
+    const interrupt = (): void => {
+        interrupted = true;
+        client.destroy();
+    };
+    process.once('SIGINT', interrupt);
     try {
         print(`benchmark running against ${address_list.join(',')}: ${options.account_count} ` +
             `accounts, ${options.transfer_count} transfers, seed ${options.seed}`);
@@ -387,9 +396,11 @@ async function run(args: readonly string[]): Promise<number> {
                 `(peak ${bytes_mib(server_rss.peak)})`);
         }
     } catch (error) {
-        process.stderr.write(`ringledger benchmark: ${(error as Error).message}\n`);
+        const message = interrupted ? 'interrupted' : (error as Error).message;
+        process.stderr.write(`ringledger benchmark: ${message}\n`);
         return 1;
     } finally {
+        process.off('SIGINT', interrupt);
         client.destroy();
         if (replica !== null) await replica.stop();
     }

@@ -5,26 +5,28 @@ import type { EngineKind } from '../io/engine';
 import { create_engine } from '../io/index';
 import { format, storage_arena_size } from '../storage/data_file';
 import { ZoneLayout } from '../storage/zones';
-import { clients_max_default, data_file_config } from '../server/config';
-import { args_parse, flag_integer, flag_u128, path_single } from './args';
+import { data_file_config } from '../server/config';
+import { args_parse, capacity_flags, capacity_parse, flag_integer, flag_u128, path_single }
+    from './args';
 import type { CliCommand } from './command';
 import { UsageError } from './command';
 import { bytes_text, error_text, io_kind_parse } from './format_text';
 
 const usage = 'ringledger format --cluster=<id> --replica=<index> --replica-count=<n> ' +
-    '[--clients-max=<n>] [--io=io_uring|libuv] <path>';
+    '[--clients-max=<n>] [--accounts-max=<n>] [--transfers-max=<n>] [--io=io_uring|libuv] <path>';
 
 async function run(args: readonly string[]): Promise<number> {
-    const parsed = args_parse(args, ['cluster', 'replica', 'replica-count', 'clients-max', 'io']);
+    const parsed = args_parse(args, ['cluster', 'replica', 'replica-count', 'io',
+        ...capacity_flags]);
     const cluster = flag_u128(parsed, 'cluster');
     const replica_count = flag_integer(parsed, 'replica-count', -1, 1, 6);
     if (replica_count === -1) throw new UsageError('--replica-count=<n> is required');
     const replica = flag_integer(parsed, 'replica', -1, 0, replica_count - 1);
     if (replica === -1) throw new UsageError('--replica=<index> is required');
-    const clients_max = flag_integer(parsed, 'clients-max', clients_max_default, 1, 4096);
+    const capacity = capacity_parse(parsed);
     const io: EngineKind = io_kind_parse(parsed.flags.get('io'));
     const path = path_single(parsed);
-    const config = data_file_config(clients_max);
+    const config = data_file_config(capacity);
     const arena = new Arena(Math.ceil(storage_arena_size(config) / sector_size) * sector_size);
     const engine = create_engine(io, { arena, entries: 64 });
     try {
@@ -40,8 +42,9 @@ async function run(args: readonly string[]): Promise<number> {
     const layout = new ZoneLayout(config);
     process.stdout.write(`ringledger: formatted ${path}: cluster ${cluster}, replica ${replica} ` +
         `of ${replica_count}, ${bytes_text(layout.total_size_bytes)} (WAL ` +
-        `${config.slot_count} slots of ${bytes_text(config.message_size_max)}, ` +
-        `clients_max ${clients_max})\n`);
+        `${config.slot_count} slots of ${bytes_text(config.message_size_max)}; clients_max ` +
+        `${capacity.clients_max}, accounts_max ${capacity.accounts_max}, transfers_max ` +
+        `${capacity.transfers_max}: give \`start\` the same)\n`);
     return 0;
 }
 

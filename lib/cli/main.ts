@@ -3,13 +3,17 @@
 import type { CliCommand } from './command';
 import { UsageError } from './command';
 import { command_benchmark } from './benchmark';
+import { command_demo } from './demo';
 import { command_format } from './format';
+import { command_repl } from './repl';
 import { command_start } from './start';
 
 const commands: Record<string, CliCommand> = {
     format: command_format,
     start: command_start,
     benchmark: command_benchmark,
+    repl: command_repl,
+    demo: command_demo,
 };
 
 function usage_all(): string {

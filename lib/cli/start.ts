@@ -1,36 +1,35 @@
 // `ringledger start --addresses=<port | host:port>[,...] [--io=io_uring|libuv] <path>`: opens a
 // formatted data file and serves clients until SIGINT or SIGTERM.
 import { ProbeError } from '../io/probe';
-import {
-    accounts_max_default, addresses_parse, clients_max_default, transfers_max_default,
-} from '../server/config';
+import { addresses_parse } from '../server/config';
 import { Server } from '../server/server';
 import { StorageRefusal } from '../storage/storage';
-import { args_parse, flag_integer, flag_required, path_single } from './args';
+import {
+    args_parse, capacity_flags, capacity_parse, flag_integer, flag_required, path_single,
+} from './args';
 import type { CliCommand } from './command';
 import { UsageError } from './command';
 import { error_text, io_kind_parse } from './format_text';
 
 const usage = 'ringledger start --addresses=<port | host:port>[,...] [--io=io_uring|libuv] ' +
-    '[--clients-max=<n>] [--accounts-max=<n>] [--transfers-max=<n>] <path>';
+    '[--clients-max=<n>] [--accounts-max=<n>] [--transfers-max=<n>] [--connections-max=<n>] ' +
+    '<path>';
 
 function log(line: string): void {
     process.stdout.write(`ringledger: ${line}\n`);
 }
 
 async function run(args: readonly string[]): Promise<number> {
-    const parsed = args_parse(args, ['addresses', 'io', 'clients-max', 'accounts-max',
-        'transfers-max', 'connections-max']);
+    const parsed = args_parse(args, ['addresses', 'io', 'connections-max', ...capacity_flags]);
     const addresses = addresses_parse(flag_required(parsed, 'addresses'));
     if (typeof addresses === 'string') throw new UsageError(`--addresses: ${addresses}`);
-    const clients_max = flag_integer(parsed, 'clients-max', clients_max_default, 1, 4096);
+    const capacity = capacity_parse(parsed);
+    const clients_max = capacity.clients_max;
     const options = {
         path: path_single(parsed),
         addresses,
         io: io_kind_parse(parsed.flags.get('io')),
-        clients_max,
-        accounts_max: flag_integer(parsed, 'accounts-max', accounts_max_default, 1, 2 ** 30),
-        transfers_max: flag_integer(parsed, 'transfers-max', transfers_max_default, 1, 2 ** 30),
+        ...capacity,
         connections_max: flag_integer(parsed, 'connections-max', clients_max + 32, 1, 8000),
         log,
     };

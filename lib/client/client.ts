@@ -277,12 +277,15 @@ export class Client extends EventEmitter implements ConnectionOwner {
         }
     }
 
+    /** A buffer that is neither in flight nor staging, and that no unflushed write references. */
     private buffer_free(): RequestBuffer | null {
         for (const buffer of this.buffers) {
-            if (buffer !== this.inflight && buffer !== this.staging && buffer.idle() &&
-                !this.connections.some((connection) => connection.writing(buffer.index))) {
-                return buffer;
+            if (buffer === this.inflight || buffer === this.staging || !buffer.idle()) continue;
+            let writing = false;
+            for (const connection of this.connections) {
+                if (connection.writing(buffer.index)) writing = true;
             }
+            if (!writing) return buffer;
         }
         return null;
     }
@@ -363,17 +366,19 @@ export class Client extends EventEmitter implements ConnectionOwner {
 
     /** Fails every packet whose deadline passed (queued ones leave the queue). */
     private expire(now_ms: number): void {
-        const lists = [this.queue, this.inflight?.packets, this.staging?.packets];
-        for (const list of lists) {
-            if (list === undefined) continue;
-            let packet = list.head;
-            while (packet !== null) {
-                const next = packet.next;
-                if (packet.deadline_ms > 0 && packet.deadline_ms <= now_ms) {
-                    this.abandon(packet, new RequestError(ErrorCodes.ERR_REQUEST_TIMEOUT));
-                }
-                packet = next;
+        this.expire_list(this.queue, now_ms);
+        if (this.inflight !== null) this.expire_list(this.inflight.packets, now_ms);
+        if (this.staging !== null) this.expire_list(this.staging.packets, now_ms);
+    }
+
+    private expire_list(list: PacketList, now_ms: number): void {
+        let packet = list.head;
+        while (packet !== null) {
+            const next = packet.next;
+            if (!packet.settled && packet.deadline_ms > 0 && packet.deadline_ms <= now_ms) {
+                this.abandon(packet, new RequestError(ErrorCodes.ERR_REQUEST_TIMEOUT));
             }
+            packet = next;
         }
     }
 

@@ -25,7 +25,8 @@ export interface OperationSpec {
 
 const specs: (OperationSpec | undefined)[] = [];
 function spec(operation: Operation, event_size: number, result_size: number, filter: boolean) {
-    specs[operation] = Object.freeze({ event_size, result_size, filter, name: Operation[operation] });
+    const name = Operation[operation];
+    specs[operation] = Object.freeze({ event_size, result_size, filter, name });
 }
 spec(Operation.create_accounts, 128, 16, false);
 spec(Operation.create_transfers, 128, 16, false);

@@ -78,7 +78,9 @@ export class Connection {
         this.on_read(size, buffer);
         return true;
     };
-    private readonly on_write_bound = (): void => this.on_write();
+    // The write callback of the current socket: one per socket, so that a late callback of a
+    // destroyed socket cannot release a write of its successor.
+    private on_write_current: () => void = () => undefined;
 
     constructor(
         readonly replica: number,
@@ -103,6 +105,9 @@ export class Connection {
         });
         socket.unref();
         this.socket = socket;
+        this.on_write_current = () => {
+            if (this.socket === socket) this.on_write();
+        };
         socket.on('connect', () => {
             if (this.socket !== socket) return;
             this.state = 'connected';
@@ -136,7 +141,7 @@ export class Connection {
         const index = (this.writes_head + this.writes_count) % writes_pending_max;
         this.writes_slot[index] = slot;
         this.writes_count += 1;
-        this.socket.write(bytes.subarray(0, size), this.on_write_bound);
+        this.socket.write(bytes.subarray(0, size), this.on_write_current);
         return true;
     }
 

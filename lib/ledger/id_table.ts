@@ -1,25 +1,41 @@
 // Open-addressing hash table mapping u128 ids (four u32 limbs, least significant first) to
 // record slots. The keys live in the records themselves (`words` with `stride_words` per
 // record), so the table only stores `slot + 1` (0 means empty) and needs no allocation.
-// An optional secondary key source shares the table (entries tagged with the top bit): the
-// transfers table keeps the ids burnt by transient failures there, so one probe answers both.
+// An optional secondary key source shares the table (entries stored negated, `-(slot + 1)`):
+// the transfers table keeps the ids burnt by transient failures there, so one probe answers
+// both. Hashes and entries are int32 so that they stay small integers in V8's optimised code
+// (a u32 above 2^31 is a double, and boxing one per probe would allocate).
 import assert from 'node:assert/strict';
 
 const empty = 0;
-const secondary_tag = 0x80000000;
+const group_bits = Number(process.env.GB ?? 3), group_mask = (1 << group_bits) - 1;
 
+/** A 32-bit hash of a u128 id, as an int32. */
 export function id_hash(w0: number, w1: number, w2: number, w3: number): number {
-    let h = Math.imul(w0 ^ 0x5bd1e995, 0x9e3779b1);
+    let h = Math.imul((w0 >>> group_bits) ^ 0x5bd1e995, 0x9e3779b1);
     h = Math.imul(h ^ w1 ^ (h >>> 15), 0x85ebca77);
     h = Math.imul(h ^ w2 ^ (h >>> 13), 0xc2b2ae3d);
     h = Math.imul(h ^ w3 ^ (h >>> 16), 0x27d4eb2f);
-    return (h ^ (h >>> 15)) >>> 0;
+    return ((h ^ (h >>> 15)) & ~group_mask) | (w0 & group_mask);
 }
 
 export class IdTable {
-    readonly table: Uint32Array;
+    /** Pairs of (hash, entry); the stored hash filters out most mismatches without touching the
+     * record, and lives in the same cache line as the entry. */
+    readonly table: Int32Array;
     readonly mask: number;
     count = 0;
+    // The bucket where the last `find` that missed stopped, and its id: inserting that id next
+    // (the usual create path: look up, validate, insert) reuses the probe instead of hashing and
+    // probing again. `version` counts changes, so a stale probe is never reused.
+    private version = 0;
+    private miss_version = -1;
+    private miss_index = 0;
+    private miss_hash = 0;
+    private miss_w0 = 0;
+    private miss_w1 = 0;
+    private miss_w2 = 0;
+    private miss_w3 = 0;
 
     constructor(
         readonly words: Uint32Array,
@@ -28,13 +44,11 @@ export class IdTable {
         readonly secondary_words: Uint32Array = words,
         readonly secondary_stride_words: number = stride_words,
     ) {
-        assert(slots_max > 0 && slots_max < secondary_tag);
+        assert(slots_max > 0 && slots_max < 0x7fffffff);
         // A load factor of at most one half keeps linear probes short.
         let size = 16;
         while (size < slots_max * 2) size *= 2;
-        // Pairs of (hash, entry): the stored hash filters out most mismatches without touching
-        // the record, and lives in the same cache line as the entry.
-        this.table = new Uint32Array(size * 2);
+        this.table = new Int32Array(size * 2);
         this.mask = size - 1;
     }
 
@@ -49,14 +63,21 @@ export class IdTable {
         const stride = this.stride_words;
         const hash = id_hash(w0, w1, w2, w3);
         const table = this.table;
-        let index = hash & this.mask;
-        for (let probe = 0; probe <= this.mask; probe++) {
+        const mask = this.mask;
+        let index = hash & mask;
+        for (let probe = 0; probe <= mask; probe++) {
             const entry = table[index * 2 + 1];
-            if (entry === empty) return -1;
+            if (entry === empty) {
+                this.miss_version = this.version;
+                this.miss_index = index;
+                this.miss_hash = hash;
+                this.miss_w0 = w0; this.miss_w1 = w1; this.miss_w2 = w2; this.miss_w3 = w3;
+                return -1;
+            }
             if (table[index * 2] !== hash) {
                 // A different id: skip without reading the record.
-            } else if (entry >= secondary_tag) {
-                const slot = entry - secondary_tag - 1;
+            } else if (entry < 0) {
+                const slot = -entry - 1;
                 const base = slot * this.secondary_stride_words;
                 const other = this.secondary_words;
                 if (other[base] === w0 && other[base + 1] === w1 &&
@@ -70,7 +91,7 @@ export class IdTable {
                     return entry - 1;
                 }
             }
-            index = (index + 1) & this.mask;
+            index = (index + 1) & mask;
         }
         return -1;
     }
@@ -98,72 +119,89 @@ export class IdTable {
     warm_records(key: Uint32Array, key_offset: number, stride_words: number, count: number) {
         let sink = 0;
         const table = this.table, mask = this.mask, words = this.words;
-        const last = this.stride_words - 1;
+        const stride = this.stride_words, last = stride - 1;
         for (let i = 0; i < count; i++) {
             const k = key_offset + i * stride_words;
             const index = id_hash(key[k], key[k + 1], key[k + 2], key[k + 3]) & mask;
             const entry = table[index * 2 + 1];
-            if (entry === empty || entry >= secondary_tag) continue;
-            const base = (entry - 1) * this.stride_words;
+            if (entry <= empty) continue;
+            const base = (entry - 1) * stride;
             sink ^= words[base] ^ words[base + last];
         }
         return sink;
     }
 
     insert(slot: number): void {
-        this.insert_entry(slot + 1);
+        assert(this.count < this.slots_max);
+        assert(slot >= 0 && slot < this.slots_max);
+        const words = this.words, base = slot * this.stride_words;
+        const w0 = words[base], w1 = words[base + 1], w2 = words[base + 2];
+        const w3 = words[base + 3];
+        const table = this.table;
+        if (this.miss_version === this.version && this.miss_w0 === w0 && this.miss_w1 === w1 &&
+            this.miss_w2 === w2 && this.miss_w3 === w3) {
+            const index = this.miss_index;
+            assert(table[index * 2 + 1] === empty);
+            table[index * 2] = this.miss_hash;
+            table[index * 2 + 1] = slot + 1;
+            this.count++;
+            this.version++;
+        } else {
+            this.insert_entry(id_hash(w0, w1, w2, w3), slot + 1);
+        }
     }
 
     insert_secondary(slot: number): void {
-        this.insert_entry(secondary_tag + slot + 1);
+        assert(this.count < this.slots_max);
+        const words = this.secondary_words, base = slot * this.secondary_stride_words;
+        const hash = id_hash(words[base], words[base + 1], words[base + 2], words[base + 3]);
+        this.insert_entry(hash, -(slot + 1));
     }
 
-    private insert_entry(entry: number): void {
-        assert(this.count < this.slots_max);
-        const secondary = entry >= secondary_tag;
-        const base = (secondary ? entry - secondary_tag - 1 : entry - 1) *
-            (secondary ? this.secondary_stride_words : this.stride_words);
-        const words = secondary ? this.secondary_words : this.words;
-        const hash = id_hash(words[base], words[base + 1], words[base + 2], words[base + 3]);
-        let index = hash & this.mask;
-        while (this.table[index * 2 + 1] !== empty) index = (index + 1) & this.mask;
-        this.table[index * 2] = hash;
-        this.table[index * 2 + 1] = entry;
+    private insert_entry(hash: number, entry: number): void {
+        const table = this.table, mask = this.mask;
+        let index = hash & mask;
+        while (table[index * 2 + 1] !== empty) index = (index + 1) & mask;
+        table[index * 2] = hash;
+        table[index * 2 + 1] = entry;
         this.count++;
+        this.version++;
     }
 
     /** Removes primary `slot` by backward-shift deletion, which keeps probe chains unbroken. */
     remove(slot: number): void {
-        const table = this.table;
+        const table = this.table, mask = this.mask;
         const base = slot * this.stride_words;
         const words = this.words;
         let index = id_hash(words[base], words[base + 1], words[base + 2], words[base + 3]) &
-            this.mask;
+            mask;
         while (table[index * 2 + 1] !== slot + 1) {
             assert(table[index * 2 + 1] !== empty, 'id_table: removing an absent slot');
-            index = (index + 1) & this.mask;
+            index = (index + 1) & mask;
         }
         table[index * 2] = 0;
         table[index * 2 + 1] = empty;
         this.count--;
+        this.version++;
         let hole = index;
-        let next = (index + 1) & this.mask;
+        let next = (index + 1) & mask;
         while (table[next * 2 + 1] !== empty) {
-            const home = table[next * 2] & this.mask;
+            const home = table[next * 2] & mask;
             // Move the entry into the hole when the hole lies cyclically in [home, next).
-            if (((hole - home) & this.mask) < ((next - home) & this.mask)) {
+            if (((hole - home) & mask) < ((next - home) & mask)) {
                 table[hole * 2] = table[next * 2];
                 table[hole * 2 + 1] = table[next * 2 + 1];
                 table[next * 2] = 0;
                 table[next * 2 + 1] = empty;
                 hole = next;
             }
-            next = (next + 1) & this.mask;
+            next = (next + 1) & mask;
         }
     }
 
     clear(): void {
         this.table.fill(0);
         this.count = 0;
+        this.version++;
     }
 }

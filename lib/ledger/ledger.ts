@@ -84,6 +84,11 @@ const undo_entries_max = batch_events_max * 4;
 const warm_chunk_events = 64; // A power of two.
 
 const timestamp_max_hi = 0x7fffffff; // TimestampRange max = 2^63 - 1.
+// The `created` status inside the create loop: -1 is a small integer, which V8 never boxes
+// (0xffffffff is a double, and returning one from a call allocates); a Uint32Array store of -1
+// writes 0xffffffff, the wire value of both AS.created and TS.created.
+const created = -1;
+assert(AS.created === 0xffffffff && TS.created === 0xffffffff);
 
 export class Ledger {
     readonly accounts_max: number;
@@ -144,9 +149,16 @@ export class Ledger {
     private undo_count = 0;
     private chain_open = false;
 
-    // Scratch: an aligned copy of the input batch and the output.
+    // The input being executed: create batches are read in place through a u32 view of the
+    // caller's buffer when they are 4-byte aligned (the view is made once per buffer, and the
+    // replica passes slices of one arena); anything else is first copied into the scratch.
+    // Execution never writes to the input.
+    private input_words: Uint32Array<ArrayBufferLike>;
     private readonly input_bytes = new Uint8Array(batch_events_max * record_size);
-    private readonly input_words = new Uint32Array(this.input_bytes.buffer);
+    private readonly input_scratch_words = new Uint32Array(this.input_bytes.buffer);
+    private view_buffer: ArrayBufferLike | null = null;
+    private view_words: Uint32Array<ArrayBufferLike> = new Uint32Array(0);
+    // Scratch for the output.
     private readonly output_bytes = new Uint8Array((batch_events_max + 1) * record_size);
     private readonly output_words = new Uint32Array(this.output_bytes.buffer);
     private readonly scratch = new Uint32Array(16);
@@ -173,6 +185,7 @@ export class Ledger {
         assert(this.change_events_max === 0 || this.change_events_max >= 2 * this.transfers_max,
             'ledger: change_events_max must be 0 or at least 2 * transfers_max');
         this.log = config.log ?? console.error;
+        this.input_words = this.input_scratch_words;
         this.change_event_words = new Uint32Array(this.change_events_max * change_event_words);
         this.orphan_words = new Uint32Array(this.orphans_max * 4);
         this.accounts = new MemoryRecordStore(this.accounts_max);
@@ -246,12 +259,12 @@ export class Ledger {
         assert(input_length >= 0 && input_length <= this.input_bytes.length);
         assert(input_offset >= 0 && input_offset + input_length <= input.length);
         assert(operation >= Operation.pulse);
+        const base = this.input_use(operation, input, input_offset, input_length);
         const words = this.input_words;
-        this.input_bytes.set(input.subarray(input_offset, input_offset + input_length));
         let sink = 0, ids = 0;
         if (operation === Operation.create_transfers) {
             const events = input_length >>> 7;
-            for (let e = 0; e < events * record_words; e += record_words) {
+            for (let e = base; e < base + events * record_words; e += record_words) {
                 sink ^= this.transfers.prefetch(words, e) ^
                     this.accounts.prefetch(words, e + w_debit_account) ^
                     this.accounts.prefetch(words, e + w_credit_account);
@@ -263,7 +276,7 @@ export class Ledger {
             }
         } else if (operation === Operation.create_accounts) {
             const events = input_length >>> 7;
-            for (let e = 0; e < events * record_words; e += record_words, ids++) {
+            for (let e = base; e < base + events * record_words; e += record_words, ids++) {
                 sink ^= this.accounts.prefetch(words, e);
             }
         } else if (operation === Operation.lookup_accounts ||
@@ -298,16 +311,16 @@ export class Ledger {
             this.log(line);
             throw new LedgerCapacityError(line);
         }
-        this.input_bytes.set(input.subarray(input_offset, input_offset + input_length));
+        const base = this.input_use(operation, input, input_offset, input_length);
         this.batch_hi = Number(timestamp >> 32n);
         this.batch_lo = Number(timestamp & 0xffffffffn);
         let length = 0;
         switch (operation) {
             case Operation.create_accounts:
-                length = this.execute_create(false, input_length >>> 7);
+                length = this.execute_create(false, input_length >>> 7, base);
                 break;
             case Operation.create_transfers:
-                length = this.execute_create(true, input_length >>> 7);
+                length = this.execute_create(true, input_length >>> 7, base);
                 break;
             case Operation.lookup_accounts:
                 length = this.execute_lookup(this.accounts, input_length >>> 4);
@@ -339,6 +352,28 @@ export class Ledger {
         return length;
     }
 
+    /**
+     * Points `input_words` at the input and returns the word offset of its first byte there:
+     * the caller's memory for an aligned create batch, else the scratch copy (offset 0).
+     */
+    private input_use(operation: number, input: Uint8Array, input_offset: number,
+        input_length: number): number {
+        const start = input.byteOffset + input_offset;
+        const create = operation === Operation.create_accounts ||
+            operation === Operation.create_transfers;
+        if (create && (start & 3) === 0) {
+            if (input.buffer !== this.view_buffer) {
+                this.view_buffer = input.buffer;
+                this.view_words = new Uint32Array(input.buffer, 0, input.buffer.byteLength >>> 2);
+            }
+            this.input_words = this.view_words;
+            return start >>> 2;
+        }
+        this.input_bytes.set(input.subarray(input_offset, input_offset + input_length));
+        this.input_words = this.input_scratch_words;
+        return 0;
+    }
+
     // ---------------------------------------------------------------- create_* (batch loop)
 
     private set_event_timestamp(events: number, index: number): void {
@@ -351,19 +386,19 @@ export class Ledger {
         this.event_lo = lo;
     }
 
-    private execute_create(transfers: boolean, events: number): number {
+    private execute_create(transfers: boolean, events: number, base: number): number {
         const input = this.input_words;
         const out = this.output_words;
         const imported_flag = transfers ? TransferFlags.imported : AccountFlags.imported;
         const exists = transfers ? TS.exists : AS.exists;
         const batch_imported = events > 0 &&
-            ((input[w_code_flags] >>> 16) & imported_flag) !== 0;
+            ((input[base + w_code_flags] >>> 16) & imported_flag) !== 0;
         let chain_start = -1;
         let chain_broken = false;
         for (let index = 0; index < events; index++) {
-            const e = index * record_words;
+            const e = base + index * record_words;
             if (transfers && (index & (warm_chunk_events - 1)) === 0) {
-                this.warm_transfers(index, Math.min(warm_chunk_events, events - index));
+                this.warm_transfers(e, Math.min(warm_chunk_events, events - index));
             }
             const flags = input[e + w_code_flags] >>> 16;
             this.set_event_timestamp(events, index);
@@ -385,14 +420,14 @@ export class Ledger {
                     status = transfers ? this.create_transfer(e) : this.create_account(e);
                 }
             }
-            if (status !== AS.created && status !== exists) {
+            if (status !== created && status !== exists) {
                 // Only created/exists report the object's timestamp; every failure reports the
                 // event's assigned one, even when an imported timestamp was already read
                 // (TigerBeetle 0.17.9 state_machine.zig, `execute_create`).
                 this.result_hi = this.event_hi;
                 this.result_lo = this.event_lo;
             }
-            if (status !== AS.created) {
+            if (status !== created) {
                 if (chain_start !== -1 && !chain_broken) {
                     chain_broken = true;
                     this.chain_rollback();
@@ -422,8 +457,8 @@ export class Ledger {
      * instead of paying them one by one inside the dependent checks. Chunks are small so that
      * what is warmed is still cached when its events run.
      */
-    private warm_transfers(first: number, count: number): void {
-        const input = this.input_words, e = first * record_words;
+    private warm_transfers(e: number, count: number): void {
+        const input = this.input_words;
         const accounts = this.accounts_index;
         this.warm_sink ^= accounts.warm_records(input, e + w_debit_account, record_words, count) ^
             accounts.warm_records(input, e + w_credit_account, record_words, count);
@@ -485,17 +520,15 @@ export class Ledger {
             this.result_hi = hi;
             this.result_lo = lo;
         }
-        // The timestamp is part of the key order, so it is set before the append.
-        const saved_lo = input[e + w_timestamp_lo], saved_hi = input[e + w_timestamp_hi];
-        input[e + w_timestamp_lo] = this.result_lo;
-        input[e + w_timestamp_hi] = this.result_hi;
+        // Slot order is timestamp order: the timestamp is set right after the append, before
+        // anything else can look at the new record.
         const slot = this.accounts.append(input, e);
-        input[e + w_timestamp_lo] = saved_lo;
-        input[e + w_timestamp_hi] = saved_hi;
+        this.account_words[slot * record_words + w_timestamp_lo] = this.result_lo;
+        this.account_words[slot * record_words + w_timestamp_hi] = this.result_hi;
         this.account_head[slot] = none;
         this.account_tail[slot] = none;
         this.undo_push(undo_account_insert, slot);
-        return AS.created;
+        return created;
     }
 
     private create_account_exists(e: number, a: number): number {
@@ -616,7 +649,7 @@ export class Ledger {
         const status = this.transfer_overflows(e, flags, dr, cr);
         if (status !== 0) return status;
         this.transfer_apply(e, flags, debit_slot, credit_slot);
-        return TS.created;
+        return created;
     }
 
     private imported_transfer_checks(e: number, dr: number, cr: number): number {
@@ -973,7 +1006,7 @@ export class Ledger {
             return TS.credit_account_already_closed;
         }
         this.post_or_void_apply(e, flags, p_slot, debit_slot, credit_slot);
-        return TS.created;
+        return created;
     }
 
     private post_or_void_apply(

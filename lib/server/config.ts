@@ -3,7 +3,9 @@
 // here at startup; nothing grows afterwards.
 import assert from 'node:assert/strict';
 
+import type { LedgerConfig } from '../ledger/ledger';
 import { pipeline_prepare_queue_max } from '../vsr/pipeline';
+import { replica_storage_config } from '../vsr/replica_open';
 import type { StorageConfig } from '../storage/zones';
 import { config_production } from '../storage/zones';
 
@@ -11,10 +13,25 @@ export const clients_max_default = 64;
 export const accounts_max_default = 100_000;
 export const transfers_max_default = 1_000_000;
 
-/** The data file's shape: production sizes; clients_max sizes the client replies zone. */
-export function data_file_config(clients_max: number): StorageConfig {
-    assert(Number.isInteger(clients_max) && clients_max >= 1);
-    return { ...config_production, clients_max };
+/** What sizes the data file: `format` and `start` must be given the same. */
+export interface Capacity {
+    clients_max: number;
+    accounts_max: number;
+    transfers_max: number;
+}
+
+export function ledger_config(capacity: Capacity): LedgerConfig {
+    return { accounts_max: capacity.accounts_max, transfers_max: capacity.transfers_max };
+}
+
+/**
+ * The data file's shape: production WAL and message sizes; clients_max sizes the client replies
+ * zone; the ledger capacity sizes the grid (room for two full checkpoints).
+ */
+export function data_file_config(capacity: Capacity): StorageConfig {
+    assert(Number.isInteger(capacity.clients_max) && capacity.clients_max >= 1);
+    return replica_storage_config({ ...config_production, clients_max: capacity.clients_max },
+        capacity.clients_max, ledger_config(capacity));
 }
 
 export interface Address {

@@ -19,18 +19,19 @@ import { create_engine } from '../io/index';
 import { UringEngine } from '../io/uring_engine';
 import { Ledger } from '../ledger/ledger';
 import { FileStorage, lock_acquire, lock_release } from '../storage/file_storage';
-import { storage_arena_size } from '../storage/data_file';
 import { storage_run_until } from '../storage/storage';
 import { ZoneLayout } from '../storage/zones';
 import { MessageBus } from '../vsr/message_bus';
 import { MessagePool } from '../vsr/message_pool';
 import { Replica, Status, tick_ms } from '../vsr/replica';
-import { replica_storage_open } from '../vsr/replica_open';
+import {
+    replica_create, replica_storage_arena_size, replica_storage_open,
+} from '../vsr/replica_open';
 import type { ReplicaTime } from '../vsr/replica';
 import { HeaderValidator } from '../vsr/validate';
 import { Prng } from '../testing/prng';
 import type { Address } from './config';
-import { data_file_config, server_sizing } from './config';
+import { data_file_config, ledger_config, server_sizing } from './config';
 
 export interface ServerOptions {
     path: string;
@@ -57,6 +58,8 @@ export class SystemTime implements ReplicaTime {
 }
 
 const turns_per_yield = 64;
+/** Storage operations in flight: WAL write, replay read, checkpoint blocks, client replies. */
+const storage_operations_max = 32;
 
 export class Server {
     readonly options: ServerOptions;
@@ -124,6 +127,7 @@ export class Server {
         try {
             if (this.engine.kind === 'io_uring') this.turns_uring();
             else this.tick_if_due();
+            if (this.replica.status === Status.failed) throw this.replica.failure!;
             if (this.stopping && this.drained()) return this.finish();
             if (this.engine.kind === 'io_uring') setImmediate(this.turn_bound);
         } catch (error) {
@@ -203,10 +207,10 @@ interface ServerParts {
 }
 
 async function server_parts(options: ServerOptions): Promise<ServerParts> {
-    const config = data_file_config(options.clients_max);
+    const config = data_file_config(options);
     const sizing = server_sizing(options.clients_max, options.connections_max);
     const stride = Math.ceil(config.message_size_max / sector_size) * sector_size;
-    const arena = new Arena(Math.ceil(storage_arena_size(config) / sector_size) * sector_size +
+    const arena = new Arena(replica_storage_arena_size(config) +
         sizing.messages_count * stride + 4 * sector_size);
     const engine = create_engine(options.io, {
         arena, entries: sizing.engine_entries, log: options.log,
@@ -223,11 +227,11 @@ async function server_parts(options: ServerOptions): Promise<ServerParts> {
 
 async function server_parts_locked(options: ServerOptions, arena: Arena, engine: Engine):
     Promise<ServerParts> {
-    const config = data_file_config(options.clients_max);
+    const config = data_file_config(options);
     const sizing = server_sizing(options.clients_max, options.connections_max);
     const layout = new ZoneLayout(config);
     const fd = engine.file_open(options.path, { direct: true, dsync: true, create: false });
-    const storage = new FileStorage(engine, layout, fd, 16);
+    const storage = new FileStorage(engine, layout, fd, storage_operations_max);
     const { listener, superblock, journal } = await replica_storage_open(storage);
     if (options.addresses.length !== superblock.replica_count) {
         throw new Error(`the data file is replica ${superblock.replica} of a cluster of ` +
@@ -235,19 +239,18 @@ async function server_parts_locked(options: ServerOptions, arena: Arena, engine:
             `address(es), not ${options.addresses.length}`);
     }
     const pool = new MessagePool(arena, sizing.messages_count, config.message_size_max);
-    arena.seal();
-    const ledger = new Ledger({
-        accounts_max: options.accounts_max, transfers_max: options.transfers_max,
-    });
+    const ledger = new Ledger(ledger_config(options));
     const time = new SystemTime();
     const random = new Prng(Date.now() % 0x7fffffff);
-    const replica = new Replica({
+    const replica = replica_create({
         pool, time, random, storage, superblock, journal, storage_listener: listener, ledger,
         clients_max: options.clients_max, request_queue_max: sizing.request_queue_max,
         log: options.log, io_flush: io_flush_of(engine),
     });
+    arena.seal();
     replica.open();
-    await storage_run_until(storage, () => replica.status !== Status.replaying);
+    await storage_run_until(storage, () =>
+        replica.status === Status.normal || replica.status === Status.failed);
     if (replica.status !== Status.normal) throw replica.failure!;
     const cluster = cluster_bigint(superblock.cluster_bytes());
     const bus = new MessageBus({

@@ -17,6 +17,18 @@ import type { MessagePool } from './message_pool';
 
 const reply_at = offsets.reply;
 
+// The checkpointed form (a blob in the checkpoint): a 16-byte preamble {magic u32, capacity u32,
+// count u32, reserved u32}, then per entry {session u64, reserved u64, latest reply header}.
+// Entry i's reply body lives in slot i of the client_replies zone.
+const blob_magic = 0x53534c52; // "RLSS"
+const blob_preamble_size = 16;
+const blob_entry_size = 16 + header_size;
+
+/** The blob size for a table of `capacity` entries (the checkpoint reserves this much). */
+export function sessions_size_max(capacity: number): number {
+    return blob_preamble_size + capacity * blob_entry_size;
+}
+
 export class ClientSessions {
     readonly capacity: number;
     private readonly pool: MessagePool;
@@ -173,6 +185,65 @@ export class ClientSessions {
     /** The commit (op) of the entry's latest reply. */
     reply_commit(entry: number): number {
         return u64_number(this.reply_headers, entry * header_size + reply_at.commit);
+    }
+
+    /** Writes the checkpointed form into `blob`; returns its size. */
+    encode(blob: Uint8Array): number {
+        const size = sessions_size_max(this.capacity);
+        assert(blob.length >= size);
+        const view = new DataView(blob.buffer, blob.byteOffset, size);
+        view.setUint32(0, blob_magic, true);
+        view.setUint32(4, this.capacity, true);
+        view.setUint32(8, this.count, true);
+        view.setUint32(12, 0, true);
+        for (let entry = 0; entry < this.capacity; entry++) {
+            const at = blob_preamble_size + entry * blob_entry_size;
+            const session = this.sessions[entry]!;
+            view.setUint32(at, session % 0x1_0000_0000, true);
+            view.setUint32(at + 4, Math.floor(session / 0x1_0000_0000), true);
+            view.setUint32(at + 8, 0, true);
+            view.setUint32(at + 12, 0, true);
+            blob.set(this.reply_headers.subarray(entry * header_size, (entry + 1) * header_size),
+                at + 16);
+        }
+        return size;
+    }
+
+    /**
+     * Loads the checkpointed form (startup; the table must be empty). Returns null, or why the
+     * blob cannot be this table's (a checkpoint of another clients_max, or damage).
+     */
+    decode(blob: Uint8Array): string | null {
+        assert.equal(this.count, 0);
+        if (blob.length === 0) return null; // Checkpoint 0: no sessions yet.
+        if (blob.length !== sessions_size_max(this.capacity)) {
+            return `the sessions blob is ${blob.length} bytes, clients_max ${this.capacity} ` +
+                `needs ${sessions_size_max(this.capacity)}`;
+        }
+        const view = new DataView(blob.buffer, blob.byteOffset, blob.length);
+        if (view.getUint32(0, true) !== blob_magic) return 'the sessions blob has no magic';
+        if (view.getUint32(4, true) !== this.capacity) return 'the sessions blob capacity differs';
+        for (let entry = 0; entry < this.capacity; entry++) {
+            const at = blob_preamble_size + entry * blob_entry_size;
+            const session = view.getUint32(at + 4, true) * 0x1_0000_0000 + view.getUint32(at, true);
+            if (session === 0) continue;
+            const header = entry * header_size;
+            this.reply_headers.set(blob.subarray(at + 16, at + 16 + header_size), header);
+            for (let word = 0; word < 4; word++) {
+                this.clients[entry * 4 + word] = view.getUint32(at + 16 + reply_at.client +
+                    word * 4, true);
+            }
+            this.sessions[entry] = session;
+            this.count += 1;
+        }
+        if (this.count !== view.getUint32(8, true)) return 'the sessions blob count differs';
+        return null;
+    }
+
+    /** Startup: the reply message read back from the client_replies zone for an entry. */
+    reply_message_set(entry: number, message: number): void {
+        assert(this.sessions[entry]! > 0 && this.reply_messages[entry] === -1);
+        this.reply_messages[entry] = message;
     }
 
     /** Drops every reply reference (shutdown), so that the pool can be checked for leaks. */

@@ -15,6 +15,8 @@ export class Pipeline {
     private readonly prepare_messages: Int32Array;
     private readonly prepare_connections: Int32Array;
     private readonly prepare_ops: Float64Array;
+    /** The reply of a prepare executed ahead of its commit (-1: none yet, or a pulse). */
+    private readonly prepare_replies: Int32Array;
     /** Bit r: replica r has the prepare durably in its WAL (prepare_ok). */
     private readonly prepare_oks: Uint8Array;
     private prepare_head = 0;
@@ -35,6 +37,7 @@ export class Pipeline {
         this.prepare_connections = new Int32Array(prepare_max).fill(-1);
         this.prepare_ops = new Float64Array(prepare_max);
         this.prepare_oks = new Uint8Array(prepare_max);
+        this.prepare_replies = new Int32Array(prepare_max).fill(-1);
         this.request_messages = new Int32Array(Math.max(1, request_max)).fill(-1);
         this.request_connections = new Int32Array(Math.max(1, request_max)).fill(-1);
     }
@@ -50,6 +53,7 @@ export class Pipeline {
         this.prepare_connections[index] = connection;
         this.prepare_ops[index] = op;
         this.prepare_oks[index] = 0;
+        this.prepare_replies[index] = -1;
         this.prepare_count += 1;
     }
 
@@ -76,10 +80,26 @@ export class Pipeline {
         return true;
     }
 
+    /** Records the reply of the i-th prepare, executed (the reference passes to the pipeline). */
+    reply_set(i: number, reply: number): void {
+        const index = this.index(i);
+        assert.equal(this.prepare_replies[index], -1);
+        this.prepare_replies[index] = reply;
+    }
+
+    /** Takes the i-th prepare's reply (-1 for a pulse); the reference passes to the caller. */
+    reply_take(i: number): number {
+        const index = this.index(i);
+        const reply = this.prepare_replies[index]!;
+        this.prepare_replies[index] = -1;
+        return reply;
+    }
+
     /** Removes the oldest prepare (committed); returns its message, whose reference passes on. */
     prepare_pop(): number {
         assert(this.prepare_count > 0);
         const index = this.prepare_head;
+        assert.equal(this.prepare_replies[index], -1, 'pop: the reply was not taken');
         const message = this.prepare_messages[index]!;
         this.prepare_messages[index] = -1;
         this.prepare_connections[index] = -1;

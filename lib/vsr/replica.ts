@@ -16,9 +16,15 @@
 // simulator (test/replica_simulator.test.ts) drives this same code.
 //
 // Startup: the superblock and WAL are opened by the caller; `open()` restores the checkpoint
-// (op 0 until checkpoints land) and replays the WAL from checkpoint+1 to the head, re-executing
-// each prepare at its stored timestamp, which rebuilds the ledger, the sessions and their
-// replies. Only then does the replica serve.
+// (ledger state and session table from the grid, each session's latest reply from the
+// client_replies zone), then replays the WAL from checkpoint+1 to the head, re-executing each
+// prepare at its stored timestamp, which rebuilds the ledger, the sessions and their replies.
+// Only then does the replica serve.
+//
+// Checkpoints: committing a trigger op (CheckpointSchedule) writes the replies that changed since
+// the last checkpoint to the client_replies zone and starts the Checkpointer. Commits wait until
+// it is durable (the ledger must not change meanwhile); prepares continue up to op_prepare_max,
+// after which the primary waits rather than overwrite a WAL slot the checkpoint still needs.
 import assert from 'node:assert/strict';
 
 import type { Journal, JournalListener } from '../storage/journal';
@@ -29,6 +35,10 @@ import { VsrState } from '../storage/superblock';
 import { Zone, sector_ceil } from '../storage/zones';
 import { header_empty_write, operation_root } from '../storage/prepare_header';
 import { StartupWaiter } from '../storage/data_file';
+import { CheckpointSchedule } from '../storage/checkpoint';
+import type { CheckpointListener, Checkpointer } from '../storage/checkpoint';
+import { ClientReplyResult } from '../storage/client_replies';
+import type { ClientReplies, ClientRepliesListener } from '../storage/client_replies';
 import { LedgerCapacityError } from '../ledger/ledger';
 import { checksum_equal } from './checksum';
 import {
@@ -39,7 +49,7 @@ import { HeaderView, header_init, seal, seal_empty_body, set_checksum } from './
 import { Command, frame, offsets } from './header_layout';
 import type { MessagePool } from './message_pool';
 import { Pipeline, pipeline_prepare_queue_max } from './pipeline';
-import { ClientSessions } from './client_sessions';
+import { ClientSessions, sessions_size_max } from './client_sessions';
 import { StateMachine, operation_is_create, operation_supported } from './state_machine';
 import type { Ledger } from '../ledger/ledger';
 
@@ -79,7 +89,9 @@ export function quorum_replication(replica_count: number): number {
     return Math.min(3, Math.ceil(replica_count / 2));
 }
 
-export const Status = { opening: 0, replaying: 1, normal: 2, failed: 3 } as const;
+export const Status = {
+    opening: 0, restoring: 1, replaying: 2, normal: 3, failed: 4,
+} as const;
 
 export interface ReplicaOptions {
     pool: MessagePool;
@@ -91,6 +103,9 @@ export interface ReplicaOptions {
     /** Receives the journal's and superblock's completions (it routes them to us once open). */
     storage_listener: ReplicaStorageListener;
     ledger: Ledger;
+    /** Built over the same storage and superblock, with this replica as its listener. */
+    checkpointer: Checkpointer;
+    client_replies: ClientReplies;
     clients_max: number;
     /** Requests waiting while the prepare queue is full; default clients_max. */
     request_queue_max?: number;
@@ -121,6 +136,9 @@ export class ReplicaStats {
     wal_stalls = 0;
     /** Times a commit waited for a free pool message. */
     commit_stalls = 0;
+    checkpoints = 0;
+    /** Replies of the last checkpoint's sessions that could not be read back at startup. */
+    replies_lost = 0;
 }
 
 /**
@@ -149,6 +167,27 @@ const request_at = offsets.request;
 const prepare_at = offsets.prepare;
 const reply_at = offsets.reply;
 
+/** The listener the Checkpointer and ClientReplies are built with, before the replica exists. */
+export class ReplicaCheckpointListener implements CheckpointListener, ClientRepliesListener {
+    replica: Replica | null = null;
+
+    checkpoint_done(op: number, error: StorageRefusal | null): void {
+        this.replica!.checkpoint_done(op, error);
+    }
+    checkpoint_restored(error: StorageRefusal | null): void {
+        this.replica!.checkpoint_restored(error);
+    }
+    client_reply_written(tag: number, result: number): void {
+        this.replica!.client_reply_written(tag, result);
+    }
+    client_reply_read(tag: number, result: number): void {
+        this.replica!.client_reply_read(tag, result);
+    }
+}
+
+/** The sessions blob size for clients_max (the Checkpointer reserves it in the grid). */
+export { sessions_size_max };
+
 export class Replica implements StorageCompletionTarget {
     readonly pool: MessagePool;
     readonly time: ReplicaTime;
@@ -156,6 +195,9 @@ export class Replica implements StorageCompletionTarget {
     readonly storage: Storage;
     readonly superblock: SuperBlock;
     readonly journal: Journal;
+    readonly checkpointer: Checkpointer;
+    readonly client_replies: ClientReplies;
+    readonly schedule: CheckpointSchedule;
     readonly state_machine: StateMachine;
     readonly sessions: ClientSessions;
     readonly pipeline: Pipeline;
@@ -182,6 +224,8 @@ export class Replica implements StorageCompletionTarget {
     commit_min = 0;
     /** The highest op known committed (held by a replication quorum). */
     commit_max = 0;
+    /** The highest op executed: commit_min, or ahead of it on a single replica. */
+    op_executed = 0;
     checkpoint_op = 0;
     private readonly checkpoint_id = new Uint8Array(16);
     /** Checksum of the checkpoint op's prepare header: what op checkpoint+1 chains to on
@@ -214,6 +258,16 @@ export class Replica implements StorageCompletionTarget {
     private readonly request_checksum = new Uint8Array(16);
     private replay_message = -1;
     private replay_op_max = 0;
+    /** Startup: the session entry whose reply is being read back (-1: none). */
+    private restore_entry = -1;
+    /** The sessions blob written with each checkpoint. */
+    private readonly sessions_blob: Uint8Array;
+    /** Per session entry: the reply message being written to client_replies (-1: none). */
+    private readonly reply_writing: Int32Array;
+    /** The checkpoint being written (-1: none), and its prepare's header checksum. */
+    private checkpoint_op_next = -1;
+    private readonly checkpoint_prepare_checksum_next = new Uint8Array(16);
+    private readonly vsr_state = new VsrState();
     /** An empty input for the pulse (the ledger reads nothing from it). */
     private readonly pulse_scratch = new Uint8Array(16);
 
@@ -224,6 +278,10 @@ export class Replica implements StorageCompletionTarget {
         this.storage = options.storage;
         this.superblock = options.superblock;
         this.journal = options.journal;
+        this.checkpointer = options.checkpointer;
+        this.client_replies = options.client_replies;
+        this.schedule = new CheckpointSchedule(this.journal.slot_count,
+            pipeline_prepare_queue_max);
         this.release = options.release ?? release_server;
         this.log = options.log ?? (() => undefined);
         this.io_flush = options.io_flush ?? null;
@@ -237,6 +295,10 @@ export class Replica implements StorageCompletionTarget {
         this.message_size_max = this.pool.message_size_max;
         this.state_machine = new StateMachine(options.ledger, this.message_size_max - header_size);
         this.sessions = new ClientSessions(options.clients_max, this.pool);
+        assert.equal(this.client_replies.slot_count, options.clients_max,
+            'one client_replies slot per session');
+        this.sessions_blob = new Uint8Array(sessions_size_max(options.clients_max));
+        this.reply_writing = new Int32Array(options.clients_max).fill(-1);
         this.pipeline = new Pipeline(pipeline_prepare_queue_max,
             options.request_queue_max ?? options.clients_max);
         this.storage_target = this.storage.target_register(this);
@@ -256,39 +318,96 @@ export class Replica implements StorageCompletionTarget {
     /** The highest op the WAL may hold now: beyond it a slot of an op not checkpointed would be
      * overwritten (internals.md §6.4), so the primary waits. */
     get op_prepare_max(): number {
-        return this.checkpoint_op + this.journal.slot_count;
+        return this.schedule.op_prepare_max(this.checkpoint_op);
     }
 
     // ------------------------------------------------------------------ opening and replay
 
     /**
-     * Starts recovery from the opened superblock and WAL: replays ops checkpoint+1 .. head.
-     * Progress is driven by storage completions; status becomes normal (or failed).
+     * Starts recovery from the opened superblock and WAL: restores the checkpoint, reads back
+     * the sessions' replies, replays ops checkpoint+1 .. head. Progress is driven by storage
+     * completions; status becomes normal (or failed, with `failure` saying why).
      */
     open(): void {
         assert(this.status === Status.opening);
         assert(!this.journal.busy && this.journal.op_max >= 0);
-        const state = new VsrState();
-        this.superblock.vsr_state_read(state);
-        this.view = state.view;
-        this.log_view = state.log_view;
-        this.checkpoint_op = state.checkpoint_op;
-        this.checkpoint_id.set(state.checkpoint_id);
-        if (this.checkpoint_op !== 0) {
-            return this.fail(new StorageRefusal('superblock', this.checkpoint_op, -1,
-                'the data file has a checkpoint, and this build cannot restore checkpoints yet'));
+        this.superblock.vsr_state_read(this.vsr_state);
+        this.view = this.vsr_state.view;
+        this.log_view = this.vsr_state.log_view;
+        this.status = Status.restoring;
+        this.checkpointer.restore();
+    }
+
+    checkpoint_restored(error: StorageRefusal | null): void {
+        assert(this.status === Status.restoring);
+        if (error !== null) return this.fail(error);
+        this.checkpoint_op = this.checkpointer.op_checkpoint;
+        assert.equal(this.checkpoint_op, this.vsr_state.checkpoint_op);
+        this.checkpoint_id.set(this.vsr_state.checkpoint_id);
+        if (this.checkpoint_op === 0) {
+            // Checkpoint 0 is the format: op 0 is the root prepare, a function of the cluster.
+            const root = new Uint8Array(header_size);
+            header_empty_write(root, 0, this.cluster, 0, operation_root);
+            this.checkpoint_prepare_checksum.set(root.subarray(0, 16));
+        } else {
+            this.checkpoint_prepare_checksum.set(this.checkpointer.prepare_checksum());
+        }
+        const refusal = this.sessions.decode(this.checkpointer.sessions());
+        if (refusal !== null) {
+            return this.fail(new StorageRefusal('grid', this.checkpoint_op, -1, refusal));
         }
         this.commit_min = this.checkpoint_op;
-        // Checkpoint 0 is the format: op 0 is the root prepare, a function of the cluster.
-        const root = new Uint8Array(header_size);
-        header_empty_write(root, 0, this.cluster, 0, operation_root);
-        this.checkpoint_prepare_checksum.set(root.subarray(0, 16));
+        this.op_executed = this.checkpoint_op;
+        this.restore_entry = -1;
+        this.restore_reply_next();
+    }
+
+    /** Reads the latest reply of each session back from the client_replies zone. */
+    private restore_reply_next(): void {
+        for (let entry = this.restore_entry + 1; entry < this.sessions.capacity; entry++) {
+            if (this.sessions.session(entry) === 0) continue;
+            const message = this.pool.acquire();
+            assert(message !== -1, 'restore: the pool is smaller than clients_max');
+            this.restore_entry = entry;
+            this.replay_message = message;
+            this.client_replies.read(entry, entry, this.sessions.reply_headers,
+                entry * header_size, this.pool.offset(message));
+            return;
+        }
+        this.restore_entry = this.sessions.capacity;
+        this.replay_start();
+    }
+
+    client_reply_read(entry: number, result: number): void {
+        assert(this.status === Status.restoring && entry === this.restore_entry);
+        const message = this.replay_message;
+        this.replay_message = -1;
+        if (result === ClientReplyResult.ok) {
+            this.sessions.reply_message_set(entry, message);
+        } else {
+            // Only a duplicate of that client's latest request needs this reply: without it
+            // such a duplicate is dropped (the client keeps retrying), nothing else is lost.
+            this.pool.unref(message);
+            this.stats.replies_lost += 1;
+            const refusal = this.client_replies.refusal(entry, this.sessions.reply_headers,
+                entry * header_size, result);
+            this.log(`replica: warning: ${refusal.message}`);
+        }
+        this.restore_reply_next();
+    }
+
+    private replay_start(): void {
         this.replay_op_max = this.journal.op_max;
+        if (this.replay_op_max < this.checkpoint_op) {
+            return this.fail(new StorageRefusal('wal', this.replay_op_max, -1,
+                `the WAL ends before checkpoint ${this.checkpoint_op}`));
+        }
         if (this.replay_op_max > this.op_prepare_max) {
             return this.fail(new StorageRefusal('wal', this.replay_op_max, -1,
                 'the WAL head is beyond what the checkpoint covers'));
         }
         this.status = Status.replaying;
+        this.commit_max = this.replay_op_max; // A single replica's WAL holds only its own ops.
         this.replay_message = this.pool.acquire();
         assert(this.replay_message !== -1, 'replay: the pool is empty at startup');
         this.replay_next();
@@ -304,6 +423,7 @@ export class Replica implements StorageCompletionTarget {
 
     private replay_next(): void {
         assert(this.status === Status.replaying);
+        if (this.checkpoint_op_next !== -1) return; // Resumes at checkpoint_done.
         if (this.commit_min === this.replay_op_max) return this.replay_done();
         const op = this.commit_min + 1;
         const slot = op % this.journal.slot_count;
@@ -328,8 +448,10 @@ export class Replica implements StorageCompletionTarget {
         const refusal = this.replay_check(slot, op);
         if (refusal !== null) return this.fail(refusal);
         try {
-            const committed = this.commit_prepare(this.replay_message, -1);
-            assert(committed, 'replay: no pool message for a reply at startup');
+            const reply = this.execute_prepare(this.replay_message);
+            assert(reply !== reply_unavailable, 'replay: no pool message for a reply at startup');
+            this.commit_reply(this.replay_message, reply, -1);
+            this.checkpoint_maybe(op, this.replay_message);
         } catch (error) {
             if (!(error instanceof LedgerCapacityError)) throw error;
             return this.fail(new Error(`${error.message} while replaying op ${op}: start ` +
@@ -688,6 +810,7 @@ export class Replica implements StorageCompletionTarget {
         this.pipeline.prepare_push(this.op, message, connection);
         this.stats.prepares += 1;
         this.journal_write_next();
+        this.execute_ahead();
     }
 
     /** Fills the VSR fields of a prepare as op+1 and checksums its header (the body is done). */
@@ -810,44 +933,119 @@ export class Replica implements StorageCompletionTarget {
         this.commit_pipeline();
     }
 
-    /** Executes committed prepares in op order, replying to each client. */
+    /** Commits prepares in op order (executing those not executed ahead), replying to each. */
     private commit_pipeline(): void {
         const pipeline = this.pipeline;
         this.commit_stalled = false;
-        if (this.commit_min < this.commit_max && this.io_flush !== null) this.io_flush();
-        while (this.commit_min < this.commit_max) {
+        if (this.op_executed < this.commit_max && this.io_flush !== null) this.io_flush();
+        while (this.commit_min < this.commit_max && this.checkpoint_op_next === -1) {
             assert.equal(pipeline.prepare_op(0), this.commit_min + 1);
-            if (!this.commit_prepare(pipeline.prepare_message(0), pipeline.prepare_connection(0))) {
-                this.commit_stalled = true;
-                this.stats.commit_stalls += 1;
-                return;
+            if (this.op_executed === this.commit_min) {
+                const reply = this.execute_prepare(pipeline.prepare_message(0));
+                if (reply === reply_unavailable) {
+                    this.commit_stalled = true;
+                    this.stats.commit_stalls += 1;
+                    return;
+                }
+                pipeline.reply_set(0, reply);
             }
-            this.pool.unref(pipeline.prepare_pop());
+            const reply = pipeline.reply_take(0);
+            this.commit_reply(pipeline.prepare_message(0), reply, pipeline.prepare_connection(0));
+            const message = pipeline.prepare_pop();
+            this.checkpoint_maybe(this.commit_min, message);
+            this.pool.unref(message);
         }
         this.prepare_queued();
+        this.execute_ahead();
+    }
+
+    // ------------------------------------------------------------------ checkpoints
+
+    /**
+     * After committing `op` (its prepare in `message`): at a trigger op, the replies that changed
+     * since the last checkpoint go to the client_replies zone and the checkpoint starts. Commits
+     * wait for checkpoint_done: the ledger must not change while it is written.
+     */
+    private checkpoint_maybe(op: number, message: number): void {
+        if (!this.schedule.op_is_trigger(op, this.checkpoint_op)) return;
+        assert(this.checkpoint_op_next === -1 && !this.checkpointer.busy);
+        this.checkpoint_op_next = op;
+        const bytes = this.pool.bytes;
+        const offset = this.pool.offset(message);
+        for (let index = 0; index < 16; index++) {
+            this.checkpoint_prepare_checksum_next[index] = bytes[offset + index]!;
+        }
+        this.replies_write();
+        const size = this.sessions.encode(this.sessions_blob);
+        this.checkpointer.checkpoint_start(op, this.commit_max,
+            this.checkpoint_prepare_checksum_next, 0, this.sessions_blob, size);
+    }
+
+    /** Writes each session's reply committed after the durable checkpoint to its slot. */
+    private replies_write(): void {
+        for (let entry = 0; entry < this.sessions.capacity; entry++) {
+            if (this.sessions.session(entry) === 0) continue;
+            if (this.sessions.reply_commit(entry) <= this.checkpoint_op) continue;
+            const message = this.sessions.reply_message(entry);
+            assert(message !== -1, 'a reply newer than the checkpoint is in memory');
+            assert.equal(this.reply_writing[entry], -1);
+            this.pool.ref(message);
+            this.reply_writing[entry] = message;
+            this.client_replies.write(entry, entry, this.pool.offset(message));
+        }
+    }
+
+    client_reply_written(entry: number, result: number): void {
+        const message = this.reply_writing[entry]!;
+        assert(message !== -1);
+        this.reply_writing[entry] = -1;
+        this.pool.unref(message);
+        if (result < 0) {
+            // Only a duplicate of this client's latest request would need the reply after a
+            // restart; it would then be dropped (the client retries), nothing else is lost.
+            this.log(`replica: warning: writing the reply of session slot ${entry} failed ` +
+                `(errno ${-result})`);
+        }
+    }
+
+    checkpoint_done(op: number, error: StorageRefusal | null): void {
+        assert.equal(op, this.checkpoint_op_next);
+        this.checkpoint_op_next = -1;
+        if (error !== null) return this.fail(error);
+        this.checkpoint_op = op;
+        this.checkpoint_prepare_checksum.set(this.checkpoint_prepare_checksum_next);
+        this.superblock.vsr_state_read(this.vsr_state);
+        assert.equal(this.vsr_state.checkpoint_op, op);
+        this.checkpoint_id.set(this.vsr_state.checkpoint_id);
+        this.stats.checkpoints += 1;
+        if (this.status === Status.replaying) return this.replay_next();
+        if (this.status !== Status.normal) return;
+        this.commit_pipeline();
     }
 
     /**
      * Executes one prepare (from the pipeline, or read back from the WAL on replay) and, unless
-     * it is a pulse, builds, stores and sends its reply. False when no pool message is free for
-     * the reply (nothing was executed; try again later).
+     * it is a pulse, builds and seals its reply. Returns the reply message, `reply_none` for a
+     * pulse, or `reply_unavailable` when no pool message is free (nothing was executed).
      */
-    private commit_prepare(message: number, connection: number): boolean {
+    private execute_prepare(message: number): number {
         const bytes = this.pool.bytes;
         const offset = this.pool.offset(message);
         const prepare = this.prepare_view.attach(bytes, offset);
         const op = prepare.u64(prepare_at.op);
         const operation = prepare.u8(prepare_at.operation);
-        assert.equal(op, this.commit_min + 1);
+        assert.equal(op, this.op_executed + 1);
+        assert(this.execute_allowed(op), 'no execution past a checkpoint not yet written');
         const hi = prepare.limb(prepare_at.timestamp, 1);
         const lo = prepare.limb(prepare_at.timestamp, 0);
         if (operation === Operation.pulse) {
             this.state_machine.pulse(hi, lo, this.pulse_scratch);
             this.stats.pulses += 1;
-            return this.committed(op);
+            this.op_executed = op;
+            return reply_none;
         }
         const reply = this.pool.acquire();
-        if (reply === -1) return false;
+        if (reply === -1) return reply_unavailable;
         const reply_offset = this.pool.offset(reply);
         const body_size = this.execute(prepare, operation, hi, lo, reply_offset + header_size);
         const header = header_init(this.reply_view, bytes, reply_offset, Command.reply,
@@ -862,17 +1060,64 @@ export class Replica implements StorageCompletionTarget {
         header.set_u32(reply_at.request, prepare.u32(prepare_at.request));
         header.set_u8(reply_at.operation, operation);
         seal(header);
-        this.session_commit(prepare, operation, op, reply, connection);
-        this.stats.replies_sent += 1;
-        this.send(connection, reply);
-        this.pool.unref(reply);
-        return this.committed(op);
+        this.op_executed = op;
+        return reply;
     }
 
-    private committed(op: number): boolean {
+    /**
+     * Commits an executed prepare: the reply (ours: one reference) goes into the client's
+     * session and to the client. Only now, with the op durable on a quorum, may anyone see it.
+     */
+    private commit_reply(message: number, reply: number, connection: number): void {
+        const prepare = this.prepare_view.attach(this.pool.bytes, this.pool.offset(message));
+        const op = prepare.u64(prepare_at.op);
+        assert.equal(op, this.commit_min + 1);
+        assert(op <= this.op_executed);
+        if (reply !== reply_none) {
+            this.session_commit(prepare, prepare.u8(prepare_at.operation), op, reply,
+                connection);
+            this.stats.replies_sent += 1;
+            this.send(connection, reply);
+            this.pool.unref(reply);
+        }
+        this.committed(op);
+    }
+
+    /**
+     * Whether op may execute: never while a checkpoint is written, nor beyond the next
+     * checkpoint's op before that checkpoint exists (its state is the ledger right after it).
+     */
+    private execute_allowed(op: number): boolean {
+        if (this.checkpoint_op_next !== -1) return false;
+        return op <= this.schedule.op_checkpoint_next(this.checkpoint_op);
+    }
+
+    /**
+     * A single replica executes prepares while their WAL writes are in flight, so that the
+     * ledger's work overlaps the disk's: nothing is visible until commit (the reply waits in the
+     * pipeline), and no other replica can make a durable op disappear, so executing it early
+     * cannot be undone. With backups this waits for the commit, as VSR requires: a new view may
+     * truncate an op its primary prepared.
+     */
+    private execute_ahead(): void {
+        if (this.replica_count !== 1 || this.status !== Status.normal) return;
+        const pipeline = this.pipeline;
+        let flushed = false;
+        for (let pass = 0; pass < pipeline.prepare_max && this.op_executed < this.op; pass++) {
+            const op = this.op_executed + 1;
+            if (!this.execute_allowed(op)) return;
+            if (!flushed && this.io_flush !== null) this.io_flush();
+            flushed = true;
+            const i = op - pipeline.prepare_op(0);
+            const reply = this.execute_prepare(pipeline.prepare_message(i));
+            if (reply === reply_unavailable) return;
+            pipeline.reply_set(i, reply);
+        }
+    }
+
+    private committed(op: number): void {
         this.commit_min = op;
         this.stats.commits += 1;
-        return true;
     }
 
     /** Runs the state machine (or register) for a prepare; returns the reply body size. */
@@ -966,25 +1211,35 @@ export class Replica implements StorageCompletionTarget {
         this.pipeline.prepare_push(this.op, message, -1);
         this.stats.prepares += 1;
         this.journal_write_next();
+        this.execute_ahead();
     }
 
     // ------------------------------------------------------------------ shutdown
 
     /** Whether a WAL write is in flight (shutdown waits for it). */
     get busy(): boolean {
-        return this.op_writing !== -1 || this.journal.busy;
+        return this.op_writing !== -1 || this.journal.busy || this.checkpointer.busy ||
+            this.checkpoint_op_next !== -1 || this.client_replies.writes_in_flight > 0;
     }
 
     /** Releases every pool message the replica holds (after the bus is shut down). */
     release_messages(): void {
         assert(!this.busy);
-        while (this.pipeline.prepare_count > 0) this.pool.unref(this.pipeline.prepare_pop());
+        while (this.pipeline.prepare_count > 0) {
+            const reply = this.pipeline.reply_take(0);
+            if (reply >= 0) this.pool.unref(reply);
+            this.pool.unref(this.pipeline.prepare_pop());
+        }
         while (this.pipeline.request_count > 0) this.pool.unref(this.pipeline.request_pop());
         this.sessions.release_all();
         if (this.replay_message !== -1) this.pool.unref(this.replay_message);
         this.replay_message = -1;
     }
 }
+
+/** execute_prepare results besides a reply message: a pulse (no reply), no free message. */
+const reply_none = -1;
+const reply_unavailable = -2;
 
 /** `evict` marker: the client id is the request's `client` field. */
 const frame_client = -1;

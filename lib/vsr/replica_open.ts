@@ -1,12 +1,24 @@
 // The startup sequence over any Storage (the data file, or the simulator): superblock quorum read,
 // then WAL recovery, with the journal and superblock built around the replica's storage listener
-// so that their later completions reach the replica. The checkpoint restore and the WAL replay
-// follow in Replica.open(). Startup only: allocates and awaits.
+// so that their later completions reach the replica; then the replica with its checkpointer and
+// client replies. The checkpoint restore and the WAL replay follow in Replica.open(). Also the
+// data file shape a replica of some capacity needs. Startup only: allocates and awaits.
+import assert from 'node:assert/strict';
+
+import type { LedgerConfig } from '../ledger/ledger';
+import { Checkpointer, checkpointer_arena_size, storage_config_for } from '../storage/checkpoint';
+import { ClientReplies } from '../storage/client_replies';
+import { storage_arena_size } from '../storage/data_file';
 import type { Storage } from '../storage/storage';
 import { StorageRefusal } from '../storage/storage';
 import { Journal } from '../storage/journal';
 import { SuperBlock } from '../storage/superblock';
-import { ReplicaStorageListener } from './replica';
+import type { StorageConfig } from '../storage/zones';
+import { sector_ceil, sector_size } from '../storage/zones';
+import {
+    Replica, ReplicaCheckpointListener, ReplicaStorageListener, sessions_size_max,
+} from './replica';
+import type { ReplicaOptions } from './replica';
 
 export interface ReplicaStorage {
     listener: ReplicaStorageListener;
@@ -22,12 +34,45 @@ export async function replica_storage_open(storage: Storage): Promise<ReplicaSto
     if (superblock.storage_size !== storage.layout.total_size_bytes) {
         throw new StorageRefusal('superblock', -1, -1,
             `the file was formatted for ${superblock.storage_size} bytes of zones, this ` +
-            `configuration needs ${storage.layout.total_size_bytes}: pass the --clients-max ` +
-            'it was formatted with');
+            `configuration needs ${storage.layout.total_size_bytes}: start with the ` +
+            '--clients-max, --accounts-max and --transfers-max it was formatted with');
     }
     const journal = new Journal(storage, listener, superblock.cluster_bytes(),
         superblock.replica_count);
     journal.recover();
     await listener.startup.wait(storage);
     return { listener, superblock, journal };
+}
+
+export type ReplicaCreateOptions = Omit<ReplicaOptions, 'checkpointer' | 'client_replies'>;
+
+/** Client-reply reads and writes in flight at once (startup reads one at a time). */
+const client_replies_operations_max = 8;
+
+/**
+ * Builds the replica with its Checkpointer and ClientReplies over the same storage (allocating
+ * their arena buffers: call before the arena is sealed). Call `open()` on the result.
+ */
+export function replica_create(options: ReplicaCreateOptions): Replica {
+    const listener = new ReplicaCheckpointListener();
+    const client_replies = new ClientReplies(options.storage, listener,
+        client_replies_operations_max);
+    const checkpointer = new Checkpointer(options.storage, options.superblock, options.ledger,
+        client_replies, listener, sessions_size_max(options.clients_max));
+    const replica = new Replica({ ...options, checkpointer, client_replies });
+    listener.replica = replica;
+    return replica;
+}
+
+/** The data file's zones for a replica of this capacity (format and start must agree). */
+export function replica_storage_config(base: StorageConfig, clients_max: number,
+    ledger: LedgerConfig): StorageConfig {
+    assert.equal(base.clients_max, clients_max);
+    return storage_config_for(base, ledger, sessions_size_max(clients_max));
+}
+
+/** Arena bytes the storage side of a replica takes (before the message pool). */
+export function replica_storage_arena_size(config: StorageConfig): number {
+    return sector_ceil(storage_arena_size(config)) + checkpointer_arena_size(config) +
+        sector_size;
 }
