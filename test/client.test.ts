@@ -16,6 +16,7 @@ import { HeaderView, set_checksum, set_checksum_body } from '../lib/vsr/header';
 import { frame, offsets } from '../lib/vsr/header_layout';
 import * as tigerbeetle from 'tigerbeetle-node';
 
+import { benchmark_run } from '../lib/cli/benchmark';
 import * as ringledger from '../lib/index';
 import { FakeServer } from './client_fake_server';
 
@@ -540,6 +541,46 @@ describe('client: public surface', () => {
             } else {
                 assert.deepEqual(ours[name], value, name);
             }
+        }
+    });
+});
+
+describe('benchmark workload', () => {
+    test('prints TigerBeetle\'s lines and every transfer is created', async () => {
+        const server = new FakeServer({ accounts_max: 1000, transfers_max: 30_000 });
+        const port = await server.start();
+        const client = createClient({ cluster_id: 0n, replica_addresses: [port] });
+        try {
+            const lines: string[] = [];
+            const result = await benchmark_run(client, { account_count: 500,
+                transfer_count: 20_000, transfer_batch_size: 8189, query_count: 5, seed: 7 },
+            (line) => lines.push(line));
+            assert.equal(result.batch_count, 3);
+            assert.equal(lines[0], '3 batches in ' + result.transfer_seconds.toFixed(2) + ' s');
+            assert.ok(lines.includes('transfer batch size = 8189 txs'));
+            assert.ok(lines.some((line) => /^load accepted = \d+ tx\/s$/.test(line)));
+            for (const label of ['batch', 'query']) {
+                for (const percent of [1, 50, 99, 100]) {
+                    assert.ok(lines.some((line) => new RegExp(
+                        `^${label} latency p${percent} = \\d+ ms$`).test(line)), label);
+                }
+            }
+            assert.ok(lines.includes('5 queries in ' + result.query_seconds.toFixed(1) + ' s'));
+            const accounts = await client.lookupAccounts(Array.from({ length: 500 },
+                (_, index) => BigInt(index + 1)));
+            let debits = 0n;
+            let credits = 0n;
+            for (const account of accounts) {
+                debits += account.debits_posted;
+                credits += account.credits_posted;
+            }
+            assert.equal(accounts.length, 500);
+            assert.ok(debits > 0n && debits === credits);
+            const transfers = await client.lookupTransfers([1n, 20_000n, 20_001n]);
+            assert.deepEqual(transfers.map((transfer) => transfer.id), [1n, 20_000n]);
+        } finally {
+            client.destroy();
+            await server.close();
         }
     });
 });

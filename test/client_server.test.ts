@@ -87,6 +87,30 @@ describe('client against ringledger start', () => {
     });
 });
 
+describe('ringledger demo', () => {
+    test('formats, starts, runs, prints a balanced summary, stops and cleans up', async () => {
+        const main_path = path.join(root, 'dist', 'lib', 'cli', 'main.js');
+        const temporary = fs.mkdtempSync(path.join(scratch, 'demo-tmp-'));
+        try {
+            const result = await new Promise<{ code: number, stdout: string, stderr: string }>(
+                (resolve) => child_process.execFile(process.execPath,
+                    [main_path, 'demo', '--seconds=1', '--accounts=100'],
+                    { env: { ...process.env, TMPDIR: temporary }, timeout: 120_000 },
+                    (error, stdout, stderr) => resolve({
+                        code: error === null ? 0 : Number(error.code), stdout, stderr })));
+            assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`);
+            assert.match(result.stdout, /^ {2}accounts {13}100$/m);
+            assert.match(result.stdout, /^ {2}transfers {12}[\d,]+ in [\d.]+ s$/m);
+            assert.match(result.stdout, /^ {2}throughput {11}[\d,]+ tx\/s$/m);
+            assert.match(result.stdout, /^ {2}balance check .*: ok$/m);
+            assert.match(result.stdout, /temporary data file removed/);
+            assert.deepEqual(fs.readdirSync(temporary), [], 'the data directory is removed');
+        } finally {
+            fs.rmSync(temporary, { recursive: true, force: true });
+        }
+    });
+});
+
 // The workload: both runs issue the same calls, each in its own namespace (ids offset by
 // `id_base`, ledgers by `ledger_base`) so that they share the server without meeting. Queries
 // always filter by one of the namespace's ledgers.

@@ -53,16 +53,15 @@ export async function replica_spawn(options: ReplicaSpawnOptions = {}): Promise<
     const directory = fs.mkdtempSync(path.join(parent, 'ringledger-'));
     const data_path = path.join(directory, '0_0.ringledger');
     const io = options.io === undefined ? [] : [`--io=${options.io}`];
+    // The capacity flags size the data file: format and start must be given the same ones.
+    const limits = [];
+    if (options.accounts_max !== undefined) limits.push(`--accounts-max=${options.accounts_max}`);
+    if (options.transfers_max !== undefined) {
+        limits.push(`--transfers-max=${options.transfers_max}`);
+    }
     try {
         await run_to_end(['format', '--cluster=0', '--replica=0', '--replica-count=1', ...io,
-            data_path]);
-        const limits = [];
-        if (options.accounts_max !== undefined) {
-            limits.push(`--accounts-max=${options.accounts_max}`);
-        }
-        if (options.transfers_max !== undefined) {
-            limits.push(`--transfers-max=${options.transfers_max}`);
-        }
+            ...limits, data_path]);
         return await start_child(['start', '--addresses=127.0.0.1:0', ...io, ...limits, data_path],
             directory, options);
     } catch (error) {

@@ -75,7 +75,19 @@ const eviction_names: readonly string[] = (() => {
 
 type Status = 'registering' | 'ready' | 'evicted' | 'closed';
 
-export class Client extends EventEmitter implements ConnectionOwner {
+/** The events a client emits, with their listener arguments. */
+export interface ClientEvents {
+    connected: [replica: number, address: string];
+    disconnected: [replica: number, address: string, reason: string];
+    /** The session is open: calls made before now are sent. */
+    registered: [session: number];
+    /** The cluster evicted this client; every call fails with `code` from now on. */
+    evicted: [reason: string, code: ErrorCodes];
+    /** A message that was ignored (a reply that does not fit the request, for example). */
+    invalid_message: [replica: number, reason: string];
+}
+
+export class Client extends EventEmitter<ClientEvents> implements ConnectionOwner {
     readonly client_id = new Uint8Array(16);
     private status: Status = 'registering';
     private readonly cluster: Uint8Array;

@@ -8,9 +8,14 @@
 import assert from 'node:assert/strict';
 
 const empty = 0;
-const group_bits = Number(process.env.GB ?? 3), group_mask = (1 << group_bits) - 1;
+// Ids that differ only in their low `group_bits` bits hash to neighbouring buckets of one
+// cache line (8 buckets of 8 bytes): sequential ids then cost one cache and TLB miss per 8
+// creates instead of one each, which matters because the transfers table is tens of MiB. At most
+// 8 ids share a group, so no choice of ids can make a probe chain longer than random hashing
+// would by more than those 8.
+const group_bits = 3, group_mask = (1 << group_bits) - 1;
 
-/** A 32-bit hash of a u128 id, as an int32. */
+/** A 32-bit hash of a u128 id, as an int32; its low `group_bits` bits are the id's own. */
 export function id_hash(w0: number, w1: number, w2: number, w3: number): number {
     let h = Math.imul((w0 >>> group_bits) ^ 0x5bd1e995, 0x9e3779b1);
     h = Math.imul(h ^ w1 ^ (h >>> 15), 0x85ebca77);
@@ -28,14 +33,9 @@ export class IdTable {
     // The bucket where the last `find` that missed stopped, and its id: inserting that id next
     // (the usual create path: look up, validate, insert) reuses the probe instead of hashing and
     // probing again. `version` counts changes, so a stale probe is never reused.
+    // miss: version, bucket, hash, then the id's four words (typed, so u32s are never boxed).
     private version = 0;
-    private miss_version = -1;
-    private miss_index = 0;
-    private miss_hash = 0;
-    private miss_w0 = 0;
-    private miss_w1 = 0;
-    private miss_w2 = 0;
-    private miss_w3 = 0;
+    private readonly miss = new Int32Array(7).fill(-1);
 
     constructor(
         readonly words: Uint32Array,
@@ -68,10 +68,9 @@ export class IdTable {
         for (let probe = 0; probe <= mask; probe++) {
             const entry = table[index * 2 + 1];
             if (entry === empty) {
-                this.miss_version = this.version;
-                this.miss_index = index;
-                this.miss_hash = hash;
-                this.miss_w0 = w0; this.miss_w1 = w1; this.miss_w2 = w2; this.miss_w3 = w3;
+                const miss = this.miss;
+                miss[0] = this.version; miss[1] = index; miss[2] = hash;
+                miss[3] = w0; miss[4] = w1; miss[5] = w2; miss[6] = w3;
                 return -1;
             }
             if (table[index * 2] !== hash) {
@@ -132,20 +131,21 @@ export class IdTable {
     }
 
     insert(slot: number): void {
-        assert(this.count < this.slots_max);
-        assert(slot >= 0 && slot < this.slots_max);
+        if (this.count >= this.slots_max || !(slot >= 0 && slot < this.slots_max)) {
+            assert.fail('id_table: insert beyond slots_max');
+        }
         const words = this.words, base = slot * this.stride_words;
-        const w0 = words[base], w1 = words[base + 1], w2 = words[base + 2];
-        const w3 = words[base + 3];
-        const table = this.table;
-        if (this.miss_version === this.version && this.miss_w0 === w0 && this.miss_w1 === w1 &&
-            this.miss_w2 === w2 && this.miss_w3 === w3) {
-            const index = this.miss_index;
-            assert(table[index * 2 + 1] === empty);
-            table[index * 2] = this.miss_hash;
+        const w0 = words[base] | 0, w1 = words[base + 1] | 0, w2 = words[base + 2] | 0;
+        const w3 = words[base + 3] | 0;
+        const table = this.table, miss = this.miss;
+        if (miss[0] === this.version && miss[3] === w0 && miss[4] === w1 && miss[5] === w2 &&
+            miss[6] === w3) {
+            const index = miss[1];
+            if (table[index * 2 + 1] !== empty) assert.fail('id_table: stale probe');
+            table[index * 2] = miss[2];
             table[index * 2 + 1] = slot + 1;
             this.count++;
-            this.version++;
+            this.version = (this.version + 1) | 0;
         } else {
             this.insert_entry(id_hash(w0, w1, w2, w3), slot + 1);
         }
@@ -165,7 +165,7 @@ export class IdTable {
         table[index * 2] = hash;
         table[index * 2 + 1] = entry;
         this.count++;
-        this.version++;
+        this.version = (this.version + 1) | 0;
     }
 
     /** Removes primary `slot` by backward-shift deletion, which keeps probe chains unbroken. */
@@ -182,7 +182,7 @@ export class IdTable {
         table[index * 2] = 0;
         table[index * 2 + 1] = empty;
         this.count--;
-        this.version++;
+        this.version = (this.version + 1) | 0;
         let hole = index;
         let next = (index + 1) & mask;
         while (table[next * 2 + 1] !== empty) {
@@ -202,6 +202,6 @@ export class IdTable {
     clear(): void {
         this.table.fill(0);
         this.count = 0;
-        this.version++;
+        this.version = (this.version + 1) | 0;
     }
 }

@@ -26,8 +26,9 @@
 import assert from 'node:assert/strict';
 import {
     AccountFilterFlags, AccountFlags, CreateAccountStatus as AS, CreateTransferStatus as TS,
-    Operation, PendingStatus, QueryFilterFlags, TransferFlags, batch_events_max, record_size,
-    record_words, transfer_status_transient,
+    Operation, PendingStatus, QueryFilterFlags, TransferFlags, batch_events_max,
+    record_size as record_size_imported, record_words as record_words_imported,
+    transfer_status_transient,
 } from './constants';
 import { IdTable } from './id_table';
 import { MemoryRecordStore, RecordStore, prefetch_ids_max } from './record_store';
@@ -66,6 +67,23 @@ export const state_segment_layout: readonly (readonly [string, number, string])[
     ['orphans', 16, 'append'], ['history', 128, 'append'], ['change_events', 160, 'append'],
 ];
 
+// Module constants, not imported objects: V8 folds a module constant into optimised code, but
+// loads an imported object's property (two loads for a nested one) on every use, per event.
+const record_words = 32, record_size = 128;
+assert(record_words === record_words_imported && record_size === record_size_imported);
+const { balancing_credit: transfer_flag_balancing_credit,
+    balancing_debit: transfer_flag_balancing_debit, closing_credit: transfer_flag_closing_credit,
+    closing_debit: transfer_flag_closing_debit, imported: transfer_flag_imported,
+    padding: transfer_flag_padding, pending: transfer_flag_pending,
+    post_pending_transfer: transfer_flag_post_pending_transfer,
+    void_pending_transfer: transfer_flag_void_pending_transfer } = TransferFlags;
+const { closed: account_flag_closed,
+    credits_must_not_exceed_debits: account_flag_credits_must_not_exceed_debits,
+    debits_must_not_exceed_credits: account_flag_debits_must_not_exceed_credits,
+    history: account_flag_history, imported: account_flag_imported, padding: account_flag_padding
+} = AccountFlags;
+const { expired: pending_expired, none: pending_none, pending: pending_pending,
+    posted: pending_posted, voided: pending_voided } = PendingStatus;
 const none = 0xffffffff;
 const two_32 = 4294967296;
 // Word offsets inside a 32-word record.
@@ -81,7 +99,7 @@ const change_event_words = 40;
 const change_events_reply_max = 2730; // 1,048,320 / 384.
 const ChangeEventType = { single_phase: 0, pending: 1, posted: 2, voided: 3, expired: 4 } as const;
 const undo_entries_max = batch_events_max * 4;
-const warm_chunk_events = 64; // A power of two.
+const chunk_events = 64; // A power of two.
 
 const timestamp_max_hi = 0x7fffffff; // TimestampRange max = 2^63 - 1.
 // The `created` status inside the create loop: -1 is a small integer, which V8 never boxes
@@ -389,7 +407,7 @@ export class Ledger {
     private execute_create(transfers: boolean, events: number, base: number): number {
         const input = this.input_words;
         const out = this.output_words;
-        const imported_flag = transfers ? TransferFlags.imported : AccountFlags.imported;
+        const imported_flag = transfers ? transfer_flag_imported : account_flag_imported;
         const exists = transfers ? TS.exists : AS.exists;
         const batch_imported = events > 0 &&
             ((input[base + w_code_flags] >>> 16) & imported_flag) !== 0;
@@ -397,9 +415,10 @@ export class Ledger {
         let chain_broken = false;
         for (let index = 0; index < events; index++) {
             const e = base + index * record_words;
-            if (transfers && (index & (warm_chunk_events - 1)) === 0) {
-                this.warm_transfers(e, Math.min(warm_chunk_events, events - index));
+            if (transfers && (index & (chunk_events - 1)) === 0) {
+                this.chunk_resolve(e, Math.min(chunk_events, events - index));
             }
+            this.chunk_index = index & (chunk_events - 1);
             const flags = input[e + w_code_flags] >>> 16;
             this.set_event_timestamp(events, index);
             this.result_hi = this.event_hi;
@@ -452,17 +471,26 @@ export class Ledger {
     }
 
     /**
-     * A CPU-cache optimisation, not a storage step: touches both account records of the next
-     * `count` transfer events. The loads are independent, so the CPU overlaps their cache misses
-     * instead of paying them one by one inside the dependent checks. Chunks are small so that
-     * what is warmed is still cached when its events run.
+     * Looks up the debit and credit account slots of the next `count` transfer events in one
+     * pass (a transfers batch never adds or removes accounts, so the slots stay valid while the
+     * chunk runs), and touches each event's bucket in the transfers table. The lookups of
+     * different events are independent, so the CPU overlaps their cache misses instead of
+     * paying them one by one inside the dependent checks. Chunks are small so that what they
+     * touch is still cached when their events run.
      */
-    private warm_transfers(e: number, count: number): void {
-        const input = this.input_words;
-        const accounts = this.accounts_index;
-        this.warm_sink ^= accounts.warm_records(input, e + w_debit_account, record_words, count) ^
-            accounts.warm_records(input, e + w_credit_account, record_words, count);
+    private chunk_resolve(e: number, count: number): void {
+        const input = this.input_words, accounts = this.accounts_index;
+        const slots = this.chunk_slots;
+        for (let i = 0; i < count; i++) {
+            const k = e + i * record_words;
+            slots[i * 2] = accounts.find(input, k + w_debit_account);
+            slots[i * 2 + 1] = accounts.find(input, k + w_credit_account);
+        }
+        this.warm_sink ^= this.transfers_index.warm(input, e, record_words, count);
     }
+    // Per event of the current chunk: debit and credit account slots (-1 if absent).
+    private readonly chunk_slots = new Int32Array(chunk_events * 2);
+    private chunk_index = 0;
 
     /** The checks shared by accounts and transfers that precede the type-specific ones. */
     private create_common(
@@ -497,13 +525,13 @@ export class Ledger {
         const input = this.input_words;
         const flags = input[e + w_code_flags] >>> 16;
         if (input[e + w_word27] !== 0) return AS.reserved_field;
-        if ((flags & AccountFlags.padding) !== 0) return AS.reserved_flag;
+        if ((flags & account_flag_padding) !== 0) return AS.reserved_flag;
         if (u128_is_zero(input, e)) return AS.id_must_not_be_zero;
         if (u128_is_max(input, e)) return AS.id_must_not_be_int_max;
         const existing = this.accounts.find(input, e);
         if (existing !== -1) return this.create_account_exists(e, existing * record_words);
-        if ((flags & AccountFlags.debits_must_not_exceed_credits) !== 0 &&
-            (flags & AccountFlags.credits_must_not_exceed_debits) !== 0) {
+        if ((flags & account_flag_debits_must_not_exceed_credits) !== 0 &&
+            (flags & account_flag_credits_must_not_exceed_debits) !== 0) {
             return AS.flags_are_mutually_exclusive;
         }
         if (!u128_is_zero(input, e + w_debits_pending)) return AS.debits_pending_must_be_zero;
@@ -512,7 +540,7 @@ export class Ledger {
         if (!u128_is_zero(input, e + w_credits_posted)) return AS.credits_posted_must_be_zero;
         if (input[e + w_ledger] === 0) return AS.ledger_must_not_be_zero;
         if ((input[e + w_code_flags] & 0xffff) === 0) return AS.code_must_not_be_zero;
-        if ((flags & AccountFlags.imported) !== 0) {
+        if ((flags & account_flag_imported) !== 0) {
             const hi = input[e + w_timestamp_hi], lo = input[e + w_timestamp_lo];
             if (this.imported_regresses(hi, lo, true)) {
                 return AS.imported_event_timestamp_must_not_regress;
@@ -576,13 +604,13 @@ export class Ledger {
     private create_transfer(e: number): number {
         const input = this.input_words;
         const flags = input[e + w_code_flags] >>> 16;
-        if ((flags & TransferFlags.padding) !== 0) return TS.reserved_flag;
+        if ((flags & transfer_flag_padding) !== 0) return TS.reserved_flag;
         if (u128_is_zero(input, e)) return TS.id_must_not_be_zero;
         if (u128_is_max(input, e)) return TS.id_must_not_be_int_max;
         const existing = this.transfers.find(input, e);
         if (existing >= 0) return this.create_transfer_exists(e, existing * record_words);
         if (existing !== -1) return TS.id_already_failed;
-        if ((flags & (TransferFlags.post_pending_transfer | TransferFlags.void_pending_transfer))
+        if ((flags & (transfer_flag_post_pending_transfer | transfer_flag_void_pending_transfer))
             !== 0) {
             return this.post_or_void(e, flags);
         }
@@ -598,17 +626,18 @@ export class Ledger {
             return TS.accounts_must_be_different;
         }
         if (!u128_is_zero(input, e + w_pending_id)) return TS.pending_id_must_be_zero;
-        if ((flags & TransferFlags.pending) === 0) {
+        if ((flags & transfer_flag_pending) === 0) {
             if (input[e + w_word27] !== 0) return TS.timeout_reserved_for_pending_transfer;
-            if ((flags & (TransferFlags.closing_debit | TransferFlags.closing_credit)) !== 0) {
+            if ((flags & (transfer_flag_closing_debit | transfer_flag_closing_credit)) !== 0) {
                 return TS.closing_transfer_must_be_pending;
             }
         }
         if (input[e + w_ledger] === 0) return TS.ledger_must_not_be_zero;
         if ((input[e + w_code_flags] & 0xffff) === 0) return TS.code_must_not_be_zero;
-        const debit_slot = this.accounts.find(input, e + w_debit_account);
+        // Looked up by chunk_resolve; equal to this.accounts.find of each id.
+        const debit_slot = this.chunk_slots[this.chunk_index * 2];
         if (debit_slot === -1) return TS.debit_account_not_found;
-        const credit_slot = this.accounts.find(input, e + w_credit_account);
+        const credit_slot = this.chunk_slots[this.chunk_index * 2 + 1];
         if (credit_slot === -1) return TS.credit_account_not_found;
         return this.create_transfer_accounts(e, flags, debit_slot, credit_slot);
     }
@@ -624,24 +653,24 @@ export class Ledger {
         if (input[e + w_ledger] !== accounts[dr + w_ledger]) {
             return TS.transfer_must_have_the_same_ledger_as_accounts;
         }
-        if ((flags & TransferFlags.imported) !== 0) {
+        if ((flags & transfer_flag_imported) !== 0) {
             const status = this.imported_transfer_checks(e, dr, cr);
             if (status !== 0) return status;
         }
-        if (((accounts[dr + w_code_flags] >>> 16) & AccountFlags.closed) !== 0) {
+        if (((accounts[dr + w_code_flags] >>> 16) & account_flag_closed) !== 0) {
             return TS.debit_account_already_closed;
         }
-        if (((accounts[cr + w_code_flags] >>> 16) & AccountFlags.closed) !== 0) {
+        if (((accounts[cr + w_code_flags] >>> 16) & account_flag_closed) !== 0) {
             return TS.credit_account_already_closed;
         }
         const amount = this.scratch; // amount at 0, sums at 4 and 8.
         u128_copy(amount, 0, input, e + w_amount);
-        if ((flags & TransferFlags.balancing_debit) !== 0) {
+        if ((flags & transfer_flag_balancing_debit) !== 0) {
             u128_add(amount, 4, accounts, dr + w_debits_posted, accounts, dr + w_debits_pending);
             u128_sub_saturating(amount, 8, accounts, dr + w_credits_posted, amount, 4);
             if (u128_compare(amount, 8, amount, 0) < 0) u128_copy(amount, 0, amount, 8);
         }
-        if ((flags & TransferFlags.balancing_credit) !== 0) {
+        if ((flags & transfer_flag_balancing_credit) !== 0) {
             u128_add(amount, 4, accounts, cr + w_credits_posted, accounts, cr + w_credits_pending);
             u128_sub_saturating(amount, 8, accounts, cr + w_debits_posted, amount, 4);
             if (u128_compare(amount, 8, amount, 0) < 0) u128_copy(amount, 0, amount, 8);
@@ -690,13 +719,13 @@ export class Ledger {
             return TS.overflows_timeout;
         }
         const dr_flags = accounts[dr + w_code_flags] >>> 16;
-        if ((dr_flags & AccountFlags.debits_must_not_exceed_credits) !== 0) {
+        if ((dr_flags & account_flag_debits_must_not_exceed_credits) !== 0) {
             u128_add(s, 8, accounts, dr + w_debits_pending, accounts, dr + w_debits_posted);
             u128_add(s, 8, s, 8, s, 0);
             if (u128_compare(s, 8, accounts, dr + w_credits_posted) > 0) return TS.exceeds_credits;
         }
         const cr_flags = accounts[cr + w_code_flags] >>> 16;
-        if ((cr_flags & AccountFlags.credits_must_not_exceed_debits) !== 0) {
+        if ((cr_flags & account_flag_credits_must_not_exceed_debits) !== 0) {
             u128_add(s, 12, accounts, cr + w_credits_pending, accounts, cr + w_credits_posted);
             u128_add(s, 12, s, 12, s, 0);
             if (u128_compare(s, 12, accounts, cr + w_debits_posted) > 0) return TS.exceeds_debits;
@@ -706,7 +735,7 @@ export class Ledger {
 
     private transfer_overflows_slow(flags: number, dr: number, cr: number): number {
         const accounts = this.account_words, s = this.scratch;
-        if ((flags & TransferFlags.pending) !== 0) {
+        if ((flags & transfer_flag_pending) !== 0) {
             if (u128_add(s, 4, s, 0, accounts, dr + w_debits_pending)) {
                 return TS.overflows_debits_pending;
             }
@@ -749,13 +778,13 @@ export class Ledger {
         const slot = this.transfer_insert(e, debit_slot, credit_slot);
         const t = slot * record_words;
         u128_copy(this.transfer_words, t + w_amount, this.scratch, 0);
-        const pending = (flags & TransferFlags.pending) !== 0;
+        const pending = (flags & transfer_flag_pending) !== 0;
         if (pending) {
             u128_add(accounts, dr + w_debits_pending, accounts, dr + w_debits_pending,
                 this.scratch, 0);
             u128_add(accounts, cr + w_credits_pending, accounts, cr + w_credits_pending,
                 this.scratch, 0);
-            this.status_set(slot, PendingStatus.pending);
+            this.status_set(slot, pending_pending);
             if (this.input_words[e + w_word27] !== 0) this.expiry_push(slot);
         } else {
             u128_add(accounts, dr + w_debits_posted, accounts, dr + w_debits_posted,
@@ -763,8 +792,8 @@ export class Ledger {
             u128_add(accounts, cr + w_credits_posted, accounts, cr + w_credits_posted,
                 this.scratch, 0);
         }
-        if ((flags & TransferFlags.closing_debit) !== 0) accounts[dr + w_code_flags] |= 0x200000;
-        if ((flags & TransferFlags.closing_credit) !== 0) accounts[cr + w_code_flags] |= 0x200000;
+        if ((flags & transfer_flag_closing_debit) !== 0) accounts[dr + w_code_flags] |= 0x200000;
+        if ((flags & transfer_flag_closing_credit) !== 0) accounts[cr + w_code_flags] |= 0x200000;
         this.history_record(slot);
         this.change_event_record(pending ? ChangeEventType.pending : ChangeEventType.single_phase,
             slot, debit_slot, credit_slot, this.result_hi, this.result_lo);
@@ -776,7 +805,7 @@ export class Ledger {
         const t = slot * record_words;
         this.transfer_words[t + w_timestamp_lo] = this.result_lo;
         this.transfer_words[t + w_timestamp_hi] = this.result_hi;
-        this.transfer_status[slot] = PendingStatus.none;
+        this.transfer_status[slot] = pending_none;
         this.transfer_history_row[slot] = none;
         this.transfer_debit_slot[slot] = debit_slot;
         this.transfer_credit_slot[slot] = credit_slot;
@@ -821,7 +850,7 @@ export class Ledger {
         const accounts = this.account_words;
         const dr = this.transfer_debit_slot[slot] * record_words;
         const cr = this.transfer_credit_slot[slot] * record_words;
-        const history = AccountFlags.history << 16;
+        const history = account_flag_history << 16;
         if ((accounts[dr + w_code_flags] & history) === 0 &&
             (accounts[cr + w_code_flags] & history) === 0) {
             return;
@@ -843,8 +872,8 @@ export class Ledger {
         if (input[e + w_word27] !== transfers[x + w_word27]) {
             return TS.exists_with_different_timeout;
         }
-        const post_or_void = TransferFlags.post_pending_transfer |
-            TransferFlags.void_pending_transfer;
+        const post_or_void = transfer_flag_post_pending_transfer |
+            transfer_flag_void_pending_transfer;
         if ((flags & post_or_void) !== 0) return this.post_or_void_exists(e, x, flags);
         if (!u128_equal(input, e + w_debit_account, transfers, x + w_debit_account)) {
             return TS.exists_with_different_debit_account_id;
@@ -852,7 +881,7 @@ export class Ledger {
         if (!u128_equal(input, e + w_credit_account, transfers, x + w_credit_account)) {
             return TS.exists_with_different_credit_account_id;
         }
-        const balancing = TransferFlags.balancing_debit | TransferFlags.balancing_credit;
+        const balancing = transfer_flag_balancing_debit | transfer_flag_balancing_credit;
         if ((flags & balancing) !== 0) {
             if (u128_compare(input, e + w_amount, transfers, x + w_amount) < 0) {
                 return TS.exists_with_different_amount;
@@ -912,7 +941,7 @@ export class Ledger {
             !u128_equal(input, e + w_credit_account, transfers, x + w_credit_account)) {
             return TS.exists_with_different_credit_account_id;
         }
-        const defaulted = (flags & TransferFlags.void_pending_transfer) !== 0 ?
+        const defaulted = (flags & transfer_flag_void_pending_transfer) !== 0 ?
             u128_is_zero(input, e + w_amount) : u128_is_max(input, e + w_amount);
         const expected = defaulted ? transfers : input;
         const expected_offset = defaulted ? p + w_amount : e + w_amount;
@@ -924,11 +953,11 @@ export class Ledger {
 
     private post_or_void(e: number, flags: number): number {
         const input = this.input_words, transfers = this.transfer_words;
-        const voiding = (flags & TransferFlags.void_pending_transfer) !== 0;
-        const exclusive = TransferFlags.pending | TransferFlags.balancing_debit |
-            TransferFlags.balancing_credit | TransferFlags.closing_debit |
-            TransferFlags.closing_credit;
-        if ((flags & TransferFlags.post_pending_transfer) !== 0 && voiding) {
+        const voiding = (flags & transfer_flag_void_pending_transfer) !== 0;
+        const exclusive = transfer_flag_pending | transfer_flag_balancing_debit |
+            transfer_flag_balancing_credit | transfer_flag_closing_debit |
+            transfer_flag_closing_credit;
+        if ((flags & transfer_flag_post_pending_transfer) !== 0 && voiding) {
             return TS.flags_are_mutually_exclusive;
         }
         if ((flags & exclusive) !== 0) return TS.flags_are_mutually_exclusive;
@@ -939,7 +968,7 @@ export class Ledger {
         const p_slot = this.transfers.find(input, e + w_pending_id);
         if (p_slot < 0) return TS.pending_transfer_not_found;
         const p = p_slot * record_words;
-        if (((transfers[p + w_code_flags] >>> 16) & TransferFlags.pending) === 0) {
+        if (((transfers[p + w_code_flags] >>> 16) & transfer_flag_pending) === 0) {
             return TS.pending_transfer_not_pending;
         }
         if (!u128_is_zero(input, e + w_debit_account) &&
@@ -963,7 +992,7 @@ export class Ledger {
     private post_or_void_amount(e: number, flags: number, p_slot: number): number {
         const input = this.input_words, transfers = this.transfer_words, s = this.scratch;
         const p = p_slot * record_words;
-        const voiding = (flags & TransferFlags.void_pending_transfer) !== 0;
+        const voiding = (flags & transfer_flag_void_pending_transfer) !== 0;
         const defaulted = voiding ? u128_is_zero(input, e + w_amount) :
             u128_is_max(input, e + w_amount);
         u128_copy(s, 0, defaulted ? transfers : input, defaulted ? p + w_amount : e + w_amount);
@@ -971,10 +1000,10 @@ export class Ledger {
         if (order > 0) return TS.exceeds_pending_transfer_amount;
         if (voiding && order < 0) return TS.pending_transfer_has_different_amount;
         const status = this.transfer_status[p_slot];
-        if (status === PendingStatus.posted) return TS.pending_transfer_already_posted;
-        if (status === PendingStatus.voided) return TS.pending_transfer_already_voided;
-        if (status === PendingStatus.expired) return TS.pending_transfer_expired;
-        assert(status === PendingStatus.pending);
+        if (status === pending_posted) return TS.pending_transfer_already_posted;
+        if (status === pending_voided) return TS.pending_transfer_already_voided;
+        if (status === pending_expired) return TS.pending_transfer_expired;
+        assert(status === pending_pending);
         const timeout = transfers[p + w_word27];
         if (timeout !== 0) {
             const saved_hi = this.result_hi, saved_lo = this.result_lo;
@@ -987,7 +1016,7 @@ export class Ledger {
                 return TS.pending_transfer_expired;
             }
         }
-        if ((flags & TransferFlags.imported) !== 0) {
+        if ((flags & transfer_flag_imported) !== 0) {
             const hi = input[e + w_timestamp_hi], lo = input[e + w_timestamp_lo];
             if (this.imported_regresses(hi, lo, false)) {
                 return TS.imported_event_timestamp_must_not_regress;
@@ -998,7 +1027,7 @@ export class Ledger {
         const debit_slot = this.transfer_debit_slot[p_slot];
         const credit_slot = this.transfer_credit_slot[p_slot];
         const accounts = this.account_words;
-        const closed = AccountFlags.closed << 16;
+        const closed = account_flag_closed << 16;
         if (!voiding && (accounts[debit_slot * record_words + w_code_flags] & closed) !== 0) {
             return TS.debit_account_already_closed;
         }
@@ -1035,8 +1064,8 @@ export class Ledger {
         }
         transfers[t + w_ledger] = transfers[p + w_ledger];
         transfers[t + w_code_flags] = (flags << 16) | (transfers[p + w_code_flags] & 0xffff);
-        const voiding = (flags & TransferFlags.void_pending_transfer) !== 0;
-        this.status_set(p_slot, voiding ? PendingStatus.voided : PendingStatus.posted);
+        const voiding = (flags & transfer_flag_void_pending_transfer) !== 0;
+        this.status_set(p_slot, voiding ? pending_voided : pending_posted);
         u128_sub(accounts, dr + w_debits_pending, accounts, dr + w_debits_pending,
             transfers, p + w_amount);
         u128_sub(accounts, cr + w_credits_pending, accounts, cr + w_credits_pending,
@@ -1056,10 +1085,10 @@ export class Ledger {
     private reopen_closed(p_slot: number): void {
         const p_flags = this.transfer_words[p_slot * record_words + w_code_flags] >>> 16;
         const accounts = this.account_words;
-        if ((p_flags & TransferFlags.closing_debit) !== 0) {
+        if ((p_flags & transfer_flag_closing_debit) !== 0) {
             accounts[this.transfer_debit_slot[p_slot] * record_words + w_code_flags] &= ~0x200000;
         }
-        if ((p_flags & TransferFlags.closing_credit) !== 0) {
+        if ((p_flags & transfer_flag_closing_credit) !== 0) {
             accounts[this.transfer_credit_slot[p_slot] * record_words + w_code_flags] &= ~0x200000;
         }
     }
@@ -1157,7 +1186,7 @@ export class Ledger {
             this.history_count--;
             this.history_words.fill(0, this.history_count * 32, this.history_count * 32 + 32);
         }
-        this.transfer_status[slot] = PendingStatus.none;
+        this.transfer_status[slot] = pending_none;
         this.transfers.remove_last();
         // A heap entry for this slot, if any, goes stale: its timestamp no longer matches.
     }
@@ -1186,7 +1215,7 @@ export class Ledger {
         const slot = this.expiry_slot[index];
         const t = slot * record_words;
         return slot < this.transfers_count &&
-            this.transfer_status[slot] === PendingStatus.pending &&
+            this.transfer_status[slot] === pending_pending &&
             this.transfer_words[t + w_timestamp_lo] === this.expiry_stamp[index] &&
             this.transfer_words[t + w_timestamp_hi] === this.expiry_stamp_hi[index];
     }
@@ -1273,7 +1302,7 @@ export class Ledger {
             const p = p_slot * record_words;
             const dr = this.transfer_debit_slot[p_slot] * record_words;
             const cr = this.transfer_credit_slot[p_slot] * record_words;
-            assert(this.transfer_status[p_slot] === PendingStatus.pending);
+            assert(this.transfer_status[p_slot] === pending_pending);
             this.accounts.update(this.transfer_debit_slot[p_slot]);
             this.accounts.update(this.transfer_credit_slot[p_slot]);
             u128_sub(accounts, dr + w_debits_pending, accounts, dr + w_debits_pending,
@@ -1282,7 +1311,7 @@ export class Ledger {
                 transfers, p + w_amount);
             this.reopen_closed(p_slot);
             this.transfers.update(p_slot);
-            this.transfer_status[p_slot] = PendingStatus.expired;
+            this.transfer_status[p_slot] = pending_expired;
             this.set_event_timestamp(count, index);
             this.change_event_record(ChangeEventType.expired, p_slot,
                 this.transfer_debit_slot[p_slot], this.transfer_credit_slot[p_slot],
@@ -1434,7 +1463,7 @@ export class Ledger {
         const balances = operation === Operation.get_account_balances;
         const a = account_slot * record_words;
         const account_flags = this.account_words[a + w_code_flags] >>> 16;
-        if (balances && (account_flags & AccountFlags.history) === 0) {
+        if (balances && (account_flags & account_flag_history) === 0) {
             return 0;
         }
         const limit = Math.min(limit_requested, batch_events_max);
@@ -1681,7 +1710,7 @@ export class Ledger {
         this.transfer_prev_credit[slot] = this.link_append(credit_slot, slot, 1);
         this.transfer_next_credit[slot] = none;
         const timeout = this.transfer_words[t + w_word27];
-        if (status === PendingStatus.pending && timeout !== 0) {
+        if (status === pending_pending && timeout !== 0) {
             this.result_hi = this.transfer_words[t + w_timestamp_hi];
             this.result_lo = this.transfer_words[t + w_timestamp_lo];
             this.timeout_overflows(timeout);
