@@ -111,25 +111,6 @@ export class IdTable {
         return sink;
     }
 
-    /**
-     * After `warm` over the same ids: touches both cache lines of the record each home bucket
-     * points at (usually the id's own record), so the execute step finds it cached too.
-     */
-    warm_records(key: Uint32Array, key_offset: number, stride_words: number, count: number) {
-        let sink = 0;
-        const table = this.table, mask = this.mask, words = this.words;
-        const stride = this.stride_words, last = stride - 1;
-        for (let i = 0; i < count; i++) {
-            const k = key_offset + i * stride_words;
-            const index = id_hash(key[k], key[k + 1], key[k + 2], key[k + 3]) & mask;
-            const entry = table[index * 2 + 1];
-            if (entry <= empty) continue;
-            const base = (entry - 1) * stride;
-            sink ^= words[base] ^ words[base + last];
-        }
-        return sink;
-    }
-
     insert(slot: number): void {
         if (this.count >= this.slots_max || !(slot >= 0 && slot < this.slots_max)) {
             assert.fail('id_table: insert beyond slots_max');

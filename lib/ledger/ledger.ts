@@ -33,7 +33,7 @@ import {
 import { IdTable } from './id_table';
 import { MemoryRecordStore, RecordStore, prefetch_ids_max } from './record_store';
 import {
-    u128_add, u128_compare, u128_copy, u128_equal, u128_is_max, u128_is_zero, u128_sub,
+    u128_add, u128_add_to, u128_compare, u128_copy, u128_equal, u128_is_max, u128_is_zero, u128_sub,
     u128_sub_saturating,
 } from './u128';
 
@@ -780,21 +780,18 @@ export class Ledger {
         u128_copy(this.transfer_words, t + w_amount, this.scratch, 0);
         const pending = (flags & transfer_flag_pending) !== 0;
         if (pending) {
-            u128_add(accounts, dr + w_debits_pending, accounts, dr + w_debits_pending,
-                this.scratch, 0);
-            u128_add(accounts, cr + w_credits_pending, accounts, cr + w_credits_pending,
-                this.scratch, 0);
+            u128_add_to(accounts, dr + w_debits_pending, this.scratch, 0);
+            u128_add_to(accounts, cr + w_credits_pending, this.scratch, 0);
             this.status_set(slot, pending_pending);
             if (this.input_words[e + w_word27] !== 0) this.expiry_push(slot);
         } else {
-            u128_add(accounts, dr + w_debits_posted, accounts, dr + w_debits_posted,
-                this.scratch, 0);
-            u128_add(accounts, cr + w_credits_posted, accounts, cr + w_credits_posted,
-                this.scratch, 0);
+            u128_add_to(accounts, dr + w_debits_posted, this.scratch, 0);
+            u128_add_to(accounts, cr + w_credits_posted, this.scratch, 0);
         }
         if ((flags & transfer_flag_closing_debit) !== 0) accounts[dr + w_code_flags] |= 0x200000;
         if ((flags & transfer_flag_closing_credit) !== 0) accounts[cr + w_code_flags] |= 0x200000;
         this.history_record(slot);
+        if (this.change_events_max === 0) return;
         this.change_event_record(pending ? ChangeEventType.pending : ChangeEventType.single_phase,
             slot, debit_slot, credit_slot, this.result_hi, this.result_lo);
     }

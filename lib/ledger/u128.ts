@@ -44,6 +44,22 @@ export function u128_add(
     return carry === 1;
 }
 
+/**
+ * a += b in place; returns true on overflow (a is then mod 2^128). Unrolled, and it lets the
+ * Uint32Array store wrap each limb (ToUint32), for the per-transfer balance updates.
+ */
+export function u128_add_to(a: Uint32Array, i: number, b: Uint32Array, j: number): boolean {
+    let sum = a[i] + b[j];
+    a[i] = sum;
+    sum = a[i + 1] + b[j + 1] + (sum > 0xffffffff ? 1 : 0);
+    a[i + 1] = sum;
+    sum = a[i + 2] + b[j + 2] + (sum > 0xffffffff ? 1 : 0);
+    a[i + 2] = sum;
+    sum = a[i + 3] + b[j + 3] + (sum > 0xffffffff ? 1 : 0);
+    a[i + 3] = sum;
+    return sum > 0xffffffff;
+}
+
 /** Writes a - b into out; returns true on borrow (a < b). */
 export function u128_sub(
     out: Uint32Array, o: number, a: Uint32Array, i: number, b: Uint32Array, j: number,
