@@ -216,7 +216,8 @@ function ledger_pending_check(ledger: Ledger): string | null {
     for (let slot = 0; slot < ledger.transfers_count; slot++) {
         if (ledger.transfer_status[slot] !== 1) continue;
         const amount = u128_to_bigint(words, slot * 32 + 12);
-        const debit = ledger.transfer_debit_slot[slot], credit = ledger.transfer_credit_slot[slot];
+        const debit = ledger.transfer_debit_account_slot(slot);
+        const credit = ledger.transfer_credit_account_slot(slot);
         debits.set(debit, (debits.get(debit) ?? 0n) + amount);
         credits.set(credit, (credits.get(credit) ?? 0n) + amount);
     }

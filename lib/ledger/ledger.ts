@@ -91,6 +91,10 @@ const w_debits_pending = 4, w_debits_posted = 8, w_credits_pending = 12, w_credi
 const w_debit_account = 4, w_credit_account = 8, w_amount = 12, w_pending_id = 16;
 const w_user_data_128 = 20, w_user_data_64 = 24, w_user_data_32 = 26, w_word27 = 27;
 const w_ledger = 28, w_code_flags = 29, w_timestamp_lo = 30, w_timestamp_hi = 31;
+// transfer_links and account_lists (see the fields).
+const links_stride = 8, l_debit = 0, l_credit = 1, l_next_debit = 2, l_next_credit = 3;
+const l_prev_debit = 4, l_prev_credit = 5;
+const lists_stride = 4, a_head = 0, a_tail = 1, a_tail_credit = 2;
 const undo_account = 1, undo_account_insert = 2, undo_transfer_insert = 3, undo_status = 4;
 const undo_change_event = 5;
 // A change event row: type, transfer slot, debit slot, credit slot, timestamp lo/hi, debit and
@@ -131,22 +135,18 @@ export class Ledger {
     orphans_count = 0;
     history_count = 0;
 
-    // Per transfer: pending status, the two account slots, and per-account doubly linked lists
-    // (ordered by timestamp) that serve get_account_transfers/get_account_balances.
+    // Per transfer: pending status and history row (persistent state segments).
     readonly transfer_status: Uint8Array;
-    readonly transfer_debit_slot: Uint32Array;
-    readonly transfer_credit_slot: Uint32Array;
-    readonly transfer_next_debit: Uint32Array;
-    readonly transfer_next_credit: Uint32Array;
-    readonly transfer_prev_debit: Uint32Array;
-    readonly transfer_prev_credit: Uint32Array;
     readonly transfer_history_row: Uint32Array;
-    readonly account_head: Uint32Array;
-    readonly account_tail: Uint32Array;
-    // Whether the account is the credit side of its tail transfer (meaningful only when the tail
-    // is not `none`): appending then writes the tail's next link without first reading the
-    // tail's debit slot, one random read fewer per side.
-    readonly account_tail_credit: Uint8Array;
+    // Per transfer, interleaved (`links_stride` words each) so that one cache line serves an
+    // append: its two account slots and its links in both accounts' doubly linked lists (ordered
+    // by timestamp), which serve get_account_transfers/get_account_balances.
+    readonly transfer_links: Uint32Array;
+    // Per account (`lists_stride` words): the head and tail of its list, and whether the
+    // account is the credit side of its tail transfer (meaningful only when the tail is not
+    // `none`): appending then writes the tail's next link without first reading the tail's
+    // debit slot.
+    readonly account_lists: Uint32Array;
     // History rows: debit account balances (16 words) then credit account balances (16 words).
     readonly history_words: Uint32Array;
 
@@ -218,16 +218,9 @@ export class Ledger {
         this.transfers_index = this.transfers.index;
         const t = this.transfers_max;
         this.transfer_status = new Uint8Array(t);
-        this.transfer_debit_slot = new Uint32Array(t);
-        this.transfer_credit_slot = new Uint32Array(t);
-        this.transfer_next_debit = new Uint32Array(t);
-        this.transfer_next_credit = new Uint32Array(t);
-        this.transfer_prev_debit = new Uint32Array(t);
-        this.transfer_prev_credit = new Uint32Array(t);
         this.transfer_history_row = new Uint32Array(t);
-        this.account_head = new Uint32Array(this.accounts_max).fill(none);
-        this.account_tail = new Uint32Array(this.accounts_max).fill(none);
-        this.account_tail_credit = new Uint8Array(this.accounts_max);
+        this.transfer_links = new Uint32Array(t * links_stride);
+        this.account_lists = new Uint32Array(this.accounts_max * lists_stride).fill(none);
         this.history_words = new Uint32Array(this.history_max * 32);
         this.expiry_hi = new Uint32Array(t);
         this.expiry_lo = new Uint32Array(t);
@@ -240,9 +233,8 @@ export class Ledger {
 
     private prefault(): void {
         const arrays = [this.account_words, this.transfer_words, this.transfers_index.table,
-            this.accounts_index.table, this.history_words, this.transfer_next_debit,
-            this.transfer_next_credit, this.transfer_prev_debit, this.transfer_prev_credit,
-            this.transfer_debit_slot, this.transfer_credit_slot, this.transfer_history_row];
+            this.accounts_index.table, this.history_words, this.transfer_links,
+            this.transfer_history_row];
         for (const array of arrays) {
             for (let i = 0; i < array.length; i += 1024) array[i] = 0;
         }
@@ -254,6 +246,17 @@ export class Ledger {
 
     get transfers_count(): number {
         return this.transfers.count;
+    }
+
+    /** The account slots of transfer `slot` (for invariant checks in tests). */
+    transfer_debit_account_slot(slot: number): number {
+        assert(slot >= 0 && slot < this.transfers_count);
+        return this.transfer_links[slot * links_stride + l_debit];
+    }
+
+    transfer_credit_account_slot(slot: number): number {
+        assert(slot >= 0 && slot < this.transfers_count);
+        return this.transfer_links[slot * links_stride + l_credit];
     }
 
     /** Returns why a batch cannot be executed for lack of capacity, or null if it can. */
@@ -277,6 +280,8 @@ export class Ledger {
         assert(input_length >= 0 && input_length <= this.input_bytes.length);
         assert(input_offset >= 0 && input_offset + input_length <= input.length);
         assert(operation >= Operation.pulse);
+        // Every record is in memory: nothing to read (see the contract in record_store.ts).
+        if (this.accounts.resident && this.transfers.resident) return;
         const base = this.input_use(operation, input, input_offset, input_length);
         const words = this.input_words;
         let sink = 0, ids = 0;
@@ -413,6 +418,14 @@ export class Ledger {
             ((input[base + w_code_flags] >>> 16) & imported_flag) !== 0;
         let chain_start = -1;
         let chain_broken = false;
+        if (transfers) {
+            // Every event's record is copied into the free transfer slots in one memcpy; an
+            // event that gets created then finds its record there (moved down by one copy
+            // only when an earlier event of the batch failed).
+            this.staged_first = this.transfers.count;
+            this.input_base = base;
+            this.transfers.stage(input, base, events);
+        }
         for (let index = 0; index < events; index++) {
             const e = base + index * record_words;
             if (transfers && (index & (chunk_events - 1)) === 0) {
@@ -467,8 +480,12 @@ export class Ledger {
             }
         }
         assert(!this.chain_open);
+        if (transfers) this.transfers.unstage();
         return events * 16;
     }
+    /** The transfer slot where event 0 of the running batch is staged, and its input word. */
+    private staged_first = 0;
+    private input_base = 0;
 
     /**
      * Looks up the debit and credit account slots of the next `count` transfer events in one
@@ -553,8 +570,8 @@ export class Ledger {
         const slot = this.accounts.append(input, e);
         this.account_words[slot * record_words + w_timestamp_lo] = this.result_lo;
         this.account_words[slot * record_words + w_timestamp_hi] = this.result_hi;
-        this.account_head[slot] = none;
-        this.account_tail[slot] = none;
+        this.account_lists[slot * lists_stride + a_head] = none;
+        this.account_lists[slot * lists_stride + a_tail] = none;
         this.undo_push(undo_account_insert, slot);
         return created;
     }
@@ -790,63 +807,89 @@ export class Ledger {
         }
         if ((flags & transfer_flag_closing_debit) !== 0) accounts[dr + w_code_flags] |= 0x200000;
         if ((flags & transfer_flag_closing_credit) !== 0) accounts[cr + w_code_flags] |= 0x200000;
-        this.history_record(slot);
+        if (((accounts[dr + w_code_flags] | accounts[cr + w_code_flags]) &
+            (account_flag_history << 16)) !== 0) {
+            this.history_record(slot);
+        }
         if (this.change_events_max === 0) return;
         this.change_event_record(pending ? ChangeEventType.pending : ChangeEventType.single_phase,
             slot, debit_slot, credit_slot, this.result_hi, this.result_lo);
     }
 
-    /** Appends the input event as a transfer record and links it to both accounts. */
+    /**
+     * Appends the input event (staged by execute_create) as a transfer record and links it to
+     * both accounts. One function, with the links written through one local view: every
+     * typed-array field costs V8 loads and checks on each use.
+     */
     private transfer_insert(e: number, debit_slot: number, credit_slot: number): number {
-        const slot = this.transfers.append(this.input_words, e);
+        const slot = this.transfers.append_staged(this.staged_first +
+            ((e - this.input_base) >>> 5));
         const t = slot * record_words;
-        this.transfer_words[t + w_timestamp_lo] = this.result_lo;
-        this.transfer_words[t + w_timestamp_hi] = this.result_hi;
+        const transfer_words = this.transfer_words;
+        transfer_words[t + w_timestamp_lo] = this.result_lo;
+        transfer_words[t + w_timestamp_hi] = this.result_hi;
         this.transfer_status[slot] = pending_none;
         this.transfer_history_row[slot] = none;
-        this.transfer_debit_slot[slot] = debit_slot;
-        this.transfer_credit_slot[slot] = credit_slot;
-        this.transfer_prev_debit[slot] = this.link_append(debit_slot, slot, 0);
-        this.transfer_next_debit[slot] = none;
-        this.transfer_prev_credit[slot] = this.link_append(credit_slot, slot, 1);
-        this.transfer_next_credit[slot] = none;
-        this.undo_push(undo_transfer_insert, slot);
+        const links = this.transfer_links, lists = this.account_lists;
+        const l = slot * links_stride;
+        links[l + l_debit] = debit_slot;
+        links[l + l_credit] = credit_slot;
+        links[l + l_next_debit] = none;
+        links[l + l_next_credit] = none;
+        // Append to the debit account's list, then to the credit account's.
+        let a = debit_slot * lists_stride;
+        let tail = lists[a + a_tail];
+        if (tail === none) lists[a + a_head] = slot;
+        else links[tail * links_stride + l_next_debit + lists[a + a_tail_credit]] = slot;
+        lists[a + a_tail] = slot;
+        lists[a + a_tail_credit] = 0;
+        links[l + l_prev_debit] = tail;
+        a = credit_slot * lists_stride;
+        tail = lists[a + a_tail];
+        if (tail === none) lists[a + a_head] = slot;
+        else links[tail * links_stride + l_next_debit + lists[a + a_tail_credit]] = slot;
+        lists[a + a_tail] = slot;
+        lists[a + a_tail_credit] = 1;
+        links[l + l_prev_credit] = tail;
+        if (this.chain_open) this.undo_push(undo_transfer_insert, slot);
         return slot;
     }
 
-    /** Appends `slot` to the account's list; returns the previous tail. */
+    /** Appends `slot` to the account's list (checkpoint restore); returns the previous tail. */
     private link_append(account_slot: number, slot: number, credit: number): number {
-        const tail = this.account_tail[account_slot];
+        const lists = this.account_lists, a = account_slot * lists_stride;
+        const tail = lists[a + a_tail];
         if (tail === none) {
-            this.account_head[account_slot] = slot;
-        } else if (this.account_tail_credit[account_slot] === 0) {
-            this.transfer_next_debit[tail] = slot;
+            lists[a + a_head] = slot;
         } else {
-            this.transfer_next_credit[tail] = slot;
+            this.transfer_links[tail * links_stride + l_next_debit + lists[a + a_tail_credit]] =
+                slot;
         }
-        this.account_tail[account_slot] = slot;
-        this.account_tail_credit[account_slot] = credit;
+        lists[a + a_tail] = slot;
+        lists[a + a_tail_credit] = credit;
         return tail;
     }
 
     private link_remove_last(account_slot: number, prev: number): void {
-        this.account_tail[account_slot] = prev;
+        const lists = this.account_lists, links = this.transfer_links;
+        const a = account_slot * lists_stride;
+        lists[a + a_tail] = prev;
         if (prev === none) {
-            this.account_head[account_slot] = none;
-        } else if (this.transfer_debit_slot[prev] === account_slot) {
-            this.account_tail_credit[account_slot] = 0;
-            this.transfer_next_debit[prev] = none;
+            lists[a + a_head] = none;
+        } else if (links[prev * links_stride + l_debit] === account_slot) {
+            lists[a + a_tail_credit] = 0;
+            links[prev * links_stride + l_next_debit] = none;
         } else {
-            this.account_tail_credit[account_slot] = 1;
-            this.transfer_next_credit[prev] = none;
+            lists[a + a_tail_credit] = 1;
+            links[prev * links_stride + l_next_credit] = none;
         }
     }
 
     /** Keeps the balances after the transfer when either account has the history flag. */
     private history_record(slot: number): void {
         const accounts = this.account_words;
-        const dr = this.transfer_debit_slot[slot] * record_words;
-        const cr = this.transfer_credit_slot[slot] * record_words;
+        const dr = this.transfer_links[slot * links_stride + l_debit] * record_words;
+        const cr = this.transfer_links[slot * links_stride + l_credit] * record_words;
         const history = account_flag_history << 16;
         if ((accounts[dr + w_code_flags] & history) === 0 &&
             (accounts[cr + w_code_flags] & history) === 0) {
@@ -1021,8 +1064,8 @@ export class Ledger {
             this.result_hi = hi;
             this.result_lo = lo;
         }
-        const debit_slot = this.transfer_debit_slot[p_slot];
-        const credit_slot = this.transfer_credit_slot[p_slot];
+        const debit_slot = this.transfer_links[p_slot * links_stride + l_debit];
+        const credit_slot = this.transfer_links[p_slot * links_stride + l_credit];
         const accounts = this.account_words;
         const closed = account_flag_closed << 16;
         if (!voiding && (accounts[debit_slot * record_words + w_code_flags] & closed) !== 0) {
@@ -1083,10 +1126,12 @@ export class Ledger {
         const p_flags = this.transfer_words[p_slot * record_words + w_code_flags] >>> 16;
         const accounts = this.account_words;
         if ((p_flags & transfer_flag_closing_debit) !== 0) {
-            accounts[this.transfer_debit_slot[p_slot] * record_words + w_code_flags] &= ~0x200000;
+            const debit_slot = this.transfer_links[p_slot * links_stride + l_debit];
+            accounts[debit_slot * record_words + w_code_flags] &= ~0x200000;
         }
         if ((p_flags & transfer_flag_closing_credit) !== 0) {
-            accounts[this.transfer_credit_slot[p_slot] * record_words + w_code_flags] &= ~0x200000;
+            const credit_slot = this.transfer_links[p_slot * links_stride + l_credit];
+            accounts[credit_slot * record_words + w_code_flags] &= ~0x200000;
         }
     }
 
@@ -1176,8 +1221,9 @@ export class Ledger {
 
     private transfer_remove_last(slot: number): void {
         assert(slot === this.transfers_count - 1);
-        this.link_remove_last(this.transfer_debit_slot[slot], this.transfer_prev_debit[slot]);
-        this.link_remove_last(this.transfer_credit_slot[slot], this.transfer_prev_credit[slot]);
+        const l = slot * links_stride, links = this.transfer_links;
+        this.link_remove_last(links[l + l_debit], links[l + l_prev_debit]);
+        this.link_remove_last(links[l + l_credit], links[l + l_prev_credit]);
         if (this.transfer_history_row[slot] !== none) {
             assert(this.transfer_history_row[slot] === this.history_count - 1);
             this.history_count--;
@@ -1297,11 +1343,12 @@ export class Ledger {
         for (let index = 0; index < count; index++) {
             const p_slot = this.pulse_slots[index];
             const p = p_slot * record_words;
-            const dr = this.transfer_debit_slot[p_slot] * record_words;
-            const cr = this.transfer_credit_slot[p_slot] * record_words;
+            const debit_slot = this.transfer_links[p_slot * links_stride + l_debit];
+            const credit_slot = this.transfer_links[p_slot * links_stride + l_credit];
+            const dr = debit_slot * record_words, cr = credit_slot * record_words;
             assert(this.transfer_status[p_slot] === pending_pending);
-            this.accounts.update(this.transfer_debit_slot[p_slot]);
-            this.accounts.update(this.transfer_credit_slot[p_slot]);
+            this.accounts.update(debit_slot);
+            this.accounts.update(credit_slot);
             u128_sub(accounts, dr + w_debits_pending, accounts, dr + w_debits_pending,
                 transfers, p + w_amount);
             u128_sub(accounts, cr + w_credits_pending, accounts, cr + w_credits_pending,
@@ -1311,7 +1358,7 @@ export class Ledger {
             this.transfer_status[p_slot] = pending_expired;
             this.set_event_timestamp(count, index);
             this.change_event_record(ChangeEventType.expired, p_slot,
-                this.transfer_debit_slot[p_slot], this.transfer_credit_slot[p_slot],
+                debit_slot, credit_slot,
                 this.event_hi, this.event_lo);
         }
     }
@@ -1465,13 +1512,15 @@ export class Ledger {
         }
         const limit = Math.min(limit_requested, batch_events_max);
         const reversed = (flags & AccountFilterFlags.reversed) !== 0;
-        let slot = reversed ? this.account_tail[account_slot] : this.account_head[account_slot];
+        const links = this.transfer_links;
+        let slot = this.account_lists[account_slot * lists_stride + (reversed ? a_tail : a_head)];
         let length = 0, found = 0;
         while (slot !== none && found < limit) {
-            const as_debit = this.transfer_debit_slot[slot] === account_slot;
+            const l = slot * links_stride;
+            const as_debit = links[l + l_debit] === account_slot;
             const next = as_debit ?
-                (reversed ? this.transfer_prev_debit[slot] : this.transfer_next_debit[slot]) :
-                (reversed ? this.transfer_prev_credit[slot] : this.transfer_next_credit[slot]);
+                links[l + (reversed ? l_prev_debit : l_next_debit)] :
+                links[l + (reversed ? l_prev_credit : l_next_credit)];
             if (this.account_filter_match(slot, as_debit, flags)) {
                 length = this.account_filter_emit(slot, as_debit, balances, length);
                 found++;
@@ -1680,8 +1729,7 @@ export class Ledger {
         assert(this.change_events_count <= this.change_events_max);
         this.accounts.rebuild(a);
         this.transfers.rebuild(0);
-        this.account_head.fill(none);
-        this.account_tail.fill(none);
+        this.account_lists.fill(none);
         this.expiry_count = 0;
         for (let slot = 0; slot < this.orphans_count; slot++) {
             this.transfers_index.insert_secondary(slot);
@@ -1700,12 +1748,13 @@ export class Ledger {
         assert(debit_slot !== -1 && credit_slot !== -1);
         this.transfer_status[slot] = status;
         this.transfer_history_row[slot] = row;
-        this.transfer_debit_slot[slot] = debit_slot;
-        this.transfer_credit_slot[slot] = credit_slot;
-        this.transfer_prev_debit[slot] = this.link_append(debit_slot, slot, 0);
-        this.transfer_next_debit[slot] = none;
-        this.transfer_prev_credit[slot] = this.link_append(credit_slot, slot, 1);
-        this.transfer_next_credit[slot] = none;
+        const l = slot * links_stride, links = this.transfer_links;
+        links[l + l_debit] = debit_slot;
+        links[l + l_credit] = credit_slot;
+        links[l + l_prev_debit] = this.link_append(debit_slot, slot, 0);
+        links[l + l_next_debit] = none;
+        links[l + l_prev_credit] = this.link_append(credit_slot, slot, 1);
+        links[l + l_next_credit] = none;
         const timeout = this.transfer_words[t + w_word27];
         if (status === pending_pending && timeout !== 0) {
             this.result_hi = this.transfer_words[t + w_timestamp_hi];
@@ -1718,8 +1767,7 @@ export class Ledger {
     private reset(): void {
         this.accounts.reset();
         this.transfers.reset();
-        this.account_head.fill(none);
-        this.account_tail.fill(none);
+        this.account_lists.fill(none);
         this.orphan_words.fill(0);
         this.history_words.fill(0);
         this.orphans_count = 0;

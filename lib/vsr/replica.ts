@@ -10,7 +10,9 @@
 // 256-byte header is re-checksummed, the body and its checksum are unchanged), and the journal
 // writes it to the WAL. When a quorum holds it, prepares commit in op order: the state machine
 // executes the body into a reply message from the pool, the reply is sealed, stored in the
-// client's session and sent.
+// client's session and sent. A single replica executes while the WAL write is still in flight
+// (`execute_ahead`: the reply waits in the pipeline until the op is durable), so that the disk
+// and the ledger work at the same time; with backups execution waits for the commit.
 //
 // Time, randomness, the network and storage come in through interfaces, so the deterministic
 // simulator (test/replica_simulator.test.ts) drives this same code.
@@ -1074,10 +1076,13 @@ export class Replica implements StorageCompletionTarget {
         assert.equal(op, this.commit_min + 1);
         assert(op <= this.op_executed);
         if (reply !== reply_none) {
-            this.session_commit(prepare, prepare.u8(prepare_at.operation), op, reply,
-                connection);
-            this.stats.replies_sent += 1;
-            this.send(connection, reply);
+            const session = this.session_commit(prepare, prepare.u8(prepare_at.operation), op,
+                reply, connection);
+            // A client evicted while its request was in the pipeline was told so already.
+            if (session) {
+                this.stats.replies_sent += 1;
+                this.send(connection, reply);
+            }
             this.pool.unref(reply);
         }
         this.committed(op);
@@ -1142,9 +1147,12 @@ export class Replica implements StorageCompletionTarget {
             body_size, bytes, output_offset);
     }
 
-    /** The session table after a commit: register creates (maybe evicting), others update. */
+    /**
+     * The session table after a commit: register creates (maybe evicting), others update.
+     * Returns whether the client has a session (false: it was evicted meanwhile).
+     */
     private session_commit(prepare: HeaderView, operation: number, op: number,
-        reply: number, connection: number): void {
+        reply: number, connection: number): boolean {
         const at = prepare_at.client;
         const c0 = prepare.limb(at, 0);
         const c1 = prepare.limb(at, 1);
@@ -1157,9 +1165,10 @@ export class Replica implements StorageCompletionTarget {
             this.sessions.insert(entry, c0, c1, c2, c3, op);
         }
         // A client evicted while its request was in the pipeline gets no session back.
-        if (entry === -1) return;
+        if (entry === -1) return false;
         this.sessions.reply_store(entry, reply);
         if (connection >= 0) this.sessions.connection_set(entry, connection);
+        return true;
     }
 
     // ------------------------------------------------------------------ time

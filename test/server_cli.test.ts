@@ -1,0 +1,57 @@
+// `ringledger format` and `ringledger start` as a user meets them: startup says what it opened
+// and how it is configured; each failure exits non-zero and says what to do.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { test } from 'node:test';
+
+import {
+    ServerProcess, cli_run, data_file_path, format_data_file, port_free, test_data,
+} from './server_process';
+
+test('cli: start reports its configuration; failures say what to do', { timeout: 120_000 },
+    async () => {
+        const file = data_file_path('cli');
+        format_data_file(file, ['--clients-max=8', '--accounts-max=1000', '--transfers-max=5000']);
+        const capacity = ['--clients-max=8', '--accounts-max=1000', '--transfers-max=5000'];
+        const port = await port_free();
+        const server = await ServerProcess.start(file, port, capacity);
+        try {
+            assert.match(server.stdout, /opened .*: replica 0 of 1, view 0, op 0, checkpoint 0/);
+            assert.match(server.stdout, /clients_max 8, connections_max 40, accounts_max 1000, /);
+            assert.match(server.stdout, new RegExp(`listening on 127\\.0\\.0\\.1:${port}`));
+
+            const locked = cli_run(['start', `--addresses=${await port_free()}`, ...capacity,
+                file]);
+            assert.equal(locked.status, 1);
+            assert.match(locked.stderr, /is locked by process \d+/);
+            assert.match(locked.stderr, /Another ringledger may be using this file/);
+        } finally {
+            assert.equal(await server.stop('SIGINT'), 0, server.stderr);
+        }
+        assert.match(server.stdout, /SIGINT: stopping/);
+
+        const wrong_capacity = cli_run(['start', `--addresses=${port}`, file]);
+        assert.equal(wrong_capacity.status, 1);
+        assert.match(wrong_capacity.stderr, /start with the --clients-max, --accounts-max and /);
+
+        const missing = cli_run(['start', `--addresses=${port}`, `${test_data}/missing.rl`]);
+        assert.equal(missing.status, 1);
+        assert.match(missing.stderr, /create it first with `ringledger format`/);
+
+        const again = cli_run(['format', '--cluster=0', '--replica=0', '--replica-count=1', file]);
+        assert.equal(again.status, 1);
+        assert.match(again.stderr, /already exists: format never overwrites a data file/);
+
+        const typo = cli_run(['start', '--adresses=3000', file]);
+        assert.equal(typo.status, 2);
+        assert.match(typo.stderr, /unknown flag --adresses\nusage: ringledger start/);
+
+        const bad_address = cli_run(['start', '--addresses=3000,x:y', file]);
+        assert.equal(bad_address.status, 2);
+        assert.match(bad_address.stderr, /"x:y" is not a port or host:port/);
+
+        const two = cli_run(['start', '--addresses=3000,3001', ...capacity, file]);
+        assert.equal(two.status, 1);
+        assert.match(two.stderr, /replica 0 of a cluster of 1: give --addresses with 1/);
+        fs.rmSync(file, { force: true });
+    });
