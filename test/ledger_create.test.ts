@@ -180,6 +180,23 @@ test('create_transfers: balances and limits', () => {
     assert.equal(a4.credits_posted, 10n);
 });
 
+test('create_transfers: simple transfers carry across every limb', () => {
+    const driver = fresh();
+    const two_32 = 1n << 32n;
+    // Amounts below 2^96 take the simple path; each pair makes a carry out of one limb.
+    const amounts = [two_32 - 1n, 1n, two_32 * two_32 - 1n, 1n, (1n << 96n) - 1n, 1n,
+        (1n << 96n) - 1n, two_32 + 5n];
+    const statuses = driver.statuses_transfers(amounts.map((amount, i) => ({
+        id: BigInt(100 + i), debit_account_id: 1n, credit_account_id: 2n, amount })));
+    assert.deepEqual(statuses, Array(amounts.length).fill(TS.created));
+    const total = amounts.reduce((sum, amount) => sum + amount, 0n);
+    assert(total >= 1n << 96n, 'the sum reaches the top limb');
+    const [a1, a2] = driver.lookup_accounts([1n, 2n]);
+    assert.equal(a1.debits_posted, total);
+    assert.equal(a2.credits_posted, total);
+    assert.equal(a1.credits_posted + a1.debits_pending + a2.debits_posted, 0n);
+});
+
 test('create_transfers: u128 overflow checks', () => {
     const driver = fresh();
     const big = (1n << 127n);

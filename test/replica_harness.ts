@@ -334,6 +334,8 @@ export interface HarnessOptions {
     config?: StorageConfig;
     accounts_max?: number;
     transfers_max?: number;
+    /** Where the replica's log lines go (default: nowhere). */
+    log?: (line: string) => void;
 }
 
 /** One committed op as the WAL records it. */
@@ -402,7 +404,7 @@ export class Harness {
         this.replica = replica_create({
             pool: this.pool, time: this.time, random: this.prng, storage: this.storage,
             superblock, journal, storage_listener: listener, ledger: this.ledger,
-            clients_max: this.config.clients_max,
+            clients_max: this.config.clients_max, log: this.options.log,
         });
         this.replica.open();
         await storage_run_until(this.storage, () => this.replica.status === Status.normal ||

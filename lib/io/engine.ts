@@ -121,6 +121,12 @@ export interface Engine {
      * `timeout_ms` for at least one completion, deliver all completions; returns how many.
      */
     run_once(timeout_ms: number): number;
+    /**
+     * Submits what is queued now, without waiting for completions, so that disk work can overlap
+     * with CPU work before the next turn. io_uring: one io_uring_enter; libuv: a no-op (every
+     * operation is handed to Node's thread pool as it is called).
+     */
+    flush(): void;
     stats(): EngineStats;
     /** Stops delivering completions and releases the ring. In-flight operations must be drained. */
     destroy(): void;

@@ -498,6 +498,12 @@ export class LibuvEngine implements Engine {
             'the libuv engine runs on Node\'s event loop (call start())');
     }
 
+    /** A no-op: each operation already went to Node's thread pool or sockets when called. */
+    flush(): void {
+        assert(!this.destroyed);
+        assert(this.link_head === -1, 'flush: a linked write is waiting for its follower');
+    }
+
     stats(): EngineStats {
         return {
             enter_calls: 0,

@@ -96,6 +96,40 @@ export class IdTable {
     }
 
     /**
+     * Looks up `count` ids (stride `stride_words` apart from key[key_offset]) in one loop,
+     * writing each slot or -1 to out[out_offset + i * out_stride]. For primary ids only (a
+     * secondary match counts as absent), and it records no miss: for lookups, not inserts. One
+     * loop instead of a call per id lets V8 keep the tables' pointers and lengths in registers,
+     * and the independent probes overlap their cache misses.
+     */
+    find_many(key: Uint32Array, key_offset: number, stride_words: number, count: number,
+        out: Int32Array, out_offset: number, out_stride: number): void {
+        const words = this.words, stride = this.stride_words;
+        const table = this.table, mask = this.mask;
+        for (let i = 0; i < count; i++) {
+            const k = key_offset + i * stride_words;
+            const w0 = key[k], w1 = key[k + 1], w2 = key[k + 2], w3 = key[k + 3];
+            const hash = id_hash(w0, w1, w2, w3);
+            let index = hash & mask;
+            let slot = -1;
+            for (let probe = 0; probe <= mask; probe++) {
+                const entry = table[index * 2 + 1];
+                if (entry === empty) break;
+                if (entry > 0 && table[index * 2] === hash) {
+                    const base = (entry - 1) * stride;
+                    if (words[base] === w0 && words[base + 1] === w1 &&
+                        words[base + 2] === w2 && words[base + 3] === w3) {
+                        slot = entry - 1;
+                        break;
+                    }
+                }
+                index = (index + 1) & mask;
+            }
+            out[out_offset + i * out_stride] = slot;
+        }
+    }
+
+    /**
      * Touches the home bucket of each of `count` ids (stride `stride_words` words apart).
      * The loads are independent, so the CPU overlaps their cache misses; the probes that
      * follow then hit the cache. Returns a value only so the loads are not optimised away.

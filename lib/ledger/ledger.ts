@@ -33,7 +33,8 @@ import {
 import { IdTable } from './id_table';
 import { MemoryRecordStore, RecordStore, prefetch_ids_max } from './record_store';
 import {
-    u128_add, u128_add_to, u128_compare, u128_copy, u128_equal, u128_is_max, u128_is_zero, u128_sub,
+    u128_add, u128_add_small, u128_add_to, u128_compare, u128_copy, u128_equal, u128_is_max,
+    u128_is_zero, u128_sub,
     u128_sub_saturating,
 } from './u128';
 
@@ -432,10 +433,18 @@ export class Ledger {
                 this.chunk_resolve(e, Math.min(chunk_events, events - index));
             }
             this.chunk_index = index & (chunk_events - 1);
-            const flags = input[e + w_code_flags] >>> 16;
             this.set_event_timestamp(events, index);
             this.result_hi = this.event_hi;
             this.result_lo = this.event_lo;
+            if (transfers && chain_start === -1 && !batch_imported &&
+                this.create_transfer_simple(e) === created) {
+                out[index * 4] = this.result_lo;
+                out[index * 4 + 1] = this.result_hi;
+                out[index * 4 + 2] = created;
+                out[index * 4 + 3] = 0;
+                continue;
+            }
+            const flags = input[e + w_code_flags] >>> 16;
             let status: number;
             const linked = (flags & 1) !== 0;
             if (linked && chain_start === -1) {
@@ -498,11 +507,8 @@ export class Ledger {
     private chunk_resolve(e: number, count: number): void {
         const input = this.input_words, accounts = this.accounts_index;
         const slots = this.chunk_slots;
-        for (let i = 0; i < count; i++) {
-            const k = e + i * record_words;
-            slots[i * 2] = accounts.find(input, k + w_debit_account);
-            slots[i * 2 + 1] = accounts.find(input, k + w_credit_account);
-        }
+        accounts.find_many(input, e + w_debit_account, record_words, count, slots, 0, 2);
+        accounts.find_many(input, e + w_credit_account, record_words, count, slots, 1, 2);
         this.warm_sink ^= this.transfers_index.warm(input, e, record_words, count);
     }
     // Per event of the current chunk: debit and credit account slots (-1 if absent).
@@ -657,6 +663,69 @@ export class Ledger {
         const credit_slot = this.chunk_slots[this.chunk_index * 2 + 1];
         if (credit_slot === -1) return TS.credit_account_not_found;
         return this.create_transfer_accounts(e, flags, debit_slot, credit_slot);
+    }
+
+    /**
+     * The common case in one function: a transfer with no flags, timestamp, pending id or
+     * timeout, outside a linked chain, between two existing open accounts of its ledger that
+     * have no balance limits, with amounts far from overflow. Such a transfer passes every check
+     * of create_transfer, so this creates it and returns `created`; anything else returns 0
+     * without any effect, and the general path decides (with every status in its order).
+     */
+    private create_transfer_simple(e: number): number {
+        const input = this.input_words;
+        const code_flags = input[e + w_code_flags];
+        const ledger = input[e + w_ledger];
+        if ((code_flags >>> 16) !== 0 || (code_flags & 0xffff) === 0 || ledger === 0) return 0;
+        if ((input[e + w_word27] | input[e + w_timestamp_lo] | input[e + w_timestamp_hi]) !== 0) {
+            return 0;
+        }
+        if ((input[e + w_pending_id] | input[e + w_pending_id + 1] | input[e + w_pending_id + 2] |
+            input[e + w_pending_id + 3]) !== 0) {
+            return 0;
+        }
+        // Slots found mean valid account ids (an account id is never zero or int max); distinct
+        // slots mean distinct ids.
+        const debit_slot = this.chunk_slots[this.chunk_index * 2];
+        const credit_slot = this.chunk_slots[this.chunk_index * 2 + 1];
+        if (debit_slot < 0 || credit_slot < 0 || debit_slot === credit_slot) return 0;
+        const accounts = this.account_words;
+        const dr = debit_slot * record_words, cr = credit_slot * record_words;
+        if (accounts[dr + w_ledger] !== ledger || accounts[cr + w_ledger] !== ledger) return 0;
+        const special = (account_flag_closed | account_flag_debits_must_not_exceed_credits |
+            account_flag_credits_must_not_exceed_debits) << 16;
+        if (((accounts[dr + w_code_flags] | accounts[cr + w_code_flags]) & special) !== 0) {
+            return 0;
+        }
+        // As in transfer_overflows: an amount below 2^96 cannot overflow these balances.
+        if (input[e + w_amount + 3] !== 0 || accounts[dr + w_debits_pending + 3] >= 0x7fffffff ||
+            accounts[dr + w_debits_posted + 3] >= 0x7fffffff ||
+            accounts[cr + w_credits_pending + 3] >= 0x7fffffff ||
+            accounts[cr + w_credits_posted + 3] >= 0x7fffffff) {
+            return 0;
+        }
+        const id_or = input[e] | input[e + 1] | input[e + 2] | input[e + 3];
+        const id_and = input[e] & input[e + 1] & input[e + 2] & input[e + 3];
+        if (id_or === 0 || id_and === -1) return 0; // Zero or int max.
+        // Not created and not burnt; the miss is what transfer_insert's append reuses.
+        if (this.transfers.find(input, e) !== -1) return 0;
+        this.accounts.update(debit_slot);
+        this.accounts.update(credit_slot);
+        const slot = this.transfer_insert(e, debit_slot, credit_slot);
+        // The staged record already holds the amount (no balancing here), below 2^96.
+        const amount_0 = input[e + w_amount], amount_1 = input[e + w_amount + 1];
+        const amount_2 = input[e + w_amount + 2];
+        u128_add_small(accounts, dr + w_debits_posted, amount_0, amount_1, amount_2);
+        u128_add_small(accounts, cr + w_credits_posted, amount_0, amount_1, amount_2);
+        if (((accounts[dr + w_code_flags] | accounts[cr + w_code_flags]) &
+            (account_flag_history << 16)) !== 0) {
+            this.history_record(slot);
+        }
+        if (this.change_events_max !== 0) {
+            this.change_event_record(ChangeEventType.single_phase, slot, debit_slot, credit_slot,
+                this.result_hi, this.result_lo);
+        }
+        return created;
     }
 
     private create_transfer_accounts(

@@ -178,7 +178,7 @@ export class MemoryRecordStore implements RecordStore {
         }
         this.count = slot + 1;
         this.index.insert(slot);
-        this.dirty_mark(slot);
+        if (this.dirty_chunk_records !== 0) this.dirty_mark(slot);
         return slot;
     }
 
@@ -200,7 +200,7 @@ export class MemoryRecordStore implements RecordStore {
 
     update(slot: number): void {
         if (slot >= this.count) assert.fail('record_store: update of a free slot');
-        this.dirty_mark(slot);
+        if (this.dirty_chunk_records !== 0) this.dirty_mark(slot);
     }
 
     /** Startup: turns dirty tracking on with chunks of `chunk_records` records. */

@@ -60,6 +60,21 @@ export function u128_add_to(a: Uint32Array, i: number, b: Uint32Array, j: number
     return sum > 0xffffffff;
 }
 
+/**
+ * a += (b0, b1, b2), an amount below 2^96 already in locals, for a caller that knows the sum
+ * fits (a's top limb below 2^31 - 1): the limbs are read once for both sides of a transfer.
+ */
+export function u128_add_small(a: Uint32Array, i: number, b0: number, b1: number,
+    b2: number): void {
+    let sum = a[i] + b0;
+    a[i] = sum;
+    sum = a[i + 1] + b1 + (sum > 0xffffffff ? 1 : 0);
+    a[i + 1] = sum;
+    sum = a[i + 2] + b2 + (sum > 0xffffffff ? 1 : 0);
+    a[i + 2] = sum;
+    if (sum > 0xffffffff) a[i + 3] = a[i + 3] + 1;
+}
+
 /** Writes a - b into out; returns true on borrow (a < b). */
 export function u128_sub(
     out: Uint32Array, o: number, a: Uint32Array, i: number, b: Uint32Array, j: number,

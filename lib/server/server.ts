@@ -16,7 +16,6 @@ import { performance } from 'node:perf_hooks';
 import { Arena, sector_size } from '../io/arena';
 import type { Engine, EngineKind } from '../io/engine';
 import { create_engine } from '../io/index';
-import { UringEngine } from '../io/uring_engine';
 import { Ledger } from '../ledger/ledger';
 import { FileStorage, lock_acquire, lock_release } from '../storage/file_storage';
 import { storage_run_until } from '../storage/storage';
@@ -58,8 +57,11 @@ export class SystemTime implements ReplicaTime {
 }
 
 const turns_per_yield = 64;
-/** Storage operations in flight: WAL write, replay read, checkpoint blocks, client replies. */
-const storage_operations_max = 32;
+/**
+ * Storage operations in flight: WAL writes (a pipeline of prepares plus their header sectors,
+ * 16), replay read, checkpoint blocks (8) and superblock, client replies (8).
+ */
+const storage_operations_max = 48;
 
 export class Server {
     readonly options: ServerOptions;
@@ -245,7 +247,7 @@ async function server_parts_locked(options: ServerOptions, arena: Arena, engine:
     const replica = replica_create({
         pool, time, random, storage, superblock, journal, storage_listener: listener, ledger,
         clients_max: options.clients_max, request_queue_max: sizing.request_queue_max,
-        log: options.log, io_flush: io_flush_of(engine),
+        log: options.log, io_flush: () => engine.flush(),
     });
     arena.seal();
     replica.open();
@@ -261,12 +263,6 @@ async function server_parts_locked(options: ServerOptions, arena: Arena, engine:
     const address = options.addresses[superblock.replica]!;
     const port = bus.listen(address.host, address.port);
     return { engine, pool, storage, replica, bus, ledger, time, address, port };
-}
-
-/** io_uring queues submissions until the next run_once; flushing early overlaps disk and CPU. */
-function io_flush_of(engine: Engine): (() => void) | undefined {
-    if (!(engine instanceof UringEngine)) return undefined;
-    return () => engine.flush();
 }
 
 function cluster_bigint(bytes: Uint8Array): bigint {

@@ -4,6 +4,16 @@
 // safe to truncate) from corruption (the prepare landed and was lost: must be repaired, never
 // treated as absent), following Protocol-Aware Recovery.
 //
+// Up to `journal_writes_max` prepares are written at once (the primary's pipeline), each in its
+// own write slot, so that disk latency overlaps. What recovery relies on still holds per op:
+// - a header is copied into the redundant ring only once its own prepare is durable;
+// - a header sector has at most one write in flight, and its arena copy is changed only while
+//   no write of it is in flight: a write never lands a stale copy over a newer one, and never
+//   reads a sector that is being changed. Headers that become ready while their sector is being
+//   written go out together in the sector's next write (coalesced);
+// - an op is reported written only once its prepare and its header sector are both durable.
+// Completions may arrive in any order; the caller acknowledges ops in op order (op_written).
+//
 // Recovery reads both rings, validates every header and prepare (checksums, cluster, slot), and
 // classifies each slot with the decision table of internals §6.3 (cases @A..@M). A replica in a
 // cluster marks unrecoverable slots faulty for repair from peers (the seam for the replication
@@ -35,8 +45,22 @@ export interface JournalListener {
 
 const enum Phase {
     idle, format_headers, format_prepares, read_headers, read_prepares, write_fixes,
-    write_prepare, write_header,
+    write_erases,
 }
+
+/** Prepare writes in flight at most: the primary's pipeline (pipeline_prepare_queue_max). */
+export const journal_writes_max = 8;
+
+/** A write slot: writing its prepare, then waiting for or writing its header sector. */
+const enum WriteState { free = 0, prepare = 1, header_wait = 2, header = 3 }
+
+/**
+ * Debug level: re-checksum every prepare body before writing it. The replica checksums a body
+ * once, when the request arrives, and writes it from the same buffer; a second pass over up to
+ * 1 MiB per prepare on the hot path would only catch a bug that scribbled over a pool buffer.
+ * RINGLEDGER_DEBUG=1 turns it on (tests do, through `verify_bodies`).
+ */
+const verify_bodies_default = process.env.RINGLEDGER_DEBUG === '1';
 
 export class Journal implements StorageCompletionTarget {
     private readonly storage: Storage;
@@ -66,8 +90,21 @@ export class Journal implements StorageCompletionTarget {
     private readonly sector_dirty: Uint8Array;
     private phase = Phase.idle;
     private cursor = 0;
-    private write_op = -1;
-    private write_arena_offset = 0;
+    readonly writes_max = journal_writes_max;
+    /** Per write slot: its state and op (-1 when free). */
+    private readonly write_state: Uint8Array;
+    private readonly write_op: Float64Array;
+    private writes_count = 0;
+    /** Per WAL slot: the write slot writing it, or -1. */
+    private readonly slot_write: Int8Array;
+    /** Per header sector: 1 while a write of it is in flight. */
+    private readonly sector_writing: Uint8Array;
+    /** Ops whose header sector write completed, reported after the journal's state is updated. */
+    private readonly report_op: Float64Array;
+    private readonly report_result: Int32Array;
+    private reporting = false;
+    /** Re-checksum each prepare body before writing it (see verify_bodies_default). */
+    verify_bodies = verify_bodies_default;
     /** The highest op in the log after recovery (the head), or -1 before. */
     op_max = -1;
 
@@ -95,9 +132,26 @@ export class Journal implements StorageCompletionTarget {
         this.faulty = new Uint8Array(this.slot_count);
         this.faulty_op = new Float64Array(this.slot_count).fill(-1);
         this.sector_dirty = new Uint8Array(this.slot_count / headers_per_sector);
+        this.write_state = new Uint8Array(this.writes_max);
+        this.write_op = new Float64Array(this.writes_max).fill(-1);
+        this.slot_write = new Int8Array(this.slot_count).fill(-1);
+        this.sector_writing = new Uint8Array(this.slot_count / headers_per_sector);
+        this.report_op = new Float64Array(this.writes_max);
+        this.report_result = new Int32Array(this.writes_max);
+        // Concurrent writes must not be able to tear every header sector at once (§6.1).
+        assert(this.slot_count / headers_per_sector > 1);
     }
 
-    get busy(): boolean { return this.phase !== Phase.idle; }
+    /** Format or recovery is running, or a prepare write is in flight. */
+    get busy(): boolean { return this.phase !== Phase.idle || this.writes_count > 0; }
+
+    /** Prepare writes that may be started now. */
+    get writes_available(): number {
+        return this.phase === Phase.idle ? this.writes_max - this.writes_count : 0;
+    }
+
+    /** Prepare writes in flight. */
+    get writes_in_flight(): number { return this.writes_count; }
 
     /** The arena view of the redundant headers (what the headers ring holds on disk). */
     redundant(): Uint8Array {
@@ -124,7 +178,7 @@ export class Journal implements StorageCompletionTarget {
 
     /** Writes a fresh WAL: the root prepare in slot 0, reserved headers elsewhere. */
     format(): void {
-        assert(this.phase === Phase.idle);
+        assert(this.phase === Phase.idle && this.writes_count === 0);
         const redundant = this.redundant();
         for (let slot = 0; slot < this.slot_count; slot++) {
             header_empty_write(redundant, slot * header_size, this.cluster, slot,
@@ -138,7 +192,7 @@ export class Journal implements StorageCompletionTarget {
 
     /** Reads both rings and classifies every slot (internals §6.3). */
     recover(): void {
-        assert(this.phase === Phase.idle);
+        assert(this.phase === Phase.idle && this.writes_count === 0);
         this.phase = Phase.read_headers;
         this.cursor = 0;
         this.faulty.fill(0);
@@ -150,17 +204,24 @@ export class Journal implements StorageCompletionTarget {
 
     /**
      * Writes the prepare message at `arena_offset` (header first, `size` bytes, zero-padded here
-     * to the sector) to its slot, then its redundant header sector. One write at a time: a solo
-     * replica must never leave a gap in its WAL.
+     * to the sector) to its slot, then its redundant header sector; reports the op through
+     * `journal_prepare_written`. Up to `writes_max` at once, in any op order, one per WAL slot;
+     * the message must stay untouched until reported. A crash with several in flight leaves
+     * some of them written and others torn or absent: recovery cuts them back to a prefix
+     * (head_cut), which holds every op reported written in order before the crash.
      */
     write_prepare(arena_offset: number): void {
         assert(this.phase === Phase.idle);
+        assert(this.writes_count < this.writes_max, 'journal: every write slot is busy');
         assert(arena_offset % sector_size === 0);
         const bytes = this.storage.arena.bytes;
         const size = header_size_field(bytes, arena_offset);
         assert(size >= header_size && size <= this.message_size_max);
+        // The header checksum covers 256 bytes: cheap, and it is what recovery trusts first.
         assert(header_checksum_valid(bytes, arena_offset), 'prepare header checksum');
-        assert(body_checksum_valid(bytes, arena_offset), 'prepare body checksum');
+        if (this.verify_bodies) {
+            assert(body_checksum_valid(bytes, arena_offset), 'prepare body checksum');
+        }
         assert(bytes[arena_offset + offset_command] === command_prepare);
         assert(u128_equal(bytes, arena_offset + offset_cluster, this.cluster, 0));
         const op = header_op(bytes, arena_offset);
@@ -170,23 +231,34 @@ export class Journal implements StorageCompletionTarget {
         this.chain_assert(bytes, arena_offset, op);
         bytes.fill(0, arena_offset + size, arena_offset + sector_ceil(size));
         const slot = op % this.slot_count;
+        assert.equal(this.slot_write[slot], -1, `journal: slot of op ${op} is being written`);
         // In memory first: the journal now expects this op in the slot.
         header_copy(this.headers, slot * header_size, bytes, arena_offset);
-        this.write_op = op;
-        this.write_arena_offset = arena_offset;
-        this.phase = Phase.write_prepare;
-        this.storage.write(this.target, slot, Zone.wal_prepares, slot * this.message_size_max,
+        const write = this.write_state.indexOf(WriteState.free);
+        assert(write >= 0);
+        this.write_state[write] = WriteState.prepare;
+        this.write_op[write] = op;
+        this.slot_write[slot] = write;
+        this.writes_count += 1;
+        this.storage.write(this.target, write, Zone.wal_prepares, slot * this.message_size_max,
             arena_offset, sector_ceil(size));
     }
 
     storage_complete(tag: number, result: number): void {
         switch (this.phase) {
+            case Phase.idle:
+                // Tags: a write slot for a prepare write, writes_max + sector for a header write.
+                if (tag < this.writes_max) return this.prepare_written(tag, result);
+                return this.header_written(tag - this.writes_max, result);
             case Phase.format_headers:
             case Phase.format_prepares:
             case Phase.write_fixes:
+            case Phase.write_erases:
                 if (result < 0) return this.fail_write(tag, result);
                 this.cursor += 1;
-                return this.phase === Phase.write_fixes ? this.fixes_step() : this.format_step();
+                if (this.phase === Phase.write_fixes) return this.fixes_step();
+                if (this.phase === Phase.write_erases) return this.erases_step();
+                return this.format_step();
             case Phase.read_headers:
                 this.header_sector_read(tag, result);
                 this.cursor += 1;
@@ -195,10 +267,6 @@ export class Journal implements StorageCompletionTarget {
                 this.prepare_read(tag, result);
                 this.cursor += 1;
                 return this.read_step();
-            case Phase.write_prepare:
-                return this.prepare_written(tag, result);
-            case Phase.write_header:
-                return this.header_written(result);
             default:
                 assert.fail(`journal: completion in phase ${this.phase}`);
         }
@@ -337,7 +405,7 @@ export class Journal implements StorageCompletionTarget {
             this.decisions[slot] = case_decision(label, this.solo);
         }
         this.op_max = this.log_op_max();
-        this.cut_torn();
+        this.head_cut();
         if (this.solo) this.gaps_find();
         for (let slot = 0; slot < this.slot_count; slot++) {
             const refusal = this.apply(slot);
@@ -404,24 +472,63 @@ export class Journal implements StorageCompletionTarget {
     }
 
     /**
-     * A crash mid-write leaves the prepare after the head torn while its redundant header still
-     * names the previous wrap (the header is written only after the prepare). That op was never
-     * acknowledged, so it is truncated, not repaired. Only the one slot after a certain head
-     * qualifies, since prepares are written one at a time.
+     * A crash with writes in flight leaves each of the ops just above the last one reported
+     * written (up to writes_max of them) whole, prepare-only, torn or absent, in any mix, since
+     * their writes complete in any order. None of them was acknowledged: ops are acknowledged in
+     * op order, each once its prepare and its redundant header are durable. So:
+     * - above the head, a slot the crash tore (head_torn) is truncated, not repaired;
+     * - a single replica, whose log must be contiguous, also cuts from the lowest op within
+     *   writes_max of the head that was never written (head_unwritten) up to the head: the ops
+     *   above such a gap were never acknowledged either.
+     * An op whose redundant header names it was written whole once: it is never cut here, so a
+     * lost or corrupt acknowledged prepare is still refused or repaired, never taken as absent.
      */
-    private cut_torn(): void {
-        const head_slot = this.op_max % this.slot_count;
-        const head = this.decisions[head_slot];
+    private head_cut(): void {
+        const op_max = this.op_max;
+        const head = this.decisions[op_max % this.slot_count];
         if (head !== Decision.eql && head !== Decision.fix) return;
-        const next = this.op_max + 1;
-        const slot = next % this.slot_count;
-        const label = this.cases[slot];
-        if (label !== 2 && label !== 3) return;
-        // A reserved header means the slot held nothing (first wrap, or a truncated op).
-        const old_op = header_op(this.redundant(), slot * header_size);
-        if (label === 2 || old_op + this.slot_count === next) {
-            this.decisions[slot] = Decision.cut_torn;
+        let cut_first = op_max + 1;
+        if (this.solo) {
+            for (let op = Math.max(1, op_max - this.writes_max + 1); op < op_max; op++) {
+                if (this.head_unwritten(op % this.slot_count, op)) {
+                    cut_first = op;
+                    break;
+                }
+            }
         }
+        // In flight at the crash were at most writes_max ops above the last written one. A slot
+        // the crash left untouched keeps its older op; one holding (part of) the op is cut.
+        for (let op = cut_first; op < cut_first + this.writes_max; op++) {
+            const slot = op % this.slot_count;
+            const whole = op <= op_max && this.prepare_state[slot] === ReadState.ok &&
+                header_operation(this.prepare_headers, slot * header_size) !==
+                operation_reserved && header_op(this.prepare_headers, slot * header_size) === op;
+            if (whole || this.head_torn(slot, op)) this.decisions[slot] = Decision.cut_torn;
+        }
+        this.op_max = cut_first - 1;
+    }
+
+    /** The slot shows no sign of `op`: its header is older, its prepare torn or older. */
+    private head_unwritten(slot: number, op: number): boolean {
+        if (!this.header_older(this.redundant(), slot, op)) return false;
+        const prepare = this.prepare_state[slot];
+        if (prepare === ReadState.corrupt) return true;
+        return prepare === ReadState.ok && this.header_older(this.prepare_headers, slot, op);
+    }
+
+    /** A torn write of `op`: the header is older and the prepare does not verify. */
+    private head_torn(slot: number, op: number): boolean {
+        return this.header_older(this.redundant(), slot, op) &&
+            this.prepare_state[slot] === ReadState.corrupt;
+    }
+
+    /** Recovery read an intact header from the slot, and it holds nothing or an op below `op`. */
+    private header_older(headers: Uint8Array, slot: number, op: number): boolean {
+        const state = headers === this.prepare_headers ? this.prepare_state[slot]
+            : this.header_state[slot];
+        if (state !== ReadState.ok) return false;
+        const at = slot * header_size;
+        return header_operation(headers, at) === operation_reserved || header_op(headers, at) < op;
     }
 
     /**
@@ -437,6 +544,10 @@ export class Journal implements StorageCompletionTarget {
             const expected = op_max - ((op_max - slot) % this.slot_count + this.slot_count) %
                 this.slot_count;
             if (expected <= 0 || decision === Decision.cut_torn) continue;
+            // Emptied by an earlier recovery's cut: the op that overwrote `expected` was in
+            // flight at a crash (within writes_max of the head) and was never acknowledged.
+            if (decision === Decision.nil && expected + this.slot_count <= op_max +
+                this.writes_max) continue;
             assert(expected % this.slot_count === slot && expected <= op_max);
             const held = decision === Decision.eql || decision === Decision.fix
                 ? header_op(this.prepare_headers, slot * header_size) : -1;
@@ -508,8 +619,9 @@ export class Journal implements StorageCompletionTarget {
         const sectors = this.slot_count / headers_per_sector;
         while (this.cursor < sectors && this.sector_dirty[this.cursor] === 0) this.cursor += 1;
         if (this.cursor === sectors) {
-            this.phase = Phase.idle;
-            this.listener.journal_done(null);
+            this.phase = Phase.write_erases;
+            this.cursor = 0;
+            this.erases_step();
             return;
         }
         this.sector_dirty[this.cursor] = 0;
@@ -517,37 +629,108 @@ export class Journal implements StorageCompletionTarget {
             this.redundant_offset + this.cursor * sector_size, sector_size);
     }
 
-    private prepare_written(slot: number, result: number): void {
-        if (result < 0) {
-            // The slot's content is unknown now: it stays faulty until rewritten or repaired.
+    /**
+     * After the headers: each cut slot's prepare is overwritten with a reserved one (as format
+     * writes), so that a cut op whose prepare was whole cannot come back at the next recovery
+     * (as @G) once the log has moved on past it. A crash before this only repeats the cut.
+     */
+    private erases_step(): void {
+        while (this.cursor < this.slot_count &&
+            this.decisions[this.cursor] !== Decision.cut_torn) this.cursor += 1;
+        if (this.cursor === this.slot_count) {
             this.phase = Phase.idle;
-            this.faulty[slot] = 1;
-            this.faulty_op[slot] = this.write_op;
-            this.listener.journal_prepare_written(this.write_op, result);
+            this.listener.journal_done(null);
             return;
         }
-        const at = slot * header_size;
-        const bytes = this.storage.arena.bytes;
-        header_copy(this.redundant_view, at, bytes, this.write_arena_offset);
-        const sector = Math.floor(slot / headers_per_sector);
-        this.phase = Phase.write_header;
-        this.storage.write(this.target, slot, Zone.wal_headers, sector * sector_size,
-            this.redundant_offset + sector * sector_size, sector_size);
+        const buffer = this.storage.arena.bytes;
+        buffer.fill(0, this.buffer_offset, this.buffer_offset + sector_size);
+        buffer.set(this.headers.subarray(this.cursor * header_size,
+            (this.cursor + 1) * header_size), this.buffer_offset);
+        this.storage.write(this.target, this.cursor, Zone.wal_prepares,
+            this.cursor * this.message_size_max, this.buffer_offset, sector_size);
     }
 
-    private header_written(result: number): void {
-        const op = this.write_op;
+    private prepare_written(write: number, result: number): void {
+        assert.equal(this.write_state[write], WriteState.prepare);
+        const op = this.write_op[write]!;
         const slot = op % this.slot_count;
-        this.phase = Phase.idle;
-        this.write_op = -1;
         if (result < 0) {
+            // The slot's content is unknown now: it stays faulty until rewritten or repaired.
             this.faulty[slot] = 1;
             this.faulty_op[slot] = op;
-        } else {
-            this.faulty[slot] = 0;
-            this.op_max = Math.max(this.op_max, op);
+            this.write_release(write);
+            this.listener.journal_prepare_written(op, result);
+            return;
         }
-        this.listener.journal_prepare_written(op, result < 0 ? result : 0);
+        this.write_state[write] = WriteState.header_wait;
+        this.sector_flush(Math.floor(slot / headers_per_sector));
+    }
+
+    /**
+     * Writes a header sector with every header of it whose prepare is durable and not yet in
+     * the redundant ring, unless a write of that sector is in flight: its completion calls here
+     * again. The arena copy changes only here, so it never changes under a write in flight.
+     */
+    private sector_flush(sector: number): void {
+        if (this.sector_writing[sector] === 1) return;
+        let headers = 0;
+        for (let write = 0; write < this.writes_max; write++) {
+            if (this.write_state[write] !== WriteState.header_wait) continue;
+            const op = this.write_op[write]!;
+            const slot = op % this.slot_count;
+            if (Math.floor(slot / headers_per_sector) !== sector) continue;
+            assert.equal(header_op(this.headers, slot * header_size), op);
+            header_copy(this.redundant_view, slot * header_size, this.headers, slot * header_size);
+            this.write_state[write] = WriteState.header;
+            headers += 1;
+        }
+        if (headers === 0) return;
+        this.sector_writing[sector] = 1;
+        this.storage.write(this.target, this.writes_max + sector, Zone.wal_headers,
+            sector * sector_size, this.redundant_offset + sector * sector_size, sector_size);
+    }
+
+    private header_written(sector: number, result: number): void {
+        assert.equal(this.sector_writing[sector], 1);
+        assert(!this.reporting, 'journal: header completion while reporting');
+        this.sector_writing[sector] = 0;
+        let reports = 0;
+        for (let write = 0; write < this.writes_max; write++) {
+            if (this.write_state[write] !== WriteState.header) continue;
+            const op = this.write_op[write]!;
+            const slot = op % this.slot_count;
+            if (Math.floor(slot / headers_per_sector) !== sector) continue;
+            if (result < 0) {
+                this.faulty[slot] = 1;
+                this.faulty_op[slot] = op;
+            } else {
+                this.faulty[slot] = 0;
+                this.op_max = Math.max(this.op_max, op);
+            }
+            this.report_op[reports] = op;
+            this.report_result[reports] = result < 0 ? result : 0;
+            reports += 1;
+            this.write_release(write);
+        }
+        assert(reports > 0);
+        // Headers that became ready during this write go out now, before anyone is told.
+        this.sector_flush(sector);
+        this.reporting = true;
+        for (let index = 0; index < reports; index++) {
+            this.listener.journal_prepare_written(this.report_op[index]!,
+                this.report_result[index]!);
+        }
+        this.reporting = false;
+    }
+
+    private write_release(write: number): void {
+        const slot = this.write_op[write]! % this.slot_count;
+        assert.equal(this.slot_write[slot], write);
+        this.slot_write[slot] = -1;
+        this.write_state[write] = WriteState.free;
+        this.write_op[write] = -1;
+        this.writes_count -= 1;
+        assert(this.writes_count >= 0);
     }
 }
 

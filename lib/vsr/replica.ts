@@ -139,7 +139,10 @@ export class ReplicaStats {
     /** Times a commit waited for a free pool message. */
     commit_stalls = 0;
     checkpoints = 0;
-    /** Replies of the last checkpoint's sessions that could not be read back at startup. */
+    /**
+     * Session replies lost at startup: unreadable or corrupt in the client_replies zone and not
+     * rebuilt by the WAL replay. A retry of such a request is evicted (never executed twice).
+     */
     replies_lost = 0;
 }
 
@@ -241,9 +244,14 @@ export class Replica implements StorageCompletionTarget {
     /** The wall clock read by realtime_read(), as (hi, lo) nanoseconds. */
     private now_hi = 0;
     private now_lo = 0;
-    /** Highest op durable in our own WAL, and the op being written (-1 when none). */
+    /**
+     * Our own WAL: every op up to op_written is durable; ops op_written+1 .. op_writing were
+     * handed to the journal (up to a pipeline of them at once), each with its write_states
+     * entry (by op % pipeline size): writing, durable (waiting for a lower op) or failed.
+     */
     private op_written = 0;
-    private op_writing = -1;
+    private op_writing = 0;
+    private readonly write_states = new Uint8Array(pipeline_prepare_queue_max);
     private write_retry = false;
     private commit_stalled = false;
     /** Create events in uncommitted prepares, by operation (capacity accounting). */
@@ -262,6 +270,8 @@ export class Replica implements StorageCompletionTarget {
     private replay_op_max = 0;
     /** Startup: the session entry whose reply is being read back (-1: none). */
     private restore_entry = -1;
+    /** Startup: per session entry, the ClientReplyResult of reading its reply back. */
+    private readonly restore_reply_result: Int8Array;
     /** The sessions blob written with each checkpoint. */
     private readonly sessions_blob: Uint8Array;
     /** Per session entry: the reply message being written to client_replies (-1: none). */
@@ -297,6 +307,7 @@ export class Replica implements StorageCompletionTarget {
         this.message_size_max = this.pool.message_size_max;
         this.state_machine = new StateMachine(options.ledger, this.message_size_max - header_size);
         this.sessions = new ClientSessions(options.clients_max, this.pool);
+        this.restore_reply_result = new Int8Array(options.clients_max);
         assert.equal(this.client_replies.slot_count, options.clients_max,
             'one client_replies slot per session');
         this.sessions_blob = new Uint8Array(sessions_size_max(options.clients_max));
@@ -384,18 +395,43 @@ export class Replica implements StorageCompletionTarget {
         assert(this.status === Status.restoring && entry === this.restore_entry);
         const message = this.replay_message;
         this.replay_message = -1;
+        this.restore_reply_result[entry] = result;
         if (result === ClientReplyResult.ok) {
             this.sessions.reply_message_set(entry, message);
         } else {
-            // Only a duplicate of that client's latest request needs this reply: without it
-            // such a duplicate is dropped (the client keeps retrying), nothing else is lost.
+            // Not lost yet: a crash after a checkpoint's reply writes but before its superblock
+            // leaves a newer reply in the slot, and the replay re-executes that op and rebuilds
+            // it. replies_lost_report decides once the replay is done.
             this.pool.unref(message);
+        }
+        this.restore_reply_next();
+    }
+
+    /**
+     * After the replay: a session whose reply neither the zone nor the WAL could give back has
+     * truly lost it (a single replica has no peer to repair from). The session stays (the table
+     * is a function of the committed log, and the header still chains the client's next
+     * request); only a retry of that very request is refused, by eviction, so that the client
+     * gets a clear error instead of retrying forever, and the request never executes twice.
+     */
+    private replies_lost_report(): void {
+        for (let entry = 0; entry < this.sessions.capacity; entry++) {
+            if (this.sessions.session(entry) === 0) continue;
+            if (this.sessions.reply_message(entry) !== -1) continue;
+            const result = this.restore_reply_result[entry]!;
+            assert(result !== ClientReplyResult.ok, 'a session without its reply');
             this.stats.replies_lost += 1;
             const refusal = this.client_replies.refusal(entry, this.sessions.reply_headers,
                 entry * header_size, result);
-            this.log(`replica: warning: ${refusal.message}`);
+            let client = '';
+            for (let word = 3; word >= 0; word--) {
+                client += this.sessions.client_word(entry, word).toString(16).padStart(8, '0');
+            }
+            this.log(`replica: warning: ${refusal.message}: client 0x${client} is evicted ` +
+                `(no_session) if it retries request ${this.sessions.request(entry)}, rather ` +
+                'than left retrying or answered twice');
         }
-        this.restore_reply_next();
+        this.restore_reply_result.fill(ClientReplyResult.ok);
     }
 
     private replay_start(): void {
@@ -493,10 +529,12 @@ export class Replica implements StorageCompletionTarget {
         this.timestamp_hi = header.limb(prepare_at.timestamp, 1);
         this.op = this.replay_op_max;
         this.op_written = this.op;
+        this.op_writing = this.op;
         this.commit_max = this.op;
         assert.equal(this.commit_min, this.op);
         this.pool.unref(this.replay_message);
         this.replay_message = -1;
+        this.replies_lost_report();
         this.status = Status.normal;
         this.log(`replica: replayed to op ${this.op} (checkpoint ${this.checkpoint_op}), ` +
             `view ${this.view}, ${this.sessions.count} client session(s)`);
@@ -636,11 +674,18 @@ export class Replica implements StorageCompletionTarget {
         this.stats.requests_dropped += 1;
     }
 
-    /** A duplicate of the latest request: answered from the cached reply, never re-executed. */
+    /**
+     * A duplicate of the latest request: answered from the cached reply, never re-executed. If
+     * that reply was lost at startup (replies_lost_report), the client is evicted instead.
+     */
     private resend_reply(connection: number, request: HeaderView, entry: number): void {
+        if (!this.sessions.reply_answers(entry, request.bytes, request.offset + frame.checksum)) {
+            return this.drop();
+        }
         const reply = this.sessions.reply_message(entry);
-        if (reply === -1 || !this.sessions.reply_answers(entry, request.bytes,
-            request.offset + frame.checksum)) return this.drop();
+        if (reply === -1) {
+            return this.evict(connection, request, frame_client, EvictionReason.no_session);
+        }
         this.stats.replies_resent += 1;
         this.send(connection, reply);
     }
@@ -888,31 +933,59 @@ export class Replica implements StorageCompletionTarget {
 
     // ------------------------------------------------------------------ journal and commit
 
-    /** Writes the next unwritten prepare of the pipeline (the journal takes one at a time). */
+    /** Starts the WAL writes of the pipeline's unwritten prepares while the journal has room. */
     private journal_write_next(): void {
-        if (this.op_writing !== -1 || this.journal.busy) return;
-        const op = this.op_written + 1;
-        if (op > this.op) return;
+        assert(this.journal.writes_max >= this.pipeline.prepare_max);
+        for (let pass = 0; pass < this.pipeline.prepare_max && this.op_writing < this.op; pass++) {
+            if (this.journal.writes_available === 0) return;
+            this.op_writing += 1;
+            this.journal_write(this.op_writing);
+        }
+    }
+
+    /** Retries the failed writes (on a tick, not at once: the disk just refused one). */
+    private journal_write_retry(): void {
+        for (let op = this.op_written + 1; op <= this.op_writing; op++) {
+            if (this.write_states[op % this.write_states.length] !== write_failed) continue;
+            if (this.journal.writes_available === 0) {
+                this.write_retry = true;
+                return;
+            }
+            this.journal_write(op);
+        }
+    }
+
+    private journal_write(op: number): void {
         const i = op - this.pipeline.prepare_op(0);
         assert(i >= 0 && i < this.pipeline.prepare_count);
-        this.op_writing = op;
+        assert(op - this.op_written <= this.write_states.length);
+        this.write_states[op % this.write_states.length] = write_writing;
         this.journal.write_prepare(this.pool.offset(this.pipeline.prepare_message(i)));
     }
 
     journal_prepare_written(op: number, result: number): void {
-        assert.equal(op, this.op_writing);
-        this.op_writing = -1;
+        assert(op > this.op_written && op <= this.op_writing);
+        const state = op % this.write_states.length;
+        assert.equal(this.write_states[state], write_writing);
         if (result < 0) {
             // Not durable: nothing is acknowledged; the write is retried on the next tick.
             this.log(`replica: WAL write of op ${op} failed (errno ${-result}); retrying`);
+            this.write_states[state] = write_failed;
             this.write_retry = true;
             return;
         }
-        assert.equal(op, this.op_written + 1);
-        this.op_written = op;
-        // The next write first: the disk works on it while this op executes.
+        this.write_states[state] = write_durable;
+        // Acknowledged in op order only: op_written stops below any op not yet durable.
+        const op_first = this.op_written + 1;
+        while (this.op_written < this.op_writing &&
+            this.write_states[(this.op_written + 1) % this.write_states.length] === write_durable) {
+            this.op_written += 1;
+            this.write_states[this.op_written % this.write_states.length] = write_none;
+        }
+        const op_last = this.op_written;
+        // The next writes first: the disk works on them while these ops execute.
         this.journal_write_next();
-        this.on_prepare_ok(op, this.replica);
+        for (let ok = op_first; ok <= op_last; ok++) this.on_prepare_ok(ok, this.replica);
     }
 
     journal_done(error: StorageRefusal | null): void {
@@ -1003,8 +1076,9 @@ export class Replica implements StorageCompletionTarget {
         this.reply_writing[entry] = -1;
         this.pool.unref(message);
         if (result < 0) {
-            // Only a duplicate of this client's latest request would need the reply after a
-            // restart; it would then be dropped (the client retries), nothing else is lost.
+            // Only a retry of this client's latest request would need the reply after a
+            // restart; the client would then be evicted (replies_lost_report), not answered
+            // twice. Nothing else is lost.
             this.log(`replica: warning: writing the reply of session slot ${entry} failed ` +
                 `(errno ${-result})`);
         }
@@ -1179,7 +1253,7 @@ export class Replica implements StorageCompletionTarget {
         if (this.status !== Status.normal) return;
         if (this.write_retry) {
             this.write_retry = false;
-            this.journal_write_next();
+            this.journal_write_retry();
         }
         if (this.commit_stalled) this.commit_pipeline();
         if (this.pipeline.request_count > 0) this.prepare_queued();
@@ -1227,7 +1301,7 @@ export class Replica implements StorageCompletionTarget {
 
     /** Whether a WAL write is in flight (shutdown waits for it). */
     get busy(): boolean {
-        return this.op_writing !== -1 || this.journal.busy || this.checkpointer.busy ||
+        return this.journal.busy || this.checkpointer.busy ||
             this.checkpoint_op_next !== -1 || this.client_replies.writes_in_flight > 0;
     }
 
@@ -1245,6 +1319,12 @@ export class Replica implements StorageCompletionTarget {
         this.replay_message = -1;
     }
 }
+
+/** write_states: an op handed to the journal is being written, durable, or failed (retry). */
+const write_none = 0;
+const write_writing = 1;
+const write_durable = 2;
+const write_failed = 3;
 
 /** execute_prepare results besides a reply message: a pulse (no reply), no free message. */
 const reply_none = -1;
