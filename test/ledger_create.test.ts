@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Ledger } from '../lib/ledger/ledger';
-import { AccountFlags as AF, CreateAccountStatus as AS, CreateTransferStatus as TS,
+import { AccountFlags as AF, CreateAccountStatus as AS, CreateTransferStatus as TS, Operation,
     TransferFlags as TF } from '../lib/ledger/constants';
-import { Driver } from '../lib/ledger/codec';
+import { Driver, decode_results, encode_accounts, encode_transfers } from '../lib/ledger/codec';
 
 const max = (1n << 128n) - 1n;
 
@@ -370,4 +370,27 @@ test('imported: a failure reports the event timestamp, success the imported one'
     assert.deepEqual(driver.transfers([{ id: 13n, debit_account_id: 1n, credit_account_id: 2n,
         amount: 5n, flags: TF.imported, timestamp: t0 + 4n }])[0],
     { timestamp: t0 + 4n, status: TS.exists });
+});
+
+test('event timestamps count up across a 2^32 boundary inside a batch', () => {
+    const ledger = new Ledger({ accounts_max: 4, transfers_max: 16 });
+    const output = new Uint8Array(4096);
+    const accounts = encode_accounts([{ id: 1n }, { id: 2n }]);
+    ledger.execute(Operation.create_accounts, (5n << 32n) - 100n, accounts, 0, accounts.length,
+        output, 0);
+    // Event i of 4 is at batch - 4 + i + 1: two before the boundary, two from it on; the
+    // third fails (so failures and successes both report their event's timestamp).
+    const transfers = encode_transfers([
+        { id: 10n, debit_account_id: 1n, credit_account_id: 2n, amount: 1n },
+        { id: 11n, debit_account_id: 1n, credit_account_id: 2n, amount: 1n },
+        { id: 12n, debit_account_id: 1n, credit_account_id: 1n, amount: 1n },
+        { id: 13n, debit_account_id: 2n, credit_account_id: 1n, amount: 1n },
+    ]);
+    const batch = (5n << 32n) + 1n;
+    const length = ledger.execute(Operation.create_transfers, batch, transfers, 0,
+        transfers.length, output, 0);
+    const results = decode_results(output.subarray(0, length));
+    assert.deepEqual(results.map((r) => r.timestamp), [batch - 3n, batch - 2n, batch - 1n, batch]);
+    assert.deepEqual(results.map((r) => r.status),
+        [TS.created, TS.created, TS.accounts_must_be_different, TS.created]);
 });

@@ -8,16 +8,22 @@
 import assert from 'node:assert/strict';
 
 const empty = 0;
-// Ids that differ only in their low `group_bits` bits hash to neighbouring buckets of one
-// cache line (8 buckets of 8 bytes): sequential ids then cost one cache and TLB miss per 8
-// creates instead of one each, which matters because the transfers table is tens of MiB. At most
-// 8 ids share a group, so no choice of ids can make a probe chain longer than random hashing
-// would by more than those 8.
-const group_bits = 3, group_mask = (1 << group_bits) - 1;
+// In a grouped table, ids that differ only in their low 3 bits hash to neighbouring buckets
+// of one cache line (8 buckets of 8 bytes): sequential ids then cost one cache and TLB miss per
+// 8 creates instead of one each, which matters because the transfers table is tens of MiB. At
+// most 8 ids share a group, so no choice of ids can make a probe chain longer than random
+// hashing would by more than those 8. But whole groups collide: with sequential ids a lookup
+// averaged 2.8 probes at a load of 0.3 (1.2 with random hashing), so a table looked up at
+// random (accounts, by the transfers between them) is not grouped.
+const group_mask_grouped = 7;
 
-/** A 32-bit hash of a u128 id, as an int32; its low `group_bits` bits are the id's own. */
-export function id_hash(w0: number, w1: number, w2: number, w3: number): number {
-    let h = Math.imul((w0 >>> group_bits) ^ 0x5bd1e995, 0x9e3779b1);
+/**
+ * A 32-bit hash of a u128 id, as an int32; its bits under `group_mask` (7, or 0 for an
+ * ungrouped table) are the id's own.
+ */
+export function id_hash(w0: number, w1: number, w2: number, w3: number,
+    group_mask: number): number {
+    let h = Math.imul((w0 & ~group_mask) ^ 0x5bd1e995, 0x9e3779b1);
     h = Math.imul(h ^ w1 ^ (h >>> 15), 0x85ebca77);
     h = Math.imul(h ^ w2 ^ (h >>> 13), 0xc2b2ae3d);
     h = Math.imul(h ^ w3 ^ (h >>> 16), 0x27d4eb2f);
@@ -29,6 +35,7 @@ export class IdTable {
      * record, and lives in the same cache line as the entry. */
     readonly table: Int32Array;
     readonly mask: number;
+    readonly group_mask: number;
     count = 0;
     // The bucket where the last `find` that missed stopped, and its id: inserting that id next
     // (the usual create path: look up, validate, insert) reuses the probe instead of hashing and
@@ -43,7 +50,9 @@ export class IdTable {
         readonly slots_max: number,
         readonly secondary_words: Uint32Array = words,
         readonly secondary_stride_words: number = stride_words,
+        grouped = true,
     ) {
+        this.group_mask = grouped ? group_mask_grouped : 0;
         assert(slots_max > 0 && slots_max < 0x7fffffff);
         // A load factor of at most one half keeps linear probes short.
         let size = 16;
@@ -61,7 +70,7 @@ export class IdTable {
         const w2 = key[key_offset + 2], w3 = key[key_offset + 3];
         const words = this.words;
         const stride = this.stride_words;
-        const hash = id_hash(w0, w1, w2, w3);
+        const hash = id_hash(w0, w1, w2, w3, this.group_mask);
         const table = this.table;
         const mask = this.mask;
         let index = hash & mask;
@@ -96,37 +105,40 @@ export class IdTable {
     }
 
     /**
-     * Looks up `count` ids (stride `stride_words` apart from key[key_offset]) in one loop,
-     * writing each slot or -1 to out[out_offset + i * out_stride]. For primary ids only (a
-     * secondary match counts as absent), and it records no miss: for lookups, not inserts. One
-     * loop instead of a call per id lets V8 keep the tables' pointers and lengths in registers,
-     * and the independent probes overlap their cache misses.
+     * Looks up two ids per record for `count` records (stride `stride_words` apart from
+     * key[key_offset]), the second `second_words` after the first, writing the slots (or -1)
+     * to out[i * 2] and out[i * 2 + 1]. For primary ids only (a secondary match counts as
+     * absent), and it records no miss: for lookups, not inserts. One loop instead of a call per
+     * id saves V8's per-call checks, and the independent probes overlap their cache misses.
      */
-    find_many(key: Uint32Array, key_offset: number, stride_words: number, count: number,
-        out: Int32Array, out_offset: number, out_stride: number): void {
-        const words = this.words, stride = this.stride_words;
-        const table = this.table, mask = this.mask;
+    find_pairs(key: Uint32Array, key_offset: number, stride_words: number, second_words: number,
+        count: number, out: Int32Array): void {
         for (let i = 0; i < count; i++) {
             const k = key_offset + i * stride_words;
-            const w0 = key[k], w1 = key[k + 1], w2 = key[k + 2], w3 = key[k + 3];
-            const hash = id_hash(w0, w1, w2, w3);
-            let index = hash & mask;
-            let slot = -1;
-            for (let probe = 0; probe <= mask; probe++) {
-                const entry = table[index * 2 + 1];
-                if (entry === empty) break;
-                if (entry > 0 && table[index * 2] === hash) {
-                    const base = (entry - 1) * stride;
-                    if (words[base] === w0 && words[base + 1] === w1 &&
-                        words[base + 2] === w2 && words[base + 3] === w3) {
-                        slot = entry - 1;
-                        break;
-                    }
-                }
-                index = (index + 1) & mask;
-            }
-            out[out_offset + i * out_stride] = slot;
+            out[i * 2] = this.find_primary(key[k], key[k + 1], key[k + 2], key[k + 3]);
+            const j = k + second_words;
+            out[i * 2 + 1] = this.find_primary(key[j], key[j + 1], key[j + 2], key[j + 3]);
         }
+    }
+
+    private find_primary(w0: number, w1: number, w2: number, w3: number): number {
+        const words = this.words, stride = this.stride_words;
+        const table = this.table, mask = this.mask;
+        const hash = id_hash(w0, w1, w2, w3, this.group_mask);
+        let index = hash & mask;
+        for (let probe = 0; probe <= mask; probe++) {
+            const entry = table[index * 2 + 1];
+            if (entry === empty) return -1;
+            if (entry > 0 && table[index * 2] === hash) {
+                const base = (entry - 1) * stride;
+                if (words[base] === w0 && words[base + 1] === w1 &&
+                    words[base + 2] === w2 && words[base + 3] === w3) {
+                    return entry - 1;
+                }
+            }
+            index = (index + 1) & mask;
+        }
+        return -1;
     }
 
     /**
@@ -136,10 +148,10 @@ export class IdTable {
      */
     warm(key: Uint32Array, key_offset: number, stride_words: number, count: number): number {
         let sink = 0;
-        const table = this.table, mask = this.mask;
+        const table = this.table, mask = this.mask, group = this.group_mask;
         for (let i = 0; i < count; i++) {
             const k = key_offset + i * stride_words;
-            const index = id_hash(key[k], key[k + 1], key[k + 2], key[k + 3]) & mask;
+            const index = id_hash(key[k], key[k + 1], key[k + 2], key[k + 3], group) & mask;
             sink ^= table[index * 2 + 1];
         }
         return sink;
@@ -162,14 +174,15 @@ export class IdTable {
             this.count++;
             this.version = (this.version + 1) | 0;
         } else {
-            this.insert_entry(id_hash(w0, w1, w2, w3), slot + 1);
+            this.insert_entry(id_hash(w0, w1, w2, w3, this.group_mask), slot + 1);
         }
     }
 
     insert_secondary(slot: number): void {
         assert(this.count < this.slots_max);
         const words = this.secondary_words, base = slot * this.secondary_stride_words;
-        const hash = id_hash(words[base], words[base + 1], words[base + 2], words[base + 3]);
+        const hash = id_hash(words[base], words[base + 1], words[base + 2], words[base + 3],
+            this.group_mask);
         this.insert_entry(hash, -(slot + 1));
     }
 
@@ -188,8 +201,8 @@ export class IdTable {
         const table = this.table, mask = this.mask;
         const base = slot * this.stride_words;
         const words = this.words;
-        let index = id_hash(words[base], words[base + 1], words[base + 2], words[base + 3]) &
-            mask;
+        let index = id_hash(words[base], words[base + 1], words[base + 2], words[base + 3],
+            this.group_mask) & mask;
         while (table[index * 2 + 1] !== slot + 1) {
             assert(table[index * 2 + 1] !== empty, 'id_table: removing an absent slot');
             index = (index + 1) & mask;

@@ -207,7 +207,9 @@ export class Ledger {
         this.input_words = this.input_scratch_words;
         this.change_event_words = new Uint32Array(this.change_events_max * change_event_words);
         this.orphan_words = new Uint32Array(this.orphans_max * 4);
-        this.accounts = new MemoryRecordStore(this.accounts_max);
+        // Transfers look accounts up at random: their id table is not grouped (id_table.ts).
+        this.accounts = new MemoryRecordStore(this.accounts_max, this.accounts_max, undefined,
+            undefined, false);
         // Burnt ids share the transfers table, so one probe tells created, burnt, or new.
         this.transfers = new MemoryRecordStore(this.transfers_max,
             this.transfers_max + this.orphans_max, this.orphan_words, 4);
@@ -433,7 +435,15 @@ export class Ledger {
                 this.chunk_resolve(e, Math.min(chunk_events, events - index));
             }
             this.chunk_index = index & (chunk_events - 1);
-            this.set_event_timestamp(events, index);
+            // Event `index` is at batch - events + index + 1: one more than the previous one.
+            if (index === 0) {
+                this.set_event_timestamp(events, 0);
+            } else if (this.event_lo === 0xffffffff) {
+                this.event_lo = 0;
+                this.event_hi++;
+            } else {
+                this.event_lo++;
+            }
             this.result_hi = this.event_hi;
             this.result_lo = this.event_lo;
             if (transfers && chain_start === -1 && !batch_imported &&
@@ -507,8 +517,8 @@ export class Ledger {
     private chunk_resolve(e: number, count: number): void {
         const input = this.input_words, accounts = this.accounts_index;
         const slots = this.chunk_slots;
-        accounts.find_many(input, e + w_debit_account, record_words, count, slots, 0, 2);
-        accounts.find_many(input, e + w_credit_account, record_words, count, slots, 1, 2);
+        accounts.find_pairs(input, e + w_debit_account, record_words,
+            w_credit_account - w_debit_account, count, slots);
         this.warm_sink ^= this.transfers_index.warm(input, e, record_words, count);
     }
     // Per event of the current chunk: debit and credit account slots (-1 if absent).

@@ -104,14 +104,14 @@ export class MemoryRecordStore implements RecordStore {
 
     constructor(
         readonly max: number, index_slots_max: number = max,
-        secondary_words?: Uint32Array, secondary_stride_words?: number,
+        secondary_words?: Uint32Array, secondary_stride_words?: number, grouped_ids = true,
     ) {
         assert(max > 0);
         this.bytes = new Uint8Array(max * record_size);
         this.words = new Uint32Array(this.bytes.buffer);
         assert(record_words === 32);
         this.index = new IdTable(this.words, record_words, index_slots_max, secondary_words,
-            secondary_stride_words);
+            secondary_stride_words, grouped_ids);
     }
 
     prefetch(key: Uint32Array, offset: number): number {

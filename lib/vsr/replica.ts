@@ -115,8 +115,8 @@ export interface ReplicaOptions {
     log?: (line: string) => void;
     /**
      * Submits queued I/O now. Called before executing prepares (milliseconds of computation),
-     * so that the next WAL write is already on its way to the disk meanwhile; absent when
-     * submission is immediate anyway (libuv, the simulator).
+     * so that the next WAL write is already on its way to the disk meanwhile (Engine.flush: a
+     * no-op for libuv); absent where submission is immediate anyway (the simulator).
      */
     io_flush?: () => void;
 }
