@@ -480,8 +480,9 @@ export class Journal implements StorageCompletionTarget {
      * - a single replica, whose log must be contiguous, also cuts from the lowest op within
      *   writes_max of the head that was never written (head_unwritten) up to the head: the ops
      *   above such a gap were never acknowledged either.
-     * An op whose redundant header names it was written whole once: it is never cut here, so a
-     * lost or corrupt acknowledged prepare is still refused or repaired, never taken as absent.
+     * An op whose redundant header names it was written whole once: it is never taken for the
+     * gap, so a lost or corrupt acknowledged prepare is still refused or repaired, never taken
+     * as absent (only ops above a true gap, unacknowledged whatever their state, are cut).
      */
     private head_cut(): void {
         const op_max = this.op_max;
@@ -508,18 +509,21 @@ export class Journal implements StorageCompletionTarget {
         this.op_max = cut_first - 1;
     }
 
-    /** The slot shows no sign of `op`: its header is older, its prepare torn or older. */
+    /**
+     * The slot shows no sign of `op` written whole: its header is older, its prepare damaged
+     * or older. The intact older header is the evidence: `op` would have been acknowledged only
+     * after its header was durable, so whatever damaged the prepare, `op` was never acknowledged.
+     */
     private head_unwritten(slot: number, op: number): boolean {
-        if (!this.header_older(this.redundant(), slot, op)) return false;
-        const prepare = this.prepare_state[slot];
-        if (prepare === ReadState.corrupt) return true;
-        return prepare === ReadState.ok && this.header_older(this.prepare_headers, slot, op);
+        if (this.head_torn(slot, op)) return true;
+        return this.header_older(this.redundant(), slot, op) &&
+            this.header_older(this.prepare_headers, slot, op);
     }
 
-    /** A torn write of `op`: the header is older and the prepare does not verify. */
+    /** A torn write of `op` (or a damaged older prepare): the header is older, the prepare bad. */
     private head_torn(slot: number, op: number): boolean {
         return this.header_older(this.redundant(), slot, op) &&
-            this.prepare_state[slot] === ReadState.corrupt;
+            this.prepare_state[slot] !== ReadState.ok;
     }
 
     /** Recovery read an intact header from the slot, and it holds nothing or an op below `op`. */
