@@ -23,7 +23,7 @@ import type { CliCommand } from './command';
 import { UsageError } from './command';
 
 const main_path = path.join(__dirname, 'main.js');
-const batch_events_max = 8189;
+import { batch_events_max } from '../ledger/constants';
 
 export interface ReplicaChild {
     readonly address: string;
