@@ -1,16 +1,11 @@
 // Operation codes, flags and result statuses of TigerBeetle 0.17.9 (wire-protocol.md §6).
+import { client_operations } from '../vsr/constants';
 
+/** The client operations, plus the state machine's own: the pulse and the change-event feed. */
 export const Operation = {
     pulse: 128,
     get_change_events: 137,
-    lookup_accounts: 140,
-    lookup_transfers: 141,
-    get_account_transfers: 142,
-    get_account_balances: 143,
-    query_accounts: 144,
-    query_transfers: 145,
-    create_accounts: 146,
-    create_transfers: 147,
+    ...client_operations,
 } as const;
 
 export const AccountFlags = {

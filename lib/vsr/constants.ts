@@ -39,6 +39,18 @@ export const register_result_body_size = 64;
 /** Multi-batch `batch_count` is 1..65534; 0xFFFF is reserved (wire-protocol.md §6.2). */
 export const multi_batch_count_max = 0xFFFF - 1;
 
+/** The state machine's operations that clients send (wire-protocol.md §6.1). */
+export const client_operations = {
+    lookup_accounts: 140,
+    lookup_transfers: 141,
+    get_account_transfers: 142,
+    get_account_balances: 143,
+    query_accounts: 144,
+    query_transfers: 145,
+    create_accounts: 146,
+    create_transfers: 147,
+} as const;
+
 /** Operations (wire-protocol.md §6.1). */
 export const Operation = {
     reserved: 0,
@@ -50,14 +62,7 @@ export const Operation = {
     noop: 6,
     /** Codes below this are VSR control-plane operations. */
     vsr_operations_reserved: 128,
-    lookup_accounts: 140,
-    lookup_transfers: 141,
-    get_account_transfers: 142,
-    get_account_balances: 143,
-    query_accounts: 144,
-    query_transfers: 145,
-    create_accounts: 146,
-    create_transfers: 147,
+    ...client_operations,
 } as const;
 
 /** Eviction reasons (wire-protocol.md §3.6); 0 is invalid. */
