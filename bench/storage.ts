@@ -1,7 +1,8 @@
 // Storage benchmark (issue 5): what a superblock write costs and how often it happens, the WAL's
-// append rate next to raw O_DIRECT writes of the same sizes on the same file, what a checkpoint
-// costs against what changed, and startup recovery reading the headers ring versus every
-// prepare slot at several header-to-prepare size ratios. Everything goes through the io_uring
+// append rate at 1 and 8 prepares in flight next to raw O_DIRECT writes of the same sizes on the
+// same file at the same depth, what a checkpoint costs against what changed, and startup
+// recovery reading the headers ring versus every prepare slot at several header-to-prepare size
+// ratios. Everything goes through the io_uring
 // engine to a real data file (O_DIRECT|O_DSYNC) under .test-data/, removed afterwards.
 //
 //   node dist/bench/storage.js           full run
@@ -19,13 +20,19 @@ import type { LedgerConfig } from '../lib/ledger/ledger';
 import {
     CheckpointSchedule, checkpoint_interval_ops, storage_config_for,
 } from '../lib/storage/checkpoint';
-import { close, format, open } from '../lib/storage/data_file';
+import { close, format, open, storage_open } from '../lib/storage/data_file';
 import type { OpenedDataFile } from '../lib/storage/data_file';
+import { FileStorage, lock_acquire } from '../lib/storage/file_storage';
+import { Journal, journal_writes_max } from '../lib/storage/journal';
+import type { JournalListener } from '../lib/storage/journal';
+import {
+    header_checksum_set, offset_checksum, offset_op, offset_parent, u64_write,
+} from '../lib/storage/prepare_header';
 import { PrepareBuilder } from '../lib/storage/simulator_fixture';
-import type { Storage, StorageCompletionTarget } from '../lib/storage/storage';
+import type { Storage, StorageCompletionTarget, StorageRefusal } from '../lib/storage/storage';
 import { storage_run_until } from '../lib/storage/storage';
 import { VsrState } from '../lib/storage/superblock';
-import { Zone, header_size, sector_size } from '../lib/storage/zones';
+import { Zone, ZoneLayout, header_size, sector_size } from '../lib/storage/zones';
 import type { StorageConfig } from '../lib/storage/zones';
 import {
     LedgerFiller, checkpoint_node_boot, checkpoint_run,
@@ -61,14 +68,22 @@ class Done implements StorageCompletionTarget {
     }
 }
 
-async function data_file(engine: Engine, name: string, config: StorageConfig):
-    Promise<{ opened: OpenedDataFile; file: string }> {
+/**
+ * Formats and opens a bench data file. `operations_max` above open()'s 8 (its own FileStorage,
+ * as the server builds one) leaves room for a pipeline of prepare and header-sector writes.
+ */
+async function data_file(engine: Engine, name: string, config: StorageConfig,
+    operations_max: number = 8): Promise<{ opened: OpenedDataFile; file: string }> {
     const file = path.join(data_dir, name);
     fs.rmSync(file, { force: true });
     // The cluster PrepareBuilder stamps (7 in every byte).
     await format(file, { cluster: 0x0707070707070707_0707070707070707n, replica: 0,
         replica_count: 1 }, engine, config);
-    return { opened: await open(file, engine, config), file };
+    if (operations_max === 8) return { opened: await open(file, engine, config), file };
+    lock_acquire(file);
+    const fd = engine.file_open(file, { direct: true, dsync: true, create: false });
+    const storage = new FileStorage(engine, new ZoneLayout(config), fd, operations_max);
+    return { opened: await storage_open(storage), file };
 }
 
 function base_config(message_size_max: number): StorageConfig {
@@ -95,46 +110,153 @@ async function bench_superblock(opened: OpenedDataFile): Promise<void> {
     row('superblock update, p99', `${percentile(samples, 0.99).toFixed(3)} ms`, '');
 }
 
-/** (b) WAL appends (prepare + header sector, one at a time) against raw writes of the size. */
-async function bench_wal(opened: OpenedDataFile, builder: PrepareBuilder, op_first: number):
-    Promise<number> {
-    const { storage, journal, waiter } = opened;
-    let op = op_first;
-    const raw = new Done();
+/**
+ * Drives a journal of its own (the opened one reports to the startup waiter, which keeps only the
+ * last op) at up to `journal_writes_max` prepares in flight, from one message buffer per write.
+ * Each size's prepare is built once (PrepareBuilder: random body, body checksum) and copied to
+ * every buffer; an append only restamps op, parent and header checksum, so the timed loop holds
+ * the WAL's work and not the message's construction (a replica checksums a body once, on receipt).
+ */
+class WalDriver implements JournalListener {
+    readonly journal: Journal;
+    readonly buffers: number[] = [];
+    reported = 0;
+    recovered = false;
+    private readonly bytes: Uint8Array;
+    private readonly buffers_free: Int32Array;
+    private buffers_free_count = 0;
+    /** The buffer each slot's write in flight is using, or -1. */
+    private readonly slot_buffer: Int32Array;
+    /** The header checksum of the last op appended: the next op's parent. */
+    private readonly parent = new Uint8Array(16);
+
+    constructor(opened: OpenedDataFile) {
+        this.journal = new Journal(opened.storage, this, opened.superblock.cluster_bytes(),
+            opened.superblock.replica_count);
+        this.bytes = opened.storage.arena.bytes;
+        this.buffers_free = new Int32Array(journal_writes_max);
+        for (let index = 0; index < journal_writes_max; index++) {
+            this.buffers.push(opened.storage.arena.allocate(this.journal.message_size_max));
+            this.buffers_free[this.buffers_free_count++] = index;
+        }
+        this.slot_buffer = new Int32Array(this.journal.slot_count).fill(-1);
+    }
+
+    journal_done(error: StorageRefusal | null): void {
+        assert.equal(error, null);
+        this.recovered = true;
+        // Chain the first append to the newest op recovery found (the root, on a fresh file).
+        const slot = this.journal.op_max % this.journal.slot_count;
+        this.parent.set(this.journal.headers.subarray(slot * header_size,
+            slot * header_size + 16));
+    }
+
+    journal_prepare_written(op: number, result: number): void {
+        assert.equal(result, 0, `WAL write of op ${op} failed`);
+        const slot = op % this.journal.slot_count;
+        const index = this.slot_buffer[slot]!;
+        assert(index >= 0);
+        this.slot_buffer[slot] = -1;
+        this.buffers_free[this.buffers_free_count++] = index;
+        this.reported += 1;
+    }
+
+    /** Copies the prepare at `offset` (op 0 is never written) into every message buffer. */
+    message_set(offset: number, size: number): void {
+        for (const buffer of this.buffers) this.bytes.copyWithin(buffer, offset, offset + size);
+    }
+
+    append(op: number): void {
+        assert(this.buffers_free_count > 0);
+        const index = this.buffers_free[--this.buffers_free_count]!;
+        const at = this.buffers[index]!;
+        u64_write(this.bytes, at + offset_op, op);
+        this.bytes.set(this.parent, at + offset_parent);
+        header_checksum_set(this.bytes, at);
+        for (let byte = 0; byte < 16; byte++) {
+            this.parent[byte] = this.bytes[at + offset_checksum + byte]!;
+        }
+        this.slot_buffer[op % this.journal.slot_count] = index;
+        this.journal.write_prepare(at);
+    }
+}
+
+/** Counts completions of operations that must each move `length` bytes. */
+class Completions implements StorageCompletionTarget {
+    completed = 0;
+    length = 0;
+    storage_complete(_tag: number, result: number): void {
+        assert.equal(result, this.length);
+        this.completed += 1;
+    }
+}
+
+function size_label(size: number): string {
+    return size >= mib ? `${size / mib} MiB` : `${size / 1024} KiB`;
+}
+
+function rate(count: number, size: number, ms: number): string {
+    return `${(count / ms * 1000).toFixed(0)} /s, ${(count * size / mib / ms * 1000).toFixed(1)} ` +
+        'MiB/s';
+}
+
+/**
+ * (b) WAL appends (prepare, then its header sector once the prepare is durable) at 1 and at
+ * `journal_writes_max` in flight, each against raw O_DIRECT writes of the same size to the same
+ * slots, ascending, at the same depth. The slots were written once before (prepares_fill): the
+ * zone is fallocated, and a first write to an unwritten extent also commits a metadata change,
+ * which a wrapped ring never pays again.
+ */
+async function bench_wal(opened: OpenedDataFile, driver: WalDriver, builder: PrepareBuilder):
+    Promise<void> {
+    const storage = opened.storage;
+    const journal = driver.journal;
+    const raw = new Completions();
     const raw_target = storage.target_register(raw);
+    let op = journal.op_max;
     for (const size of [4096, 64 * 1024, 1024 * 1024]) {
         const count = (quick ? 1 : 5) * (size === 4096 ? 200 : size === 64 * 1024 ? 100 : 20);
-        let wal_ms = 0;
-        for (let index = 0; index < count; index++) {
-            op += 1;
-            builder.build(op, 0, size - header_size);
-            const start = now_ms();
-            journal.write_prepare(builder.offset);
-            await storage_run_until(storage, () => waiter.done);
-            wal_ms += now_ms() - start;
-            assert.equal(waiter.written_result, 0);
-            waiter.done = false;
+        assert(count <= journal.slot_count);
+        builder.build(op + 1, 0, size - header_size);
+        driver.message_set(builder.offset, size);
+        for (const depth of [1, journal_writes_max]) {
+            const op_first = op + 1;
+            const reported_first = driver.reported;
+            const wal_start = now_ms();
+            await storage_run_until(storage, () => {
+                while (op + 1 - op_first < count && journal.writes_in_flight < depth) {
+                    op += 1;
+                    driver.append(op);
+                }
+                return driver.reported - reported_first === count;
+            });
+            const wal_ms = now_ms() - wal_start;
+            raw.completed = 0;
+            raw.length = size;
+            let submitted = 0;
+            const raw_start = now_ms();
+            await storage_run_until(storage, () => {
+                while (submitted < count && submitted - raw.completed < depth) {
+                    const slot = (op_first + submitted) % journal.slot_count;
+                    storage.write(raw_target, 0, Zone.wal_prepares,
+                        slot * journal.message_size_max, driver.buffers[submitted % depth]!,
+                        size);
+                    submitted += 1;
+                }
+                return raw.completed === count;
+            });
+            const raw_ms = now_ms() - raw_start;
+            const label = size_label(size);
+            row(`WAL append, ${label} prepares, depth ${depth}`,
+                `${(count / wal_ms * 1000).toFixed(0)} prepares/s, ` +
+                `${(count * size / mib / wal_ms * 1000).toFixed(1)} MiB/s`,
+                `raw O_DIRECT ${label} writes, same slots, depth ${depth}: ` +
+                `${rate(count, size, raw_ms)}; WAL/raw ${(raw_ms / wal_ms).toFixed(2)} ` +
+                `(${count} each)`);
         }
-        const raw_start = now_ms();
-        for (let index = 0; index < count; index++) {
-            raw.done = false;
-            const slot = (op + 1 + index) % journal.slot_count;
-            storage.write(raw_target, 0, Zone.wal_prepares, slot * journal.message_size_max,
-                builder.offset, size);
-            await storage_run_until(storage, () => raw.done);
-            assert.equal(raw.result, size);
-        }
-        const raw_ms = now_ms() - raw_start;
-        const label = size >= mib ? `${size / mib} MiB` : `${size / 1024} KiB`;
-        row(`WAL append, ${label} prepares`, `${(count / wal_ms * 1000).toFixed(0)} prepares/s, ` +
-            `${(count * size / mib / wal_ms * 1000).toFixed(1)} MiB/s`,
-            `raw O_DIRECT ${label} writes, same file, depth 1: ` +
-            `${(count / raw_ms * 1000).toFixed(0)} /s, ` +
-            `${(count * size / mib / raw_ms * 1000).toFixed(1)} MiB/s (${count} each)`);
     }
-    // The raw writes clobbered slots ahead of the head; rewrite nothing: the bench file is
-    // discarded, and the WAL is not reopened.
-    return op;
+    // The raw writes clobbered the prepares the journal wrote: the bench file is discarded, and
+    // the WAL is not reopened.
 }
 
 /** Steady load: prepare, commit a batch, checkpoint at each trigger; counts superblock writes. */
@@ -237,8 +359,8 @@ async function bench_recovery(engine: Engine): Promise<void> {
         const storage: Storage = opened.storage;
         const reader = new Done();
         const target = storage.target_register(reader);
-        const buffer = recovery_buffer(storage, config);
-        await prepares_fill(storage, config, target, reader, buffer);
+        const buffer = scratch_buffer(storage, config);
+        await prepares_fill(storage, config, buffer);
         const headers_start = now_ms();
         // As recovery reads it: sector by sector.
         for (let sector = 0; sector < config.slot_count * header_size / sector_size; sector++) {
@@ -266,30 +388,36 @@ async function bench_recovery(engine: Engine): Promise<void> {
     }
 }
 
-let recovery_buffer_offset = -1;
-function recovery_buffer(storage: Storage, config: StorageConfig): number {
-    if (recovery_buffer_offset < 0) recovery_buffer_offset = storage.arena.allocate(mib);
+let scratch_buffer_offset = -1;
+function scratch_buffer(storage: Storage, config: StorageConfig): number {
+    if (scratch_buffer_offset < 0) scratch_buffer_offset = storage.arena.allocate(mib);
     assert(config.message_size_max <= mib);
-    return recovery_buffer_offset;
+    return scratch_buffer_offset;
 }
 
 /**
  * Writes every prepare slot past its first sector (which format wrote; it keeps the slot's
- * reserved header valid), so that recovery reads real extents rather than unwritten ones, which
- * the filesystem answers with zeros without touching the disk.
+ * reserved header valid), `journal_writes_max` at a time, so that later reads and writes meet
+ * real extents rather than unwritten ones, which the filesystem answers with zeros without
+ * touching the disk, and whose first write also commits a metadata change.
  */
-async function prepares_fill(storage: Storage, config: StorageConfig, target: number,
-    done: Done, buffer: number): Promise<void> {
+async function prepares_fill(storage: Storage, config: StorageConfig, buffer: number):
+    Promise<void> {
     const length = config.message_size_max - sector_size;
     if (length === 0) return;
     storage.arena.bytes.fill(0x5c, buffer, buffer + length);
-    for (let slot = 0; slot < config.slot_count; slot++) {
-        done.done = false;
-        storage.write(target, 0, Zone.wal_prepares, slot * config.message_size_max + sector_size,
-            buffer, length);
-        await storage_run_until(storage, () => done.done);
-        assert.equal(done.result, length);
-    }
+    const writes = new Completions();
+    writes.length = length;
+    const target = storage.target_register(writes);
+    let slot = 0;
+    await storage_run_until(storage, () => {
+        while (slot < config.slot_count && slot - writes.completed < journal_writes_max) {
+            storage.write(target, 0, Zone.wal_prepares,
+                slot * config.message_size_max + sector_size, buffer, length);
+            slot += 1;
+        }
+        return writes.completed === config.slot_count;
+    });
 }
 
 async function main(): Promise<void> {
@@ -298,11 +426,18 @@ async function main(): Promise<void> {
     const engine = create_engine('io_uring', { arena, entries: 64 });
     rows.push('| measurement | result | detail |', '|---|---|---|');
     const config = base_config(1024 * 1024);
-    const { opened, file } = await data_file(engine, 'bench_storage_wal', config);
+    const { opened, file } = await data_file(engine, 'bench_storage_wal', config,
+        2 * journal_writes_max);
     await bench_superblock(opened);
+    // Recover the driver's journal before the fill: recovery reads every slot, quick while the
+    // slots are still unwritten extents.
+    const driver = new WalDriver(opened);
+    driver.journal.recover();
+    await storage_run_until(opened.storage, () => driver.recovered);
+    await prepares_fill(opened.storage, config, scratch_buffer(opened.storage, config));
     const builder = new PrepareBuilder(arena, config.message_size_max,
         opened.journal.headers.subarray(0, 16));
-    await bench_wal(opened, builder, 0);
+    await bench_wal(opened, driver, builder);
     await close(opened, file);
     fs.rmSync(file, { force: true });
     row('checkpoint interval', `${checkpoint_interval_ops(1024, pipeline_max)} ops`,
