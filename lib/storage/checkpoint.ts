@@ -12,6 +12,15 @@
 // record stores mark dirty chunks as they change, and append-only segments are written from the
 // previous checkpoint's high-water mark.
 //
+// Trickle: transfer records and history rows are append-only once executed (a chain rollback
+// removes only records of the batch being executed, and transfer status lives in its own
+// segment), so a chunk of those segments that is full below the ledger's used bytes never changes
+// again. `trickle` writes such sealed chunks between checkpoints, to fresh blocks the durable
+// checkpoint does not reference; the next checkpoint references them instead of writing them
+// during its pause. A crash before that checkpoint leaves them unreferenced, and restore derives
+// the free set by reachability, so they are simply free again. They stay acquired until then, and
+// the blocks they replace are released only when the checkpoint that references them is durable.
+//
 // Restore reads the tree the superblock names and verifies every block against the checksum its
 // parent stores. The free set is not persisted: it is exactly the set of blocks reachable from the
 // root. A block that fails verification is a refusal naming the grid and its address: a single
@@ -145,6 +154,12 @@ export function storage_config_for(base: StorageConfig, ledger: LedgerConfig,
 /** Block buffers the checkpointer keeps in flight (writes at checkpoint, reads at restore). */
 export const checkpoint_buffers = 8;
 
+/** Segments whose full chunks below the used bytes never change: `trickle` may pre-write them. */
+const segment_trickle: readonly number[] = [1, 5];
+assert.equal(state_segment_layout[1]![0], 'transfers');
+assert.equal(state_segment_layout[5]![0], 'history');
+assert.equal(state_segment_layout[5]![2], 'append');
+
 export function checkpointer_arena_size(config: StorageConfig): number {
     return checkpoint_buffers * config.block_size;
 }
@@ -226,6 +241,17 @@ export class Checkpointer implements StorageCompletionTarget, SuperBlockListener
     private readonly released: Uint32Array;
     private released_count = 0;
 
+    /** Per segment: bytes from which chunks are not yet pre-written by `trickle` (chunk-aligned;
+     *  from the durable checkpoint's last chunk on; unused for segments outside segment_trickle).
+     *  Chunks below it are in chunk_refs already and the next checkpoint does not write them. */
+    private readonly trickle_end: Float64Array = new Float64Array(segment_count);
+    /** Blocks `trickle` may still write before the replica asks again. */
+    private trickle_budget_blocks = 0;
+    private trickle_error: StorageRefusal | null = null;
+    /** Chunks pre-written since the durable checkpoint, and in total (tests, logs). */
+    trickle_chunks_pending = 0;
+    trickle_chunks_written = 0;
+
     private readonly buffer_offsets: Float64Array = new Float64Array(checkpoint_buffers);
     /** What each buffer's read is for: a manifest or chunk index (-1: free buffer). */
     private readonly buffer_item: Float64Array = new Float64Array(checkpoint_buffers).fill(-1);
@@ -299,6 +325,9 @@ export class Checkpointer implements StorageCompletionTarget, SuperBlockListener
 
     get busy(): boolean { return this.phase !== Phase.idle; }
 
+    /** Grid writes or reads in flight, trickle writes included (tests). */
+    get in_flight_count(): number { return this.in_flight; }
+
     /** The durable checkpoint op (-1 before restore). */
     get op_checkpoint(): number { return this.op_durable; }
 
@@ -328,12 +357,19 @@ export class Checkpointer implements StorageCompletionTarget, SuperBlockListener
         }
         this.ledger.state_used_bytes(this.used);
         this.used[segment_sessions] = sessions_size;
+        for (const segment of segment_trickle) {
+            // Pre-written chunks must still be whole: the ledger never drops below them.
+            assert(this.used[segment]! >= this.trickle_end[segment]!,
+                'checkpoint: a pre-written chunk is no longer part of the state');
+        }
         this.dirty_collect();
         this.last_chunks_written = 0;
         this.last_blocks_written = 0;
         this.last_bytes_written = 0;
-        this.released_count = 0;
-        this.error = null;
+        // released_count is not reset: trickle's replaced blocks wait there for this checkpoint.
+        this.trickle_budget_blocks = 0;
+        // A failed pre-write fails this checkpoint (its reference would name an unwritten block).
+        this.error = this.trickle_error;
         this.free_set.cursor_reset();
         this.phase = Phase.chunks;
         this.cursor = 0;
@@ -350,7 +386,11 @@ export class Checkpointer implements StorageCompletionTarget, SuperBlockListener
         for (let index = 0; index < transfers.dirty_count; index++) {
             const slot = transfers.dirty_list[index]! * transfers.dirty_chunk_records;
             for (let segment = 1; segment <= 3; segment++) {
-                this.dirty_mark(segment, slot * state_segment_layout[segment]![1]);
+                const byte_offset = slot * state_segment_layout[segment]![1];
+                // A status change marks the record's chunk too: the record bytes of a pre-written
+                // chunk did not change (asserted in checkpoint_start), only its status did.
+                if (segment === 1 && byte_offset < this.trickle_end[1]!) continue;
+                this.dirty_mark(segment, byte_offset);
             }
         }
         // Dirty marks are taken now: a change during the checkpoint breaks the contract and is
@@ -361,8 +401,10 @@ export class Checkpointer implements StorageCompletionTarget, SuperBlockListener
             const used = this.used[segment]!;
             const durable = this.used_durable[segment]!;
             assert(segment === segment_sessions || used >= durable, 'state shrank');
-            // Appends since the last checkpoint, and every chunk of the sessions blob.
-            const from = segment === segment_sessions ? 0 : durable;
+            // Appends since the last checkpoint (less what trickle wrote), every sessions chunk.
+            const from = segment === segment_sessions ? 0 :
+                Math.max(Math.floor(durable / this.payload) * this.payload,
+                    this.trickle_end[segment]!);
             if (used === durable && segment !== segment_sessions) continue;
             const end = Math.max(used, durable);
             for (let at = Math.floor(from / this.payload) * this.payload; at < end;
@@ -378,6 +420,62 @@ export class Checkpointer implements StorageCompletionTarget, SuperBlockListener
         if (this.chunk_dirty[chunk] === 1) return;
         this.chunk_dirty[chunk] = 1;
         this.dirty_list[this.dirty_count++] = chunk;
+    }
+
+    // ------------------------------------------------------------------------ trickle
+
+    /**
+     * Between checkpoints (the replica calls it after commits): pre-writes up to `budget_blocks`
+     * sealed chunks of the append-only segments, more as write buffers free up. Returns the
+     * writes issued now. Commits may go on meanwhile: a sealed chunk's bytes never change.
+     */
+    trickle(budget_blocks: number): number {
+        assert(Number.isInteger(budget_blocks) && budget_blocks >= 0);
+        if (this.phase !== Phase.idle || this.op_durable < 0) return 0;
+        this.trickle_budget_blocks = budget_blocks;
+        return this.trickle_advance();
+    }
+
+    private trickle_advance(): number {
+        if (this.phase !== Phase.idle || this.trickle_error !== null) return 0;
+        this.ledger.state_used_bytes(this.used_check);
+        let issued = 0;
+        for (const segment of segment_trickle) {
+            const used = this.used_check[segment]!;
+            assert(used >= this.trickle_end[segment]!, 'trickle: the state shrank');
+            while (this.trickle_budget_blocks > 0 && this.in_flight < checkpoint_buffers &&
+                this.trickle_end[segment]! + this.payload <= used) {
+                this.trickle_write(segment, this.trickle_end[segment]!);
+                this.trickle_end[segment] = this.trickle_end[segment]! + this.payload;
+                this.trickle_budget_blocks -= 1;
+                issued += 1;
+            }
+        }
+        return issued;
+    }
+
+    private trickle_write(segment: number, start: number): void {
+        const local = start / this.payload;
+        assert(Number.isInteger(local));
+        const chunk = this.chunk_first[segment]! + local;
+        assert(chunk < this.chunk_first[segment + 1]!);
+        assert.equal(this.chunk_dirty[chunk], 0);
+        const ref_offset = chunk * reference_size;
+        // The durable checkpoint may reference this chunk (its partial last chunk): that block
+        // is freed only once the checkpoint referencing the new one is durable.
+        this.release(this.chunk_refs, ref_offset);
+        this.manifest_dirty[Math.floor(chunk / this.refs_per_manifest)] = 1;
+        const address = this.address_acquire();
+        const buffer = this.buffer_acquire(chunk, address);
+        const offset = this.buffer_offsets[buffer]!;
+        const bytes = this.storage.arena.bytes;
+        bytes.set(this.segments[segment]!.subarray(start, start + this.payload),
+            offset + header_size);
+        this.block_seal_write(buffer, address, BlockType.chunk, this.payload, segment, local,
+            this.op_durable);
+        reference_write(this.chunk_refs, ref_offset, bytes, offset);
+        this.trickle_chunks_pending += 1;
+        this.trickle_chunks_written += 1;
     }
 
     /** Issues writes until the buffers are busy or the phase's work is all submitted. */
@@ -529,15 +627,20 @@ export class Checkpointer implements StorageCompletionTarget, SuperBlockListener
 
     private block_write(buffer: number, address: number, type: number, body_size: number,
         segment: number, chunk: number): void {
+        this.last_blocks_written += 1;
+        this.last_bytes_written += sector_ceil(header_size + body_size);
+        this.block_seal_write(buffer, address, type, body_size, segment, chunk, this.op_next);
+    }
+
+    private block_seal_write(buffer: number, address: number, type: number, body_size: number,
+        segment: number, chunk: number, op: number): void {
         const offset = this.buffer_offsets[buffer]!;
         const bytes = this.storage.arena.bytes;
         const size = header_size + body_size;
         const size_written = sector_ceil(size);
         bytes.fill(0, offset + size, offset + size_written);
-        block_seal(bytes, offset, this.superblock.cluster_bytes(), address, this.op_next, type,
+        block_seal(bytes, offset, this.superblock.cluster_bytes(), address, op, type,
             size, segment, chunk);
-        this.last_blocks_written += 1;
-        this.last_bytes_written += size_written;
         this.storage.write(this.target, buffer, Zone.grid, (address - 1) * this.block_size,
             offset, size_written);
     }
@@ -566,6 +669,15 @@ export class Checkpointer implements StorageCompletionTarget, SuperBlockListener
         this.buffer_item[tag] = -1;
         if (this.phase >= Phase.restore_root) {
             return this.restore_block(tag, item, address, result);
+        }
+        if (this.phase === Phase.idle) {
+            // A trickle write: a failure fails the next checkpoint (checkpoint_start).
+            if (result < 0 && this.trickle_error === null) {
+                this.trickle_error = new GridRefusal(this.op_durable, address,
+                    `write failed, errno ${-result}`);
+            }
+            this.trickle_advance();
+            return;
         }
         if (result < 0 && this.error === null) {
             this.error = new GridRefusal(this.op_next, address, `write failed, errno ${-result}`);
@@ -615,11 +727,22 @@ export class Checkpointer implements StorageCompletionTarget, SuperBlockListener
         reference_copy(this.root_ref, 0, this.root_ref_next, 0);
         this.contract_check();
         this.used_durable.set(this.used);
+        this.trickle_reset();
         this.sessions_source = this.sessions_buffer;
         this.dirty_count = 0;
         this.op_durable = this.op_next;
         this.phase = Phase.idle;
         this.listener.checkpoint_done(this.op_next, null);
+    }
+
+    /** Trickle starts again from the last chunk of the durable checkpoint. */
+    private trickle_reset(): void {
+        for (let segment = 0; segment < segment_count; segment++) {
+            this.trickle_end[segment] =
+                Math.floor(this.used_durable[segment]! / this.payload) * this.payload;
+        }
+        this.trickle_budget_blocks = 0;
+        this.trickle_chunks_pending = 0;
     }
 
     /** The ledger must not change while its checkpoint is written (no commits in between). */
@@ -645,7 +768,7 @@ export class Checkpointer implements StorageCompletionTarget, SuperBlockListener
 
     /** Startup: loads the checkpoint the (opened) superblock names into the ledger. */
     restore(): void {
-        assert(this.phase === Phase.idle && this.op_durable === -1);
+        assert(this.phase === Phase.idle && this.op_durable === -1 && this.in_flight === 0);
         assert(this.superblock.is_open);
         this.superblock.vsr_state_read(this.state);
         this.op_next = this.state.checkpoint_op;
@@ -830,6 +953,7 @@ export class Checkpointer implements StorageCompletionTarget, SuperBlockListener
         this.ledger.accounts.dirty_clear();
         this.ledger.transfers.dirty_clear();
         this.used_durable.set(this.used);
+        this.trickle_reset();
         this.op_durable = this.op_next;
         this.phase = Phase.idle;
         this.listener.checkpoint_restored(null);

@@ -122,6 +122,10 @@ export interface ReplicaOptions {
 }
 
 /** Counters for logs and tests (typed, fixed: nothing is allocated when one is bumped). */
+/** Chunk blocks the Checkpointer may pre-write per commit: a full batch of transfers (8,189
+ *  records, ~16 chunks) plus its history rows, with room to catch up. */
+const trickle_budget_blocks = 64;
+
 export class ReplicaStats {
     requests_received = 0;
     requests_dropped = 0;
@@ -1032,6 +1036,8 @@ export class Replica implements StorageCompletionTarget {
         }
         this.prepare_queued();
         this.execute_ahead();
+        // Pre-write sealed append-only chunks so the next checkpoint's pause covers less.
+        if (this.checkpoint_op_next === -1) this.checkpointer.trickle(trickle_budget_blocks);
     }
 
     // ------------------------------------------------------------------ checkpoints
