@@ -61,7 +61,8 @@ describe('client against ringledger start', () => {
         const theirs = tigerbeetle.createClient({ cluster_id: 0n,
             replica_addresses: [replica.address] });
         try {
-            const seed = Number(process.env.RINGLEDGER_SEED ?? Date.now() % 1_000_000);
+            // A fixed seed keeps the coverage bounds below deterministic; RINGLEDGER_SEED explores.
+            const seed = Number(process.env.RINGLEDGER_SEED ?? 20261201);
             const results_ours = await workload_run(ours, seed, namespace_ours);
             const results_theirs = await workload_run(
                 theirs as unknown as WorkloadClient, seed, namespace_theirs);
