@@ -19,6 +19,8 @@ import * as tigerbeetle from 'tigerbeetle-node';
 import { benchmark_run } from '../lib/cli/benchmark';
 import * as ringledger from '../lib/index';
 import { FakeServer } from './client_fake_server';
+import { encode_events } from '../lib/client/codec';
+import { Operation } from '../lib/client/bindings';
 
 /** Re-checksums a mutated reply but keeps its context, which the server's session chain holds. */
 function reseal(header: HeaderView): void {
@@ -596,5 +598,21 @@ describe('client: id()', () => {
         }
         const time_ms = last >> 80n;
         assert.ok(time_ms >= before_ms - 1n && time_ms <= BigInt(Date.now()) + 1n);
+    });
+});
+
+describe('client: u128 encoding at the fast path boundaries', () => {
+    test('values around 2^32, 2^53, 2^64 and 2^128 encode to their exact bytes', () => {
+        const values = [0n, 1n, (1n << 32n) - 1n, 1n << 32n, (1n << 53n) - 1n, 1n << 53n,
+            (1n << 53n) + 1n, (1n << 64n) - 1n, 1n << 64n, (1n << 128n) - 1n];
+        const view = new DataView(new ArrayBuffer(values.length * 16 + 3));
+        // An odd offset: DataView stores need no alignment, and the encoder must not assume it.
+        encode_events(Operation.lookup_accounts, values, view, 3);
+        for (let index = 0; index < values.length; index++) {
+            const at = 3 + index * 16;
+            const low = view.getBigUint64(at, true);
+            const high = view.getBigUint64(at + 8, true);
+            assert.equal((high << 64n) | low, values[index], `value ${values[index]}`);
+        }
     });
 });
