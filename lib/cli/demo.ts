@@ -138,7 +138,9 @@ async function run(args: readonly string[]): Promise<number> {
     };
     process.once('SIGINT', interrupt);
     try {
-        out(`running for ${options.seconds} s: ${number_text(options.account_count)} accounts, ` +
+        out(`running for ${options.seconds} s or until ` +
+            `${number_text(options.transfers_max)} transfers (the data file's transfers_max), ` +
+            `whichever comes first: ${number_text(options.account_count)} accounts, ` +
             `batches of ${batch_size} transfers, one batch in flight ...`);
         const summary = await demo_run(client, options, (now) => {
             const line = `  ${now.seconds.toFixed(1)} s  ${number_text(now.transfers)} ` +
