@@ -27,6 +27,7 @@ import {
     replica_create, replica_storage_arena_size, replica_storage_open,
 } from '../vsr/replica_open';
 import type { ReplicaTime } from '../vsr/replica';
+import { bytes_le_bigint } from '../vsr/header';
 import { HeaderValidator } from '../vsr/validate';
 import { Prng } from '../testing/prng';
 import type { Address } from './config';
@@ -254,7 +255,7 @@ async function server_parts_locked(options: ServerOptions, arena: Arena, engine:
     await storage_run_until(storage, () =>
         replica.status === Status.normal || replica.status === Status.failed);
     if (replica.status !== Status.normal) throw replica.failure!;
-    const cluster = cluster_bigint(superblock.cluster_bytes());
+    const cluster = bytes_le_bigint(superblock.cluster_bytes(), 0, 16);
     const bus = new MessageBus({
         engine, pool, validator: new HeaderValidator(cluster), owner: replica, time, random,
         connections_max: sizing.connections_max, send_queue_max: sizing.send_queue_max,
@@ -265,8 +266,3 @@ async function server_parts_locked(options: ServerOptions, arena: Arena, engine:
     return { engine, pool, storage, replica, bus, ledger, time, address, port };
 }
 
-function cluster_bigint(bytes: Uint8Array): bigint {
-    let value = 0n;
-    for (let index = 15; index >= 0; index--) value = (value << 8n) | BigInt(bytes[index]!);
-    return value;
-}

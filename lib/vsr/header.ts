@@ -163,11 +163,7 @@ export class HeaderView {
 
     // Byte fields as little-endian bigints, so that the round-trip test covers them too.
     private bytes_bigint(field: Field): bigint {
-        let value = 0n;
-        for (let index = field.size - 1; index >= 0; index--) {
-            value = (value << 8n) | BigInt(this.bytes[this.offset + field.offset + index]!);
-        }
-        return value;
+        return bytes_le_bigint(this.bytes, this.offset + field.offset, field.size);
     }
     private set_bytes_bigint(field: Field, value: bigint): void {
         assert.ok(value >= 0n && value < 1n << BigInt(field.size * 8));
@@ -254,3 +250,12 @@ export function seal_empty_body(view: HeaderView): void {
     set_checksum(view);
 }
 
+/** `size` bytes at `offset` as a little-endian unsigned bigint (cold paths: startup, tests). */
+export function bytes_le_bigint(bytes: Uint8Array, offset: number, size: number): bigint {
+    assert.ok(offset >= 0 && size >= 0 && offset + size <= bytes.length);
+    let value = 0n;
+    for (let index = size - 1; index >= 0; index--) {
+        value = (value << 8n) | BigInt(bytes[offset + index]!);
+    }
+    return value;
+}

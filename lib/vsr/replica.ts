@@ -44,7 +44,7 @@ import type { ClientReplies, ClientRepliesListener } from '../storage/client_rep
 import { LedgerCapacityError } from '../ledger/ledger';
 import { checksum_equal } from './checksum';
 import {
-    EvictionReason, Operation, header_size, register_request_body_size,
+    EvictionReason, Operation, eviction_reason_max, header_size, register_request_body_size,
     register_result_body_size,
 } from './constants';
 import { HeaderView, header_init, seal, seal_empty_body, set_checksum } from './header';
@@ -137,7 +137,7 @@ export class ReplicaStats {
     pongs = 0;
     messages_ignored = 0;
     /** Evictions sent, by reason (index = EvictionReason). */
-    readonly evictions = new Uint32Array(9);
+    readonly evictions = new Uint32Array(eviction_reason_max + 1);
     /** Times the primary waited because the WAL would overwrite an op not yet checkpointed. */
     wal_stalls = 0;
     /** Times a commit waited for a free pool message. */
