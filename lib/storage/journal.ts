@@ -300,12 +300,21 @@ export class Journal implements StorageCompletionTarget {
             return;
         }
         // Only the first sector of each prepare slot: the rest is zero from preallocation.
+        this.prepare_sector_write_from_header(this.cursor);
+    }
+
+    /**
+     * Writes slot `slot`'s first prepare sector as its in-memory header followed by zeros (the
+     * rest of the slot is zero from preallocation): how format and a cut both reserve a slot.
+     */
+    private prepare_sector_write_from_header(slot: number): void {
+        assert(slot >= 0 && slot < this.slot_count);
         const buffer = this.storage.arena.bytes;
         buffer.fill(0, this.buffer_offset, this.buffer_offset + sector_size);
-        buffer.set(this.headers.subarray(this.cursor * header_size,
-            (this.cursor + 1) * header_size), this.buffer_offset);
-        this.storage.write(this.target, this.cursor, Zone.wal_prepares,
-            this.cursor * this.message_size_max, this.buffer_offset, sector_size);
+        buffer.set(this.headers.subarray(slot * header_size, (slot + 1) * header_size),
+            this.buffer_offset);
+        this.storage.write(this.target, slot, Zone.wal_prepares, slot * this.message_size_max,
+            this.buffer_offset, sector_size);
     }
 
     private fail_write(slot: number, result: number): void {
@@ -646,12 +655,7 @@ export class Journal implements StorageCompletionTarget {
             this.listener.journal_done(null);
             return;
         }
-        const buffer = this.storage.arena.bytes;
-        buffer.fill(0, this.buffer_offset, this.buffer_offset + sector_size);
-        buffer.set(this.headers.subarray(this.cursor * header_size,
-            (this.cursor + 1) * header_size), this.buffer_offset);
-        this.storage.write(this.target, this.cursor, Zone.wal_prepares,
-            this.cursor * this.message_size_max, this.buffer_offset, sector_size);
+        this.prepare_sector_write_from_header(this.cursor);
     }
 
     private prepare_written(write: number, result: number): void {
