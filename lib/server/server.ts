@@ -25,6 +25,7 @@ import { MessagePool } from '../vsr/message_pool';
 import { Replica, Status, tick_ms } from '../vsr/replica';
 import {
     replica_create, replica_storage_arena_size, replica_storage_open,
+    replica_storage_operations_max,
 } from '../vsr/replica_open';
 import type { ReplicaTime } from '../vsr/replica';
 import { bytes_le_bigint } from '../vsr/header';
@@ -58,11 +59,6 @@ export class SystemTime implements ReplicaTime {
 }
 
 const turns_per_yield = 64;
-/**
- * Storage operations in flight: WAL writes (a pipeline of prepares plus their header sectors,
- * 16), replay read, checkpoint blocks (8) and superblock, client replies (8).
- */
-const storage_operations_max = 48;
 
 export class Server {
     readonly options: ServerOptions;
@@ -234,7 +230,7 @@ async function server_parts_locked(options: ServerOptions, arena: Arena, engine:
     const sizing = server_sizing(options.clients_max, options.connections_max);
     const layout = new ZoneLayout(config);
     const fd = engine.file_open(options.path, { direct: true, dsync: true, create: false });
-    const storage = new FileStorage(engine, layout, fd, storage_operations_max);
+    const storage = new FileStorage(engine, layout, fd, replica_storage_operations_max);
     const { listener, superblock, journal } = await replica_storage_open(storage);
     if (options.addresses.length !== superblock.replica_count) {
         throw new Error(`the data file is replica ${superblock.replica} of a cluster of ` +

@@ -153,6 +153,8 @@ export function storage_config_for(base: StorageConfig, ledger: LedgerConfig,
 
 /** Block buffers the checkpointer keeps in flight (writes at checkpoint, reads at restore). */
 export const checkpoint_buffers = 8;
+/** Storage operations the checkpointer has in flight at most: one per buffer, plus its sync. */
+export const checkpointer_operations_max = checkpoint_buffers + 1;
 
 /** Segments whose full chunks below the used bytes never change: `trickle` may pre-write them. */
 const segment_trickle: readonly number[] = [1, 5];
@@ -512,6 +514,7 @@ export class Checkpointer implements StorageCompletionTarget, SuperBlockListener
                 }
                 this.phase = Phase.sync;
                 this.in_flight += 1;
+                assert(this.in_flight <= checkpointer_operations_max);
                 this.storage.sync(this.target, tag_sync);
                 return;
             } else {
@@ -538,6 +541,7 @@ export class Checkpointer implements StorageCompletionTarget, SuperBlockListener
             this.buffer_item[buffer] = item;
             this.buffer_address[buffer] = address;
             this.in_flight += 1;
+            assert(this.in_flight <= checkpointer_operations_max);
             return buffer;
         }
         assert.fail('checkpoint: no free block buffer');
@@ -715,6 +719,7 @@ export class Checkpointer implements StorageCompletionTarget, SuperBlockListener
         // Durable before any replaced block is reused (a no-op cost on an O_DSYNC file).
         this.phase = Phase.sync_after;
         this.in_flight += 1;
+        assert(this.in_flight <= checkpointer_operations_max);
         this.storage.sync(this.target, tag_sync);
     }
 

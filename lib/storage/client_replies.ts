@@ -8,6 +8,14 @@
 // reply the checkpoint's session table refers to is durable. A reply written after the checkpoint
 // may be lost by a crash; WAL replay re-executes its op and writes it again.
 //
+// Operations in flight are bounded by `client_replies_iops_max`, not by the session count: a
+// checkpoint writes every changed reply at once (up to clients_max of them), and the writes that
+// find every operation busy wait in a FIFO of slots, submitted as operations complete. The FIFO
+// needs no bound of its own: a slot waits at most once (one pending write per slot), so it never
+// holds more than clients_max slots. Queueing rather than sizing the pool from clients_max keeps
+// the storage's operation budget (and io_uring's queue) independent of clients_max, and spreads a
+// checkpoint's reply writes instead of flooding the device with clients_max message-sized writes.
+//
 // A read is checked against the header the session table expects: header checksum equal to the
 // expected one, both checksums valid. So a torn write, a stale reply (an older or newer one than
 // the table names), a misdirected write or bit rot is never handed out as the reply.
@@ -35,6 +43,9 @@ export interface ClientRepliesDrainTarget {
     client_replies_drained(): void;
 }
 
+/** Client-reply reads and writes in flight at once (part of the storage operation budget). */
+export const client_replies_iops_max = 8;
+
 const kind_free = 0;
 const kind_read = 1;
 const kind_write = 2;
@@ -52,15 +63,25 @@ export class ClientReplies implements StorageCompletionTarget {
     /** Reads: the header checksum and size the session table expects. */
     private readonly op_expected: Uint8Array;
     private readonly op_size: Float64Array;
-    /** Per slot: a write in flight, and at most one write queued behind it. */
+    private operations_free: number;
+    /** Per slot: a write in flight, and at most one write queued behind it or waiting. */
     private readonly slot_writing: Uint8Array;
     private readonly slot_queued_offset: Float64Array;
     private readonly slot_queued_tag: Float64Array;
+    /** Per slot: its queued write waits in `waiting` for a free operation (it is not writing). */
+    private readonly slot_waiting: Uint8Array;
+    /** FIFO ring of slots whose write waits for an operation; each slot is in it at most once. */
+    private readonly waiting: Int32Array;
+    private waiting_head = 0;
+    private waiting_count = 0;
     private drain_target: ClientRepliesDrainTarget | null = null;
     writes_in_flight = 0;
+    /** Writes that had to wait for a free operation (a checkpoint with many changed replies). */
+    writes_waited = 0;
 
-    constructor(storage: Storage, listener: ClientRepliesListener, operations_max: number) {
-        assert(operations_max >= 1);
+    constructor(storage: Storage, listener: ClientRepliesListener,
+        operations_max: number = client_replies_iops_max) {
+        assert(operations_max >= 1 && operations_max <= client_replies_iops_max);
         const config = storage.layout.config;
         this.storage = storage;
         this.listener = listener;
@@ -73,9 +94,12 @@ export class ClientReplies implements StorageCompletionTarget {
         this.op_arena_offset = new Float64Array(operations_max);
         this.op_expected = new Uint8Array(operations_max * 16);
         this.op_size = new Float64Array(operations_max);
+        this.operations_free = operations_max;
         this.slot_writing = new Uint8Array(this.slot_count);
         this.slot_queued_offset = new Float64Array(this.slot_count).fill(-1);
         this.slot_queued_tag = new Float64Array(this.slot_count);
+        this.slot_waiting = new Uint8Array(this.slot_count);
+        this.waiting = new Int32Array(this.slot_count);
     }
 
     write_in_flight(slot: number): boolean {
@@ -92,15 +116,52 @@ export class ClientReplies implements StorageCompletionTarget {
         const size = header_size_field(bytes, arena_offset);
         assert(size >= header_size && size <= this.message_size_max);
         assert(header_checksum_valid(bytes, arena_offset), 'client reply: header checksum');
+        assert.equal(this.slot_queued_offset[slot], -1, 'client reply: two writes queued');
         this.writes_in_flight += 1;
+        assert(this.writes_in_flight <= 2 * this.slot_count);
         if (this.slot_writing[slot] === 1) {
             // Two writes to one slot must not race: the newer one waits for the older.
-            assert.equal(this.slot_queued_offset[slot], -1, 'client reply: two writes queued');
             this.slot_queued_offset[slot] = arena_offset;
             this.slot_queued_tag[slot] = tag;
             return;
         }
+        if (this.operations_free === 0) {
+            this.slot_queued_offset[slot] = arena_offset;
+            this.slot_queued_tag[slot] = tag;
+            this.waiting_push(slot);
+            this.writes_waited += 1;
+            return;
+        }
         this.write_submit(tag, slot, arena_offset);
+    }
+
+    /** Writes accepted but not submitted yet, waiting for an operation to free up. */
+    get writes_waiting(): number {
+        return this.waiting_count;
+    }
+
+    private waiting_push(slot: number): void {
+        assert.equal(this.slot_waiting[slot], 0);
+        assert(this.waiting_count < this.slot_count, 'client reply: a slot waits twice');
+        this.waiting[(this.waiting_head + this.waiting_count) % this.slot_count] = slot;
+        this.waiting_count += 1;
+        this.slot_waiting[slot] = 1;
+    }
+
+    /** Submits the oldest waiting write, if any, into the operation that just freed up. */
+    private waiting_submit(): void {
+        assert(this.operations_free > 0);
+        if (this.waiting_count === 0) return;
+        const slot = this.waiting[this.waiting_head]!;
+        this.waiting_head = (this.waiting_head + 1) % this.slot_count;
+        this.waiting_count -= 1;
+        assert.equal(this.slot_waiting[slot], 1);
+        assert.equal(this.slot_writing[slot], 0);
+        this.slot_waiting[slot] = 0;
+        const offset = this.slot_queued_offset[slot]!;
+        assert(offset >= 0);
+        this.slot_queued_offset[slot] = -1;
+        this.write_submit(this.slot_queued_tag[slot]!, slot, offset);
     }
 
     private write_submit(tag: number, slot: number, arena_offset: number): void {
@@ -122,6 +183,9 @@ export class ClientReplies implements StorageCompletionTarget {
         arena_offset: number): void {
         assert(slot >= 0 && slot < this.slot_count);
         assert(this.slot_writing[slot] === 0, 'client reply: read while a write is in flight');
+        assert.equal(this.slot_waiting[slot], 0, 'client reply: read while a write is waiting');
+        // Reads happen at restore, one at a time, before any write: an operation is free.
+        assert(this.operations_free > 0, 'client reply: a read with every operation busy');
         const size = header_size_field(expected_header, expected_offset);
         assert(size >= header_size && size <= this.message_size_max);
         const op = this.op_acquire(kind_read, tag, slot, arena_offset);
@@ -155,16 +219,24 @@ export class ClientReplies implements StorageCompletionTarget {
         const tag = this.op_tag[op]!;
         const slot = this.op_slot[op]!;
         this.op_kind[op] = kind_free;
+        this.operations_free += 1;
+        assert(this.operations_free <= this.op_kind.length);
         if (kind === kind_read) {
+            this.waiting_submit();
             this.listener.client_reply_read(tag, this.read_result(op, result));
             return;
         }
         assert.equal(kind, kind_write);
         this.slot_writing[slot] = 0;
+        assert.equal(this.slot_waiting[slot], 0);
         const queued = this.slot_queued_offset[slot]!;
         if (queued >= 0) {
+            // The newer write to this slot goes first: it was accepted before any waiting one
+            // could be behind it for this slot, and it reuses the operation just freed.
             this.slot_queued_offset[slot] = -1;
             this.write_submit(this.slot_queued_tag[slot]!, slot, queued);
+        } else {
+            this.waiting_submit();
         }
         this.writes_in_flight -= 1;
         assert(this.writes_in_flight >= 0);
@@ -188,8 +260,10 @@ export class ClientReplies implements StorageCompletionTarget {
     }
 
     private op_acquire(kind: number, tag: number, slot: number, arena_offset: number): number {
+        assert(this.operations_free > 0);
         const op = this.op_kind.indexOf(kind_free);
         assert(op >= 0, 'client replies: more operations in flight than operations_max');
+        this.operations_free -= 1;
         this.op_kind[op] = kind;
         this.op_tag[op] = tag;
         this.op_slot[op] = slot;

@@ -50,6 +50,12 @@ const enum Phase {
 
 /** Prepare writes in flight at most: the primary's pipeline (pipeline_prepare_queue_max). */
 export const journal_writes_max = 8;
+/**
+ * Storage operations the journal has in flight at most: each prepare write, then at most one
+ * header-sector write per prepare (a sector write carries at least one prepare's header, and a
+ * prepare's header is in one sector write at a time). Format and recovery go one at a time.
+ */
+export const journal_operations_max = 2 * journal_writes_max;
 
 /** A write slot: writing its prepare, then waiting for or writing its header sector. */
 const enum WriteState { free = 0, prepare = 1, header_wait = 2, header = 3 }
@@ -107,6 +113,8 @@ export class Journal implements StorageCompletionTarget {
     verify_bodies = verify_bodies_default;
     /** The highest op in the log after recovery (the head), or -1 before. */
     op_max = -1;
+    /** Header-sector writes in flight (write phase). */
+    private sector_writes_in_flight = 0;
 
     constructor(storage: Storage, listener: JournalListener, cluster: Uint8Array,
         replica_count: number) {
@@ -694,6 +702,11 @@ export class Journal implements StorageCompletionTarget {
         }
         if (headers === 0) return;
         this.sector_writing[sector] = 1;
+        this.sector_writes_in_flight += 1;
+        // Each sector write in flight carries a distinct prepare's header: the journal's
+        // storage operations stay within journal_operations_max.
+        assert(this.sector_writes_in_flight <= this.writes_count);
+        assert(this.writes_count + this.sector_writes_in_flight <= journal_operations_max);
         this.storage.write(this.target, this.writes_max + sector, Zone.wal_headers,
             sector * sector_size, this.redundant_offset + sector * sector_size, sector_size);
     }
@@ -702,6 +715,8 @@ export class Journal implements StorageCompletionTarget {
         assert.equal(this.sector_writing[sector], 1);
         assert(!this.reporting, 'journal: header completion while reporting');
         this.sector_writing[sector] = 0;
+        this.sector_writes_in_flight -= 1;
+        assert(this.sector_writes_in_flight >= 0);
         let reports = 0;
         for (let write = 0; write < this.writes_max; write++) {
             if (this.write_state[write] !== WriteState.header) continue;

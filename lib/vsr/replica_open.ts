@@ -6,12 +6,14 @@
 import assert from 'node:assert/strict';
 
 import type { LedgerConfig } from '../ledger/ledger';
-import { Checkpointer, checkpointer_arena_size, storage_config_for } from '../storage/checkpoint';
-import { ClientReplies } from '../storage/client_replies';
+import {
+    Checkpointer, checkpointer_arena_size, checkpointer_operations_max, storage_config_for,
+} from '../storage/checkpoint';
+import { ClientReplies, client_replies_iops_max } from '../storage/client_replies';
 import { storage_arena_size } from '../storage/data_file';
 import type { Storage } from '../storage/storage';
 import { StorageRefusal } from '../storage/storage';
-import { Journal } from '../storage/journal';
+import { Journal, journal_operations_max } from '../storage/journal';
 import { SuperBlock } from '../storage/superblock';
 import type { StorageConfig } from '../storage/zones';
 import { sector_ceil, sector_size } from '../storage/zones';
@@ -46,8 +48,19 @@ export async function replica_storage_open(storage: Storage): Promise<ReplicaSto
 
 export type ReplicaCreateOptions = Omit<ReplicaOptions, 'checkpointer' | 'client_replies'>;
 
-/** Client-reply reads and writes in flight at once (startup reads one at a time). */
-const client_replies_operations_max = 8;
+/** The superblock writes and reads its copies one after another. */
+const superblock_operations_max = 1;
+/** The replay reads one prepare at a time from the WAL. */
+const replay_operations_max = 1;
+
+/**
+ * Storage operations a replica can have in flight at once: the sum of each user's own bound, each
+ * asserted where that user submits. Sized this way, the storage's own pool is never exhausted by
+ * construction; a user with more work than its bound queues it (client replies at a checkpoint)
+ * or waits for a completion (journal writes, checkpoint blocks).
+ */
+export const replica_storage_operations_max = journal_operations_max + replay_operations_max +
+    checkpointer_operations_max + superblock_operations_max + client_replies_iops_max;
 
 /**
  * Builds the replica with its Checkpointer and ClientReplies over the same storage (allocating
@@ -55,8 +68,7 @@ const client_replies_operations_max = 8;
  */
 export function replica_create(options: ReplicaCreateOptions): Replica {
     const listener = new ReplicaCheckpointListener();
-    const client_replies = new ClientReplies(options.storage, listener,
-        client_replies_operations_max);
+    const client_replies = new ClientReplies(options.storage, listener);
     const checkpointer = new Checkpointer(options.storage, options.superblock, options.ledger,
         client_replies, listener, sessions_size_max(options.clients_max));
     const replica = new Replica({ ...options, checkpointer, client_replies });
