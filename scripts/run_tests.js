@@ -23,9 +23,16 @@ if (files.length === 0) {
   console.error('run_tests: no test files matched');
   process.exit(1);
 }
+// --test-force-exit: a test file whose test timed out still ends (its children are killed on
+// exit by test/server_process.ts) instead of keeping the run alive until CI's own limit.
+// The whole run also has a ceiling, so no hang can outlast it.
+const run_timeout_ms = 25 * 60 * 1000;
 const result = child_process.spawnSync(
   process.execPath,
-  ['--test', '--test-concurrency=1', ...files],
-  { stdio: 'inherit' },
+  ['--test', '--test-concurrency=1', '--test-force-exit', ...files],
+  { stdio: 'inherit', timeout: run_timeout_ms, killSignal: 'SIGKILL' },
 );
+if (result.error !== undefined) {
+  console.error(`run_tests: ${result.error.message} (the run's ceiling is ${run_timeout_ms} ms)`);
+}
 process.exit(result.status === null ? 1 : result.status);

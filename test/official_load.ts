@@ -1,6 +1,8 @@
 // A load generator on the official tigerbeetle-node@0.17.9 client, run as a child process by the
 // crash and bad-client tests (tests only). Usage: node official_load.js <port> <duration_ms>
-// <accounts_base>. It creates two accounts, then for duration_ms keeps several createTransfers
+// <accounts_base> <transfers_max>. It creates two accounts, then until duration_ms has passed or
+// transfers_max transfers were issued (whichever comes first, so a faster machine never runs past
+// the capacity the test formatted) keeps several createTransfers
 // requests of unique ids outstanding (the client merges them into multi-batch requests), each
 // moving amount 1 from the first account to the second. Every result must be `created`: a
 // request applied twice would answer `exists`. Afterwards it waits for all outstanding requests,
@@ -27,6 +29,8 @@ async function main(): Promise<void> {
     const port = process.argv[2]!;
     const duration_ms = Number(process.argv[3]);
     const base = BigInt(process.argv[4] ?? '1');
+    const transfers_max = Number(process.argv[5] ?? '0');
+    assert(Number.isSafeInteger(transfers_max) && transfers_max >= 0);
     const debit = base;
     const credit = base + 1n;
     const client = createClient({ cluster_id: 0n, replica_addresses: [port] });
@@ -47,7 +51,7 @@ async function main(): Promise<void> {
     let errors = 0;
     const deadline = Date.now() + duration_ms;
     const worker = async (): Promise<void> => {
-        while (Date.now() < deadline) {
+        while (Date.now() < deadline && Number(next_id - first_id) + batch_size <= transfers_max) {
             const batch: Transfer[] = [];
             for (let i = 0; i < batch_size; i++) batch.push(transfer(next_id++, debit, credit));
             const results = await client.createTransfers(batch);

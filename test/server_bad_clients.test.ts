@@ -171,7 +171,7 @@ test('bad clients are disconnected or evicted while a good client sees no error'
         format_data_file(file);
         const port = await port_free();
         const server = await ServerProcess.start(file, port);
-        const good = load_start(port, 5_000, 1);
+        const good = load_start(port, 5_000, 1, 200_000);
         try {
             await bad_clients(port);
             await connection_storm(port, 1_000);
@@ -183,7 +183,7 @@ test('bad clients are disconnected or evicted while a good client sees no error'
             assert.equal(summary.missing, 0);
             assert.equal(summary.balanced, true);
             // Still serving afterwards.
-            const after = await load_start(port, 300, 3).done;
+            const after = await load_start(port, 300, 3, 20_000).done;
             assert.equal(after.code, 0, after.output);
         } finally {
             good.child.kill('SIGKILL');

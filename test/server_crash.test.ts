@@ -18,7 +18,7 @@ test('crash: SIGKILL under load loses no acknowledged transfer and applies none 
         format_data_file(file);
         const port = await port_free();
         let server = await ServerProcess.start(file, port);
-        const load = load_start(port, 6_000, 1);
+        const load = load_start(port, 6_000, 1, 300_000);
         try {
             for (let kill = 0; kill < 3; kill++) {
                 await sleep(1_200);
@@ -37,7 +37,7 @@ test('crash: SIGKILL under load loses no acknowledged transfer and applies none 
             // The ledger survives one more restart unchanged (a clean stop, then a replay).
             assert.equal(await server.stop('SIGTERM'), 0, server.stderr);
             server = await ServerProcess.start(file, port);
-            const again = await load_start(port, 0, 1).done;
+            const again = await load_start(port, 0, 1, 0).done;
             assert.equal(again.code, 0, again.output);
             const balances = JSON.parse(again.output.trim()) as Record<string, unknown>;
             assert.equal(balances.debits_posted, summary.debits_posted);

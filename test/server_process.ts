@@ -10,6 +10,19 @@ export const root = path.resolve(__dirname, '..', '..');
 export const cli_main = path.join(root, 'dist', 'lib', 'cli', 'main.js');
 export const test_data = path.join(root, '.test-data');
 
+// Every child a test starts is killed when the test process exits, also when a test timed out
+// and its finally block never ran: a leftover server would keep the runner waiting forever.
+const children_running = new Set<child_process.ChildProcess>();
+process.on('exit', () => {
+    for (const child of children_running) child.kill('SIGKILL');
+});
+
+export function children_track<Child extends child_process.ChildProcess>(child: Child): Child {
+    children_running.add(child);
+    child.once('exit', () => children_running.delete(child));
+    return child;
+}
+
 /** A port that was free a moment ago (bound to 0, then released). */
 export async function port_free(): Promise<number> {
     const server = net.createServer();
@@ -60,9 +73,9 @@ export class ServerProcess {
     /** Starts `ringledger start` and waits for it to listen. */
     static async start(file: string, port: number, extra: string[] = []):
         Promise<ServerProcess> {
-        const child = child_process.spawn(process.execPath,
+        const child = children_track(child_process.spawn(process.execPath,
             [cli_main, 'start', `--addresses=${port}`, ...extra, file],
-            { stdio: ['ignore', 'pipe', 'pipe'] });
+            { stdio: ['ignore', 'pipe', 'pipe'] }));
         const server = new ServerProcess(child, port);
         const deadline = Date.now() + 60_000;
         while (!server.stdout.includes('listening on')) {
@@ -91,10 +104,11 @@ export function official_client_run(script: string, port: number, timeout_ms: nu
     Promise<{ code: number | null; output: string }> {
     const client_dir = path.join(root, 'node_modules', 'tigerbeetle-node', 'dist');
     return new Promise((resolve) => {
-        const child = child_process.spawn(process.execPath, [path.join(client_dir, script)], {
-            env: { ...process.env, TB_ADDRESS: String(port) },
-            stdio: ['ignore', 'pipe', 'pipe'],
-        });
+        const child = children_track(child_process.spawn(process.execPath,
+            [path.join(client_dir, script)], {
+                env: { ...process.env, TB_ADDRESS: String(port) },
+                stdio: ['ignore', 'pipe', 'pipe'],
+            }));
         let output = '';
         child.stdout.setEncoding('utf8');
         child.stderr.setEncoding('utf8');
@@ -108,12 +122,15 @@ export function official_client_run(script: string, port: number, timeout_ms: nu
     });
 }
 
-/** Starts test/official_load.ts (the official client under load) as a child process. */
-export function load_start(port: number, duration_ms: number, base: number):
+/**
+ * Starts test/official_load.ts (the official client under load) as a child process. The load
+ * stops at duration_ms or at transfers_max transfers, whichever comes first.
+ */
+export function load_start(port: number, duration_ms: number, base: number, transfers_max: number):
     { done: Promise<{ code: number | null; output: string }>; child: child_process.ChildProcess } {
-    const child = child_process.spawn(process.execPath,
+    const child = children_track(child_process.spawn(process.execPath,
         [path.join(root, 'dist', 'test', 'official_load.js'), String(port), String(duration_ms),
-            String(base)], { stdio: ['ignore', 'pipe', 'pipe'] });
+            String(base), String(transfers_max)], { stdio: ['ignore', 'pipe', 'pipe'] }));
     let output = '';
     child.stdout!.setEncoding('utf8');
     child.stdout!.on('data', (chunk: string) => { output += chunk; });

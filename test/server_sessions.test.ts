@@ -10,7 +10,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { ServerProcess, data_file_path, format_data_file, port_free, root } from './server_process';
+import {
+    ServerProcess, children_track, data_file_path, format_data_file, port_free, root,
+} from './server_process';
 
 const script = path.join(root, 'dist', 'test', 'official_sessions.js');
 
@@ -23,9 +25,9 @@ interface Run {
 
 function sessions_run(port: number, clients: number, evictions: number, requests: number,
     base: number): Run {
-    const child = child_process.spawn(process.execPath,
+    const child = children_track(child_process.spawn(process.execPath,
         [script, String(port), String(clients), String(evictions), String(requests), String(base)],
-        { stdio: ['ignore', 'pipe', 'pipe'] });
+        { stdio: ['ignore', 'pipe', 'pipe'] }));
     let output = '';
     child.stdout!.setEncoding('utf8');
     child.stdout!.on('data', (chunk: string) => { output += chunk; });
