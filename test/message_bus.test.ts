@@ -14,7 +14,8 @@ import { create_engine } from '../lib/io/index';
 import { header_init, HeaderView, seal } from '../lib/vsr/header';
 import { Command } from '../lib/vsr/header_layout';
 import {
-    BusReason, MessageBus, type MessageBusOwner, type Random, backoff_delay_ms, receive_reserve,
+    BusReason, MessageBus, type MessageBusOwner, type Random, accept_backoff_ms, backoff_delay_ms,
+    listener_closes_max, listener_operations_max, receive_reserve,
 } from '../lib/vsr/message_bus';
 import { MessagePool } from '../lib/vsr/message_pool';
 import { HeaderValidator, Reason } from '../lib/vsr/validate';
@@ -69,6 +70,8 @@ class FakeEngine {
     connect_tag = -1;
     timeout_tag = -1;
     timeouts_ms: number[] = [];
+    /** When set, recvs stay in flight forever (tests of accepting with many connections). */
+    recvs_ignored = false;
     constructor(readonly arena: Arena) {}
     get in_flight(): number { return 0; }
     target_register(target: IoCompletionTarget): number { this.target = target; return 0; }
@@ -76,6 +79,7 @@ class FakeEngine {
     socket_local_port(): number { return 1; }
     socket_accept(_target: number, tag: number): void { this.accept_tag = tag; }
     socket_recv(_target: number, tag: number, _fd: number, offset: number, length: number): void {
+        if (this.recvs_ignored) return;
         assert.equal(this.recv_tag, -1, 'one recv at a time');
         this.recv_tag = tag;
         this.recv_offset = offset;
@@ -96,10 +100,20 @@ class FakeEngine {
         this.timeout_tag = tag;
         this.timeouts_ms.push(duration_ms);
     }
+    /** When set, closes stay in flight until `closes_complete` is called. */
+    hold_closes = false;
+    held_close_tags: number[] = [];
     /** Closes complete at once: the bus must cope with completions inside its own calls. */
     close(_target: number, tag: number): void {
         this.closed += 1;
-        this.target.io_complete(tag, 0);
+        if (this.hold_closes) this.held_close_tags.push(tag);
+        else this.target.io_complete(tag, 0);
+    }
+    /** Completes up to `count` held closes, oldest first. */
+    closes_complete(count: number): void {
+        for (let index = 0; index < count && this.held_close_tags.length > 0; index++) {
+            this.target.io_complete(this.held_close_tags.shift()!, 0);
+        }
     }
     /** Completes an operation the test held (a send, connect or timeout). */
     complete(tag: number, result: number): void {
@@ -120,11 +134,12 @@ class FakeEngine {
         this.held_send_tags = this.held_send_tags.filter((tag) => !tags.includes(tag));
         for (const tag of tags) this.complete(tag, -errno.ECANCELED);
     }
-    /** Accepts one connection with fd 5. */
-    accept(): void {
+    /** Accepts one connection with fd 5, or fails the accept with a negative errno. */
+    accept(result = 5): void {
         const tag = this.accept_tag;
+        assert.notEqual(tag, -1, 'an accept is pending');
         this.accept_tag = -1;
-        this.target.io_complete(tag, 5);
+        this.target.io_complete(tag, result);
     }
     /** Feeds bytes through as many recvs as they need; returns the bytes not taken. */
     feed(bytes: Uint8Array): number {
@@ -175,6 +190,7 @@ interface FakeBusOptions {
     random?: Random;
     /** Accept one connection (index 0) before returning. */
     accept?: boolean;
+    log?: (line: string) => void;
 }
 
 function fake_bus(pool_count: number, message_size_max = 8192, options: FakeBusOptions = {}) {
@@ -186,7 +202,7 @@ function fake_bus(pool_count: number, message_size_max = 8192, options: FakeBusO
     const bus = new MessageBus({
         engine: engine as unknown as Engine, pool, validator: new HeaderValidator(cluster), owner,
         time, random: options.random ?? random_zero, connections_max: 4, send_queue_max: 4,
-        backoff_min_ms: 10, backoff_max_ms: 160,
+        backoff_min_ms: 10, backoff_max_ms: 160, log: options.log,
     });
     bus.listen('127.0.0.1', 0);
     if (options.accept !== false) engine.accept();
@@ -380,6 +396,73 @@ test('message bus: connect redials with backoff and jitter, and resets after suc
     assert.equal(engine.connect_tag, -1, 'no redial after close');
     assert.deepEqual(owner.closed, [connection]);
     pool.assert_no_leaks();
+});
+
+test('message bus: accept out of descriptors backs off, tells the operator once, recovers', () => {
+    const lines: string[] = [];
+    const { engine, bus } = fake_bus(4, 8192, { accept: false, log: (line) => lines.push(line) });
+    for (let failure = 0; failure < 5; failure++) {
+        engine.accept(-(failure % 2 === 0 ? errno.EMFILE : errno.ENFILE));
+        assert.equal(engine.accept_tag, -1, 'no accept while backing off: it would spin');
+        assert.notEqual(engine.timeout_tag, -1);
+        assert.equal(engine.timeouts_ms.at(-1), accept_backoff_ms);
+        engine.complete(engine.timeout_tag, 0);
+        assert.notEqual(engine.accept_tag, -1, 'accepting again after the backoff');
+    }
+    assert.equal(bus.accept_starvations, 5);
+    assert.equal(lines.length, 1, 'one line per episode, not one per failure');
+    assert.match(lines[0]!, /EMFILE.*ulimit -n.*--connections-max/);
+    engine.accept();
+    assert.ok(bus.connected(0));
+    assert.equal(lines.length, 2);
+    assert.match(lines[1]!, /accepting connections again/);
+    // A failure that is not about descriptors (the peer aborted) re-arms at once, silently.
+    engine.accept(-errno.ECONNABORTED);
+    assert.notEqual(engine.accept_tag, -1);
+    assert.equal(engine.timeout_tag, -1);
+    assert.equal(lines.length, 2);
+    // Shutdown while backing off cancels the timer and is idle once it is back.
+    engine.accept(-errno.EMFILE);
+    bus.shutdown();
+    engine.complete_cancelled();
+    assert.ok(bus.idle);
+});
+
+test('message bus: a full table refuses sockets with a bounded number of closes in flight', () => {
+    const { engine, bus } = fake_bus(4, 8192, { accept: false });
+    engine.recvs_ignored = true;
+    for (let index = 0; index < 4; index++) engine.accept();
+    assert.equal(bus.connections_open, 4);
+    engine.hold_closes = true;
+    for (let index = 0; index < listener_closes_max; index++) engine.accept();
+    assert.equal(bus.disconnects_bus[BusReason.connection_table_full], listener_closes_max);
+    assert.equal(engine.held_close_tags.length, listener_closes_max);
+    assert.equal(engine.accept_tag, -1, 'accepting pauses while the closes are at their bound');
+    engine.closes_complete(1);
+    assert.notEqual(engine.accept_tag, -1, 'one close back: accepting resumes');
+    engine.accept();
+    assert.equal(engine.held_close_tags.length, listener_closes_max);
+    assert.equal(engine.accept_tag, -1);
+    engine.closes_complete(listener_closes_max);
+    assert.notEqual(engine.accept_tag, -1);
+    assert.ok(listener_operations_max >= listener_closes_max + 2);
+});
+
+test('message bus: a redial waits for the failed socket\'s close to come back', () => {
+    const { engine, bus } = fake_bus(4, 8192, { accept: false });
+    const connection = bus.connect('127.0.0.1', 4000);
+    engine.hold_closes = true;
+    engine.complete(engine.connect_tag, -errno.ECONNREFUSED);
+    assert.equal(engine.held_close_tags.length, 1);
+    // The backoff timer fires with the close still out: another round, no new socket.
+    for (let round = 0; round < 3; round++) {
+        engine.complete(engine.timeout_tag, 0);
+        assert.equal(engine.connect_tag, -1, 'no dial while the last close is in flight');
+        assert.equal(bus.state_name(connection), 'backoff');
+    }
+    engine.closes_complete(1);
+    engine.complete(engine.timeout_tag, 0);
+    assert.notEqual(engine.connect_tag, -1, 'the redial goes out once the close is back');
 });
 
 function oversized(): Uint8Array {

@@ -70,12 +70,17 @@ export class ServerProcess {
         this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
     }
 
-    /** Starts `ringledger start` and waits for it to listen. */
-    static async start(file: string, port: number, extra: string[] = []):
-        Promise<ServerProcess> {
-        const child = children_track(child_process.spawn(process.execPath,
-            [cli_main, 'start', `--addresses=${port}`, ...extra, file],
-            { stdio: ['ignore', 'pipe', 'pipe'] }));
+    /**
+     * Starts `ringledger start` and waits for it to listen; with descriptors_max, under that
+     * `ulimit -n` (set by a shell that then execs the server, so the pid is the server's).
+     */
+    static async start(file: string, port: number, extra: string[] = [],
+        descriptors_max = 0): Promise<ServerProcess> {
+        const args = [cli_main, 'start', `--addresses=${port}`, ...extra, file];
+        const child = children_track(descriptors_max === 0 ?
+            child_process.spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] }) :
+            child_process.spawn('/bin/sh', ['-c', `ulimit -n ${descriptors_max} && exec "$0" "$@"`,
+                process.execPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }));
         const server = new ServerProcess(child, port);
         const deadline = Date.now() + 60_000;
         while (!server.stdout.includes('listening on')) {

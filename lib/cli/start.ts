@@ -1,7 +1,7 @@
 // `ringledger start --addresses=<port | host:port>[,...] [--io=io_uring|libuv] <path>`: opens a
 // formatted data file and serves clients until SIGINT or SIGTERM.
 import { ProbeError } from '../io/probe';
-import { addresses_parse } from '../server/config';
+import { addresses_parse, connections_max_limit } from '../server/config';
 import { Server } from '../server/server';
 import { StorageRefusal } from '../storage/storage';
 import {
@@ -30,7 +30,8 @@ async function run(args: readonly string[]): Promise<number> {
         addresses,
         io: io_kind_parse(parsed.flags.get('io')),
         ...capacity,
-        connections_max: flag_integer(parsed, 'connections-max', clients_max + 32, 1, 8000),
+        connections_max: flag_integer(parsed, 'connections-max', clients_max + 32, 1,
+            connections_max_limit),
         log,
     };
     let server: Server;

@@ -4,8 +4,10 @@
 import assert from 'node:assert/strict';
 
 import type { LedgerConfig } from '../ledger/ledger';
+import { engine_layout } from '../io/layout';
+import { bus_operations_per_connection, listener_operations_max } from '../vsr/message_bus';
 import { pipeline_prepare_queue_max } from '../vsr/pipeline';
-import { replica_storage_config } from '../vsr/replica_open';
+import { replica_storage_config, replica_storage_operations_max } from '../vsr/replica_open';
 import type { StorageConfig } from '../storage/zones';
 import { config_production } from '../storage/zones';
 
@@ -67,9 +69,24 @@ export interface ServerSizing {
     send_queue_max: number;
 }
 
+/** The most connections `start` accepts: their engine operations must fit the ring. */
+export const connections_max_limit = 8000;
+
+/**
+ * Engine operations in flight at once, by construction: each connection's bound (asserted by
+ * the bus), the listener's, the storage budget (asserted by each storage user), and the close
+ * of the data file at stop. The server runs no engine timers of its own.
+ */
+export function engine_entries_for(connections_max: number): number {
+    const entries = connections_max * bus_operations_per_connection + listener_operations_max +
+        replica_storage_operations_max + 1;
+    assert(entries <= engine_layout.entries_max, 'engine: connections_max exceeds the ring');
+    return entries;
+}
+
 export function server_sizing(clients_max: number, connections_max?: number): ServerSizing {
     const connections = connections_max ?? clients_max + 32;
-    assert(connections >= 1);
+    assert(connections >= 1 && connections <= connections_max_limit);
     const request_queue_max = clients_max;
     // Every connection holds a receive buffer; each session caches its latest reply; the pipeline
     // and the request queue hold requests; the rest is for replies being built, pongs,
@@ -80,8 +97,7 @@ export function server_sizing(clients_max: number, connections_max?: number): Se
         connections_max: connections,
         request_queue_max,
         messages_count,
-        // recv, send, close and cancel per connection, plus storage, accept and timers.
-        engine_entries: Math.min(32768, connections * 4 + 64),
+        engine_entries: engine_entries_for(connections),
         send_queue_max: 8,
     };
 }

@@ -255,6 +255,7 @@ async function server_parts_locked(options: ServerOptions, arena: Arena, engine:
     const bus = new MessageBus({
         engine, pool, validator: new HeaderValidator(cluster), owner: replica, time, random,
         connections_max: sizing.connections_max, send_queue_max: sizing.send_queue_max,
+        log: options.log,
     });
     replica.network_attach(bus);
     const address = options.addresses[superblock.replica]!;

@@ -66,6 +66,7 @@ import assert from 'node:assert/strict';
 import os from 'node:os';
 
 import type { Engine, IoCompletionTarget } from '../io/engine';
+import { errno_name } from '../io/errors';
 import { header_size } from './constants';
 import { frame } from './header_layout';
 import type { MessagePool, MessagePoolListener } from './message_pool';
@@ -126,6 +127,19 @@ export const BusReason = {
     message_too_large: 8,
 } as const;
 export const bus_reason_count = 9;
+
+/**
+ * Engine operations one connection holds at most: recv, send, close, and a connect or a backoff
+ * timeout (cancels take no operation). A redial waits until every earlier operation is back.
+ */
+export const bus_operations_per_connection = 4;
+/** Closes of sockets refused for a full table that may be in flight before accepting pauses. */
+export const listener_closes_max = 8;
+/** The listener's operations: its accept or its accept backoff timeout, its own close, and the
+ * closes of refused sockets. */
+export const listener_operations_max = 2 + listener_closes_max;
+/** How long accepting pauses after the process or the system ran out of descriptors. */
+export const accept_backoff_ms = 100;
 /** Validator reason codes counted (larger codes share the last counter). */
 export const validator_reason_count = 64;
 
@@ -140,6 +154,8 @@ export interface MessageBusOptions {
     send_queue_max: number;
     backoff_min_ms?: number;
     backoff_max_ms?: number;
+    /** Operator messages (an accept that ran out of descriptors), once per episode. */
+    log?: (line: string) => void;
 }
 
 const state_free = 0;
@@ -156,6 +172,7 @@ const op_connect = 2;
 const op_close = 3;
 const op_timeout = 4;
 const op_accept = 5;
+const op_accept_timeout = 6;
 
 class Connection {
     state = state_free;
@@ -217,6 +234,16 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
     private listen_fd = -1;
     private accept_pending = false;
     private accept_tag: number;
+    /** Closes issued by the listener (its own, refused sockets) whose completion is not back. */
+    private listener_closes = 0;
+    /** Accepting waits for a refused socket's close, or for the descriptor backoff timeout. */
+    private accept_paused = false;
+    private accept_timeout_pending = false;
+    /** Set while accepting fails for want of descriptors: the operator hears of it once. */
+    private accept_starved = false;
+    private readonly log: (line: string) => void;
+    /** Accepts that failed with EMFILE, ENFILE, ENOBUFS or ENOMEM. */
+    accept_starvations = 0;
     /** Connections paused for want of a pool message, resumed in order. */
     private readonly waiters: Int32Array;
     private waiters_head = 0;
@@ -241,6 +268,7 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
         this.connections_max = options.connections_max;
         this.backoff_min_ms = options.backoff_min_ms ?? 50;
         this.backoff_max_ms = options.backoff_max_ms ?? 1000;
+        this.log = options.log ?? (() => undefined);
         assert(this.backoff_min_ms > 0 && this.backoff_min_ms <= this.backoff_max_ms);
         for (let index = 0; index < options.connections_max; index++) {
             this.table.push(new Connection(options.send_queue_max));
@@ -339,7 +367,10 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
     shutdown(): void {
         if (this.listen_fd !== -1) {
             if (this.accept_pending) this.engine.cancel(this.target, this.accept_tag);
-            this.engine.close(this.target, this.accept_tag + tag_stride, this.listen_fd);
+            if (this.accept_timeout_pending) {
+                this.engine.cancel(this.target, this.accept_tag + op_accept_timeout - op_accept);
+            }
+            this.listener_close(this.listen_fd);
             this.listen_fd = -1;
         }
         for (let index = 0; index < this.connections_max; index++) this.close(index);
@@ -347,7 +378,8 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
 
     /** Whether every connection slot is free and no accept is pending (shutdown finished). */
     get idle(): boolean {
-        return !this.accept_pending && this.connections_open === 0;
+        return !this.accept_pending && !this.accept_timeout_pending &&
+            this.listener_closes === 0 && this.connections_open === 0;
     }
 
     message_size(message: number): number {
@@ -424,32 +456,77 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
     // Accepting.
 
     private accept_next(): void {
-        assert(!this.accept_pending && this.listen_fd !== -1);
+        assert(!this.accept_pending && !this.accept_timeout_pending && this.listen_fd !== -1);
+        this.accept_paused = false;
+        // Refused sockets still closing are at their bound: accept again when one is back.
+        if (this.listener_closes >= listener_closes_max) {
+            this.accept_paused = true;
+            return;
+        }
         this.accept_pending = true;
         this.engine.socket_accept(this.target, this.accept_tag, this.listen_fd);
     }
 
+    private listener_close(fd: number): void {
+        assert(this.listener_closes < listener_closes_max + 1);
+        this.listener_closes += 1;
+        this.engine.close(this.target, this.accept_tag + tag_stride, fd);
+    }
+
     private on_listener(tag: number, result: number): void {
-        if (tag !== this.accept_tag) return; // A listener or rejected-socket close.
+        if (tag === this.accept_tag + tag_stride) return this.on_listener_close();
+        if (tag === this.accept_tag + op_accept_timeout - op_accept) {
+            this.accept_timeout_pending = false;
+            if (this.listen_fd !== -1) this.accept_next();
+            return;
+        }
+        assert(tag === this.accept_tag);
         this.accept_pending = false;
-        if (result < 0) {
-            if (result !== -errno_cancelled && this.listen_fd !== -1) this.accept_next();
-            return;
+        if (result < 0) return this.on_accept_failed(result);
+        if (this.accept_starved) {
+            this.accept_starved = false;
+            this.log('bus: accepting connections again (file descriptors are available)');
         }
-        if (this.listen_fd === -1) {
-            this.engine.close(this.target, this.accept_tag + tag_stride, result);
-            return;
-        }
+        if (this.listen_fd === -1) return this.listener_close(result);
         const index = this.slot_acquire();
         if (index === -1) {
             this.disconnects_bus[BusReason.connection_table_full] += 1;
-            this.engine.close(this.target, this.accept_tag + tag_stride, result);
+            this.listener_close(result);
         } else {
             const connection = this.table[index]!;
             connection.fd = result;
             this.open(index);
         }
         this.accept_next();
+    }
+
+    private on_listener_close(): void {
+        assert(this.listener_closes > 0);
+        this.listener_closes -= 1;
+        if (this.accept_paused && this.listen_fd !== -1) this.accept_next();
+    }
+
+    /**
+     * Out of descriptors (ours or the system's): re-arming at once would spin on the same
+     * error, so accepting pauses for a while; the operator is told once per episode. Other
+     * failures (a connection aborted before it was accepted) re-arm at once.
+     */
+    private on_accept_failed(result: number): void {
+        if (result === -errno_cancelled || this.listen_fd === -1) return;
+        const errno = -result;
+        const e = os.constants.errno;
+        if (errno !== e.EMFILE && errno !== e.ENFILE && errno !== e.ENOBUFS &&
+            errno !== e.ENOMEM) return this.accept_next();
+        this.accept_starvations += 1;
+        if (!this.accept_starved) {
+            this.accept_starved = true;
+            this.log(`bus: accept failed with ${errno_name(errno)}: out of file descriptors; ` +
+                `pausing accepts for ${accept_backoff_ms} ms at a time until one succeeds ` +
+                '(raise `ulimit -n` / systemd LimitNOFILE=, or lower --connections-max)');
+        }
+        this.accept_timeout_pending = true;
+        this.engine.timeout(this.target, this.accept_tag + op_accept_timeout - op_accept,
+            accept_backoff_ms);
     }
 
     // Connecting with exponential backoff and jitter.
@@ -459,7 +536,7 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
         connection.state = state_connecting;
         connection.fd = this.engine.socket_create();
         connection.connect_pending = true;
-        connection.in_flight += 1;
+        this.in_flight_add(connection);
         this.engine.socket_connect(this.target, index * tag_stride + op_connect, connection.fd,
             connection.host, connection.port);
     }
@@ -479,7 +556,7 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
     /** Closes the failed socket and backs off before the next dial. */
     private retry(index: number): void {
         const connection = this.table[index]!;
-        connection.in_flight += 1;
+        this.in_flight_add(connection);
         this.engine.close(this.target, index * tag_stride + op_close, connection.fd);
         connection.fd = -1;
         connection.state = state_backoff;
@@ -498,7 +575,7 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
             connection.attempt, this.random.u32());
         connection.attempt += 1;
         connection.timeout_pending = true;
-        connection.in_flight += 1;
+        this.in_flight_add(connection);
         this.engine.timeout(this.target, index * tag_stride + op_timeout, delay_ms);
     }
 
@@ -507,10 +584,9 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
         connection.timeout_pending = false;
         if (result < 0 || connection.state !== state_backoff) return;
         // A cancelled recv or send of the last socket still to come back would land on the
-        // next one (same tag): wait another round for it.
-        if (connection.recv_pending || connection.send_pending || connection.connect_pending) {
-            return this.backoff_start(index);
-        }
+        // next one (same tag), and a close still out would add to the next socket's operations:
+        // wait another round for every one of them.
+        if (connection.in_flight > 0) return this.backoff_start(index);
         this.dial(index);
     }
 
@@ -555,7 +631,7 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
         const free = this.pool.message_size_max - connection.recv_end;
         assert(free > 0);
         connection.recv_pending = true;
-        connection.in_flight += 1;
+        this.in_flight_add(connection);
         this.engine.socket_recv(this.target, index * tag_stride + op_recv, connection.fd,
             this.pool.offset(connection.recv_message) + connection.recv_end, free);
     }
@@ -688,7 +764,7 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
         const size = this.message_size(message);
         assert(connection.send_offset < size);
         connection.send_pending = true;
-        connection.in_flight += 1;
+        this.in_flight_add(connection);
         this.engine.socket_send(this.target, index * tag_stride + op_send, connection.fd,
             this.pool.offset(message) + connection.send_offset, size - connection.send_offset);
     }
@@ -747,7 +823,7 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
         if (connection.connect_pending) this.engine.cancel(this.target, tag + op_connect);
         if (connection.timeout_pending) this.engine.cancel(this.target, tag + op_timeout);
         if (connection.fd !== -1) {
-            connection.in_flight += 1;
+            this.in_flight_add(connection);
             this.engine.close(this.target, tag + op_close, connection.fd);
             connection.fd = -1;
         }
@@ -805,6 +881,12 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
         connection.state = state_free;
         connection.outgoing = false;
         if (this.owner.on_close !== undefined) this.owner.on_close(index);
+    }
+
+    private in_flight_add(connection: Connection): void {
+        connection.in_flight += 1;
+        assert(connection.in_flight <= bus_operations_per_connection,
+            'message bus: more operations in flight on a connection than its bound');
     }
 
     private slot_acquire(): number {
