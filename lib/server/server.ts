@@ -15,6 +15,7 @@ import { performance } from 'node:perf_hooks';
 
 import { Arena, sector_size } from '../io/arena';
 import type { Engine, EngineKind } from '../io/engine';
+import { errno_name } from '../io/errors';
 import { create_engine } from '../io/index';
 import { Ledger } from '../ledger/ledger';
 import { FileStorage, lock_acquire, lock_release } from '../storage/file_storage';
@@ -59,6 +60,8 @@ export class SystemTime implements ReplicaTime {
 }
 
 const turns_per_yield = 64;
+/** How long shutdown waits for the data file's close before it reports a failure. */
+const file_close_timeout_ms = 10_000;
 
 export class Server {
     readonly options: ServerOptions;
@@ -170,19 +173,40 @@ export class Server {
         }, (error: Error) => this.fail(error));
     }
 
+    /**
+     * Closes the data file through the engine and waits for the completion. The wait is bounded
+     * by time, not by a count of turns: on the libuv engine the close runs on the thread pool,
+     * which a loaded machine may take a while to reach.
+     */
     private async close_file(): Promise<void> {
-        let closed = 1;
+        const pending = 1; // A close completes with 0 or a negative errno.
+        let closed = pending;
+        let wake: (() => void) | null = null;
         const target = this.engine.target_register({
-            io_complete: (_tag: number, result: number) => { closed = result; },
+            io_complete: (_tag: number, result: number) => {
+                closed = result;
+                if (wake !== null) wake();
+            },
         });
         this.engine.close(target, 0, this.storage.fd);
-        for (let turn = 0; turn < 1000 && closed > 0; turn++) {
-            if (this.engine.kind === 'io_uring') this.engine.run_once(tick_ms);
-            else await new Promise<void>((resolve) => setImmediate(resolve));
+        const deadline_ms = Date.now() + file_close_timeout_ms;
+        while (closed === pending && Date.now() < deadline_ms) {
+            if (this.engine.kind === 'io_uring') {
+                this.engine.run_once(tick_ms);
+            } else {
+                await new Promise<void>((resolve) => {
+                    wake = resolve;
+                    setTimeout(resolve, tick_ms);
+                });
+                wake = null;
+            }
         }
         lock_release(this.options.path);
         this.engine.destroy();
-        if (closed !== 0) throw new Error(`closing the data file failed (errno ${-closed})`);
+        if (closed === pending) {
+            throw new Error(`closing the data file did not complete in ${file_close_timeout_ms} ms`);
+        }
+        if (closed !== 0) throw new Error(`closing the data file failed (${errno_name(-closed)})`);
     }
 
     private fail(error: Error): void {
