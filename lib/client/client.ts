@@ -24,7 +24,8 @@ import {
     register_request_body_size, register_result_body_size, release_0_17_9,
 } from '../vsr/constants';
 import { cluster_bytes, header_init, HeaderView, seal, seal_empty_body } from '../vsr/header';
-import { Command, frame, offsets } from '../vsr/header_layout';
+import { limit_name } from '../ledger/constants';
+import { Command, frame, offsets, request_feature_limit_details } from '../vsr/header_layout';
 import { multi_batch_trailer_size } from '../vsr/multi_batch';
 import { HeaderValidator } from '../vsr/validate';
 import { Operation } from './bindings';
@@ -37,6 +38,7 @@ import type { Result } from './codec';
 import { Connection, parse_address } from './connection';
 import type { ConnectionOwner } from './connection';
 import { ErrorCodes, RequestError } from './errors';
+import type { RequestErrorOptions } from './errors';
 import { Packet, PacketList } from './packet';
 import { RequestBuffer } from './request_buffer';
 
@@ -315,6 +317,7 @@ export class Client extends EventEmitter<ClientEvents> implements ConnectionOwne
         header.set_u8(at.operation, buffer.operation);
         header.set_u32(at.previous_request_latency,
             Math.min(this.previous_request_latency_us, 0xFFFFFFFF));
+        header.set_u8(at.features, request_feature_limit_details);
         seal(header);
         buffer.request = request;
         buffer.size = header_size + body_size;
@@ -478,12 +481,19 @@ export class Client extends EventEmitter<ClientEvents> implements ConnectionOwne
         if (!header.equal16(offsets.eviction.client, this.client_id, 0)) return;
         if (header.view < this.view) return;
         const reason = header.u8(offsets.eviction.reason);
-        const code = reason === EvictionReason.client_release_too_low ?
-            ErrorCodes.ERR_CLIENT_RELEASE_TOO_LOW :
-            reason === EvictionReason.client_release_too_high ?
-                ErrorCodes.ERR_CLIENT_RELEASE_TOO_HIGH : ErrorCodes.ERR_CLIENT_EVICTED;
-        this.emit('evicted', eviction_names[reason] ?? `reason ${reason}`, code);
-        this.shut_down('evicted', code);
+        // A limit travels only in evictions of requests that asked for it (ours): it names the
+        // capacity limit the batch did not fit.
+        const limit = header.u8(offsets.eviction.limit);
+        const code = limit !== 0 ? ErrorCodes.ERR_LIMIT_REACHED :
+            reason === EvictionReason.client_release_too_low ?
+                ErrorCodes.ERR_CLIENT_RELEASE_TOO_LOW :
+                reason === EvictionReason.client_release_too_high ?
+                    ErrorCodes.ERR_CLIENT_RELEASE_TOO_HIGH : ErrorCodes.ERR_CLIENT_EVICTED;
+        const options = limit === 0 ? undefined : { limit: limit_name(limit),
+            limit_value: header.u64_bigint(offsets.eviction.limit_value) };
+        this.emit('evicted', limit !== 0 ? `${eviction_names[reason]}: ${options!.limit} ` +
+            `(${options!.limit_value}) reached` : eviction_names[reason] ?? `reason ${reason}`, code);
+        this.shut_down('evicted', code, options);
     }
 
     private on_reply(replica: number, header: HeaderView, size: number): void {
@@ -554,14 +564,15 @@ export class Client extends EventEmitter<ClientEvents> implements ConnectionOwne
         this.release(packet);
     }
 
-    private shut_down(status: 'closed' | 'evicted', code: ErrorCodes): void {
+    private shut_down(status: 'closed' | 'evicted', code: ErrorCodes,
+        options?: RequestErrorOptions): void {
         this.status = status;
         clearInterval(this.timer);
         for (const connection of this.connections) {
             connection.reconnect_ticks = Number.MAX_SAFE_INTEGER;
             connection.close(status);
         }
-        const error = (): RequestError => new RequestError(code);
+        const error = (): RequestError => new RequestError(code, options);
         for (const buffer of [this.inflight, this.staging]) {
             if (buffer === null) continue;
             for (let packet = buffer.packets.shift(); packet !== null;

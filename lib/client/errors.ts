@@ -14,6 +14,7 @@ export const ErrorCodes = {
     ERR_REQUEST_ABORTED: 'ERR_REQUEST_ABORTED',
     ERR_CONCURRENCY_MAX_EXCEEDED: 'ERR_CONCURRENCY_MAX_EXCEEDED',
     ERR_INVALID_REPLY: 'ERR_INVALID_REPLY',
+    ERR_LIMIT_REACHED: 'ERR_LIMIT_REACHED',
 } as const;
 
 export type ErrorCodes = typeof ErrorCodes[keyof typeof ErrorCodes];
@@ -30,15 +31,33 @@ const messages: Record<ErrorCodes, string> = {
         'Request was aborted; it may or may not have been executed (retry with the same ids).',
     ERR_CONCURRENCY_MAX_EXCEEDED: 'Too many requests are outstanding on this client.',
     ERR_INVALID_REPLY: 'The cluster sent a reply that does not decode for this request.',
+    ERR_LIMIT_REACHED: 'Client was evicted: the cluster reached a capacity limit; nothing of ' +
+        'the batch was applied.',
 };
+
+export interface RequestErrorOptions {
+    cause?: unknown;
+    /** ERR_LIMIT_REACHED: the limit the cluster reached (`transfers_max`, ...) and its value. */
+    limit?: string;
+    limit_value?: bigint;
+}
 
 export class RequestError extends Error {
     code: ErrorCodes;
+    /** ERR_LIMIT_REACHED only: which limit, and the value the cluster was formatted with. */
+    limit: string | null;
+    limit_value: bigint | null;
 
-    constructor(code: ErrorCodes, options?: { cause?: unknown }) {
-        super(RequestError.errorMessage(code), options);
+    constructor(code: ErrorCodes, options?: RequestErrorOptions) {
+        super(options?.limit === undefined ? RequestError.errorMessage(code) :
+            `Client was evicted: the cluster's ${options.limit} (${options.limit_value}) is ` +
+            'reached; nothing of the batch was applied. Lookups and queries work from a new ' +
+            `client; more room needs a data file formatted with a larger ${options.limit}.`,
+        options);
         this.name = 'RequestError';
         this.code = code;
+        this.limit = options?.limit ?? null;
+        this.limit_value = options?.limit_value ?? null;
     }
 
     static errorMessage(code: ErrorCodes): string {

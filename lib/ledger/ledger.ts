@@ -26,7 +26,7 @@
 import assert from 'node:assert/strict';
 import {
     AccountFilterFlags, AccountFlags, CreateAccountStatus as AS, CreateTransferStatus as TS,
-    Operation, PendingStatus, QueryFilterFlags, TransferFlags, batch_events_max,
+    Limit, Operation, limit_name, PendingStatus, QueryFilterFlags, TransferFlags, batch_events_max,
     record_size as record_size_imported, record_words as record_words_imported,
     transfer_status_transient,
 } from './constants';
@@ -262,16 +262,50 @@ export class Ledger {
         return this.transfer_links[slot * links_stride + l_credit];
     }
 
-    /** Returns why a batch cannot be executed for lack of capacity, or null if it can. */
-    capacity_error(operation: number, input_length: number): string | null {
+    /**
+     * The first limit a create batch of `input_length` bytes would exceed (counting every event
+     * as if it succeeded), or Limit.none when it fits.
+     */
+    capacity_limit(operation: number, input_length: number): number {
         const events = Math.floor(input_length / record_size);
         if (operation === Operation.create_accounts) {
-            return exceeded('accounts_max', this.accounts_max, this.accounts_count, events);
+            return this.accounts_count + events > this.accounts_max ? Limit.accounts_max
+                : Limit.none;
         }
-        if (operation !== Operation.create_transfers) return null;
-        return exceeded('transfers_max', this.transfers_max, this.transfers_count, events) ??
-            exceeded('orphans_max', this.orphans_max, this.orphans_count, events) ??
-            exceeded('history_max', this.history_max, this.history_count, events);
+        if (operation !== Operation.create_transfers) return Limit.none;
+        if (this.transfers_count + events > this.transfers_max) return Limit.transfers_max;
+        if (this.orphans_count + events > this.orphans_max) return Limit.orphans_max;
+        if (this.history_count + events > this.history_max) return Limit.history_max;
+        return Limit.none;
+    }
+
+    /** The configured value of a limit, and how much of it is used. */
+    limit_value(limit: number): number {
+        switch (limit) {
+            case Limit.accounts_max: return this.accounts_max;
+            case Limit.transfers_max: return this.transfers_max;
+            case Limit.orphans_max: return this.orphans_max;
+            case Limit.history_max: return this.history_max;
+            default: assert.fail(`ledger: no limit ${limit}`);
+        }
+    }
+
+    limit_used(limit: number): number {
+        switch (limit) {
+            case Limit.accounts_max: return this.accounts_count;
+            case Limit.transfers_max: return this.transfers_count;
+            case Limit.orphans_max: return this.orphans_count;
+            case Limit.history_max: return this.history_count;
+            default: assert.fail(`ledger: no limit ${limit}`);
+        }
+    }
+
+    /** Returns why a batch cannot be executed for lack of capacity, or null if it can. */
+    capacity_error(operation: number, input_length: number): string | null {
+        const limit = this.capacity_limit(operation, input_length);
+        if (limit === Limit.none) return null;
+        return `${limit_name(limit)}=${this.limit_value(limit)} would be exceeded ` +
+            `(${this.limit_used(limit)} used, ${Math.floor(input_length / record_size)} in the batch)`;
     }
 
     /**
@@ -1855,11 +1889,6 @@ export class Ledger {
         this.change_event_words.fill(0);
         this.change_events_count = 0;
     }
-}
-
-function exceeded(name: string, max: number, used: number, events: number): string | null {
-    if (used + events <= max) return null;
-    return `${name}=${max} would be exceeded (${used} used, ${events} in the batch)`;
 }
 
 function transient(status: number): boolean {

@@ -86,7 +86,11 @@ const request_fields = [
     ['operation', 1, 'u8'],
     ['previous_request_latency_padding', 3, 'reserved'],
     ['previous_request_latency', 4, 'u32'],
-    ['reserved', 52, 'reserved'],
+    ['reserved', 51, 'reserved'],
+    // OURS, not TigerBeetle's: tigerbeetle-node sends 0. Bit 0 (request_feature_limit_details):
+    // the client reads `limit` and `limit_value` in an eviction. The replica never copies it into
+    // the prepare (its bytes are rewritten there).
+    ['features', 1, 'u8'],
 ] as const satisfies FieldList;
 
 const reply_fields = [
@@ -117,9 +121,17 @@ const pong_client_fields = [
 
 const eviction_fields = [
     ['client', 16, 'u128'],
-    ['reserved', 111, 'reserved'],
+    // OURS, not TigerBeetle's, and sent only to a client whose request asked for them
+    // (`features` bit 0): tigerbeetle-node ignores an eviction whose reserved bytes are not zero,
+    // so for it these stay 0. A limit (lib/ledger/constants.ts `Limit`) and its value.
+    ['limit_value', 8, 'u64'],
+    ['limit', 1, 'u8'],
+    ['reserved', 102, 'reserved'],
     ['reason', 1, 'u8'],
 ] as const satisfies FieldList;
+
+/** Request `features` bit 0: the client reads limit details in an eviction. */
+export const request_feature_limit_details = 1;
 
 // Replica commands: OUR layouts (see the file comment).
 // ping: the body holds `release_count` u32 releases the sender can run, for upgrades.

@@ -41,6 +41,7 @@ import { CheckpointSchedule } from '../storage/checkpoint';
 import type { CheckpointListener, Checkpointer } from '../storage/checkpoint';
 import { ClientReplyResult } from '../storage/client_replies';
 import type { ClientReplies, ClientRepliesListener } from '../storage/client_replies';
+import { limit_count, limit_name } from '../ledger/constants';
 import { LedgerCapacityError } from '../ledger/ledger';
 import { checksum_equal } from './checksum';
 import {
@@ -48,7 +49,7 @@ import {
     register_result_body_size,
 } from './constants';
 import { HeaderView, header_init, seal, seal_empty_body, set_checksum } from './header';
-import { Command, frame, offsets } from './header_layout';
+import { Command, frame, offsets, request_feature_limit_details } from './header_layout';
 import type { MessagePool } from './message_pool';
 import { Pipeline, pipeline_prepare_queue_max } from './pipeline';
 import { ClientSessions, sessions_size_max } from './client_sessions';
@@ -148,6 +149,10 @@ export class ReplicaStats {
      * rebuilt by the WAL replay. A retry of such a request is evicted (never executed twice).
      */
     replies_lost = 0;
+    /** Create requests refused for a capacity limit, by limit (index = Limit code). */
+    readonly limit_refusals = new Uint32Array(limit_count);
+    /** Times the request queue was full and a request was dropped (the client retries). */
+    overload_drops = 0;
 }
 
 /**
@@ -259,6 +264,10 @@ export class Replica implements StorageCompletionTarget {
     private write_retry = false;
     private commit_stalled = false;
     /** Create events in uncommitted prepares, by operation (capacity accounting). */
+    /** Limits the operator was told of (bit = Limit code): once per limit per process. */
+    private limits_reported = 0;
+    /** Set from the first overload drop until the request queue is empty again. */
+    private overloaded = false;
     private pending_accounts = 0;
     private pending_transfers = 0;
     private ticks = 0;
@@ -679,6 +688,23 @@ export class Replica implements StorageCompletionTarget {
     }
 
     /**
+     * Overload is back-pressure, as in TigerBeetle: the dropped request is retransmitted by its
+     * client with backoff and gets in once the queue drains, so it is answered, later. The
+     * operator hears of each episode once (it ends when the queue is empty again).
+     */
+    private overload_drop(): void {
+        this.stats.overload_drops += 1;
+        if (!this.overloaded) {
+            this.overloaded = true;
+            this.log(`replica: overloaded: the pipeline and the request queue ` +
+                `(${this.pipeline.request_max} requests) are full; new requests are dropped and ` +
+                'their clients retry until there is room (told once per episode; counted in ' +
+                'overload_drops). Sustained, it means more clients than the disk keeps up with.');
+        }
+        this.drop();
+    }
+
+    /**
      * A duplicate of the latest request: answered from the cached reply, never re-executed. If
      * that reply was lost at startup (replies_lost_report), the client is evicted instead.
      */
@@ -697,7 +723,7 @@ export class Replica implements StorageCompletionTarget {
     private accept(connection: number, message: number): void {
         const pipeline = this.pipeline;
         if (pipeline.request_count > 0 || !this.prepare_possible()) {
-            if (pipeline.request_full) return this.drop();
+            if (pipeline.request_full) return this.overload_drop();
             this.pool.ref(message);
             pipeline.request_push(message, connection);
             return;
@@ -756,7 +782,7 @@ export class Replica implements StorageCompletionTarget {
      * with `source` null to use the session entry's id).
      */
     private evict(connection: number, source: HeaderView, client_at: number,
-        reason: number): void {
+        reason: number, limit = 0, limit_value = 0): void {
         this.stats.evictions[reason] += 1;
         const message = this.pool.acquire();
         if (message === -1) return this.drop(); // The client retries and is evicted then.
@@ -766,6 +792,10 @@ export class Replica implements StorageCompletionTarget {
         eviction.copy16_from(offsets.eviction.client, source.bytes, source.offset +
             (client_at === frame_client ? request_at.client : client_at));
         eviction.set_u8(offsets.eviction.reason, reason);
+        if (limit !== 0) {
+            eviction.set_u8(offsets.eviction.limit, limit);
+            eviction.set_u64(offsets.eviction.limit_value, limit_value);
+        }
         seal_empty_body(eviction);
         this.send(connection, message);
         this.pool.unref(message);
@@ -824,6 +854,7 @@ export class Replica implements StorageCompletionTarget {
             const connection = pipeline.request_connection(0);
             this.primary_prepare(pipeline.request_pop(), connection);
         }
+        if (pipeline.request_count === 0) this.overloaded = false;
     }
 
     /**
@@ -839,9 +870,11 @@ export class Replica implements StorageCompletionTarget {
         const operation = header.u8(request_at.operation);
         const events = operation === Operation.register ? 0 : this.state_machine.events_count(
             operation, bytes, offset + header_size, header.size - header_size);
-        if (!this.capacity_reserve(operation, events)) {
+        const limit = this.capacity_reserve(operation, events);
+        if (limit !== 0) {
+            this.limit_refuse(connection, header, operation, events, limit);
             this.pool.unref(message);
-            return this.drop();
+            return;
         }
         const c0 = header.limb(request_at.client, 0);
         const c1 = header.limb(request_at.client, 1);
@@ -883,19 +916,49 @@ export class Replica implements StorageCompletionTarget {
         this.op = op;
     }
 
-    /** Capacity accounting over committed state plus uncommitted prepares (§ ledger limits). */
-    private capacity_reserve(operation: number, events: number): boolean {
-        if (!operation_is_create(operation)) return true;
+    /**
+     * Capacity accounting over committed state plus uncommitted prepares (§ ledger limits):
+     * reserves room for the batch and returns 0, or returns the limit it would exceed.
+     */
+    private capacity_reserve(operation: number, events: number): number {
+        if (!operation_is_create(operation)) return 0;
         const accounts = operation === Operation.create_accounts;
         const pending = accounts ? this.pending_accounts : this.pending_transfers;
-        const error = this.state_machine.capacity_error(operation, pending + events);
-        if (error !== null) {
-            this.log(`replica: request dropped: ${error} (start with a larger limit)`);
-            return false;
-        }
+        const limit = this.state_machine.capacity_limit(operation, pending + events);
+        if (limit !== 0) return limit;
         if (accounts) this.pending_accounts += events;
         else this.pending_transfers += events;
-        return true;
+        return 0;
+    }
+
+    /**
+     * A create batch that does not fit a capacity limit is refused before it is logged, so
+     * nothing of it is applied. A dropped request would be retried forever, so the client is
+     * evicted instead: TigerBeetle 0.17.9's protocol has no "limit" answer, and eviction is the
+     * one message that makes tigerbeetle-node stop waiting. The reason is invalid_request_body:
+     * this body cannot be accepted and a retry of it would fail the same way, while the session
+     * itself is sound (no_session would send the user looking for a session limit). A client
+     * that asked for limit details (ours) gets the limit and its value in the eviction too. The
+     * operator hears of each limit once, with the fix.
+     */
+    private limit_refuse(connection: number, request: HeaderView, operation: number,
+        events: number, limit: number): void {
+        this.stats.limit_refusals[limit] += 1;
+        const value = this.state_machine.limit_value(limit);
+        if ((this.limits_reported & (1 << limit)) === 0) {
+            this.limits_reported |= 1 << limit;
+            this.log(`replica: capacity limit reached: ${limit_name(limit)}=${value} (` +
+                `${this.state_machine.limit_used(limit)} used, ${events} more asked by ` +
+                `${operation === Operation.create_accounts ? 'create_accounts' :
+                    'create_transfers'}). Batches that do not fit are refused whole and their ` +
+                'clients evicted (invalid_request_body; ringledger clients get ' +
+                'ERR_LIMIT_REACHED); lookups and queries go on. Fix: `ringledger format` a data ' +
+                `file with a larger --${limit_name(limit).replace('_', '-')} and load the ` +
+                'data into it. (Told once per limit; counted in limit_refusals.)');
+        }
+        const details = (request.u8(request_at.features) & request_feature_limit_details) !== 0;
+        this.evict(connection, request, frame_client, EvictionReason.invalid_request_body,
+            details ? limit : 0, details ? value : 0);
     }
 
     private capacity_release(operation: number, events: number): void {

@@ -117,10 +117,21 @@ export class StateMachine {
         return this.decoder.element_count_total();
     }
 
-    /** Ledger capacity left for a create batch of `events` more events, or why not. */
-    capacity_error(operation: number, events: number): string | null {
-        if (kind[operation] !== kind_create) return null;
-        return this.ledger.capacity_error(operation, events * event_size[operation]!);
+    /**
+     * The first capacity limit (a `Limit` code) a create batch of `events` more events would
+     * exceed, or Limit.none (0) when it fits.
+     */
+    capacity_limit(operation: number, events: number): number {
+        if (kind[operation] !== kind_create) return 0;
+        return this.ledger.capacity_limit(operation, events * event_size[operation]!);
+    }
+
+    limit_value(limit: number): number {
+        return this.ledger.limit_value(limit);
+    }
+
+    limit_used(limit: number): number {
+        return this.ledger.limit_used(limit);
     }
 
     /**
