@@ -30,9 +30,22 @@ test('cli: start reports its configuration; failures say what to do', { timeout:
         }
         assert.match(server.stdout, /SIGINT: stopping/);
 
-        const wrong_capacity = cli_run(['start', `--addresses=${port}`, file]);
-        assert.equal(wrong_capacity.status, 1);
-        assert.match(wrong_capacity.stderr, /start with the --clients-max, --accounts-max and /);
+        // The capacity is the file's: start needs no flag, and one that disagrees is refused
+        // naming both values (before anything is opened for writing).
+        for (const [flag, recorded] of [['--transfers-max=6000', 'transfers_max 5000'],
+            ['--accounts-max=999', 'accounts_max 1000'], ['--clients-max=9', 'clients_max 8']]) {
+            const wrong_capacity = cli_run(['start', `--addresses=${port}`, flag!, file]);
+            assert.equal(wrong_capacity.status, 1);
+            assert.match(wrong_capacity.stderr, new RegExp(`${flag} disagrees with the data ` +
+                `file, formatted with ${recorded}: the capacity is set at \`format\``));
+        }
+        const plain = await ServerProcess.start(file, port);
+        try {
+            assert.match(plain.stdout, /clients_max 8, connections_max 40, accounts_max 1000, /);
+            assert.match(plain.stdout, /transfers_max 5000, /);
+        } finally {
+            assert.equal(await plain.stop('SIGTERM'), 0, plain.stderr);
+        }
 
         const missing = cli_run(['start', `--addresses=${port}`, `${test_data}/missing.rl`]);
         assert.equal(missing.status, 1);

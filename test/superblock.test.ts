@@ -8,7 +8,8 @@ import { CrashMode, WriteFault } from '../lib/storage/simulator_storage';
 import type { SimulatorStorage } from '../lib/storage/simulator_storage';
 import { cluster_test, simulator_make } from '../lib/storage/simulator_fixture';
 import { StorageRefusal } from '../lib/storage/storage';
-import { SuperBlock, VsrState } from '../lib/storage/superblock';
+import { SuperBlock, VsrState, superblock_version } from '../lib/storage/superblock';
+import { checksum } from '../lib/vsr/checksum';
 import { Zone, superblock_copies, superblock_copy_size } from '../lib/storage/zones';
 
 const waiters: Map<SuperBlock, StartupWaiter> = new Map();
@@ -246,4 +247,44 @@ test('superblock: seeded random write faults: last acknowledged version or refus
         exact += 1;
     }
     assert(exact > 0 && refused + exact === seeds);
+});
+
+test('superblock: format records every format-time setting; open reads them back', async () => {
+    const storage = simulator_make(400);
+    await storage_format(storage, { cluster: 9n, replica: 0, replica_count: 1,
+        capacity: { accounts_max: 1234, transfers_max: 56_789 } });
+    const superblock = await opened(storage);
+    assert.equal(superblock.accounts_max, 1234);
+    assert.equal(superblock.transfers_max, 56_789);
+    assert.deepEqual(superblock.storage_config(), { ...storage.layout.config });
+    assert.equal(superblock.layout_refusal(), null);
+});
+
+test('superblock: a file of another format version is refused by name, never misread',
+    async () => {
+        const storage = await formatted(401);
+        // Rewrite every copy as version 1 with a valid checksum: a file an older release wrote.
+        for (let copy = 0; copy < superblock_copies; copy++) {
+            const at = storage.layout.starts[Zone.superblock]! + copy * superblock_copy_size;
+            const bytes = storage.memory.subarray(at, at + superblock_copy_size);
+            new DataView(bytes.buffer, bytes.byteOffset).setUint32(32, 1, true);
+            checksum(bytes, 18, superblock_copy_size - 18, bytes, 0);
+        }
+        const before = storage.memory.slice();
+        const refusal = await open_refused(storage);
+        assert.match(refusal.message, new RegExp(`format version 1, and this release reads ` +
+            `version ${superblock_version} only`));
+        assert.deepEqual(storage.memory, before, 'nothing was changed');
+    });
+
+test('superblock: a file opened with another shape is refused naming the settings', async () => {
+    const storage = await formatted(402);
+    const other = simulator_make(403, {}, { ...storage.layout.config,
+        slot_count: storage.layout.config.slot_count * 2 });
+    other.memory.set(storage.peek(Zone.superblock, 0, superblock_copies * superblock_copy_size),
+        other.layout.starts[Zone.superblock]!);
+    const superblock = await opened(other);
+    assert.match(superblock.layout_refusal()!.message,
+        new RegExp(`slot_count ${storage.layout.config.slot_count} in the file, ` +
+            `${storage.layout.config.slot_count * 2} here`));
 });

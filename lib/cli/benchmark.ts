@@ -53,7 +53,7 @@ export async function replica_spawn(options: ReplicaSpawnOptions = {}): Promise<
     const directory = fs.mkdtempSync(path.join(parent, 'ringledger-'));
     const data_path = path.join(directory, '0_0.ringledger');
     const io = options.io === undefined ? [] : [`--io=${options.io}`];
-    // The capacity flags size the data file: format and start must be given the same ones.
+    // The capacity flags size the data file at format; start reads them from it.
     const limits = [];
     if (options.accounts_max !== undefined) limits.push(`--accounts-max=${options.accounts_max}`);
     if (options.transfers_max !== undefined) {
@@ -62,7 +62,7 @@ export async function replica_spawn(options: ReplicaSpawnOptions = {}): Promise<
     try {
         await run_to_end(['format', '--cluster=0', '--replica=0', '--replica-count=1', ...io,
             ...limits, data_path]);
-        return await start_child(['start', '--addresses=127.0.0.1:0', ...io, ...limits, data_path],
+        return await start_child(['start', '--addresses=127.0.0.1:0', ...io, data_path],
             directory, options);
     } catch (error) {
         fs.rmSync(directory, { recursive: true, force: true });

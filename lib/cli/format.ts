@@ -30,7 +30,9 @@ async function run(args: readonly string[]): Promise<number> {
     const arena = new Arena(Math.ceil(storage_arena_size(config) / sector_size) * sector_size);
     const engine = create_engine(io, { arena, entries: 64 });
     try {
-        await format(path, { cluster, replica, replica_count }, engine, config);
+        await format(path, { cluster, replica, replica_count, capacity: {
+            accounts_max: capacity.accounts_max, transfers_max: capacity.transfers_max,
+        } }, engine, config);
     } catch (error) {
         process.stderr.write(`ringledger format: ${error_text(error)}\n`);
         process.stderr.write('  The data file was not created. Choose a path that does not ' +
@@ -44,7 +46,7 @@ async function run(args: readonly string[]): Promise<number> {
         `of ${replica_count}, ${bytes_text(layout.total_size_bytes)} (WAL ` +
         `${config.slot_count} slots of ${bytes_text(config.message_size_max)}; clients_max ` +
         `${capacity.clients_max}, accounts_max ${capacity.accounts_max}, transfers_max ` +
-        `${capacity.transfers_max}: give \`start\` the same)\n`);
+        `${capacity.transfers_max}, recorded in the file: \`start\` takes them from there)\n`);
     return 0;
 }
 

@@ -12,8 +12,8 @@ import { UsageError } from './command';
 import { error_text, io_kind_parse } from './format_text';
 
 const usage = 'ringledger start --addresses=<port | host:port>[,...] [--io=io_uring|libuv] ' +
-    '[--clients-max=<n>] [--accounts-max=<n>] [--transfers-max=<n>] [--connections-max=<n>] ' +
-    '<path>';
+    '[--connections-max=<n>] <path>   (the capacity comes from the data file; --clients-max, ' +
+    '--accounts-max and --transfers-max are accepted only when they agree with it)';
 
 function log(line: string): void {
     process.stdout.write(`ringledger: ${line}\n`);
@@ -23,15 +23,17 @@ async function run(args: readonly string[]): Promise<number> {
     const parsed = args_parse(args, ['addresses', 'io', 'connections-max', ...capacity_flags]);
     const addresses = addresses_parse(flag_required(parsed, 'addresses'));
     if (typeof addresses === 'string') throw new UsageError(`--addresses: ${addresses}`);
+    // The capacity is the data file's (recorded at format); a flag given here is a check only.
     const capacity = capacity_parse(parsed);
-    const clients_max = capacity.clients_max;
     const options = {
         path: path_single(parsed),
         addresses,
         io: io_kind_parse(parsed.flags.get('io')),
-        ...capacity,
-        connections_max: flag_integer(parsed, 'connections-max', clients_max + 32, 1,
-            connections_max_limit),
+        clients_max: parsed.flags.has('clients-max') ? capacity.clients_max : undefined,
+        accounts_max: parsed.flags.has('accounts-max') ? capacity.accounts_max : undefined,
+        transfers_max: parsed.flags.has('transfers-max') ? capacity.transfers_max : undefined,
+        connections_max: parsed.flags.has('connections-max') ?
+            flag_integer(parsed, 'connections-max', 0, 1, connections_max_limit) : undefined,
         log,
     };
     let server: Server;
@@ -49,8 +51,9 @@ async function run(args: readonly string[]): Promise<number> {
     log(`${server.engine.kind} engine` +
         (server.engine.kind === 'io_uring' ? (server.engine.buffers_registered
             ? ' (registered buffers)' : ' (unregistered buffers)') : '') +
-        `; clients_max ${clients_max}, connections_max ${server.bus.connections_max}, ` +
-        `accounts_max ${options.accounts_max}, transfers_max ${options.transfers_max}, ` +
+        `; clients_max ${replica.sessions.capacity}, connections_max ` +
+        `${server.bus.connections_max}, accounts_max ${server.ledger.accounts_max}, ` +
+        `transfers_max ${server.ledger.transfers_max}, ` +
         `${server.pool.count} messages of ${server.pool.message_size_max} bytes`);
     log(`listening on ${server.address.host}:${server.port}`);
     const stop = (signal: string): void => {

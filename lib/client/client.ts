@@ -491,8 +491,9 @@ export class Client extends EventEmitter<ClientEvents> implements ConnectionOwne
                     ErrorCodes.ERR_CLIENT_RELEASE_TOO_HIGH : ErrorCodes.ERR_CLIENT_EVICTED;
         const options = limit === 0 ? undefined : { limit: limit_name(limit),
             limit_value: header.u64_bigint(offsets.eviction.limit_value) };
-        this.emit('evicted', limit !== 0 ? `${eviction_names[reason]}: ${options!.limit} ` +
-            `(${options!.limit_value}) reached` : eviction_names[reason] ?? `reason ${reason}`, code);
+        const name = eviction_names[reason] ?? `reason ${reason}`;
+        this.emit('evicted', options === undefined ? name :
+            `${name}: ${options.limit} (${options.limit_value}) reached`, code);
         this.shut_down('evicted', code, options);
     }
 

@@ -15,10 +15,11 @@ import { performance } from 'node:perf_hooks';
 
 import { Arena, sector_size } from '../io/arena';
 import type { Engine, EngineKind } from '../io/engine';
-import { errno_name } from '../io/errors';
 import { create_engine } from '../io/index';
 import { Ledger } from '../ledger/ledger';
 import { FileStorage, lock_acquire, lock_release } from '../storage/file_storage';
+import { fd_close, settings_read } from '../storage/data_file';
+import type { DataFileSettings } from '../storage/data_file';
 import { storage_run_until } from '../storage/storage';
 import { ZoneLayout } from '../storage/zones';
 import { MessageBus } from '../vsr/message_bus';
@@ -32,7 +33,7 @@ import type { ReplicaTime } from '../vsr/replica';
 import { bytes_le_bigint } from '../vsr/header';
 import { HeaderValidator } from '../vsr/validate';
 import { Prng } from '../testing/prng';
-import type { Address } from './config';
+import type { Address, Capacity } from './config';
 import { data_file_config, ledger_config, server_sizing } from './config';
 
 export interface ServerOptions {
@@ -40,9 +41,10 @@ export interface ServerOptions {
     /** One address per replica; ours is addresses[replica]. */
     addresses: Address[];
     io: EngineKind;
-    clients_max: number;
-    accounts_max: number;
-    transfers_max: number;
+    /** Capacity the caller expects; the data file's own is used, and a disagreement refused. */
+    clients_max?: number;
+    accounts_max?: number;
+    transfers_max?: number;
     connections_max?: number;
     log: (line: string) => void;
 }
@@ -60,8 +62,6 @@ export class SystemTime implements ReplicaTime {
 }
 
 const turns_per_yield = 64;
-/** How long shutdown waits for the data file's close before it reports a failure. */
-const file_close_timeout_ms = 10_000;
 
 export class Server {
     readonly options: ServerOptions;
@@ -173,40 +173,13 @@ export class Server {
         }, (error: Error) => this.fail(error));
     }
 
-    /**
-     * Closes the data file through the engine and waits for the completion. The wait is bounded
-     * by time, not by a count of turns: on the libuv engine the close runs on the thread pool,
-     * which a loaded machine may take a while to reach.
-     */
     private async close_file(): Promise<void> {
-        const pending = 1; // A close completes with 0 or a negative errno.
-        let closed = pending;
-        let wake: (() => void) | null = null;
-        const target = this.engine.target_register({
-            io_complete: (_tag: number, result: number) => {
-                closed = result;
-                if (wake !== null) wake();
-            },
-        });
-        this.engine.close(target, 0, this.storage.fd);
-        const deadline_ms = Date.now() + file_close_timeout_ms;
-        while (closed === pending && Date.now() < deadline_ms) {
-            if (this.engine.kind === 'io_uring') {
-                this.engine.run_once(tick_ms);
-            } else {
-                await new Promise<void>((resolve) => {
-                    wake = resolve;
-                    setTimeout(resolve, tick_ms);
-                });
-                wake = null;
-            }
+        try {
+            await fd_close(this.engine, this.storage.fd, this.options.path);
+        } finally {
+            lock_release(this.options.path);
+            this.engine.destroy();
         }
-        lock_release(this.options.path);
-        this.engine.destroy();
-        if (closed === pending) {
-            throw new Error(`closing the data file did not complete in ${file_close_timeout_ms} ms`);
-        }
-        if (closed !== 0) throw new Error(`closing the data file failed (${errno_name(-closed)})`);
     }
 
     private fail(error: Error): void {
@@ -230,28 +203,56 @@ interface ServerParts {
 }
 
 async function server_parts(options: ServerOptions): Promise<ServerParts> {
-    const config = data_file_config(options);
-    const sizing = server_sizing(options.clients_max, options.connections_max);
-    const stride = Math.ceil(config.message_size_max / sector_size) * sector_size;
-    const arena = new Arena(replica_storage_arena_size(config) +
-        sizing.messages_count * stride + 4 * sector_size);
-    const engine = create_engine(options.io, {
-        arena, entries: sizing.engine_entries, log: options.log,
-    });
     lock_acquire(options.path);
+    let engine: Engine | null = null;
     try {
-        return await server_parts_locked(options, arena, engine);
+        const capacity = capacity_from_file(await settings_read(options.path, options.io),
+            options);
+        const config = data_file_config(capacity);
+        const sizing = server_sizing(capacity.clients_max, options.connections_max);
+        const stride = Math.ceil(config.message_size_max / sector_size) * sector_size;
+        const arena = new Arena(replica_storage_arena_size(config) +
+            sizing.messages_count * stride + 4 * sector_size);
+        engine = create_engine(options.io, {
+            arena, entries: sizing.engine_entries, log: options.log,
+        });
+        return await server_parts_locked(options, capacity, arena, engine);
     } catch (error) {
         lock_release(options.path);
-        engine.destroy();
+        if (engine !== null) engine.destroy();
         throw error;
     }
 }
 
-async function server_parts_locked(options: ServerOptions, arena: Arena, engine: Engine):
-    Promise<ServerParts> {
-    const config = data_file_config(options);
-    const sizing = server_sizing(options.clients_max, options.connections_max);
+/**
+ * The capacity comes from the data file, where `format` recorded it. A flag given to `start`
+ * is only a check: one that disagrees with the file is an error naming both values.
+ */
+function capacity_from_file(settings: DataFileSettings, options: ServerOptions): Capacity {
+    const recorded: Capacity = {
+        clients_max: settings.config.clients_max,
+        accounts_max: settings.capacity.accounts_max,
+        transfers_max: settings.capacity.transfers_max,
+    };
+    if (recorded.accounts_max === 0 || recorded.transfers_max === 0) {
+        throw new Error('the data file records no ledger capacity: it was formatted as bare ' +
+            'storage (a test), not by `ringledger format`');
+    }
+    for (const name of ['clients_max', 'accounts_max', 'transfers_max'] as const) {
+        const given = options[name];
+        if (given !== undefined && given !== recorded[name]) {
+            throw new Error(`--${name.replace('_', '-')}=${given} disagrees with the data ` +
+                `file, formatted with ${name} ${recorded[name]}: the capacity is set at ` +
+                '`format` and `start` takes it from the file (drop the flag)');
+        }
+    }
+    return recorded;
+}
+
+async function server_parts_locked(options: ServerOptions, capacity: Capacity, arena: Arena,
+    engine: Engine): Promise<ServerParts> {
+    const config = data_file_config(capacity);
+    const sizing = server_sizing(capacity.clients_max, options.connections_max);
     const layout = new ZoneLayout(config);
     const fd = engine.file_open(options.path, { direct: true, dsync: true, create: false });
     const storage = new FileStorage(engine, layout, fd, replica_storage_operations_max);
@@ -262,12 +263,12 @@ async function server_parts_locked(options: ServerOptions, arena: Arena, engine:
             `address(es), not ${options.addresses.length}`);
     }
     const pool = new MessagePool(arena, sizing.messages_count, config.message_size_max);
-    const ledger = new Ledger(ledger_config(options));
+    const ledger = new Ledger(ledger_config(capacity));
     const time = new SystemTime();
     const random = new Prng(Date.now() % 0x7fffffff);
     const replica = replica_create({
         pool, time, random, storage, superblock, journal, storage_listener: listener, ledger,
-        clients_max: options.clients_max, request_queue_max: sizing.request_queue_max,
+        clients_max: capacity.clients_max, request_queue_max: sizing.request_queue_max,
         log: options.log, io_flush: () => engine.flush(),
     });
     arena.seal();

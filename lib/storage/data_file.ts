@@ -9,8 +9,12 @@
 // replies zone is preallocated zero and written by client_replies.ts.
 import assert from 'node:assert/strict';
 
-import type { Engine } from '../io/engine';
+import os from 'node:os';
+
+import { Arena, sector_size } from '../io/arena';
+import type { Engine, EngineKind } from '../io/engine';
 import { IoError } from '../io/errors';
+import { create_engine } from '../io/index';
 import { FileStorage, lock_acquire, lock_release } from './file_storage';
 import { Journal } from './journal';
 import type { JournalListener } from './journal';
@@ -18,14 +22,20 @@ import { cluster_bytes } from './prepare_header';
 import type { Storage, StorageCompletionTarget } from './storage';
 import { StorageRefusal, storage_run_until } from './storage';
 import { SuperBlock } from './superblock';
-import type { SuperBlockListener } from './superblock';
+import type { FormatCapacity, SuperBlockListener } from './superblock';
 import type { StorageConfig } from './zones';
-import { ZoneLayout, header_size, superblock_copies, superblock_copy_size } from './zones';
+import {
+    ZoneLayout, config_test, header_size, superblock_copies, superblock_copy_size,
+} from './zones';
+
+const errno_timed_out = os.constants.errno.ETIMEDOUT;
 
 export interface FormatOptions {
     cluster: bigint;
     replica: number;
     replica_count: number;
+    /** The ledger capacity recorded in the superblock (zero where a test formats storage). */
+    capacity?: FormatCapacity;
 }
 
 /** Arena bytes the superblock and journal take (allocate before sealing the arena). */
@@ -75,7 +85,8 @@ export async function storage_format(storage: Storage, options: FormatOptions): 
     const superblock = new SuperBlock(storage, waiter);
     journal.format();
     await waiter.wait(storage);
-    superblock.format(cluster, options.replica, options.replica_count);
+    superblock.format(cluster, options.replica, options.replica_count,
+        options.capacity ?? { accounts_max: 0, transfers_max: 0 });
     await waiter.wait(storage);
 }
 
@@ -113,17 +124,78 @@ export async function format(path: string, options: FormatOptions, engine: Engin
 }
 
 /** Closes a file descriptor through the engine and waits for it (startup and shutdown only). */
-async function fd_close(engine: Engine, fd: number, path: string): Promise<void> {
-    const closer = new AllocateWaiter();
+/** How long a close of the data file may take before it is reported as failed. */
+const file_close_timeout_ms = 10_000;
+
+/**
+ * Closes the data file through the engine and waits for the completion. The wait is bounded by
+ * time, not by a count of turns: on the libuv engine the close runs on the thread pool, which a
+ * loaded machine may take a while to reach.
+ */
+export async function fd_close(engine: Engine, fd: number, path: string): Promise<void> {
+    const pending = 1; // A close completes with 0 or a negative errno.
+    let closed = pending;
+    let wake: (() => void) | null = null;
     engine.close(engine.target_register({
-        io_complete: (_tag: number, result: number) => closer.storage_complete(0, result),
+        io_complete: (_tag: number, result: number) => {
+            closed = result;
+            if (wake !== null) wake();
+        },
     }), 0, fd);
-    for (let turn = 0; turn < 1000 && closer.result > 0; turn++) {
-        if (engine.kind === 'io_uring') engine.run_once(10);
-        else await new Promise<void>((resolve) => setImmediate(resolve));
+    const deadline_ms = Date.now() + file_close_timeout_ms;
+    while (closed === pending && Date.now() < deadline_ms) {
+        if (engine.kind === 'io_uring') {
+            engine.run_once(10);
+        } else {
+            await new Promise<void>((resolve) => {
+                wake = resolve;
+                setTimeout(resolve, 10);
+            });
+            wake = null;
+        }
     }
-    if (closer.result !== 0) throw new IoError(closer.result < 0 ? closer.result : -5,
-        'close', path);
+    if (closed === pending) {
+        throw new IoError(-errno_timed_out, 'close', path,
+            `did not complete in ${file_close_timeout_ms} ms`);
+    }
+    if (closed !== 0) throw new IoError(closed, 'close', path);
+}
+
+/** What a data file records at format: its place in the cluster, its shape, its capacity. */
+export interface DataFileSettings {
+    replica: number;
+    replica_count: number;
+    config: StorageConfig;
+    capacity: FormatCapacity;
+}
+
+/**
+ * Reads a data file's format-time settings from its superblock (quorum read), before anything
+ * is sized from them: a small arena and engine of its own, released before returning.
+ */
+export async function settings_read(path: string, io: EngineKind): Promise<DataFileSettings> {
+    const arena = new Arena((1 + superblock_copies) * superblock_copy_size + sector_size);
+    const engine = create_engine(io, { arena, entries: 8 });
+    let fd = -1;
+    try {
+        fd = engine.file_open(path, { direct: true, dsync: true, create: false });
+        // Any shape places the superblock zone at offset 0 with the same size.
+        const storage = new FileStorage(engine, new ZoneLayout(config_test), fd, 2);
+        const waiter = new StartupWaiter();
+        const superblock = new SuperBlock(storage, waiter);
+        arena.seal();
+        superblock.open();
+        await waiter.wait(storage);
+        return {
+            replica: superblock.replica, replica_count: superblock.replica_count,
+            config: superblock.storage_config(),
+            capacity: { accounts_max: superblock.accounts_max,
+                transfers_max: superblock.transfers_max },
+        };
+    } finally {
+        if (fd >= 0) await fd_close(engine, fd, path).catch(() => undefined);
+        engine.destroy();
+    }
 }
 
 export interface OpenedDataFile {
@@ -162,11 +234,8 @@ export async function storage_open<S extends Storage>(storage: S): Promise<{
     const superblock = new SuperBlock(storage, waiter);
     superblock.open();
     await waiter.wait(storage);
-    if (superblock.storage_size !== storage.layout.total_size_bytes) {
-        throw new StorageRefusal('superblock', -1, -1,
-            `formatted for ${superblock.storage_size} bytes of zones, the config needs ` +
-            `${storage.layout.total_size_bytes}: wrong config for this data file`);
-    }
+    const refusal = superblock.layout_refusal();
+    if (refusal !== null) throw refusal;
     const journal = new Journal(storage, waiter, superblock.cluster_bytes(),
         superblock.replica_count);
     journal.recover();

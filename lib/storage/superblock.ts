@@ -16,10 +16,16 @@ import type { Storage, StorageCompletionTarget } from './storage';
 import { StorageRefusal } from './storage';
 import { u128_equal, u32_read, u32_write, u64_read, u64_write } from './prepare_header';
 import { Zone, superblock_copies, superblock_copy_size } from './zones';
+import type { StorageConfig } from './zones';
 
 const quorum_open = 2;
 const quorum_verify = 3;
-export const superblock_version = 1;
+/**
+ * The data file's format version. A file of another version is refused by name at open (never
+ * misread): bump it with every change to a zone's layout or to what the superblock records.
+ * Version 2 records every format-time setting (the data file knows its shape).
+ */
+export const superblock_version = 2;
 
 // Field offsets inside one copy. The checksum covers [18, copy size): everything but itself and
 // the copy index, so all copies are byte-identical apart from `copy`.
@@ -40,6 +46,30 @@ const o_log_view = 132;
 const o_storage_size = 136;
 /** The grid address of the checkpoint's root block (0: no root, the empty state at op 0). */
 const o_checkpoint_root_address = 144;
+// The format-time settings, recorded at format and never changed: the zones' shape (StorageConfig)
+// and the ledger's capacity. `start` takes them from here.
+const o_slot_count = 152;
+const o_message_size_max = 156;
+const o_clients_max = 160;
+const o_block_size = 164;
+const o_grid_block_count = 168;
+const o_accounts_max = 176;
+const o_transfers_max = 180;
+
+/** The ledger capacity a data file is formatted for (0 where a test formats storage only). */
+export interface FormatCapacity {
+    accounts_max: number;
+    transfers_max: number;
+}
+
+/** The StorageConfig fields, in the order they are recorded (checked against the layout). */
+const config_fields = [
+    ['slot_count', o_slot_count],
+    ['message_size_max', o_message_size_max],
+    ['clients_max', o_clients_max],
+    ['block_size', o_block_size],
+    ['grid_block_count', o_grid_block_count],
+] as const;
 
 /** The VSR state held by the superblock (one instance, reused; never allocated per update). */
 export class VsrState {
@@ -101,7 +131,50 @@ export class SuperBlock implements StorageCompletionTarget {
     get replica(): number { return this.working[o_replica]!; }
     get replica_count(): number { return this.working[o_replica_count]!; }
     get storage_size(): number { return u64_read(this.working, o_storage_size); }
+    get accounts_max(): number { return u32_read(this.working, o_accounts_max); }
+    get transfers_max(): number { return u32_read(this.working, o_transfers_max); }
     cluster_bytes(): Uint8Array { return this.working.subarray(o_cluster, o_cluster + 16); }
+
+    /** The storage shape recorded at format. */
+    storage_config(): StorageConfig {
+        assert(this.opened);
+        const bytes = this.working;
+        return {
+            slot_count: u32_read(bytes, o_slot_count),
+            message_size_max: u32_read(bytes, o_message_size_max),
+            clients_max: u32_read(bytes, o_clients_max),
+            block_size: u32_read(bytes, o_block_size),
+            grid_block_count: u64_read(bytes, o_grid_block_count),
+        };
+    }
+
+    /** A refusal when the file's recorded shape is not the layout we were built with. */
+    layout_refusal(): StorageRefusal | null {
+        const mismatch = this.layout_mismatch();
+        if (mismatch === null && this.storage_size === this.storage.layout.total_size_bytes) {
+            return null;
+        }
+        return new StorageRefusal('superblock', -1, -1, `the data file's shape differs from ` +
+            `the one this open was sized for (${mismatch ?? `${this.storage_size} bytes of ` +
+            `zones in the file, ${this.storage.layout.total_size_bytes} here`}); nothing was ` +
+            'changed');
+    }
+
+    /**
+     * How the storage layout we were built with differs from the file's recorded shape, setting
+     * by setting with both values, or null when they agree.
+     */
+    layout_mismatch(): string | null {
+        const recorded = this.storage_config();
+        const ours = this.storage.layout.config;
+        const differences: string[] = [];
+        for (const [name] of config_fields) {
+            if (recorded[name] !== ours[name]) {
+                differences.push(`${name} ${recorded[name]} in the file, ${ours[name]} here`);
+            }
+        }
+        return differences.length === 0 ? null : differences.join('; ');
+    }
     checksum_bytes(): Uint8Array { return this.working.subarray(o_checksum, o_checksum + 16); }
 
     /** Copies the durable VSR state into `state`. */
@@ -115,8 +188,9 @@ export class SuperBlock implements StorageCompletionTarget {
         state.log_view = u32_read(this.working, o_log_view);
     }
 
-    /** Sequence 1: the only version without a parent. */
-    format(cluster: Uint8Array, replica: number, replica_count: number): void {
+    /** Sequence 1: the only version without a parent. Records every format-time setting. */
+    format(cluster: Uint8Array, replica: number, replica_count: number,
+        capacity: FormatCapacity): void {
         assert(this.phase === Phase.idle && !this.opened);
         assert(cluster.length === 16);
         assert(replica_count >= 1 && replica_count <= 6 && replica >= 0 && replica < replica_count);
@@ -128,6 +202,15 @@ export class SuperBlock implements StorageCompletionTarget {
         staging[o_replica] = replica;
         staging[o_replica_count] = replica_count;
         u64_write(staging, o_storage_size, this.storage.layout.total_size_bytes);
+        const config = this.storage.layout.config;
+        for (const [name, offset] of config_fields) {
+            if (name === 'grid_block_count') u64_write(staging, offset, config[name]);
+            else u32_write(staging, offset, config[name]);
+        }
+        assert(Number.isInteger(capacity.accounts_max) && capacity.accounts_max >= 0);
+        assert(Number.isInteger(capacity.transfers_max) && capacity.transfers_max >= 0);
+        u32_write(staging, o_accounts_max, capacity.accounts_max);
+        u32_write(staging, o_transfers_max, capacity.transfers_max);
         this.start_write();
     }
 
@@ -259,11 +342,25 @@ export class SuperBlock implements StorageCompletionTarget {
     }
 
     private copy_valid(copy: number): boolean {
+        return this.copy_intact(copy) &&
+            u32_read(this.reading(copy), o_version) === superblock_version;
+    }
+
+    private copy_intact(copy: number): boolean {
         const bytes = this.reading(copy);
         return this.copy_ok[copy] === 1 &&
             checksum_equal(bytes, checksum_from, superblock_copy_size - checksum_from,
-                bytes, o_checksum) &&
-            u32_read(bytes, o_version) === superblock_version;
+                bytes, o_checksum);
+    }
+
+    /** The version of an intact copy written by another format version, or 0 if none. */
+    private version_other(): number {
+        for (let copy = 0; copy < superblock_copies; copy++) {
+            if (!this.copy_intact(copy)) continue;
+            const version = u32_read(this.reading(copy), o_version);
+            if (version !== superblock_version) return version;
+        }
+        return 0;
     }
 
     private finish(error: StorageRefusal | null): void {
@@ -275,6 +372,14 @@ export class SuperBlock implements StorageCompletionTarget {
 
     private open_finish(): void {
         const best = quorum_best(this);
+        const version = this.version_other();
+        if (best < 0 && version !== 0) {
+            this.finish(new StorageRefusal('superblock', -1, -1, `the data file has format ` +
+                `version ${version}, and this release reads version ${superblock_version} only: ` +
+                'open it with the release that wrote it (a newer file), or format a new file ' +
+                'and load the data into it (an older file); nothing was changed'));
+            return;
+        }
         if (best < 0) {
             const reason = best === -1 ? 'no valid copy found (not formatted, or all corrupt)'
                 : 'quorum lost: no version is held by 2 intact copies';

@@ -12,7 +12,6 @@ import {
 import { ClientReplies, client_replies_iops_max } from '../storage/client_replies';
 import { storage_arena_size } from '../storage/data_file';
 import type { Storage } from '../storage/storage';
-import { StorageRefusal } from '../storage/storage';
 import { Journal, journal_operations_max } from '../storage/journal';
 import { SuperBlock } from '../storage/superblock';
 import type { StorageConfig } from '../storage/zones';
@@ -33,12 +32,8 @@ export async function replica_storage_open(storage: Storage): Promise<ReplicaSto
     const superblock = new SuperBlock(storage, listener);
     superblock.open();
     await listener.startup.wait(storage);
-    if (superblock.storage_size !== storage.layout.total_size_bytes) {
-        throw new StorageRefusal('superblock', -1, -1,
-            `the file was formatted for ${superblock.storage_size} bytes of zones, this ` +
-            `configuration needs ${storage.layout.total_size_bytes}: start with the ` +
-            '--clients-max, --accounts-max and --transfers-max it was formatted with');
-    }
+    const refusal = superblock.layout_refusal();
+    if (refusal !== null) throw refusal;
     const journal = new Journal(storage, listener, superblock.cluster_bytes(),
         superblock.replica_count);
     journal.recover();
