@@ -1,6 +1,9 @@
 // Entry point of the ringledger addon: registers the arena helpers, the checksum and the engine.
 #include "addon.h"
 
+#include <sys/file.h>
+
+#include <cerrno>
 #include <cstdint>
 
 namespace ringledger {
@@ -41,8 +44,27 @@ static Napi::Value arena_alignment_offset(const Napi::CallbackInfo& info) {
     return Napi::Number::New(env, static_cast<double>(offset));
 }
 
+// file_lock(fd): an exclusive flock(2) on the open file description, without blocking. Returns 0
+// or -errno (-EWOULDBLOCK when another description holds it). The lock lives as long as the
+// description: it is released when the last fd to it closes or the process dies, so a crashed
+// holder never leaves a stale lock, and it holds across PID namespaces sharing the file.
+static Napi::Value file_lock(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() != 1 || !info[0].IsNumber()) {
+        Napi::TypeError::New(env, "file_lock(fd)").ThrowAsJavaScriptException();
+        return env.Undefined();
+    }
+    int fd = info[0].As<Napi::Number>().Int32Value();
+    int result = 0;
+    do {
+        result = flock(fd, LOCK_EX | LOCK_NB);
+    } while (result == -1 && errno == EINTR);
+    return Napi::Number::New(env, result == 0 ? 0 : -errno);
+}
+
 static Napi::Object init(Napi::Env env, Napi::Object exports) {
     exports.Set("arena_alignment_offset", Napi::Function::New(env, arena_alignment_offset));
+    exports.Set("file_lock", Napi::Function::New(env, file_lock));
     aegis_register(env, exports);
     engine_register(env, exports);
     return exports;

@@ -56,8 +56,8 @@ async function main(): Promise<void> {
         }
         const started_ms = Date.now();
         try {
-            const results: Array<{ status: number }> = kind === 'accounts' ? await client.createAccounts(events) :
-                await client.createTransfers(events);
+            const results: Array<{ status: number }> = kind === 'accounts' ?
+                await client.createAccounts(events) : await client.createTransfers(events);
             assert.equal(results.length, batch_size);
             for (const result of results) assert.equal(result.status, created);
             acknowledged += 1;

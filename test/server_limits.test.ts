@@ -57,7 +57,8 @@ function limits_client(which: 'official' | 'ringledger', port: number,
 }
 
 function assert_refused(outcome: Outcome, which: string, limit: string, value: number): void {
-    assert.ok(outcome.slowest_ms < answer_bound_ms, `${which}: answered in ${outcome.slowest_ms} ms`);
+    assert.ok(outcome.slowest_ms < answer_bound_ms,
+        `${which}: answered in ${outcome.slowest_ms} ms`);
     if (which === 'official') {
         assert.equal(outcome.code, 'ERR_CLIENT_EVICTED', JSON.stringify(outcome));
     } else {

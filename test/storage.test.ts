@@ -2,6 +2,7 @@
 // on disk (format refuses an existing file, the lock refuses a second opener, format → open over
 // io_uring with O_DIRECT).
 import assert from 'node:assert/strict';
+import child_process from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,7 +11,7 @@ import { test } from 'node:test';
 import { Arena } from '../lib/io/arena';
 import { UringEngine } from '../lib/io/uring_engine';
 import { close, format, open, storage_arena_size } from '../lib/storage/data_file';
-import { lock_acquire, lock_path, lock_release } from '../lib/storage/file_storage';
+import { lock_acquire, lock_release } from '../lib/storage/file_storage';
 import { CrashMode, WriteFault } from '../lib/storage/simulator_storage';
 import { PrepareBuilder, simulator_make } from '../lib/storage/simulator_fixture';
 import type { StorageCompletionTarget } from '../lib/storage/storage';
@@ -142,7 +143,8 @@ test('data file: format, open, refuse an existing file, refuse while locked', as
     try {
         await format(file, options, engine, config_test);
         assert.equal(fs.statSync(file).size, new ZoneLayout(config_test).total_size_bytes);
-        assert(!fs.existsSync(lock_path(file)), 'format releases its lock');
+        lock_acquire(file); // Format released its lock.
+        lock_release(file);
         await assert.rejects(format(file, options, engine, config_test),
             (error: unknown) => error instanceof StorageRefusal && /already exists/.test(
                 error.message));
@@ -151,25 +153,73 @@ test('data file: format, open, refuse an existing file, refuse while locked', as
         assert.equal(opened.superblock.replica_count, 1);
         assert.equal(opened.journal.op_max, 0);
         // While open, a second opener is refused by the lock.
-        await assert.rejects(open(file, engine, config_test), /locked by process/);
+        await assert.rejects(open(file, engine, config_test),
+            /is locked by this process \(it is open here already\)/);
         await close(opened, file);
-        assert(!fs.existsSync(lock_path(file)));
+        lock_acquire(file);
+        lock_release(file);
     } finally {
         engine.destroy();
         fs.rmSync(path.dirname(file), { recursive: true, force: true });
     }
 });
 
-test('data file: a stale lock (dead owner) is taken over', () => {
+test('data file: the lock is an flock held for the holder\'s life, named when refused',
+    async () => {
+        const file = temporary_path();
+        fs.writeFileSync(file, 'x');
+        // A child takes the lock and waits; while it lives, we are refused and told who holds it.
+        const child = child_process.spawn(process.execPath, ['-e', `
+            require(${JSON.stringify(path.join(__dirname, '..', 'lib', 'storage',
+                'file_storage.js'))}).lock_acquire(${JSON.stringify(file)});
+            process.stdout.write('locked\\n');
+            setTimeout(() => {}, 60000);`], { stdio: ['ignore', 'pipe', 'inherit'] });
+        try {
+            await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
+            assert.throws(() => lock_acquire(file), (error: unknown) =>
+                error instanceof StorageRefusal &&
+                error.message.includes(`is locked by process ${child.pid} (`));
+            // SIGKILL: no cleanup runs, and the kernel still drops the lock.
+            child.kill('SIGKILL');
+            await new Promise((resolve) => child.once('exit', resolve));
+            lock_acquire(file);
+            lock_release(file);
+        } finally {
+            child.kill('SIGKILL');
+            fs.rmSync(path.dirname(file), { recursive: true, force: true });
+        }
+    });
+
+test('data file: the lock holds against a holder in another PID namespace', async (t) => {
+    if (process.getuid?.() !== 0 || !fs.existsSync('/usr/bin/unshare')) {
+        // CI runs as root with util-linux; a developer without root still runs the test above.
+        t.diagnostic('needs root and unshare(1): not run here');
+        return;
+    }
     const file = temporary_path();
+    fs.writeFileSync(file, 'x');
+    // Inside its namespace the holder gets a pid that no process here has, as happens in a
+    // container: a lock naming a pid would look stale from here and be taken over.
+    const pid_max = Number(fs.readFileSync('/proc/sys/kernel/pid_max', 'utf8'));
+    let pid_inside = pid_max - 2;
+    while (fs.existsSync(`/proc/${pid_inside}`)) pid_inside -= 1;
+    const holder = `require(${JSON.stringify(path.join(__dirname, '..', 'lib', 'storage',
+        'file_storage.js'))}).lock_acquire(${JSON.stringify(file)});
+        process.stdout.write('locked ' + process.pid + '\\n');
+        setTimeout(() => {}, 60000);`;
+    const child = child_process.spawn('/usr/bin/unshare', ['--pid', '--fork', '--mount-proc',
+        '/bin/sh', '-c', `echo ${pid_inside - 1} > /proc/sys/kernel/ns_last_pid && ` +
+        `"${process.execPath}" -e "$0"`, holder], { stdio: ['ignore', 'pipe', 'inherit'] });
     try {
-        // pid 2^22 + 1 is above the default pid_max, so no process holds it.
-        fs.symlinkSync(String((1 << 22) + 1), lock_path(file));
-        lock_acquire(file);
-        assert.throws(() => lock_acquire(file), /locked by process/);
-        lock_release(file);
-        assert(!fs.existsSync(lock_path(file)));
+        const line = await new Promise<string>((resolve) =>
+            child.stdout!.once('data', (chunk: Buffer) => resolve(chunk.toString())));
+        assert.equal(line, `locked ${pid_inside}\n`);
+        assert(!fs.existsSync(`/proc/${pid_inside}`), 'no such pid in our namespace');
+        // The kernel's lock table knows the holder; here it has its outer pid.
+        assert.throws(() => lock_acquire(file), /is locked by (process \d+|a process in another)/);
     } finally {
+        child.kill('SIGKILL');
+        await new Promise((resolve) => child.once('exit', resolve));
         fs.rmSync(path.dirname(file), { recursive: true, force: true });
     }
 });
@@ -209,7 +259,8 @@ test('data file: the journal runs on the file and refuses a corrupt prepare', as
         fs.closeSync(fd);
         await assert.rejects(open(file, engine, config_test), (error: unknown) =>
             error instanceof StorageRefusal && error.zone === 'wal_prepares' && error.op === 38);
-        assert(!fs.existsSync(lock_path(file)), 'a refused open releases the lock');
+        lock_acquire(file); // A refused open released the lock.
+        lock_release(file);
     } finally {
         engine.destroy();
         fs.rmSync(path.dirname(file), { recursive: true, force: true });

@@ -5,6 +5,8 @@ import path from 'node:path';
 /** The functions the addon exports. Each component adds its own; see native/*.cc. */
 export interface Binding {
     arena_alignment_offset(view: Uint8Array, alignment: number): number;
+    /** An exclusive, non-blocking flock(2) on `fd`: 0, or -errno (-EWOULDBLOCK when held). */
+    file_lock(fd: number): number;
     [name: string]: unknown;
 }
 

@@ -304,8 +304,9 @@ export class Ledger {
     capacity_error(operation: number, input_length: number): string | null {
         const limit = this.capacity_limit(operation, input_length);
         if (limit === Limit.none) return null;
+        const events = Math.floor(input_length / record_size);
         return `${limit_name(limit)}=${this.limit_value(limit)} would be exceeded ` +
-            `(${this.limit_used(limit)} used, ${Math.floor(input_length / record_size)} in the batch)`;
+            `(${this.limit_used(limit)} used, ${events} in the batch)`;
     }
 
     /**

@@ -99,18 +99,25 @@ class AllocateWaiter implements StorageCompletionTarget {
 export async function format(path: string, options: FormatOptions, engine: Engine,
     config: StorageConfig): Promise<void> {
     const layout = new ZoneLayout(config);
-    lock_acquire(path);
+    let fd: number;
     try {
-        let fd: number;
-        try {
-            fd = engine.file_open(path, { direct: true, dsync: true, create: true });
-        } catch (error) {
-            if (error instanceof IoError && error.code === 'EEXIST') {
-                throw new StorageRefusal('data file', -1, -1,
-                    `${path} already exists: format never overwrites a data file`);
-            }
-            throw error;
+        fd = engine.file_open(path, { direct: true, dsync: true, create: true });
+    } catch (error) {
+        if (error instanceof IoError && error.code === 'EEXIST') {
+            throw new StorageRefusal('data file', -1, -1,
+                `${path} already exists: format never overwrites a data file`);
         }
+        throw error;
+    }
+    // Created exclusively by us; the lock keeps a `start` off it until it is whole (one that
+    // comes in between finds no superblock and refuses it as not formatted).
+    try {
+        lock_acquire(path);
+    } catch (error) {
+        await fd_close(engine, fd, path);
+        throw error;
+    }
+    try {
         const storage = new FileStorage(engine, layout, fd, 8);
         const allocate = new AllocateWaiter();
         storage.allocate(storage.target_register(allocate), 0);
@@ -123,7 +130,6 @@ export async function format(path: string, options: FormatOptions, engine: Engin
     }
 }
 
-/** Closes a file descriptor through the engine and waits for it (startup and shutdown only). */
 /** How long a close of the data file may take before it is reported as failed. */
 const file_close_timeout_ms = 10_000;
 

@@ -3,14 +3,16 @@
 // boundary. Storage tags are mapped to engine tags through a preallocated table (no closure, no
 // object per I/O).
 //
-// Exclusive access. Node has no flock(2), and the addon does not export one yet, so the lock is a
-// sibling `<path>.lock`, a symlink created atomically (like O_CREAT|O_EXCL) whose target is the
-// owner's pid. A lock whose pid is no longer alive is stale and is taken over. This is weaker
-// than flock: it is advisory, and after a reboot a reused pid can keep a stale lock (the operator
-// then deletes the file, which the error message names). A native flock in the addon would
-// replace it.
+// Exclusive access: one process serves a data file, enforced by an exclusive flock(2) on a
+// descriptor of it held for as long as the file is open (lock_acquire / lock_release). The kernel
+// drops the lock when the process dies, so a crash never leaves a stale one, and it holds across
+// PID namespaces sharing a volume (containers), where a pid file would mean nothing.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import os from 'node:os';
+
+import { binding } from '../io/binding';
+import { IoError } from '../io/errors';
 
 import type { Engine, IoCompletionTarget } from '../io/engine';
 import type { Storage, StorageCompletionTarget } from './storage';
@@ -111,51 +113,64 @@ export class FileStorage implements Storage, IoCompletionTarget {
     }
 }
 
-export function lock_path(path: string): string {
-    return `${path}.lock`;
-}
+/** The lock descriptors this process holds, by data file path (startup and shutdown only). */
+const lock_descriptors = new Map<string, number>();
 
-function process_alive(pid: number): boolean {
-    try {
-        process.kill(pid, 0);
-        return true;
-    } catch (error) {
-        return (error as NodeJS.ErrnoException).code === 'EPERM';
-    }
-}
-
-function lock_owner(lock: string): number {
-    try {
-        return Number.parseInt(fs.readlinkSync(lock), 10);
-    } catch {
-        return -1;
-    }
-}
-
-/** Takes the data file's lock or throws a StorageRefusal naming the holder. */
+/**
+ * Takes the data file's lock or throws a StorageRefusal naming the holder: an exclusive flock on
+ * a descriptor of the file held open until `lock_release` (or the process's end, which releases
+ * it: a crash never leaves a stale lock).
+ */
 export function lock_acquire(path: string): void {
-    const lock = lock_path(path);
-    for (let attempt = 0; attempt < 2; attempt++) {
-        try {
-            // A symlink whose target is the pid: created atomically, readable without a write.
-            fs.symlinkSync(String(process.pid), lock);
-            return;
-        } catch (error) {
-            if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-        }
-        const pid = lock_owner(lock);
-        if (Number.isSafeInteger(pid) && pid > 0 && process_alive(pid)) {
-            throw new StorageRefusal('data file', -1, -1,
-                `${path} is locked by process ${pid} (lock file ${lock})`);
-        }
-        // Stale: its owner died without unlinking it.
-        fs.rmSync(lock, { force: true });
+    const fd = fs.openSync(path, 'r'); // ENOENT goes to the caller: "format it first".
+    const result = binding().file_lock(fd);
+    if (result === 0) {
+        lock_descriptors.set(path, fd);
+        return;
     }
-    throw new StorageRefusal('data file', -1, -1, `could not take the lock ${lock}`);
+    fs.closeSync(fd);
+    if (result === -os.constants.errno.EWOULDBLOCK) {
+        throw new StorageRefusal('data file', -1, -1,
+            `${path} is locked by ${lock_holder(path)}: one process serves a data file`);
+    }
+    throw new IoError(result, 'flock', path);
 }
 
 export function lock_release(path: string): void {
-    const lock = lock_path(path);
-    assert.equal(lock_owner(lock), process.pid, 'lock_release: the lock is not ours');
-    fs.rmSync(lock);
+    const fd = lock_descriptors.get(path);
+    assert(fd !== undefined, 'lock_release: the lock is not ours');
+    lock_descriptors.delete(path);
+    fs.closeSync(fd);
+}
+
+/**
+ * Who holds the lock, from /proc/locks (the kernel's table of locks, by device and inode): a pid
+ * and its command line when the holder is in our PID namespace, else what can be said.
+ */
+function lock_holder(path: string): string {
+    let pid = -1;
+    try {
+        const stat = fs.statSync(path, { bigint: true });
+        const major = Number(((stat.dev >> 8n) & 0xfffn) | ((stat.dev >> 32n) & ~0xfffn));
+        const minor = Number((stat.dev & 0xffn) | ((stat.dev >> 12n) & ~0xffn));
+        for (const line of fs.readFileSync('/proc/locks', 'utf8').split('\n')) {
+            const fields = line.trim().split(/\s+/);
+            // "1: FLOCK ADVISORY WRITE <pid> <major>:<minor>:<inode> 0 EOF"
+            if (fields[1] !== 'FLOCK' || fields[3] !== 'WRITE') continue;
+            const [maj, min, ino] = (fields[5] ?? '').split(':');
+            if (Number.parseInt(maj!, 16) === major && Number.parseInt(min!, 16) === minor &&
+                ino === String(stat.ino)) pid = Number(fields[4]);
+        }
+    } catch {
+        return 'another process';
+    }
+    if (pid === process.pid) return 'this process (it is open here already)';
+    if (pid <= 0) return 'a process in another PID namespace (a container sharing the volume)';
+    let command = '';
+    try {
+        command = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
+    } catch {
+        // It just exited, or /proc hides it: the pid alone still helps.
+    }
+    return `process ${pid}${command === '' ? '' : ` (${command})`}`;
 }
