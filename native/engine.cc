@@ -51,6 +51,12 @@ struct Engine {
     uint32_t fixed_chunks = 0;
     int32_t in_flight = 0;  // Submitted or staged operations (not cancels) without a completion.
     unsigned sq_wakeup_tail = 0;  // SQPOLL: the SQ tail when the thread was last woken.
+    // A fault hook for tests: the next this many submitting enters fail with -EBUSY without
+    // entering the kernel, as a ring whose completion queue overflowed does.
+    uint32_t fault_enter_busy = 0;
+    // Times a submission found the queue full and the kernel refused to take more (-EBUSY or
+    // -EAGAIN): the rest stayed staged for the next turn.
+    uint32_t submit_deferrals = 0;
     // Event-loop mode.
     napi_env env = nullptr;
     bool started = false;
@@ -134,6 +140,10 @@ int ring_enter(Engine* engine, uint32_t wait_count, __kernel_timespec* timespec)
     }
     bool wait = wait_count > 0 && io_uring_cq_ready(ring) < wait_count;
     if (!submit_needs_enter && !wait) return 0;
+    if (engine->fault_enter_busy > 0 && to_submit > 0) {
+        engine->fault_enter_busy -= 1;
+        return -EBUSY;
+    }
     engine->header()->enter_calls += 1;
     if (!wait) return io_uring_enter(ring->ring_fd, to_submit, 0, flags, nullptr);
     RL_ASSERT(timespec != nullptr);
@@ -153,27 +163,30 @@ void assert_enter_result(int result) {
               result == -EAGAIN);
 }
 
-// Makes room for `count` SQEs in the submission queue. A linked chain must sit whole in one
-// submission (the kernel ends a chain at the submission's boundary), so a chain's head reserves
-// room for all of it. Bounded: the first pass submits what fills the queue; with SQPOLL the thread
-// may need a moment to consume it, so wait for space.
-void sq_reserve(Engine* engine, uint32_t count) {
+// Makes room for `count` SQEs in the submission queue; false when the kernel would not take the
+// queued ones. A linked chain must sit whole in one submission (the kernel ends a chain at the
+// submission's boundary), so a chain's head reserves room for all of it. Bounded: the first pass
+// submits what fills the queue; with SQPOLL the thread may need a moment to consume it, so wait
+// for space. A kernel that refuses (-EBUSY: its completion queue overflowed; -EAGAIN: it is short
+// of memory) needs its completions drained first, which the caller's turn does next.
+bool sq_reserve(Engine* engine, uint32_t count) {
     RL_ASSERT(count >= 1 && count <= engine->entries);
     for (int attempt = 0; attempt < 2; attempt++) {
-        if (io_uring_sq_space_left(&engine->ring) >= count) return;
-        assert_enter_result(ring_enter(engine, 0, nullptr));
+        if (io_uring_sq_space_left(&engine->ring) >= count) return true;
+        int result = ring_enter(engine, 0, nullptr);
+        assert_enter_result(result);
+        if (result == -EBUSY || result == -EAGAIN) return false;
         if ((engine->ring.flags & IORING_SETUP_SQPOLL) != 0) {
             engine->header()->enter_calls += 1;
             assert_enter_result(io_uring_sqring_wait(&engine->ring));
         }
     }
-    RL_ASSERT(io_uring_sq_space_left(&engine->ring) >= count);
+    return io_uring_sq_space_left(&engine->ring) >= count;
 }
 
 io_uring_sqe* sqe_acquire(Engine* engine) {
-    sq_reserve(engine, 1);
     io_uring_sqe* sqe = io_uring_get_sqe(&engine->ring);
-    RL_ASSERT(sqe != nullptr);
+    RL_ASSERT(sqe != nullptr);  // stage_to_sqes reserved room for it.
     return sqe;
 }
 
@@ -249,7 +262,9 @@ void prepare_one(Engine* engine, const EngineDescriptor& d) {
     if (d.link == 1) sqe->flags |= IOSQE_IO_LINK;
 }
 
-// Moves every staged descriptor into the submission queue (without entering the kernel).
+// Moves the staged descriptors into the submission queue (entering the kernel only to make room).
+// When the kernel will not take more, the rest stay staged, in order, for the next turn: that
+// turn drains completions first, which is what a refusing kernel waits for.
 uint32_t stage_to_sqes(Engine* engine) {
     EngineHeader* header = engine->header();
     int32_t count = header->staged_count;
@@ -264,7 +279,15 @@ uint32_t stage_to_sqes(Engine* engine) {
             while (chain_end < count && descriptors[chain_end - 1].link == 1) chain_end += 1;
             // TypeScript never stages a link without its follower in the same batch.
             RL_ASSERT(descriptors[chain_end - 1].link == 0);
-            sq_reserve(engine, static_cast<uint32_t>(chain_end - index));
+            if (!sq_reserve(engine, static_cast<uint32_t>(chain_end - index))) {
+                engine->submit_deferrals += 1;
+                int32_t rest = count - index;
+                std::memmove(descriptors, descriptors + index,
+                             static_cast<size_t>(rest) * sizeof(EngineDescriptor));
+                header->staged_count = rest;
+                RL_ASSERT(engine->in_flight <= static_cast<int32_t>(engine->entries));
+                return static_cast<uint32_t>(index);
+            }
         }
         prepare_one(engine, descriptors[index]);
         if (descriptors[index].op != engine_op_cancel) {
@@ -579,6 +602,14 @@ Napi::Value binding_submit(const Napi::CallbackInfo& info) {
     return info.Env().Undefined();
 }
 
+// Tests only: makes the next `count` submitting enters fail with -EBUSY; returns the submissions
+// deferred so far (each time the queue was full and the kernel refused).
+Napi::Value binding_fault_enter_busy(const Napi::CallbackInfo& info) {
+    Engine* engine = engine_from(info[0]);
+    engine->fault_enter_busy = info[1].As<Napi::Number>().Uint32Value();
+    return Napi::Number::New(info.Env(), engine->submit_deferrals);
+}
+
 Napi::Value binding_start(const Napi::CallbackInfo& info) {
     Engine* engine = engine_from(info[0]);
     RL_ASSERT(info[1].IsFunction());
@@ -754,6 +785,7 @@ void engine_register(Napi::Env env, Napi::Object exports) {
     exports.Set("engine_run_once", Napi::Function::New(env, binding_run_once));
     exports.Set("engine_submit", Napi::Function::New(env, binding_submit));
     exports.Set("engine_start", Napi::Function::New(env, binding_start));
+    exports.Set("engine_fault_enter_busy", Napi::Function::New(env, binding_fault_enter_busy));
     exports.Set("engine_arm", Napi::Function::New(env, binding_arm));
     exports.Set("engine_destroy", Napi::Function::New(env, binding_destroy));
     exports.Set("engine_file_open", Napi::Function::New(env, binding_file_open));

@@ -381,6 +381,23 @@ test('uring: a chain never splits when the submission queue is nearly full', () 
     engine.destroy();
 });
 
+test('uring: a kernel refusing a full submission queue (EBUSY) defers, drains, retries', () => {
+    // 8 timeouts and their 8 cancels staged at once: twice what the submission queue holds, so
+    // native must enter to make room, and the fault hook makes those enters fail as a kernel with
+    // an overflowed completion queue does. The rest stays staged in order and goes out on later
+    // turns; every timeout is cancelled and completes exactly once.
+    const { engine, recorder, target } = engine_make(true, 8);
+    assert.equal(engine.fault_enter_busy(3), 0);
+    for (let tag = 0; tag < 8; tag++) engine.timeout(target, tag, 60_000);
+    for (let tag = 0; tag < 8; tag++) engine.cancel(target, tag);
+    for (let turn = 0; turn < 100 && recorder.results.size < 8; turn++) engine.run_once(10);
+    assert.equal(recorder.results.size, 8);
+    for (let tag = 0; tag < 8; tag++) assert.equal(recorder.results.get(tag), -ECANCELED);
+    assert.ok(engine.fault_enter_busy(0) >= 1, 'the refusal was met and deferred');
+    assert.equal(engine.in_flight, 0);
+    engine.destroy();
+});
+
 test('uring: SQPOLL loop mode polls completions without entering the kernel', () => {
     const arena = new Arena(256 * block);
     const engine = new UringEngine({ arena, entries: 128, sqpoll: true });

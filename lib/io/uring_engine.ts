@@ -28,6 +28,7 @@ interface UringBinding {
         register_buffers: boolean): [Handle | null, number, number, number];
     engine_run_once(handle: Handle, timeout_ms: number, min_complete: number): number;
     engine_submit(handle: Handle): void;
+    engine_fault_enter_busy(handle: Handle, count: number): number;
     engine_start(handle: Handle, deliver: () => void): void;
     engine_arm(handle: Handle): void;
     engine_destroy(handle: Handle): void;
@@ -300,6 +301,19 @@ export class UringEngine implements Engine {
         const wait_count = Math.max(1, Math.min(min_complete, this.in_flight));
         this.native.engine_run_once(this.handle, timeout_ms, wait_count);
         return this.deliver();
+    }
+
+    /**
+     * Tests only: the next `count` submitting io_uring_enter calls fail with EBUSY, as a kernel
+     * whose completion queue overflowed does. Returns how many submissions were deferred so far
+     * (the queue was full and the kernel refused: the rest stayed staged for the next turn).
+     * Loop mode only: in event-loop mode a refused submission is retried when completions wake
+     * the loop, which a fault with nothing in flight would never do.
+     */
+    fault_enter_busy(count: number): number {
+        assert(!this.destroyed && !this.started);
+        assert(Number.isInteger(count) && count >= 0);
+        return this.native.engine_fault_enter_busy(this.handle, count);
     }
 
     /** Submits what is staged now, without waiting (normally the per-turn hook does this). */
