@@ -12,6 +12,7 @@ import { SimulatorStorage } from '../lib/storage/simulator_storage';
 import { storage_run_until } from '../lib/storage/storage';
 import type { StorageConfig } from '../lib/storage/zones';
 import { ZoneLayout, sector_ceil } from '../lib/storage/zones';
+import { account_encode } from '../lib/testing/ledger_model';
 import { Prng } from '../lib/testing/prng';
 import { header_size, release_0_17_9 } from '../lib/vsr/constants';
 import { HeaderView, header_init, seal, seal_empty_body } from '../lib/vsr/header';
@@ -497,4 +498,40 @@ export class Harness {
         for (const client of this.clients) client.register();
         this.run_until(() => this.clients.every((client) => client.session !== 0n), 5000);
     }
+}
+
+/** An account event (ledger 1, code 1, everything else zero) as its 128 bytes. */
+export function account_event(id: bigint): Uint8Array {
+    const bytes = new Uint8Array(128);
+    account_encode({
+        id, debits_pending: 0n, debits_posted: 0n, credits_pending: 0n, credits_posted: 0n,
+        user_data_128: 0n, user_data_64: 0n, user_data_32: 0, reserved: 0, ledger: 1, code: 1,
+        flags: 0, timestamp: 0n,
+    }, bytes, 0);
+    return bytes;
+}
+
+/** A lookup body: the ids as u128s. */
+export function ids_body(...values: bigint[]): Uint8Array {
+    const bytes = new Uint8Array(values.length * 16);
+    const view = new DataView(bytes.buffer);
+    values.forEach((value, index) => {
+        view.setBigUint64(index * 16, value & 0xffff_ffff_ffff_ffffn, true);
+        view.setBigUint64(index * 16 + 8, value >> 64n, true);
+    });
+    return bytes;
+}
+
+/** Runs the harness for a number of ticks. */
+export function settle(harness: Harness, ticks = 200): void {
+    for (let tick = 0; tick < ticks; tick++) harness.tick();
+}
+
+/** Submits one request and runs until its reply; returns the reply body. */
+export function request_and_wait(harness: Harness, client: SimClient, operation: number,
+    body: Uint8Array): Uint8Array {
+    const before = client.exchanges.length;
+    client.submit(operation, body);
+    harness.run_until(() => client.exchanges.length > before, 2000);
+    return client.exchanges[client.exchanges.length - 1]!.reply_body;
 }

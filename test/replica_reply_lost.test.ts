@@ -9,44 +9,23 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { Zone } from '../lib/storage/zones';
-import { Op, account_encode } from '../lib/testing/ledger_model';
+import { Op } from '../lib/testing/ledger_model';
 import { EvictionReason, header_size } from '../lib/vsr/constants';
-import { Harness, config_sim, multi_batch_body } from './replica_harness';
+import {
+    Harness, account_event, config_sim, ids_body, multi_batch_body, request_and_wait, settle,
+} from './replica_harness';
 import type { SimClient } from './replica_harness';
 
 const config = { ...config_sim, slot_count: 32 };
 type Damage = 'bit_flip' | 'latent_error';
 
-function ids(value: bigint): Uint8Array {
-    const bytes = new Uint8Array(16);
-    new DataView(bytes.buffer).setBigUint64(0, value, true);
-    return bytes;
-}
 
-function account(id: bigint): Uint8Array {
-    const bytes = new Uint8Array(128);
-    account_encode({
-        id, debits_pending: 0n, debits_posted: 0n, credits_pending: 0n, credits_posted: 0n,
-        user_data_128: 0n, user_data_64: 0n, user_data_32: 0, reserved: 0, ledger: 1, code: 1,
-        flags: 0, timestamp: 0n,
-    }, bytes, 0);
-    return bytes;
-}
 
-function request_and_wait(harness: Harness, client: SimClient, operation: number,
-    body: Uint8Array): void {
-    const before = client.exchanges.length;
-    client.submit(operation, body);
-    harness.run_until(() => client.exchanges.length > before, 2000);
-}
 
 function lookup(harness: Harness, client: SimClient): void {
-    request_and_wait(harness, client, Op.lookup_accounts, multi_batch_body([ids(1n)], 16));
+    request_and_wait(harness, client, Op.lookup_accounts, multi_batch_body([ids_body(1n)], 16));
 }
 
-function settle(harness: Harness, ticks: number): void {
-    for (let tick = 0; tick < ticks; tick++) harness.tick();
-}
 
 /** The session entry (= client_replies slot) of a client. */
 function entry_of(harness: Harness, client: SimClient): number {
@@ -79,7 +58,7 @@ async function covered_by_checkpoint(seed: number, lines: string[]):
     harness.register_all();
     const [lost, busy] = harness.clients as [SimClient, SimClient];
     request_and_wait(harness, lost, Op.create_accounts,
-        multi_batch_body([account(1n), account(2n)], 128));
+        multi_batch_body([account_event(1n), account_event(2n)], 128));
     const op = lost.exchanges[1]!.op;
     for (let index = 0; index < 40; index++) lookup(harness, busy);
     assert(harness.replica.checkpoint_op > op, 'a checkpoint covers the reply');

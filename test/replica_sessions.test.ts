@@ -6,23 +6,16 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { account_encode, Op, TF, transfer_encode } from '../lib/testing/ledger_model';
-import type { Account, Transfer } from '../lib/testing/ledger_model';
+import { Op, TF, transfer_encode } from '../lib/testing/ledger_model';
+import type { Transfer } from '../lib/testing/ledger_model';
 import { EvictionReason, header_size } from '../lib/vsr/constants';
 import { offsets, frame } from '../lib/vsr/header_layout';
-import { Harness, config_sim, multi_batch_body, multi_batch_split } from './replica_harness';
+import {
+    Harness, account_event, config_sim, ids_body, multi_batch_body, multi_batch_split,
+    request_and_wait, settle,
+} from './replica_harness';
 import type { SimClient } from './replica_harness';
 
-function account(id: bigint): Uint8Array {
-    const a: Account = {
-        id, debits_pending: 0n, debits_posted: 0n, credits_pending: 0n, credits_posted: 0n,
-        user_data_128: 0n, user_data_64: 0n, user_data_32: 0, reserved: 0, ledger: 1, code: 1,
-        flags: 0, timestamp: 0n,
-    };
-    const bytes = new Uint8Array(128);
-    account_encode(a, bytes, 0);
-    return bytes;
-}
 
 function transfer(id: bigint, fields: Partial<Transfer> = {}): Uint8Array {
     const t: Transfer = {
@@ -35,27 +28,8 @@ function transfer(id: bigint, fields: Partial<Transfer> = {}): Uint8Array {
     return bytes;
 }
 
-function ids(...values: bigint[]): Uint8Array {
-    const bytes = new Uint8Array(values.length * 16);
-    const view = new DataView(bytes.buffer);
-    values.forEach((value, index) => {
-        view.setBigUint64(index * 16, value & 0xffff_ffff_ffff_ffffn, true);
-        view.setBigUint64(index * 16 + 8, value >> 64n, true);
-    });
-    return bytes;
-}
 
-function settle(harness: Harness, ticks = 200): void {
-    for (let tick = 0; tick < ticks; tick++) harness.tick();
-}
 
-function request_and_wait(harness: Harness, client: SimClient, operation: number,
-    body: Uint8Array): Uint8Array {
-    const before = client.exchanges.length;
-    client.submit(operation, body);
-    harness.run_until(() => client.exchanges.length > before, 2000);
-    return client.exchanges[client.exchanges.length - 1]!.reply_body;
-}
 
 test('sessions: a full table evicts the least recently served client', async () => {
     const harness = await Harness.create({ seed: 11, clients: config_sim.clients_max + 1 });
@@ -66,7 +40,8 @@ test('sessions: a full table evicts the least recently served client', async () 
         harness.run_until(() => client.session !== 0n, 1000);
     }
     // Client 0 is served again, so client 1 is now the one served longest ago.
-    request_and_wait(harness, clients[0]!, Op.lookup_accounts, multi_batch_body([ids(1n)], 16));
+    request_and_wait(harness, clients[0]!, Op.lookup_accounts,
+        multi_batch_body([ids_body(1n)], 16));
     late.register();
     harness.run_until(() => late.session !== 0n, 1000);
     settle(harness, 20);
@@ -77,7 +52,7 @@ test('sessions: a full table evicts the least recently served client', async () 
     const evicted = clients[1]!;
     evicted.evicted = 0;
     const commits = harness.replica.stats.commits;
-    evicted.submit(Op.lookup_accounts, multi_batch_body([ids(1n)], 16));
+    evicted.submit(Op.lookup_accounts, multi_batch_body([ids_body(1n)], 16));
     settle(harness, 20);
     assert.equal(evicted.evicted, EvictionReason.no_session);
     assert.equal(harness.replica.stats.commits, commits);
@@ -89,7 +64,7 @@ test('sessions: duplicates get the cached reply; a request in flight is not exec
         harness.register_all();
         const client = harness.clients[0]!;
         request_and_wait(harness, client, Op.create_accounts,
-            multi_batch_body([account(1n), account(2n)], 128));
+            multi_batch_body([account_event(1n), account_event(2n)], 128));
         // Send the transfer request three times at once: while it executes, copies are dropped.
         client.submit(Op.create_transfers, multi_batch_body([transfer(100n)], 128));
         const request = client.inflight!;
@@ -110,7 +85,7 @@ test('sessions: duplicates get the cached reply; a request in flight is not exec
         assert.equal(new DataView(reply.buffer, reply.byteOffset).getUint32(8, true),
             0xffffffff, 'created once');
         const balances = request_and_wait(harness, client, Op.lookup_accounts,
-            multi_batch_body([ids(1n)], 16));
+            multi_batch_body([ids_body(1n)], 16));
         const debits_posted = new DataView(balances.buffer, balances.byteOffset + 32, 16);
         assert.equal(debits_posted.getBigUint64(0, true), 10n, 'the transfer applied once');
     });
@@ -120,7 +95,7 @@ test('sessions: a wrong parent or a skipped request number is dropped, not evict
         const harness = await Harness.create({ seed: 13, clients: 1 });
         harness.register_all();
         const client = harness.clients[0]!;
-        const body = multi_batch_body([ids(1n)], 16);
+        const body = multi_batch_body([ids_body(1n)], 16);
         client.request_number = 1;
         const wrong_parent = client.build(Op.lookup_accounts, body, (view) => {
             view.set_u8(offsets.request.parent, view.u8(offsets.request.parent) ^ 1);
@@ -173,7 +148,7 @@ const bad_cases: BadCase[] = [
     },
     {
         name: 'unknown operation 200', reason: EvictionReason.invalid_request_operation,
-        send: (client) => with_session(client, 200, multi_batch_body([ids(1n)], 16)),
+        send: (client) => with_session(client, 200, multi_batch_body([ids_body(1n)], 16)),
     },
     {
         name: 'pulse from a client', reason: EvictionReason.invalid_request_operation,
@@ -182,7 +157,7 @@ const bad_cases: BadCase[] = [
     {
         name: 'a broken multi-batch trailer', reason: EvictionReason.invalid_request_body,
         send: (client) => {
-            const body = multi_batch_body([ids(1n)], 16);
+            const body = multi_batch_body([ids_body(1n)], 16);
             body[20] = 0;
             return with_session(client, Op.lookup_accounts, body);
         },
@@ -195,7 +170,7 @@ const bad_cases: BadCase[] = [
     {
         name: 'a partial event', reason: EvictionReason.invalid_request_body,
         send: (client) => {
-            const body = multi_batch_body([account(5n)], 128);
+            const body = multi_batch_body([account_event(5n)], 128);
             body[body.length - 4] = 2; // The count says 2 events; the payload holds 1.
             return with_session(client, Op.create_accounts, body);
         },
@@ -203,19 +178,19 @@ const bad_cases: BadCase[] = [
     {
         name: 'an unknown session', reason: EvictionReason.no_session,
         send: (client) => with_session(client, Op.lookup_accounts,
-            multi_batch_body([ids(1n)], 16), client.session + 100n),
+            multi_batch_body([ids_body(1n)], 16), client.session + 100n),
     },
     {
         name: 'an older session', reason: EvictionReason.session_too_low,
         send: (client) => with_session(client, Op.lookup_accounts,
-            multi_batch_body([ids(1n)], 16), client.session - 1n),
+            multi_batch_body([ids_body(1n)], 16), client.session - 1n),
     },
     {
         name: 'a release change within the session',
         reason: EvictionReason.session_release_mismatch,
         send: (client) => {
             client.release -= 1;
-            return with_session(client, Op.lookup_accounts, multi_batch_body([ids(1n)], 16));
+            return with_session(client, Op.lookup_accounts, multi_batch_body([ids_body(1n)], 16));
         },
     },
 ];
@@ -239,7 +214,7 @@ test('request checks: each invalid request gets its eviction reason; others are 
         good.register(); // First, so that the victim's session is above 1 (session - 1 > 0).
         harness.run_until(() => good.session !== 0n, 1000);
         request_and_wait(harness, good, Op.create_accounts,
-            multi_batch_body([account(1n), account(2n)], 128));
+            multi_batch_body([account_event(1n), account_event(2n)], 128));
         for (const bad of bad_cases) {
             // A fresh victim: a new session each time, so session checks have one to compare.
             victim.evicted = 0;
@@ -298,12 +273,12 @@ test('pulse: a pending transfer expires on time with no client traffic', async (
     harness.register_all();
     const client = harness.clients[0]!;
     request_and_wait(harness, client, Op.create_accounts,
-        multi_batch_body([account(1n), account(2n)], 128));
+        multi_batch_body([account_event(1n), account_event(2n)], 128));
     request_and_wait(harness, client, Op.create_transfers, multi_batch_body([
         transfer(7n, { flags: TF.pending, timeout: 1, amount: 50n })], 128));
     const pending = (): bigint => {
         const reply = request_and_wait(harness, client, Op.lookup_accounts,
-            multi_batch_body([ids(1n)], 16));
+            multi_batch_body([ids_body(1n)], 16));
         return new DataView(reply.buffer, reply.byteOffset + 16, 16).getBigUint64(0, true);
     };
     assert.equal(pending(), 50n, 'debits_pending while the transfer is pending');
@@ -322,10 +297,11 @@ test('sessions survive a checkpoint and a restart: a duplicate gets the reply fr
         harness.register_all();
         const [early, busy] = harness.clients as [SimClient, SimClient];
         request_and_wait(harness, early, Op.create_accounts,
-            multi_batch_body([account(1n), account(2n)], 128));
+            multi_batch_body([account_event(1n), account_event(2n)], 128));
         // Enough ops that a checkpoint covers early's reply and its WAL slot is reused.
         for (let index = 0; index < 40; index++) {
-            request_and_wait(harness, busy, Op.lookup_accounts, multi_batch_body([ids(1n)], 16));
+            request_and_wait(harness, busy, Op.lookup_accounts,
+                multi_batch_body([ids_body(1n)], 16));
         }
         assert(harness.replica.checkpoint_op > early.exchanges[1]!.op, 'a checkpoint covers it');
         await harness.crash_restart();
@@ -338,8 +314,8 @@ test('sessions survive a checkpoint and a restart: a duplicate gets the reply fr
         assert.equal(stats.replies_resent, 1, 'answered from the reply read back from disk');
         assert.equal(stats.commits, commits, 'not executed again');
         // Both clients carry on in their sessions after the restart.
-        request_and_wait(harness, early, Op.lookup_accounts, multi_batch_body([ids(2n)], 16));
-        request_and_wait(harness, busy, Op.lookup_accounts, multi_batch_body([ids(2n)], 16));
+        request_and_wait(harness, early, Op.lookup_accounts, multi_batch_body([ids_body(2n)], 16));
+        request_and_wait(harness, busy, Op.lookup_accounts, multi_batch_body([ids_body(2n)], 16));
     });
 
 test('replies echo the request: release, checksum, client, operation; op equals commit',
@@ -347,7 +323,7 @@ test('replies echo the request: release, checksum, client, operation; op equals 
         const harness = await Harness.create({ seed: 18, clients: 1 });
         harness.register_all();
         const client = harness.clients[0]!;
-        client.submit(Op.lookup_accounts, multi_batch_body([ids(1n)], 16));
+        client.submit(Op.lookup_accounts, multi_batch_body([ids_body(1n)], 16));
         const request = client.inflight!;
         harness.run_until(() => client.inflight === null, 1000);
         const reply = client.replies.get(1)!;

@@ -20,11 +20,11 @@ import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 
 import {
-    EvictionReason, header_size, message_body_size_max, Operation as VsrOperation,
+    EvictionReason, Limit, header_size, limit_name, message_body_size_max,
+    Operation as VsrOperation,
     register_request_body_size, register_result_body_size, release_0_17_9,
 } from '../vsr/constants';
 import { cluster_bytes, header_init, HeaderView, seal, seal_empty_body } from '../vsr/header';
-import { limit_name } from '../ledger/constants';
 import { Command, frame, offsets, request_feature_limit_details } from '../vsr/header_layout';
 import { multi_batch_trailer_size } from '../vsr/multi_batch';
 import { HeaderValidator } from '../vsr/validate';
@@ -484,7 +484,8 @@ export class Client extends EventEmitter<ClientEvents> implements ConnectionOwne
         // A limit travels only in evictions of requests that asked for it (ours): it names the
         // capacity limit the batch did not fit.
         const limit = header.u8(offsets.eviction.limit);
-        const code = limit !== 0 ? ErrorCodes.ERR_LIMIT_REACHED :
+        const code = limit === Limit.writes_failing ? ErrorCodes.ERR_WRITES_FAILING :
+            limit !== 0 ? ErrorCodes.ERR_LIMIT_REACHED :
             reason === EvictionReason.client_release_too_low ?
                 ErrorCodes.ERR_CLIENT_RELEASE_TOO_LOW :
                 reason === EvictionReason.client_release_too_high ?

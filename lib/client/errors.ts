@@ -3,6 +3,8 @@
 // AbortSignal), bounds its queue, and refuses a reply it cannot decode instead of aborting the
 // process as the Zig client does (wire-protocol.md §8).
 
+import { errno_name } from '../io/errors';
+
 export const ErrorCodes = {
     ERR_CLIENT_CLOSED: 'ERR_CLIENT_CLOSED',
     ERR_CLIENT_EVICTED: 'ERR_CLIENT_EVICTED',
@@ -15,6 +17,7 @@ export const ErrorCodes = {
     ERR_CONCURRENCY_MAX_EXCEEDED: 'ERR_CONCURRENCY_MAX_EXCEEDED',
     ERR_INVALID_REPLY: 'ERR_INVALID_REPLY',
     ERR_LIMIT_REACHED: 'ERR_LIMIT_REACHED',
+    ERR_WRITES_FAILING: 'ERR_WRITES_FAILING',
 } as const;
 
 export type ErrorCodes = typeof ErrorCodes[keyof typeof ErrorCodes];
@@ -33,6 +36,8 @@ const messages: Record<ErrorCodes, string> = {
     ERR_INVALID_REPLY: 'The cluster sent a reply that does not decode for this request.',
     ERR_LIMIT_REACHED: 'Client was evicted: the cluster reached a capacity limit; nothing of ' +
         'the batch was applied.',
+    ERR_WRITES_FAILING: 'Client was evicted: the replica\'s disk refuses writes; the request ' +
+        'may or may not have been applied (look it up once the replica is fixed and restarted).',
 };
 
 export interface RequestErrorOptions {
@@ -49,15 +54,23 @@ export class RequestError extends Error {
     limit_value: bigint | null;
 
     constructor(code: ErrorCodes, options?: RequestErrorOptions) {
-        super(options?.limit === undefined ? RequestError.errorMessage(code) :
-            `Client was evicted: the cluster's ${options.limit} (${options.limit_value}) is ` +
-            'reached; nothing of the batch was applied. Lookups and queries work from a new ' +
-            `client; more room needs a data file formatted with a larger ${options.limit}.`,
-        options);
+        super(RequestError.detailed_message(code, options), options);
         this.name = 'RequestError';
         this.code = code;
         this.limit = options?.limit ?? null;
         this.limit_value = options?.limit_value ?? null;
+    }
+
+    private static detailed_message(code: ErrorCodes, options?: RequestErrorOptions): string {
+        if (options?.limit === undefined) return RequestError.errorMessage(code);
+        if (code === ErrorCodes.ERR_WRITES_FAILING) {
+            return 'Client was evicted: the replica\'s disk refuses writes ' +
+                `(${errno_name(Number(options.limit_value))}); the request may or may not have ` +
+                'been applied (look it up once the replica is fixed and restarted).';
+        }
+        return `Client was evicted: the cluster's ${options.limit} (${options.limit_value}) is ` +
+            'reached; nothing of the batch was applied. Lookups and queries work from a new ' +
+            `client; more room needs a data file formatted with a larger ${options.limit}.`;
     }
 
     static errorMessage(code: ErrorCodes): string {

@@ -1,6 +1,8 @@
 // Operation codes, flags and result statuses of TigerBeetle 0.17.9 (wire-protocol.md §6).
 import { client_operations } from '../vsr/constants';
 
+export { Limit, limit_count, limit_name } from '../vsr/constants';
+
 /** The client operations, plus the state machine's own: the pulse and the change-event feed. */
 export const Operation = {
     pulse: 128,
@@ -34,26 +36,6 @@ export const TransferFlags = {
 export const AccountFilterFlags = { debits: 1, credits: 2, reversed: 4,
     padding: ~7 >>> 0 } as const;
 export const QueryFilterFlags = { reversed: 1, padding: ~1 >>> 0 } as const;
-
-/**
- * The ledger's capacity limits, by code. The code travels in a ringledger eviction to clients that
- * ask for limit details (header_layout.ts, request `features`), so the numbers are part of our
- * wire extension: append only.
- */
-export const Limit = {
-    none: 0,
-    accounts_max: 1,
-    transfers_max: 2,
-    orphans_max: 3,
-    history_max: 4,
-} as const;
-export const limit_count = 5;
-
-/** The name of a limit code ("limit 9" for a code this release does not know). */
-export function limit_name(limit: number): string {
-    for (const [name, value] of Object.entries(Limit)) if (value === limit) return name;
-    return `limit ${limit}`;
-}
 
 /** Pending status of a transfer (internal, never on the wire). */
 export const PendingStatus = { none: 0, pending: 1, posted: 2, voided: 3, expired: 4 } as const;

@@ -28,6 +28,7 @@
 import assert from 'node:assert/strict';
 import os from 'node:os';
 
+import { errno_name } from '../io/errors';
 import type { Ledger, LedgerConfig } from '../ledger/ledger';
 import { state_segment_layout } from '../ledger/ledger';
 import type { ClientReplies } from './client_replies';
@@ -181,13 +182,19 @@ const root_body_fixed = b_segments + 16 * 8;
 /** A grid block that failed verification or could not be read: names the zone and address. */
 export class GridRefusal extends StorageRefusal {
     readonly address: number;
+    /** The errno of a failed write or sync (0: the refusal is about contents read back). */
+    readonly errno: number;
 
-    constructor(op: number, address: number, reason: string) {
+    constructor(op: number, address: number, reason: string, errno = 0) {
         super('grid', op, -1, `block address ${address}: ${reason}`);
         this.name = 'GridRefusal';
         this.address = address;
+        this.errno = errno;
     }
 }
+
+/** A grid block write is tried this many times before the checkpoint is failed. */
+export const grid_write_attempts_max = 4;
 
 export interface CheckpointListener {
     /** The superblock names checkpoint `op` and replaced blocks are free; or a refusal. */
@@ -258,6 +265,11 @@ export class Checkpointer implements StorageCompletionTarget, SuperBlockListener
     /** What each buffer's read is for: a manifest or chunk index (-1: free buffer). */
     private readonly buffer_item: Float64Array = new Float64Array(checkpoint_buffers).fill(-1);
     private readonly buffer_address: Float64Array = new Float64Array(checkpoint_buffers);
+    /** The size written from each buffer, and the attempts its write has had. */
+    private readonly buffer_size_written: Float64Array = new Float64Array(checkpoint_buffers);
+    private readonly buffer_attempts: Uint8Array = new Uint8Array(checkpoint_buffers);
+    /** Block writes that failed and were issued again (a device error that may pass). */
+    write_retries = 0;
     private readonly state = new VsrState();
     private phase = Phase.idle;
     private cursor = 0;
@@ -645,8 +657,25 @@ export class Checkpointer implements StorageCompletionTarget, SuperBlockListener
         bytes.fill(0, offset + size, offset + size_written);
         block_seal(bytes, offset, this.superblock.cluster_bytes(), address, op, type,
             size, segment, chunk);
+        this.buffer_size_written[buffer] = size_written;
+        this.buffer_attempts[buffer] = 1;
         this.storage.write(this.target, buffer, Zone.grid, (address - 1) * this.block_size,
             offset, size_written);
+    }
+
+    /**
+     * A failed block write is issued again from the same sealed buffer, up to
+     * grid_write_attempts_max attempts in all; true when it was (its completion comes later).
+     */
+    private block_write_retry(buffer: number, result: number): boolean {
+        if (result >= 0 || this.buffer_attempts[buffer]! >= grid_write_attempts_max) return false;
+        this.buffer_attempts[buffer] += 1;
+        this.write_retries += 1;
+        this.in_flight += 1;
+        this.storage.write(this.target, buffer, Zone.grid,
+            (this.buffer_address[buffer]! - 1) * this.block_size, this.buffer_offsets[buffer]!,
+            this.buffer_size_written[buffer]!);
+        return true;
     }
 
     private segment_of(chunk: number): number {
@@ -661,7 +690,10 @@ export class Checkpointer implements StorageCompletionTarget, SuperBlockListener
         this.in_flight -= 1;
         if (tag === tag_sync) {
             assert(this.phase === Phase.sync || this.phase === Phase.sync_after);
-            if (result < 0) this.error = new GridRefusal(this.op_next, 0, `sync errno ${-result}`);
+            if (result < 0) {
+                this.error = new GridRefusal(this.op_next, 0,
+                    `sync failed with ${errno_name(-result)}`, -result);
+            }
             if (this.error !== null) return this.fail();
             if (this.phase === Phase.sync_after) return this.durable();
             this.phase = Phase.superblock;
@@ -669,6 +701,7 @@ export class Checkpointer implements StorageCompletionTarget, SuperBlockListener
             return;
         }
         const address = this.buffer_address[tag]!;
+        if (this.phase < Phase.restore_root && this.block_write_retry(tag, result)) return;
         const item = this.buffer_item[tag]!;
         this.buffer_item[tag] = -1;
         if (this.phase >= Phase.restore_root) {
@@ -678,13 +711,16 @@ export class Checkpointer implements StorageCompletionTarget, SuperBlockListener
             // A trickle write: a failure fails the next checkpoint (checkpoint_start).
             if (result < 0 && this.trickle_error === null) {
                 this.trickle_error = new GridRefusal(this.op_durable, address,
-                    `write failed, errno ${-result}`);
+                    `write at offset ${(address - 1) * this.block_size} failed ` +
+                    `${grid_write_attempts_max} times with ${errno_name(-result)}`, -result);
             }
             this.trickle_advance();
             return;
         }
         if (result < 0 && this.error === null) {
-            this.error = new GridRefusal(this.op_next, address, `write failed, errno ${-result}`);
+            this.error = new GridRefusal(this.op_next, address, `write at offset ` +
+                `${(address - 1) * this.block_size} failed ${grid_write_attempts_max} times ` +
+                `with ${errno_name(-result)}`, -result);
         }
         this.advance();
     }

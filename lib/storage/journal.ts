@@ -93,6 +93,9 @@ export class Journal implements StorageCompletionTarget {
     /** Slots that must be repaired from peers; `faulty_op` is the op, or -1 when unknown. */
     readonly faulty: Uint8Array;
     readonly faulty_op: Float64Array;
+    /** Where the last failed write went (for the operator's message). */
+    failed_zone: 'wal_prepares' | 'wal_headers' = 'wal_prepares';
+    failed_offset = 0;
     private readonly sector_dirty: Uint8Array;
     private phase = Phase.idle;
     private cursor = 0;
@@ -672,6 +675,8 @@ export class Journal implements StorageCompletionTarget {
         const slot = op % this.slot_count;
         if (result < 0) {
             // The slot's content is unknown now: it stays faulty until rewritten or repaired.
+            this.failed_zone = 'wal_prepares';
+            this.failed_offset = slot * this.message_size_max;
             this.faulty[slot] = 1;
             this.faulty_op[slot] = op;
             this.write_release(write);
@@ -724,6 +729,8 @@ export class Journal implements StorageCompletionTarget {
             const slot = op % this.slot_count;
             if (Math.floor(slot / headers_per_sector) !== sector) continue;
             if (result < 0) {
+                this.failed_zone = 'wal_headers';
+                this.failed_offset = sector * sector_size;
                 this.faulty[slot] = 1;
                 this.faulty_op[slot] = op;
             } else {

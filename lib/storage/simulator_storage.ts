@@ -8,6 +8,8 @@
 // - lost write: success is reported, nothing reaches the medium;
 // - latent sector error: the sector becomes unreadable, reads covering it complete with -EIO until
 //   it is written again;
+// - refused write: the device fails the write with an errno (EIO, ENOSPC), nothing lands; set per
+//   zone with `write_errors_set` until cleared (a failing disk, a full one);
 // - crash: the process dies; writes in flight are lost, applied, or torn (a prefix of their bytes
 //   lands, cutting a sector in two), and, when not modelling O_DSYNC, completed but unsynced
 //   sectors may revert.
@@ -67,6 +69,10 @@ export class SimulatorStorage implements Storage {
     readonly fault_probability: Float64Array = new Float64Array(zone_count * write_fault_count);
     private readonly next_fault: Int32Array = new Int32Array(zone_count);
     private readonly next_fault_offset: Float64Array = new Float64Array(zone_count);
+    /** Per zone: writes fail with this errno while it is not 0 (write_errors_set). */
+    private readonly write_errno: Int32Array = new Int32Array(zone_count);
+    /** Writes failed by write_errors_set. */
+    writes_refused = 0;
 
     private readonly targets: StorageCompletionTarget[] = [];
     private readonly op_kind: Uint8Array;
@@ -159,6 +165,12 @@ export class SimulatorStorage implements Storage {
     fault_probability_set(zone: Zone, fault: WriteFault, probability: number): void {
         assert(probability >= 0 && probability <= 1);
         this.fault_probability[zone * write_fault_count + fault] = probability;
+    }
+
+    /** Every write to `zone` fails with `errno` (0: they succeed again); nothing of it lands. */
+    write_errors_set(zone: Zone, errno: number): void {
+        assert(Number.isInteger(errno) && errno >= 0);
+        this.write_errno[zone] = errno;
     }
 
     /** The next write completing in `zone` suffers `fault` (misdirect: to `misdirect_offset`). */
@@ -271,7 +283,13 @@ export class SimulatorStorage implements Storage {
         const kind = this.op_kind[index]!;
         let result = this.op_length[index]!;
         if (kind === kind_read) result = this.complete_read(index);
-        if (kind === kind_write) this.complete_write(index);
+        const refused = kind === kind_write ? this.write_errno[this.op_zone[index]!]! : 0;
+        if (refused !== 0) {
+            result = -refused;
+            this.writes_refused += 1;
+        } else if (kind === kind_write) {
+            this.complete_write(index);
+        }
         if (kind === kind_sync) this.complete_sync();
         this.op_kind[index] = 0;
         this.in_flight -= 1;

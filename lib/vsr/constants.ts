@@ -77,3 +77,26 @@ export const EvictionReason = {
     session_release_mismatch: 8,
 } as const;
 export const eviction_reason_max = 8;
+
+/**
+ * Why a replica refuses a request for good, by code: the ledger's capacity limits, and a disk that
+ * keeps refusing writes. The code travels in a ringledger eviction to clients that ask for
+ * details (header_layout.ts, request `features`) with a value (the limit's, or the errno), so the
+ * numbers are part of our wire extension: append only.
+ */
+export const Limit = {
+    none: 0,
+    accounts_max: 1,
+    transfers_max: 2,
+    orphans_max: 3,
+    history_max: 4,
+    /** The replica's disk keeps failing writes; the value is the errno. */
+    writes_failing: 5,
+} as const;
+export const limit_count = 6;
+
+/** The name of a limit code ("limit 9" for a code this release does not know). */
+export function limit_name(limit: number): string {
+    for (const [name, value] of Object.entries(Limit)) if (value === limit) return name;
+    return `limit ${limit}`;
+}

@@ -37,16 +37,16 @@ import { VsrState } from '../storage/superblock';
 import { Zone, sector_ceil } from '../storage/zones';
 import { header_empty_write, operation_root } from '../storage/prepare_header';
 import { StartupWaiter } from '../storage/data_file';
-import { CheckpointSchedule } from '../storage/checkpoint';
+import { CheckpointSchedule, GridRefusal } from '../storage/checkpoint';
 import type { CheckpointListener, Checkpointer } from '../storage/checkpoint';
 import { ClientReplyResult } from '../storage/client_replies';
 import type { ClientReplies, ClientRepliesListener } from '../storage/client_replies';
-import { limit_count, limit_name } from '../ledger/constants';
 import { LedgerCapacityError } from '../ledger/ledger';
+import { errno_name } from '../io/errors';
 import { checksum_equal } from './checksum';
 import {
-    EvictionReason, Operation, eviction_reason_max, header_size, register_request_body_size,
-    register_result_body_size,
+    EvictionReason, Limit, Operation, eviction_reason_max, header_size, limit_count, limit_name,
+    register_request_body_size, register_result_body_size,
 } from './constants';
 import { HeaderView, header_init, seal, seal_empty_body, set_checksum } from './header';
 import { Command, frame, offsets, request_feature_limit_details } from './header_layout';
@@ -261,11 +261,22 @@ export class Replica implements StorageCompletionTarget {
     private op_written = 0;
     private op_writing = 0;
     private readonly write_states = new Uint8Array(pipeline_prepare_queue_max);
+    /** Attempts made to write each op in write_states (reset when it is durable). */
+    private readonly write_attempts = new Uint8Array(pipeline_prepare_queue_max);
+    /** Ticks until failed WAL writes are retried (the delay doubles per attempt). */
+    private write_retry_ticks = 0;
+    /**
+     * Set when the disk refused a write past its retries: no request is accepted from then on
+     * (each is answered with an eviction naming it) while replies already made, pings and
+     * retries of replied requests are still answered. Only a restart clears it.
+     */
+    writes_refused: StorageRefusal | null = null;
     private write_retry = false;
     private commit_stalled = false;
     /** Create events in uncommitted prepares, by operation (capacity accounting). */
     /** Limits the operator was told of (bit = Limit code): once per limit per process. */
     private limits_reported = 0;
+    private writes_refused_errno = 0;
     /** Set from the first overload drop until the request queue is empty again. */
     private overloaded = false;
     private pending_accounts = 0;
@@ -722,6 +733,10 @@ export class Replica implements StorageCompletionTarget {
 
     private accept(connection: number, message: number): void {
         const pipeline = this.pipeline;
+        if (this.writes_refused !== null) {
+            return this.writes_refused_evict(connection,
+                this.request_view.attach(this.pool.bytes, this.pool.offset(message)));
+        }
         if (pipeline.request_count > 0 || !this.prepare_possible()) {
             if (pipeline.request_full) return this.overload_drop();
             this.pool.ref(message);
@@ -1010,6 +1025,70 @@ export class Replica implements StorageCompletionTarget {
         }
     }
 
+    /**
+     * Not durable, so nothing is acknowledged. The write is retried after a delay that doubles
+     * (1, 2, 4, ... ticks) and at most wal_write_attempts_max times in all; then the disk is
+     * taken to refuse writes and the replica stops accepting requests.
+     */
+    private journal_write_failed(op: number, state: number, result: number): void {
+        this.write_states[state] = write_failed;
+        this.write_attempts[state] += 1;
+        const attempts = this.write_attempts[state]!;
+        if (attempts >= wal_write_attempts_max) {
+            return this.writes_refuse(new StorageRefusal(this.journal.failed_zone, op,
+                op % this.journal.slot_count, `the write of op ${op} at offset ` +
+                `${this.journal.failed_offset} failed ${attempts} times with ` +
+                `${errno_name(-result)}`), -result);
+        }
+        this.log(`replica: WAL write of op ${op} failed with ${errno_name(-result)} (attempt ` +
+            `${attempts} of ${wal_write_attempts_max}); retrying in ${2 ** (attempts - 1)} ` +
+            'tick(s)');
+        this.write_retry = true;
+        this.write_retry_ticks = Math.max(this.write_retry_ticks, 2 ** (attempts - 1));
+    }
+
+    /**
+     * The disk refuses writes: tell the operator once, with the zone, offset and errno, and stop
+     * accepting requests. The clients of requests not yet replied to are evicted now (their
+     * requests may or may not have landed: a later lookup tells), so none waits forever.
+     */
+    private writes_refuse(refusal: StorageRefusal, errno: number): void {
+        if (this.writes_refused !== null) return;
+        this.writes_refused = refusal;
+        this.writes_refused_errno = errno;
+        this.log(`replica: the disk refuses writes: ${refusal.message}. This replica accepts no ` +
+            'more requests (clients are evicted; ringledger clients get ERR_WRITES_FAILING) and ' +
+            'keeps answering pings and retries of requests it replied to. Nothing acknowledged ' +
+            'is lost. Fix: check the device (dmesg, SMART) or free space (ENOSPC), then restart.');
+        const bytes = this.pool.bytes;
+        // Not other_view: evict() builds the eviction in it while reading the client from here.
+        const view = this.request_view;
+        for (let i = 0; i < this.pipeline.prepare_count; i++) {
+            const message = this.pipeline.prepare_message(i);
+            const operation = bytes[this.pool.offset(message) + prepare_at.operation];
+            if (operation === Operation.pulse) continue;
+            view.attach(bytes, this.pool.offset(message));
+            this.stats.limit_refusals[Limit.writes_failing] += 1;
+            this.evict(this.pipeline.prepare_connection(i), view, prepare_at.client,
+                EvictionReason.no_session);
+        }
+        for (let i = 0; i < this.pipeline.request_count; i++) {
+            view.attach(bytes, this.pool.offset(this.pipeline.request_message(i)));
+            this.writes_refused_evict(this.pipeline.request_connection(i), view);
+        }
+    }
+
+    /**
+     * A request while writes are refused: evicted with no_session (the replica cannot keep the
+     * session going), with the errno for clients that ask for details.
+     */
+    private writes_refused_evict(connection: number, request: HeaderView): void {
+        this.stats.limit_refusals[Limit.writes_failing] += 1;
+        const details = (request.u8(request_at.features) & request_feature_limit_details) !== 0;
+        this.evict(connection, request, frame_client, EvictionReason.no_session,
+            details ? Limit.writes_failing : 0, details ? this.writes_refused_errno : 0);
+    }
+
     /** Retries the failed writes (on a tick, not at once: the disk just refused one). */
     private journal_write_retry(): void {
         for (let op = this.op_written + 1; op <= this.op_writing; op++) {
@@ -1034,14 +1113,9 @@ export class Replica implements StorageCompletionTarget {
         assert(op > this.op_written && op <= this.op_writing);
         const state = op % this.write_states.length;
         assert.equal(this.write_states[state], write_writing);
-        if (result < 0) {
-            // Not durable: nothing is acknowledged; the write is retried on the next tick.
-            this.log(`replica: WAL write of op ${op} failed (errno ${-result}); retrying`);
-            this.write_states[state] = write_failed;
-            this.write_retry = true;
-            return;
-        }
+        if (result < 0) return this.journal_write_failed(op, state, result);
         this.write_states[state] = write_durable;
+        this.write_attempts[state] = 0;
         // Acknowledged in op order only: op_written stops below any op not yet durable.
         const op_first = this.op_written + 1;
         while (this.op_written < this.op_writing &&
@@ -1156,7 +1230,13 @@ export class Replica implements StorageCompletionTarget {
     checkpoint_done(op: number, error: StorageRefusal | null): void {
         assert.equal(op, this.checkpoint_op_next);
         this.checkpoint_op_next = -1;
-        if (error !== null) return this.fail(error);
+        if (error !== null) {
+            // At startup a failed checkpoint stops the replica; while serving, the disk refused
+            // it past its retries: stop accepting writes and keep answering what we can.
+            if (this.status !== Status.normal) return this.fail(error);
+            return this.writes_refuse(error, error instanceof GridRefusal && error.errno !== 0 ?
+                error.errno : errno_io);
+        }
         this.checkpoint_op = op;
         this.checkpoint_prepare_checksum.set(this.checkpoint_prepare_checksum_next);
         this.superblock.vsr_state_read(this.vsr_state);
@@ -1320,9 +1400,12 @@ export class Replica implements StorageCompletionTarget {
     tick(): void {
         this.ticks += 1;
         if (this.status !== Status.normal) return;
-        if (this.write_retry) {
-            this.write_retry = false;
-            this.journal_write_retry();
+        if (this.write_retry && this.writes_refused === null) {
+            if (this.write_retry_ticks > 0) this.write_retry_ticks -= 1;
+            if (this.write_retry_ticks === 0) {
+                this.write_retry = false;
+                this.journal_write_retry();
+            }
         }
         if (this.commit_stalled) this.commit_pipeline();
         if (this.pipeline.request_count > 0) this.prepare_queued();
@@ -1394,6 +1477,9 @@ const write_none = 0;
 const write_writing = 1;
 const write_durable = 2;
 const write_failed = 3;
+const errno_io = 5;
+/** A WAL write is tried this many times (with a doubling delay) before the disk is given up on. */
+export const wal_write_attempts_max = 6;
 
 /** execute_prepare results besides a reply message: a pulse (no reply), no free message. */
 const reply_none = -1;
