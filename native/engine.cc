@@ -34,7 +34,11 @@ constexpr uint32_t entries_max = 1 << 15;
 struct Slot {
     int32_t op;
     int32_t fd;
-    sockaddr_in address;  // connect: the kernel may read it after submission returns.
+    // connect: the kernel may read it after submission returns. IPv4 or IPv6 by sa_family.
+    union {
+        sockaddr_in v4;
+        sockaddr_in6 v6;
+    } address;
     __kernel_timespec timespec;
 };
 
@@ -211,6 +215,12 @@ void prepare_transfer(Engine* engine, const EngineDescriptor& d, io_uring_sqe* s
     }
 }
 
+// An IPv6 address from four 32-bit words in network order (word 0 holds bytes 0..3).
+void address_words_write(in6_addr* address, uint32_t w0, uint32_t w1, uint32_t w2, uint32_t w3) {
+    const uint32_t words[4] = {htonl(w0), htonl(w1), htonl(w2), htonl(w3)};
+    std::memcpy(address->s6_addr, words, sizeof(words));
+}
+
 void prepare_one(Engine* engine, const EngineDescriptor& d) {
     RL_ASSERT(d.slot >= 0 && static_cast<uint32_t>(d.slot) < engine->entries);
     RL_ASSERT(d.generation >= 0);
@@ -239,14 +249,28 @@ void prepare_one(Engine* engine, const EngineDescriptor& d) {
         case engine_op_accept:
             io_uring_prep_accept(sqe, d.fd, nullptr, nullptr, SOCK_CLOEXEC);
             break;
-        case engine_op_connect:
+        case engine_op_connect: {
+            // flags: the port, and bit 16 for IPv6. The address's 32-bit words (network order,
+            // word 0 first) ride in extra, arena_offset, length and file_offset.
             std::memset(&slot.address, 0, sizeof(slot.address));
-            slot.address.sin_family = AF_INET;
-            slot.address.sin_port = htons(static_cast<uint16_t>(d.flags));
-            slot.address.sin_addr.s_addr = htonl(static_cast<uint32_t>(d.extra));
-            io_uring_prep_connect(sqe, d.fd, reinterpret_cast<sockaddr*>(&slot.address),
-                                  sizeof(slot.address));
+            uint16_t port = htons(static_cast<uint16_t>(d.flags & 0xffff));
+            socklen_t length = sizeof(slot.address.v4);
+            if ((d.flags & connect_flag_ipv6) != 0) {
+                slot.address.v6.sin6_family = AF_INET6;
+                slot.address.v6.sin6_port = port;
+                address_words_write(&slot.address.v6.sin6_addr, static_cast<uint32_t>(d.extra),
+                                    static_cast<uint32_t>(d.arena_offset),
+                                    static_cast<uint32_t>(d.length),
+                                    static_cast<uint32_t>(d.file_offset));
+                length = sizeof(slot.address.v6);
+            } else {
+                slot.address.v4.sin_family = AF_INET;
+                slot.address.v4.sin_port = port;
+                slot.address.v4.sin_addr.s_addr = htonl(static_cast<uint32_t>(d.extra));
+            }
+            io_uring_prep_connect(sqe, d.fd, reinterpret_cast<sockaddr*>(&slot.address), length);
             break;
+        }
         case engine_op_shutdown: io_uring_prep_shutdown(sqe, d.fd, SHUT_RDWR); break;
         case engine_op_close: io_uring_prep_close(sqe, d.fd); break;
         case engine_op_timeout: {
@@ -643,23 +667,42 @@ Napi::Value binding_file_open(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), fd >= 0 ? fd : -errno);
 }
 
-// socket_listen(address_host_order, port, backlog) returns the fd or -errno.
+// socket_listen(family, w0, w1, w2, w3, port, backlog) returns the fd or -errno. Family 4 takes the
+// address in w0 (host order); family 6 takes four words in network order (word 0 first) and
+// listens on IPv6 only (IPV6_V6ONLY), so that `[::]` and `0.0.0.0` mean what they say.
 Napi::Value binding_socket_listen(const Napi::CallbackInfo& info) {
-    uint32_t address = info[0].As<Napi::Number>().Uint32Value();
-    uint32_t port = info[1].As<Napi::Number>().Uint32Value();
-    int32_t backlog = info[2].As<Napi::Number>().Int32Value();
+    uint32_t family = info[0].As<Napi::Number>().Uint32Value();
+    uint32_t w[4];
+    for (uint32_t index = 0; index < 4; index++) {
+        w[index] = info[1 + index].As<Napi::Number>().Uint32Value();
+    }
+    uint32_t port = info[5].As<Napi::Number>().Uint32Value();
+    int32_t backlog = info[6].As<Napi::Number>().Int32Value();
     RL_ASSERT(port <= 65535);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    RL_ASSERT(family == 4 || family == 6);
+    int fd = socket(family == 6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return Napi::Number::New(info.Env(), -errno);
     int one = 1;
-    sockaddr_in socket_address;
-    std::memset(&socket_address, 0, sizeof(socket_address));
-    socket_address.sin_family = AF_INET;
-    socket_address.sin_port = htons(static_cast<uint16_t>(port));
-    socket_address.sin_addr.s_addr = htonl(address);
+    sockaddr_in v4;
+    sockaddr_in6 v6;
+    std::memset(&v4, 0, sizeof(v4));
+    std::memset(&v6, 0, sizeof(v6));
+    sockaddr* address = reinterpret_cast<sockaddr*>(&v4);
+    socklen_t length = sizeof(v4);
+    if (family == 6) {
+        v6.sin6_family = AF_INET6;
+        v6.sin6_port = htons(static_cast<uint16_t>(port));
+        address_words_write(&v6.sin6_addr, w[0], w[1], w[2], w[3]);
+        address = reinterpret_cast<sockaddr*>(&v6);
+        length = sizeof(v6);
+    } else {
+        v4.sin_family = AF_INET;
+        v4.sin_port = htons(static_cast<uint16_t>(port));
+        v4.sin_addr.s_addr = htonl(w[0]);
+    }
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-        bind(fd, reinterpret_cast<sockaddr*>(&socket_address), sizeof(socket_address)) != 0 ||
-        listen(fd, backlog) != 0) {
+        (family == 6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0) ||
+        bind(fd, address, length) != 0 || listen(fd, backlog) != 0) {
         int error = errno;
         close(fd);
         return Napi::Number::New(info.Env(), -error);
@@ -667,19 +710,25 @@ Napi::Value binding_socket_listen(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), fd);
 }
 
+// socket_create(family) returns a new unconnected TCP socket's fd or -errno.
 Napi::Value binding_socket_create(const Napi::CallbackInfo& info) {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    uint32_t family = info.Length() > 0 ? info[0].As<Napi::Number>().Uint32Value() : 4;
+    RL_ASSERT(family == 4 || family == 6);
+    int fd = socket(family == 6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     return Napi::Number::New(info.Env(), fd >= 0 ? fd : -errno);
 }
 
 Napi::Value binding_socket_local_port(const Napi::CallbackInfo& info) {
     int fd = info[0].As<Napi::Number>().Int32Value();
-    sockaddr_in socket_address;
+    sockaddr_storage socket_address;
     socklen_t length = sizeof(socket_address);
     if (getsockname(fd, reinterpret_cast<sockaddr*>(&socket_address), &length) != 0) {
         return Napi::Number::New(info.Env(), -errno);
     }
-    return Napi::Number::New(info.Env(), ntohs(socket_address.sin_port));
+    uint16_t port = socket_address.ss_family == AF_INET6
+        ? reinterpret_cast<sockaddr_in6*>(&socket_address)->sin6_port
+        : reinterpret_cast<sockaddr_in*>(&socket_address)->sin_port;
+    return Napi::Number::New(info.Env(), ntohs(port));
 }
 
 Napi::Value binding_memlock_limit(const Napi::CallbackInfo& info) {
@@ -775,6 +824,7 @@ Napi::Object layout_export(Napi::Env env) {
     set("op_timeout", engine_op_timeout);
     set("op_cancel", engine_op_cancel);
     set("entries_max", entries_max);
+    set("connect_flag_ipv6", connect_flag_ipv6);
     return layout;
 }
 

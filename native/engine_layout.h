@@ -26,6 +26,8 @@ enum EngineOp : int32_t {
     engine_op_cancel = 12,
 };
 constexpr int32_t engine_op_count_max = 13;
+// connect: descriptor `flags` holds the port in its low 16 bits and this bit for IPv6.
+constexpr int32_t connect_flag_ipv6 = 1 << 16;
 
 // The control buffer's header. Counters are doubles so TypeScript reads them without BigInt.
 struct EngineHeader {
@@ -59,7 +61,9 @@ struct EngineDescriptor {
     double arena_offset;
     double length;
     double file_offset;
-    double extra;  // timeout: duration in milliseconds. connect: the IPv4 address (host order).
+    // timeout: duration in milliseconds. connect: the IPv4 address (host order), or word 0 of the
+    // IPv6 address (words 1..3 in arena_offset, length, file_offset).
+    double extra;
 };
 static_assert(sizeof(EngineDescriptor) == 56);
 static_assert(offsetof(EngineDescriptor, op) == 0);

@@ -67,6 +67,14 @@ interface Setup {
     target: number;
 }
 
+/** Whether this host has IPv6 loopback (CI machines may not). */
+const ipv6_loopback = (() => {
+    const result = child_process.spawnSync(process.execPath, ['-e', `
+        const server = require('node:net').createServer().listen(0, '::1', () => server.close());
+        server.on('error', () => process.exit(1));`], { timeout: 10_000 });
+    return result.status === 0;
+})();
+
 function setup(kind: EngineKind, arena_bytes = 4 << 20, entries = 512): Setup {
     const arena = new Arena(arena_bytes);
     const engine = create_engine(kind, { arena, entries });
@@ -389,6 +397,48 @@ for (const kind of kinds) {
         }
         engine.destroy();
     });
+
+    test(`${kind}: IPv6 listen, connect and bytes both ways; IPv6 listeners are IPv6 only`,
+        async () => {
+            const { arena, engine, waiter, target } = setup(kind);
+            if (!ipv6_loopback) {
+                // No ::1 on this host: listening there is an error naming the address.
+                assert.throws(() => engine.socket_listen('::1', 0, 1), /listen \[::1\]:0/);
+                engine.destroy();
+                return;
+            }
+            const listen_fd = engine.socket_listen('::1', 0, 1);
+            const port = engine.socket_local_port(listen_fd);
+            assert.ok(port > 0);
+            engine.socket_accept(target, 1, listen_fd);
+            const client_fd = engine.socket_create(6);
+            engine.socket_connect(target, 2, client_fd, '::1', port);
+            assert.equal(await waiter.wait(2), 0);
+            const server_fd = await waiter.wait(1);
+            assert.ok(server_fd >= 0);
+            pattern_fill(arena.bytes.subarray(0, 4096), 3);
+            engine.socket_send(target, 3, client_fd, 0, 4096);
+            assert.equal(await waiter.wait(3), 4096);
+            let received = 0;
+            for (let step = 0; step < 100 && received < 4096; step++) {
+                engine.socket_recv(target, 4, server_fd, 8192 + received, 4096 - received);
+                const result = await waiter.wait(4);
+                assert.ok(result > 0);
+                received += result;
+            }
+            assert.deepEqual(arena.bytes.subarray(8192, 8192 + 4096),
+                arena.bytes.subarray(0, 4096));
+            // The same port on IPv4 loopback is a different socket: IPV6_V6ONLY.
+            const refused_fd = engine.socket_create();
+            engine.socket_connect(target, 5, refused_fd, '127.0.0.1', port);
+            assert.equal(await waiter.wait(5), -ECONNREFUSED);
+            for (const [tag, fd] of [[6, client_fd], [7, server_fd], [8, listen_fd],
+                [9, refused_fd]] as const) {
+                engine.close(target, tag, fd);
+                assert.equal(await waiter.wait(tag), 0);
+            }
+            engine.destroy();
+        });
 
     test(`${kind}: timeouts fire, cancellation completes with ECANCELED once`, async () => {
         const { engine, waiter, target } = setup(kind);

@@ -1,9 +1,11 @@
 // `ringledger format` and `ringledger start` as a user meets them: startup says what it opened
 // and how it is configured; each failure exits non-zero and says what to do.
 import assert from 'node:assert/strict';
+import child_process from 'node:child_process';
 import fs from 'node:fs';
 import { test } from 'node:test';
 
+import { createClient } from '../lib/client/index';
 import {
     ServerProcess, cli_run, data_file_path, format_data_file, port_free, test_data,
 } from './server_process';
@@ -61,10 +63,51 @@ test('cli: start reports its configuration; failures say what to do', { timeout:
 
         const bad_address = cli_run(['start', '--addresses=3000,x:y', file]);
         assert.equal(bad_address.status, 2);
-        assert.match(bad_address.stderr, /"x:y" is not a port or host:port/);
+        assert.match(bad_address.stderr, /"x:y" has no valid port/);
+        for (const [text, expected] of [['[::1', /is not \[IPv6\]:port/],
+            ['::1:3000', /write an IPv6 address in brackets/], ['a_b:3000', /nor a host name/]]) {
+            const bad = cli_run(['start', `--addresses=${text}`, file]);
+            assert.equal(bad.status, 2);
+            assert.match(bad.stderr, expected as RegExp);
+        }
+        const unresolved = cli_run(['start', '--addresses=no-such-host.invalid:3000', file]);
+        assert.equal(unresolved.status, 1);
+        assert.match(unresolved.stderr,
+            /cannot resolve "no-such-host.invalid" \(ENOTFOUND\): check the name/);
 
         const two = cli_run(['start', '--addresses=3000,3001', ...capacity, file]);
         assert.equal(two.status, 1);
         assert.match(two.stderr, /replica 0 of a cluster of 1: give --addresses with 1/);
         fs.rmSync(file, { force: true });
     });
+
+test('cli: --addresses takes [IPv6]:port and host names (resolved once at startup)',
+    { timeout: 120_000 }, async () => {
+        const file = data_file_path('cli-addresses');
+        format_data_file(file);
+        const ipv6 = net_listen_works('::1');
+        const port = await port_free();
+        // A host name: resolved to an IP literal before the engine listens.
+        for (const address of [`localhost:${port}`, ...(ipv6 ? [`[::1]:${port}`] : [])]) {
+            const server = await ServerProcess.start_addresses(file, address);
+            const client = createClient({ cluster_id: 0n, replica_addresses: [address] });
+            try {
+                assert.match(server.stdout, new RegExp(`listening on ${address.startsWith('[') ?
+                    '::1' : '127\\.0\\.0\\.1'}:${port}`));
+                const found = await client.lookupAccounts([1n]);
+                assert.deepEqual(found, []);
+            } finally {
+                client.destroy();
+                assert.equal(await server.stop('SIGTERM'), 0, server.stderr);
+            }
+        }
+        fs.rmSync(file, { force: true });
+    });
+
+function net_listen_works(host: string): boolean {
+    const result = child_process.spawnSync(process.execPath, ['-e', `
+        const server = require('node:net').createServer().listen(0, '${host}', () =>
+            server.close());
+        server.on('error', () => process.exit(1));`], { timeout: 10_000 });
+    return result.status === 0;
+}

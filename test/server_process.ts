@@ -76,7 +76,14 @@ export class ServerProcess {
      */
     static async start(file: string, port: number, extra: string[] = [],
         descriptors_max = 0): Promise<ServerProcess> {
-        const args = [cli_main, 'start', `--addresses=${port}`, ...extra, file];
+        return ServerProcess.start_addresses(file, String(port), extra, descriptors_max);
+    }
+
+    /** As `start`, with `--addresses` as given (a host name, an [IPv6]:port, ...). */
+    static async start_addresses(file: string, addresses: string, extra: string[] = [],
+        descriptors_max = 0): Promise<ServerProcess> {
+        const port = Number(addresses.slice(addresses.lastIndexOf(':') + 1));
+        const args = [cli_main, 'start', `--addresses=${addresses}`, ...extra, file];
         const child = children_track(descriptors_max === 0 ?
             child_process.spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] }) :
             child_process.spawn('/bin/sh', ['-c', `ulimit -n ${descriptors_max} && exec "$0" "$@"`,

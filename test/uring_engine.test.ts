@@ -13,7 +13,8 @@ import {
     ProbeError, direct_io_message, io_uring_features_error, io_uring_setup_error,
     probe_direct_io, probe_io_uring,
 } from '../lib/io/probe';
-import { UringEngine, ipv4_parse } from '../lib/io/uring_engine';
+import { ipv4_parse } from '../lib/io/address';
+import { UringEngine } from '../lib/io/uring_engine';
 
 const root = path.resolve(__dirname, '..', '..');
 // Not os.tmpdir(): /tmp may be tmpfs, which refuses O_DIRECT.

@@ -1,6 +1,8 @@
 // `ringledger start --addresses=<port | host:port>[,...] [--io=io_uring|libuv] <path>`: opens a
 // formatted data file and serves clients until SIGINT or SIGTERM.
 import { ProbeError } from '../io/probe';
+import { addresses_resolve } from '../io/address';
+import type { Address } from '../io/address';
 import { addresses_parse, connections_max_limit } from '../server/config';
 import { Server } from '../server/server';
 import { StorageRefusal } from '../storage/storage';
@@ -21,8 +23,18 @@ function log(line: string): void {
 
 async function run(args: readonly string[]): Promise<number> {
     const parsed = args_parse(args, ['addresses', 'io', 'connections-max', ...capacity_flags]);
-    const addresses = addresses_parse(flag_required(parsed, 'addresses'));
-    if (typeof addresses === 'string') throw new UsageError(`--addresses: ${addresses}`);
+    const parsed_addresses = addresses_parse(flag_required(parsed, 'addresses'));
+    if (typeof parsed_addresses === 'string') {
+        throw new UsageError(`--addresses: ${parsed_addresses}`);
+    }
+    // Host names resolve once, here: the engines take IP literals only.
+    let addresses: Address[];
+    try {
+        addresses = await addresses_resolve(parsed_addresses);
+    } catch (error) {
+        process.stderr.write(`ringledger start: --addresses: ${(error as Error).message}\n`);
+        return 1;
+    }
     // The capacity is the data file's (recorded at format); a flag given here is a check only.
     const capacity = capacity_parse(parsed);
     const options = {

@@ -12,30 +12,20 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 
+import { address_parse } from '../io/address';
+import type { Address } from '../io/address';
 import { header_size, message_size_max } from '../vsr/constants';
 import { frame } from '../vsr/header_layout';
 import { HeaderValidator, Reason, reason_text } from '../vsr/validate';
 import type { ReasonCode } from '../vsr/validate';
 
-export interface Address {
-    readonly host: string;
-    readonly port: number;
-}
+export type { Address };
 
-/** Parses '3000', 3000, 'host:3000' or '[::1]:3000'; a bare port means 127.0.0.1. */
+/** Parses '3000', 3000, 'host:3000' or '[::1]:3000' (io/address.ts); a bare port: 127.0.0.1. */
 export function parse_address(value: string | number): Address {
-    const text = String(value).trim();
-    const port_only = /^\d+$/.test(text);
-    const colon = text.lastIndexOf(':');
-    const host_raw = port_only ? '127.0.0.1' : text.slice(0, colon);
-    const port_text = port_only ? text : text.slice(colon + 1);
-    const host = host_raw.replace(/^\[(.*)\]$/, '$1');
-    const port = Number(port_text);
-    if ((!port_only && colon <= 0) || !/^\d+$/.test(port_text) || port < 1 || port > 65535 ||
-        host.length === 0) {
-        throw new Error(`invalid replica address '${text}' (expected port or host:port)`);
-    }
-    return { host, port };
+    const address = address_parse(String(value), 1);
+    if (typeof address === 'string') throw new Error(`invalid replica address: ${address}`);
+    return address;
 }
 
 export interface ConnectionOwner {

@@ -74,7 +74,7 @@ export interface Engine {
     /** The local port of a bound socket (to learn the port picked for port 0). */
     socket_local_port(fd: number): number;
     /** A new unconnected TCP socket for `socket_connect`; returns its fd. */
-    socket_create(): number;
+    socket_create(family?: 4 | 6): number;
 
     // Asynchronous operations: each completes exactly once through target.io_complete(tag, result).
     file_read(target: number, tag: number, fd: number, arena_offset: number, length: number,

@@ -49,6 +49,8 @@ export const engine_layout = {
     op_cancel: 12,
 
     entries_max: 32768,
+    /** connect: descriptor `flags` holds the port in its low 16 bits and this bit for IPv6. */
+    connect_flag_ipv6: 65536,
 } as const;
 
 export type EngineLayoutField = keyof typeof engine_layout;

@@ -26,7 +26,9 @@ import type {
 } from './engine';
 import { IoError } from './errors';
 import { direct_io_refused_unlink, direct_io_unsupported_hint } from './probe';
-import { ipv4_parse } from './uring_engine';
+import { ip_family } from './address';
+import { socket_listen_native } from './uring_engine';
+import type { UringBinding } from './uring_engine';
 
 const errno = os.constants.errno;
 const int32_max = 0x7fffffff;
@@ -37,10 +39,6 @@ const receive_queue_bytes_max = 256 * 1024;
 /** Accepted connections waiting for a socket_accept, per listener; beyond this they are shut. */
 const accept_queue_max = 1024;
 
-interface ListenBinding {
-    engine_socket_listen(address: number, port: number, backlog: number): number;
-    engine_socket_local_port(fd: number): number;
-}
 
 /** Maps a Node error to -errno: by its code first (portable), then by its numeric errno. */
 export function error_to_result(error: unknown): number {
@@ -215,11 +213,8 @@ export class LibuvEngine implements Engine {
     socket_listen(host: string, port: number, backlog: number): number {
         assert(Number.isInteger(port) && port >= 0 && port <= 65535);
         assert(Number.isInteger(backlog) && backlog > 0);
-        const address = ipv4_parse(host);
-        if (address < 0) throw new IoError(-errno.EINVAL, 'listen', `${host}:${port}`, 'IPv4 only');
-        const native = binding() as unknown as ListenBinding;
-        const fd = native.engine_socket_listen(address, port, backlog);
-        if (fd < 0) throw new IoError(fd, 'listen', `${host}:${port}`);
+        const fd = socket_listen_native(binding() as unknown as UringBinding, host, port,
+            backlog);
         const handle = this.handle_allocate(handle_kind_server);
         const entry = this.handles[handle]!;
         const server = net.createServer({ allowHalfOpen: true, noDelay: true });
@@ -242,7 +237,7 @@ export class LibuvEngine implements Engine {
             throw new IoError(-errno.EBADF, 'getsockname', `fd ${fd}`);
         }
         if (entry.kind === handle_kind_server) {
-            const native = binding() as unknown as ListenBinding;
+            const native = binding() as unknown as UringBinding;
             const port = native.engine_socket_local_port(entry.file_fd);
             if (port < 0) throw new IoError(port, 'getsockname', `fd ${fd}`);
             return port;
@@ -252,7 +247,8 @@ export class LibuvEngine implements Engine {
         return port;
     }
 
-    socket_create(): number {
+    /** The family is for the io_uring engine's sake: a Node socket takes either on connect. */
+    socket_create(_family: 4 | 6 = 4): number {
         const handle = this.handle_allocate(handle_kind_socket);
         this.socket_attach(handle, new net.Socket({ allowHalfOpen: true }));
         return handle;
@@ -367,7 +363,7 @@ export class LibuvEngine implements Engine {
     }
 
     socket_connect(target: number, tag: number, fd: number, host: string, port: number): void {
-        assert(ipv4_parse(host) >= 0, 'socket_connect: host must be an IPv4 address');
+        assert(ip_family(host) !== 0, 'socket_connect: host must be an IP address');
         assert(Number.isInteger(port) && port > 0 && port <= 65535);
         const slot = this.slot_acquire(target, tag);
         const entry = this.handles[fd];

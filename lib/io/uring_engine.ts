@@ -14,6 +14,7 @@ import { binding } from './binding';
 import type {
     Engine, EngineKind, EngineOptions, EngineStats, FileOpenOptions, IoCompletionTarget,
 } from './engine';
+import { ipv4_parse, ipv6_words } from './address';
 import { IoError, errno_name } from './errors';
 import { engine_completions_offset, engine_control_size, engine_layout as L } from './layout';
 import {
@@ -23,7 +24,7 @@ import {
 
 type Handle = { readonly __engine_handle: unique symbol };
 
-interface UringBinding {
+export interface UringBinding {
     engine_create(arena: Uint8Array, control: Uint8Array, entries: number, sqpoll: boolean,
         register_buffers: boolean): [Handle | null, number, number, number];
     engine_run_once(handle: Handle, timeout_ms: number, min_complete: number): number;
@@ -34,8 +35,9 @@ interface UringBinding {
     engine_destroy(handle: Handle): void;
     engine_file_open(path: string, direct: boolean, dsync: boolean, create: boolean,
         read_only: boolean): number;
-    engine_socket_listen(address: number, port: number, backlog: number): number;
-    engine_socket_create(): number;
+    engine_socket_listen(family: number, w0: number, w1: number, w2: number, w3: number,
+        port: number, backlog: number): number;
+    engine_socket_create(family: number): number;
     engine_socket_local_port(fd: number): number;
     engine_memlock_limit(): number;
 }
@@ -48,28 +50,6 @@ const int32_max = 0x7fffffff;
 /** One operation's length is capped well below the kernel's ~2 GiB MAX_RW_COUNT. */
 const operation_length_max = 1 << 30;
 
-/** Parses a dotted IPv4 address (or `localhost`) without allocating; -1 when it is not one. */
-export function ipv4_parse(host: string): number {
-    if (host === 'localhost') return 0x7f000001;
-    let address = 0;
-    let octet = -1;
-    let octets = 0;
-    for (let index = 0; index < host.length; index++) {
-        const code = host.charCodeAt(index);
-        if (code >= 48 && code <= 57) {
-            octet = (octet < 0 ? 0 : octet * 10) + (code - 48);
-            if (octet > 255) return -1;
-        } else if (code === 46 && octet >= 0 && octets < 3) {
-            address = address * 256 + octet;
-            octets += 1;
-            octet = -1;
-        } else {
-            return -1;
-        }
-    }
-    if (octet < 0 || octets !== 3) return -1;
-    return address * 256 + octet;
-}
 
 export class UringEngine implements Engine {
     readonly kind: EngineKind = 'io_uring';
@@ -85,6 +65,8 @@ export class UringEngine implements Engine {
     private readonly control_float64: Float64Array;
     private readonly completions_int32_index: number;
     private readonly staging_capacity: number;
+    /** An IPv6 connect's address words, parsed here before staging (no allocation per dial). */
+    private readonly connect_words = new Uint32Array(4);
     private readonly targets: IoCompletionTarget[] = [];
     private readonly slot_target: Int32Array;
     private readonly slot_tag: Int32Array;
@@ -185,11 +167,7 @@ export class UringEngine implements Engine {
     socket_listen(host: string, port: number, backlog: number): number {
         assert(Number.isInteger(port) && port >= 0 && port <= 65535);
         assert(Number.isInteger(backlog) && backlog > 0);
-        const address = ipv4_parse(host);
-        if (address < 0) throw new IoError(-22, 'listen', `${host}:${port}`, 'IPv4 only');
-        const fd = this.native.engine_socket_listen(address, port, backlog);
-        if (fd < 0) throw new IoError(fd, 'listen', `${host}:${port}`);
-        return fd;
+        return socket_listen_native(this.native, host, port, backlog);
     }
 
     socket_local_port(fd: number): number {
@@ -198,9 +176,10 @@ export class UringEngine implements Engine {
         return port;
     }
 
-    socket_create(): number {
-        const fd = this.native.engine_socket_create();
-        if (fd < 0) throw new IoError(fd, 'socket', 'AF_INET stream');
+    socket_create(family: 4 | 6 = 4): number {
+        const fd = this.native.engine_socket_create(family);
+        if (fd < 0) throw new IoError(fd, 'socket', family === 6 ? 'AF_INET6 stream' :
+            'AF_INET stream');
         return fd;
     }
 
@@ -236,10 +215,14 @@ export class UringEngine implements Engine {
     }
 
     socket_connect(target: number, tag: number, fd: number, host: string, port: number): void {
-        const address = ipv4_parse(host);
-        assert(address >= 0, 'socket_connect: host must be an IPv4 address');
         assert(Number.isInteger(port) && port > 0 && port <= 65535);
-        this.stage(L.op_connect, target, tag, fd, port, 0, 0, 0, address);
+        const address = ipv4_parse(host);
+        if (address >= 0) return this.stage(L.op_connect, target, tag, fd, port, 0, 0, 0, address);
+        const words = this.connect_words;
+        assert(ipv6_words(host, words), 'socket_connect: host must be an IP address');
+        // The IPv6 words ride in extra, arena_offset, length and file_offset (engine_layout.h).
+        this.stage(L.op_connect, target, tag, fd, port | L.connect_flag_ipv6, words[1]!,
+            words[2]!, words[3]!, words[0]!);
     }
 
     socket_recv(target: number, tag: number, fd: number, arena_offset: number,
@@ -431,3 +414,24 @@ export class UringEngine implements Engine {
 }
 
 export { ProbeError };
+
+/**
+ * Listens on an IP literal through the addon (both engines create listeners this way): IPv4, or
+ * IPv6 only for an IPv6 literal. Startup only.
+ */
+export function socket_listen_native(native: UringBinding, host: string, port: number,
+    backlog: number): number {
+    const words = new Uint32Array(4);
+    const ipv4 = ipv4_parse(host);
+    const family = ipv4 >= 0 ? 4 : ipv6_words(host, words) ? 6 : 0;
+    if (family === 0) {
+        throw new IoError(-22, 'listen', `${host}:${port}`, 'not an IP address (resolve names ' +
+            'first: addresses_resolve)');
+    }
+    if (family === 4) words[0] = ipv4;
+    const fd = native.engine_socket_listen(family, words[0]!, words[1]!, words[2]!, words[3]!,
+        port, backlog);
+    if (fd < 0) throw new IoError(fd, 'listen', family === 6 ? `[${host}]:${port}` :
+        `${host}:${port}`);
+    return fd;
+}

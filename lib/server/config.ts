@@ -4,6 +4,8 @@
 import assert from 'node:assert/strict';
 
 import type { LedgerConfig } from '../ledger/ledger';
+import { address_parse } from '../io/address';
+import type { Address } from '../io/address';
 import { engine_layout } from '../io/layout';
 import { bus_operations_per_connection, listener_operations_max } from '../vsr/message_bus';
 import { pipeline_prepare_queue_max } from '../vsr/pipeline';
@@ -36,24 +38,18 @@ export function data_file_config(capacity: Capacity): StorageConfig {
         capacity.clients_max, ledger_config(capacity));
 }
 
-export interface Address {
-    host: string;
-    port: number;
-}
+export type { Address };
 
-/** Parses `3000`, `host:3000`, comma separated (a bare port means 127.0.0.1). */
+/**
+ * Parses the comma-separated replica addresses (io/address.ts: a bare port, IPv4, [IPv6]:port
+ * or host:port); the error text when one is not an address.
+ */
 export function addresses_parse(text: string): Address[] | string {
     const addresses: Address[] = [];
     for (const part of text.split(',')) {
-        const colon = part.lastIndexOf(':');
-        const host = colon === -1 ? '127.0.0.1' : part.slice(0, colon);
-        const port_text = colon === -1 ? part : part.slice(colon + 1);
-        const port = Number(port_text);
-        if (port_text === '' || !Number.isInteger(port) || port < 0 || port > 65535) {
-            return `"${part}" is not a port or host:port`;
-        }
-        if (host === '') return `"${part}" has an empty host`;
-        addresses.push({ host, port });
+        const address = address_parse(part);
+        if (typeof address === 'string') return address;
+        addresses.push(address);
     }
     if (addresses.length === 0 || addresses.length > 6) return 'give 1 to 6 addresses';
     return addresses;

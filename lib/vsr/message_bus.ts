@@ -66,6 +66,7 @@ import assert from 'node:assert/strict';
 import os from 'node:os';
 
 import type { Engine, IoCompletionTarget } from '../io/engine';
+import { ip_family } from '../io/address';
 import { errno_name } from '../io/errors';
 import { header_size } from './constants';
 import { frame } from './header_layout';
@@ -534,7 +535,7 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
     private dial(index: number): void {
         const connection = this.table[index]!;
         connection.state = state_connecting;
-        connection.fd = this.engine.socket_create();
+        connection.fd = this.engine.socket_create(ip_family(connection.host) === 6 ? 6 : 4);
         connection.connect_pending = true;
         this.in_flight_add(connection);
         this.engine.socket_connect(this.target, index * tag_stride + op_connect, connection.fd,
