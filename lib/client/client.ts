@@ -19,6 +19,7 @@ import { randomFillSync } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 
+import { tick_ms } from '../constants';
 import {
     EvictionReason, Limit, header_size, limit_name, message_body_size_max,
     Operation as VsrOperation,
@@ -60,7 +61,7 @@ export interface RequestOptions {
 export type AccountID = bigint;
 export type TransferID = bigint;
 
-export const tick_ms = 10;
+export { tick_ms };
 /** The first retransmission after 60 ticks (wire-protocol.md §5.7). */
 const request_timeout_ticks_first = 60;
 const ping_interval_ticks = 3000;

@@ -7,6 +7,7 @@
 // and read without building an intermediate BigInt.
 import assert from 'node:assert/strict';
 
+import { two_32 } from '../constants';
 import { Operation } from './bindings';
 import type {
     Account, AccountBalance, CreateAccountResult, CreateTransferResult, Transfer,
@@ -48,7 +49,6 @@ const u128_max = (1n << 128n) - 1n;
 // The field checks. `name` is the field's name in messages; `record` is the object being encoded.
 /** Below 2^53 a bigint converts to a Number exactly. */
 const number_exact_limit = 2n ** 53n;
-const two_32 = 2 ** 32;
 
 function u128_into(view: DataView, at: number, value: unknown, name: string): void {
     if (typeof value !== 'bigint') throw new Error(`${name} must be a BigInt`);

@@ -7,7 +7,9 @@ import assert from 'node:assert/strict';
 
 import { binding } from './binding';
 
-export const sector_size = 4096;
+import { sector_size } from '../constants';
+
+export { sector_size };
 
 export class Arena {
     /** The whole SharedArrayBuffer, including the alignment slack before `base_offset`. */

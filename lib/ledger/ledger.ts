@@ -24,6 +24,8 @@
 //   pulse (which needs no capacity) go on. The replica should call `capacity_error` at prepare
 //   time and reject the request there, so a refused batch is never committed.
 import assert from 'node:assert/strict';
+
+import { change_events_reply_max, two_32 } from '../constants';
 import {
     AccountFilterFlags, AccountFlags, CreateAccountStatus as AS, CreateTransferStatus as TS,
     Limit, Operation, limit_name, PendingStatus, QueryFilterFlags, TransferFlags, batch_events_max,
@@ -86,7 +88,6 @@ const { closed: account_flag_closed,
 const { expired: pending_expired, none: pending_none, pending: pending_pending,
     posted: pending_posted, voided: pending_voided } = PendingStatus;
 const none = 0xffffffff;
-const two_32 = 4294967296;
 // Word offsets inside a 32-word record.
 const w_debits_pending = 4, w_debits_posted = 8, w_credits_pending = 12, w_credits_posted = 16;
 const w_debit_account = 4, w_credit_account = 8, w_amount = 12, w_pending_id = 16;
@@ -101,7 +102,6 @@ const undo_change_event = 5;
 // A change event row: type, transfer slot, debit slot, credit slot, timestamp lo/hi, debit and
 // credit account flags, then both accounts' four balances (after the event).
 const change_event_words = 40;
-const change_events_reply_max = 2730; // 1,048,320 / 384.
 const ChangeEventType = { single_phase: 0, pending: 1, posted: 2, voided: 3, expired: 4 } as const;
 const undo_entries_max = batch_events_max * 4;
 const chunk_events = 64; // A power of two.

@@ -1,6 +1,6 @@
 // u128 arithmetic on four u32 limbs (least significant first) inside Uint32Arrays. No BigInt.
 
-const two_32 = 4294967296;
+import { two_32 } from '../constants';
 
 export function u128_is_zero(a: Uint32Array, i: number): boolean {
     return (a[i] | a[i + 1] | a[i + 2] | a[i + 3]) === 0;

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 
 import type { LedgerConfig } from '../ledger/ledger';
+import { clients_max_default } from '../constants';
 import { address_parse } from '../io/address';
 import type { Address } from '../io/address';
 import { engine_layout } from '../io/layout';
@@ -13,7 +14,7 @@ import { replica_storage_config, replica_storage_operations_max } from '../vsr/r
 import type { StorageConfig } from '../storage/zones';
 import { config_production } from '../storage/zones';
 
-export const clients_max_default = 64;
+export { clients_max_default };
 export const accounts_max_default = 100_000;
 export const transfers_max_default = 1_000_000;
 

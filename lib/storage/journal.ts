@@ -20,6 +20,8 @@
 // layer); a single replica has no peers and refuses to open, naming the zone, slot and op.
 import assert from 'node:assert/strict';
 
+import { journal_writes_max } from '../constants';
+
 import type { Storage, StorageCompletionTarget } from './storage';
 import { StorageRefusal } from './storage';
 import {
@@ -48,8 +50,8 @@ const enum Phase {
     write_erases,
 }
 
-/** Prepare writes in flight at most: the primary's pipeline (pipeline_prepare_queue_max). */
-export const journal_writes_max = 8;
+/** Prepare writes in flight at most: the primary's pipeline (lib/constants.ts). */
+export { journal_writes_max };
 /**
  * Storage operations the journal has in flight at most: each prepare write, then at most one
  * header-sector write per prepare (a sector write carries at least one prepare's header, and a

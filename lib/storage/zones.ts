@@ -5,9 +5,12 @@
 // misread.
 import assert from 'node:assert/strict';
 
-export const sector_size = 4096;
-export const header_size = 256;
-export const headers_per_sector = sector_size / header_size;
+import {
+    clients_max_default, header_size, headers_per_sector, message_size_max, sector_size,
+    slot_count_production,
+} from '../constants';
+
+export { header_size, headers_per_sector, sector_size };
 /** Four copies tolerate one copy mid-overwrite plus one faulty copy (open quorum 2, verify 3). */
 export const superblock_copies = 4;
 /** One copy: the fields in the first sector, view headers (a seam for later) in the second. */
@@ -45,9 +48,9 @@ export interface StorageConfig {
  * while staying large for O_DIRECT throughput.
  */
 export const config_production: StorageConfig = {
-    slot_count: 1024,
-    message_size_max: 1024 * 1024,
-    clients_max: 64,
+    slot_count: slot_count_production,
+    message_size_max,
+    clients_max: clients_max_default,
     block_size: 64 * 1024,
     grid_block_count: 16,
 };

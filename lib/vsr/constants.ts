@@ -1,13 +1,15 @@
 // Protocol constants shared by the header, validation and multi-batch code. Values follow
 // TigerBeetle 0.17.9 production settings (wire-protocol.md §1-§3, internals.md §1).
 
-export const header_size = 256;
+import {
+    header_size, message_body_size_max, message_size_max, release_0_17_9,
+} from '../constants';
+
+export { header_size, message_body_size_max, message_size_max, release_0_17_9 };
 /** The command-specific part of the header starts here and runs to the end of the frame. */
 export const header_command_offset = 128;
 export const header_command_size = 128;
 
-export const message_size_max = 1024 * 1024;
-export const message_body_size_max = message_size_max - header_size;
 
 /** The client indexes an array of this size with `pong_client.replica` (wire-protocol.md §3.5). */
 export const replicas_max = 6;
@@ -15,8 +17,6 @@ export const replicas_max = 6;
 /** `vsr.Version`: the only protocol value accepted (wire-protocol.md §2). */
 export const protocol_version = 0;
 
-/** Release 0.17.9 as the u32 {patch u8, minor u8, major u16}: bytes 09 11 00 00. */
-export const release_0_17_9 = 0x00001109;
 
 /** Headers in a `headers` body (internals.md §8.1) and in a view-change suffix. */
 export const headers_count_max = 64;

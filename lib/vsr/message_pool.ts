@@ -5,10 +5,8 @@
 // and returns to the free list when its last reference is dropped.
 import assert from 'node:assert/strict';
 
+import { message_size_max as message_size_max_production, sector_size } from '../constants';
 import type { Arena } from '../io/arena';
-import { sector_size } from '../io/arena';
-
-export const message_size_max_default = 1024 * 1024;
 
 /** Told once per message that returns to the free list (e.g. to resume a paused receiver). */
 export interface MessagePoolListener {
@@ -31,7 +29,7 @@ export class MessagePool {
     private used_high_water = 0;
     private listener: MessagePoolListener | null = null;
 
-    constructor(arena: Arena, count: number, message_size_max = message_size_max_default) {
+    constructor(arena: Arena, count: number, message_size_max = message_size_max_production) {
         assert(Number.isInteger(count) && count > 0);
         assert(Number.isInteger(message_size_max) && message_size_max >= 256);
         assert(message_size_max % 256 === 0, 'message_size_max must be a multiple of 256');

@@ -5,7 +5,9 @@
 // arrays holding pool message indices; the pipeline holds one reference to each message.
 import assert from 'node:assert/strict';
 
-export const pipeline_prepare_queue_max = 8;
+import { pipeline_prepare_queue_max } from '../constants';
+
+export { pipeline_prepare_queue_max };
 
 export class Pipeline {
     readonly prepare_max: number;

@@ -42,6 +42,7 @@ import type { CheckpointListener, Checkpointer } from '../storage/checkpoint';
 import { ClientReplyResult } from '../storage/client_replies';
 import type { ClientReplies, ClientRepliesListener } from '../storage/client_replies';
 import { LedgerCapacityError } from '../ledger/ledger';
+import { release_client_min, release_server, tick_ms, two_32 } from '../constants';
 import { errno_name } from '../io/errors';
 import { checksum_equal } from './checksum';
 import {
@@ -56,16 +57,10 @@ import { ClientSessions, sessions_size_max } from './client_sessions';
 import { StateMachine, operation_is_create, operation_supported } from './state_machine';
 import type { Ledger } from '../ledger/ledger';
 
-/** The release we run: 0.17.9, {patch u8, minor u8, major u16}. */
-export const release_server = 0x00001109;
-/** The oldest client release TigerBeetle 0.17.9 serves: 0.16.4 (wire-protocol.md §5.8). */
-export const release_client_min = 0x00001004;
-
-export const tick_ms = 10;
+export { release_client_min, release_server, tick_ms };
 /** A pulse is considered every 100 ms (internals.md §7, timeouts). */
 export const pulse_ticks = 10;
 
-const two_32 = 0x1_0000_0000;
 
 /** Wall clock and monotonic clock. */
 export interface ReplicaTime {

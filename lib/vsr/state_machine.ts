@@ -6,6 +6,7 @@
 // one BigInt timestamp per batch that `Ledger.execute` takes.
 import assert from 'node:assert/strict';
 
+import { change_events_reply_max } from '../constants';
 import type { Ledger } from '../ledger/ledger';
 import { batch_events_max } from '../ledger/constants';
 import { Operation } from './constants';
@@ -16,7 +17,6 @@ import { MultiBatchDecoder, MultiBatchEncoder, MultiBatchReason, multi_batch_tra
 export const ledger_operation_pulse = 128;
 /** Not multi-batch: one 64-byte filter in, up to 2730 change events of 384 bytes out. */
 export const operation_get_change_events = 137;
-const change_events_reply_max = 2730;
 
 // Per operation code: event size, result size, and the kind of batch (0 = unsupported).
 const kind_none = 0;
