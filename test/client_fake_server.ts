@@ -8,6 +8,7 @@ import net from 'node:net';
 
 import { Operation as LedgerOperation } from '../lib/ledger/constants';
 import { Ledger } from '../lib/ledger/ledger';
+import { client_operation_specs } from '../lib/ledger/operations';
 import {
     header_size, message_body_size_max, message_size_max, Operation, register_result_body_size,
     release_0_17_9,
@@ -55,10 +56,13 @@ interface Session {
     executing: boolean;
 }
 
-const event_sizes: Record<number, number> = { 140: 16, 141: 16, 142: 128, 143: 128, 144: 64,
-    145: 64, 146: 128, 147: 128 };
-const result_sizes: Record<number, number> = { 140: 128, 141: 128, 142: 128, 143: 128,
-    144: 128, 145: 128, 146: 16, 147: 16 };
+// From the one operation table.
+const event_sizes: Record<number, number> = {};
+const result_sizes: Record<number, number> = {};
+for (const spec of client_operation_specs) {
+    event_sizes[spec.operation] = spec.event_size;
+    result_sizes[spec.operation] = spec.result_size;
+}
 
 export class FakeServer {
     port = 0;

@@ -6,6 +6,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
+import { client_operation_specs } from '../lib/ledger/operations';
+
 import { checksum } from '../lib/vsr/checksum';
 import { header_size, message_size_max } from '../lib/vsr/constants';
 import { HeaderView, seal } from '../lib/vsr/header';
@@ -31,11 +33,13 @@ const message_count = long ? 2_000_000 : 100_000;
 const body_count = long ? 2_000_000 : 100_000;
 const buffer_size = 1 << 16;
 
-// Event and result sizes of the multi-batch operations (wire-protocol.md §6.1).
-const event_size: Record<number, number> =
-    { 140: 16, 141: 16, 142: 128, 143: 128, 144: 64, 145: 64, 146: 128, 147: 128 };
-const result_size: Record<number, number> =
-    { 140: 128, 141: 128, 142: 128, 143: 128, 144: 128, 145: 128, 146: 16, 147: 16 };
+// Event and result sizes of the multi-batch operations, from the one operation table.
+const event_size: Record<number, number> = {};
+const result_size: Record<number, number> = {};
+for (const spec of client_operation_specs) {
+    event_size[spec.operation] = spec.event_size;
+    result_size[spec.operation] = spec.result_size;
+}
 
 const decoder = new MultiBatchDecoder();
 const encoder = new MultiBatchEncoder();

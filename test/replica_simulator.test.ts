@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
+import { client_operation_specs, operation_spec } from '../lib/ledger/operations';
 import { LedgerModel, Op } from '../lib/testing/ledger_model';
 import { LedgerWorkload } from '../lib/testing/ledger_workload';
 import { Prng } from '../lib/testing/prng';
@@ -12,13 +13,10 @@ import type { Batch } from '../lib/testing/ledger_workload';
 import type { Exchange, SimClient } from './replica_harness';
 import { Harness, config_sim, multi_batch_body, multi_batch_split } from './replica_harness';
 
-const event_size: Record<number, number> = {
-    [Op.create_accounts]: 128, [Op.create_transfers]: 128, [Op.lookup_accounts]: 16,
-    [Op.lookup_transfers]: 16, [Op.get_account_transfers]: 128, [Op.get_account_balances]: 128,
-    [Op.query_accounts]: 64, [Op.query_transfers]: 64,
-};
-const result_size = (operation: number): number =>
-    operation === Op.create_accounts || operation === Op.create_transfers ? 16 : 128;
+// From the one operation table.
+const event_size: Record<number, number> = {};
+for (const spec of client_operation_specs) event_size[spec.operation] = spec.event_size;
+const result_size = (operation: number): number => operation_spec(operation)!.result_size;
 
 /** A request of 1-3 workload batches of one operation (creates merge, as the client does). */
 function next_request(workload: LedgerWorkload): { operation: number; batches: Batch[] } {

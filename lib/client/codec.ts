@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 
 import { two_32 } from '../constants';
+import { OperationKind, client_operation_specs } from '../ledger/operations';
 import { Operation } from './bindings';
 import type {
     Account, AccountBalance, CreateAccountResult, CreateTransferResult, Transfer,
@@ -22,21 +23,19 @@ export interface OperationSpec {
     /** Query-type operations take exactly one filter per batch and return up to `limit`. */
     readonly filter: boolean;
     readonly name: string;
+    /** Where a filter's `limit` sits (filter operations only). */
+    readonly limit_offset: number;
 }
 
+// The client's view of the one operation table (ledger/operations.ts).
 const specs: (OperationSpec | undefined)[] = [];
-function spec(operation: Operation, event_size: number, result_size: number, filter: boolean) {
-    const name = Operation[operation];
-    specs[operation] = Object.freeze({ event_size, result_size, filter, name });
+for (const row of client_operation_specs) {
+    specs[row.operation] = Object.freeze({
+        event_size: row.event_size, result_size: row.result_size,
+        filter: row.kind === OperationKind.filter, name: row.name, limit_offset: row.limit_offset,
+    });
+    assert.equal(Operation[row.operation as Operation], row.name);
 }
-spec(Operation.create_accounts, 128, 16, false);
-spec(Operation.create_transfers, 128, 16, false);
-spec(Operation.lookup_accounts, 16, 128, false);
-spec(Operation.lookup_transfers, 16, 128, false);
-spec(Operation.get_account_transfers, 128, 128, true);
-spec(Operation.get_account_balances, 128, 128, true);
-spec(Operation.query_accounts, 64, 128, true);
-spec(Operation.query_transfers, 64, 128, true);
 
 /** The sizes of an operation the client sends, or undefined when it sends no such operation. */
 export function operation_spec(operation: number): OperationSpec | undefined {
@@ -221,7 +220,7 @@ function encode_filter(operation: Operation, filter: unknown, view: DataView, at
 export function filter_limit(operation: Operation, view: DataView, at: number): number {
     const spec = specs[operation]!;
     assert.ok(spec.filter);
-    return view.getUint32(at + (spec.event_size === 128 ? 120 : 56), true);
+    return view.getUint32(at + spec.limit_offset, true);
 }
 
 function u128_at(view: DataView, at: number): bigint {

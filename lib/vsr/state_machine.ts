@@ -9,7 +9,10 @@ import assert from 'node:assert/strict';
 import { change_events_reply_max } from '../constants';
 import type { Ledger } from '../ledger/ledger';
 import { batch_events_max } from '../ledger/constants';
-import { Operation } from './constants';
+import {
+    OperationKind, operation_event_size, operation_kind, operation_limit_offset,
+    operation_result_size,
+} from '../ledger/operations';
 import { MultiBatchDecoder, MultiBatchEncoder, MultiBatchReason, multi_batch_trailer_size }
     from './multi_batch';
 
@@ -18,36 +21,15 @@ export const ledger_operation_pulse = 128;
 /** Not multi-batch: one 64-byte filter in, up to 2730 change events of 384 bytes out. */
 export const operation_get_change_events = 137;
 
-// Per operation code: event size, result size, and the kind of batch (0 = unsupported).
-const kind_none = 0;
-const kind_create = 1;
-const kind_lookup = 2;
-/** One filter per batch; the result count is bounded by the filter's `limit`. */
-const kind_filter = 3;
-const kind_change_events = 4;
-
-const event_size = new Uint16Array(256);
-const result_size = new Uint16Array(256);
-const kind = new Uint8Array(256);
-/** Byte offset of the u32 `limit` inside a filter (AccountFilter, QueryFilter, ChangeEvents). */
-const limit_offset = new Uint8Array(256);
-
-function define(operation: number, kind_of: number, event: number, result: number,
-    limit_at = 0): void {
-    kind[operation] = kind_of;
-    event_size[operation] = event;
-    result_size[operation] = result;
-    limit_offset[operation] = limit_at;
-}
-define(Operation.lookup_accounts, kind_lookup, 16, 128);
-define(Operation.lookup_transfers, kind_lookup, 16, 128);
-define(Operation.get_account_transfers, kind_filter, 128, 128, 120);
-define(Operation.get_account_balances, kind_filter, 128, 128, 120);
-define(Operation.query_accounts, kind_filter, 64, 128, 56);
-define(Operation.query_transfers, kind_filter, 64, 128, 56);
-define(Operation.create_accounts, kind_create, 128, 16);
-define(Operation.create_transfers, kind_create, 128, 16);
-define(operation_get_change_events, kind_change_events, 64, 384, 16);
+// The operation table (ledger/operations.ts), as per-code typed arrays.
+const kind = operation_kind;
+const event_size = operation_event_size;
+const result_size = operation_result_size;
+const limit_offset = operation_limit_offset;
+const kind_none = OperationKind.none;
+const kind_create = OperationKind.create;
+const kind_filter = OperationKind.filter;
+const kind_change_events = OperationKind.change_events;
 
 /** Whether a client may request this operation (register is handled by the replica). */
 export function operation_supported(operation: number): boolean {
