@@ -14,9 +14,11 @@
 //     --warmup=4 --only=create [--execute=0]
 // and the same with --batches=34: the difference over 20 * 8189 transfers is per transfer.
 import assert from 'node:assert/strict';
+
 import { Ledger } from '../lib/ledger/ledger';
 import { Operation } from '../lib/ledger/constants';
 import { encode_account_filter, encode_query_filter } from '../lib/ledger/codec';
+import { account_at, transfer_at } from '../lib/ledger/record_layout';
 import { Prng } from '../lib/testing/prng';
 
 const batch = 8189;
@@ -36,8 +38,8 @@ function make_accounts(ledger: Ledger, accounts: number, output: Uint8Array,
         input.fill(0);
         for (let i = 0; i < count; i++) {
             view.setUint32(i * 128, start + i + 1, true);
-            view.setUint32(i * 128 + 112, 1, true);
-            view.setUint16(i * 128 + 116, 1, true);
+            view.setUint32(i * 128 + account_at.ledger, 1, true);
+            view.setUint16(i * 128 + account_at.code, 1, true);
         }
         clock += BigInt(count);
         ledger.execute(Operation.create_accounts, clock, input, 0, count * 128, output, 0);
@@ -55,11 +57,11 @@ function fill_transfers(input: Uint8Array, first_id: number, accounts: number, p
         if (credit >= debit) credit++;
         const o = i * 128;
         view.setUint32(o, first_id + i, true);
-        view.setUint32(o + 16, debit, true);
-        view.setUint32(o + 32, credit, true);
-        view.setUint32(o + 48, 1 + (i & 7), true);
-        view.setUint32(o + 112, 1, true);
-        view.setUint16(o + 116, 1, true);
+        view.setUint32(o + transfer_at.debit_account_id, debit, true);
+        view.setUint32(o + transfer_at.credit_account_id, credit, true);
+        view.setUint32(o + transfer_at.amount, 1 + (i & 7), true);
+        view.setUint32(o + transfer_at.ledger, 1, true);
+        view.setUint16(o + transfer_at.code, 1, true);
     }
 }
 

@@ -4,6 +4,9 @@ import { test } from 'node:test';
 
 import { binding } from '../lib/io/binding';
 import { engine_completions_offset, engine_control_size, engine_layout } from '../lib/io/layout';
+import { account_at, record_fields, transfer_at } from '../lib/ledger/record_layout';
+import { account_encode, transfer_encode } from '../lib/testing/ledger_model';
+import type { Account, Transfer } from '../lib/testing/ledger_model';
 
 type NativeLayout = Record<string, number>;
 
@@ -43,4 +46,32 @@ test('layout: fields fit inside their records and doubles are 8-aligned', () => 
     // the comparison itself is not vacuous.
     const native = native_layout();
     assert.notEqual(native.descriptor_size, L.descriptor_size + 8);
+});
+
+test('record layout: the table agrees with the reference model\'s own encoders', () => {
+    // Each field gets a distinct value through the model's hand-written encoder; reading it back
+    // at the table's offset must give it, so the table and the independent copy agree byte for
+    // byte.
+    for (const [kind, fields, encode] of [
+        ['account', record_fields.account, (record: Record<string, unknown>, bytes: Uint8Array) =>
+            account_encode(record as unknown as Account, bytes, 0)],
+        ['transfer', record_fields.transfer, (record: Record<string, unknown>,
+            bytes: Uint8Array) => transfer_encode(record as unknown as Transfer, bytes, 0)],
+    ] as const) {
+        const record: Record<string, unknown> = {};
+        fields.forEach(([name, size], index) => {
+            record[name] = size >= 8 ? BigInt(index + 1) * 0x01010101n : index + 1;
+        });
+        const bytes = new Uint8Array(128);
+        encode(record, bytes);
+        const view = new DataView(bytes.buffer);
+        const at = kind === 'account' ? account_at : transfer_at;
+        fields.forEach(([name, size], index) => {
+            const offset = (at as Record<string, number>)[name]!;
+            const value = size >= 8 ? view.getBigUint64(offset, true) :
+                size === 4 ? view.getUint32(offset, true) : view.getUint16(offset, true);
+            assert.equal(value, size >= 8 ? BigInt(index + 1) * 0x01010101n : index + 1,
+                `${kind}.${name} at ${offset}`);
+        });
+    }
 });

@@ -9,6 +9,11 @@ import assert from 'node:assert/strict';
 
 import { two_32 } from '../constants';
 import { OperationKind, client_operation_specs } from '../ledger/operations';
+import {
+    account_at as account_offsets, account_balance_at as account_balance_offsets,
+    account_filter_at as account_filter_offsets, create_result_at as create_result_offsets,
+    query_filter_at as query_filter_offsets, transfer_at as transfer_offsets,
+} from '../ledger/record_layout';
 import { Operation } from './bindings';
 import type {
     Account, AccountBalance, CreateAccountResult, CreateTransferResult, Transfer,
@@ -104,64 +109,65 @@ function record_of(value: unknown): Record<string, unknown> {
 
 function account_into(view: DataView, at: number, value: unknown): void {
     const a = record_of(value);
-    u128_into(view, at, a.id, 'id');
-    u128_into(view, at + 16, a.debits_pending, 'debits_pending');
-    u128_into(view, at + 32, a.debits_posted, 'debits_posted');
-    u128_into(view, at + 48, a.credits_pending, 'credits_pending');
-    u128_into(view, at + 64, a.credits_posted, 'credits_posted');
-    u128_into(view, at + 80, a.user_data_128, 'user_data_128');
-    u64_into(view, at + 96, a.user_data_64, 'user_data_64');
-    u32_into(view, at + 104, a.user_data_32, 'user_data_32');
-    u32_into(view, at + 108, a.reserved, 'reserved');
-    u32_into(view, at + 112, a.ledger, 'ledger');
-    u16_into(view, at + 116, a.code, 'code');
-    u16_into(view, at + 118, a.flags, 'flags');
-    u64_into(view, at + 120, a.timestamp, 'timestamp');
+    u128_into(view, at + account_offsets.id, a.id, 'id');
+    u128_into(view, at + account_offsets.debits_pending, a.debits_pending, 'debits_pending');
+    u128_into(view, at + account_offsets.debits_posted, a.debits_posted, 'debits_posted');
+    u128_into(view, at + account_offsets.credits_pending, a.credits_pending, 'credits_pending');
+    u128_into(view, at + account_offsets.credits_posted, a.credits_posted, 'credits_posted');
+    u128_into(view, at + account_offsets.user_data_128, a.user_data_128, 'user_data_128');
+    u64_into(view, at + account_offsets.user_data_64, a.user_data_64, 'user_data_64');
+    u32_into(view, at + account_offsets.user_data_32, a.user_data_32, 'user_data_32');
+    u32_into(view, at + account_offsets.reserved, a.reserved, 'reserved');
+    u32_into(view, at + account_offsets.ledger, a.ledger, 'ledger');
+    u16_into(view, at + account_offsets.code, a.code, 'code');
+    u16_into(view, at + account_offsets.flags, a.flags, 'flags');
+    u64_into(view, at + account_offsets.timestamp, a.timestamp, 'timestamp');
 }
 
 function transfer_into(view: DataView, at: number, value: unknown): void {
     const t = record_of(value);
-    u128_into(view, at, t.id, 'id');
-    u128_into(view, at + 16, t.debit_account_id, 'debit_account_id');
-    u128_into(view, at + 32, t.credit_account_id, 'credit_account_id');
-    u128_into(view, at + 48, t.amount, 'amount');
-    u128_into(view, at + 64, t.pending_id, 'pending_id');
-    u128_into(view, at + 80, t.user_data_128, 'user_data_128');
-    u64_into(view, at + 96, t.user_data_64, 'user_data_64');
-    u32_into(view, at + 104, t.user_data_32, 'user_data_32');
-    u32_into(view, at + 108, t.timeout, 'timeout');
-    u32_into(view, at + 112, t.ledger, 'ledger');
-    u16_into(view, at + 116, t.code, 'code');
-    u16_into(view, at + 118, t.flags, 'flags');
-    u64_into(view, at + 120, t.timestamp, 'timestamp');
+    u128_into(view, at + transfer_offsets.id, t.id, 'id');
+    u128_into(view, at + transfer_offsets.debit_account_id, t.debit_account_id, 'debit_account_id');
+    u128_into(view, at + transfer_offsets.credit_account_id, t.credit_account_id,
+        'credit_account_id');
+    u128_into(view, at + transfer_offsets.amount, t.amount, 'amount');
+    u128_into(view, at + transfer_offsets.pending_id, t.pending_id, 'pending_id');
+    u128_into(view, at + transfer_offsets.user_data_128, t.user_data_128, 'user_data_128');
+    u64_into(view, at + transfer_offsets.user_data_64, t.user_data_64, 'user_data_64');
+    u32_into(view, at + transfer_offsets.user_data_32, t.user_data_32, 'user_data_32');
+    u32_into(view, at + transfer_offsets.timeout, t.timeout, 'timeout');
+    u32_into(view, at + transfer_offsets.ledger, t.ledger, 'ledger');
+    u16_into(view, at + transfer_offsets.code, t.code, 'code');
+    u16_into(view, at + transfer_offsets.flags, t.flags, 'flags');
+    u64_into(view, at + transfer_offsets.timestamp, t.timestamp, 'timestamp');
 }
 
 function account_filter_into(view: DataView, at: number, value: unknown): void {
     const f = record_of(value);
-    u128_into(view, at, f.account_id, 'account_id');
-    u128_into(view, at + 16, f.user_data_128, 'user_data_128');
-    u64_into(view, at + 32, f.user_data_64, 'user_data_64');
-    u32_into(view, at + 40, f.user_data_32, 'user_data_32');
-    u16_into(view, at + 44, f.code, 'code');
-    zero(view, at + 46, 58);
-    u64_into(view, at + 104, f.timestamp_min, 'timestamp_min');
-    u64_into(view, at + 112, f.timestamp_max, 'timestamp_max');
-    u32_into(view, at + 120, f.limit, 'limit');
-    u32_into(view, at + 124, f.flags, 'flags');
+    u128_into(view, at + account_filter_offsets.account_id, f.account_id, 'account_id');
+    u128_into(view, at + account_filter_offsets.user_data_128, f.user_data_128, 'user_data_128');
+    u64_into(view, at + account_filter_offsets.user_data_64, f.user_data_64, 'user_data_64');
+    u32_into(view, at + account_filter_offsets.user_data_32, f.user_data_32, 'user_data_32');
+    u16_into(view, at + account_filter_offsets.code, f.code, 'code');
+    zero(view, at + account_filter_offsets.reserved, 58);
+    u64_into(view, at + account_filter_offsets.timestamp_min, f.timestamp_min, 'timestamp_min');
+    u64_into(view, at + account_filter_offsets.timestamp_max, f.timestamp_max, 'timestamp_max');
+    u32_into(view, at + account_filter_offsets.limit, f.limit, 'limit');
+    u32_into(view, at + account_filter_offsets.flags, f.flags, 'flags');
 }
 
 function query_filter_into(view: DataView, at: number, value: unknown): void {
     const f = record_of(value);
-    u128_into(view, at, f.user_data_128, 'user_data_128');
-    u64_into(view, at + 16, f.user_data_64, 'user_data_64');
-    u32_into(view, at + 24, f.user_data_32, 'user_data_32');
-    u32_into(view, at + 28, f.ledger, 'ledger');
-    u16_into(view, at + 32, f.code, 'code');
-    zero(view, at + 34, 6);
-    u64_into(view, at + 40, f.timestamp_min, 'timestamp_min');
-    u64_into(view, at + 48, f.timestamp_max, 'timestamp_max');
-    u32_into(view, at + 56, f.limit, 'limit');
-    u32_into(view, at + 60, f.flags, 'flags');
+    u128_into(view, at + query_filter_offsets.user_data_128, f.user_data_128, 'user_data_128');
+    u64_into(view, at + query_filter_offsets.user_data_64, f.user_data_64, 'user_data_64');
+    u32_into(view, at + query_filter_offsets.user_data_32, f.user_data_32, 'user_data_32');
+    u32_into(view, at + query_filter_offsets.ledger, f.ledger, 'ledger');
+    u16_into(view, at + query_filter_offsets.code, f.code, 'code');
+    zero(view, at + query_filter_offsets.reserved, 6);
+    u64_into(view, at + query_filter_offsets.timestamp_min, f.timestamp_min, 'timestamp_min');
+    u64_into(view, at + query_filter_offsets.timestamp_max, f.timestamp_max, 'timestamp_max');
+    u32_into(view, at + query_filter_offsets.limit, f.limit, 'limit');
+    u32_into(view, at + query_filter_offsets.flags, f.flags, 'flags');
 }
 
 function zero(view: DataView, at: number, size: number): void {
@@ -231,47 +237,47 @@ function u128_at(view: DataView, at: number): bigint {
 
 function account_at(view: DataView, at: number): Account {
     return {
-        id: u128_at(view, at),
-        debits_pending: u128_at(view, at + 16),
-        debits_posted: u128_at(view, at + 32),
-        credits_pending: u128_at(view, at + 48),
-        credits_posted: u128_at(view, at + 64),
-        user_data_128: u128_at(view, at + 80),
-        user_data_64: view.getBigUint64(at + 96, true),
-        user_data_32: view.getUint32(at + 104, true),
-        reserved: view.getUint32(at + 108, true),
-        ledger: view.getUint32(at + 112, true),
-        code: view.getUint16(at + 116, true),
-        flags: view.getUint16(at + 118, true),
-        timestamp: view.getBigUint64(at + 120, true),
+        id: u128_at(view, at + account_offsets.id),
+        debits_pending: u128_at(view, at + account_offsets.debits_pending),
+        debits_posted: u128_at(view, at + account_offsets.debits_posted),
+        credits_pending: u128_at(view, at + account_offsets.credits_pending),
+        credits_posted: u128_at(view, at + account_offsets.credits_posted),
+        user_data_128: u128_at(view, at + account_offsets.user_data_128),
+        user_data_64: view.getBigUint64(at + account_offsets.user_data_64, true),
+        user_data_32: view.getUint32(at + account_offsets.user_data_32, true),
+        reserved: view.getUint32(at + account_offsets.reserved, true),
+        ledger: view.getUint32(at + account_offsets.ledger, true),
+        code: view.getUint16(at + account_offsets.code, true),
+        flags: view.getUint16(at + account_offsets.flags, true),
+        timestamp: view.getBigUint64(at + account_offsets.timestamp, true),
     };
 }
 
 function transfer_at(view: DataView, at: number): Transfer {
     return {
-        id: u128_at(view, at),
-        debit_account_id: u128_at(view, at + 16),
-        credit_account_id: u128_at(view, at + 32),
-        amount: u128_at(view, at + 48),
-        pending_id: u128_at(view, at + 64),
-        user_data_128: u128_at(view, at + 80),
-        user_data_64: view.getBigUint64(at + 96, true),
-        user_data_32: view.getUint32(at + 104, true),
-        timeout: view.getUint32(at + 108, true),
-        ledger: view.getUint32(at + 112, true),
-        code: view.getUint16(at + 116, true),
-        flags: view.getUint16(at + 118, true),
-        timestamp: view.getBigUint64(at + 120, true),
+        id: u128_at(view, at + transfer_offsets.id),
+        debit_account_id: u128_at(view, at + transfer_offsets.debit_account_id),
+        credit_account_id: u128_at(view, at + transfer_offsets.credit_account_id),
+        amount: u128_at(view, at + transfer_offsets.amount),
+        pending_id: u128_at(view, at + transfer_offsets.pending_id),
+        user_data_128: u128_at(view, at + transfer_offsets.user_data_128),
+        user_data_64: view.getBigUint64(at + transfer_offsets.user_data_64, true),
+        user_data_32: view.getUint32(at + transfer_offsets.user_data_32, true),
+        timeout: view.getUint32(at + transfer_offsets.timeout, true),
+        ledger: view.getUint32(at + transfer_offsets.ledger, true),
+        code: view.getUint16(at + transfer_offsets.code, true),
+        flags: view.getUint16(at + transfer_offsets.flags, true),
+        timestamp: view.getBigUint64(at + transfer_offsets.timestamp, true),
     };
 }
 
 function balance_at(view: DataView, at: number): AccountBalance {
     return {
-        debits_pending: u128_at(view, at),
-        debits_posted: u128_at(view, at + 16),
-        credits_pending: u128_at(view, at + 32),
-        credits_posted: u128_at(view, at + 48),
-        timestamp: view.getBigUint64(at + 64, true),
+        debits_pending: u128_at(view, at + account_balance_offsets.debits_pending),
+        debits_posted: u128_at(view, at + account_balance_offsets.debits_posted),
+        credits_pending: u128_at(view, at + account_balance_offsets.credits_pending),
+        credits_posted: u128_at(view, at + account_balance_offsets.credits_posted),
+        timestamp: view.getBigUint64(at + account_balance_offsets.timestamp, true),
     };
 }
 
@@ -279,9 +285,9 @@ function balance_at(view: DataView, at: number): AccountBalance {
 // objects from both clients need it.
 function create_result_at(view: DataView, at: number): CreateAccountResult | CreateTransferResult {
     const result = {
-        timestamp: view.getBigUint64(at, true),
-        status: view.getUint32(at + 8, true),
-        reserved: view.getUint32(at + 12, true),
+        timestamp: view.getBigUint64(at + create_result_offsets.timestamp, true),
+        status: view.getUint32(at + create_result_offsets.status, true),
+        reserved: view.getUint32(at + create_result_offsets.reserved, true),
     };
     return result;
 }

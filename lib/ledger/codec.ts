@@ -1,6 +1,9 @@
 // BigInt encoders/decoders for ledger records and a small driver (tests, tools, the model test).
 import { Ledger } from './ledger';
 import { Operation } from './constants';
+import {
+    account_at, account_size, create_result_at, transfer_at, transfer_size,
+} from './record_layout';
 
 export interface AccountInput {
     id: bigint; debits_pending?: bigint; debits_posted?: bigint; credits_pending?: bigint;
@@ -25,45 +28,45 @@ function get_u128(view: DataView, offset: number): bigint {
 }
 
 export function encode_accounts(accounts: AccountInput[]): Uint8Array {
-    const bytes = new Uint8Array(accounts.length * 128);
+    const bytes = new Uint8Array(accounts.length * account_size);
     const view = new DataView(bytes.buffer);
     accounts.forEach((a, i) => {
         const o = i * 128;
-        put_u128(view, o, a.id);
-        put_u128(view, o + 16, a.debits_pending ?? 0n);
-        put_u128(view, o + 32, a.debits_posted ?? 0n);
-        put_u128(view, o + 48, a.credits_pending ?? 0n);
-        put_u128(view, o + 64, a.credits_posted ?? 0n);
-        put_u128(view, o + 80, a.user_data_128 ?? 0n);
-        view.setBigUint64(o + 96, a.user_data_64 ?? 0n, true);
-        view.setUint32(o + 104, a.user_data_32 ?? 0, true);
-        view.setUint32(o + 108, a.reserved ?? 0, true);
-        view.setUint32(o + 112, a.ledger ?? 1, true);
-        view.setUint16(o + 116, a.code ?? 1, true);
-        view.setUint16(o + 118, a.flags ?? 0, true);
-        view.setBigUint64(o + 120, a.timestamp ?? 0n, true);
+        put_u128(view, o + account_at.id, a.id);
+        put_u128(view, o + account_at.debits_pending, a.debits_pending ?? 0n);
+        put_u128(view, o + account_at.debits_posted, a.debits_posted ?? 0n);
+        put_u128(view, o + account_at.credits_pending, a.credits_pending ?? 0n);
+        put_u128(view, o + account_at.credits_posted, a.credits_posted ?? 0n);
+        put_u128(view, o + account_at.user_data_128, a.user_data_128 ?? 0n);
+        view.setBigUint64(o + account_at.user_data_64, a.user_data_64 ?? 0n, true);
+        view.setUint32(o + account_at.user_data_32, a.user_data_32 ?? 0, true);
+        view.setUint32(o + account_at.reserved, a.reserved ?? 0, true);
+        view.setUint32(o + account_at.ledger, a.ledger ?? 1, true);
+        view.setUint16(o + account_at.code, a.code ?? 1, true);
+        view.setUint16(o + account_at.flags, a.flags ?? 0, true);
+        view.setBigUint64(o + account_at.timestamp, a.timestamp ?? 0n, true);
     });
     return bytes;
 }
 
 export function encode_transfers(transfers: TransferInput[]): Uint8Array {
-    const bytes = new Uint8Array(transfers.length * 128);
+    const bytes = new Uint8Array(transfers.length * transfer_size);
     const view = new DataView(bytes.buffer);
     transfers.forEach((t, i) => {
         const o = i * 128;
-        put_u128(view, o, t.id);
-        put_u128(view, o + 16, t.debit_account_id ?? 0n);
-        put_u128(view, o + 32, t.credit_account_id ?? 0n);
-        put_u128(view, o + 48, t.amount ?? 0n);
-        put_u128(view, o + 64, t.pending_id ?? 0n);
-        put_u128(view, o + 80, t.user_data_128 ?? 0n);
-        view.setBigUint64(o + 96, t.user_data_64 ?? 0n, true);
-        view.setUint32(o + 104, t.user_data_32 ?? 0, true);
-        view.setUint32(o + 108, t.timeout ?? 0, true);
-        view.setUint32(o + 112, t.ledger ?? 1, true);
-        view.setUint16(o + 116, t.code ?? 1, true);
-        view.setUint16(o + 118, t.flags ?? 0, true);
-        view.setBigUint64(o + 120, t.timestamp ?? 0n, true);
+        put_u128(view, o + transfer_at.id, t.id);
+        put_u128(view, o + transfer_at.debit_account_id, t.debit_account_id ?? 0n);
+        put_u128(view, o + transfer_at.credit_account_id, t.credit_account_id ?? 0n);
+        put_u128(view, o + transfer_at.amount, t.amount ?? 0n);
+        put_u128(view, o + transfer_at.pending_id, t.pending_id ?? 0n);
+        put_u128(view, o + transfer_at.user_data_128, t.user_data_128 ?? 0n);
+        view.setBigUint64(o + transfer_at.user_data_64, t.user_data_64 ?? 0n, true);
+        view.setUint32(o + transfer_at.user_data_32, t.user_data_32 ?? 0, true);
+        view.setUint32(o + transfer_at.timeout, t.timeout ?? 0, true);
+        view.setUint32(o + transfer_at.ledger, t.ledger ?? 1, true);
+        view.setUint16(o + transfer_at.code, t.code ?? 1, true);
+        view.setUint16(o + transfer_at.flags, t.flags ?? 0, true);
+        view.setBigUint64(o + transfer_at.timestamp, t.timestamp ?? 0n, true);
     });
     return bytes;
 }
@@ -74,8 +77,8 @@ export function decode_results(bytes: Uint8Array): Result[] {
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const results: Result[] = [];
     for (let o = 0; o < bytes.length; o += 16) {
-        results.push({ timestamp: view.getBigUint64(o, true), status: view.getUint32(o + 8,
-            true) });
+        results.push({ timestamp: view.getBigUint64(o + create_result_at.timestamp, true),
+            status: view.getUint32(o + create_result_at.status, true) });
     }
     return results;
 }
@@ -90,12 +93,16 @@ export function decode_accounts(bytes: Uint8Array): AccountRecord[] {
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const out: AccountRecord[] = [];
     for (let o = 0; o < bytes.length; o += 128) {
+        const A = account_at;
         out.push({
-            id: get_u128(view, o), debits_pending: get_u128(view, o + 16),
-            debits_posted: get_u128(view, o + 32), credits_pending: get_u128(view, o + 48),
-            credits_posted: get_u128(view, o + 64), user_data_128: get_u128(view, o + 80),
-            ledger: view.getUint32(o + 112, true), code: view.getUint16(o + 116, true),
-            flags: view.getUint16(o + 118, true), timestamp: view.getBigUint64(o + 120, true),
+            id: get_u128(view, o + A.id), debits_pending: get_u128(view, o + A.debits_pending),
+            debits_posted: get_u128(view, o + A.debits_posted),
+            credits_pending: get_u128(view, o + A.credits_pending),
+            credits_posted: get_u128(view, o + A.credits_posted),
+            user_data_128: get_u128(view, o + A.user_data_128),
+            ledger: view.getUint32(o + A.ledger, true), code: view.getUint16(o + A.code, true),
+            flags: view.getUint16(o + A.flags, true),
+            timestamp: view.getBigUint64(o + A.timestamp, true),
         });
     }
     return out;
@@ -111,15 +118,19 @@ export function decode_transfers(bytes: Uint8Array): TransferRecord[] {
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const out: TransferRecord[] = [];
     for (let o = 0; o < bytes.length; o += 128) {
+        const T = transfer_at;
         out.push({
-            id: get_u128(view, o), debit_account_id: get_u128(view, o + 16),
-            credit_account_id: get_u128(view, o + 32), amount: get_u128(view, o + 48),
-            pending_id: get_u128(view, o + 64), user_data_128: get_u128(view, o + 80),
-            user_data_64: view.getBigUint64(o + 96, true), user_data_32: view.getUint32(o + 104,
-                true),
-            timeout: view.getUint32(o + 108, true), ledger: view.getUint32(o + 112, true),
-            code: view.getUint16(o + 116, true), flags: view.getUint16(o + 118, true),
-            timestamp: view.getBigUint64(o + 120, true),
+            id: get_u128(view, o + T.id),
+            debit_account_id: get_u128(view, o + T.debit_account_id),
+            credit_account_id: get_u128(view, o + T.credit_account_id),
+            amount: get_u128(view, o + T.amount), pending_id: get_u128(view, o + T.pending_id),
+            user_data_128: get_u128(view, o + T.user_data_128),
+            user_data_64: view.getBigUint64(o + T.user_data_64, true),
+            user_data_32: view.getUint32(o + T.user_data_32, true),
+            timeout: view.getUint32(o + T.timeout, true),
+            ledger: view.getUint32(o + T.ledger, true),
+            code: view.getUint16(o + T.code, true), flags: view.getUint16(o + T.flags, true),
+            timestamp: view.getBigUint64(o + T.timestamp, true),
         });
     }
     return out;

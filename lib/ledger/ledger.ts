@@ -33,6 +33,7 @@ import {
     transfer_status_transient,
 } from './constants';
 import { IdTable } from './id_table';
+import { account_at, transfer_at } from './record_layout';
 import { MemoryRecordStore, RecordStore, prefetch_ids_max } from './record_store';
 import {
     u128_add, u128_add_small, u128_add_to, u128_compare, u128_copy, u128_equal, u128_is_max,
@@ -88,11 +89,32 @@ const { closed: account_flag_closed,
 const { expired: pending_expired, none: pending_none, pending: pending_pending,
     posted: pending_posted, voided: pending_voided } = PendingStatus;
 const none = 0xffffffff;
-// Word offsets inside a 32-word record.
-const w_debits_pending = 4, w_debits_posted = 8, w_credits_pending = 12, w_credits_posted = 16;
-const w_debit_account = 4, w_credit_account = 8, w_amount = 12, w_pending_id = 16;
-const w_user_data_128 = 20, w_user_data_64 = 24, w_user_data_32 = 26, w_word27 = 27;
-const w_ledger = 28, w_code_flags = 29, w_timestamp_lo = 30, w_timestamp_hi = 31;
+// Word offsets inside a 32-word record, from the record layout table.
+const w_debits_pending = account_at.debits_pending / 4;
+const w_debits_posted = account_at.debits_posted / 4;
+const w_credits_pending = account_at.credits_pending / 4;
+const w_credits_posted = account_at.credits_posted / 4;
+const w_debit_account = transfer_at.debit_account_id / 4;
+const w_credit_account = transfer_at.credit_account_id / 4;
+const w_amount = transfer_at.amount / 4;
+const w_pending_id = transfer_at.pending_id / 4;
+const w_user_data_128 = transfer_at.user_data_128 / 4;
+const w_user_data_64 = transfer_at.user_data_64 / 4;
+const w_user_data_32 = transfer_at.user_data_32 / 4;
+/** The account's `reserved` word, the transfer's `timeout`: the same word of each record. */
+const w_reserved_or_timeout = transfer_at.timeout / 4;
+const w_ledger = transfer_at.ledger / 4;
+/** code (u16) and flags (u16) share one word. */
+const w_code_flags = transfer_at.code / 4;
+const w_timestamp_lo = transfer_at.timestamp / 4;
+const w_timestamp_hi = transfer_at.timestamp / 4 + 1;
+// Accounts and transfers share the tail of their layout, so one set of word indexes serves both.
+assert.equal(account_at.user_data_128, transfer_at.user_data_128);
+assert.equal(account_at.reserved, transfer_at.timeout);
+assert.equal(account_at.ledger, transfer_at.ledger);
+assert.equal(account_at.code, transfer_at.code);
+assert.equal(account_at.flags, transfer_at.code + 2);
+assert.equal(account_at.timestamp, transfer_at.timestamp);
 // transfer_links and account_lists (see the fields).
 const links_stride = 8, l_debit = 0, l_credit = 1, l_next_debit = 2, l_next_credit = 3;
 const l_prev_debit = 4, l_prev_credit = 5;
@@ -592,7 +614,7 @@ export class Ledger {
     private create_account(e: number): number {
         const input = this.input_words;
         const flags = input[e + w_code_flags] >>> 16;
-        if (input[e + w_word27] !== 0) return AS.reserved_field;
+        if (input[e + w_reserved_or_timeout] !== 0) return AS.reserved_field;
         if ((flags & account_flag_padding) !== 0) return AS.reserved_flag;
         if (u128_is_zero(input, e)) return AS.id_must_not_be_zero;
         if (u128_is_max(input, e)) return AS.id_must_not_be_int_max;
@@ -695,7 +717,9 @@ export class Ledger {
         }
         if (!u128_is_zero(input, e + w_pending_id)) return TS.pending_id_must_be_zero;
         if ((flags & transfer_flag_pending) === 0) {
-            if (input[e + w_word27] !== 0) return TS.timeout_reserved_for_pending_transfer;
+            if (input[e + w_reserved_or_timeout] !== 0) {
+                return TS.timeout_reserved_for_pending_transfer;
+            }
             if ((flags & (transfer_flag_closing_debit | transfer_flag_closing_credit)) !== 0) {
                 return TS.closing_transfer_must_be_pending;
             }
@@ -722,7 +746,8 @@ export class Ledger {
         const code_flags = input[e + w_code_flags];
         const ledger = input[e + w_ledger];
         if ((code_flags >>> 16) !== 0 || (code_flags & 0xffff) === 0 || ledger === 0) return 0;
-        if ((input[e + w_word27] | input[e + w_timestamp_lo] | input[e + w_timestamp_hi]) !== 0) {
+        if ((input[e + w_reserved_or_timeout] | input[e + w_timestamp_lo] |
+            input[e + w_timestamp_hi]) !== 0) {
             return 0;
         }
         if ((input[e + w_pending_id] | input[e + w_pending_id + 1] | input[e + w_pending_id + 2] |
@@ -826,7 +851,7 @@ export class Ledger {
             accounts[cr + w_timestamp_lo])) {
             return TS.imported_event_timestamp_must_postdate_credit_account;
         }
-        if (input[e + w_word27] !== 0) return TS.imported_event_timeout_must_be_zero;
+        if (input[e + w_reserved_or_timeout] !== 0) return TS.imported_event_timeout_must_be_zero;
         this.result_hi = hi;
         this.result_lo = lo;
         return 0;
@@ -845,8 +870,8 @@ export class Ledger {
             const status = this.transfer_overflows_slow(flags, dr, cr);
             if (status !== 0) return status;
         }
-        if (this.input_words[e + w_word27] !== 0 &&
-            this.timeout_overflows(this.input_words[e + w_word27])) {
+        if (this.input_words[e + w_reserved_or_timeout] !== 0 &&
+            this.timeout_overflows(this.input_words[e + w_reserved_or_timeout])) {
             return TS.overflows_timeout;
         }
         const dr_flags = accounts[dr + w_code_flags] >>> 16;
@@ -914,7 +939,7 @@ export class Ledger {
             u128_add_to(accounts, dr + w_debits_pending, this.scratch, 0);
             u128_add_to(accounts, cr + w_credits_pending, this.scratch, 0);
             this.status_set(slot, pending_pending);
-            if (this.input_words[e + w_word27] !== 0) this.expiry_push(slot);
+            if (this.input_words[e + w_reserved_or_timeout] !== 0) this.expiry_push(slot);
         } else {
             u128_add_to(accounts, dr + w_debits_posted, this.scratch, 0);
             u128_add_to(accounts, cr + w_credits_posted, this.scratch, 0);
@@ -1023,7 +1048,7 @@ export class Ledger {
         if (!u128_equal(input, e + w_pending_id, transfers, x + w_pending_id)) {
             return TS.exists_with_different_pending_id;
         }
-        if (input[e + w_word27] !== transfers[x + w_word27]) {
+        if (input[e + w_reserved_or_timeout] !== transfers[x + w_reserved_or_timeout]) {
             return TS.exists_with_different_timeout;
         }
         const post_or_void = transfer_flag_post_pending_transfer |
@@ -1118,7 +1143,7 @@ export class Ledger {
         if (u128_is_zero(input, e + w_pending_id)) return TS.pending_id_must_not_be_zero;
         if (u128_is_max(input, e + w_pending_id)) return TS.pending_id_must_not_be_int_max;
         if (u128_equal(input, e + w_pending_id, input, e)) return TS.pending_id_must_be_different;
-        if (input[e + w_word27] !== 0) return TS.timeout_reserved_for_pending_transfer;
+        if (input[e + w_reserved_or_timeout] !== 0) return TS.timeout_reserved_for_pending_transfer;
         const p_slot = this.transfers.find(input, e + w_pending_id);
         if (p_slot < 0) return TS.pending_transfer_not_found;
         const p = p_slot * record_words;
@@ -1158,7 +1183,7 @@ export class Ledger {
         if (status === pending_voided) return TS.pending_transfer_already_voided;
         if (status === pending_expired) return TS.pending_transfer_expired;
         assert(status === pending_pending);
-        const timeout = transfers[p + w_word27];
+        const timeout = transfers[p + w_reserved_or_timeout];
         if (timeout !== 0) {
             const saved_hi = this.result_hi, saved_lo = this.result_lo;
             this.result_hi = transfers[p + w_timestamp_hi];
@@ -1869,7 +1894,7 @@ export class Ledger {
         links[l + l_next_debit] = none;
         links[l + l_prev_credit] = this.link_append(credit_slot, slot, 1);
         links[l + l_next_credit] = none;
-        const timeout = this.transfer_words[t + w_word27];
+        const timeout = this.transfer_words[t + w_reserved_or_timeout];
         if (status === pending_pending && timeout !== 0) {
             this.result_hi = this.transfer_words[t + w_timestamp_hi];
             this.result_lo = this.transfer_words[t + w_timestamp_lo];

@@ -3,6 +3,8 @@
 // and fills a ledger quickly with valid accounts and transfers.
 import assert from 'node:assert/strict';
 
+import { account_at, transfer_at } from '../ledger/record_layout';
+
 import { Operation } from '../ledger/constants';
 import { Ledger } from '../ledger/ledger';
 import type { LedgerConfig } from '../ledger/ledger';
@@ -98,8 +100,8 @@ export class LedgerFiller {
             this.batch.fill(0, 0, events * 128);
             for (let index = 0; index < events; index++) {
                 this.view.setBigUint64(index * 128, BigInt(this.accounts + index + 1), true);
-                this.view.setUint32(index * 128 + 112, 1, true);
-                this.view.setUint16(index * 128 + 116, 1, true);
+                this.view.setUint32(index * 128 + account_at.ledger, 1, true);
+                this.view.setUint16(index * 128 + account_at.code, 1, true);
             }
             this.execute(ledger, Operation.create_accounts, events);
             this.accounts += events;
@@ -120,11 +122,12 @@ export class LedgerFiller {
                 if (credit >= debit) credit += 1;
                 this.view.setBigUint64(at, this.next_transfer_id++, true);
                 this.view.setBigUint64(at + 8, 1n, true);
-                this.view.setBigUint64(at + 16, BigInt(debit), true);
-                this.view.setBigUint64(at + 32, BigInt(credit), true);
-                this.view.setBigUint64(at + 48, BigInt(1 + this.prng.int(1000)), true);
-                this.view.setUint32(at + 112, 1, true);
-                this.view.setUint16(at + 116, 1, true);
+                this.view.setBigUint64(at + transfer_at.debit_account_id, BigInt(debit), true);
+                this.view.setBigUint64(at + transfer_at.credit_account_id, BigInt(credit), true);
+                this.view.setBigUint64(at + transfer_at.amount, BigInt(1 + this.prng.int(1000)),
+                    true);
+                this.view.setUint32(at + transfer_at.ledger, 1, true);
+                this.view.setUint16(at + transfer_at.code, 1, true);
                 if (this.prng.int(100) < pending_percent) {
                     this.view.setUint32(at + 108, 1, true); // timeout 1 s
                     this.view.setUint16(at + 118, 2, true); // pending
