@@ -19,19 +19,19 @@ import { create_engine } from '../lib/io/index';
 import type { LedgerConfig } from '../lib/ledger/ledger';
 import {
     CheckpointSchedule, checkpoint_interval_ops, storage_config_for,
-} from '../lib/storage/checkpoint';
-import { close, format, open, storage_open } from '../lib/storage/data_file';
-import type { OpenedDataFile } from '../lib/storage/data_file';
+} from '../lib/vsr/checkpoint';
+import { close, format, open, storage_open } from '../lib/vsr/data_file';
+import type { OpenedDataFile } from '../lib/vsr/data_file';
 import { FileStorage, lock_acquire } from '../lib/storage/file_storage';
-import { Journal, journal_writes_max } from '../lib/storage/journal';
-import type { JournalListener } from '../lib/storage/journal';
+import { Journal, journal_writes_max } from '../lib/vsr/journal';
+import type { JournalListener } from '../lib/vsr/journal';
 import {
     header_checksum_set, offset_checksum, offset_op, offset_parent, u64_write,
-} from '../lib/storage/prepare_header';
-import { PrepareBuilder } from '../lib/storage/simulator_fixture';
+} from '../lib/vsr/prepare_header';
+import { PrepareBuilder } from '../lib/testing/simulator_fixture';
 import type { Storage, StorageCompletionTarget, StorageRefusal } from '../lib/storage/storage';
 import { storage_run_until } from '../lib/storage/storage';
-import { VsrState } from '../lib/storage/superblock';
+import { VsrState } from '../lib/vsr/superblock';
 import { Zone, ZoneLayout, header_size, sector_size } from '../lib/storage/zones';
 import type { StorageConfig } from '../lib/storage/zones';
 import {

@@ -10,13 +10,13 @@ import type { LedgerConfig } from '../lib/ledger/ledger';
 import {
     CheckpointSchedule, Checkpointer, GridRefusal, checkpoint_interval_ops,
     grid_block_count_for, storage_config_for,
-} from '../lib/storage/checkpoint';
-import { storage_format } from '../lib/storage/data_file';
+} from '../lib/vsr/checkpoint';
+import { storage_format } from '../lib/vsr/data_file';
 import { Arena } from '../lib/io/arena';
 import { CrashMode, SimulatorStorage, WriteFault } from '../lib/storage/simulator_storage';
-import { simulator_make } from '../lib/storage/simulator_fixture';
+import { simulator_make } from '../lib/testing/simulator_fixture';
 import { StorageRefusal, storage_run_until } from '../lib/storage/storage';
-import { VsrState } from '../lib/storage/superblock';
+import { VsrState } from '../lib/vsr/superblock';
 import { Zone, ZoneLayout, config_test } from '../lib/storage/zones';
 import type { StorageConfig } from '../lib/storage/zones';
 import {

@@ -5,13 +5,13 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { Arena } from '../lib/io/arena';
-import { storage_config_for } from '../lib/storage/checkpoint';
-import { ClientReplies, ClientReplyResult } from '../lib/storage/client_replies';
-import type { ClientRepliesListener } from '../lib/storage/client_replies';
-import { storage_format } from '../lib/storage/data_file';
+import { storage_config_for } from '../lib/vsr/checkpoint';
+import { ClientReplies, ClientReplyResult } from '../lib/vsr/client_replies';
+import type { ClientRepliesListener } from '../lib/vsr/client_replies';
+import { storage_format } from '../lib/vsr/data_file';
 import {
     body_checksum_set, header_checksum_set, u32_write, u64_write,
-} from '../lib/storage/prepare_header';
+} from '../lib/vsr/prepare_header';
 import { CrashMode, SimulatorStorage, WriteFault } from '../lib/storage/simulator_storage';
 import type { Storage, StorageCompletionTarget } from '../lib/storage/storage';
 import { storage_run_until } from '../lib/storage/storage';

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 
 import { Arena, sector_size } from '../lib/io/arena';
 import { Ledger } from '../lib/ledger/ledger';
-import { storage_format } from '../lib/storage/data_file';
+import { storage_format } from '../lib/vsr/data_file';
 import { SimulatorStorage } from '../lib/storage/simulator_storage';
 import { storage_run_until } from '../lib/storage/storage';
 import type { StorageConfig } from '../lib/storage/zones';

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import os from 'node:os';
 import { test } from 'node:test';
 
-import { grid_write_attempts_max } from '../lib/storage/checkpoint';
+import { grid_write_attempts_max } from '../lib/vsr/checkpoint';
 import { Zone } from '../lib/storage/zones';
 import { Op } from '../lib/testing/ledger_model';
 import { EvictionReason, Limit } from '../lib/vsr/constants';

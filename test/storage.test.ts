@@ -10,10 +10,10 @@ import { test } from 'node:test';
 
 import { Arena } from '../lib/io/arena';
 import { UringEngine } from '../lib/io/uring_engine';
-import { close, format, open, storage_arena_size } from '../lib/storage/data_file';
+import { close, format, open, storage_arena_size } from '../lib/vsr/data_file';
 import { lock_acquire, lock_release } from '../lib/storage/file_storage';
 import { CrashMode, WriteFault } from '../lib/storage/simulator_storage';
-import { PrepareBuilder, simulator_make } from '../lib/storage/simulator_fixture';
+import { PrepareBuilder, simulator_make } from '../lib/testing/simulator_fixture';
 import type { StorageCompletionTarget } from '../lib/storage/storage';
 import { StorageRefusal, storage_run_until } from '../lib/storage/storage';
 import {

@@ -28,7 +28,7 @@ import type {
     Account as ClientAccount, Client, Transfer as ClientTransfer,
 } from 'tigerbeetle-node';
 
-import { checkpoint_interval_ops } from '../lib/storage/checkpoint';
+import { checkpoint_interval_ops } from '../lib/vsr/checkpoint';
 import { config_production } from '../lib/storage/zones';
 import { LedgerModel, Op, transfer_encode } from '../lib/testing/ledger_model';
 import type { Transfer } from '../lib/testing/ledger_model';

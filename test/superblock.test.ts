@@ -3,12 +3,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { StartupWaiter, storage_format } from '../lib/storage/data_file';
+import { StartupWaiter, storage_format } from '../lib/vsr/data_file';
 import { CrashMode, WriteFault } from '../lib/storage/simulator_storage';
 import type { SimulatorStorage } from '../lib/storage/simulator_storage';
-import { cluster_test, simulator_make } from '../lib/storage/simulator_fixture';
+import { cluster_test, simulator_make } from '../lib/testing/simulator_fixture';
 import { StorageRefusal } from '../lib/storage/storage';
-import { SuperBlock, VsrState, superblock_version } from '../lib/storage/superblock';
+import { SuperBlock, VsrState, superblock_version } from '../lib/vsr/superblock';
 import { checksum } from '../lib/vsr/checksum';
 import { Zone, superblock_copies, superblock_copy_size } from '../lib/storage/zones';
 

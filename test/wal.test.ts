@@ -4,15 +4,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { StartupWaiter, storage_format } from '../lib/storage/data_file';
-import { Decision, Journal } from '../lib/storage/journal';
-import type { JournalListener } from '../lib/storage/journal';
+import { StartupWaiter, storage_format } from '../lib/vsr/data_file';
+import { Decision, Journal } from '../lib/vsr/journal';
+import type { JournalListener } from '../lib/vsr/journal';
 import {
     header_empty_write, header_op, header_operation, operation_reserved,
-} from '../lib/storage/prepare_header';
+} from '../lib/vsr/prepare_header';
 import { CrashMode, WriteFault } from '../lib/storage/simulator_storage';
 import type { SimulatorStorage } from '../lib/storage/simulator_storage';
-import { PrepareBuilder, cluster_test, simulator_make } from '../lib/storage/simulator_fixture';
+import { PrepareBuilder, cluster_test, simulator_make } from '../lib/testing/simulator_fixture';
 import { StorageRefusal, storage_run_until } from '../lib/storage/storage';
 import type { Storage, StorageCompletionTarget } from '../lib/storage/storage';
 import { Zone, config_test, header_size, sector_size } from '../lib/storage/zones';

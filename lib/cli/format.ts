@@ -3,7 +3,7 @@
 import { Arena, sector_size } from '../io/arena';
 import type { EngineKind } from '../io/engine';
 import { create_engine } from '../io/index';
-import { format, storage_arena_size } from '../storage/data_file';
+import { format, storage_arena_size } from '../vsr/data_file';
 import { ZoneLayout } from '../storage/zones';
 import { data_file_config } from '../server/config';
 import { args_parse, capacity_flags, capacity_parse, flag_integer, flag_u128, path_single }

@@ -8,13 +8,13 @@ import { account_at, transfer_at } from '../ledger/record_layout';
 import { Operation } from '../ledger/constants';
 import { Ledger } from '../ledger/ledger';
 import type { LedgerConfig } from '../ledger/ledger';
-import { Checkpointer } from '../storage/checkpoint';
-import type { CheckpointListener } from '../storage/checkpoint';
-import type { ClientReplies } from '../storage/client_replies';
-import { StartupWaiter } from '../storage/data_file';
+import { Checkpointer } from '../vsr/checkpoint';
+import type { CheckpointListener } from '../vsr/checkpoint';
+import type { ClientReplies } from '../vsr/client_replies';
+import { StartupWaiter } from '../vsr/data_file';
 import type { Storage } from '../storage/storage';
 import { StorageRefusal, storage_run_until } from '../storage/storage';
-import { SuperBlock } from '../storage/superblock';
+import { SuperBlock } from '../vsr/superblock';
 import { Prng } from './prng';
 
 export class CheckpointEvents implements CheckpointListener {

@@ -29,18 +29,18 @@
 // after which the primary waits rather than overwrite a WAL slot the checkpoint still needs.
 import assert from 'node:assert/strict';
 
-import type { Journal, JournalListener } from '../storage/journal';
+import type { Journal, JournalListener } from './journal';
 import type { Storage, StorageCompletionTarget } from '../storage/storage';
 import { StorageRefusal } from '../storage/storage';
-import type { SuperBlock, SuperBlockListener } from '../storage/superblock';
-import { VsrState } from '../storage/superblock';
+import type { SuperBlock, SuperBlockListener } from './superblock';
+import { VsrState } from './superblock';
 import { Zone, sector_ceil } from '../storage/zones';
-import { header_empty_write, operation_root } from '../storage/prepare_header';
-import { StartupWaiter } from '../storage/data_file';
-import { CheckpointSchedule, GridRefusal } from '../storage/checkpoint';
-import type { CheckpointListener, Checkpointer } from '../storage/checkpoint';
-import { ClientReplyResult } from '../storage/client_replies';
-import type { ClientReplies, ClientRepliesListener } from '../storage/client_replies';
+import { header_empty_write, operation_root } from './prepare_header';
+import { StartupWaiter } from './data_file';
+import { CheckpointSchedule, GridRefusal } from './checkpoint';
+import type { CheckpointListener, Checkpointer } from './checkpoint';
+import { ClientReplyResult } from './client_replies';
+import type { ClientReplies, ClientRepliesListener } from './client_replies';
 import { LedgerCapacityError } from '../ledger/ledger';
 import { release_client_min, release_server, tick_ms, two_32 } from '../constants';
 import { errno_name } from '../io/errors';

@@ -8,12 +8,12 @@ import assert from 'node:assert/strict';
 import type { LedgerConfig } from '../ledger/ledger';
 import {
     Checkpointer, checkpointer_arena_size, checkpointer_operations_max, storage_config_for,
-} from '../storage/checkpoint';
-import { ClientReplies, client_replies_iops_max } from '../storage/client_replies';
-import { storage_arena_size } from '../storage/data_file';
+} from './checkpoint';
+import { ClientReplies, client_replies_iops_max } from './client_replies';
+import { storage_arena_size } from './data_file';
 import type { Storage } from '../storage/storage';
-import { Journal, journal_operations_max } from '../storage/journal';
-import { SuperBlock } from '../storage/superblock';
+import { Journal, journal_operations_max } from './journal';
+import { SuperBlock } from './superblock';
 import type { StorageConfig } from '../storage/zones';
 import { sector_ceil, sector_size } from '../storage/zones';
 import {

@@ -22,14 +22,14 @@ import assert from 'node:assert/strict';
 
 import { journal_writes_max } from '../constants';
 
-import type { Storage, StorageCompletionTarget } from './storage';
-import { StorageRefusal } from './storage';
+import type { Storage, StorageCompletionTarget } from '../storage/storage';
+import { StorageRefusal } from '../storage/storage';
 import {
     body_checksum_valid, command_prepare, header_checksum_valid, header_empty_write, header_op,
     header_operation, header_size_field, header_view, offset_checksum, offset_cluster,
     offset_command, offset_parent, operation_reserved, operation_root, u128_equal,
 } from './prepare_header';
-import { Zone, header_size, headers_per_sector, sector_ceil, sector_size } from './zones';
+import { Zone, header_size, headers_per_sector, sector_ceil, sector_size } from '../storage/zones';
 
 export const enum Decision { none = 0, eql = 1, nil = 2, fix = 3, vsr = 4, cut_torn = 5 }
 export const decision_names = ['none', 'eql', 'nil', 'fix', 'vsr', 'cut_torn'];

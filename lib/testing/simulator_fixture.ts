@@ -1,15 +1,15 @@
 // Test fixture for the storage layer (tests only; allocates freely): a simulator over the test
 // config, and a builder of chained prepare messages in the arena.
 import { Arena } from '../io/arena';
-import { storage_arena_size } from './data_file';
+import { storage_arena_size } from '../vsr/data_file';
 import {
     body_checksum_set, command_prepare, header_checksum_set, offset_cluster, offset_command,
     offset_op, offset_operation, offset_parent, offset_size, offset_view, u32_write, u64_write,
-} from './prepare_header';
-import { SimulatorStorage } from './simulator_storage';
-import type { SimulatorOptions } from './simulator_storage';
-import type { StorageConfig } from './zones';
-import { ZoneLayout, config_test, header_size, sector_ceil } from './zones';
+} from '../vsr/prepare_header';
+import { SimulatorStorage } from '../storage/simulator_storage';
+import type { SimulatorOptions } from '../storage/simulator_storage';
+import type { StorageConfig } from '../storage/zones';
+import { ZoneLayout, config_test, header_size, sector_ceil } from '../storage/zones';
 
 export const cluster_test = new Uint8Array(16).fill(7);
 

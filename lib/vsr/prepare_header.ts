@@ -6,9 +6,9 @@
 // allocating. Ops are JS numbers: 2^53 ops is centuries of traffic, asserted at the boundary.
 import assert from 'node:assert/strict';
 
-import { Command, frame, offsets } from '../vsr/header_layout';
-import { checksum, checksum_equal } from '../vsr/checksum';
-import { header_size } from './zones';
+import { Command, frame, offsets } from './header_layout';
+import { checksum, checksum_equal } from './checksum';
+import { header_size } from '../storage/zones';
 
 export const offset_checksum = frame.checksum;
 export const offset_checksum_body = frame.checksum_body;

@@ -21,13 +21,13 @@
 // the table names), a misdirected write or bit rot is never handed out as the reply.
 import assert from 'node:assert/strict';
 
-import { frame, offsets } from '../vsr/header_layout';
+import { frame, offsets } from './header_layout';
 import {
     body_checksum_valid, header_checksum_valid, header_size_field, u128_equal, u64_read,
 } from './prepare_header';
-import type { Storage, StorageCompletionTarget } from './storage';
-import { StorageRefusal } from './storage';
-import { Zone, header_size, sector_ceil } from './zones';
+import type { Storage, StorageCompletionTarget } from '../storage/storage';
+import { StorageRefusal } from '../storage/storage';
+import { Zone, header_size, sector_ceil } from '../storage/zones';
 
 export const ClientReplyResult = { ok: 0, unreadable: -1, corrupt: -2 } as const;
 

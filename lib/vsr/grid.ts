@@ -13,13 +13,13 @@
 // reads exactly the sectors the block occupies.
 import assert from 'node:assert/strict';
 
-import { Command, frame, offsets } from '../vsr/header_layout';
-import { checksum_equal } from '../vsr/checksum';
+import { Command, frame, offsets } from './header_layout';
+import { checksum_equal } from './checksum';
 import {
     body_checksum_set, body_checksum_valid, header_checksum_set, header_checksum_valid,
     u128_equal, u32_read, u32_write, u64_read, u64_write,
 } from './prepare_header';
-import { header_size } from './zones';
+import { header_size } from '../storage/zones';
 
 export const BlockType = { root: 1, manifest: 2, chunk: 3 } as const;
 export const block_type_names = ['', 'root', 'manifest', 'chunk'];

@@ -11,12 +11,12 @@
 // copies are then rewritten in place with the same sequence.
 import assert from 'node:assert/strict';
 
-import { checksum, checksum_equal } from '../vsr/checksum';
-import type { Storage, StorageCompletionTarget } from './storage';
-import { StorageRefusal } from './storage';
+import { checksum, checksum_equal } from './checksum';
+import type { Storage, StorageCompletionTarget } from '../storage/storage';
+import { StorageRefusal } from '../storage/storage';
 import { u128_equal, u32_read, u32_write, u64_read, u64_write } from './prepare_header';
-import { Zone, superblock_copies, superblock_copy_size } from './zones';
-import type { StorageConfig } from './zones';
+import { Zone, superblock_copies, superblock_copy_size } from '../storage/zones';
+import type { StorageConfig } from '../storage/zones';
 
 const quorum_open = 2;
 const quorum_verify = 3;

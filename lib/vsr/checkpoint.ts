@@ -37,14 +37,14 @@ import {
     block_verify, reference_address, reference_clear, reference_copy, reference_size,
     reference_size_read, reference_write,
 } from './grid';
-import { frame } from '../vsr/header_layout';
+import { frame } from './header_layout';
 import { u32_read, u32_write, u64_read, u64_write } from './prepare_header';
-import type { Storage, StorageCompletionTarget } from './storage';
-import { StorageRefusal } from './storage';
+import type { Storage, StorageCompletionTarget } from '../storage/storage';
+import { StorageRefusal } from '../storage/storage';
 import type { SuperBlock, SuperBlockListener } from './superblock';
 import { VsrState } from './superblock';
-import type { StorageConfig } from './zones';
-import { Zone, header_size, sector_ceil } from './zones';
+import type { StorageConfig } from '../storage/zones';
+import { Zone, header_size, sector_ceil } from '../storage/zones';
 
 // ------------------------------------------------------------------------------ the schedule
 

@@ -15,18 +15,18 @@ import { Arena, sector_size } from '../io/arena';
 import type { Engine, EngineKind } from '../io/engine';
 import { IoError } from '../io/errors';
 import { create_engine } from '../io/index';
-import { FileStorage, lock_acquire, lock_release } from './file_storage';
+import { FileStorage, lock_acquire, lock_release } from '../storage/file_storage';
 import { Journal } from './journal';
 import type { JournalListener } from './journal';
 import { cluster_bytes } from './prepare_header';
-import type { Storage, StorageCompletionTarget } from './storage';
-import { StorageRefusal, storage_run_until } from './storage';
+import type { Storage, StorageCompletionTarget } from '../storage/storage';
+import { StorageRefusal, storage_run_until } from '../storage/storage';
 import { SuperBlock } from './superblock';
 import type { FormatCapacity, SuperBlockListener } from './superblock';
-import type { StorageConfig } from './zones';
+import type { StorageConfig } from '../storage/zones';
 import {
     ZoneLayout, config_test, header_size, superblock_copies, superblock_copy_size,
-} from './zones';
+} from '../storage/zones';
 
 const errno_timed_out = os.constants.errno.ETIMEDOUT;
 
