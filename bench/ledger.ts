@@ -19,7 +19,7 @@ import { Ledger } from '../lib/ledger/ledger';
 import { Operation } from '../lib/ledger/constants';
 import { encode_account_filter, encode_query_filter } from '../lib/ledger/codec';
 import { account_at, transfer_at } from '../lib/ledger/record_layout';
-import { Prng } from '../lib/testing/prng';
+import { Prng } from '../lib/prng';
 
 const batch = 8189;
 

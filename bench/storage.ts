@@ -17,9 +17,8 @@ import { Arena } from '../lib/io/arena';
 import type { Engine } from '../lib/io/engine';
 import { create_engine } from '../lib/io/index';
 import type { LedgerConfig } from '../lib/ledger/ledger';
-import {
-    CheckpointSchedule, checkpoint_interval_ops, storage_config_for,
-} from '../lib/vsr/checkpoint';
+import { storage_config_for } from '../lib/ledger/checkpoint';
+import { CheckpointSchedule, checkpoint_interval_ops } from '../lib/vsr/checkpoint_schedule';
 import { close, format, open, storage_open } from '../lib/vsr/data_file';
 import type { OpenedDataFile } from '../lib/vsr/data_file';
 import { FileStorage, lock_acquire } from '../lib/storage/file_storage';

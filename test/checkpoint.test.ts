@@ -8,9 +8,11 @@ import { Ledger, LedgerCapacityError } from '../lib/ledger/ledger';
 import { LedgerWorkload } from '../lib/testing/ledger_workload';
 import type { LedgerConfig } from '../lib/ledger/ledger';
 import {
-    CheckpointSchedule, Checkpointer, GridRefusal, checkpoint_interval_ops,
-    grid_block_count_for, storage_config_for,
-} from '../lib/vsr/checkpoint';
+    Checkpointer, grid_block_count_for, storage_config_for,
+} from '../lib/ledger/checkpoint';
+import {
+    CheckpointSchedule, GridRefusal, checkpoint_interval_ops,
+} from '../lib/vsr/checkpoint_schedule';
 import { storage_format } from '../lib/vsr/data_file';
 import { Arena } from '../lib/io/arena';
 import { CrashMode, SimulatorStorage, WriteFault } from '../lib/storage/simulator_storage';

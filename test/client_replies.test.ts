@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { Arena } from '../lib/io/arena';
-import { storage_config_for } from '../lib/vsr/checkpoint';
+import { storage_config_for } from '../lib/ledger/checkpoint';
 import { ClientReplies, ClientReplyResult } from '../lib/vsr/client_replies';
 import type { ClientRepliesListener } from '../lib/vsr/client_replies';
 import { storage_format } from '../lib/vsr/data_file';

@@ -13,7 +13,7 @@ import { replica_spawn } from '../lib/cli/benchmark';
 import type { ReplicaChild } from '../lib/cli/benchmark';
 import { AccountFilterFlags, AccountFlags, createClient, TransferFlags } from '../lib/client/index';
 import type { Account, AccountFilter, QueryFilter, Transfer } from '../lib/client/index';
-import { Prng } from '../lib/testing/prng';
+import { Prng } from '../lib/prng';
 
 const root = path.resolve(__dirname, '..', '..');
 const scratch = path.join(root, '.test-data');

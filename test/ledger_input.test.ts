@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { Ledger } from '../lib/ledger/ledger';
 import { Operation, TransferFlags as TF } from '../lib/ledger/constants';
 import { TransferInput, encode_accounts, encode_ids, encode_transfers } from '../lib/ledger/codec';
-import { Prng } from '../lib/testing/prng';
+import { Prng } from '../lib/prng';
 
 interface Batch { operation: number; bytes: Uint8Array }
 

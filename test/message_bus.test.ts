@@ -19,7 +19,7 @@ import {
 } from '../lib/vsr/message_bus';
 import { MessagePool } from '../lib/vsr/message_pool';
 import { HeaderValidator, Reason } from '../lib/vsr/validate';
-import { Prng } from '../lib/testing/prng';
+import { Prng } from '../lib/prng';
 
 const errno = os.constants.errno;
 /** A test that waits on sockets fails after this instead of hanging the run. */

@@ -13,7 +13,7 @@ import { storage_run_until } from '../lib/storage/storage';
 import type { StorageConfig } from '../lib/storage/zones';
 import { ZoneLayout, sector_ceil } from '../lib/storage/zones';
 import { account_encode } from '../lib/testing/ledger_model';
-import { Prng } from '../lib/testing/prng';
+import { Prng } from '../lib/prng';
 import { header_size, release_0_17_9 } from '../lib/vsr/constants';
 import { HeaderView, header_init, seal, seal_empty_body } from '../lib/vsr/header';
 import { Command, frame, offsets } from '../lib/vsr/header_layout';
@@ -24,7 +24,7 @@ import type { ReplicaNetwork, ReplicaTime } from '../lib/vsr/replica';
 import {
     replica_create, replica_storage_arena_size, replica_storage_config, replica_storage_open,
     replica_storage_operations_max,
-} from '../lib/vsr/replica_open';
+} from '../lib/server/replica_open';
 import { HeaderValidator, Reason, reply_matches_request } from '../lib/vsr/validate';
 
 /** Small messages and a WAL of 256 slots: many ops, fast. */

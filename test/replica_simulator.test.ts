@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { client_operation_specs, operation_spec } from '../lib/ledger/operations';
 import { LedgerModel, Op } from '../lib/testing/ledger_model';
 import { LedgerWorkload } from '../lib/testing/ledger_workload';
-import { Prng } from '../lib/testing/prng';
+import { Prng } from '../lib/prng';
 import { EvictionReason } from '../lib/vsr/constants';
 import type { Batch } from '../lib/testing/ledger_workload';
 import type { Exchange, SimClient } from './replica_harness';

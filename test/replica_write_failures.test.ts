@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import os from 'node:os';
 import { test } from 'node:test';
 
-import { grid_write_attempts_max } from '../lib/vsr/checkpoint';
+import type { Checkpointer } from '../lib/ledger/checkpoint';
+import { grid_write_attempts_max } from '../lib/vsr/checkpoint_schedule';
 import { Zone } from '../lib/storage/zones';
 import { Op } from '../lib/testing/ledger_model';
 import { EvictionReason, Limit } from '../lib/vsr/constants';
@@ -94,8 +95,9 @@ test('write failures: a checkpoint whose grid writes keep failing stops writes, 
                 harness.replica.writes_refused !== null, 2000);
         }
         assert.notEqual(harness.replica.writes_refused, null, 'the checkpoint was refused');
-        assert.equal(harness.replica.checkpointer.write_retries % (grid_write_attempts_max - 1), 0);
-        assert.ok(harness.replica.checkpointer.write_retries >= grid_write_attempts_max - 1);
+        const retries = (harness.replica.checkpointer as Checkpointer).write_retries;
+        assert.equal(retries % (grid_write_attempts_max - 1), 0);
+        assert.ok(retries >= grid_write_attempts_max - 1);
         assert.equal(harness.replica.failure, null, 'the replica keeps running');
         assert_refusing(harness, lines, 'grid');
         harness.storage.write_errors_set(Zone.grid, 0);

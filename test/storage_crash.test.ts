@@ -28,11 +28,11 @@ import type {
     Account as ClientAccount, Client, Transfer as ClientTransfer,
 } from 'tigerbeetle-node';
 
-import { checkpoint_interval_ops } from '../lib/vsr/checkpoint';
+import { checkpoint_interval_ops } from '../lib/vsr/checkpoint_schedule';
 import { config_production } from '../lib/storage/zones';
 import { LedgerModel, Op, transfer_encode } from '../lib/testing/ledger_model';
 import type { Transfer } from '../lib/testing/ledger_model';
-import { Prng } from '../lib/testing/prng';
+import { Prng } from '../lib/prng';
 import { pipeline_prepare_queue_max } from '../lib/vsr/pipeline';
 import { ServerProcess, data_file_path, format_data_file, port_free } from './server_process';
 

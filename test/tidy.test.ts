@@ -63,3 +63,52 @@ test('tidy: no skipped, focused or todo tests, no FIXME markers', () => {
         .filter((file) => banned.test(fs.readFileSync(file, 'utf8')));
     assert.deepEqual(violations.map((file) => path.relative(root, file)), []);
 });
+
+/**
+ * The layers of lib/, bottom first: a module imports only from its own layer or below. The
+ * root modules (constants, prng) sit under everything; `index` (the package entry) above.
+ * ARCHITECTURE.md names the same order.
+ */
+const layers: readonly string[] = [
+    'root', 'io', 'storage', 'vsr', 'ledger', 'testing', 'client', 'server', 'cli', 'index',
+];
+
+function layer_of(file: string): string {
+    const relative = path.relative(path.join(root, 'lib'), file).split(path.sep);
+    if (relative.length === 1) return relative[0] === 'index.ts' ? 'index' : 'root';
+    return relative[0]!;
+}
+
+/** Every upward import in lib/ as "file: layer -> layer (specifier)". */
+export function upward_imports(files: readonly string[]): string[] {
+    const violations: string[] = [];
+    const pattern = /(?:from\s+|require\(|import\()['"](\.{1,2}\/[^'"]+)['"]/g;
+    for (const file of files) {
+        const from = layers.indexOf(layer_of(file));
+        assert(from >= 0, `tidy: ${path.relative(root, file)} is in no known layer`);
+        const text = fs.readFileSync(file, 'utf8');
+        for (const match of text.matchAll(pattern)) {
+            const target = path.resolve(path.dirname(file), match[1]!);
+            const to = layers.indexOf(layer_of(`${target}.ts`));
+            if (to > from) {
+                violations.push(`${path.relative(root, file)}: ${layers[from]} -> ${layers[to]} ` +
+                    `(${match[1]})`);
+            }
+        }
+    }
+    return violations;
+}
+
+test('tidy: layers import downward only', () => {
+    const lib_files = source_files('lib', ['.ts']);
+    assert.deepEqual(upward_imports(lib_files), []);
+    // The check itself is not vacuous: an upward import in a scratch file is caught.
+    const scratch = path.join(root, 'lib', 'storage', '.tidy_scratch.ts');
+    fs.writeFileSync(scratch, "import { Replica } from '../vsr/replica';\n");
+    try {
+        assert.deepEqual(upward_imports([scratch]),
+            ['lib/storage/.tidy_scratch.ts: storage -> vsr (../vsr/replica)']);
+    } finally {
+        fs.rmSync(scratch, { force: true });
+    }
+});

@@ -17,7 +17,7 @@ import { performance } from 'node:perf_hooks';
 import { createClient } from '../client/index';
 import type { Account, AccountFilter, Client, Transfer } from '../client/index';
 import { AccountFilterFlags, CreateAccountStatus, CreateTransferStatus } from '../client/index';
-import { Prng } from '../testing/prng';
+import { Prng } from '../prng';
 import { args_parse, flag_integer } from './args';
 import type { CliCommand } from './command';
 import { UsageError } from './command';

@@ -6,7 +6,7 @@ import { performance } from 'node:perf_hooks';
 
 import { createClient, CreateAccountStatus, CreateTransferStatus } from '../client/index';
 import type { Account, Client, Transfer } from '../client/index';
-import { Prng } from '../testing/prng';
+import { Prng } from '../prng';
 import { args_parse, flag_integer } from './args';
 import {
     bytes_mib, LatencyHistogram, process_rss_bytes, replica_spawn,

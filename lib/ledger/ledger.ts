@@ -25,6 +25,8 @@
 //   time and reject the request there, so a refused batch is never committed.
 import assert from 'node:assert/strict';
 
+import { StateMachineCapacityError } from '../vsr/state_machine';
+
 import { change_events_reply_max, two_32 } from '../constants';
 import {
     AccountFilterFlags, AccountFlags, CreateAccountStatus as AS, CreateTransferStatus as TS,
@@ -61,7 +63,8 @@ export interface LedgerConfig {
     log?: (line: string) => void;
 }
 
-export class LedgerCapacityError extends Error {}
+/** The replica catches it by its base class (vsr/state_machine.ts). */
+export class LedgerCapacityError extends StateMachineCapacityError {}
 
 /** The persistent state segments (see Ledger.state_segments): name, bytes per element, and what
  * tracks their changes between checkpoints: a record store's dirty chunks, or appends only. */

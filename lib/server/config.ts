@@ -10,7 +10,7 @@ import type { Address } from '../io/address';
 import { engine_layout } from '../io/layout';
 import { bus_operations_per_connection, listener_operations_max } from '../vsr/message_bus';
 import { pipeline_prepare_queue_max } from '../vsr/pipeline';
-import { replica_storage_config, replica_storage_operations_max } from '../vsr/replica_open';
+import { replica_storage_config, replica_storage_operations_max } from './replica_open';
 import type { StorageConfig } from '../storage/zones';
 import { config_production } from '../storage/zones';
 

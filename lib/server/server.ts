@@ -28,11 +28,11 @@ import { Replica, Status, tick_ms } from '../vsr/replica';
 import {
     replica_create, replica_storage_arena_size, replica_storage_open,
     replica_storage_operations_max,
-} from '../vsr/replica_open';
+} from './replica_open';
 import type { ReplicaTime } from '../vsr/replica';
 import { bytes_le_bigint } from '../vsr/header';
 import { HeaderValidator } from '../vsr/validate';
-import { Prng } from '../testing/prng';
+import { Prng } from '../prng';
 import type { Address, Capacity } from './config';
 import { data_file_config, ledger_config, server_sizing } from './config';
 

@@ -8,14 +8,14 @@ import { account_at, transfer_at } from '../ledger/record_layout';
 import { Operation } from '../ledger/constants';
 import { Ledger } from '../ledger/ledger';
 import type { LedgerConfig } from '../ledger/ledger';
-import { Checkpointer } from '../vsr/checkpoint';
-import type { CheckpointListener } from '../vsr/checkpoint';
+import { Checkpointer } from '../ledger/checkpoint';
+import type { CheckpointListener } from '../vsr/checkpoint_schedule';
 import type { ClientReplies } from '../vsr/client_replies';
 import { StartupWaiter } from '../vsr/data_file';
 import type { Storage } from '../storage/storage';
 import { StorageRefusal, storage_run_until } from '../storage/storage';
 import { SuperBlock } from '../vsr/superblock';
-import { Prng } from './prng';
+import { Prng } from '../prng';
 
 export class CheckpointEvents implements CheckpointListener {
     done_op = -1;

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import {
     AF, Account, Op, TF, Transfer, account_encode, transfer_encode, u128_max,
 } from './ledger_model';
-import { Prng } from './prng';
+import { Prng } from '../prng';
 
 export interface Batch {
     operation: number;

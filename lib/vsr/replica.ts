@@ -37,11 +37,10 @@ import { VsrState } from './superblock';
 import { Zone, sector_ceil } from '../storage/zones';
 import { header_empty_write, operation_root } from './prepare_header';
 import { StartupWaiter } from './data_file';
-import { CheckpointSchedule, GridRefusal } from './checkpoint';
-import type { CheckpointListener, Checkpointer } from './checkpoint';
+import { CheckpointSchedule, GridRefusal } from './checkpoint_schedule';
+import type { CheckpointListener, StateCheckpointer } from './checkpoint_schedule';
 import { ClientReplyResult } from './client_replies';
 import type { ClientReplies, ClientRepliesListener } from './client_replies';
-import { LedgerCapacityError } from '../ledger/ledger';
 import { release_client_min, release_server, tick_ms, two_32 } from '../constants';
 import { errno_name } from '../io/errors';
 import { checksum_equal } from './checksum';
@@ -54,8 +53,8 @@ import { Command, frame, offsets, request_feature_limit_details } from './header
 import type { MessagePool } from './message_pool';
 import { Pipeline, pipeline_prepare_queue_max } from './pipeline';
 import { ClientSessions, sessions_size_max } from './client_sessions';
-import { StateMachine, operation_is_create, operation_supported } from './state_machine';
-import type { Ledger } from '../ledger/ledger';
+import { StateMachineCapacityError } from './state_machine';
+import type { StateMachine } from './state_machine';
 
 export { release_client_min, release_server, tick_ms };
 /** A pulse is considered every 100 ms (internals.md §7, timeouts). */
@@ -100,9 +99,10 @@ export interface ReplicaOptions {
     journal: Journal;
     /** Receives the journal's and superblock's completions (it routes them to us once open). */
     storage_listener: ReplicaStorageListener;
-    ledger: Ledger;
+    /** The state machine the replica replicates (the ledger's, lib/ledger/state_machine.ts). */
+    state_machine: StateMachine;
     /** Built over the same storage and superblock, with this replica as its listener. */
-    checkpointer: Checkpointer;
+    checkpointer: StateCheckpointer;
     client_replies: ClientReplies;
     clients_max: number;
     /** Requests waiting while the prepare queue is full; default clients_max. */
@@ -204,7 +204,7 @@ export class Replica implements StorageCompletionTarget {
     readonly storage: Storage;
     readonly superblock: SuperBlock;
     readonly journal: Journal;
-    readonly checkpointer: Checkpointer;
+    readonly checkpointer: StateCheckpointer;
     readonly client_replies: ClientReplies;
     readonly schedule: CheckpointSchedule;
     readonly state_machine: StateMachine;
@@ -324,7 +324,7 @@ export class Replica implements StorageCompletionTarget {
         this.quorum_replication = quorum_replication(this.replica_count);
         this.cluster = Uint8Array.from(this.superblock.cluster_bytes());
         this.message_size_max = this.pool.message_size_max;
-        this.state_machine = new StateMachine(options.ledger, this.message_size_max - header_size);
+        this.state_machine = options.state_machine;
         this.sessions = new ClientSessions(options.clients_max, this.pool);
         this.restore_reply_result = new Int8Array(options.clients_max);
         assert.equal(this.client_replies.slot_count, options.clients_max,
@@ -510,7 +510,7 @@ export class Replica implements StorageCompletionTarget {
             this.commit_reply(this.replay_message, reply, -1);
             this.checkpoint_maybe(op, this.replay_message);
         } catch (error) {
-            if (!(error instanceof LedgerCapacityError)) throw error;
+            if (!(error instanceof StateMachineCapacityError)) throw error;
             return this.fail(new Error(`${error.message} while replaying op ${op}: start ` +
                 'with larger --accounts-max/--transfers-max than the data needs'));
         }
@@ -653,7 +653,9 @@ export class Replica implements StorageCompletionTarget {
             return this.register_body_valid(request, body_size) ? 0
                 : EvictionReason.invalid_request_body;
         }
-        if (!operation_supported(operation)) return EvictionReason.invalid_request_operation;
+        if (!this.state_machine.operation_supported(operation)) {
+            return EvictionReason.invalid_request_operation;
+        }
         const valid = this.state_machine.input_valid(operation, request.bytes,
             request.offset + header_size, body_size);
         return valid ? 0 : EvictionReason.invalid_request_body;
@@ -931,7 +933,7 @@ export class Replica implements StorageCompletionTarget {
      * reserves room for the batch and returns 0, or returns the limit it would exceed.
      */
     private capacity_reserve(operation: number, events: number): number {
-        if (!operation_is_create(operation)) return 0;
+        if (!this.state_machine.operation_is_create(operation)) return 0;
         const accounts = operation === Operation.create_accounts;
         const pending = accounts ? this.pending_accounts : this.pending_transfers;
         const limit = this.state_machine.capacity_limit(operation, pending + events);

@@ -29,77 +29,24 @@ import assert from 'node:assert/strict';
 import os from 'node:os';
 
 import { errno_name } from '../io/errors';
-import type { Ledger, LedgerConfig } from '../ledger/ledger';
-import { state_segment_layout } from '../ledger/ledger';
-import type { ClientReplies } from './client_replies';
+import { GridRefusal, grid_write_attempts_max } from '../vsr/checkpoint_schedule';
+import type { CheckpointListener, StateCheckpointer } from '../vsr/checkpoint_schedule';
+import type { Ledger, LedgerConfig } from './ledger';
+import { state_segment_layout } from './ledger';
+import type { ClientReplies } from '../vsr/client_replies';
 import {
     BlockType, FreeSet, block_chunk, block_payload_size, block_seal, block_segment,
     block_verify, reference_address, reference_clear, reference_copy, reference_size,
     reference_size_read, reference_write,
-} from './grid';
-import { frame } from './header_layout';
-import { u32_read, u32_write, u64_read, u64_write } from './prepare_header';
+} from '../vsr/grid';
+import { frame } from '../vsr/header_layout';
+import { u32_read, u32_write, u64_read, u64_write } from '../vsr/prepare_header';
 import type { Storage, StorageCompletionTarget } from '../storage/storage';
 import { StorageRefusal } from '../storage/storage';
-import type { SuperBlock, SuperBlockListener } from './superblock';
-import { VsrState } from './superblock';
+import type { SuperBlock, SuperBlockListener } from '../vsr/superblock';
+import { VsrState } from '../vsr/superblock';
 import type { StorageConfig } from '../storage/zones';
 import { Zone, header_size, sector_ceil } from '../storage/zones';
-
-// ------------------------------------------------------------------------------ the schedule
-
-/**
- * Ops between checkpoints, from the WAL's slot count and the pipeline (internals §6.4). While
- * checkpoint c is the durable one, ops after c must stay in the WAL, so the highest op a replica
- * may write is c + slot_count. The next checkpoint is c + interval, written during the commit of
- * that op (our state has no in-memory LSM tables, so TB's "bar" of lag is zero here); up to a
- * pipeline of ops may be prepared while it is written, and another pipeline covers backups that
- * ack before reaching it (§6.5 rule 2). Hence interval = slot_count - 2 * pipeline.
- */
-export function checkpoint_interval_ops(slot_count: number, pipeline_max: number): number {
-    assert(Number.isInteger(slot_count) && Number.isInteger(pipeline_max));
-    assert(pipeline_max >= 1);
-    const interval = slot_count - 2 * pipeline_max;
-    assert(interval >= pipeline_max, 'the WAL must hold more than three pipelines of ops');
-    return interval;
-}
-
-export class CheckpointSchedule {
-    readonly slot_count: number;
-    readonly pipeline_max: number;
-    readonly interval_ops: number;
-
-    constructor(slot_count: number, pipeline_max: number) {
-        this.slot_count = slot_count;
-        this.pipeline_max = pipeline_max;
-        this.interval_ops = checkpoint_interval_ops(slot_count, pipeline_max);
-        // The relationships of §6.4, asserted once at startup.
-        assert(this.op_prepare_max(0) === this.interval_ops + 2 * pipeline_max);
-        assert(this.op_prepare_max(0) <= slot_count, 'a prepare would overwrite an op after c');
-        assert(this.op_checkpoint_next(0) + pipeline_max < slot_count);
-    }
-
-    /** The checkpoint after `op_checkpoint`. */
-    op_checkpoint_next(op_checkpoint: number): number {
-        assert(Number.isSafeInteger(op_checkpoint) && op_checkpoint >= 0);
-        return op_checkpoint + this.interval_ops;
-    }
-
-    /** Whether committing `op` must write the next checkpoint (it sits inside that commit). */
-    op_is_trigger(op: number, op_checkpoint_durable: number): boolean {
-        return op === this.op_checkpoint_next(op_checkpoint_durable);
-    }
-
-    /** The highest op a replica may write to its WAL while `c` is its durable checkpoint. */
-    op_prepare_max(op_checkpoint_durable: number): number {
-        return this.op_checkpoint_next(op_checkpoint_durable) + 2 * this.pipeline_max;
-    }
-
-    /** Writing `op` overwrites op - slot_count, which must be covered by the durable checkpoint. */
-    slot_reusable(op: number, op_checkpoint_durable: number): boolean {
-        return op - this.slot_count <= op_checkpoint_durable;
-    }
-}
 
 // ------------------------------------------------------------------------------ grid sizing
 
@@ -179,30 +126,6 @@ const b_prepare_checksum = 32;
 const b_segments = 48; // per segment: capacity u64, used u64.
 const root_body_fixed = b_segments + 16 * 8;
 
-/** A grid block that failed verification or could not be read: names the zone and address. */
-export class GridRefusal extends StorageRefusal {
-    readonly address: number;
-    /** The errno of a failed write or sync (0: the refusal is about contents read back). */
-    readonly errno: number;
-
-    constructor(op: number, address: number, reason: string, errno = 0) {
-        super('grid', op, -1, `block address ${address}: ${reason}`);
-        this.name = 'GridRefusal';
-        this.address = address;
-        this.errno = errno;
-    }
-}
-
-/** A grid block write is tried this many times before the checkpoint is failed. */
-export const grid_write_attempts_max = 4;
-
-export interface CheckpointListener {
-    /** The superblock names checkpoint `op` and replaced blocks are free; or a refusal. */
-    checkpoint_done(op: number, error: StorageRefusal | null): void;
-    /** restore() finished: the ledger holds the checkpoint's state; or a refusal. */
-    checkpoint_restored(error: StorageRefusal | null): void;
-}
-
 const enum Phase {
     idle, chunks, manifests, root, replies, sync, superblock, sync_after, failed,
     restore_root, restore_manifests, restore_chunks,
@@ -210,7 +133,8 @@ const enum Phase {
 
 const tag_sync = checkpoint_buffers;
 
-export class Checkpointer implements StorageCompletionTarget, SuperBlockListener {
+export class Checkpointer implements StorageCompletionTarget, SuperBlockListener,
+    StateCheckpointer {
     private readonly storage: Storage;
     private readonly superblock: SuperBlock;
     private readonly ledger: Ledger;

@@ -5,21 +5,23 @@
 // data file shape a replica of some capacity needs. Startup only: allocates and awaits.
 import assert from 'node:assert/strict';
 
-import type { LedgerConfig } from '../ledger/ledger';
+import { header_size } from '../constants';
+import type { Ledger, LedgerConfig } from '../ledger/ledger';
+import { LedgerStateMachine } from '../ledger/state_machine';
 import {
     Checkpointer, checkpointer_arena_size, checkpointer_operations_max, storage_config_for,
-} from './checkpoint';
-import { ClientReplies, client_replies_iops_max } from './client_replies';
-import { storage_arena_size } from './data_file';
+} from '../ledger/checkpoint';
+import { ClientReplies, client_replies_iops_max } from '../vsr/client_replies';
+import { storage_arena_size } from '../vsr/data_file';
 import type { Storage } from '../storage/storage';
-import { Journal, journal_operations_max } from './journal';
-import { SuperBlock } from './superblock';
+import { Journal, journal_operations_max } from '../vsr/journal';
+import { SuperBlock } from '../vsr/superblock';
 import type { StorageConfig } from '../storage/zones';
 import { sector_ceil, sector_size } from '../storage/zones';
 import {
     Replica, ReplicaCheckpointListener, ReplicaStorageListener, sessions_size_max,
-} from './replica';
-import type { ReplicaOptions } from './replica';
+} from '../vsr/replica';
+import type { ReplicaOptions } from '../vsr/replica';
 
 export interface ReplicaStorage {
     listener: ReplicaStorageListener;
@@ -41,7 +43,9 @@ export async function replica_storage_open(storage: Storage): Promise<ReplicaSto
     return { listener, superblock, journal };
 }
 
-export type ReplicaCreateOptions = Omit<ReplicaOptions, 'checkpointer' | 'client_replies'>;
+/** The replica's options, with the ledger in place of the parts built here over it. */
+export type ReplicaCreateOptions =
+    Omit<ReplicaOptions, 'checkpointer' | 'client_replies' | 'state_machine'> & { ledger: Ledger };
 
 /** The superblock writes and reads its copies one after another. */
 const superblock_operations_max = 1;
@@ -66,7 +70,9 @@ export function replica_create(options: ReplicaCreateOptions): Replica {
     const client_replies = new ClientReplies(options.storage, listener);
     const checkpointer = new Checkpointer(options.storage, options.superblock, options.ledger,
         client_replies, listener, sessions_size_max(options.clients_max));
-    const replica = new Replica({ ...options, checkpointer, client_replies });
+    const state_machine = new LedgerStateMachine(options.ledger,
+        options.pool.message_size_max - header_size);
+    const replica = new Replica({ ...options, checkpointer, client_replies, state_machine });
     listener.replica = replica;
     return replica;
 }
