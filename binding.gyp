@@ -23,6 +23,7 @@
         "-fvisibility=hidden",
         "-Wall",
         "-Wextra",
+        "-Werror",
         "-Wno-unused-parameter",
         "-Wno-missing-field-initializers"
       ],

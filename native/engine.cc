@@ -29,7 +29,6 @@ namespace {
 constexpr size_t fixed_chunk_size = size_t{1} << 30;
 constexpr uint32_t fixed_chunks_max = 64;
 constexpr uint64_t user_data_cancel = uint64_t{1} << 63;
-constexpr uint32_t entries_max = 1 << 15;
 
 struct Slot {
     int32_t op;
@@ -255,7 +254,7 @@ void prepare_one(Engine* engine, const EngineDescriptor& d) {
             std::memset(&slot.address, 0, sizeof(slot.address));
             uint16_t port = htons(static_cast<uint16_t>(d.flags & 0xffff));
             socklen_t length = sizeof(slot.address.v4);
-            if ((d.flags & connect_flag_ipv6) != 0) {
+            if ((d.flags & engine_connect_flag_ipv6) != 0) {
                 slot.address.v6.sin6_family = AF_INET6;
                 slot.address.v6.sin6_port = port;
                 address_words_write(&slot.address.v6.sin6_addr, static_cast<uint32_t>(d.extra),
@@ -580,7 +579,7 @@ Napi::Value binding_create(const Napi::CallbackInfo& info) {
     uint32_t entries = info[2].As<Napi::Number>().Uint32Value();
     bool sqpoll = info[3].As<Napi::Boolean>().Value();
     bool register_buffers = info[4].As<Napi::Boolean>().Value();
-    RL_ASSERT(entries > 0 && entries <= entries_max);
+    RL_ASSERT(entries > 0 && entries <= engine_entries_max);
     RL_ASSERT(control_size == engine_control_size(entries));
     RL_ASSERT(reinterpret_cast<uintptr_t>(control) % alignof(double) == 0);
     RL_ASSERT(reinterpret_cast<uintptr_t>(arena) % 4096 == 0);
@@ -782,51 +781,67 @@ Napi::Value binding_probe_direct_io(const Napi::CallbackInfo& info) {
     return array;
 }
 
+void layout_set(Napi::Env env, Napi::Object layout, const char* name, size_t value) {
+    layout.Set(name, Napi::Number::New(env, static_cast<double>(value)));
+}
+
+// Each export names its struct field, enum value or constant once; the macro derives the exported
+// name from it (`RL_LAYOUT_OFFSET(header, EngineHeader, staged_count)` is `header_staged_count`),
+// so no offset or code is ever written down a second time. lib/io/layout.ts lists the names it
+// expects and refuses to load without every one.
+#define RL_LAYOUT_SIZE(prefix, type) layout_set(env, layout, #prefix "_size", sizeof(type))
+#define RL_LAYOUT_OFFSET(prefix, type, field) \
+    layout_set(env, layout, #prefix "_" #field, offsetof(type, field))
+#define RL_LAYOUT_OP(name) layout_set(env, layout, "op_" #name, engine_op_##name)
+#define RL_LAYOUT_CONSTANT(name) layout_set(env, layout, #name, engine_##name)
+
 Napi::Object layout_export(Napi::Env env) {
     Napi::Object layout = Napi::Object::New(env);
-    auto set = [&](const char* name, size_t value) {
-        layout.Set(name, Napi::Number::New(env, static_cast<double>(value)));
-    };
-    set("header_size", sizeof(EngineHeader));
-    set("header_staged_count", offsetof(EngineHeader, staged_count));
-    set("header_completion_count", offsetof(EngineHeader, completion_count));
-    set("header_polling", offsetof(EngineHeader, polling));
-    set("header_enter_calls", offsetof(EngineHeader, enter_calls));
-    set("header_submitted", offsetof(EngineHeader, submitted));
-    set("header_completed", offsetof(EngineHeader, completed));
-    set("header_js_calls", offsetof(EngineHeader, js_calls));
-    set("descriptor_size", sizeof(EngineDescriptor));
-    set("descriptor_op", offsetof(EngineDescriptor, op));
-    set("descriptor_slot", offsetof(EngineDescriptor, slot));
-    set("descriptor_generation", offsetof(EngineDescriptor, generation));
-    set("descriptor_fd", offsetof(EngineDescriptor, fd));
-    set("descriptor_flags", offsetof(EngineDescriptor, flags));
-    set("descriptor_link", offsetof(EngineDescriptor, link));
-    set("descriptor_arena_offset", offsetof(EngineDescriptor, arena_offset));
-    set("descriptor_length", offsetof(EngineDescriptor, length));
-    set("descriptor_file_offset", offsetof(EngineDescriptor, file_offset));
-    set("descriptor_extra", offsetof(EngineDescriptor, extra));
-    set("completion_size", sizeof(EngineCompletion));
-    set("completion_slot", offsetof(EngineCompletion, slot));
-    set("completion_result", offsetof(EngineCompletion, result));
-    set("staging_offset", engine_staging_offset);
-    set("staging_per_entry", engine_staging_per_entry);
-    set("op_read", engine_op_read);
-    set("op_write", engine_op_write);
-    set("op_sync", engine_op_sync);
-    set("op_allocate", engine_op_allocate);
-    set("op_accept", engine_op_accept);
-    set("op_connect", engine_op_connect);
-    set("op_recv", engine_op_recv);
-    set("op_send", engine_op_send);
-    set("op_shutdown", engine_op_shutdown);
-    set("op_close", engine_op_close);
-    set("op_timeout", engine_op_timeout);
-    set("op_cancel", engine_op_cancel);
-    set("entries_max", entries_max);
-    set("connect_flag_ipv6", connect_flag_ipv6);
+    RL_LAYOUT_SIZE(header, EngineHeader);
+    RL_LAYOUT_OFFSET(header, EngineHeader, staged_count);
+    RL_LAYOUT_OFFSET(header, EngineHeader, completion_count);
+    RL_LAYOUT_OFFSET(header, EngineHeader, polling);
+    RL_LAYOUT_OFFSET(header, EngineHeader, enter_calls);
+    RL_LAYOUT_OFFSET(header, EngineHeader, submitted);
+    RL_LAYOUT_OFFSET(header, EngineHeader, completed);
+    RL_LAYOUT_OFFSET(header, EngineHeader, js_calls);
+    RL_LAYOUT_SIZE(descriptor, EngineDescriptor);
+    RL_LAYOUT_OFFSET(descriptor, EngineDescriptor, op);
+    RL_LAYOUT_OFFSET(descriptor, EngineDescriptor, slot);
+    RL_LAYOUT_OFFSET(descriptor, EngineDescriptor, generation);
+    RL_LAYOUT_OFFSET(descriptor, EngineDescriptor, fd);
+    RL_LAYOUT_OFFSET(descriptor, EngineDescriptor, flags);
+    RL_LAYOUT_OFFSET(descriptor, EngineDescriptor, link);
+    RL_LAYOUT_OFFSET(descriptor, EngineDescriptor, arena_offset);
+    RL_LAYOUT_OFFSET(descriptor, EngineDescriptor, length);
+    RL_LAYOUT_OFFSET(descriptor, EngineDescriptor, file_offset);
+    RL_LAYOUT_OFFSET(descriptor, EngineDescriptor, extra);
+    RL_LAYOUT_SIZE(completion, EngineCompletion);
+    RL_LAYOUT_OFFSET(completion, EngineCompletion, slot);
+    RL_LAYOUT_OFFSET(completion, EngineCompletion, result);
+    RL_LAYOUT_CONSTANT(staging_offset);
+    RL_LAYOUT_CONSTANT(staging_per_entry);
+    RL_LAYOUT_OP(read);
+    RL_LAYOUT_OP(write);
+    RL_LAYOUT_OP(sync);
+    RL_LAYOUT_OP(allocate);
+    RL_LAYOUT_OP(accept);
+    RL_LAYOUT_OP(connect);
+    RL_LAYOUT_OP(recv);
+    RL_LAYOUT_OP(send);
+    RL_LAYOUT_OP(shutdown);
+    RL_LAYOUT_OP(close);
+    RL_LAYOUT_OP(timeout);
+    RL_LAYOUT_OP(cancel);
+    RL_LAYOUT_CONSTANT(entries_max);
+    RL_LAYOUT_CONSTANT(connect_flag_ipv6);
     return layout;
 }
+
+#undef RL_LAYOUT_SIZE
+#undef RL_LAYOUT_OFFSET
+#undef RL_LAYOUT_OP
+#undef RL_LAYOUT_CONSTANT
 
 }  // namespace
 

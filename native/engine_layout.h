@@ -1,8 +1,9 @@
 // Shared-memory layouts between the io_uring engine (native/engine.cc) and lib/io/layout.ts.
 // TypeScript writes operation descriptors into a staging area of a control buffer; native submits
 // them in one go, drains completions into a completion area of the same buffer and keeps the
-// counters in its header. The offsets below are checked at compile time here and compared against
-// the TypeScript table by test/layout.test.ts through the `layout_*` exports.
+// counters in its header. These structs and enums are the only statement of the layout: the addon
+// exports every offset, size and code from them (`engine_layout`, see layout_export in engine.cc)
+// and lib/io/layout.ts reads that at load. The static_asserts below state only real constraints.
 #pragma once
 
 #include <cstddef>
@@ -27,7 +28,9 @@ enum EngineOp : int32_t {
 };
 constexpr int32_t engine_op_count_max = 13;
 // connect: descriptor `flags` holds the port in its low 16 bits and this bit for IPv6.
-constexpr int32_t connect_flag_ipv6 = 1 << 16;
+constexpr int32_t engine_connect_flag_ipv6 = 1 << 16;
+// The most ring entries (operation slots) an engine may have.
+constexpr uint32_t engine_entries_max = 1 << 15;
 
 // The control buffer's header. Counters are doubles so TypeScript reads them without BigInt.
 struct EngineHeader {
@@ -40,14 +43,14 @@ struct EngineHeader {
     double completed;
     double js_calls;
 };
-static_assert(sizeof(EngineHeader) == 48);
-static_assert(offsetof(EngineHeader, staged_count) == 0);
-static_assert(offsetof(EngineHeader, completion_count) == 4);
-static_assert(offsetof(EngineHeader, polling) == 8);
-static_assert(offsetof(EngineHeader, enter_calls) == 16);
-static_assert(offsetof(EngineHeader, submitted) == 24);
-static_assert(offsetof(EngineHeader, completed) == 32);
-static_assert(offsetof(EngineHeader, js_calls) == 40);
+// TypeScript reads the counters through a Float64Array over the whole buffer: 8-aligned doubles,
+// and a header that keeps the descriptors after it 8-aligned. No padding anywhere.
+static_assert(offsetof(EngineHeader, enter_calls) % alignof(double) == 0);
+static_assert(offsetof(EngineHeader, submitted) % alignof(double) == 0);
+static_assert(offsetof(EngineHeader, completed) % alignof(double) == 0);
+static_assert(offsetof(EngineHeader, js_calls) % alignof(double) == 0);
+static_assert(sizeof(EngineHeader) % alignof(double) == 0);
+static_assert(sizeof(EngineHeader) == 4 * sizeof(int32_t) + 4 * sizeof(double));
 
 // One staged operation. Sizes and offsets are doubles so that arena and file offsets beyond 4 GiB
 // are exact (TypeScript numbers are exact integers up to 2^53).
@@ -65,25 +68,23 @@ struct EngineDescriptor {
     // IPv6 address (words 1..3 in arena_offset, length, file_offset).
     double extra;
 };
-static_assert(sizeof(EngineDescriptor) == 56);
-static_assert(offsetof(EngineDescriptor, op) == 0);
-static_assert(offsetof(EngineDescriptor, slot) == 4);
-static_assert(offsetof(EngineDescriptor, generation) == 8);
-static_assert(offsetof(EngineDescriptor, fd) == 12);
-static_assert(offsetof(EngineDescriptor, flags) == 16);
-static_assert(offsetof(EngineDescriptor, link) == 20);
-static_assert(offsetof(EngineDescriptor, arena_offset) == 24);
-static_assert(offsetof(EngineDescriptor, length) == 32);
-static_assert(offsetof(EngineDescriptor, file_offset) == 40);
-static_assert(offsetof(EngineDescriptor, extra) == 48);
+// Descriptors sit back to back in the staging area, read by TypeScript as Int32Array and
+// Float64Array elements: 8-aligned doubles, a size that keeps the next descriptor 8-aligned, and
+// no padding (so TypeScript's index arithmetic is offset / 4 and offset / 8).
+static_assert(offsetof(EngineDescriptor, arena_offset) % alignof(double) == 0);
+static_assert(offsetof(EngineDescriptor, length) % alignof(double) == 0);
+static_assert(offsetof(EngineDescriptor, file_offset) % alignof(double) == 0);
+static_assert(offsetof(EngineDescriptor, extra) % alignof(double) == 0);
+static_assert(sizeof(EngineDescriptor) % alignof(double) == 0);
+static_assert(sizeof(EngineDescriptor) == 6 * sizeof(int32_t) + 4 * sizeof(double));
 
 struct EngineCompletion {
     int32_t slot;
     int32_t result;  // >= 0 or -errno.
 };
-static_assert(sizeof(EngineCompletion) == 8);
-static_assert(offsetof(EngineCompletion, slot) == 0);
-static_assert(offsetof(EngineCompletion, result) == 4);
+// Completions follow the descriptors (an 8-aligned offset) and TypeScript reads them as pairs of
+// Int32Array elements.
+static_assert(sizeof(EngineCompletion) == 2 * sizeof(int32_t));
 
 // The control buffer is: header, then `staging_capacity` descriptors, then `entries` completions.
 // Staging holds twice the slot count because cancels take a descriptor but no slot.

@@ -1,51 +1,119 @@
-// The shared-memory layout table in TypeScript matches the C++ structs field for field.
+// The shared-memory layout TypeScript reads from the addon (lib/io/layout.ts) is the one the C++
+// structs define, complete and consistent: every field lies inside its record, aligned for the
+// typed array that reads it, the records are packed as the engine indexes them, and the buffer's
+// areas follow one another as engine_completions_offset says.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { binding } from '../lib/io/binding';
-import { engine_completions_offset, engine_control_size, engine_layout } from '../lib/io/layout';
+import {
+    engine_completions_offset, engine_control_size, engine_layout, engine_layout_fields,
+    engine_layout_read,
+} from '../lib/io/layout';
+import type { EngineLayoutField } from '../lib/io/layout';
 import { account_at, record_fields, transfer_at } from '../lib/ledger/record_layout';
 import { account_encode, transfer_encode } from '../lib/testing/ledger_model';
 import type { Account, Transfer } from '../lib/testing/ledger_model';
 
-type NativeLayout = Record<string, number>;
+type Width = 4 | 8;
+/** Each record's fields with the width of the typed array UringEngine reads them through. */
+const records: Record<'header' | 'descriptor' | 'completion', Record<string, Width>> = {
+    header: {
+        staged_count: 4, completion_count: 4, polling: 4,
+        enter_calls: 8, submitted: 8, completed: 8, js_calls: 8,
+    },
+    descriptor: {
+        op: 4, slot: 4, generation: 4, fd: 4, flags: 4, link: 4,
+        arena_offset: 8, length: 8, file_offset: 8, extra: 8,
+    },
+    completion: { slot: 4, result: 4 },
+};
+/** Bytes of a record that no exported field covers (the header's `reserved` word). */
+const unexported: Record<keyof typeof records, number> = { header: 4, descriptor: 0, completion: 0 };
 
-function native_layout(): NativeLayout {
-    const layout = binding().engine_layout as NativeLayout | undefined;
-    assert.ok(layout !== undefined, 'the addon exports engine_layout');
-    return layout;
+function field(name: string): number {
+    assert.ok((engine_layout_fields as readonly string[]).includes(name), `no field ${name}`);
+    return engine_layout[name as EngineLayoutField];
 }
 
-test('layout: every TypeScript field equals the C++ value, and none is missing', () => {
-    const native = native_layout();
-    const names = Object.keys(engine_layout).sort();
-    assert.deepEqual(Object.keys(native).sort(), names);
-    for (const name of names) {
-        const value = engine_layout[name as keyof typeof engine_layout];
-        assert.equal(native[name], value, `layout field ${name}`);
+test('layout: the addon exports exactly the expected names, each as lib/io/layout.ts reads it', () => {
+    const native = binding().engine_layout;
+    assert.deepEqual(Object.keys(native).sort(), [...engine_layout_fields].sort());
+    for (const name of engine_layout_fields) {
+        assert.equal(engine_layout[name], native[name], name);
+        assert.ok(Number.isSafeInteger(engine_layout[name]) && engine_layout[name] >= 0, name);
     }
+    assert.ok(Object.isFrozen(engine_layout));
 });
 
-test('layout: fields fit inside their records and doubles are 8-aligned', () => {
+test('layout: a missing or malformed export is refused at load, naming it', () => {
+    const native = binding().engine_layout;
+    assert.deepEqual(engine_layout_read(native), engine_layout);
+    const without = { ...native };
+    delete without.descriptor_extra;
+    assert.throws(() => engine_layout_read(without), /engine_layout lacks descriptor_extra/);
+    for (const bad of [-8, 1.5, '8', null, Number.NaN]) {
+        assert.throws(() => engine_layout_read({ ...native, header_polling: bad }),
+            /engine_layout\.header_polling is .*not a non-negative integer/, String(bad));
+    }
+    // Names TypeScript does not use are ignored.
+    assert.deepEqual(engine_layout_read({ ...native, header_reserved: 12 }), engine_layout);
+});
+
+test('layout: fields lie inside their records, aligned and packed as the engine reads them', () => {
+    for (const [record, fields] of Object.entries(records) as
+        [keyof typeof records, Record<string, Width>][]) {
+        // The table above names every exported field of the record, so the checks cover them all.
+        const exported = engine_layout_fields
+            .filter((name) => name.startsWith(`${record}_`) && name !== `${record}_size`)
+            .map((name) => name.slice(record.length + 1));
+        assert.deepEqual(exported.sort(), Object.keys(fields).sort(), record);
+        const size = field(`${record}_size`);
+        const spans = Object.entries(fields)
+            .map(([name, width]) => ({ name, width, offset: field(`${record}_${name}`) }))
+            .sort((a, b) => a.offset - b.offset);
+        let end = 0;
+        for (const { name, width, offset } of spans) {
+            assert.equal(offset % width, 0, `${record}.${name} at ${offset} is ${width}-aligned`);
+            assert.ok(offset >= end, `${record}.${name} at ${offset} overlaps the field before`);
+            end = offset + width;
+            assert.ok(end <= size, `${record}.${name} ends at ${end}, inside ${size}`);
+        }
+        // Packed: the fields (and the one reserved word) fill the record without padding.
+        const widths = spans.reduce((sum, span) => sum + span.width, 0);
+        assert.equal(widths + unexported[record], size, `${record} is packed`);
+    }
     const L = engine_layout;
-    for (const field of ['enter_calls', 'submitted', 'completed', 'js_calls'] as const) {
-        const offset = L[`header_${field}`];
-        assert.equal(offset % 8, 0);
-        assert.ok(offset + 8 <= L.header_size);
-    }
-    for (const field of ['arena_offset', 'length', 'file_offset', 'extra'] as const) {
-        const offset = L[`descriptor_${field}`];
-        assert.equal(offset % 8, 0);
-        assert.ok(offset + 8 <= L.descriptor_size);
-    }
+    // Descriptors sit back to back after the header, each starting 8-aligned (Float64Array).
+    assert.equal(L.staging_offset, L.header_size);
+    assert.equal(L.header_size % 8, 0);
     assert.equal(L.descriptor_size % 8, 0);
-    assert.equal(L.staging_offset % 8, 0);
-    assert.equal(engine_completions_offset(4), L.staging_offset + 4 * 2 * L.descriptor_size);
-    assert.equal(engine_control_size(4), engine_completions_offset(4) + 4 * L.completion_size);
-    // Invalid: a layout that disagreed with native would be caught by the first test; check that
-    // the comparison itself is not vacuous.
-    const native = native_layout();
-    assert.notEqual(native.descriptor_size, L.descriptor_size + 8);
+    assert.equal(L.completion_size % 4, 0);
+});
+
+test('layout: the areas of the control buffer follow one another', () => {
+    const L = engine_layout;
+    assert.ok(L.staging_per_entry >= 2, 'a cancel takes a descriptor but no slot');
+    for (const entries of [1, 2, 3, 64, L.entries_max]) {
+        const completions = engine_completions_offset(entries);
+        assert.equal(completions,
+            L.staging_offset + entries * L.staging_per_entry * L.descriptor_size);
+        assert.equal(completions % 8, 0, 'completions follow whole, aligned descriptors');
+        assert.equal(engine_control_size(entries), completions + entries * L.completion_size);
+        assert.ok(Number.isSafeInteger(engine_control_size(entries)));
+    }
+    assert.ok(engine_completions_offset(1) > L.header_size);
+});
+
+test('layout: op codes are distinct and the connect flag clears the port bits', () => {
+    const ops = engine_layout_fields.filter((name) => name.startsWith('op_'));
+    assert.equal(ops.length, 12);
+    const codes = ops.map((name) => engine_layout[name]);
+    assert.equal(new Set(codes).size, codes.length, 'distinct op codes');
+    for (const code of codes) assert.ok(code > 0 && code <= 0x7fffffff, `op code ${code}`);
+    const flag = engine_layout.connect_flag_ipv6;
+    assert.ok(flag > 0xffff && (flag & (flag - 1)) === 0, 'one bit above the 16-bit port');
+    assert.ok(engine_layout.entries_max >= 1);
 });
 
 test('record layout: the table agrees with the reference model\'s own encoders', () => {

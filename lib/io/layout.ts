@@ -1,59 +1,88 @@
-// The shared-memory layout between UringEngine and the addon (native/engine_layout.h): one table,
-// field → byte offset, for the control buffer's header, its staging descriptors and its
-// completion records, plus the operation codes. The C++ side asserts the same numbers at compile
-// time and exports them as `binding.engine_layout`; test/layout.test.ts checks the two agree.
+// The shared-memory layout between UringEngine and the addon: field → byte offset for the control
+// buffer's header, its staging descriptors and its completion records, plus the operation codes
+// and limits. The numbers come from the addon at load (`binding().engine_layout`, exported from
+// the structs and enums of native/engine_layout.h); this file only names what TypeScript expects
+// and refuses to load when any of it is missing or not a non-negative integer.
 //
 // Control buffer: [header][staging: entries × staging_per_entry descriptors][entries completions].
+import { binding } from './binding';
 
-export const engine_layout = {
-    header_size: 48,
-    header_staged_count: 0,
-    header_completion_count: 4,
-    header_polling: 8,
-    header_enter_calls: 16,
-    header_submitted: 24,
-    header_completed: 32,
-    header_js_calls: 40,
+/** Every name the addon's engine_layout must export (native/engine.cc, layout_export). */
+export const engine_layout_fields = [
+    'header_size',
+    'header_staged_count',
+    'header_completion_count',
+    'header_polling',
+    'header_enter_calls',
+    'header_submitted',
+    'header_completed',
+    'header_js_calls',
 
-    descriptor_size: 56,
-    descriptor_op: 0,
-    descriptor_slot: 4,
-    descriptor_generation: 8,
-    descriptor_fd: 12,
-    descriptor_flags: 16,
-    descriptor_link: 20,
-    descriptor_arena_offset: 24,
-    descriptor_length: 32,
-    descriptor_file_offset: 40,
-    descriptor_extra: 48,
+    'descriptor_size',
+    'descriptor_op',
+    'descriptor_slot',
+    'descriptor_generation',
+    'descriptor_fd',
+    'descriptor_flags',
+    'descriptor_link',
+    'descriptor_arena_offset',
+    'descriptor_length',
+    'descriptor_file_offset',
+    'descriptor_extra',
 
-    completion_size: 8,
-    completion_slot: 0,
-    completion_result: 4,
+    'completion_size',
+    'completion_slot',
+    'completion_result',
 
-    staging_offset: 48,
-    /** Staging holds two descriptors per slot: cancels take a descriptor but no slot. */
-    staging_per_entry: 2,
+    'staging_offset',
+    // Staging holds two descriptors per slot: cancels take a descriptor but no slot.
+    'staging_per_entry',
 
-    op_read: 1,
-    op_write: 2,
-    op_sync: 3,
-    op_allocate: 4,
-    op_accept: 5,
-    op_connect: 6,
-    op_recv: 7,
-    op_send: 8,
-    op_shutdown: 9,
-    op_close: 10,
-    op_timeout: 11,
-    op_cancel: 12,
+    'op_read',
+    'op_write',
+    'op_sync',
+    'op_allocate',
+    'op_accept',
+    'op_connect',
+    'op_recv',
+    'op_send',
+    'op_shutdown',
+    'op_close',
+    'op_timeout',
+    'op_cancel',
 
-    entries_max: 32768,
-    /** connect: descriptor `flags` holds the port in its low 16 bits and this bit for IPv6. */
-    connect_flag_ipv6: 65536,
-} as const;
+    'entries_max',
+    // connect: descriptor `flags` holds the port in its low 16 bits and this bit for IPv6.
+    'connect_flag_ipv6',
+] as const;
 
-export type EngineLayoutField = keyof typeof engine_layout;
+export type EngineLayoutField = (typeof engine_layout_fields)[number];
+
+/** The layout as TypeScript uses it: every field a byte offset, a size, a code or a limit. */
+export type EngineLayout = { readonly [name in EngineLayoutField]: number };
+
+/**
+ * Reads the addon's layout export: every expected name must be present and a non-negative
+ * integer, or this throws naming it. Names TypeScript does not use are ignored.
+ */
+export function engine_layout_read(native: Readonly<Record<string, unknown>>): EngineLayout {
+    const layout: Partial<Record<EngineLayoutField, number>> = {};
+    for (const name of engine_layout_fields) {
+        const value = native[name];
+        if (value === undefined) {
+            throw new Error(`ringledger: the addon's engine_layout lacks ${name} ` +
+                '(native/engine.cc layout_export); rebuild it (`npm run build:native`)');
+        }
+        if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+            throw new Error(`ringledger: the addon's engine_layout.${name} is ${String(value)}, ` +
+                'not a non-negative integer');
+        }
+        layout[name] = value;
+    }
+    return Object.freeze(layout as EngineLayout);
+}
+
+export const engine_layout: EngineLayout = engine_layout_read(binding().engine_layout);
 
 export function engine_completions_offset(entries: number): number {
     return engine_layout.staging_offset +

@@ -28,7 +28,6 @@ import { IoError } from './errors';
 import { direct_io_refused_unlink, direct_io_unsupported_hint } from './probe';
 import { ip_family } from './address';
 import { socket_listen_native } from './uring_engine';
-import type { UringBinding } from './uring_engine';
 
 const errno = os.constants.errno;
 const int32_max = 0x7fffffff;
@@ -213,8 +212,7 @@ export class LibuvEngine implements Engine {
     socket_listen(host: string, port: number, backlog: number): number {
         assert(Number.isInteger(port) && port >= 0 && port <= 65535);
         assert(Number.isInteger(backlog) && backlog > 0);
-        const fd = socket_listen_native(binding() as unknown as UringBinding, host, port,
-            backlog);
+        const fd = socket_listen_native(binding(), host, port, backlog);
         const handle = this.handle_allocate(handle_kind_server);
         const entry = this.handles[handle]!;
         const server = net.createServer({ allowHalfOpen: true, noDelay: true });
@@ -237,8 +235,7 @@ export class LibuvEngine implements Engine {
             throw new IoError(-errno.EBADF, 'getsockname', `fd ${fd}`);
         }
         if (entry.kind === handle_kind_server) {
-            const native = binding() as unknown as UringBinding;
-            const port = native.engine_socket_local_port(entry.file_fd);
+            const port = binding().engine_socket_local_port(entry.file_fd);
             if (port < 0) throw new IoError(port, 'getsockname', `fd ${fd}`);
             return port;
         }

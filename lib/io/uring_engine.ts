@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 
 import type { Arena } from './arena';
 import { binding } from './binding';
+import type { Binding, EngineHandle } from './binding';
 import type {
     Engine, EngineKind, EngineOptions, EngineStats, FileOpenOptions, IoCompletionTarget,
 } from './engine';
@@ -21,30 +22,6 @@ import {
     ProbeError, direct_io_refused_unlink, direct_io_unsupported_hint, io_uring_features_error,
     io_uring_setup_error,
 } from './probe';
-
-type Handle = { readonly __engine_handle: unique symbol };
-
-export interface UringBinding {
-    engine_create(arena: Uint8Array, control: Uint8Array, entries: number, sqpoll: boolean,
-        register_buffers: boolean): [Handle | null, number, number, number];
-    engine_run_once(handle: Handle, timeout_ms: number, min_complete: number): number;
-    engine_submit(handle: Handle): void;
-    engine_fault_enter_busy(handle: Handle, count: number): number;
-    engine_start(handle: Handle, deliver: () => void): void;
-    engine_arm(handle: Handle): void;
-    engine_destroy(handle: Handle): void;
-    engine_file_open(path: string, direct: boolean, dsync: boolean, create: boolean,
-        read_only: boolean): number;
-    engine_socket_listen(family: number, w0: number, w1: number, w2: number, w3: number,
-        port: number, backlog: number): number;
-    engine_socket_create(family: number): number;
-    engine_socket_local_port(fd: number): number;
-    engine_memlock_limit(): number;
-}
-
-function uring_binding(): UringBinding {
-    return binding() as unknown as UringBinding;
-}
 
 const int32_max = 0x7fffffff;
 /** One operation's length is capped well below the kernel's ~2 GiB MAX_RW_COUNT. */
@@ -59,8 +36,8 @@ export class UringEngine implements Engine {
     readonly buffers_reason: string;
     readonly entries: number;
 
-    private readonly native: UringBinding;
-    private readonly handle: Handle;
+    private readonly native: Binding;
+    private readonly handle: EngineHandle;
     private readonly control_int32: Int32Array;
     private readonly control_float64: Float64Array;
     private readonly completions_int32_index: number;
@@ -83,7 +60,7 @@ export class UringEngine implements Engine {
     constructor(options: EngineOptions) {
         assert(Number.isInteger(options.entries));
         assert(options.entries >= 1 && options.entries <= L.entries_max);
-        this.native = uring_binding();
+        this.native = binding();
         this.arena = options.arena;
         this.entries = options.entries;
         const control = new Uint8Array(new ArrayBuffer(engine_control_size(options.entries)));
@@ -419,7 +396,7 @@ export { ProbeError };
  * Listens on an IP literal through the addon (both engines create listeners this way): IPv4, or
  * IPv6 only for an IPv6 literal. Startup only.
  */
-export function socket_listen_native(native: UringBinding, host: string, port: number,
+export function socket_listen_native(native: Binding, host: string, port: number,
     backlog: number): number {
     const words = new Uint32Array(4);
     const ipv4 = ipv4_parse(host);
