@@ -14,6 +14,7 @@ import type { ReplicaChild } from '../lib/cli/benchmark';
 import { AccountFilterFlags, AccountFlags, createClient, TransferFlags } from '../lib/client/index';
 import type { Account, AccountFilter, QueryFilter, Transfer } from '../lib/client/index';
 import { Prng } from '../lib/prng';
+import { test_seed } from '../lib/testing/seed';
 
 const root = path.resolve(__dirname, '..', '..');
 const scratch = path.join(root, '.test-data');
@@ -62,7 +63,7 @@ describe('client against ringledger start', () => {
             replica_addresses: [replica.address] });
         try {
             // A fixed seed keeps the coverage bounds below deterministic; RINGLEDGER_SEED explores.
-            const seed = Number(process.env.RINGLEDGER_SEED ?? 20261201);
+            const seed = test_seed(20261201);
             const results_ours = await workload_run(ours, seed, namespace_ours);
             const results_theirs = await workload_run(
                 theirs as unknown as WorkloadClient, seed, namespace_theirs);

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
+import { test_seed } from '../lib/testing/seed';
 import { client_operation_specs } from '../lib/ledger/operations';
 
 import { checksum } from '../lib/vsr/checksum';
@@ -28,7 +29,7 @@ import {
 } from './protocol_samples';
 
 const long = process.env.RINGLEDGER_TEST_LONG === '1';
-const seed = Number(process.env.RINGLEDGER_SEED ?? 0x5eed_0001);
+const seed = test_seed(0x5eed_0001);
 const message_count = long ? 2_000_000 : 100_000;
 const body_count = long ? 2_000_000 : 100_000;
 const buffer_size = 1 << 16;

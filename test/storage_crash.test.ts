@@ -23,6 +23,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { test } from 'node:test';
 
+import { test_seed } from '../lib/testing/seed';
 import { createClient } from 'tigerbeetle-node';
 import type {
     Account as ClientAccount, Client, Transfer as ClientTransfer,
@@ -38,7 +39,7 @@ import { ServerProcess, data_file_path, format_data_file, port_free } from './se
 
 const long = process.env.RINGLEDGER_TEST_LONG === '1';
 const kills_total = long ? 300 : 20;
-const seed = Number(process.env.RINGLEDGER_TEST_SEED ?? 7);
+const seed = test_seed(7);
 const clients_count = 4;
 const accounts_count = 16;
 const capacity = ['--clients-max=4', '--accounts-max=64', '--transfers-max=400000'];

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
+import { test_long, test_seed } from '../lib/testing/seed';
 import { StartupWaiter, storage_format } from '../lib/vsr/data_file';
 import { CrashMode, WriteFault } from '../lib/storage/simulator_storage';
 import type { SimulatorStorage } from '../lib/storage/simulator_storage';
@@ -218,10 +219,11 @@ test('superblock: a lone newer copy (misdirected or half-written) is not trusted
 });
 
 test('superblock: seeded random write faults: last acknowledged version or refusal', async () => {
-    const seeds = process.env.RINGLEDGER_TEST_LONG === '1' ? 200 : 25;
+    const seeds = test_long ? 200 : 25;
+    const seed_first = test_seed(0);
     let refused = 0;
     let exact = 0;
-    for (let seed = 0; seed < seeds; seed++) {
+    for (let seed = seed_first; seed < seed_first + seeds; seed++) {
         const storage = await formatted(5000 + seed);
         const superblock = await opened(storage);
         for (const fault of [WriteFault.bit_flip, WriteFault.misdirect, WriteFault.lost,

@@ -134,32 +134,40 @@ export async function format(path: string, options: FormatOptions, engine: Engin
 const file_close_timeout_ms = 10_000;
 
 /**
- * Closes the data file through the engine and waits for the completion. The wait is bounded by
- * time, not by a count of turns: on the libuv engine the close runs on the thread pool, which a
- * loaded machine may take a while to reach.
+ * Closes the data file through the engine and waits for the completion, bounded by an engine
+ * timeout (not the wall clock, and not a count of turns: on the libuv engine the close runs on
+ * the thread pool, which a loaded machine may take a while to reach). Startup and shutdown only.
  */
 export async function fd_close(engine: Engine, fd: number, path: string): Promise<void> {
     const pending = 1; // A close completes with 0 or a negative errno.
+    const tag_close = 0;
+    const tag_timeout = 1;
     let closed = pending;
+    let timeout_result = pending;
     let wake: (() => void) | null = null;
-    engine.close(engine.target_register({
-        io_complete: (_tag: number, result: number) => {
-            closed = result;
+    const target = engine.target_register({
+        io_complete: (tag: number, result: number) => {
+            if (tag === tag_close) closed = result;
+            else timeout_result = result;
             if (wake !== null) wake();
         },
-    }), 0, fd);
-    const deadline_ms = Date.now() + file_close_timeout_ms;
-    while (closed === pending && Date.now() < deadline_ms) {
-        if (engine.kind === 'io_uring') {
-            engine.run_once(10);
-        } else {
-            await new Promise<void>((resolve) => {
-                wake = resolve;
-                setTimeout(resolve, 10);
-            });
-            wake = null;
+    });
+    engine.close(target, tag_close, fd);
+    engine.timeout(target, tag_timeout, file_close_timeout_ms);
+    const wait = async (done: () => boolean): Promise<void> => {
+        // Bounded: the timeout completes by itself, and a cancel completes at once.
+        while (!done()) {
+            if (engine.kind === 'io_uring') {
+                engine.run_once(10);
+            } else {
+                await new Promise<void>((resolve) => { wake = resolve; });
+                wake = null;
+            }
         }
-    }
+    };
+    await wait(() => closed !== pending || timeout_result !== pending);
+    if (timeout_result === pending) engine.cancel(target, tag_timeout);
+    await wait(() => timeout_result !== pending);
     if (closed === pending) {
         throw new IoError(-errno_timed_out, 'close', path,
             `did not complete in ${file_close_timeout_ms} ms`);
