@@ -29,14 +29,16 @@ const records: Record<'header' | 'descriptor' | 'completion', Record<string, Wid
     completion: { slot: 4, result: 4 },
 };
 /** Bytes of a record that no exported field covers (the header's `reserved` word). */
-const unexported: Record<keyof typeof records, number> = { header: 4, descriptor: 0, completion: 0 };
+const unexported: Record<keyof typeof records, number> = {
+    header: 4, descriptor: 0, completion: 0,
+};
 
 function field(name: string): number {
     assert.ok((engine_layout_fields as readonly string[]).includes(name), `no field ${name}`);
     return engine_layout[name as EngineLayoutField];
 }
 
-test('layout: the addon exports exactly the expected names, each as lib/io/layout.ts reads it', () => {
+test('layout: the addon exports exactly the expected names, as lib/io/layout.ts reads them', () => {
     const native = binding().engine_layout;
     assert.deepEqual(Object.keys(native).sort(), [...engine_layout_fields].sort());
     for (const name of engine_layout_fields) {

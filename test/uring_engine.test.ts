@@ -548,7 +548,7 @@ if (process.env.RINGLEDGER_TEST_LONG === '1') {
 test('uring: a host without io_uring is explained at startup (simulated probe failures)', () => {
     const failing = (result: number, features = 0) => ({
         engine_probe: (): [number, number] => [result, features],
-        engine_probe_direct_io: (): [number, string] => [0, 'write'],
+        engine_probe_direct_io: (): [number, 'open' | 'write'] => [0, 'write'],
     });
     const cases: [number, number | null, RegExp][] = [
         [-1, 0, /io_uring_setup: EPERM.*blocked by seccomp.*seccomp=unconfined/],
@@ -567,9 +567,9 @@ test('uring: a host without io_uring is explained at startup (simulated probe fa
     assert.throws(() => probe_io_uring(failing(0, 0), 0), /EXT_ARG.*5\.11/);
     probe_io_uring(failing(0, 1 << 8), 0);
     // O_DIRECT refused at open (tmpfs before 6.6, ramfs) or at the first write.
-    const direct = (result: number, step: string) => ({
+    const direct = (result: number, step: 'open' | 'write') => ({
         engine_probe: (): [number, number] => [0, 1 << 8],
-        engine_probe_direct_io: (): [number, string] => [result, step],
+        engine_probe_direct_io: (): [number, 'open' | 'write'] => [result, step],
     });
     const refused = probe_direct_io('/data', direct(-22, 'write'));
     assert.equal(refused.supported, false);

@@ -118,7 +118,8 @@ function binding_assert(loaded: unknown, candidate: string): asserts loaded is B
         }
     }
     if (typeof fields.engine_layout !== 'object' || fields.engine_layout === null) {
-        throw new Error(`ringledger: the native addon ${candidate} lacks engine_layout; ${rebuild}`);
+        throw new Error(`ringledger: the native addon ${candidate} lacks engine_layout; ` +
+            rebuild);
     }
 }
 

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { binding } from './binding';
+import type { Binding } from './binding';
 import { errno_name } from './errors';
 
 export const io_uring_feature_ext_arg = 1 << 8;
@@ -27,15 +28,10 @@ export class ProbeError extends Error {
  * The addon calls the probes make. Tests pass their own to simulate hosts where io_uring or
  * O_DIRECT fails (a seccomp profile, an old kernel, a filesystem without O_DIRECT).
  */
-export interface ProbeBinding {
-    /** Creates and tears down a tiny ring: [0 | -errno, IORING_FEAT_* bits]. */
-    engine_probe(): [number, number];
-    /** Creates `file_path` with O_DIRECT, writes a block, removes it: [0 | -errno, step]. */
-    engine_probe_direct_io(file_path: string): [number, string];
-}
+export type ProbeBinding = Pick<Binding, 'engine_probe' | 'engine_probe_direct_io'>;
 
 function probe_binding(): ProbeBinding {
-    return binding() as unknown as ProbeBinding;
+    return binding();
 }
 
 /** Reads kernel.io_uring_disabled (Linux 6.6+): 0 on, 1 group-restricted, 2 off; null absent. */

@@ -7,27 +7,15 @@
 import assert from 'node:assert/strict';
 
 import { binding } from '../io/binding';
+import type { ChecksumImplementationName } from '../io/binding';
 
-export type ChecksumImplementation = 'aes-ni' | 'portable';
+export type ChecksumImplementation = ChecksumImplementationName;
 
 export const checksum_size = 16;
 
-interface ChecksumBinding {
-    checksum_into(
-        source: Uint8Array, offset: number, length: number,
-        target: Uint8Array, target_offset: number,
-    ): void;
-    checksum_equal(
-        source: Uint8Array, offset: number, length: number,
-        expected: Uint8Array, expected_offset: number,
-    ): boolean;
-    checksum_implementation(): ChecksumImplementation;
-    checksum_select(name: ChecksumImplementation | 'auto'): ChecksumImplementation;
-    checksum_aes_ni_supported(): boolean;
-}
 
 // Looked up once so that each call below is a single native call, not a property lookup chain.
-const native = binding() as unknown as ChecksumBinding;
+const native = binding();
 const native_checksum_into = native.checksum_into;
 const native_checksum_equal = native.checksum_equal;
 assert.equal(typeof native_checksum_into, 'function', 'addon lacks checksum_into');
