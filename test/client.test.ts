@@ -1,7 +1,7 @@
 // Our client against a fake server that speaks the protocol (test/client_fake_server.ts): wire
-// encoding, batching of concurrent calls, reply acceptance (§5.4), retransmission and
-// deduplication, evictions, input errors with tigerbeetle-node's messages, timeouts, AbortSignal,
-// destroy, and connection events.
+// encoding, batching of concurrent calls, reply acceptance (docs/wire-protocol.md §5.4),
+// retransmission and deduplication, evictions, input errors with tigerbeetle-node's messages,
+// timeouts, AbortSignal, destroy, and connection events.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { after, before, describe, test } from 'node:test';

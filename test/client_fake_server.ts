@@ -1,5 +1,5 @@
 // A small in-memory server for the client tests: it speaks the client protocol of
-// wire-protocol.md §3-§7 over node:net (register, sessions with the parent chain, duplicates
+// docs/wire-protocol.md §3-§7 over node:net (register, sessions with the parent chain, duplicates
 // answered from the cached reply, ping/pong, evictions) and executes batches on the real Ledger,
 // but it keeps nothing on disk and has one session table in a Map. Hooks let a test drop, delay,
 // corrupt or evict, so the client's retransmission and error paths can be driven on purpose.

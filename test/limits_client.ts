@@ -71,7 +71,7 @@ async function main(): Promise<void> {
         code: failure?.code ?? null, message: failure?.message ?? null,
         limit: failure?.limit ?? null, limit_value: failure?.limit_value?.toString() ?? null,
     })}\n`);
-    // tigerbeetle-node 0.17.9 panics in destroy() after an eviction (wire-protocol.md §9.4):
+    // tigerbeetle-node 0.17.9 panics in destroy() after an eviction (docs/wire-protocol.md §9):
     // exit without it.
     process.exit(0);
 }

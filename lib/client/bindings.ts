@@ -226,7 +226,7 @@ export type AccountBalance = {
     timestamp: bigint
 };
 
-/** The state machine operations the client sends (wire-protocol.md §6.1). */
+/** The state machine operations the client sends (docs/wire-protocol.md §6.1). */
 export enum Operation {
     pulse = 128,
     get_change_events = 137,

@@ -1,5 +1,5 @@
 // The ringledger client: tigerbeetle-node 0.17.9's API and wire protocol in TypeScript over
-// node:net (wire-protocol.md §1-§8).
+// node:net (docs/wire-protocol.md §1-§8).
 //
 // Session: the client registers first (request 0), then numbers its requests 1, 2, 3, ... and
 // chains each to the previous reply through `parent` = that reply's `context`. At most one request
@@ -50,6 +50,11 @@ export interface ClientInitArgs {
     request_timeout_ms?: number;
     /** Beyond TigerBeetle: calls outstanding at once; more are refused (default 8192). */
     concurrency_max?: number;
+    /**
+     * Ask a ringledger cluster for the limit in an eviction (a request header byte that
+     * TigerBeetle requires to be zero): default true; false to talk to a TigerBeetle cluster.
+     */
+    limit_details?: boolean;
 }
 
 export interface RequestOptions {
@@ -62,7 +67,7 @@ export type AccountID = bigint;
 export type TransferID = bigint;
 
 export { tick_ms };
-/** The first retransmission after 60 ticks (wire-protocol.md §5.7). */
+/** The first retransmission after 60 ticks (docs/wire-protocol.md §5.7). */
 const request_timeout_ticks_first = 60;
 const ping_interval_ticks = 3000;
 const backoff_ticks_max = 1000;
@@ -104,6 +109,8 @@ export class Client extends EventEmitter<ClientEvents> implements ConnectionOwne
     private readonly parent = new Uint8Array(16);
     private batch_size_limit = message_body_size_max;
     private previous_request_latency_us = 0;
+    /** The request `features` byte (ours; 0 is what TigerBeetle accepts). */
+    private readonly features: number;
     private rtt_ticks = rtt_ticks_default;
     private readonly buffers: RequestBuffer[] = [];
     private inflight: RequestBuffer | null = null;
@@ -133,6 +140,7 @@ export class Client extends EventEmitter<ClientEvents> implements ConnectionOwne
         assert.ok(Number.isInteger(concurrency_max) && concurrency_max > 0,
             'concurrency_max must be a positive integer');
         const addresses = args.replica_addresses.map(parse_address);
+        this.features = args.limit_details === false ? 0 : request_feature_limit_details;
         this.cluster = cluster_bytes(args.cluster_id);
         this.validator = new HeaderValidator(args.cluster_id);
         do randomFillSync(this.client_id); while (this.client_id.every((byte) => byte === 0));
@@ -235,7 +243,7 @@ export class Client extends EventEmitter<ClientEvents> implements ConnectionOwne
         return Math.min(by_request, by_reply);
     }
 
-    // Registration (wire-protocol.md §5.2): request 0 with 256 zero bytes of body.
+    // Registration (docs/wire-protocol.md §5.2): request 0 with 256 zero bytes of body.
     private register(): void {
         const buffer = this.buffers[0]!;
         assert.ok(buffer.idle() && this.inflight === null);
@@ -318,7 +326,7 @@ export class Client extends EventEmitter<ClientEvents> implements ConnectionOwne
         header.set_u8(at.operation, buffer.operation);
         header.set_u32(at.previous_request_latency,
             Math.min(this.previous_request_latency_us, 0xFFFFFFFF));
-        header.set_u8(at.features, request_feature_limit_details);
+        header.set_u8(at.features, this.features);
         seal(header);
         buffer.request = request;
         buffer.size = header_size + body_size;

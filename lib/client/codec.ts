@@ -1,5 +1,5 @@
 // Encoding of the API's objects into request bodies and decoding of reply bodies, in place through
-// a DataView over the message buffer (wire-protocol.md §6.4). Input is checked field by field with
+// a DataView over the buffer (docs/wire-protocol.md §6.4). Input is checked field by field with
 // tigerbeetle-node 0.17.9's rules and messages ("id must be a BigInt", "code must be a u16.",
 // "user_data_64 conversion was lossy", ...), so callers see the same errors from either client.
 //

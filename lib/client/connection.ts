@@ -6,9 +6,9 @@
 // message, so that no Buffer is allocated per read. Messages are handed to the owner where they lie
 // and must be consumed before `on_message` returns.
 //
-// What a bad message does (wire-protocol.md §1, §8): a wrong checksum, an unknown command, a size
-// out of range or another cluster closes the connection (and the client reconnects); any other
-// invalid header is ignored, and counted through `on_invalid`.
+// What a bad message does (docs/wire-protocol.md §1, §8): a wrong checksum, an unknown command,
+// a size out of range or another cluster closes the connection (and the client reconnects); any
+// other invalid header is ignored, and counted through `on_invalid`.
 import assert from 'node:assert/strict';
 import net from 'node:net';
 

@@ -1,7 +1,7 @@
 // Errors a request can fail with. The first five codes and their messages are tigerbeetle-node
 // 0.17.9's; the others exist because this client can also give up on a request (a timeout or an
 // AbortSignal), bounds its queue, and refuses a reply it cannot decode instead of aborting the
-// process as the Zig client does (wire-protocol.md §8).
+// process as the Zig client does (docs/wire-protocol.md §8).
 
 import { errno_name } from '../io/errors';
 

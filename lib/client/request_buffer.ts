@@ -1,5 +1,5 @@
 // One request's message buffer: the packets encoded into it as batches of one multi-batch body
-// (wire-protocol.md §6.2-§6.3), the bookkeeping of its retransmission, and the split of its
+// (docs/wire-protocol.md §6.2-§6.3), the bookkeeping of its retransmission, and the split of its
 // reply back into one result array per packet.
 import assert from 'node:assert/strict';
 
