@@ -1,6 +1,6 @@
-// Checkpoints in the grid: the schedule of §6.4, grid sizing, exact round trips through restore,
-// incremental write volume, and every grid fault kind ending in an exact recovery or a refusal
-// that names the grid and the block address.
+// Checkpoints in the grid: the schedule of docs/data-file.md §6.4, grid sizing, exact round trips
+// through restore, incremental write volume, and every grid fault kind ending in an exact recovery
+// or a refusal that names the grid and the block address.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 

@@ -42,7 +42,7 @@ function for_each_implementation(body: (name: ChecksumImplementation) => void): 
     }
 }
 
-// The register request header as captured from tigerbeetle-node 0.17.9 (wire-protocol.md §9.1),
+// The register request header as captured from tigerbeetle-node 0.17.9 (docs/wire-protocol.md §9),
 // one row of 16 bytes per line; rows not listed are zero. The body is 256 zero bytes.
 const captured_rows: ReadonlyArray<[number, string]> = [
     [0x00, '9e0dd4cc6ed3188b01cfc0b6be4f7db5'], // checksum

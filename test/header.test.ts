@@ -1,5 +1,5 @@
 // Header layout, views, sealing and validation: every command round-trips through the layout
-// table; the register request captured from tigerbeetle-node 0.17.9 (wire-protocol.md §9.1)
+// table; the register request captured from tigerbeetle-node 0.17.9 (docs/wire-protocol.md §9)
 // parses and verifies; a reply we build for it meets §3.3 and §5.4; and each rule rejects.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -39,7 +39,7 @@ test('layout: every command part covers bytes 128..255 exactly, frame matches §
         }
         assert.equal(next, 256);
     }
-    // Client command offsets from wire-protocol.md §3.2-§3.6.
+    // Client command offsets from docs/wire-protocol.md §3.2-§3.6.
     assert.deepEqual(
         [offsets.request.client, offsets.request.session, offsets.request.request,
             offsets.request.operation, offsets.request.previous_request_latency],
@@ -106,7 +106,7 @@ test('view: limb accessors, u64 numbers and re-attach without reallocation', () 
     assert.equal(view.attach(bytes, 0).u32(96), 0);
 });
 
-// The register request captured from the real client (wire-protocol.md §9.1).
+// The register request captured from the real client (docs/wire-protocol.md §9).
 const captured_rows: ReadonlyArray<[number, string]> = [
     [0x00, '9e0dd4cc6ed3188b01cfc0b6be4f7db5'],
     [0x20, '651b82f3ddd4fcbf2deb8496e8ff613c'],

@@ -1,4 +1,4 @@
-// Multi-batch bodies: the wire examples of wire-protocol.md §6.2 encode to and decode from the
+// Multi-batch bodies: the wire examples of docs/wire-protocol.md §6.2 encode to and decode from the
 // documented bytes, and every rejection case of §6.2 is rejected with its reason.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';

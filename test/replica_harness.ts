@@ -1,6 +1,6 @@
 // A deterministic harness for the replica (tests only; allocates freely): the real Replica over
 // SimulatorStorage, with simulated time (ticks), a simulated network (latency, loss, duplication
-// from a seeded PRNG) and simulated clients that speak the client protocol of wire-protocol.md §5
+// from a seeded PRNG) and simulated clients that speak the protocol of docs/wire-protocol.md §5
 // the way tigerbeetle-node does: register, one request in flight, retransmission, the parent
 // chain, and client-side checks of every reply (§5.4). A seed replays a run exactly.
 import assert from 'node:assert/strict';

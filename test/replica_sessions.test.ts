@@ -1,4 +1,4 @@
-// Client sessions and request checks (wire-protocol.md §5, §7; internals.md §14), through the
+// Client sessions and request checks (docs/wire-protocol.md §5, §7; docs/vsr.md §5), through the
 // simulated harness: register, eviction of the least recently served client when the table is
 // full, duplicates answered from the cached reply, requests dropped while executing, the right
 // eviction reason for each invalid request, ping → pong, and the pulse that expires pending

@@ -86,8 +86,8 @@ async function run_workload(harness: Harness, workload: LedgerWorkload, requests
 
 /**
  * Re-executes the committed log on the reference model: pulses at their timestamps, each client
- * request batch by batch at the §6.6 timestamps, and compares every reply batch byte for byte.
- * Also: each (client, request) is in the log exactly once.
+ * request batch by batch at its docs/wire-protocol.md §6.6 timestamp, and compares every reply
+ * batch byte for byte. Also: each (client, request) is in the log exactly once.
  */
 function check_against_model(harness: Harness): void {
     const model = new LedgerModel();

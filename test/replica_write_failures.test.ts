@@ -104,3 +104,31 @@ test('write failures: a checkpoint whose grid writes keep failing stops writes, 
         await harness.crash_restart();
         assert.equal(harness.ledger.accounts_count, 2);
     });
+
+// Seed 42, found by review: with three clients, ops past the checkpoint trigger are in the
+// pipeline when the grid refuses the checkpoint; they must not execute past the checkpoint that
+// was never written (it used to trip that assertion and crash the replica).
+test('write failures: a refused checkpoint with ops past its trigger in flight, no crash',
+    async () => {
+        const lines: string[] = [];
+        const harness = await harness_with_accounts(42, lines, 32);
+        harness.storage.write_errors_set(Zone.grid, errno.ENOSPC);
+        for (let round = 0; round < 40 && harness.replica.writes_refused === null; round++) {
+            for (const client of harness.clients) {
+                if (client.idle && client.evicted === 0) {
+                    client.submit(Op.lookup_accounts, multi_batch_body([ids_body(1n)], 16));
+                }
+            }
+            harness.run_until(() => harness.clients.every((c) => c.idle || c.evicted !== 0) ||
+                harness.replica.writes_refused !== null, 2000);
+        }
+        assert.notEqual(harness.replica.writes_refused, null);
+        settle(harness, 2000);
+        assert.equal(harness.replica.failure, null, 'the replica keeps running');
+        for (const client of harness.clients) {
+            assert.ok(client.idle || client.evicted !== 0, 'no client is left waiting');
+        }
+        harness.storage.write_errors_set(Zone.grid, 0);
+        await harness.crash_restart();
+        assert.equal(harness.ledger.accounts_count, 2);
+    });

@@ -1,6 +1,6 @@
 // The WAL: prepares written to their slot then their redundant header, recovery classifying every
-// slot per internals §6.3, and each fault kind in each WAL zone ending in an exact recovery or a
-// refusal naming zone and op, never a silently wrong log.
+// slot per docs/data-file.md §6.3, and each fault kind in each WAL zone ending in an exact
+// recovery or a refusal naming zone and op, never a silently wrong log.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 

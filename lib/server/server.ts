@@ -1,6 +1,6 @@
 // The server: one replica serving clients over one engine, on one thread. `Server.open` builds
 // everything at startup (arena, engine, data file, ledger, replica, message bus) in the order of
-// internals.md: lock and open the data file, read the superblock by quorum, recover the WAL,
+// docs/vsr.md §7: lock and open the data file, read the superblock by quorum, recover the WAL,
 // restore the checkpoint, replay the WAL to the head, and only then listen. `run` drives the loop:
 //
 // - io_uring: each turn is one `run_once` (one io_uring_enter: submit what the last turn queued,

@@ -17,6 +17,7 @@ import { IoError } from '../io/errors';
 import type { Engine, IoCompletionTarget } from '../io/engine';
 import type { Storage, StorageCompletionTarget } from './storage';
 import { StorageRefusal } from './storage';
+import { sector_size } from './zones';
 import type { Zone, ZoneLayout } from './zones';
 
 export class FileStorage implements Storage, IoCompletionTarget {
@@ -35,14 +36,16 @@ export class FileStorage implements Storage, IoCompletionTarget {
     in_flight = 0;
 
     constructor(engine: Engine, layout: ZoneLayout, fd: number, operations_max: number) {
-        assert(operations_max > 0);
+        assert(Number.isInteger(operations_max) && operations_max > 0);
+        assert(fd >= 0);
         this.engine = engine;
         this.arena = engine.arena;
         this.layout = layout;
         this.fd = fd;
         this.event_loop_driven = engine.kind !== 'io_uring';
         this.engine_target = engine.target_register(this);
-        this.slot_target = new Int32Array(operations_max);
+        // -1 marks a free slot: each completion must find its slot taken.
+        this.slot_target = new Int32Array(operations_max).fill(-1);
         this.slot_tag = new Int32Array(operations_max);
         this.slot_expected = new Float64Array(operations_max);
         this.free = new Int32Array(operations_max);
@@ -60,6 +63,9 @@ export class FileStorage implements Storage, IoCompletionTarget {
     read(target: number, tag: number, zone: Zone, zone_offset: number, arena_offset: number,
         length: number): void {
         const file_offset = this.layout.offset(zone, zone_offset, length);
+        // O_DIRECT: the buffer is sector-aligned and inside the arena.
+        assert(arena_offset % sector_size === 0, 'file storage: unaligned read buffer');
+        assert(arena_offset >= 0 && arena_offset + length <= this.arena.size_bytes);
         const slot = this.slot_acquire(target, tag, length);
         this.engine.file_read(this.engine_target, slot, this.fd, arena_offset, length,
             file_offset);
@@ -68,6 +74,8 @@ export class FileStorage implements Storage, IoCompletionTarget {
     write(target: number, tag: number, zone: Zone, zone_offset: number, arena_offset: number,
         length: number): void {
         const file_offset = this.layout.offset(zone, zone_offset, length);
+        assert(arena_offset % sector_size === 0, 'file storage: unaligned write buffer');
+        assert(arena_offset >= 0 && arena_offset + length <= this.arena.size_bytes);
         const slot = this.slot_acquire(target, tag, length);
         this.engine.file_write(this.engine_target, slot, this.fd, arena_offset, length,
             file_offset);
@@ -80,6 +88,7 @@ export class FileStorage implements Storage, IoCompletionTarget {
 
     /** Startup only: preallocates the whole file so that later writes cannot fail for space. */
     allocate(target: number, tag: number): void {
+        assert.equal(this.in_flight, 0, 'file storage: allocate is the first operation');
         const slot = this.slot_acquire(target, tag, 0);
         this.engine.file_allocate(this.engine_target, slot, this.fd, 0,
             this.layout.total_size_bytes);
@@ -91,24 +100,33 @@ export class FileStorage implements Storage, IoCompletionTarget {
     }
 
     io_complete(slot: number, result: number): void {
+        assert(slot >= 0 && slot < this.slot_target.length);
+        assert(this.in_flight > 0 && this.free_count < this.free.length);
         const target = this.slot_target[slot]!;
+        assert(target >= 0, 'file storage: a completion for a free slot');
         const tag = this.slot_tag[slot]!;
         // A short read or write on a preallocated file is an I/O error, not a partial success.
         const expected = this.slot_expected[slot]!;
         const outcome = result >= 0 && expected > 0 && result !== expected ? -5 : result;
+        this.slot_target[slot] = -1;
         this.free[this.free_count++] = slot;
         this.in_flight -= 1;
+        // Free slots and operations in flight partition the slot table.
+        assert.equal(this.free_count + this.in_flight, this.free.length);
         this.targets[target]!.storage_complete(tag, outcome);
     }
 
     private slot_acquire(target: number, tag: number, expected: number): number {
         assert(target >= 0 && target < this.targets.length);
         assert(this.free_count > 0, 'file storage: more operations in flight than operations_max');
+        assert(tag >= 0 && tag <= 0x7fffffff && expected >= 0);
         const slot = this.free[--this.free_count]!;
+        assert.equal(this.slot_target[slot], -1, 'file storage: a free slot is in use');
         this.slot_target[slot] = target;
         this.slot_tag[slot] = tag;
         this.slot_expected[slot] = expected;
         this.in_flight += 1;
+        assert.equal(this.free_count + this.in_flight, this.free.length);
         return slot;
     }
 }

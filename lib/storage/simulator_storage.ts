@@ -95,12 +95,14 @@ export class SimulatorStorage implements Storage {
         assert(options.latency_ticks_min >= 0);
         assert(options.latency_ticks_max >= options.latency_ticks_min);
         assert(options.operations_max > 0);
+        assert(Number.isInteger(options.seed));
         this.arena = arena;
         this.layout = layout;
         this.options = options;
         this.memory = new Uint8Array(layout.total_size_bytes);
         this.durable = options.dsync ? null : new Uint8Array(layout.total_size_bytes);
         const sectors = layout.total_size_bytes / sector_size;
+        assert(Number.isInteger(sectors), 'simulator: the medium is whole sectors');
         this.sector_unsynced = new Uint8Array(sectors);
         this.sector_unreadable = new Uint8Array(sectors);
         const count = options.operations_max;
@@ -159,23 +161,29 @@ export class SimulatorStorage implements Storage {
 
     random_below(bound: number): number {
         assert(bound > 0);
-        return Math.floor(this.random() * bound);
+        const value = Math.floor(this.random() * bound);
+        assert(value >= 0 && value < bound);
+        return value;
     }
 
     fault_probability_set(zone: Zone, fault: WriteFault, probability: number): void {
         assert(probability >= 0 && probability <= 1);
+        assert(zone >= 0 && zone < zone_count);
+        assert(fault > WriteFault.none && fault < write_fault_count);
         this.fault_probability[zone * write_fault_count + fault] = probability;
     }
 
     /** Every write to `zone` fails with `errno` (0: they succeed again); nothing of it lands. */
     write_errors_set(zone: Zone, errno: number): void {
         assert(Number.isInteger(errno) && errno >= 0);
+        assert(zone >= 0 && zone < zone_count);
         this.write_errno[zone] = errno;
     }
 
     /** The next write completing in `zone` suffers `fault` (misdirect: to `misdirect_offset`). */
     fault_next_write(zone: Zone, fault: WriteFault, misdirect_offset: number = -1): void {
         assert(fault !== WriteFault.none);
+        assert(zone >= 0 && zone < zone_count);
         assert(fault !== WriteFault.misdirect || misdirect_offset < 0 ||
             misdirect_offset % sector_size === 0);
         this.next_fault[zone] = fault;
@@ -192,12 +200,15 @@ export class SimulatorStorage implements Storage {
 
     /** Makes the sector holding `zone_offset_byte` unreadable until it is rewritten. */
     latent_error_set(zone: Zone, zone_offset_byte: number): void {
+        assert(zone_offset_byte >= 0 && zone_offset_byte < this.layout.sizes[zone]!);
         const offset = this.layout.starts[zone]! + zone_offset_byte;
         this.sector_unreadable[Math.floor(offset / sector_size)] = 1;
     }
 
     /** Copies bytes of the medium (tests only; allocates). */
     peek(zone: Zone, zone_offset: number, length: number): Uint8Array {
+        assert(zone_offset >= 0 && length >= 0);
+        assert(zone_offset + length <= this.layout.sizes[zone]!, 'peek: past the end of the zone');
         const offset = this.layout.starts[zone]! + zone_offset;
         return this.memory.slice(offset, offset + length);
     }
@@ -222,8 +233,10 @@ export class SimulatorStorage implements Storage {
         const start = this.layout.starts[this.op_zone[index]!]! + this.op_zone_offset[index]!;
         const source = this.op_arena_offset[index]!;
         let length = this.op_length[index]!;
+        assert(length > 0 && length % sector_size === 0);
         // A torn write lands a prefix that ends inside a sector.
         if (choice === CrashMode.torn) length = 1 + this.random_below(length - 1);
+        assert(length <= this.op_length[index]!);
         this.memory.set(this.arena.bytes.subarray(source, source + length), start);
         if (this.durable !== null) {
             this.durable.set(this.memory.subarray(start, start + length), start);
@@ -248,6 +261,7 @@ export class SimulatorStorage implements Storage {
 
     private submit(kind: number, target: number, tag: number, zone: Zone, zone_offset: number,
         arena_offset: number, length: number): void {
+        assert(kind === kind_read || kind === kind_write || kind === kind_sync);
         assert(target >= 0 && target < this.targets.length);
         if (kind !== kind_sync) {
             this.layout.offset(zone, zone_offset, length);
@@ -268,6 +282,7 @@ export class SimulatorStorage implements Storage {
         this.op_ready_tick[index] = this.ticks + latency;
         this.op_sequence[index] = this.sequence++;
         this.in_flight += 1;
+        assert(this.in_flight <= this.options.operations_max);
     }
 
     private due_next(): number {
@@ -281,6 +296,8 @@ export class SimulatorStorage implements Storage {
 
     private complete(index: number): void {
         const kind = this.op_kind[index]!;
+        assert(kind !== 0, 'simulator: completion of a free operation');
+        assert(this.op_ready_tick[index]! <= this.ticks);
         let result = this.op_length[index]!;
         if (kind === kind_read) result = this.complete_read(index);
         const refused = kind === kind_write ? this.write_errno[this.op_zone[index]!]! : 0;
@@ -300,6 +317,7 @@ export class SimulatorStorage implements Storage {
     private complete_read(index: number): number {
         const start = this.layout.starts[this.op_zone[index]!]! + this.op_zone_offset[index]!;
         const length = this.op_length[index]!;
+        assert(start % sector_size === 0 && start + length <= this.memory.length);
         for (let sector = start / sector_size; sector < (start + length) / sector_size; sector++) {
             if (this.sector_unreadable[sector] === 1) return -EIO;
         }
@@ -321,6 +339,8 @@ export class SimulatorStorage implements Storage {
             const sectors = (this.layout.sizes[zone]! - length) / sector_size + 1;
             zone_offset = offset >= 0 ? offset : this.random_below(sectors) * sector_size;
         }
+        // A misdirected write still lands whole, aligned, inside its zone.
+        assert(zone_offset % sector_size === 0 && zone_offset + length <= this.layout.sizes[zone]!);
         const start = this.layout.starts[zone]! + zone_offset;
         const source = this.op_arena_offset[index]!;
         this.memory.set(this.arena.bytes.subarray(source, source + length), start);
@@ -350,6 +370,7 @@ export class SimulatorStorage implements Storage {
     }
 
     private fault_choose(zone: number): WriteFault {
+        assert(zone >= 0 && zone < zone_count);
         const forced = this.next_fault[zone]!;
         if (forced !== WriteFault.none) {
             this.next_fault[zone] = WriteFault.none;

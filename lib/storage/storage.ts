@@ -7,6 +7,8 @@
 // tags each operation with a small integer of its own. Every operation completes exactly once with
 // a result >= 0 (bytes, or 0 for a sync) or -errno. A latent sector error is -EIO: a value the
 // caller handles (it marks the data unreadable), never an exception.
+import assert from 'node:assert/strict';
+
 import type { Arena } from '../io/arena';
 import type { Zone, ZoneLayout } from './zones';
 
@@ -50,6 +52,9 @@ export class StorageRefusal extends Error {
         super(`storage refused: zone ${zone}` +
             (slot >= 0 ? ` slot ${slot}` : '') +
             (op >= 0 ? ` op ${op}` : '') + `: ${reason}`);
+        // -1 means unknown; a refusal always names its zone and says why.
+        assert(op >= -1 && slot >= -1);
+        assert(zone.length > 0 && reason.length > 0);
         this.name = 'StorageRefusal';
         this.zone = zone;
         this.op = op;
@@ -63,6 +68,7 @@ export class StorageRefusal extends Error {
  */
 export async function storage_run_until(storage: Storage, done: () => boolean,
     ticks_max: number = 10_000_000): Promise<void> {
+    assert(Number.isInteger(ticks_max) && ticks_max > 0);
     for (let ticks = 0; ticks < ticks_max; ticks++) {
         if (done()) return;
         if (storage.tick() === 0 && storage.event_loop_driven) {

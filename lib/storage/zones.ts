@@ -1,8 +1,8 @@
 // The data file's zones, in order: superblock copies, WAL headers ring, WAL prepares ring, client
 // replies, grid padding, grid. Every zone starts and ends on a sector boundary so that every I/O
-// can be done with O_DIRECT, and the grid starts on a block boundary. Sizes come from the config,
-// never from the file, so a file formatted with another config is refused at open rather than
-// misread.
+// can be done with O_DIRECT, and the grid starts on a block boundary. Sizes come from a
+// StorageConfig; `format` records it in the superblock and `start` builds the layout from that
+// record, so a layout that disagrees with the file is refused at open rather than misread.
 import assert from 'node:assert/strict';
 
 import {

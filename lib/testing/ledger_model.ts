@@ -25,7 +25,7 @@ export const TF = {
     imported: 256,
 } as const;
 
-/** CreateAccountStatus values (wire-protocol.md §6.5). */
+/** CreateAccountStatus values (docs/wire-protocol.md §6.5). */
 export const AccountStatus = {
     created: 0xffffffff, linked_event_failed: 1, linked_event_chain_open: 2,
     imported_event_expected: 22, imported_event_not_expected: 23, timestamp_must_be_zero: 3,
@@ -40,7 +40,7 @@ export const AccountStatus = {
     imported_event_timestamp_must_not_regress: 26,
 } as const;
 
-/** CreateTransferStatus values (wire-protocol.md §6.5). */
+/** CreateTransferStatus values (docs/wire-protocol.md §6.5). */
 export const TransferStatus = {
     created: 0xffffffff, linked_event_failed: 1, linked_event_chain_open: 2,
     imported_event_expected: 56, imported_event_not_expected: 57, timestamp_must_be_zero: 3,

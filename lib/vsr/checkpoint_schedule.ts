@@ -7,12 +7,12 @@ import assert from 'node:assert/strict';
 import { StorageRefusal } from '../storage/storage';
 
 /**
- * Ops between checkpoints, from the WAL's slot count and the pipeline (internals §6.4). While
+ * Ops between checkpoints, from the WAL slot count and the pipeline (docs/data-file.md §6.4). While
  * checkpoint c is the durable one, ops after c must stay in the WAL, so the highest op a replica
  * may write is c + slot_count. The next checkpoint is c + interval, written during the commit of
  * that op (our state has no in-memory LSM tables, so TB's "bar" of lag is zero here); up to a
  * pipeline of ops may be prepared while it is written, and another pipeline covers backups that
- * ack before reaching it (§6.5 rule 2). Hence interval = slot_count - 2 * pipeline.
+ * ack before reaching it (docs/vsr.md §4). Hence interval = slot_count - 2 * pipeline.
  */
 export function checkpoint_interval_ops(slot_count: number, pipeline_max: number): number {
     assert(Number.isInteger(slot_count) && Number.isInteger(pipeline_max));
@@ -31,7 +31,7 @@ export class CheckpointSchedule {
         this.slot_count = slot_count;
         this.pipeline_max = pipeline_max;
         this.interval_ops = checkpoint_interval_ops(slot_count, pipeline_max);
-        // The relationships of §6.4, asserted once at startup.
+        // The relationships of docs/data-file.md §6.4, asserted once at startup.
         assert(this.op_prepare_max(0) === this.interval_ops + 2 * pipeline_max);
         assert(this.op_prepare_max(0) <= slot_count, 'a prepare would overwrite an op after c');
         assert(this.op_checkpoint_next(0) + pipeline_max < slot_count);
@@ -45,16 +45,21 @@ export class CheckpointSchedule {
 
     /** Whether committing `op` must write the next checkpoint (it sits inside that commit). */
     op_is_trigger(op: number, op_checkpoint_durable: number): boolean {
+        assert(Number.isSafeInteger(op) && op >= 1);
         return op === this.op_checkpoint_next(op_checkpoint_durable);
     }
 
     /** The highest op a replica may write to its WAL while `c` is its durable checkpoint. */
     op_prepare_max(op_checkpoint_durable: number): number {
-        return this.op_checkpoint_next(op_checkpoint_durable) + 2 * this.pipeline_max;
+        const op_max = this.op_checkpoint_next(op_checkpoint_durable) + 2 * this.pipeline_max;
+        // The WAL never holds more than one ring of ops past the durable checkpoint.
+        assert(op_max - op_checkpoint_durable <= this.slot_count);
+        return op_max;
     }
 
     /** Writing `op` overwrites op - slot_count, which must be covered by the durable checkpoint. */
     slot_reusable(op: number, op_checkpoint_durable: number): boolean {
+        assert(op >= 1 && op_checkpoint_durable >= 0);
         return op - this.slot_count <= op_checkpoint_durable;
     }
 }
@@ -67,6 +72,8 @@ export class GridRefusal extends StorageRefusal {
 
     constructor(op: number, address: number, reason: string, errno = 0) {
         super('grid', op, -1, `block address ${address}: ${reason}`);
+        // The errno of a failed write is positive (the address may come from a damaged disk).
+        assert(errno >= 0);
         this.name = 'GridRefusal';
         this.address = address;
         this.errno = errno;

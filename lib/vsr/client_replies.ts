@@ -1,5 +1,5 @@
 // The client replies zone: one slot of message_size_max per client-session slot, holding that
-// session's latest reply message (internals §14). The session table (in the checkpoint) keeps the
+// session's latest reply (docs/data-file.md §9). The session table (in the checkpoint) keeps the
 // reply's header; the reply itself lives here, so a request retried after a restart is answered
 // with its original reply instead of being executed twice.
 //
@@ -27,7 +27,7 @@ import {
 } from './prepare_header';
 import type { Storage, StorageCompletionTarget } from '../storage/storage';
 import { StorageRefusal } from '../storage/storage';
-import { Zone, header_size, sector_ceil } from '../storage/zones';
+import { Zone, header_size, sector_ceil, sector_size } from '../storage/zones';
 
 export const ClientReplyResult = { ok: 0, unreadable: -1, corrupt: -2 } as const;
 
@@ -112,6 +112,8 @@ export class ClientReplies implements StorageCompletionTarget {
      */
     write(tag: number, slot: number, arena_offset: number): void {
         assert(slot >= 0 && slot < this.slot_count);
+        // Written straight from the arena with O_DIRECT.
+        assert(arena_offset % sector_size === 0);
         const bytes = this.storage.arena.bytes;
         const size = header_size_field(bytes, arena_offset);
         assert(size >= header_size && size <= this.message_size_max);
@@ -165,8 +167,11 @@ export class ClientReplies implements StorageCompletionTarget {
     }
 
     private write_submit(tag: number, slot: number, arena_offset: number): void {
+        // One write in flight per slot: a newer one queues behind it.
+        assert.equal(this.slot_writing[slot], 0);
         const bytes = this.storage.arena.bytes;
         const size = header_size_field(bytes, arena_offset);
+        assert(size >= header_size && sector_ceil(size) <= this.message_size_max);
         bytes.fill(0, arena_offset + size, arena_offset + sector_ceil(size));
         const op = this.op_acquire(kind_write, tag, slot, arena_offset);
         this.slot_writing[slot] = 1;
@@ -182,6 +187,7 @@ export class ClientReplies implements StorageCompletionTarget {
     read(tag: number, slot: number, expected_header: Uint8Array, expected_offset: number,
         arena_offset: number): void {
         assert(slot >= 0 && slot < this.slot_count);
+        assert(arena_offset % sector_size === 0);
         assert(this.slot_writing[slot] === 0, 'client reply: read while a write is in flight');
         assert.equal(this.slot_waiting[slot], 0, 'client reply: read while a write is waiting');
         // Reads happen at restore, one at a time, before any write: an operation is free.
@@ -201,6 +207,7 @@ export class ClientReplies implements StorageCompletionTarget {
     /** The checkpoint calls this when writes are in flight; told once they have all landed. */
     drain_notify(target: ClientRepliesDrainTarget): void {
         assert(this.writes_in_flight > 0);
+        assert(this.drain_target === null, 'client replies: one drain at a time');
         this.drain_target = target;
     }
 
@@ -215,9 +222,12 @@ export class ClientReplies implements StorageCompletionTarget {
     }
 
     storage_complete(op: number, result: number): void {
+        assert(op >= 0 && op < this.op_kind.length);
         const kind = this.op_kind[op]!;
         const tag = this.op_tag[op]!;
         const slot = this.op_slot[op]!;
+        assert(kind !== kind_free, 'client replies: completion of a free operation');
+        assert(slot >= 0 && slot < this.slot_count);
         this.op_kind[op] = kind_free;
         this.operations_free += 1;
         assert(this.operations_free <= this.op_kind.length);

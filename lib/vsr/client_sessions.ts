@@ -1,4 +1,4 @@
-// The client session table (internals.md §14, wire-protocol.md §5): one entry per registered
+// The client session table (docs/vsr.md §5, docs/wire-protocol.md §5): one entry per registered
 // client, holding its session number (the op that committed its register) and the header of its
 // latest reply, plus the reply message itself (a pool message) so that a retried request is
 // answered from it rather than executed twice. Entries change only when a prepare commits, so the
@@ -12,7 +12,7 @@
 import assert from 'node:assert/strict';
 
 import { header_size } from './constants';
-import { offsets, frame } from './header_layout';
+import { Command, offsets, frame } from './header_layout';
 import type { MessagePool } from './message_pool';
 
 const reply_at = offsets.reply;
@@ -67,6 +67,7 @@ export class ClientSessions {
     }
 
     session(entry: number): number {
+        assert(entry >= 0 && entry < this.capacity);
         return this.sessions[entry]!;
     }
 
@@ -98,10 +99,12 @@ export class ClientSessions {
     }
 
     reply_message(entry: number): number {
+        assert(entry >= 0 && entry < this.capacity);
         return this.reply_messages[entry]!;
     }
 
     connection(entry: number): number {
+        assert(entry >= 0 && entry < this.capacity);
         return this.connections[entry]!;
     }
 
@@ -112,6 +115,7 @@ export class ClientSessions {
 
     /** Forgets a closed connection wherever it is recorded. */
     connection_closed(connection: number): void {
+        assert(connection >= 0);
         for (let entry = 0; entry < this.capacity; entry++) {
             if (this.connections[entry] === connection) this.connections[entry] = -1;
         }
@@ -132,12 +136,14 @@ export class ClientSessions {
                 oldest_commit = commit;
             }
         }
-        assert(oldest >= 0);
+        // No free entry: the table is full.
+        assert(oldest >= 0 && this.count === this.capacity);
         return oldest;
     }
 
     /** Client id word `word` (0..3) of an entry, to address its eviction message. */
     client_word(entry: number, word: number): number {
+        assert(word >= 0 && word < 4 && this.sessions[entry]! > 0);
         return this.clients[entry * 4 + word]!;
     }
 
@@ -150,10 +156,12 @@ export class ClientSessions {
         this.message_release(entry);
         this.connections[entry] = -1;
         this.count -= 1;
+        assert(this.count >= 0);
     }
 
     /** Takes a free entry for a client registered by the prepare at `session` (its op). */
     insert(entry: number, c0: number, c1: number, c2: number, c3: number, session: number): void {
+        assert(entry >= 0 && entry < this.capacity);
         assert(this.sessions[entry] === 0, 'insert: entry is taken');
         assert(session > 0 && this.find(c0, c1, c2, c3) === -1);
         const at = entry * 4;
@@ -176,10 +184,26 @@ export class ClientSessions {
         const offset = this.pool.offset(message);
         const commit = u64_number(bytes, offset + reply_at.commit);
         assert(commit > this.reply_commit(entry) || this.reply_commit(entry) === 0);
+        // The caller's reference; the entry takes its own below.
+        assert(this.pool.references_of(message) >= 1);
+        assert.equal(bytes[offset + frame.command], Command.reply);
+        assert(this.client_matches(entry, bytes, offset + reply_at.client),
+            'sessions: a reply stored under another client');
         this.reply_headers.set(bytes.subarray(offset, offset + header_size), entry * header_size);
         this.pool.ref(message);
         this.message_release(entry);
         this.reply_messages[entry] = message;
+    }
+
+    /** Whether bytes[at, +16) is the entry's client id (four little-endian u32 words). */
+    private client_matches(entry: number, bytes: Uint8Array, at: number): boolean {
+        for (let word = 0; word < 4; word++) {
+            const w = at + word * 4;
+            const value = (bytes[w]! | bytes[w + 1]! << 8 | bytes[w + 2]! << 16 |
+                bytes[w + 3]! << 24) >>> 0;
+            if (value !== this.clients[entry * 4 + word]) return false;
+        }
+        return true;
     }
 
     /** The commit (op) of the entry's latest reply. */
@@ -196,9 +220,11 @@ export class ClientSessions {
         view.setUint32(4, this.capacity, true);
         view.setUint32(8, this.count, true);
         view.setUint32(12, 0, true);
+        let used = 0;
         for (let entry = 0; entry < this.capacity; entry++) {
             const at = blob_preamble_size + entry * blob_entry_size;
             const session = this.sessions[entry]!;
+            if (session > 0) used += 1;
             view.setUint32(at, session % 0x1_0000_0000, true);
             view.setUint32(at + 4, Math.floor(session / 0x1_0000_0000), true);
             view.setUint32(at + 8, 0, true);
@@ -206,6 +232,8 @@ export class ClientSessions {
             blob.set(this.reply_headers.subarray(entry * header_size, (entry + 1) * header_size),
                 at + 16);
         }
+        // The blob's count is the number of entries it holds.
+        assert.equal(used, this.count);
         return size;
     }
 
@@ -236,6 +264,7 @@ export class ClientSessions {
             this.sessions[entry] = session;
             this.count += 1;
         }
+        assert(this.count <= this.capacity);
         if (this.count !== view.getUint32(8, true)) return 'the sessions blob count differs';
         return null;
     }
@@ -243,6 +272,7 @@ export class ClientSessions {
     /** Startup: the reply message read back from the client_replies zone for an entry. */
     reply_message_set(entry: number, message: number): void {
         assert(this.sessions[entry]! > 0 && this.reply_messages[entry] === -1);
+        assert(this.pool.references_of(message) >= 1);
         this.reply_messages[entry] = message;
     }
 

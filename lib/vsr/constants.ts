@@ -1,5 +1,5 @@
 // Protocol constants shared by the header, validation and multi-batch code. Values follow
-// TigerBeetle 0.17.9 production settings (wire-protocol.md §1-§3, internals.md §1).
+// TigerBeetle 0.17.9 production settings (docs/wire-protocol.md §1-§3).
 
 import {
     header_size, message_body_size_max, message_size_max, release_0_17_9,
@@ -11,35 +11,35 @@ export const header_command_offset = 128;
 export const header_command_size = 128;
 
 
-/** The client indexes an array of this size with `pong_client.replica` (wire-protocol.md §3.5). */
+/** Clients index an array of this size with `pong_client.replica` (docs/wire-protocol.md §3.5). */
 export const replicas_max = 6;
 
-/** `vsr.Version`: the only protocol value accepted (wire-protocol.md §2). */
+/** `vsr.Version`: the only protocol value accepted (docs/wire-protocol.md §2). */
 export const protocol_version = 0;
 
 
-/** Headers in a `headers` body (internals.md §8.1) and in a view-change suffix. */
+/** Headers in a `headers` body (docs/vsr.md §9) and in a view-change suffix. */
 export const headers_count_max = 64;
 export const view_change_headers_max = 11;
 
-/** `request_blocks` carries up to this many block requests (internals.md §8.1). */
+/** `request_blocks` carries up to this many block requests (docs/vsr.md §9). */
 export const block_requests_max = 4;
 export const block_request_size = 32;
 
-/** Checksum of the empty input, in wire byte order (wire-protocol.md §4). */
+/** Checksum of the empty input, in wire byte order (docs/wire-protocol.md §4). */
 export const checksum_body_empty = Uint8Array.from([
     0x83, 0xcc, 0x60, 0x0d, 0xc4, 0xe3, 0xe7, 0xe6,
     0x2d, 0x40, 0x55, 0x82, 0x61, 0x74, 0xf1, 0x49,
 ]);
 
-/** `RegisterRequest` and `RegisterResult` body sizes (wire-protocol.md §5.2). */
+/** `RegisterRequest` and `RegisterResult` body sizes (docs/wire-protocol.md §5.2). */
 export const register_request_body_size = 256;
 export const register_result_body_size = 64;
 
-/** Multi-batch `batch_count` is 1..65534; 0xFFFF is reserved (wire-protocol.md §6.2). */
+/** Multi-batch `batch_count` is 1..65534; 0xFFFF is reserved (docs/wire-protocol.md §6.2). */
 export const multi_batch_count_max = 0xFFFF - 1;
 
-/** The state machine's operations that clients send (wire-protocol.md §6.1). */
+/** The state machine's operations that clients send (docs/wire-protocol.md §6.1). */
 export const client_operations = {
     lookup_accounts: 140,
     lookup_transfers: 141,
@@ -51,7 +51,7 @@ export const client_operations = {
     create_transfers: 147,
 } as const;
 
-/** Operations (wire-protocol.md §6.1). */
+/** Operations (docs/wire-protocol.md §6.1). */
 export const Operation = {
     reserved: 0,
     root: 1,
@@ -65,7 +65,7 @@ export const Operation = {
     ...client_operations,
 } as const;
 
-/** Eviction reasons (wire-protocol.md §3.6); 0 is invalid. */
+/** Eviction reasons (docs/wire-protocol.md §3.6); 0 is invalid. */
 export const EvictionReason = {
     no_session: 1,
     client_release_too_low: 2,

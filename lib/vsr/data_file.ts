@@ -40,8 +40,11 @@ export interface FormatOptions {
 
 /** Arena bytes the superblock and journal take (allocate before sealing the arena). */
 export function storage_arena_size(config: StorageConfig): number {
-    return (1 + superblock_copies) * superblock_copy_size + config.slot_count * header_size +
-        config.message_size_max;
+    const size = (1 + superblock_copies) * superblock_copy_size +
+        config.slot_count * header_size + config.message_size_max;
+    // Each allocation is sector-aligned: whole sectors, so no alignment padding is left out.
+    assert.equal(size % sector_size, 0);
+    return size;
 }
 
 /** Collects one outcome from the superblock and journal listeners (startup only). */
@@ -54,6 +57,7 @@ export class StartupWaiter implements SuperBlockListener, JournalListener {
     superblock_done(error: StorageRefusal | null): void { this.finish(error); }
     journal_done(error: StorageRefusal | null): void { this.finish(error); }
     journal_prepare_written(op: number, result: number): void {
+        assert(op > 0 && result <= 0);
         this.written_op = op;
         this.written_result = result;
         this.done = true;
@@ -85,14 +89,21 @@ export async function storage_format(storage: Storage, options: FormatOptions): 
     const superblock = new SuperBlock(storage, waiter);
     journal.format();
     await waiter.wait(storage);
+    // A fresh log holds the root prepare only.
+    assert(journal.op_max === 0 && !journal.busy);
     superblock.format(cluster, options.replica, options.replica_count,
         options.capacity ?? { accounts_max: 0, transfers_max: 0 });
     await waiter.wait(storage);
+    assert(superblock.is_open && superblock.sequence === 1);
 }
 
 class AllocateWaiter implements StorageCompletionTarget {
     result = 1;
-    storage_complete(_tag: number, result: number): void { this.result = result; }
+    storage_complete(_tag: number, result: number): void {
+        // One fallocate, completing once with 0 or -errno.
+        assert(this.result === 1 && result <= 0);
+        this.result = result;
+    }
 }
 
 /** Creates and formats the data file at `path`; refuses an existing file. */
@@ -139,6 +150,7 @@ const file_close_timeout_ms = 10_000;
  * the thread pool, which a loaded machine may take a while to reach). Startup and shutdown only.
  */
 export async function fd_close(engine: Engine, fd: number, path: string): Promise<void> {
+    assert(fd >= 0);
     const pending = 1; // A close completes with 0 or a negative errno.
     const tag_close = 0;
     const tag_timeout = 1;
@@ -147,6 +159,7 @@ export async function fd_close(engine: Engine, fd: number, path: string): Promis
     let wake: (() => void) | null = null;
     const target = engine.target_register({
         io_complete: (tag: number, result: number) => {
+            assert(tag === tag_close || tag === tag_timeout);
             if (tag === tag_close) closed = result;
             else timeout_result = result;
             if (wake !== null) wake();
@@ -200,6 +213,7 @@ export async function settings_read(path: string, io: EngineKind): Promise<DataF
         arena.seal();
         superblock.open();
         await waiter.wait(storage);
+        assert(superblock.is_open);
         return {
             replica: superblock.replica, replica_count: superblock.replica_count,
             config: superblock.storage_config(),
@@ -248,12 +262,15 @@ export async function storage_open<S extends Storage>(storage: S): Promise<{
     const superblock = new SuperBlock(storage, waiter);
     superblock.open();
     await waiter.wait(storage);
+    assert(superblock.is_open && !superblock.busy);
     const refusal = superblock.layout_refusal();
     if (refusal !== null) throw refusal;
     const journal = new Journal(storage, waiter, superblock.cluster_bytes(),
         superblock.replica_count);
     journal.recover();
     await waiter.wait(storage);
+    // Recovery found the head (op 0 at least: the root) and is done.
+    assert(journal.op_max >= 0 && !journal.busy);
     return { storage, superblock, journal, waiter };
 }
 

@@ -48,6 +48,9 @@ export function block_seal(bytes: Uint8Array, offset: number, cluster: Uint8Arra
     address: number, op: number, type: number, size: number, segment: number,
     chunk: number): void {
     assert(address >= 1 && size >= header_size);
+    assert(cluster.length === 16 && op >= 0);
+    assert(type >= BlockType.root && type <= BlockType.chunk, 'grid: unknown block type');
+    assert(offset + size <= bytes.length, 'grid: the block body lies outside its buffer');
     bytes.fill(0, offset, offset + header_size);
     bytes.set(cluster, offset + frame.cluster);
     u32_write(bytes, offset + frame.size, size);
@@ -69,6 +72,7 @@ export function block_seal(bytes: Uint8Array, offset: number, cluster: Uint8Arra
  */
 export function block_verify(bytes: Uint8Array, offset: number, ref_bytes: Uint8Array,
     ref_offset: number, type: number): boolean {
+    assert(type >= BlockType.root && type <= BlockType.chunk);
     if (!u128_equal(bytes, offset + frame.checksum, ref_bytes, ref_offset + r_checksum)) {
         return false;
     }
@@ -104,6 +108,10 @@ export function block_op(bytes: Uint8Array, offset: number): number {
 /** Writes a reference to the sealed block at bytes[block_offset]. */
 export function reference_write(target: Uint8Array, target_offset: number, block: Uint8Array,
     block_offset: number): void {
+    // Only a sealed block is referenced: it has an address and at least a header.
+    assert(u64_read(block, block_offset + o_address) >= 1);
+    assert(u32_read(block, block_offset + frame.size) >= header_size);
+    assert(target_offset >= 0 && target_offset + reference_size <= target.length);
     for (let index = 0; index < 16; index++) {
         target[target_offset + r_checksum + index] = block[block_offset + frame.checksum + index]!;
     }
@@ -118,6 +126,8 @@ export function reference_clear(target: Uint8Array, target_offset: number): void
 
 export function reference_copy(target: Uint8Array, target_offset: number, source: Uint8Array,
     source_offset: number): void {
+    assert(target_offset + reference_size <= target.length);
+    assert(source_offset + reference_size <= source.length);
     for (let index = 0; index < reference_size; index++) {
         target[target_offset + index] = source[source_offset + index]!;
     }
@@ -153,15 +163,19 @@ export class FreeSet {
 
     /** Returns the lowest free address at or after the cursor, or 0 when the grid is full. */
     acquire(): number {
+        assert(this.cursor >= 1 && this.cursor <= this.block_count);
         for (let scanned = 0; scanned < this.block_count; scanned++) {
             const address = this.cursor;
             this.cursor = address === this.block_count ? 1 : address + 1;
             if (this.acquired[address] === 0) {
                 this.acquired[address] = 1;
                 this.acquired_count += 1;
+                assert(this.acquired_count <= this.block_count);
                 return address;
             }
         }
+        // A whole pass found no free block: every block is acquired.
+        assert.equal(this.acquired_count, this.block_count);
         return 0;
     }
 
@@ -171,6 +185,7 @@ export class FreeSet {
         if (this.acquired[address] === 1) return false;
         this.acquired[address] = 1;
         this.acquired_count += 1;
+        assert(this.acquired_count <= this.block_count);
         return true;
     }
 
@@ -179,9 +194,11 @@ export class FreeSet {
         assert.equal(this.acquired[address], 1, 'free set: releasing a free block');
         this.acquired[address] = 0;
         this.acquired_count -= 1;
+        assert(this.acquired_count >= 0);
     }
 
     is_acquired(address: number): boolean {
+        assert(address >= 1 && address <= this.block_count);
         return this.acquired[address] === 1;
     }
 

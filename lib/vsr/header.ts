@@ -1,5 +1,5 @@
 // Header views: a reusable window over 256 header bytes at (bytes, offset), with typed accessors
-// for every field of header_layout.ts, and the checksum sealing order of wire-protocol.md §4.
+// for every field of header_layout.ts, and the checksum sealing order of docs/wire-protocol.md §4.
 //
 // Hot path rules: a view is allocated once and re-attached per message (`attach` keeps its
 // DataView while the backing buffer stays the same, which for the arena is always). Integers up
@@ -72,6 +72,7 @@ export class HeaderView {
     zero(at: number, size: number): boolean {
         const bytes = this.bytes;
         const start = this.offset + at;
+        assert.ok(at >= 0 && size >= 0 && start + size <= bytes.length, 'zero: out of bounds');
         for (let index = 0; index < size; index++) {
             if (bytes[start + index] !== 0) return false;
         }
@@ -81,6 +82,7 @@ export class HeaderView {
     equal16(at: number, other: Uint8Array, other_offset: number): boolean {
         const bytes = this.bytes;
         const start = this.offset + at;
+        assert.ok(other_offset >= 0 && other_offset + 16 <= other.length);
         for (let index = 0; index < 16; index++) {
             if (bytes[start + index] !== other[other_offset + index]) return false;
         }
@@ -95,6 +97,8 @@ export class HeaderView {
         }
     }
     fill_zero(at: number, size: number): void {
+        // fill() would clamp silently: a range past the buffer is a programmer error.
+        assert.ok(at >= 0 && size >= 0 && this.offset + at + size <= this.bytes.length);
         this.bytes.fill(0, this.offset + at, this.offset + at + size);
     }
 
@@ -190,6 +194,7 @@ export function header_init(
 ): HeaderView {
     assert.ok(command > 0 && command < command_count);
     assert.ok(size >= header_size);
+    assert.ok(offset + size <= bytes.length, 'header_init: the message does not fit');
     view.attach(bytes, offset);
     view.fill_zero(0, header_size);
     view.command = command;

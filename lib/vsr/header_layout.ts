@@ -11,9 +11,9 @@
 //   bytes                opaque bytes, not interpreted by the header code.
 //
 // Client commands (request, reply, ping_client, pong_client, eviction) follow TigerBeetle 0.17.9
-// byte for byte (wire-protocol.md §3). Replica-to-replica commands are OURS: internals.md §8.1
-// names their purpose and fields but gives no byte layout, so the layouts below are designed here
-// to fit the frame; they never meet a TigerBeetle peer.
+// byte for byte (docs/wire-protocol.md §3). Replica-to-replica commands are OURS: TigerBeetle
+// names their purpose and fields but documents no byte layout, so the layouts below are designed
+// here to fit the frame; they never meet a TigerBeetle peer (docs/vsr.md §9).
 import assert from 'node:assert/strict';
 
 import { header_command_offset, header_command_size, header_size } from './constants';
@@ -23,7 +23,7 @@ type FieldSpec = readonly [name: string, size: number, type: FieldType];
 type FieldList = readonly FieldSpec[];
 
 /**
- * Command codes (wire-protocol.md §3.1). The brief's VSR names are used; TigerBeetle 0.17.9
+ * Command codes (docs/wire-protocol.md §3.1). The brief's VSR names are used; TigerBeetle 0.17.9
  * renamed some of them, given in the comments. 12, 21, 22 and 23 are deprecated and never sent.
  */
 export const Command = {
@@ -75,7 +75,7 @@ const frame_fields = [
     ['reserved_frame', 12, 'reserved'],
 ] as const satisfies FieldList;
 
-// Client commands: wire-protocol.md §3.2-§3.6.
+// Client commands: docs/wire-protocol.md §3.2-§3.6.
 const request_fields = [
     ['parent', 16, 'u128'],
     ['parent_padding', 16, 'reserved'],
@@ -123,7 +123,7 @@ const eviction_fields = [
     ['client', 16, 'u128'],
     // OURS, not TigerBeetle's, and sent only to a client whose request asked for them
     // (`features` bit 0): tigerbeetle-node ignores an eviction whose reserved bytes are not zero,
-    // so for it these stay 0. A limit (lib/ledger/constants.ts `Limit`) and its value.
+    // so for it these stay 0. A limit (lib/vsr/constants.ts `Limit`) and its value.
     ['limit_value', 8, 'u64'],
     ['limit', 1, 'u8'],
     ['reserved', 102, 'reserved'],
@@ -402,5 +402,12 @@ export const reserved_ranges: ReadonlyArray<Int32Array> = (() => {
 })();
 
 assert.equal(frame.command, 114);
+// The header checksum is the first field and covers every byte after it (bytes 16..255).
+assert.equal(frame.checksum, 0);
+// The bus reads a message's length at offset 96 (wire-protocol.md §2).
+assert.equal(frame.size, 96);
+assert.equal(offsets.reply.context, 160);
+assert.equal(command_names.length, command_count);
+assert.equal(reserved_ranges.length, command_count);
 assert.equal(frame.reserved_frame + 12, header_command_offset);
 assert.equal(header_command_offset + header_command_size, header_size);

@@ -15,7 +15,7 @@
 // Completions may arrive in any order; the caller acknowledges ops in op order (op_written).
 //
 // Recovery reads both rings, validates every header and prepare (checksums, cluster, slot), and
-// classifies each slot with the decision table of internals §6.3 (cases @A..@M). A replica in a
+// classifies each slot (docs/data-file.md §6.3: a decision table, cases @A..@M). A replica in a
 // cluster marks unrecoverable slots faulty for repair from peers (the seam for the replication
 // layer); a single replica has no peers and refuses to open, naming the zone, slot and op.
 import assert from 'node:assert/strict';
@@ -151,8 +151,16 @@ export class Journal implements StorageCompletionTarget {
         this.sector_writing = new Uint8Array(this.slot_count / headers_per_sector);
         this.report_op = new Float64Array(this.writes_max);
         this.report_result = new Int32Array(this.writes_max);
-        // Concurrent writes must not be able to tear every header sector at once (§6.1).
+        // Concurrent writes must never tear every header sector at once (docs/data-file.md §2).
         assert(this.slot_count / headers_per_sector > 1);
+        assert.equal(this.slot_count % headers_per_sector, 0, 'journal: whole header sectors');
+        assert(replica_count >= 1 && replica_count <= 6);
+        assert(this.message_size_max >= sector_size && this.message_size_max % sector_size === 0);
+        // Header sectors are written straight from the arena, and prepares are read into it.
+        assert(this.redundant_offset % sector_size === 0 && this.buffer_offset % sector_size === 0);
+        // slot_write holds write-slot indexes in an Int8Array; each write has its own WAL slot.
+        assert(this.writes_max >= 1 && this.writes_max <= 127);
+        assert(this.writes_max < this.slot_count);
     }
 
     /** Format or recovery is running, or a prepare write is in flight. */
@@ -178,6 +186,7 @@ export class Journal implements StorageCompletionTarget {
      * unreadable, or lost (intact but stale, or missing from a contiguous solo log).
      */
     slot_status(slot: number): string {
+        assert(slot >= 0 && slot < this.slot_count);
         const decision = this.decisions[slot];
         if (decision === Decision.eql) return 'intact';
         if (decision === Decision.nil) return 'reserved';
@@ -198,12 +207,14 @@ export class Journal implements StorageCompletionTarget {
                 slot === 0 ? operation_root : operation_reserved);
         }
         this.headers.set(redundant);
+        // Slot 0 holds the root prepare (op 0), every other slot a reserved header naming it.
+        assert.equal(header_operation(this.headers, 0), operation_root);
         this.phase = Phase.format_headers;
         this.cursor = 0;
         this.format_step();
     }
 
-    /** Reads both rings and classifies every slot (internals §6.3). */
+    /** Reads both rings and classifies every slot (docs/data-file.md §6.3). */
     recover(): void {
         assert(this.phase === Phase.idle && this.writes_count === 0);
         this.phase = Phase.read_headers;
@@ -249,10 +260,14 @@ export class Journal implements StorageCompletionTarget {
         header_copy(this.headers, slot * header_size, bytes, arena_offset);
         const write = this.write_state.indexOf(WriteState.free);
         assert(write >= 0);
+        assert.equal(this.write_op[write], -1, 'journal: a free write slot names an op');
         this.write_state[write] = WriteState.prepare;
         this.write_op[write] = op;
         this.slot_write[slot] = write;
         this.writes_count += 1;
+        assert(this.writes_count <= this.writes_max);
+        // The zero-padded prepare stays inside its WAL slot.
+        assert(sector_ceil(size) <= this.message_size_max);
         this.storage.write(this.target, write, Zone.wal_prepares, slot * this.message_size_max,
             arena_offset, sector_ceil(size));
     }
@@ -261,22 +276,28 @@ export class Journal implements StorageCompletionTarget {
         switch (this.phase) {
             case Phase.idle:
                 // Tags: a write slot for a prepare write, writes_max + sector for a header write.
+                assert(tag >= 0 && tag < this.writes_max + this.sector_writing.length);
                 if (tag < this.writes_max) return this.prepare_written(tag, result);
                 return this.header_written(tag - this.writes_max, result);
             case Phase.format_headers:
             case Phase.format_prepares:
             case Phase.write_fixes:
             case Phase.write_erases:
+                // Format and recovery write one sector at a time, tagged with the cursor.
+                assert.equal(tag, this.cursor);
                 if (result < 0) return this.fail_write(tag, result);
+                assert.equal(result, sector_size, 'journal: short write reported as success');
                 this.cursor += 1;
                 if (this.phase === Phase.write_fixes) return this.fixes_step();
                 if (this.phase === Phase.write_erases) return this.erases_step();
                 return this.format_step();
             case Phase.read_headers:
+                assert.equal(tag, this.cursor);
                 this.header_sector_read(tag, result);
                 this.cursor += 1;
                 return this.read_step();
             case Phase.read_prepares:
+                assert.equal(tag, this.cursor);
                 this.prepare_read(tag, result);
                 this.cursor += 1;
                 return this.read_step();
@@ -287,6 +308,7 @@ export class Journal implements StorageCompletionTarget {
 
     /** Within one view the primary chains every prepare to its predecessor: assert it. */
     private chain_assert(bytes: Uint8Array, offset: number, op: number): void {
+        assert(op >= 1);
         const previous = ((op - 1) % this.slot_count) * header_size;
         if (header_op(this.headers, previous) !== op - 1) return;
         if (header_view(this.headers, previous) !== header_view(bytes, offset)) return;
@@ -307,12 +329,14 @@ export class Journal implements StorageCompletionTarget {
             return;
         }
         if (this.phase === Phase.format_headers) {
+            assert(this.cursor < sectors);
             this.storage.write(this.target, this.cursor, Zone.wal_headers,
                 this.cursor * sector_size, this.redundant_offset + this.cursor * sector_size,
                 sector_size);
             return;
         }
         // Only the first sector of each prepare slot: the rest is zero from preallocation.
+        assert(this.phase === Phase.format_prepares && this.cursor < this.slot_count);
         this.prepare_sector_write_from_header(this.cursor);
     }
 
@@ -322,6 +346,9 @@ export class Journal implements StorageCompletionTarget {
      */
     private prepare_sector_write_from_header(slot: number): void {
         assert(slot >= 0 && slot < this.slot_count);
+        // Format's and a cut's reserved header (the root in slot 0): op = slot, no body.
+        assert.equal(header_op(this.headers, slot * header_size), slot);
+        assert.equal(header_size_field(this.headers, slot * header_size), header_size);
         const buffer = this.storage.arena.bytes;
         buffer.fill(0, this.buffer_offset, this.buffer_offset + sector_size);
         buffer.set(this.headers.subarray(slot * header_size, (slot + 1) * header_size),
@@ -331,6 +358,7 @@ export class Journal implements StorageCompletionTarget {
     }
 
     private fail_write(slot: number, result: number): void {
+        assert(result < 0 && this.phase !== Phase.idle);
         this.phase = Phase.idle;
         this.listener.journal_done(new StorageRefusal('wal', -1, slot,
             `write failed with errno ${-result}`));
@@ -348,17 +376,22 @@ export class Journal implements StorageCompletionTarget {
             return;
         }
         if (this.phase === Phase.read_headers) {
+            assert(this.cursor < sectors);
             this.storage.read(this.target, this.cursor, Zone.wal_headers,
                 this.cursor * sector_size, this.redundant_offset + this.cursor * sector_size,
                 sector_size);
             return;
         }
         // The size is unknown until the header is checked, so the whole slot is read.
+        assert(this.phase === Phase.read_prepares && this.cursor < this.slot_count);
         this.storage.read(this.target, this.cursor, Zone.wal_prepares,
             this.cursor * this.message_size_max, this.buffer_offset, this.message_size_max);
     }
 
     private header_sector_read(sector: number, result: number): void {
+        assert(sector >= 0 && sector < this.sector_writing.length);
+        // Storage reports a whole sector or -errno (a short read is an I/O error).
+        assert(result === sector_size || result < 0);
         const redundant = this.redundant();
         for (let index = 0; index < headers_per_sector; index++) {
             const slot = sector * headers_per_sector + index;
@@ -373,6 +406,8 @@ export class Journal implements StorageCompletionTarget {
     }
 
     private prepare_read(slot: number, result: number): void {
+        assert(slot >= 0 && slot < this.slot_count);
+        assert(result === this.message_size_max || result < 0);
         const bytes = this.storage.arena.bytes;
         const offset = this.buffer_offset;
         let state: ReadState = ReadState.unreadable;
@@ -410,6 +445,8 @@ export class Journal implements StorageCompletionTarget {
 
     private body_check(bytes: Uint8Array, offset: number): boolean {
         const size = header_size_field(bytes, offset);
+        // Only after header_check accepted the header, which bounds the size.
+        assert(size >= header_size && size <= this.message_size_max);
         if (!body_checksum_valid(bytes, offset)) return false;
         // Padding up to the sector must be zero: a torn write can leave a stale tail there.
         for (let index = offset + size; index < offset + sector_ceil(size); index++) {
@@ -427,6 +464,7 @@ export class Journal implements StorageCompletionTarget {
             this.decisions[slot] = case_decision(label, this.solo);
         }
         this.op_max = this.log_op_max();
+        assert(this.op_max >= 0);
         this.head_cut();
         if (this.solo) this.gaps_find();
         for (let slot = 0; slot < this.slot_count; slot++) {
@@ -472,6 +510,8 @@ export class Journal implements StorageCompletionTarget {
         if (u128_equal(h, at + offset_checksum, p, at + offset_checksum)) return 13;
         const h_op = header_op(h, at);
         const p_op = header_op(p, at);
+        // header_check let through only headers that belong in this slot.
+        assert(h_op % this.slot_count === slot && p_op % this.slot_count === slot);
         if (h_op === p_op) return 12;
         return h_op < p_op ? 10 : 11;
     }
@@ -528,7 +568,10 @@ export class Journal implements StorageCompletionTarget {
                 operation_reserved && header_op(this.prepare_headers, slot * header_size) === op;
             if (whole || this.head_torn(slot, op)) this.decisions[slot] = Decision.cut_torn;
         }
+        // At most the ops in flight at the crash are cut, never the root.
+        assert(cut_first >= 1 && cut_first <= op_max + 1);
         this.op_max = cut_first - 1;
+        assert(this.op_max >= op_max - this.writes_max);
     }
 
     /**
@@ -564,6 +607,7 @@ export class Journal implements StorageCompletionTarget {
      * whose newer redundant header later became unreadable (@E) looks like an intact old op.
      */
     private gaps_find(): void {
+        assert(this.solo, 'journal: only a single replica knows its log is contiguous');
         const op_max = this.op_max;
         for (let slot = 0; slot < this.slot_count; slot++) {
             const decision = this.decisions[slot];
@@ -587,6 +631,7 @@ export class Journal implements StorageCompletionTarget {
     private apply(slot: number): StorageRefusal | null {
         const at = slot * header_size;
         const decision = this.decisions[slot];
+        assert(decision !== Decision.none, 'journal: slot applied before it was classified');
         if (decision === Decision.eql || decision === Decision.fix) {
             this.headers.set(this.prepare_headers.subarray(at, at + header_size), at);
         }
@@ -612,7 +657,8 @@ export class Journal implements StorageCompletionTarget {
                 `${read_state_names[this.prepare_state[slot]!]}${this.prepare_stale(slot)}); ` +
                 'a single replica has no peer to repair from');
         }
-        // A placeholder, never the suspect header: it must not be persisted as clean (§6.3).
+        // A placeholder, never the suspect header: it must not be persisted as clean
+        // (docs/data-file.md §6.3).
         header_empty_write(this.headers, at, this.cluster, slot, operation_reserved);
         // On disk the slot must stay faulty even when a neighbour's write rewrites its sector.
         this.redundant().fill(0, at + offset_checksum, at + offset_checksum + 16);
@@ -642,6 +688,7 @@ export class Journal implements StorageCompletionTarget {
     }
 
     private fixes_step(): void {
+        assert.equal(this.phase, Phase.write_fixes);
         const sectors = this.slot_count / headers_per_sector;
         while (this.cursor < sectors && this.sector_dirty[this.cursor] === 0) this.cursor += 1;
         if (this.cursor === sectors) {
@@ -661,6 +708,7 @@ export class Journal implements StorageCompletionTarget {
      * (as @G) once the log has moved on past it. A crash before this only repeats the cut.
      */
     private erases_step(): void {
+        assert.equal(this.phase, Phase.write_erases);
         while (this.cursor < this.slot_count &&
             this.decisions[this.cursor] !== Decision.cut_torn) this.cursor += 1;
         if (this.cursor === this.slot_count) {
@@ -672,9 +720,12 @@ export class Journal implements StorageCompletionTarget {
     }
 
     private prepare_written(write: number, result: number): void {
+        assert(write >= 0 && write < this.writes_max);
         assert.equal(this.write_state[write], WriteState.prepare);
         const op = this.write_op[write]!;
+        assert(op > 0);
         const slot = op % this.slot_count;
+        assert.equal(this.slot_write[slot], write);
         if (result < 0) {
             // The slot's content is unknown now: it stays faulty until rewritten or repaired.
             this.failed_zone = 'wal_prepares';
@@ -695,6 +746,7 @@ export class Journal implements StorageCompletionTarget {
      * again. The arena copy changes only here, so it never changes under a write in flight.
      */
     private sector_flush(sector: number): void {
+        assert(sector >= 0 && sector < this.sector_writing.length);
         if (this.sector_writing[sector] === 1) return;
         let headers = 0;
         for (let write = 0; write < this.writes_max; write++) {
@@ -708,6 +760,8 @@ export class Journal implements StorageCompletionTarget {
             headers += 1;
         }
         if (headers === 0) return;
+        // One write per WAL slot: a sector write carries at most a sector's headers.
+        assert(headers <= headers_per_sector);
         this.sector_writing[sector] = 1;
         this.sector_writes_in_flight += 1;
         // Each sector write in flight carries a distinct prepare's header: the journal's
@@ -719,6 +773,7 @@ export class Journal implements StorageCompletionTarget {
     }
 
     private header_written(sector: number, result: number): void {
+        assert(sector >= 0 && sector < this.sector_writing.length);
         assert.equal(this.sector_writing[sector], 1);
         assert(!this.reporting, 'journal: header completion while reporting');
         this.sector_writing[sector] = 0;
@@ -744,7 +799,7 @@ export class Journal implements StorageCompletionTarget {
             reports += 1;
             this.write_release(write);
         }
-        assert(reports > 0);
+        assert(reports > 0 && reports <= headers_per_sector);
         // Headers that became ready during this write go out now, before anyone is told.
         this.sector_flush(sector);
         this.reporting = true;
@@ -756,6 +811,8 @@ export class Journal implements StorageCompletionTarget {
     }
 
     private write_release(write: number): void {
+        assert(write >= 0 && write < this.writes_max);
+        assert(this.write_state[write] !== WriteState.free);
         const slot = this.write_op[write]! % this.slot_count;
         assert.equal(this.slot_write[slot], write);
         this.slot_write[slot] = -1;
@@ -769,6 +826,8 @@ export class Journal implements StorageCompletionTarget {
 /** Copies one header without creating a view (the write path allocates nothing). */
 function header_copy(target: Uint8Array, target_offset: number, source: Uint8Array,
     source_offset: number): void {
+    assert(target_offset + header_size <= target.length);
+    assert(source_offset + header_size <= source.length);
     for (let index = 0; index < header_size; index++) {
         target[target_offset + index] = source[source_offset + index]!;
     }

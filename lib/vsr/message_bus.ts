@@ -61,7 +61,7 @@
 // Bad peers (garbage, wrong cluster, oversized size, unknown command, a close mid-message) are
 // disconnected and counted by reason; validation itself is injected (`MessageValidator`), so the
 // bus knows only the frame: 256 header bytes whose `size` field (u32 at offset 96,
-// wire-protocol.md §2) is the total message length.
+// docs/wire-protocol.md §2) is the total message length.
 import assert from 'node:assert/strict';
 import os from 'node:os';
 
@@ -73,7 +73,7 @@ import { frame } from './header_layout';
 import type { MessagePool, MessagePoolListener } from './message_pool';
 
 export { header_size };
-/** Offset of the u32 `size` field in the header (wire-protocol.md §2). */
+/** Offset of the u32 `size` field in the header (docs/wire-protocol.md §2). */
 export const header_size_field_offset = frame.size;
 
 /**
@@ -174,6 +174,8 @@ const op_close = 3;
 const op_timeout = 4;
 const op_accept = 5;
 const op_accept_timeout = 6;
+// The operation is the tag modulo the stride: every operation code must be below it.
+assert(op_accept_timeout < tag_stride && op_timeout < tag_stride);
 
 class Connection {
     state = state_free;
@@ -276,6 +278,8 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
         }
         this.waiters = new Int32Array(options.connections_max);
         this.accept_tag = options.connections_max * tag_stride + op_accept;
+        // The parser needs room for at least a header in every receive buffer.
+        assert(options.pool.message_size_max >= header_size);
         this.bytes = options.pool.bytes;
         this.target = this.engine.target_register(this);
         this.pool.listener_set(this);
@@ -285,12 +289,14 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
     listen(host: string, port: number, backlog = 128): number {
         assert(this.listen_fd === -1);
         this.listen_fd = this.engine.socket_listen(host, port, backlog);
+        assert(this.listen_fd >= 0);
         this.accept_next();
         return this.engine.socket_local_port(this.listen_fd);
     }
 
     /** Dials host:port, reconnecting with backoff until closed; returns the connection, or -1. */
     connect(host: string, port: number): number {
+        assert(Number.isInteger(port) && port >= 0 && port <= 0xffff);
         const index = this.slot_acquire();
         if (index === -1) return -1;
         const connection = this.table[index]!;
@@ -313,10 +319,12 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
 
     /** Whether the connection is open and can take messages. */
     connected(connection: number): boolean {
+        assert(connection >= 0 && connection < this.connections_max);
         return this.table[connection]!.state === state_connected;
     }
 
     state_name(connection: number): string {
+        assert(connection >= 0 && connection < this.connections_max);
         return ['free', 'connecting', 'connected', 'closing', 'backoff'][
             this.table[connection]!.state]!;
     }
@@ -351,6 +359,7 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
         const tail = (connection.send_head + connection.send_count) % connection.send_queue.length;
         connection.send_queue[tail] = message;
         connection.send_count += 1;
+        assert(connection.send_count <= connection.send_queue.length);
         if (connection.state === state_connected) this.send_next(index);
         return true;
     }
@@ -391,6 +400,7 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
     }
 
     io_complete(tag: number, result: number): void {
+        assert(Number.isInteger(tag) && tag >= 0);
         const nested = this.resuming;
         this.resuming = true;
         if (tag >= this.connections_max * tag_stride) {
@@ -411,7 +421,10 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
 
     private on_connection(tag: number, result: number): void {
         const index = Math.floor(tag / tag_stride);
+        assert(index >= 0 && index < this.connections_max);
         const connection = this.table[index]!;
+        // A slot is freed only once every completion is back: none arrives for a free one.
+        assert(connection.state !== state_free);
         assert(connection.in_flight > 0);
         connection.in_flight -= 1;
         switch (tag % tag_stride) {
@@ -446,6 +459,7 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
     private resume_one(): void {
         assert(this.waiters_count > 0);
         const index = this.waiters[this.waiters_head]!;
+        assert(index >= 0 && index < this.connections_max);
         this.waiters_head = (this.waiters_head + 1) % this.waiters.length;
         this.waiters_count -= 1;
         const connection = this.table[index]!;
@@ -495,6 +509,7 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
             this.listener_close(result);
         } else {
             const connection = this.table[index]!;
+            assert.equal(connection.fd, -1);
             connection.fd = result;
             this.open(index);
         }
@@ -513,6 +528,7 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
      * failures (a connection aborted before it was accepted) re-arm at once.
      */
     private on_accept_failed(result: number): void {
+        assert(result < 0 && !this.accept_pending);
         if (result === -errno_cancelled || this.listen_fd === -1) return;
         const errno = -result;
         const e = os.constants.errno;
@@ -534,6 +550,9 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
 
     private dial(index: number): void {
         const connection = this.table[index]!;
+        // Only dialled connections redial, and only once the previous socket is closed.
+        assert(connection.outgoing && connection.fd === -1 && !connection.connect_pending);
+        assert.equal(connection.in_flight, 0);
         connection.state = state_connecting;
         connection.fd = this.engine.socket_create(ip_family(connection.host) === 6 ? 6 : 4);
         connection.connect_pending = true;
@@ -557,6 +576,7 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
     /** Closes the failed socket and backs off before the next dial. */
     private retry(index: number): void {
         const connection = this.table[index]!;
+        assert(connection.state === state_connecting && connection.fd !== -1);
         this.in_flight_add(connection);
         this.engine.close(this.target, index * tag_stride + op_close, connection.fd);
         connection.fd = -1;
@@ -572,6 +592,7 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
     private backoff_start(index: number): void {
         const connection = this.table[index]!;
         assert(connection.state === state_backoff && !connection.timeout_pending);
+        assert(connection.outgoing, 'message bus: only a dialled connection backs off');
         const delay_ms = backoff_delay_ms(this.backoff_min_ms, this.backoff_max_ms,
             connection.attempt, this.random.u32());
         connection.attempt += 1;
@@ -594,6 +615,10 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
     /** A socket is up (accepted or dialled): start receiving and flush queued sends. */
     private open(index: number): void {
         const connection = this.table[index]!;
+        assert(connection.fd >= 0);
+        assert(!connection.recv_pending && !connection.send_pending && !connection.waiting);
+        // A reconnect resends the head message whole.
+        assert.equal(connection.send_offset, 0);
         connection.state = state_connected;
         connection.connected_ns = this.time.monotonic_ns();
         connection.attempt = 0; // The next failure backs off from the shortest delay again.
@@ -629,6 +654,7 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
             connection.recv_end = 0;
         }
         this.compact_if_needed(connection);
+        assert(connection.recv_start <= connection.recv_end);
         const free = this.pool.message_size_max - connection.recv_end;
         assert(free > 0);
         connection.recv_pending = true;
@@ -648,6 +674,8 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
             this.terminate(index, -1, reason);
             return;
         }
+        // A recv is only in flight into the connection's own buffer.
+        assert(connection.recv_message !== -1);
         connection.recv_end += result;
         assert(connection.recv_end <= this.pool.message_size_max);
         this.receive_continue(index);
@@ -663,6 +691,7 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
         for (let pass = 0; pass <= this.pool.message_size_max / header_size; pass++) {
             if (connection.recv_message === -1) return true;
             const available = connection.recv_end - connection.recv_start;
+            assert(available >= 0 && connection.recv_end <= this.pool.message_size_max);
             if (available < header_size) return true;
             const base = this.pool.offset(connection.recv_message) + connection.recv_start;
             if (connection.recv_size === 0) {
@@ -688,6 +717,7 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
         const connection = this.table[index]!;
         const size = connection.recv_size;
         const remaining = connection.recv_end - connection.recv_start - size;
+        assert(size >= header_size && size <= this.pool.message_size_max && remaining >= 0);
         const buffer = connection.recv_message;
         let message: number;
         if (connection.recv_start === 0 && remaining === 0) {
@@ -719,6 +749,9 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
             }
         }
         connection.recv_size = 0;
+        assert(connection.recv_start <= connection.recv_end);
+        // The owner gets a message nobody else holds: it may rewrite it in place.
+        assert.equal(this.pool.references_of(message), 1);
         this.messages_received += 1;
         const nested = this.resuming;
         this.resuming = true;
@@ -733,6 +766,7 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
     private compact_if_needed(connection: Connection): void {
         if (connection.recv_start === 0) return;
         const needed = connection.recv_size === 0 ? header_size : connection.recv_size;
+        assert(needed <= this.pool.message_size_max);
         if (connection.recv_start + needed <= this.pool.message_size_max) return;
         const base = this.pool.offset(connection.recv_message);
         this.bytes.copyWithin(base, base + connection.recv_start, base + connection.recv_end);
@@ -743,6 +777,7 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
     private wait_for_message(index: number): void {
         const connection = this.table[index]!;
         assert(!connection.waiting && this.waiters_count < this.waiters.length);
+        assert(connection.state === state_connected && !connection.recv_pending);
         connection.waiting = true;
         this.backpressure_pauses += 1;
         this.waiters[(this.waiters_head + this.waiters_count) % this.waiters.length] = index;
@@ -761,6 +796,7 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
     private send_next(index: number): void {
         const connection = this.table[index]!;
         if (connection.send_pending || connection.send_count === 0) return;
+        assert(connection.state === state_connected && connection.fd >= 0);
         const message = connection.send_queue[connection.send_head]!;
         const size = this.message_size(message);
         assert(connection.send_offset < size);
@@ -778,8 +814,10 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
             this.terminate(index, -1, BusReason.send_error);
             return;
         }
+        assert(connection.send_count > 0);
         const message = connection.send_queue[connection.send_head]!;
         connection.send_offset += result;
+        assert(connection.send_offset <= this.message_size(message));
         if (connection.send_offset === this.message_size(message)) {
             connection.send_offset = 0;
             connection.send_head = (connection.send_head + 1) % connection.send_queue.length;
@@ -828,6 +866,7 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
             this.engine.close(this.target, tag + op_close, connection.fd);
             connection.fd = -1;
         }
+        assert.equal(connection.fd, -1);
         this.receive_release(connection);
         connection.send_offset = 0; // A reconnect resends the head message whole.
         if (reconnect) {
@@ -879,6 +918,11 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
         const connection = this.table[index]!;
         if (connection.state !== state_closing || connection.in_flight > 0) return;
         assert(!connection.waiting);
+        // Every completion is back, so nothing is pending, and nothing is held.
+        assert(!connection.recv_pending && !connection.send_pending);
+        assert(!connection.connect_pending && !connection.timeout_pending);
+        assert(connection.fd === -1 && connection.recv_message === -1);
+        assert.equal(connection.send_count, 0);
         connection.state = state_free;
         connection.outgoing = false;
         if (this.owner.on_close !== undefined) this.owner.on_close(index);
@@ -896,6 +940,7 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
             if (connection.state !== state_free) continue;
             assert(connection.in_flight === 0 && connection.send_count === 0);
             assert(connection.recv_message === -1 && !connection.waiting);
+            assert.equal(connection.fd, -1);
             connection.send_head = 0;
             connection.send_offset = 0;
             connection.generation += 1;
@@ -911,5 +956,7 @@ export function backoff_delay_ms(backoff_min_ms: number, backoff_max_ms: number,
     random_u32: number): number {
     assert(backoff_min_ms > 0 && backoff_min_ms <= backoff_max_ms && attempt >= 0);
     const ceiling = Math.min(backoff_max_ms, backoff_min_ms * 2 ** Math.min(attempt, 20));
-    return backoff_min_ms + random_u32 % (ceiling - backoff_min_ms + 1);
+    const delay = backoff_min_ms + random_u32 % (ceiling - backoff_min_ms + 1);
+    assert(delay >= backoff_min_ms && delay <= ceiling);
+    return delay;
 }

@@ -40,6 +40,7 @@ export class MessagePool {
         // Sector alignment lets a message be written to disk with O_DIRECT without a copy.
         const stride = message_size_stride(message_size_max);
         this.base_offset = arena.allocate(stride * count, sector_size);
+        assert(this.base_offset % sector_size === 0 && stride % sector_size === 0);
         const buffers: Uint8Array[] = [];
         for (let index = 0; index < count; index++) {
             const offset = this.base_offset + index * stride;
@@ -70,6 +71,7 @@ export class MessagePool {
         if (this.free_count === 0) return -1;
         this.free_count -= 1;
         const index = this.free_list[this.free_count]!;
+        assert(index >= 0 && index < this.count);
         assert(this.references[index] === 0, 'message pool: free message has references');
         this.references[index] = 1;
         const used = this.count - this.free_count;

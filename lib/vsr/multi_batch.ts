@@ -1,4 +1,4 @@
-// Multi-batch bodies (wire-protocol.md §6.2), used by operations 138-147 in requests and replies:
+// Multi-batch bodies (docs/wire-protocol.md §6.2) of operations 138-147, in requests and replies:
 //
 //   [ payload: batch 0 elements | batch 1 elements | ... ][ trailer ]
 //   trailer, read backwards from the end of the body:
@@ -95,6 +95,7 @@ export class MultiBatchEncoder {
         this.counts[this.batch_count] = count;
         this.batch_count += 1;
         this.payload_size += count * this.element_size;
+        assert.ok(this.payload_size <= this.capacity);
     }
 
     /** Writes the trailer after the payload; returns the body size in bytes. */
@@ -105,6 +106,8 @@ export class MultiBatchEncoder {
         assert.ok(body_size <= this.capacity);
         const end = this.offset + body_size;
         const counts_start = end - postamble_size - count_size * this.batch_count;
+        // The trailer's padding and counts start after the payload.
+        assert.ok(counts_start >= this.offset + this.payload_size);
         this.target.fill(0xFF, this.offset + this.payload_size, counts_start);
         write_u16(this.target, end - postamble_size, this.batch_count);
         for (let batch = 0; batch < this.batch_count; batch++) {
@@ -163,6 +166,7 @@ export class MultiBatchDecoder {
         this.prefix[batch_count] = elements;
         const payload_size = size - trailer_size;
         if (elements * element_size !== payload_size) return MultiBatchReason.payload_size_mismatch;
+        assert.ok(payload_size >= 0 && payload_size % element_size === 0);
         this.body_offset = offset;
         this.element_size = element_size;
         this.batch_count = batch_count;

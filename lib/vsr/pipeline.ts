@@ -1,5 +1,5 @@
-// The primary's pipeline (internals.md §7, §6.5 rule 4): a queue of up to
-// pipeline_prepare_queue_max prepares in flight, ops commit_max+1 .. op in order, each with the set
+// The primary's pipeline (docs/vsr.md §4): a queue of up to
+// pipeline_prepare_queue_max prepares in flight, ops commit_min+1 .. op in order, each with the set
 // of replicas that acknowledged it; and behind it a bounded queue of requests that arrived while
 // the prepare queue was full (or the WAL had to wait for a checkpoint). Both are rings over typed
 // arrays holding pool message indices; the pipeline holds one reference to each message.
@@ -49,14 +49,17 @@ export class Pipeline {
 
     prepare_push(op: number, message: number, connection: number): void {
         assert(!this.prepare_full);
+        assert(message >= 0 && op >= 1);
         if (this.prepare_count > 0) assert.equal(op, this.prepare_op(this.prepare_count - 1) + 1);
         const index = (this.prepare_head + this.prepare_count) % this.prepare_max;
+        assert.equal(this.prepare_messages[index], -1, 'pipeline: the ring slot is taken');
         this.prepare_messages[index] = message;
         this.prepare_connections[index] = connection;
         this.prepare_ops[index] = op;
         this.prepare_oks[index] = 0;
         this.prepare_replies[index] = -1;
         this.prepare_count += 1;
+        assert(this.prepare_count <= this.prepare_max);
     }
 
     /** The i-th prepare from the oldest: its op, message, connection and acknowledgements. */
@@ -84,6 +87,8 @@ export class Pipeline {
 
     /** Records the reply of the i-th prepare, executed (the reference passes to the pipeline). */
     reply_set(i: number, reply: number): void {
+        // A reply message, or -1 for a pulse (never "no message was free").
+        assert(reply >= -1);
         const index = this.index(i);
         assert.equal(this.prepare_replies[index], -1);
         this.prepare_replies[index] = reply;
@@ -103,6 +108,7 @@ export class Pipeline {
         const index = this.prepare_head;
         assert.equal(this.prepare_replies[index], -1, 'pop: the reply was not taken');
         const message = this.prepare_messages[index]!;
+        assert(message >= 0);
         this.prepare_messages[index] = -1;
         this.prepare_connections[index] = -1;
         this.prepare_head = (this.prepare_head + 1) % this.prepare_max;
@@ -112,7 +118,9 @@ export class Pipeline {
 
     request_push(message: number, connection: number): void {
         assert(!this.request_full);
+        assert(message >= 0);
         const index = (this.request_head + this.request_count) % this.request_messages.length;
+        assert.equal(this.request_messages[index], -1, 'pipeline: the queue slot is taken');
         this.request_messages[index] = message;
         this.request_connections[index] = connection;
         this.request_count += 1;
@@ -133,6 +141,7 @@ export class Pipeline {
         assert(this.request_count > 0);
         const index = this.request_head;
         const message = this.request_messages[index]!;
+        assert(message >= 0);
         this.request_messages[index] = -1;
         this.request_connections[index] = -1;
         this.request_head = (this.request_head + 1) % this.request_messages.length;
@@ -142,6 +151,7 @@ export class Pipeline {
 
     /** Forgets a closed connection: replies for its requests then have nowhere to go. */
     connection_closed(connection: number): void {
+        assert(connection >= 0);
         for (let i = 0; i < this.prepare_max; i++) {
             if (this.prepare_connections[i] === connection) this.prepare_connections[i] = -1;
         }
@@ -152,11 +162,13 @@ export class Pipeline {
 
     /** A newer connection for a client whose request is in flight (it reconnected). */
     connection_update(i: number, connection: number): void {
+        assert(connection >= 0);
         this.prepare_connections[this.index(i)] = connection;
     }
 
     request_connection_update(i: number, connection: number): void {
         assert(i >= 0 && i < this.request_count);
+        assert(connection >= 0);
         this.request_connections[(this.request_head + i) % this.request_messages.length] =
             connection;
     }

@@ -81,6 +81,8 @@ export function header_checksum_set(bytes: Uint8Array, offset: number): void {
 /** The body checksum covers bytes [256, size) of the message. */
 export function body_checksum_valid(bytes: Uint8Array, offset: number): boolean {
     const size = header_size_field(bytes, offset);
+    // Callers check the size (or a checksum covering it) first.
+    assert(size >= header_size);
     return checksum_equal(bytes, offset + header_size, size - header_size,
         bytes, offset + offset_checksum_body);
 }
@@ -108,6 +110,7 @@ export function header_empty_write(bytes: Uint8Array, offset: number, cluster: U
     op: number, operation: number): void {
     assert(operation === operation_reserved || operation === operation_root);
     assert(operation === operation_reserved || op === 0);
+    assert(cluster.length === 16 && offset + header_size <= bytes.length);
     bytes.fill(0, offset, offset + header_size);
     bytes.set(cluster, offset + offset_cluster);
     u32_write(bytes, offset + offset_size, header_size);
@@ -116,6 +119,7 @@ export function header_empty_write(bytes: Uint8Array, offset: number, cluster: U
     bytes[offset + offset_operation] = operation;
     body_checksum_set(bytes, offset);
     header_checksum_set(bytes, offset);
+    assert(header_size_field(bytes, offset) === header_size && header_op(bytes, offset) === op);
 }
 
 /** The cluster id as 16 little-endian bytes (startup only: allocates). */

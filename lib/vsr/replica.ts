@@ -1,11 +1,11 @@
-// The replica: Viewstamped Replication's normal protocol (internals.md §7), today for a cluster of
+// The replica: Viewstamped Replication's normal protocol (docs/vsr.md §3), today for a cluster of
 // one, structured so that backups slot in: a view, op numbers, a pipeline of prepares each with
 // a set of acknowledgements, commit_max (highest op a replication quorum holds) and commit_min
 // (highest op executed), a primary that needs quorum_replication(replica_count) prepare_oks of
 // which its own WAL write is one.
 //
 // The data path of a request (ARCHITECTURE.md): the bus hands over a pool message; the replica
-// checks it (wire-protocol.md §7: release, operation, body, session, request number, parent),
+// checks it (docs/wire-protocol.md §7: release, operation, body, session, request number, parent),
 // turns it into a prepare IN THE SAME BUFFER (op, parent checksum, commit, timestamp; only the
 // 256-byte header is re-checksummed, the body and its checksum are unchanged), and the journal
 // writes it to the WAL. When a quorum holds it, prepares commit in op order: the state machine
@@ -57,7 +57,7 @@ import { StateMachineCapacityError } from './state_machine';
 import type { StateMachine } from './state_machine';
 
 export { release_client_min, release_server, tick_ms };
-/** A pulse is considered every 100 ms (internals.md §7, timeouts). */
+/** A pulse is considered every 100 ms (docs/vsr.md §8). */
 export const pulse_ticks = 10;
 
 
@@ -79,11 +79,12 @@ export interface ReplicaNetwork {
     send(connection: number, message: number): boolean;
 }
 
-/** Replication quorum, counting the primary (internals.md §9). */
+/** Replication quorum, counting the primary (docs/vsr.md §1). */
 export function quorum_replication(replica_count: number): number {
     assert(replica_count >= 1 && replica_count <= 6);
-    if (replica_count === 2) return 2;
-    return Math.min(3, Math.ceil(replica_count / 2));
+    const quorum = replica_count === 2 ? 2 : Math.min(3, Math.ceil(replica_count / 2));
+    assert(quorum >= 1 && quorum <= replica_count);
+    return quorum;
 }
 
 export const Status = {
@@ -181,16 +182,20 @@ export class ReplicaCheckpointListener implements CheckpointListener, ClientRepl
     replica: Replica | null = null;
 
     checkpoint_done(op: number, error: StorageRefusal | null): void {
-        this.replica!.checkpoint_done(op, error);
+        assert(this.replica !== null, 'checkpoint before the replica exists');
+        this.replica.checkpoint_done(op, error);
     }
     checkpoint_restored(error: StorageRefusal | null): void {
-        this.replica!.checkpoint_restored(error);
+        assert(this.replica !== null, 'restore before the replica exists');
+        this.replica.checkpoint_restored(error);
     }
     client_reply_written(tag: number, result: number): void {
-        this.replica!.client_reply_written(tag, result);
+        assert(this.replica !== null, 'client reply write before the replica exists');
+        this.replica.client_reply_written(tag, result);
     }
     client_reply_read(tag: number, result: number): void {
-        this.replica!.client_reply_read(tag, result);
+        assert(this.replica !== null, 'client reply read before the replica exists');
+        this.replica.client_reply_read(tag, result);
     }
 }
 
@@ -321,8 +326,10 @@ export class Replica implements StorageCompletionTarget {
             'pool messages and WAL slots must have the same size');
         this.replica = this.superblock.replica;
         this.replica_count = this.superblock.replica_count;
+        assert(this.replica >= 0 && this.replica < this.replica_count);
         this.quorum_replication = quorum_replication(this.replica_count);
         this.cluster = Uint8Array.from(this.superblock.cluster_bytes());
+        assert.equal(this.cluster.length, 16);
         this.message_size_max = this.pool.message_size_max;
         this.state_machine = options.state_machine;
         this.sessions = new ClientSessions(options.clients_max, this.pool);
@@ -333,6 +340,9 @@ export class Replica implements StorageCompletionTarget {
         this.reply_writing = new Int32Array(options.clients_max).fill(-1);
         this.pipeline = new Pipeline(pipeline_prepare_queue_max,
             options.request_queue_max ?? options.clients_max);
+        // write_states is indexed by op modulo its length: it covers a pipeline of writes.
+        assert(this.write_states.length >= this.pipeline.prepare_max);
+        assert(this.pipeline.prepare_max <= this.journal.writes_max);
         this.storage_target = this.storage.target_register(this);
         options.storage_listener.replica = this;
     }
@@ -348,7 +358,7 @@ export class Replica implements StorageCompletionTarget {
     }
 
     /** The highest op the WAL may hold now: beyond it a slot of an op not checkpointed would be
-     * overwritten (internals.md §6.4), so the primary waits. */
+     * overwritten (docs/data-file.md §6.4), so the primary waits. */
     get op_prepare_max(): number {
         return this.schedule.op_prepare_max(this.checkpoint_op);
     }
@@ -363,6 +373,7 @@ export class Replica implements StorageCompletionTarget {
     open(): void {
         assert(this.status === Status.opening);
         assert(!this.journal.busy && this.journal.op_max >= 0);
+        assert(this.op === 0 && this.commit_min === 0 && this.op_executed === 0);
         this.superblock.vsr_state_read(this.vsr_state);
         this.view = this.vsr_state.view;
         this.log_view = this.vsr_state.log_view;
@@ -390,16 +401,19 @@ export class Replica implements StorageCompletionTarget {
         }
         this.commit_min = this.checkpoint_op;
         this.op_executed = this.checkpoint_op;
+        assert(this.checkpoint_op <= this.vsr_state.commit_max);
         this.restore_entry = -1;
         this.restore_reply_next();
     }
 
     /** Reads the latest reply of each session back from the client_replies zone. */
     private restore_reply_next(): void {
+        assert(this.status === Status.restoring && this.replay_message === -1);
         for (let entry = this.restore_entry + 1; entry < this.sessions.capacity; entry++) {
             if (this.sessions.session(entry) === 0) continue;
             const message = this.pool.acquire();
             assert(message !== -1, 'restore: the pool is smaller than clients_max');
+            assert.equal(this.sessions.reply_message(entry), -1, 'restore: a reply read twice');
             this.restore_entry = entry;
             this.replay_message = message;
             this.client_replies.read(entry, entry, this.sessions.reply_headers,
@@ -413,6 +427,8 @@ export class Replica implements StorageCompletionTarget {
     client_reply_read(entry: number, result: number): void {
         assert(this.status === Status.restoring && entry === this.restore_entry);
         const message = this.replay_message;
+        assert(message !== -1);
+        assert(result <= ClientReplyResult.ok && result >= ClientReplyResult.corrupt);
         this.replay_message = -1;
         this.restore_reply_result[entry] = result;
         if (result === ClientReplyResult.ok) {
@@ -434,6 +450,7 @@ export class Replica implements StorageCompletionTarget {
      * gets a clear error instead of retrying forever, and the request never executes twice.
      */
     private replies_lost_report(): void {
+        assert.equal(this.status, Status.replaying);
         for (let entry = 0; entry < this.sessions.capacity; entry++) {
             if (this.sessions.session(entry) === 0) continue;
             if (this.sessions.reply_message(entry) !== -1) continue;
@@ -454,6 +471,9 @@ export class Replica implements StorageCompletionTarget {
     }
 
     private replay_start(): void {
+        assert.equal(this.status, Status.restoring);
+        assert.equal(this.restore_entry, this.sessions.capacity);
+        assert.equal(this.commit_min, this.checkpoint_op);
         this.replay_op_max = this.journal.op_max;
         if (this.replay_op_max < this.checkpoint_op) {
             return this.fail(new StorageRefusal('wal', this.replay_op_max, -1,
@@ -471,6 +491,8 @@ export class Replica implements StorageCompletionTarget {
     }
 
     private fail(error: Error): void {
+        // Serving, a failure refuses writes instead (writes_refuse): fail() is for startup.
+        assert(this.status !== Status.normal);
         this.status = Status.failed;
         this.failure = error;
         if (this.replay_message !== -1) this.pool.unref(this.replay_message);
@@ -482,6 +504,8 @@ export class Replica implements StorageCompletionTarget {
         assert(this.status === Status.replaying);
         if (this.checkpoint_op_next !== -1) return; // Resumes at checkpoint_done.
         if (this.commit_min === this.replay_op_max) return this.replay_done();
+        assert(this.commit_min < this.replay_op_max && this.op_executed === this.commit_min);
+        assert(this.replay_message !== -1);
         const op = this.commit_min + 1;
         const slot = op % this.journal.slot_count;
         const headers = this.journal.headers;
@@ -490,6 +514,8 @@ export class Replica implements StorageCompletionTarget {
         if (header.u8(frame.command) !== Command.prepare || header.u64(prepare_at.op) !== op) {
             return this.fail(new StorageRefusal('wal', op, slot, 'missing from the WAL'));
         }
+        // Recovery bounded every header it kept: the read stays inside the slot and the message.
+        assert(header.size >= header_size && header.size <= this.message_size_max);
         this.storage.read(this.storage_target, slot, Zone.wal_prepares,
             slot * this.message_size_max, this.pool.offset(this.replay_message),
             sector_ceil(header.size));
@@ -498,6 +524,7 @@ export class Replica implements StorageCompletionTarget {
     storage_complete(slot: number, result: number): void {
         assert(this.status === Status.replaying);
         const op = this.commit_min + 1;
+        assert.equal(slot, op % this.journal.slot_count);
         if (result < 0) {
             return this.fail(new StorageRefusal('wal_prepares', op, slot,
                 `read failed with errno ${-result}`));
@@ -508,6 +535,7 @@ export class Replica implements StorageCompletionTarget {
             const reply = this.execute_prepare(this.replay_message);
             assert(reply !== reply_unavailable, 'replay: no pool message for a reply at startup');
             this.commit_reply(this.replay_message, reply, -1);
+            assert.equal(this.commit_min, op);
             this.checkpoint_maybe(op, this.replay_message);
         } catch (error) {
             if (!(error instanceof StateMachineCapacityError)) throw error;
@@ -519,6 +547,7 @@ export class Replica implements StorageCompletionTarget {
 
     /** The prepare read back must be the one the journal's header names, chained to its parent. */
     private replay_check(slot: number, op: number): StorageRefusal | null {
+        assert(op > this.checkpoint_op && op <= this.replay_op_max);
         const bytes = this.pool.bytes;
         const offset = this.pool.offset(this.replay_message);
         const expected = slot * header_size;
@@ -540,6 +569,9 @@ export class Replica implements StorageCompletionTarget {
     }
 
     private replay_done(): void {
+        assert.equal(this.status, Status.replaying);
+        assert.equal(this.op_executed, this.commit_min);
+        assert(this.pipeline.prepare_count === 0 && this.pipeline.request_count === 0);
         const head = (this.replay_op_max % this.journal.slot_count) * header_size;
         const header = this.other_view.attach(this.journal.headers, head);
         assert.equal(header.u64(prepare_at.op), this.replay_op_max);
@@ -555,6 +587,7 @@ export class Replica implements StorageCompletionTarget {
         this.replay_message = -1;
         this.replies_lost_report();
         this.status = Status.normal;
+        this.invariants();
         this.log(`replica: replayed to op ${this.op} (checkpoint ${this.checkpoint_op}), ` +
             `view ${this.view}, ${this.sessions.count} client session(s)`);
     }
@@ -563,6 +596,9 @@ export class Replica implements StorageCompletionTarget {
 
     /** A message from the bus (validated: checksums, cluster, frame). */
     on_message(connection: number, message: number): void {
+        assert(connection >= 0);
+        // The bus (or the simulator's network) holds a reference during the call.
+        assert(this.pool.references_of(message) >= 1);
         const bytes = this.pool.bytes;
         const command = bytes[this.pool.offset(message) + frame.command];
         if (command === Command.request) return this.on_request(connection, message);
@@ -573,6 +609,7 @@ export class Replica implements StorageCompletionTarget {
     }
 
     on_close(connection: number): void {
+        assert(connection >= 0);
         this.sessions.connection_closed(connection);
         this.pipeline.connection_closed(connection);
     }
@@ -608,9 +645,10 @@ export class Replica implements StorageCompletionTarget {
         this.on_request_in_session(connection, message, request, entry);
     }
 
-    /** The request-number and parent checks of a client with a session (§5.3, §7 step 7). */
+    /** A session's request-number and parent checks (docs/wire-protocol.md §5.3, §7 step 7). */
     private on_request_in_session(connection: number, message: number, request: HeaderView,
         entry: number): void {
+        assert(this.sessions.session(entry) > 0);
         const number = request.u32(request_at.request);
         const latest = this.sessions.request(entry);
         if (number === latest) return this.resend_reply(connection, request, entry);
@@ -638,10 +676,13 @@ export class Replica implements StorageCompletionTarget {
     }
 
     /**
-     * The checks that evict (§7 steps 2-6), in TigerBeetle's order; 0 when the request passes.
-     * Oversized messages never get here: the bus refuses anything above message_size_max.
+     * The checks that evict (docs/wire-protocol.md §7 steps 2-6), in TigerBeetle's order; 0 when
+     * the request passes. Oversized messages never get here: the bus refuses anything above
+     * message_size_max.
      */
     private request_invalid(request: HeaderView): number {
+        // The bus validated the frame: the size covers at least the header.
+        assert(request.size >= header_size);
         const release = request.release;
         if (release < release_client_min) return EvictionReason.client_release_too_low;
         if (release > this.release) return EvictionReason.client_release_too_high;
@@ -729,6 +770,7 @@ export class Replica implements StorageCompletionTarget {
     }
 
     private accept(connection: number, message: number): void {
+        assert(this.status === Status.normal && this.is_primary);
         const pipeline = this.pipeline;
         if (this.writes_refused !== null) {
             return this.writes_refused_evict(connection,
@@ -770,6 +812,8 @@ export class Replica implements StorageCompletionTarget {
 
     private send(connection: number, message: number): void {
         if (connection < 0 || this.network === null || this.status !== Status.normal) return;
+        // The caller holds a reference; the network takes its own.
+        assert(this.pool.references_of(message) >= 1);
         this.network.send(connection, message);
     }
 
@@ -795,6 +839,8 @@ export class Replica implements StorageCompletionTarget {
      */
     private evict(connection: number, source: HeaderView, client_at: number,
         reason: number, limit = 0, limit_value = 0): void {
+        assert(reason >= 1 && reason <= eviction_reason_max);
+        assert(limit >= 0 && limit < limit_count && limit_value >= 0);
         this.stats.evictions[reason] += 1;
         const message = this.pool.acquire();
         if (message === -1) return this.drop(); // The client retries and is evicted then.
@@ -815,6 +861,7 @@ export class Replica implements StorageCompletionTarget {
 
     /** Evicts a session entry to make room (no_session), telling the client if it is here. */
     private evict_entry(entry: number): void {
+        assert(this.sessions.session(entry) > 0, 'evict: the entry is free');
         const connection = this.sessions.connection(entry);
         this.stats.evictions[EvictionReason.no_session] += 1;
         const message = connection < 0 || this.status !== Status.normal ? -1
@@ -845,6 +892,7 @@ export class Replica implements StorageCompletionTarget {
     // ------------------------------------------------------------------ preparing
 
     private prepare_possible(): boolean {
+        assert(this.op <= this.op_prepare_max);
         if (this.pipeline.prepare_full) return false;
         if (this.op + 1 > this.op_prepare_max) {
             if (!this.wal_stalled) {
@@ -876,12 +924,15 @@ export class Replica implements StorageCompletionTarget {
      */
     private primary_prepare(message: number, connection: number): void {
         assert(this.prepare_possible());
+        assert.equal(this.status, Status.normal);
+        assert(this.pool.references_of(message) >= 1);
         const bytes = this.pool.bytes;
         const offset = this.pool.offset(message);
         const header = this.prepare_view.attach(bytes, offset);
         const operation = header.u8(request_at.operation);
         const events = operation === Operation.register ? 0 : this.state_machine.events_count(
             operation, bytes, offset + header_size, header.size - header_size);
+        assert(Number.isInteger(events) && events >= 0);
         const limit = this.capacity_reserve(operation, events);
         if (limit !== 0) {
             this.limit_refuse(connection, header, operation, events, limit);
@@ -904,6 +955,8 @@ export class Replica implements StorageCompletionTarget {
         // Release, size, cluster and the body with its checksum stay as the client sent them.
         this.prepare_seal(header, operation, events);
         this.pipeline.prepare_push(this.op, message, connection);
+        // The pipeline holds exactly the ops prepared and not yet committed.
+        assert.equal(this.pipeline.prepare_count, this.op - this.commit_min);
         this.stats.prepares += 1;
         this.journal_write_next();
         this.execute_ahead();
@@ -912,6 +965,9 @@ export class Replica implements StorageCompletionTarget {
     /** Fills the VSR fields of a prepare as op+1 and checksums its header (the body is done). */
     private prepare_seal(header: HeaderView, operation: number, events: number): void {
         const op = this.op + 1;
+        assert(op <= this.op_prepare_max, 'prepare: the WAL slot is not checkpointed yet');
+        // A prepare's commit is below its op (the validator's prepare rule).
+        assert(this.commit_max < op);
         header.command = Command.prepare;
         header.view = this.view;
         header.replica = this.replica;
@@ -929,7 +985,7 @@ export class Replica implements StorageCompletionTarget {
     }
 
     /**
-     * Capacity accounting over committed state plus uncommitted prepares (§ ledger limits):
+     * Capacity accounting over committed state plus uncommitted prepares (docs/vsr.md §6.1):
      * reserves room for the batch and returns 0, or returns the limit it would exceed.
      */
     private capacity_reserve(operation: number, events: number): number {
@@ -955,6 +1011,7 @@ export class Replica implements StorageCompletionTarget {
      */
     private limit_refuse(connection: number, request: HeaderView, operation: number,
         events: number, limit: number): void {
+        assert(limit > 0 && limit < limit_count);
         this.stats.limit_refusals[limit] += 1;
         const value = this.state_machine.limit_value(limit);
         if ((this.limits_reported & (1 << limit)) === 0) {
@@ -974,14 +1031,16 @@ export class Replica implements StorageCompletionTarget {
     }
 
     private capacity_release(operation: number, events: number): void {
+        assert(events >= 0);
         if (operation === Operation.create_accounts) this.pending_accounts -= events;
         if (operation === Operation.create_transfers) this.pending_transfers -= events;
         assert(this.pending_accounts >= 0 && this.pending_transfers >= 0);
     }
 
     /**
-     * The next prepare timestamp (internals.md §11): max(previous + 1, wall clock), then plus
-     * the events of a create batch, which take the nanoseconds just below it (§6.6).
+     * The next prepare timestamp (docs/vsr.md §3): max(previous + 1, wall clock), then plus
+     * the events of a create batch, which take the nanoseconds just below it
+     * (docs/wire-protocol.md §6.6).
      */
     private timestamp_advance(events: number): void {
         this.realtime_read();
@@ -995,6 +1054,9 @@ export class Replica implements StorageCompletionTarget {
         lo += events;
         while (lo >= two_32) { lo -= two_32; hi += 1; }
         assert(hi < 0x8000_0000, 'timestamp beyond 2^63');
+        assert(lo >= 0 && lo < two_32);
+        // Strictly increasing: every prepare is timestamped after the one before it.
+        assert(hi > this.timestamp_hi || (hi === this.timestamp_hi && lo > this.timestamp_lo));
         this.timestamp_hi = hi;
         this.timestamp_lo = lo;
     }
@@ -1008,6 +1070,7 @@ export class Replica implements StorageCompletionTarget {
         const carry = Math.floor(product / two_32);
         this.now_lo = product - carry * two_32;
         this.now_hi = us_hi * 1000 + carry;
+        assert(this.now_lo >= 0 && this.now_lo < two_32);
     }
 
     // ------------------------------------------------------------------ journal and commit
@@ -1020,6 +1083,7 @@ export class Replica implements StorageCompletionTarget {
             this.op_writing += 1;
             this.journal_write(this.op_writing);
         }
+        assert(this.op_writing <= this.op);
     }
 
     /**
@@ -1028,6 +1092,7 @@ export class Replica implements StorageCompletionTarget {
      * taken to refuse writes and the replica stops accepting requests.
      */
     private journal_write_failed(op: number, state: number, result: number): void {
+        assert(result < 0 && state === op % this.write_states.length);
         this.write_states[state] = write_failed;
         this.write_attempts[state] += 1;
         const attempts = this.write_attempts[state]!;
@@ -1050,6 +1115,7 @@ export class Replica implements StorageCompletionTarget {
      * requests may or may not have landed: a later lookup tells), so none waits forever.
      */
     private writes_refuse(refusal: StorageRefusal, errno: number): void {
+        assert(errno > 0);
         if (this.writes_refused !== null) return;
         this.writes_refused = refusal;
         this.writes_refused_errno = errno;
@@ -1080,6 +1146,7 @@ export class Replica implements StorageCompletionTarget {
      * session going), with the errno for clients that ask for details.
      */
     private writes_refused_evict(connection: number, request: HeaderView): void {
+        assert(this.writes_refused !== null);
         this.stats.limit_refusals[Limit.writes_failing] += 1;
         const details = (request.u8(request_at.features) & request_feature_limit_details) !== 0;
         this.evict(connection, request, frame_client, EvictionReason.no_session,
@@ -1088,6 +1155,7 @@ export class Replica implements StorageCompletionTarget {
 
     /** Retries the failed writes (on a tick, not at once: the disk just refused one). */
     private journal_write_retry(): void {
+        assert(this.writes_refused === null);
         for (let op = this.op_written + 1; op <= this.op_writing; op++) {
             if (this.write_states[op % this.write_states.length] !== write_failed) continue;
             if (this.journal.writes_available === 0) {
@@ -1101,6 +1169,7 @@ export class Replica implements StorageCompletionTarget {
     private journal_write(op: number): void {
         const i = op - this.pipeline.prepare_op(0);
         assert(i >= 0 && i < this.pipeline.prepare_count);
+        assert(op > this.op_written && op <= this.op_writing);
         assert(op - this.op_written <= this.write_states.length);
         this.write_states[op % this.write_states.length] = write_writing;
         this.journal.write_prepare(this.pool.offset(this.pipeline.prepare_message(i)));
@@ -1121,9 +1190,11 @@ export class Replica implements StorageCompletionTarget {
             this.write_states[this.op_written % this.write_states.length] = write_none;
         }
         const op_last = this.op_written;
+        assert(op_last >= op_first - 1 && this.op_written <= this.op_writing);
         // The next writes first: the disk works on them while these ops execute.
         this.journal_write_next();
         for (let ok = op_first; ok <= op_last; ok++) this.on_prepare_ok(ok, this.replica);
+        if (this.status === Status.normal) this.invariants();
     }
 
     journal_done(error: StorageRefusal | null): void {
@@ -1136,6 +1207,7 @@ export class Replica implements StorageCompletionTarget {
 
     /** A replica holds `op` durably; with a replication quorum the pipeline head commits. */
     private on_prepare_ok(op: number, replica: number): void {
+        assert(replica >= 0 && replica < this.replica_count);
         if (!this.pipeline.prepare_ok(op, replica)) return;
         const pipeline = this.pipeline;
         for (let i = this.commit_max - pipeline.prepare_op(0) + 1; i < pipeline.prepare_count;
@@ -1143,6 +1215,9 @@ export class Replica implements StorageCompletionTarget {
             if (pipeline.prepare_ok_count(i) < this.quorum_replication) break;
             this.commit_max = pipeline.prepare_op(i);
         }
+        assert(this.commit_max <= this.op);
+        // Ops are acknowledged in op order: a single replica commits only what it wrote.
+        assert(this.replica_count > 1 || this.commit_max <= this.op_written);
         this.commit_pipeline();
     }
 
@@ -1151,7 +1226,11 @@ export class Replica implements StorageCompletionTarget {
         const pipeline = this.pipeline;
         this.commit_stalled = false;
         if (this.op_executed < this.commit_max && this.io_flush !== null) this.io_flush();
-        while (this.commit_min < this.commit_max && this.checkpoint_op_next === -1) {
+        // Once the disk refuses writes nothing more commits: a checkpoint that failed is not
+        // there to execute past, and a reply could not be made durable.
+        while (this.commit_min < this.commit_max && this.checkpoint_op_next === -1 &&
+            this.writes_refused === null) {
+            assert(pipeline.prepare_count > 0);
             assert.equal(pipeline.prepare_op(0), this.commit_min + 1);
             if (this.op_executed === this.commit_min) {
                 const reply = this.execute_prepare(pipeline.prepare_message(0));
@@ -1172,6 +1251,7 @@ export class Replica implements StorageCompletionTarget {
         this.execute_ahead();
         // Pre-write sealed append-only chunks so the next checkpoint's pause covers less.
         if (this.checkpoint_op_next === -1) this.checkpointer.trickle(trickle_budget_blocks);
+        this.invariants();
     }
 
     // ------------------------------------------------------------------ checkpoints
@@ -1184,6 +1264,8 @@ export class Replica implements StorageCompletionTarget {
     private checkpoint_maybe(op: number, message: number): void {
         if (!this.schedule.op_is_trigger(op, this.checkpoint_op)) return;
         assert(this.checkpoint_op_next === -1 && !this.checkpointer.busy);
+        // A checkpoint is of the state right after its op: committed, nothing beyond executed.
+        assert(op === this.commit_min && op === this.op_executed && op > this.checkpoint_op);
         this.checkpoint_op_next = op;
         const bytes = this.pool.bytes;
         const offset = this.pool.offset(message);
@@ -1198,6 +1280,7 @@ export class Replica implements StorageCompletionTarget {
 
     /** Writes each session's reply committed after the durable checkpoint to its slot. */
     private replies_write(): void {
+        assert(this.checkpoint_op_next !== -1);
         for (let entry = 0; entry < this.sessions.capacity; entry++) {
             if (this.sessions.session(entry) === 0) continue;
             if (this.sessions.reply_commit(entry) <= this.checkpoint_op) continue;
@@ -1211,6 +1294,8 @@ export class Replica implements StorageCompletionTarget {
     }
 
     client_reply_written(entry: number, result: number): void {
+        assert(entry >= 0 && entry < this.sessions.capacity);
+        assert(result <= 0);
         const message = this.reply_writing[entry]!;
         assert(message !== -1);
         this.reply_writing[entry] = -1;
@@ -1234,6 +1319,7 @@ export class Replica implements StorageCompletionTarget {
             return this.writes_refuse(error, error instanceof GridRefusal && error.errno !== 0 ?
                 error.errno : errno_io);
         }
+        assert(op > this.checkpoint_op && op <= this.commit_min);
         this.checkpoint_op = op;
         this.checkpoint_prepare_checksum.set(this.checkpoint_prepare_checksum_next);
         this.superblock.vsr_state_read(this.vsr_state);
@@ -1256,7 +1342,9 @@ export class Replica implements StorageCompletionTarget {
         const prepare = this.prepare_view.attach(bytes, offset);
         const op = prepare.u64(prepare_at.op);
         const operation = prepare.u8(prepare_at.operation);
+        assert.equal(prepare.command, Command.prepare);
         assert.equal(op, this.op_executed + 1);
+        assert(this.status === Status.replaying || op <= this.op);
         assert(this.execute_allowed(op), 'no execution past a checkpoint not yet written');
         const hi = prepare.limb(prepare_at.timestamp, 1);
         const lo = prepare.limb(prepare_at.timestamp, 0);
@@ -1270,6 +1358,7 @@ export class Replica implements StorageCompletionTarget {
         if (reply === -1) return reply_unavailable;
         const reply_offset = this.pool.offset(reply);
         const body_size = this.execute(prepare, operation, hi, lo, reply_offset + header_size);
+        assert(body_size >= 0 && header_size + body_size <= this.message_size_max);
         const header = header_init(this.reply_view, bytes, reply_offset, Command.reply,
             header_size + body_size, prepare.release);
         this.frame_set(header);
@@ -1326,6 +1415,7 @@ export class Replica implements StorageCompletionTarget {
      */
     private execute_ahead(): void {
         if (this.replica_count !== 1 || this.status !== Status.normal) return;
+        if (this.writes_refused !== null) return;
         const pipeline = this.pipeline;
         let flushed = false;
         for (let pass = 0; pass < pipeline.prepare_max && this.op_executed < this.op; pass++) {
@@ -1338,9 +1428,12 @@ export class Replica implements StorageCompletionTarget {
             if (reply === reply_unavailable) return;
             pipeline.reply_set(i, reply);
         }
+        assert(this.op_executed <= this.op);
     }
 
     private committed(op: number): void {
+        // Only what a replication quorum holds commits.
+        assert(op <= this.commit_max);
         this.commit_min = op;
         this.stats.commits += 1;
     }
@@ -1348,9 +1441,10 @@ export class Replica implements StorageCompletionTarget {
     /** Runs the state machine (or register) for a prepare; returns the reply body size. */
     private execute(prepare: HeaderView, operation: number, hi: number, lo: number,
         output_offset: number): number {
+        assert(operation !== Operation.pulse && prepare.size >= header_size);
         const bytes = this.pool.bytes;
         if (operation === Operation.register) {
-            // RegisterResult: batch_size_limit u32, then zeros (wire-protocol.md §5.2).
+            // RegisterResult: batch_size_limit u32, then zeros (docs/wire-protocol.md §5.2).
             bytes.fill(0, output_offset, output_offset + register_result_body_size);
             const limit = this.message_size_max - header_size;
             bytes[output_offset] = limit & 0xff;
@@ -1386,6 +1480,7 @@ export class Replica implements StorageCompletionTarget {
         }
         // A client evicted while its request was in the pipeline gets no session back.
         if (entry === -1) return false;
+        assert(entry < this.sessions.capacity && this.sessions.session(entry) > 0);
         this.sessions.reply_store(entry, reply);
         if (connection >= 0) this.sessions.connection_set(entry, connection);
         return true;
@@ -1411,6 +1506,24 @@ export class Replica implements StorageCompletionTarget {
             this.pulse_tick = 0;
             this.pulse_maybe();
         }
+        this.invariants();
+    }
+
+    /**
+     * The order of the op numbers (internals.md §7) and the pipeline's match with them, in
+     * normal status (during replay `op` is 0 while commit_max is the WAL head already).
+     */
+    private invariants(): void {
+        assert.equal(this.status, Status.normal);
+        assert(this.checkpoint_op <= this.commit_min);
+        assert(this.commit_min <= this.commit_max && this.commit_max <= this.op);
+        assert(this.commit_min <= this.op_executed && this.op_executed <= this.op);
+        assert(this.op_written <= this.op_writing && this.op_writing <= this.op);
+        assert(this.op <= this.op_prepare_max);
+        assert.equal(this.pipeline.prepare_count, this.op - this.commit_min);
+        assert(this.pipeline.prepare_count === 0 ||
+            this.pipeline.prepare_op(0) === this.commit_min + 1);
+        assert(this.pending_accounts >= 0 && this.pending_transfers >= 0);
     }
 
     /**
@@ -1441,6 +1554,7 @@ export class Replica implements StorageCompletionTarget {
         seal_empty_body(header); // Sets checksum_body; the header checksum is redone below.
         this.prepare_seal(header, Operation.pulse, 0);
         this.pipeline.prepare_push(this.op, message, -1);
+        assert.equal(this.pipeline.prepare_count, this.op - this.commit_min);
         this.stats.prepares += 1;
         this.journal_write_next();
         this.execute_ahead();

@@ -15,7 +15,7 @@ import { checksum, checksum_equal } from './checksum';
 import type { Storage, StorageCompletionTarget } from '../storage/storage';
 import { StorageRefusal } from '../storage/storage';
 import { u128_equal, u32_read, u32_write, u64_read, u64_write } from './prepare_header';
-import { Zone, superblock_copies, superblock_copy_size } from '../storage/zones';
+import { Zone, sector_size, superblock_copies, superblock_copy_size } from '../storage/zones';
 import type { StorageConfig } from '../storage/zones';
 
 const quorum_open = 2;
@@ -55,6 +55,10 @@ const o_block_size = 164;
 const o_grid_block_count = 168;
 const o_accounts_max = 176;
 const o_transfers_max = 180;
+// The fields live in the copy's first sector (the second is reserved for view headers).
+assert(o_transfers_max + 4 <= sector_size && 2 * sector_size === superblock_copy_size);
+// Any open quorum intersects any verify quorum: a verified version is always seen at open.
+assert(quorum_open + quorum_verify > superblock_copies);
 
 /** The ledger capacity a data file is formatted for (0 where a test formats storage only). */
 export interface FormatCapacity {
@@ -123,6 +127,9 @@ export class SuperBlock implements StorageCompletionTarget {
             const offset = this.reading_offset + copy * superblock_copy_size;
             this.reading_views.push(bytes.subarray(offset, offset + superblock_copy_size));
         }
+        // Copies are read and written with O_DIRECT straight from the arena.
+        assert(this.staging_offset % sector_size === 0 && this.reading_offset % sector_size === 0);
+        assert.equal(this.reading_views.length, superblock_copies);
     }
 
     get is_open(): boolean { return this.opened; }
@@ -186,6 +193,9 @@ export class SuperBlock implements StorageCompletionTarget {
         state.commit_max = u64_read(this.working, o_commit_max);
         state.view = u32_read(this.working, o_view);
         state.log_view = u32_read(this.working, o_log_view);
+        // What open's state_check and update's asserts guarantee of the durable version.
+        assert(state.checkpoint_op <= state.commit_max && state.log_view <= state.view);
+        assert((state.checkpoint_root_address === 0) === (state.checkpoint_op === 0));
     }
 
     /** Sequence 1: the only version without a parent. Records every format-time setting. */
@@ -215,8 +225,8 @@ export class SuperBlock implements StorageCompletionTarget {
     }
 
     /**
-     * A checkpoint (must advance checkpoint_op) or a view change (must not move it). The §4.1
-     * invariants are asserted: a caller breaking them is a programmer error.
+     * A checkpoint (must advance checkpoint_op) or a view change (must not move it). The
+     * invariants of docs/data-file.md §4.1 are asserted: a caller breaking them is a bug.
      */
     update(state: VsrState, checkpoint: boolean,
         listener: SuperBlockListener = this.listener): void {
@@ -232,6 +242,9 @@ export class SuperBlock implements StorageCompletionTarget {
         if (!checkpoint) assert.equal(state.checkpoint_op, old_checkpoint_op);
         assert((state.checkpoint_root_address === 0) === (state.checkpoint_op === 0),
             'a checkpoint beyond op 0 names its root block');
+        assert(state.checkpoint_root_address <= this.storage.layout.config.grid_block_count,
+            'the checkpoint root is a grid block');
+        assert(this.sequence >= 1, 'an open superblock holds a version');
         const staging = this.staging();
         staging.set(this.working);
         u64_write(staging, o_sequence, this.sequence + 1);
@@ -256,6 +269,9 @@ export class SuperBlock implements StorageCompletionTarget {
 
     storage_complete(tag: number, result: number): void {
         assert.equal(tag, this.copy);
+        assert(this.phase !== Phase.idle, 'superblock: completion while idle');
+        // A whole copy or -errno: a short transfer is reported as an I/O error.
+        assert(result === superblock_copy_size || result < 0);
         const phase = this.phase;
         if (phase === Phase.write || phase === Phase.repair) {
             // A failed write leaves that copy stale; the read-back or the next open sees it.
@@ -271,11 +287,15 @@ export class SuperBlock implements StorageCompletionTarget {
     }
 
     private reading(copy: number): Uint8Array {
+        assert(copy >= 0 && copy < superblock_copies);
         return this.reading_views[copy]!;
     }
 
     private start_write(): void {
+        assert.equal(this.phase, Phase.idle);
         const staging = this.staging();
+        assert.equal(u32_read(staging, o_version), superblock_version);
+        assert(u64_read(staging, o_sequence) >= 1);
         checksum(staging, checksum_from, superblock_copy_size - checksum_from, staging, o_checksum);
         this.phase = Phase.write;
         this.copy = 0;
@@ -283,6 +303,8 @@ export class SuperBlock implements StorageCompletionTarget {
     }
 
     private write_copy(copy: number): void {
+        assert(copy >= 0 && copy < superblock_copies);
+        assert(this.phase === Phase.write || this.phase === Phase.repair);
         const staging = this.staging();
         staging[o_copy] = copy;
         staging[o_copy + 1] = 0;
@@ -291,11 +313,14 @@ export class SuperBlock implements StorageCompletionTarget {
     }
 
     private read_copy(copy: number): void {
+        assert(copy >= 0 && copy < superblock_copies);
+        assert(this.phase === Phase.verify || this.phase === Phase.open_read);
         this.storage.read(this.target, copy, Zone.superblock, copy * superblock_copy_size,
             this.reading_offset + copy * superblock_copy_size, superblock_copy_size);
     }
 
     private after_write(): void {
+        assert(this.phase === Phase.write || this.phase === Phase.repair);
         if (this.phase === Phase.repair) {
             this.repaired_count += 1;
             this.repair_next();
@@ -312,6 +337,7 @@ export class SuperBlock implements StorageCompletionTarget {
     }
 
     private after_read(): void {
+        assert(this.phase === Phase.verify || this.phase === Phase.open_read);
         if (this.copy + 1 < superblock_copies) {
             this.copy += 1;
             this.read_copy(this.copy);
@@ -323,6 +349,7 @@ export class SuperBlock implements StorageCompletionTarget {
 
     /** After an update: at least `quorum_verify` copies must read back as exactly the staging. */
     private verify_finish(): void {
+        assert.equal(this.phase, Phase.verify);
         const staging = this.staging();
         // Distinct copy indices count, as at open: a misdirected copy still holds the version.
         let matching = 0;
@@ -336,6 +363,10 @@ export class SuperBlock implements StorageCompletionTarget {
                 `copies read back intact, ${quorum_verify} needed`));
             return;
         }
+        assert(matching <= superblock_copies);
+        // Versions chain: format writes sequence 1, each update the next, naming its parent.
+        assert.equal(u64_read(staging, o_sequence), this.opened ? this.sequence + 1 : 1);
+        assert(!this.opened || u128_equal(staging, o_parent, this.working, o_checksum));
         this.working.set(staging);
         this.opened = true;
         this.finish(null);
@@ -364,6 +395,7 @@ export class SuperBlock implements StorageCompletionTarget {
     }
 
     private finish(error: StorageRefusal | null): void {
+        assert(this.phase !== Phase.idle);
         this.phase = Phase.idle;
         const listener = this.update_listener;
         this.update_listener = this.listener;
@@ -371,7 +403,10 @@ export class SuperBlock implements StorageCompletionTarget {
     }
 
     private open_finish(): void {
+        assert.equal(this.phase, Phase.open_read);
+        assert(!this.opened);
         const best = quorum_best(this);
+        assert(best < superblock_copies);
         const version = this.version_other();
         if (best < 0 && version !== 0) {
             this.finish(new StorageRefusal('superblock', -1, -1, `the data file has format ` +
@@ -391,15 +426,18 @@ export class SuperBlock implements StorageCompletionTarget {
             this.finish(refusal);
             return;
         }
+        assert(this.copy_valid(best));
         this.working.set(this.reading(best));
         this.opened = true;
+        assert(this.sequence >= 1);
         this.staging().set(this.working);
         this.phase = Phase.repair;
         this.repair_next();
     }
 
-    /** Fork and skipped-parent checks against every other valid version (§4.4). */
+    /** Fork and skipped-parent checks against each other valid version (docs/data-file.md §4.4). */
     private quorum_check_others(best: number): StorageRefusal | null {
+        assert(this.copy_valid(best));
         const winner = this.reading(best);
         const sequence = u64_read(winner, o_sequence);
         for (let copy = 0; copy < superblock_copies; copy++) {
@@ -430,6 +468,7 @@ export class SuperBlock implements StorageCompletionTarget {
      * never removes the last good copy of the working version.
      */
     private repair_next(): void {
+        assert(this.phase === Phase.repair && this.opened);
         for (let pass = 0; pass < 2; pass++) {
             for (let copy = 0; copy < superblock_copies; copy++) {
                 if (this.copy_repair_pass(copy) !== pass) continue;
@@ -454,6 +493,7 @@ export class SuperBlock implements StorageCompletionTarget {
 
     /** Test and quorum helper: the copy index recorded in a read copy, normalised. */
     copy_index_of(copy: number): number {
+        assert(copy >= 0 && copy < superblock_copies);
         const recorded = this.reading(copy)[o_copy]!;
         return recorded < superblock_copies ? recorded : copy;
     }
@@ -462,7 +502,7 @@ export class SuperBlock implements StorageCompletionTarget {
     copy_bytes(copy: number): Uint8Array { return this.reading(copy); }
 }
 
-/** The §4.1 invariants of one version, checked on data read from disk (a refusal, not a crash). */
+/** The docs/data-file.md §4.1 invariants of one version read from disk: a refusal, not a crash. */
 function state_check(bytes: Uint8Array): StorageRefusal | null {
     let reason = '';
     const replica_count = bytes[o_replica_count]!;
@@ -506,10 +546,12 @@ function quorum_best(superblock: SuperBlock): number {
         }
     }
     if (best < 0) return -1;
+    assert(best_count >= 1 && best_count <= superblock_copies);
     return best_count >= quorum_open ? best : -2;
 }
 
 function group_count(superblock: SuperBlock, copy: number): number {
+    assert(superblock.copy_is_valid(copy));
     let members = 0;
     const bytes = superblock.copy_bytes(copy);
     for (let other = 0; other < superblock_copies; other++) {
@@ -519,11 +561,14 @@ function group_count(superblock: SuperBlock, copy: number): number {
     }
     let count = 0;
     for (let bit = 0; bit < superblock_copies; bit++) count += (members >>> bit) & 1;
+    // A valid copy is a member of its own group.
+    assert(count >= 1 && count <= superblock_copies);
     return count;
 }
 
 function group_better(superblock: SuperBlock, copy: number, count: number, best: number,
     best_count: number): boolean {
+    assert(copy !== best && count >= 1 && best_count >= 1);
     const a = superblock.copy_bytes(copy);
     const b = superblock.copy_bytes(best);
     const a_valid = count >= quorum_open;

@@ -1,9 +1,11 @@
 // Validation of every received header: checksums, size bounds, cluster, frame rules, zero
 // reserved/padding bytes (taken from the layout table), and each command's own field rules
-// (wire-protocol.md §1-§3, §8; our rules for replica commands). The result is a reason code,
+// (docs/wire-protocol.md §1-§3, §8; our rules for replica commands). The result is a reason code,
 // `Reason.ok` when the header is acceptable; `reason_text[code]` explains a rejection.
 // Nothing here throws or allocates on any path: bad input from the network is an answer, not
 // an exception.
+import assert from 'node:assert/strict';
+
 import { checksum_equal } from './checksum';
 import {
     block_request_size,
@@ -109,6 +111,12 @@ export const reason_text: readonly string[] = Object.freeze([
 const deprecated = [Command.deprecated_12, Command.deprecated_21, Command.deprecated_22,
     Command.deprecated_23] as readonly number[];
 
+// Checked once at load (the asserts below guard programmer errors only, never input):
+// reason codes are 0..n in order, each with its text, and the deprecated codes are real ones.
+assert(Object.values(Reason).every((code, index) => code === index));
+assert.equal(reason_text.length, Object.keys(Reason).length);
+assert(deprecated.every((code) => code > Command.reserved && code < command_count));
+
 /**
  * Validates received headers for one cluster. Holds one reusable view; `view` is left attached to
  * the last header checked so the caller can read fields without re-attaching.
@@ -121,6 +129,7 @@ export class HeaderValidator {
 
     constructor(cluster: bigint) {
         this.cluster = cluster_bytes(cluster);
+        assert.equal(this.cluster.length, 16);
     }
 
     /** Checks the header at bytes[offset] of which `available` bytes have arrived. */
@@ -184,7 +193,7 @@ function empty_body_reason(view: HeaderView, body_size: number): ReasonCode {
     return Reason.ok;
 }
 
-// wire-protocol.md §3.2, §5.2, §7: the client sends register first, then operations ≥ 128.
+// docs/wire-protocol.md §3.2, §5.2, §7: the client sends register first, then operations ≥ 128.
 function request_reason(view: HeaderView, body_size: number): ReasonCode {
     const at = offsets.request;
     if (view.replica !== 0) return Reason.replica_not_zero;
@@ -208,7 +217,7 @@ function request_reason(view: HeaderView, body_size: number): ReasonCode {
     return Reason.ok;
 }
 
-// wire-protocol.md §3.3 and §8: what the client silently ignores is invalid here.
+// docs/wire-protocol.md §3.3 and §8: what the client silently ignores is invalid here.
 function reply_reason(view: HeaderView, body_size: number): ReasonCode {
     const at = offsets.reply;
     if (view.replica >= replicas_max) return Reason.replica_out_of_range;
@@ -269,6 +278,7 @@ function u64_less_equal(view: HeaderView, low_at: number, high_at: number): bool
 
 /** A body of whole elements: count in [1, count_max]. */
 function elements_reason(body_size: number, element_size: number, count_max: number): ReasonCode {
+    assert(element_size > 0 && count_max >= 1);
     if (body_size === 0 || body_size % element_size !== 0) return Reason.body_size_invalid;
     return body_size / element_size <= count_max ? Reason.ok : Reason.body_size_invalid;
 }
@@ -376,13 +386,16 @@ function prepare_reason(view: HeaderView): ReasonCode {
 }
 
 /**
- * Client-side acceptance of a reply for the in-flight request (wire-protocol.md §5.4): both
- * headers already validated. A violation here aborts the real client, so our server checks its
- * own replies with this before sending.
+ * Client-side acceptance of a reply for the in-flight request (docs/wire-protocol.md §5.4): both
+ * headers already validated. A violation here aborts the real client, so the tests check every
+ * reply the replica sends with it (test/replica_harness.ts, SimClient).
  */
 export function reply_matches_request(reply: HeaderView, request: HeaderView): ReasonCode {
     const reply_at = offsets.reply;
     const request_at = offsets.request;
+    // Preconditions (validated headers), not input checks.
+    assert.equal(reply.command, Command.reply);
+    assert.equal(request.command, Command.request);
     if (!reply.equal16(reply_at.client, request.bytes, request.offset + request_at.client)) {
         return Reason.reply_client_mismatch;
     }
@@ -404,6 +417,7 @@ export function reply_matches_request(reply: HeaderView, request: HeaderView): R
  * The reply must already have passed HeaderValidator.message, so its body is in the buffer.
  */
 export function register_result_reason(reply: HeaderView): ReasonCode {
+    assert.equal(reply.command, Command.reply);
     if (reply.size !== header_size + register_result_body_size) return Reason.body_size_invalid;
     const limit = reply.u32(header_size);
     if (limit === 0 || limit > message_body_size_max) return Reason.register_result_invalid;
