@@ -1,5 +1,5 @@
 // Checkpoints: the ledger state written to the grid every `interval_ops` ops, so that WAL slots
-// behind it can be reused and startup replays only the ops after it (internals §6.4, §13).
+// behind it can be reused and startup replays only the ops after it (docs/data-file.md §6.4, §8).
 //
 // The state is an image of segments (the ledger's persistent arrays, then the client-sessions
 // blob), each cut into chunks of one block's payload. A checkpoint is a copy-on-write tree:

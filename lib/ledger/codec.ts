@@ -1,8 +1,12 @@
 // BigInt encoders/decoders for ledger records and a small driver (tests, tools, the model test).
+// Encoders assert that every value fits its field: a DataView store would wrap it silently.
+import assert from 'node:assert/strict';
+
 import { Ledger } from './ledger';
 import { Operation } from './constants';
 import {
-    account_at, account_size, create_result_at, transfer_at, transfer_size,
+    account_at, account_filter_at, account_filter_size, account_size, create_result_at,
+    create_result_size, query_filter_at, query_filter_size, transfer_at, transfer_size,
 } from './record_layout';
 
 export interface AccountInput {
@@ -19,8 +23,41 @@ export interface TransferInput {
 }
 
 function put_u128(view: DataView, offset: number, value: bigint): void {
+    if (!(value >= 0n && value < (1n << 128n))) assert.fail(`codec: ${value} is not a u128`);
     view.setBigUint64(offset, value & 0xffffffffffffffffn, true);
     view.setBigUint64(offset + 8, value >> 64n, true);
+}
+
+function put_u64(view: DataView, offset: number, value: bigint): void {
+    if (!(value >= 0n && value < (1n << 64n))) assert.fail(`codec: ${value} is not a u64`);
+    view.setBigUint64(offset, value, true);
+}
+
+function put_u32(view: DataView, offset: number, value: number): void {
+    if (!(Number.isInteger(value) && value >= 0 && value <= 0xffffffff)) {
+        assert.fail(`codec: ${value} is not a u32`);
+    }
+    view.setUint32(offset, value, true);
+}
+
+function put_u16(view: DataView, offset: number, value: number): void {
+    if (!(Number.isInteger(value) && value >= 0 && value <= 0xffff)) {
+        assert.fail(`codec: ${value} is not a u16`);
+    }
+    view.setUint16(offset, value, true);
+}
+
+function put_u8(view: DataView, offset: number, value: number): void {
+    if (!(Number.isInteger(value) && value >= 0 && value <= 0xff)) {
+        assert.fail(`codec: ${value} is not a u8`);
+    }
+    view.setUint8(offset, value);
+}
+
+/** A DataView over `bytes`, which must hold whole records of `size` bytes. */
+function records_view(bytes: Uint8Array, size: number): DataView {
+    assert.equal(bytes.length % size, 0, `codec: ${bytes.length} bytes are not whole records`);
+    return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 function get_u128(view: DataView, offset: number): bigint {
@@ -30,21 +67,21 @@ function get_u128(view: DataView, offset: number): bigint {
 export function encode_accounts(accounts: AccountInput[]): Uint8Array {
     const bytes = new Uint8Array(accounts.length * account_size);
     const view = new DataView(bytes.buffer);
-    accounts.forEach((a, i) => {
-        const o = i * 128;
-        put_u128(view, o + account_at.id, a.id);
-        put_u128(view, o + account_at.debits_pending, a.debits_pending ?? 0n);
-        put_u128(view, o + account_at.debits_posted, a.debits_posted ?? 0n);
-        put_u128(view, o + account_at.credits_pending, a.credits_pending ?? 0n);
-        put_u128(view, o + account_at.credits_posted, a.credits_posted ?? 0n);
-        put_u128(view, o + account_at.user_data_128, a.user_data_128 ?? 0n);
-        view.setBigUint64(o + account_at.user_data_64, a.user_data_64 ?? 0n, true);
-        view.setUint32(o + account_at.user_data_32, a.user_data_32 ?? 0, true);
-        view.setUint32(o + account_at.reserved, a.reserved ?? 0, true);
-        view.setUint32(o + account_at.ledger, a.ledger ?? 1, true);
-        view.setUint16(o + account_at.code, a.code ?? 1, true);
-        view.setUint16(o + account_at.flags, a.flags ?? 0, true);
-        view.setBigUint64(o + account_at.timestamp, a.timestamp ?? 0n, true);
+    accounts.forEach((account, index) => {
+        const at = index * account_size;
+        put_u128(view, at + account_at.id, account.id);
+        put_u128(view, at + account_at.debits_pending, account.debits_pending ?? 0n);
+        put_u128(view, at + account_at.debits_posted, account.debits_posted ?? 0n);
+        put_u128(view, at + account_at.credits_pending, account.credits_pending ?? 0n);
+        put_u128(view, at + account_at.credits_posted, account.credits_posted ?? 0n);
+        put_u128(view, at + account_at.user_data_128, account.user_data_128 ?? 0n);
+        put_u64(view, at + account_at.user_data_64, account.user_data_64 ?? 0n);
+        put_u32(view, at + account_at.user_data_32, account.user_data_32 ?? 0);
+        put_u32(view, at + account_at.reserved, account.reserved ?? 0);
+        put_u32(view, at + account_at.ledger, account.ledger ?? 1);
+        put_u16(view, at + account_at.code, account.code ?? 1);
+        put_u16(view, at + account_at.flags, account.flags ?? 0);
+        put_u64(view, at + account_at.timestamp, account.timestamp ?? 0n);
     });
     return bytes;
 }
@@ -52,21 +89,21 @@ export function encode_accounts(accounts: AccountInput[]): Uint8Array {
 export function encode_transfers(transfers: TransferInput[]): Uint8Array {
     const bytes = new Uint8Array(transfers.length * transfer_size);
     const view = new DataView(bytes.buffer);
-    transfers.forEach((t, i) => {
-        const o = i * 128;
-        put_u128(view, o + transfer_at.id, t.id);
-        put_u128(view, o + transfer_at.debit_account_id, t.debit_account_id ?? 0n);
-        put_u128(view, o + transfer_at.credit_account_id, t.credit_account_id ?? 0n);
-        put_u128(view, o + transfer_at.amount, t.amount ?? 0n);
-        put_u128(view, o + transfer_at.pending_id, t.pending_id ?? 0n);
-        put_u128(view, o + transfer_at.user_data_128, t.user_data_128 ?? 0n);
-        view.setBigUint64(o + transfer_at.user_data_64, t.user_data_64 ?? 0n, true);
-        view.setUint32(o + transfer_at.user_data_32, t.user_data_32 ?? 0, true);
-        view.setUint32(o + transfer_at.timeout, t.timeout ?? 0, true);
-        view.setUint32(o + transfer_at.ledger, t.ledger ?? 1, true);
-        view.setUint16(o + transfer_at.code, t.code ?? 1, true);
-        view.setUint16(o + transfer_at.flags, t.flags ?? 0, true);
-        view.setBigUint64(o + transfer_at.timestamp, t.timestamp ?? 0n, true);
+    transfers.forEach((transfer, index) => {
+        const at = index * transfer_size;
+        put_u128(view, at + transfer_at.id, transfer.id);
+        put_u128(view, at + transfer_at.debit_account_id, transfer.debit_account_id ?? 0n);
+        put_u128(view, at + transfer_at.credit_account_id, transfer.credit_account_id ?? 0n);
+        put_u128(view, at + transfer_at.amount, transfer.amount ?? 0n);
+        put_u128(view, at + transfer_at.pending_id, transfer.pending_id ?? 0n);
+        put_u128(view, at + transfer_at.user_data_128, transfer.user_data_128 ?? 0n);
+        put_u64(view, at + transfer_at.user_data_64, transfer.user_data_64 ?? 0n);
+        put_u32(view, at + transfer_at.user_data_32, transfer.user_data_32 ?? 0);
+        put_u32(view, at + transfer_at.timeout, transfer.timeout ?? 0);
+        put_u32(view, at + transfer_at.ledger, transfer.ledger ?? 1);
+        put_u16(view, at + transfer_at.code, transfer.code ?? 1);
+        put_u16(view, at + transfer_at.flags, transfer.flags ?? 0);
+        put_u64(view, at + transfer_at.timestamp, transfer.timestamp ?? 0n);
     });
     return bytes;
 }
@@ -74,11 +111,12 @@ export function encode_transfers(transfers: TransferInput[]): Uint8Array {
 export interface Result { timestamp: bigint; status: number }
 
 export function decode_results(bytes: Uint8Array): Result[] {
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const view = records_view(bytes, create_result_size);
     const results: Result[] = [];
-    for (let o = 0; o < bytes.length; o += 16) {
-        results.push({ timestamp: view.getBigUint64(o + create_result_at.timestamp, true),
-            status: view.getUint32(o + create_result_at.status, true) });
+    for (let at = 0; at < bytes.length; at += create_result_size) {
+        results.push({ timestamp: view.getBigUint64(at + create_result_at.timestamp, true),
+            status: view.getUint32(at + create_result_at.status, true) });
+        assert.equal(view.getUint32(at + create_result_at.reserved, true), 0);
     }
     return results;
 }
@@ -90,19 +128,20 @@ export interface AccountRecord {
 }
 
 export function decode_accounts(bytes: Uint8Array): AccountRecord[] {
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const view = records_view(bytes, account_size);
     const out: AccountRecord[] = [];
-    for (let o = 0; o < bytes.length; o += 128) {
-        const A = account_at;
+    for (let at = 0; at < bytes.length; at += account_size) {
         out.push({
-            id: get_u128(view, o + A.id), debits_pending: get_u128(view, o + A.debits_pending),
-            debits_posted: get_u128(view, o + A.debits_posted),
-            credits_pending: get_u128(view, o + A.credits_pending),
-            credits_posted: get_u128(view, o + A.credits_posted),
-            user_data_128: get_u128(view, o + A.user_data_128),
-            ledger: view.getUint32(o + A.ledger, true), code: view.getUint16(o + A.code, true),
-            flags: view.getUint16(o + A.flags, true),
-            timestamp: view.getBigUint64(o + A.timestamp, true),
+            id: get_u128(view, at + account_at.id),
+            debits_pending: get_u128(view, at + account_at.debits_pending),
+            debits_posted: get_u128(view, at + account_at.debits_posted),
+            credits_pending: get_u128(view, at + account_at.credits_pending),
+            credits_posted: get_u128(view, at + account_at.credits_posted),
+            user_data_128: get_u128(view, at + account_at.user_data_128),
+            ledger: view.getUint32(at + account_at.ledger, true),
+            code: view.getUint16(at + account_at.code, true),
+            flags: view.getUint16(at + account_at.flags, true),
+            timestamp: view.getBigUint64(at + account_at.timestamp, true),
         });
     }
     return out;
@@ -115,22 +154,23 @@ export interface TransferRecord {
 }
 
 export function decode_transfers(bytes: Uint8Array): TransferRecord[] {
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const view = records_view(bytes, transfer_size);
     const out: TransferRecord[] = [];
-    for (let o = 0; o < bytes.length; o += 128) {
-        const T = transfer_at;
+    for (let at = 0; at < bytes.length; at += transfer_size) {
         out.push({
-            id: get_u128(view, o + T.id),
-            debit_account_id: get_u128(view, o + T.debit_account_id),
-            credit_account_id: get_u128(view, o + T.credit_account_id),
-            amount: get_u128(view, o + T.amount), pending_id: get_u128(view, o + T.pending_id),
-            user_data_128: get_u128(view, o + T.user_data_128),
-            user_data_64: view.getBigUint64(o + T.user_data_64, true),
-            user_data_32: view.getUint32(o + T.user_data_32, true),
-            timeout: view.getUint32(o + T.timeout, true),
-            ledger: view.getUint32(o + T.ledger, true),
-            code: view.getUint16(o + T.code, true), flags: view.getUint16(o + T.flags, true),
-            timestamp: view.getBigUint64(o + T.timestamp, true),
+            id: get_u128(view, at + transfer_at.id),
+            debit_account_id: get_u128(view, at + transfer_at.debit_account_id),
+            credit_account_id: get_u128(view, at + transfer_at.credit_account_id),
+            amount: get_u128(view, at + transfer_at.amount),
+            pending_id: get_u128(view, at + transfer_at.pending_id),
+            user_data_128: get_u128(view, at + transfer_at.user_data_128),
+            user_data_64: view.getBigUint64(at + transfer_at.user_data_64, true),
+            user_data_32: view.getUint32(at + transfer_at.user_data_32, true),
+            timeout: view.getUint32(at + transfer_at.timeout, true),
+            ledger: view.getUint32(at + transfer_at.ledger, true),
+            code: view.getUint16(at + transfer_at.code, true),
+            flags: view.getUint16(at + transfer_at.flags, true),
+            timestamp: view.getBigUint64(at + transfer_at.timestamp, true),
         });
     }
     return out;
@@ -139,7 +179,7 @@ export function decode_transfers(bytes: Uint8Array): TransferRecord[] {
 export function encode_ids(ids: bigint[]): Uint8Array {
     const bytes = new Uint8Array(ids.length * 16);
     const view = new DataView(bytes.buffer);
-    ids.forEach((id, i) => put_u128(view, i * 16, id));
+    ids.forEach((id, index) => put_u128(view, index * 16, id));
     return bytes;
 }
 
@@ -149,19 +189,26 @@ export interface AccountFilterInput {
     reserved?: number;
 }
 
-export function encode_account_filter(f: AccountFilterInput): Uint8Array {
-    const bytes = new Uint8Array(128);
+/** `reserved` sets one byte inside each filter's reserved bytes (to test that it is refused). */
+const account_filter_reserved_probe = account_filter_at.reserved + 14;
+const query_filter_reserved_probe = query_filter_at.reserved + 2;
+assert(account_filter_reserved_probe < account_filter_at.timestamp_min);
+assert(query_filter_reserved_probe < query_filter_at.timestamp_min);
+
+export function encode_account_filter(filter: AccountFilterInput): Uint8Array {
+    const bytes = new Uint8Array(account_filter_size);
     const view = new DataView(bytes.buffer);
-    put_u128(view, 0, f.account_id);
-    put_u128(view, 16, f.user_data_128 ?? 0n);
-    view.setBigUint64(32, f.user_data_64 ?? 0n, true);
-    view.setUint32(40, f.user_data_32 ?? 0, true);
-    view.setUint16(44, f.code ?? 0, true);
-    view.setUint8(60, f.reserved ?? 0);
-    view.setBigUint64(104, f.timestamp_min ?? 0n, true);
-    view.setBigUint64(112, f.timestamp_max ?? 0n, true);
-    view.setUint32(120, f.limit ?? 8189, true);
-    view.setUint32(124, f.flags ?? 3, true);
+    const at = account_filter_at;
+    put_u128(view, at.account_id, filter.account_id);
+    put_u128(view, at.user_data_128, filter.user_data_128 ?? 0n);
+    put_u64(view, at.user_data_64, filter.user_data_64 ?? 0n);
+    put_u32(view, at.user_data_32, filter.user_data_32 ?? 0);
+    put_u16(view, at.code, filter.code ?? 0);
+    put_u8(view, account_filter_reserved_probe, filter.reserved ?? 0);
+    put_u64(view, at.timestamp_min, filter.timestamp_min ?? 0n);
+    put_u64(view, at.timestamp_max, filter.timestamp_max ?? 0n);
+    put_u32(view, at.limit, filter.limit ?? 8189);
+    put_u32(view, at.flags, filter.flags ?? 3);
     return bytes;
 }
 
@@ -171,19 +218,20 @@ export interface QueryFilterInput {
     reserved?: number;
 }
 
-export function encode_query_filter(f: QueryFilterInput): Uint8Array {
-    const bytes = new Uint8Array(64);
+export function encode_query_filter(filter: QueryFilterInput): Uint8Array {
+    const bytes = new Uint8Array(query_filter_size);
     const view = new DataView(bytes.buffer);
-    put_u128(view, 0, f.user_data_128 ?? 0n);
-    view.setBigUint64(16, f.user_data_64 ?? 0n, true);
-    view.setUint32(24, f.user_data_32 ?? 0, true);
-    view.setUint32(28, f.ledger ?? 0, true);
-    view.setUint16(32, f.code ?? 0, true);
-    view.setUint8(36, f.reserved ?? 0);
-    view.setBigUint64(40, f.timestamp_min ?? 0n, true);
-    view.setBigUint64(48, f.timestamp_max ?? 0n, true);
-    view.setUint32(56, f.limit ?? 8189, true);
-    view.setUint32(60, f.flags ?? 0, true);
+    const at = query_filter_at;
+    put_u128(view, at.user_data_128, filter.user_data_128 ?? 0n);
+    put_u64(view, at.user_data_64, filter.user_data_64 ?? 0n);
+    put_u32(view, at.user_data_32, filter.user_data_32 ?? 0);
+    put_u32(view, at.ledger, filter.ledger ?? 0);
+    put_u16(view, at.code, filter.code ?? 0);
+    put_u8(view, query_filter_reserved_probe, filter.reserved ?? 0);
+    put_u64(view, at.timestamp_min, filter.timestamp_min ?? 0n);
+    put_u64(view, at.timestamp_max, filter.timestamp_max ?? 0n);
+    put_u32(view, at.limit, filter.limit ?? 8189);
+    put_u32(view, at.flags, filter.flags ?? 0);
     return bytes;
 }
 
@@ -195,13 +243,17 @@ export class Driver {
     constructor(readonly ledger: Ledger) {}
 
     run(operation: number, input: Uint8Array, advance = 0n): Uint8Array {
+        assert(advance >= 0n, 'driver: the clock only moves forward');
+        assert(input.length <= this.output.length);
         const events = operation === Operation.create_accounts ||
             operation === Operation.create_transfers ? BigInt(input.length / 128) : 0n;
         this.clock += advance + events + 1n;
         if (operation === Operation.pulse) this.clock += 8189n;
+        assert(this.clock < (1n << 63n), 'driver: the clock ran out');
         this.ledger.prefetch(operation, input, 0, input.length);
         const length = this.ledger.execute(operation, this.clock, input, 0, input.length,
             this.output, 0);
+        assert(length >= 0 && length <= this.output.length);
         return this.output.slice(0, length);
     }
 
@@ -214,11 +266,11 @@ export class Driver {
     }
 
     statuses_accounts(accounts: AccountInput[]): number[] {
-        return this.accounts(accounts).map((r) => r.status);
+        return this.accounts(accounts).map((result) => result.status);
     }
 
     statuses_transfers(transfers: TransferInput[]): number[] {
-        return this.transfers(transfers).map((r) => r.status);
+        return this.transfers(transfers).map((result) => result.status);
     }
 
     lookup_accounts(ids: bigint[]): AccountRecord[] {

@@ -1,4 +1,8 @@
-// Operation codes, flags and result statuses of TigerBeetle 0.17.9 (wire-protocol.md §6).
+// Operation codes, flags and result statuses of TigerBeetle 0.17.9 (docs/wire-protocol.md §6).
+// Their relations are asserted once at load, at the bottom.
+import assert from 'node:assert/strict';
+
+import { message_body_size_max } from '../constants';
 import { client_operations } from '../vsr/constants';
 
 export { Limit, limit_count, limit_name } from '../vsr/constants';
@@ -147,7 +151,37 @@ export function transfer_status_transient(status: number): boolean {
         status === 55 || status === 65 || status === 66;
 }
 
-/** Events per create/lookup batch and results per query (wire-protocol.md §6.3). */
+/** Events per create/lookup batch and results per query (docs/wire-protocol.md §6.3). */
 export const batch_events_max = 8189;
 export const record_size = 128;
 export const record_words = 32;
+
+// ---------------------------------------------------------------- relations, asserted at load
+
+assert.equal(record_size, record_words * 4);
+// A whole batch of events, or of results, fits one message body.
+assert(batch_events_max * record_size <= message_body_size_max);
+// Each flag set's padding is exactly the bits no flag uses.
+const flag_bits = (flags: Record<string, number>): number => Object.entries(flags)
+    .filter(([name]) => name !== 'padding').reduce((bits, [, bit]) => bits | bit, 0);
+assert.equal(AccountFlags.padding, ~flag_bits(AccountFlags) & 0xffff);
+assert.equal(TransferFlags.padding, ~flag_bits(TransferFlags) & 0xffff);
+assert.equal(AccountFilterFlags.padding, ~flag_bits(AccountFilterFlags) >>> 0);
+assert.equal(QueryFilterFlags.padding, ~flag_bits(QueryFilterFlags) >>> 0);
+// Statuses are distinct, and `created` (0xffffffff) is the only one beyond the small codes.
+for (const statuses of [CreateAccountStatus, CreateTransferStatus]) {
+    const values = Object.values(statuses);
+    assert.equal(new Set(values).size, values.length, 'constants: a status twice');
+    assert(values.every((value) => value === 0xffffffff || (value > 0 && value < 256)));
+}
+assert.equal(new Set(Object.values(PendingStatus)).size, Object.keys(PendingStatus).length);
+// The transient statuses, by name: the ones that depend on state that may change later.
+const transient_statuses = [
+    CreateTransferStatus.debit_account_not_found, CreateTransferStatus.credit_account_not_found,
+    CreateTransferStatus.pending_transfer_not_found, CreateTransferStatus.exceeds_credits,
+    CreateTransferStatus.exceeds_debits, CreateTransferStatus.debit_account_already_closed,
+    CreateTransferStatus.credit_account_already_closed,
+];
+assert(transient_statuses.every(transfer_status_transient), 'constants: transient statuses');
+assert.equal(Object.values(CreateTransferStatus).filter(transfer_status_transient).length,
+    transient_statuses.length, 'constants: a transient status without a name');

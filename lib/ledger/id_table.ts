@@ -21,13 +21,13 @@ const group_mask_grouped = 7;
  * A 32-bit hash of a u128 id, as an int32; its bits under `group_mask` (7, or 0 for an
  * ungrouped table) are the id's own.
  */
-export function id_hash(w0: number, w1: number, w2: number, w3: number,
+export function id_hash(id_0: number, id_1: number, id_2: number, id_3: number,
     group_mask: number): number {
-    let h = Math.imul((w0 & ~group_mask) ^ 0x5bd1e995, 0x9e3779b1);
-    h = Math.imul(h ^ w1 ^ (h >>> 15), 0x85ebca77);
-    h = Math.imul(h ^ w2 ^ (h >>> 13), 0xc2b2ae3d);
-    h = Math.imul(h ^ w3 ^ (h >>> 16), 0x27d4eb2f);
-    return ((h ^ (h >>> 15)) & ~group_mask) | (w0 & group_mask);
+    let mixed = Math.imul((id_0 & ~group_mask) ^ 0x5bd1e995, 0x9e3779b1);
+    mixed = Math.imul(mixed ^ id_1 ^ (mixed >>> 15), 0x85ebca77);
+    mixed = Math.imul(mixed ^ id_2 ^ (mixed >>> 13), 0xc2b2ae3d);
+    mixed = Math.imul(mixed ^ id_3 ^ (mixed >>> 16), 0x27d4eb2f);
+    return ((mixed ^ (mixed >>> 15)) & ~group_mask) | (id_0 & group_mask);
 }
 
 export class IdTable {
@@ -53,12 +53,15 @@ export class IdTable {
         grouped = true,
     ) {
         this.group_mask = grouped ? group_mask_grouped : 0;
-        assert(slots_max > 0 && slots_max < 0x7fffffff);
+        assert(Number.isInteger(slots_max) && slots_max > 0 && slots_max < 0x7fffffff);
+        assert(stride_words >= 4 && secondary_stride_words >= 4, 'id_table: an id is 4 words');
+        assert(words.length % stride_words === 0, 'id_table: partial records');
         // A load factor of at most one half keeps linear probes short.
         let size = 16;
         while (size < slots_max * 2) size *= 2;
         this.table = new Int32Array(size * 2);
         this.mask = size - 1;
+        assert((size & this.mask) === 0 && size >= slots_max * 2, 'id_table: size');
     }
 
     /**
@@ -66,11 +69,11 @@ export class IdTable {
      * secondary slot, or -1 when absent.
      */
     find(key: Uint32Array, key_offset: number): number {
-        const w0 = key[key_offset], w1 = key[key_offset + 1];
-        const w2 = key[key_offset + 2], w3 = key[key_offset + 3];
+        const id_0 = key[key_offset], id_1 = key[key_offset + 1];
+        const id_2 = key[key_offset + 2], id_3 = key[key_offset + 3];
         const words = this.words;
         const stride = this.stride_words;
-        const hash = id_hash(w0, w1, w2, w3, this.group_mask);
+        const hash = id_hash(id_0, id_1, id_2, id_3, this.group_mask);
         const table = this.table;
         const mask = this.mask;
         let index = hash & mask;
@@ -79,7 +82,7 @@ export class IdTable {
             if (entry === empty) {
                 const miss = this.miss;
                 miss[0] = this.version; miss[1] = index; miss[2] = hash;
-                miss[3] = w0; miss[4] = w1; miss[5] = w2; miss[6] = w3;
+                miss[3] = id_0; miss[4] = id_1; miss[5] = id_2; miss[6] = id_3;
                 return -1;
             }
             if (table[index * 2] !== hash) {
@@ -88,14 +91,14 @@ export class IdTable {
                 const slot = -entry - 1;
                 const base = slot * this.secondary_stride_words;
                 const other = this.secondary_words;
-                if (other[base] === w0 && other[base + 1] === w1 &&
-                    other[base + 2] === w2 && other[base + 3] === w3) {
+                if (other[base] === id_0 && other[base + 1] === id_1 &&
+                    other[base + 2] === id_2 && other[base + 3] === id_3) {
                     return -2 - slot;
                 }
             } else {
                 const base = (entry - 1) * stride;
-                if (words[base] === w0 && words[base + 1] === w1 &&
-                    words[base + 2] === w2 && words[base + 3] === w3) {
+                if (words[base] === id_0 && words[base + 1] === id_1 &&
+                    words[base + 2] === id_2 && words[base + 3] === id_3) {
                     return entry - 1;
                 }
             }
@@ -113,26 +116,32 @@ export class IdTable {
      */
     find_pairs(key: Uint32Array, key_offset: number, stride_words: number, second_words: number,
         count: number, out: Int32Array): void {
-        for (let i = 0; i < count; i++) {
-            const k = key_offset + i * stride_words;
-            out[i * 2] = this.find_primary(key[k], key[k + 1], key[k + 2], key[k + 3]);
-            const j = k + second_words;
-            out[i * 2 + 1] = this.find_primary(key[j], key[j + 1], key[j + 2], key[j + 3]);
+        // Per call (a chunk of ids), not per id: every key and result lies inside its array.
+        assert(count >= 0 && count * 2 <= out.length);
+        assert(key_offset >= 0 && second_words >= 0 &&
+            key_offset + (count - 1) * stride_words + second_words + 4 <= key.length);
+        for (let record = 0; record < count; record++) {
+            const first = key_offset + record * stride_words;
+            out[record * 2] = this.find_primary(key[first], key[first + 1], key[first + 2],
+                key[first + 3]);
+            const second = first + second_words;
+            out[record * 2 + 1] = this.find_primary(key[second], key[second + 1],
+                key[second + 2], key[second + 3]);
         }
     }
 
-    private find_primary(w0: number, w1: number, w2: number, w3: number): number {
+    private find_primary(id_0: number, id_1: number, id_2: number, id_3: number): number {
         const words = this.words, stride = this.stride_words;
         const table = this.table, mask = this.mask;
-        const hash = id_hash(w0, w1, w2, w3, this.group_mask);
+        const hash = id_hash(id_0, id_1, id_2, id_3, this.group_mask);
         let index = hash & mask;
         for (let probe = 0; probe <= mask; probe++) {
             const entry = table[index * 2 + 1];
             if (entry === empty) return -1;
             if (entry > 0 && table[index * 2] === hash) {
                 const base = (entry - 1) * stride;
-                if (words[base] === w0 && words[base + 1] === w1 &&
-                    words[base + 2] === w2 && words[base + 3] === w3) {
+                if (words[base] === id_0 && words[base + 1] === id_1 &&
+                    words[base + 2] === id_2 && words[base + 3] === id_3) {
                     return entry - 1;
                 }
             }
@@ -147,11 +156,12 @@ export class IdTable {
      * follow then hit the cache. Returns a value only so the loads are not optimised away.
      */
     warm(key: Uint32Array, key_offset: number, stride_words: number, count: number): number {
+        assert(count >= 0 && key_offset + (count - 1) * stride_words + 4 <= key.length);
         let sink = 0;
         const table = this.table, mask = this.mask, group = this.group_mask;
-        for (let i = 0; i < count; i++) {
-            const k = key_offset + i * stride_words;
-            const index = id_hash(key[k], key[k + 1], key[k + 2], key[k + 3], group) & mask;
+        for (let record = 0; record < count; record++) {
+            const id = key_offset + record * stride_words;
+            const index = id_hash(key[id], key[id + 1], key[id + 2], key[id + 3], group) & mask;
             sink ^= table[index * 2 + 1];
         }
         return sink;
@@ -162,11 +172,11 @@ export class IdTable {
             assert.fail('id_table: insert beyond slots_max');
         }
         const words = this.words, base = slot * this.stride_words;
-        const w0 = words[base] | 0, w1 = words[base + 1] | 0, w2 = words[base + 2] | 0;
-        const w3 = words[base + 3] | 0;
+        const id_0 = words[base] | 0, id_1 = words[base + 1] | 0, id_2 = words[base + 2] | 0;
+        const id_3 = words[base + 3] | 0;
         const table = this.table, miss = this.miss;
-        if (miss[0] === this.version && miss[3] === w0 && miss[4] === w1 && miss[5] === w2 &&
-            miss[6] === w3) {
+        if (miss[0] === this.version && miss[3] === id_0 && miss[4] === id_1 && miss[5] === id_2 &&
+            miss[6] === id_3) {
             const index = miss[1];
             if (table[index * 2 + 1] !== empty) assert.fail('id_table: stale probe');
             table[index * 2] = miss[2];
@@ -174,12 +184,14 @@ export class IdTable {
             this.count++;
             this.version = (this.version + 1) | 0;
         } else {
-            this.insert_entry(id_hash(w0, w1, w2, w3, this.group_mask), slot + 1);
+            this.insert_entry(id_hash(id_0, id_1, id_2, id_3, this.group_mask), slot + 1);
         }
     }
 
     insert_secondary(slot: number): void {
         assert(this.count < this.slots_max);
+        assert(slot >= 0 &&
+            (slot + 1) * this.secondary_stride_words <= this.secondary_words.length);
         const words = this.secondary_words, base = slot * this.secondary_stride_words;
         const hash = id_hash(words[base], words[base + 1], words[base + 2], words[base + 3],
             this.group_mask);
@@ -188,6 +200,9 @@ export class IdTable {
 
     private insert_entry(hash: number, entry: number): void {
         const table = this.table, mask = this.mask;
+        // At most half full (see the constructor), so the probe below finds an empty bucket.
+        if (this.count >= (mask + 1) >>> 1) assert.fail('id_table: over half full');
+        if (entry === empty) assert.fail('id_table: inserting the empty entry');
         let index = hash & mask;
         while (table[index * 2 + 1] !== empty) index = (index + 1) & mask;
         table[index * 2] = hash;
@@ -198,6 +213,7 @@ export class IdTable {
 
     /** Removes primary `slot` by backward-shift deletion, which keeps probe chains unbroken. */
     remove(slot: number): void {
+        assert(this.count > 0 && slot >= 0 && slot < this.slots_max);
         const table = this.table, mask = this.mask;
         const base = slot * this.stride_words;
         const words = this.words;
@@ -225,6 +241,8 @@ export class IdTable {
             }
             next = (next + 1) & mask;
         }
+        // Backward shift leaves the hole where a probe chain ends: an empty bucket.
+        assert.equal(table[hole * 2 + 1], empty, 'id_table: removal left no hole');
     }
 
     clear(): void {

@@ -5,6 +5,10 @@
 import assert from 'node:assert/strict';
 
 import { change_event_size } from '../constants';
+import {
+    account_filter_at, account_filter_size, account_size, create_result_size, query_filter_at,
+    query_filter_size, transfer_size,
+} from './record_layout';
 
 /** How an operation's body is shaped. */
 export const OperationKind = {
@@ -30,19 +34,17 @@ export interface OperationSpec {
     readonly limit_offset: number;
 }
 
-const K = OperationKind;
-
 /** Every operation a client may send, in code order. */
 export const operation_specs: readonly OperationSpec[] = Object.freeze([
-    row(137, 'get_change_events', K.change_events, 64, change_event_size, 16),
-    row(140, 'lookup_accounts', K.lookup, 16, 128),
-    row(141, 'lookup_transfers', K.lookup, 16, 128),
-    row(142, 'get_account_transfers', K.filter, 128, 128, 120),
-    row(143, 'get_account_balances', K.filter, 128, 128, 120),
-    row(144, 'query_accounts', K.filter, 64, 128, 56),
-    row(145, 'query_transfers', K.filter, 64, 128, 56),
-    row(146, 'create_accounts', K.create, 128, 16),
-    row(147, 'create_transfers', K.create, 128, 16),
+    row(137, 'get_change_events', OperationKind.change_events, 64, change_event_size, 16),
+    row(140, 'lookup_accounts', OperationKind.lookup, 16, 128),
+    row(141, 'lookup_transfers', OperationKind.lookup, 16, 128),
+    row(142, 'get_account_transfers', OperationKind.filter, 128, 128, 120),
+    row(143, 'get_account_balances', OperationKind.filter, 128, 128, 120),
+    row(144, 'query_accounts', OperationKind.filter, 64, 128, 56),
+    row(145, 'query_transfers', OperationKind.filter, 64, 128, 56),
+    row(146, 'create_accounts', OperationKind.create, 128, 16),
+    row(147, 'create_transfers', OperationKind.create, 128, 16),
 ]);
 
 function row(operation: number, name: string, kind: number, event_size: number,
@@ -59,9 +61,10 @@ const spec_by_code: (OperationSpec | undefined)[] = [];
 
 for (const spec of operation_specs) {
     assert(spec.operation > 128 && spec.operation < 256, `operation ${spec.name}: its code`);
-    assert.equal(operation_kind[spec.operation], K.none, `operation ${spec.name}: twice`);
+    assert.equal(operation_kind[spec.operation], OperationKind.none,
+        `operation ${spec.name}: twice`);
     // Filters carry their bound inside the event, as the last u32 before padding.
-    const bounded = spec.kind === K.filter || spec.kind === K.change_events;
+    const bounded = spec.kind === OperationKind.filter || spec.kind === OperationKind.change_events;
     assert.equal(bounded, spec.limit_offset > 0, `operation ${spec.name}: limit_offset`);
     assert(spec.limit_offset + 4 <= spec.event_size);
     operation_kind[spec.operation] = spec.kind;
@@ -78,4 +81,20 @@ export function operation_spec(operation: number): OperationSpec | undefined {
 
 /** The multi-batch operations tigerbeetle-node sends (all but the change-event feed). */
 export const client_operation_specs: readonly OperationSpec[] =
-    operation_specs.filter((spec) => spec.kind !== K.change_events);
+    operation_specs.filter((spec) => spec.kind !== OperationKind.change_events);
+
+// The table agrees with the record layouts: what each operation carries in and out.
+for (const spec of operation_specs) {
+    if (spec.kind === OperationKind.create) {
+        assert.equal(spec.result_size, create_result_size, `operation ${spec.name}: results`);
+        assert(spec.event_size === account_size && spec.event_size === transfer_size);
+    } else if (spec.kind === OperationKind.lookup) {
+        assert.equal(spec.result_size, account_size, `operation ${spec.name}: results`);
+    } else if (spec.kind === OperationKind.filter) {
+        const account_filter = spec.event_size === account_filter_size;
+        assert(account_filter || spec.event_size === query_filter_size);
+        assert.equal(spec.limit_offset, account_filter ? account_filter_at.limit :
+            query_filter_at.limit, `operation ${spec.name}: limit_offset`);
+    }
+}
+assert.equal(client_operation_specs.length, operation_specs.length - 1);

@@ -133,3 +133,20 @@ export const record_fields = {
 // The ledger reads records as Uint32 words: its word indexes come from the byte offsets.
 assert.equal(account_at.debits_pending % 4, 0);
 assert.equal(transfer_at.timestamp % 8, 0);
+// Accounts and transfers share their tail (user data to timestamp), so one set of word indexes
+// serves both; an AccountBalance is an account's four balances then the timestamp.
+for (const field of ['user_data_128', 'user_data_64', 'user_data_32', 'ledger', 'code', 'flags',
+    'timestamp'] as const) {
+    assert.equal(account_at[field], transfer_at[field], `Account and Transfer differ at ${field}`);
+}
+assert.equal(account_balance_at.credits_posted - account_balance_at.debits_pending,
+    account_at.credits_posted - account_at.debits_pending);
+// Both filters end with timestamp_min, timestamp_max, limit and flags, u32-aligned.
+for (const [at, size] of [[account_filter_at, account_filter_size],
+    [query_filter_at, query_filter_size]] as const) {
+    assert.equal(at.flags, size - 4);
+    assert.equal(at.limit, size - 8);
+    assert.equal(at.timestamp_max, at.timestamp_min + 8);
+    assert.equal(at.timestamp_min % 8, 0);
+}
+assert.equal(create_result_at.status, 8);

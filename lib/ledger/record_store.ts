@@ -18,6 +18,7 @@
 import assert from 'node:assert/strict';
 import { IdTable } from './id_table';
 import { batch_events_max, record_size, record_words } from './constants';
+import { DirtyChunks } from './state_image';
 
 const w_timestamp_lo = 30, w_timestamp_hi = 31;
 // Hot paths test invariants with `if (!x) assert.fail(...)`: V8 does not inline the call behind
@@ -28,24 +29,34 @@ const w_timestamp_lo = 30, w_timestamp_hi = 31;
  * loop, which made the loop cost about 40 instructions per word.
  */
 export function copy_record(
-    target: Uint32Array, t: number, source: Uint32Array, s: number,
+    target: Uint32Array, to: number, source: Uint32Array, from: number,
 ): void {
-    target[t] = source[s]; target[t + 1] = source[s + 1];
-    target[t + 2] = source[s + 2]; target[t + 3] = source[s + 3];
-    target[t + 4] = source[s + 4]; target[t + 5] = source[s + 5];
-    target[t + 6] = source[s + 6]; target[t + 7] = source[s + 7];
-    target[t + 8] = source[s + 8]; target[t + 9] = source[s + 9];
-    target[t + 10] = source[s + 10]; target[t + 11] = source[s + 11];
-    target[t + 12] = source[s + 12]; target[t + 13] = source[s + 13];
-    target[t + 14] = source[s + 14]; target[t + 15] = source[s + 15];
-    target[t + 16] = source[s + 16]; target[t + 17] = source[s + 17];
-    target[t + 18] = source[s + 18]; target[t + 19] = source[s + 19];
-    target[t + 20] = source[s + 20]; target[t + 21] = source[s + 21];
-    target[t + 22] = source[s + 22]; target[t + 23] = source[s + 23];
-    target[t + 24] = source[s + 24]; target[t + 25] = source[s + 25];
-    target[t + 26] = source[s + 26]; target[t + 27] = source[s + 27];
-    target[t + 28] = source[s + 28]; target[t + 29] = source[s + 29];
-    target[t + 30] = source[s + 30]; target[t + 31] = source[s + 31];
+    target[to] = source[from]; target[to + 1] = source[from + 1];
+    target[to + 2] = source[from + 2]; target[to + 3] = source[from + 3];
+    target[to + 4] = source[from + 4]; target[to + 5] = source[from + 5];
+    target[to + 6] = source[from + 6]; target[to + 7] = source[from + 7];
+    target[to + 8] = source[from + 8]; target[to + 9] = source[from + 9];
+    target[to + 10] = source[from + 10]; target[to + 11] = source[from + 11];
+    target[to + 12] = source[from + 12]; target[to + 13] = source[from + 13];
+    target[to + 14] = source[from + 14]; target[to + 15] = source[from + 15];
+    target[to + 16] = source[from + 16]; target[to + 17] = source[from + 17];
+    target[to + 18] = source[from + 18]; target[to + 19] = source[from + 19];
+    target[to + 20] = source[from + 20]; target[to + 21] = source[from + 21];
+    target[to + 22] = source[from + 22]; target[to + 23] = source[from + 23];
+    target[to + 24] = source[from + 24]; target[to + 25] = source[from + 25];
+    target[to + 26] = source[from + 26]; target[to + 27] = source[from + 27];
+    target[to + 28] = source[from + 28]; target[to + 29] = source[from + 29];
+    target[to + 30] = source[from + 30]; target[to + 31] = source[from + 31];
+}
+
+/** Copies `count` words; for short runs, where a subarray and `set` would cost more. */
+export function copy_words(
+    target: Uint32Array, target_offset: number, source: Uint32Array, source_offset: number,
+    count: number,
+): void {
+    for (let index = 0; index < count; index++) {
+        target[target_offset + index] = source[source_offset + index];
+    }
 }
 
 /** The most ids one batch prefetches: a transfer, its two accounts and its pending transfer. */
@@ -89,14 +100,10 @@ export class MemoryRecordStore implements RecordStore {
     readonly index: IdTable;
     count = 0;
     /**
-     * Dirty tracking for incremental checkpoints (lib/storage/checkpoint.ts): the chunks of
-     * `dirty_chunk_records` records changed since `dirty_clear`, as flags and as a list, so a
-     * checkpoint visits only what changed. Off (chunk size 0) until `dirty_track` is called.
+     * Dirty tracking for incremental checkpoints (lib/ledger/checkpoint.ts, through the
+     * `dirty_*` members below): see DirtyChunks in state_image.ts.
      */
-    dirty_chunk_records = 0;
-    dirty_flags: Uint8Array = new Uint8Array(0);
-    dirty_list: Uint32Array = new Uint32Array(0);
-    dirty_count = 0;
+    readonly dirty = new DirtyChunks();
     /** The end of the staging area (see `stage`), or 0 when nothing is staged. */
     private staged_end = 0;
     /** Every record is in memory: prefetching has nothing to do (see the contract above). */
@@ -106,7 +113,8 @@ export class MemoryRecordStore implements RecordStore {
         readonly max: number, index_slots_max: number = max,
         secondary_words?: Uint32Array, secondary_stride_words?: number, grouped_ids = true,
     ) {
-        assert(max > 0);
+        assert(Number.isInteger(max) && max > 0);
+        assert(index_slots_max >= max, 'record_store: the index cannot hold every record');
         this.bytes = new Uint8Array(max * record_size);
         this.words = new Uint32Array(this.bytes.buffer);
         assert(record_words === 32);
@@ -124,7 +132,9 @@ export class MemoryRecordStore implements RecordStore {
     }
 
     find_timestamp(hi: number, lo: number): number {
+        assert((hi | lo) !== 0, 'record_store: no record has timestamp zero');
         const slot = this.lower_bound(hi, lo);
+        assert(slot <= this.count);
         if (slot === this.count) return -1;
         const base = slot * record_words;
         const words = this.words;
@@ -137,16 +147,21 @@ export class MemoryRecordStore implements RecordStore {
         let low = 0, high = this.count;
         while (low < high) {
             const middle = (low + high) >>> 1;
-            const m = middle * record_words;
-            const m_hi = words[m + w_timestamp_hi], m_lo = words[m + w_timestamp_lo];
-            if (hi > m_hi || (hi === m_hi && lo > m_lo)) low = middle + 1; else high = middle;
+            const record = middle * record_words;
+            const middle_hi = words[record + w_timestamp_hi];
+            const middle_lo = words[record + w_timestamp_lo];
+            if (hi > middle_hi || (hi === middle_hi && lo > middle_lo)) low = middle + 1;
+            else high = middle;
         }
+        // Every slot before `low` is earlier than (hi, lo), in slot (timestamp) order.
+        assert(low === 0 || timestamp_before(words, (low - 1) * record_words, hi, lo));
         return low;
     }
 
     append(source: Uint32Array, offset: number): number {
         const slot = this.count;
         if (slot >= this.max) assert.fail('record_store: append beyond max');
+        if (this.staged_end !== 0) assert.fail('record_store: append while staged');
         copy_record(this.words, slot * 32, source, offset);
         this.count = slot + 1;
         this.index.insert(slot);
@@ -163,6 +178,7 @@ export class MemoryRecordStore implements RecordStore {
         this.words.set(source.subarray(offset, offset + records * record_words),
             this.count * record_words);
         this.staged_end = this.count + records;
+        assert(this.staged_end <= this.max);
     }
 
     append_staged(staged_slot: number): number {
@@ -178,11 +194,14 @@ export class MemoryRecordStore implements RecordStore {
         }
         this.count = slot + 1;
         this.index.insert(slot);
-        if (this.dirty_chunk_records !== 0) this.dirty_mark(slot);
+        const dirty = this.dirty;
+        if (dirty.chunk_records !== 0) dirty.mark(slot);
         return slot;
     }
 
     unstage(): void {
+        assert(this.staged_end === 0 || this.count <= this.staged_end,
+            'record_store: appended beyond the staging area');
         if (this.count < this.staged_end) {
             this.words.fill(0, this.count * record_words, this.staged_end * record_words);
         }
@@ -192,7 +211,9 @@ export class MemoryRecordStore implements RecordStore {
     remove_last(): void {
         assert(this.count > 0);
         const slot = this.count - 1;
+        const indexed = this.index.count;
         this.index.remove(slot);
+        assert.equal(this.index.count, indexed - 1);
         this.words.fill(0, slot * record_words, (slot + 1) * record_words);
         this.count--;
         this.dirty_mark(slot);
@@ -200,32 +221,39 @@ export class MemoryRecordStore implements RecordStore {
 
     update(slot: number): void {
         if (slot >= this.count) assert.fail('record_store: update of a free slot');
-        if (this.dirty_chunk_records !== 0) this.dirty_mark(slot);
+        const dirty = this.dirty;
+        if (dirty.chunk_records !== 0) dirty.mark(slot);
+    }
+
+    /** Records per dirty chunk (0: tracking off). */
+    get dirty_chunk_records(): number {
+        return this.dirty.chunk_records;
+    }
+
+    get dirty_flags(): Uint8Array {
+        return this.dirty.flags;
+    }
+
+    /** The dirty chunks, `dirty_count` of them, in the order they were first changed. */
+    get dirty_list(): Uint32Array {
+        return this.dirty.list;
+    }
+
+    get dirty_count(): number {
+        return this.dirty.count;
     }
 
     /** Startup: turns dirty tracking on with chunks of `chunk_records` records. */
     dirty_track(chunk_records: number): void {
-        assert(Number.isInteger(chunk_records) && chunk_records > 0);
-        const chunks = Math.ceil(this.max / chunk_records);
-        this.dirty_chunk_records = chunk_records;
-        this.dirty_flags = new Uint8Array(chunks);
-        this.dirty_list = new Uint32Array(chunks);
-        this.dirty_count = 0;
+        this.dirty.track(chunk_records, this.max);
     }
 
     dirty_mark(slot: number): void {
-        if (this.dirty_chunk_records === 0) return;
-        const chunk = Math.floor(slot / this.dirty_chunk_records);
-        if (this.dirty_flags[chunk] === 1) return;
-        this.dirty_flags[chunk] = 1;
-        this.dirty_list[this.dirty_count++] = chunk;
+        this.dirty.mark(slot);
     }
 
     dirty_clear(): void {
-        for (let index = 0; index < this.dirty_count; index++) {
-            this.dirty_flags[this.dirty_list[index]] = 0;
-        }
-        this.dirty_count = 0;
+        this.dirty.clear();
     }
 
     /** After the records were loaded in place (checkpoint restore): rebuilds the id index. */
@@ -237,6 +265,7 @@ export class MemoryRecordStore implements RecordStore {
             this.count++;
             this.index.insert(slot);
         }
+        assert.equal(this.index.count, count, 'record_store: ids repeat');
     }
 
     reset(): void {
@@ -244,5 +273,12 @@ export class MemoryRecordStore implements RecordStore {
         this.staged_end = 0;
         this.index.clear();
         this.count = 0;
+        assert.equal(this.index.count, 0);
     }
+}
+
+/** Whether the record at words[record..] has a timestamp before (hi, lo). */
+function timestamp_before(words: Uint32Array, record: number, hi: number, lo: number): boolean {
+    const record_hi = words[record + w_timestamp_hi], record_lo = words[record + w_timestamp_lo];
+    return record_hi < hi || (record_hi === hi && record_lo < lo);
 }

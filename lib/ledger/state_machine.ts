@@ -1,5 +1,5 @@
 // The replica's side of the state machine: which operations exist, what a valid request body is
-// (TigerBeetle's `input_valid`, wire-protocol.md §6.2-§6.3), how many events a body holds (the
+// (TigerBeetle's `input_valid`, docs/wire-protocol.md §6.2-§6.3), how many events a body holds (the
 // prepare timestamp advances by that count for create_*, §6.6), and executing a committed prepare
 // body into a reply body: each batch of a multi-batch body runs through the ledger and its results
 // are encoded, batch for batch, into the reply buffer. Nothing allocates per request except the

@@ -1,4 +1,7 @@
-// u128 arithmetic on four u32 limbs (least significant first) inside Uint32Arrays. No BigInt.
+// u128 arithmetic on four u32 limbs (least significant first) inside Uint32Arrays, and u64
+// timestamp order on (hi, lo) pairs. No BigInt. The helpers are called per event, so they do
+// not assert; known answers are checked once at load, at the bottom of this file.
+import assert from 'node:assert/strict';
 
 import { two_32 } from '../constants';
 
@@ -102,6 +105,14 @@ export function u128_sub_saturating(
     }
 }
 
+/**
+ * Whether the u64 timestamp (a_hi, a_lo) is after (b_hi, b_lo), each given as its high and low
+ * u32 halves: how the ledger compares timestamps without BigInt.
+ */
+export function timestamp_after(a_hi: number, a_lo: number, b_hi: number, b_lo: number): boolean {
+    return a_hi > b_hi || (a_hi === b_hi && a_lo > b_lo);
+}
+
 export function u128_copy(out: Uint32Array, o: number, a: Uint32Array, i: number): void {
     out[o] = a[i]; out[o + 1] = a[i + 1]; out[o + 2] = a[i + 2]; out[o + 3] = a[i + 3];
 }
@@ -112,7 +123,34 @@ export function u128_to_bigint(a: Uint32Array, i: number): bigint {
 }
 
 export function u128_from_bigint(out: Uint32Array, o: number, value: bigint): void {
+    assert(value >= 0n && value < (1n << 128n), `u128: ${value} is out of range`);
+    assert(o >= 0 && o + 4 <= out.length);
     for (let limb = 0; limb < 4; limb++) {
         out[o + limb] = Number((value >> BigInt(32 * limb)) & 0xffffffffn);
     }
+}
+
+// Known answers, once at load, through the carry and borrow paths the per-event callers rely on
+// (u128_add_to and u128_add_small let each Uint32Array store wrap its limb).
+{
+    const words = new Uint32Array(12);
+    const max = (1n << 128n) - 1n;
+    u128_from_bigint(words, 0, (1n << 96n) - 1n);
+    u128_from_bigint(words, 4, 1n);
+    assert(!u128_add_to(words, 0, words, 4));
+    assert.equal(u128_to_bigint(words, 0), 1n << 96n);
+    u128_from_bigint(words, 0, max);
+    assert(u128_add_to(words, 0, words, 4) && u128_is_zero(words, 0), 'u128: add_to wraps');
+    u128_from_bigint(words, 0, (1n << 64n) - 1n);
+    u128_add_small(words, 0, 1, 0, 0);
+    assert.equal(u128_to_bigint(words, 0), 1n << 64n);
+    u128_from_bigint(words, 0, 0n);
+    assert(u128_sub(words, 8, words, 0, words, 4), 'u128: 0 - 1 borrows');
+    assert(u128_is_max(words, 8) && u128_compare(words, 8, words, 4) === 1);
+    u128_sub_saturating(words, 8, words, 0, words, 4);
+    assert(u128_is_zero(words, 8), 'u128: saturating subtraction stops at zero');
+    assert(timestamp_after(1, 0, 0, 0xffffffff) && !timestamp_after(0, 1, 0, 1));
+    u128_from_bigint(words, 0, max);
+    assert(u128_add(words, 8, words, 0, words, 4) && u128_is_zero(words, 8), 'u128: add wraps');
+    assert(u128_compare(words, 4, words, 4) === 0 && u128_equal(words, 0, words, 0));
 }
