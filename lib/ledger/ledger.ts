@@ -49,7 +49,7 @@ import { IdTable } from './id_table';
 import { balances_check, timestamps_check, transfers_check } from './invariants';
 import { operation_result_size } from './operations';
 import {
-    Queries, TimestampRange, TransferLists, history_row_words, transfer_lists_layout,
+    Queries, TimestampRange, TransferLists, history_row_words,
 } from './queries';
 import { account_at, transfer_at } from './record_layout';
 import { MemoryRecordStore, copy_record, copy_words, prefetch_ids_max } from './record_store';
@@ -125,10 +125,6 @@ const w_ledger = transfer_at.ledger / 4;
 const w_code_flags = transfer_at.code / 4;
 const w_timestamp_lo = transfer_at.timestamp / 4;
 const w_timestamp_hi = transfer_at.timestamp / 4 + 1;
-// The per-account transfer lists (queries.ts), for the append inlined in transfer_insert.
-const { links_stride, link_debit, link_credit, link_next_debit, link_next_credit,
-    link_previous_debit, link_previous_credit, lists_stride, list_head, list_tail,
-    list_tail_credit } = transfer_lists_layout;
 /** An account's four balances: 16 words from debits_pending (a history row's halves). */
 const balance_words = 16;
 // Accounts and transfers share the tail of their layout, so one set of word indexes serves both.
@@ -1172,27 +1168,7 @@ export class Ledger {
         transfer_words[transfer + w_timestamp_hi] = this.result_hi;
         this.transfer_status[slot] = pending_none;
         this.transfer_history_row[slot] = none;
-        const links = this.lists.links, lists = this.lists.lists;
-        const link = slot * links_stride;
-        links[link + link_debit] = debit_slot;
-        links[link + link_credit] = credit_slot;
-        links[link + link_next_debit] = none;
-        links[link + link_next_credit] = none;
-        // Append to the debit account's list, then to the credit account's.
-        let list = debit_slot * lists_stride;
-        let tail = lists[list + list_tail];
-        if (tail === none) lists[list + list_head] = slot;
-        else links[tail * links_stride + link_next_debit + lists[list + list_tail_credit]] = slot;
-        lists[list + list_tail] = slot;
-        lists[list + list_tail_credit] = 0;
-        links[link + link_previous_debit] = tail;
-        list = credit_slot * lists_stride;
-        tail = lists[list + list_tail];
-        if (tail === none) lists[list + list_head] = slot;
-        else links[tail * links_stride + link_next_debit + lists[list + list_tail_credit]] = slot;
-        lists[list + list_tail] = slot;
-        lists[list + list_tail_credit] = 1;
-        links[link + link_previous_credit] = tail;
+        this.lists.append(slot, debit_slot, credit_slot);
         const undo = this.undo;
         if (undo.open) undo.push(undo_transfer_insert, slot);
         return slot;
