@@ -1156,8 +1156,7 @@ export class Ledger {
     /**
      * Appends the input event (staged by execute_create) as a transfer record and links it to
      * both accounts' transfer lists. Per transfer on the hottest path: no asserts here (see
-     * create_batch_check), and TransferLists.append inlined: the call measured 100 to 250
-     * instructions a transfer more under callgrind. TransferLists.check verifies the lists.
+     * create_batch_check); TransferLists.check verifies the lists on load and in tests.
      */
     private transfer_insert(event: number, debit_slot: number, credit_slot: number): number {
         const slot = this.transfers.append_staged(this.staged_first +
