@@ -237,3 +237,32 @@ test('invariant: total debits equal total credits after a mixed workload', () =>
     }
     assert.equal(sum('debits_pending'), pending);
 });
+
+// Found by the ledger split's review: the undo log held 4 entries per event, but a pending
+// transfer in a chain writes 5 with change events on, so one valid linked chain of 8189 pending
+// transfers tripped an assertion (a replica crash from a client's request).
+test('ledger: a linked chain of 8189 pending transfers with change events, all or nothing',
+    () => {
+        const driver = new Driver(new Ledger({ accounts_max: 8, transfers_max: 20_000,
+            change_events_max: 40_000 }));
+        driver.accounts([{ id: 1n }, { id: 2n }]);
+        const chain = (first: bigint, last_fails: boolean): TransferInput[] => {
+            const transfers: TransferInput[] = [];
+            for (let index = 0; index < 8189; index++) {
+                const last = index === 8188;
+                transfers.push({
+                    id: first + BigInt(index), debit_account_id: 1n, credit_account_id: 2n,
+                    amount: 1n, timeout: 60, flags: TF.pending | (last ? 0 : TF.linked),
+                    ledger: last && last_fails ? 2 : 1,
+                });
+            }
+            return transfers;
+        };
+        const created = driver.transfers(chain(1_000n, false));
+        assert.equal(created.length, 8189);
+        assert.ok(created.every((result) => result.status === TS.created));
+        assert.equal(driver.ledger.transfers_count, 8189);
+        const undone = driver.transfers(chain(100_000n, true));
+        assert.ok(undone.every((result) => result.status !== TS.created));
+        assert.equal(driver.ledger.transfers_count, 8189, 'the failed chain left nothing');
+    });
