@@ -5,22 +5,22 @@
 import assert from 'node:assert/strict';
 
 import { AccountFlags, PendingStatus, TransferFlags } from './constants';
-import { account_at, transfer_at } from './record_layout';
+import { account_at, account_balance_words, account_word, transfer_at } from './record_layout';
 import { MemoryRecordStore } from './record_store';
 import { timestamp_after, u128_add, u128_compare, u128_equal } from './u128';
 
 const record_words = 32;
 const none = 0xffffffff;
 const timestamp_max_hi = 0x7fffffff;
-const w_debits_pending = account_at.debits_pending / 4;
-const w_debits_posted = account_at.debits_posted / 4;
-const w_credits_pending = account_at.credits_pending / 4;
-const w_credits_posted = account_at.credits_posted / 4;
-const w_ledger = account_at.ledger / 4;
-const w_code_flags = account_at.code / 4;
-const w_timestamp_lo = account_at.timestamp / 4;
-const w_timestamp_hi = account_at.timestamp / 4 + 1;
-const balance_words = 16;
+const w_debits_pending = account_word.debits_pending;
+const w_debits_posted = account_word.debits_posted;
+const w_credits_pending = account_word.credits_pending;
+const w_credits_posted = account_word.credits_posted;
+const w_ledger = account_word.ledger;
+const w_code_flags = account_word.code;
+const w_timestamp_lo = account_word.timestamp;
+const w_timestamp_hi = account_word.timestamp + 1;
+const balance_words = account_balance_words;
 const account_flag_debits_must_not_exceed_credits = AccountFlags.debits_must_not_exceed_credits;
 const account_flag_credits_must_not_exceed_debits = AccountFlags.credits_must_not_exceed_debits;
 const transfer_flag_pending = TransferFlags.pending;

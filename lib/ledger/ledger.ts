@@ -51,7 +51,9 @@ import { operation_result_size } from './operations';
 import {
     Queries, TimestampRange, TransferLists, history_row_words,
 } from './queries';
-import { account_at, transfer_at } from './record_layout';
+import {
+    account_at, account_balance_words, account_word, transfer_at, transfer_word,
+} from './record_layout';
 import { MemoryRecordStore, copy_record, copy_words, prefetch_ids_max } from './record_store';
 import { StateImage } from './state_image';
 import {
@@ -107,26 +109,26 @@ const { account: undo_account, account_insert: undo_account_insert,
     change_event: undo_change_event } = UndoKind;
 const none = 0xffffffff;
 // Word offsets inside a 32-word record, from the record layout table.
-const w_debits_pending = account_at.debits_pending / 4;
-const w_debits_posted = account_at.debits_posted / 4;
-const w_credits_pending = account_at.credits_pending / 4;
-const w_credits_posted = account_at.credits_posted / 4;
-const w_debit_account = transfer_at.debit_account_id / 4;
-const w_credit_account = transfer_at.credit_account_id / 4;
-const w_amount = transfer_at.amount / 4;
-const w_pending_id = transfer_at.pending_id / 4;
-const w_user_data_128 = transfer_at.user_data_128 / 4;
-const w_user_data_64 = transfer_at.user_data_64 / 4;
-const w_user_data_32 = transfer_at.user_data_32 / 4;
+const w_debits_pending = account_word.debits_pending;
+const w_debits_posted = account_word.debits_posted;
+const w_credits_pending = account_word.credits_pending;
+const w_credits_posted = account_word.credits_posted;
+const w_debit_account = transfer_word.debit_account_id;
+const w_credit_account = transfer_word.credit_account_id;
+const w_amount = transfer_word.amount;
+const w_pending_id = transfer_word.pending_id;
+const w_user_data_128 = transfer_word.user_data_128;
+const w_user_data_64 = transfer_word.user_data_64;
+const w_user_data_32 = transfer_word.user_data_32;
 /** The account's `reserved` word, the transfer's `timeout`: the same word of each record. */
-const w_reserved_or_timeout = transfer_at.timeout / 4;
-const w_ledger = transfer_at.ledger / 4;
+const w_reserved_or_timeout = transfer_word.timeout;
+const w_ledger = transfer_word.ledger;
 /** code (u16) and flags (u16) share one word. */
-const w_code_flags = transfer_at.code / 4;
-const w_timestamp_lo = transfer_at.timestamp / 4;
-const w_timestamp_hi = transfer_at.timestamp / 4 + 1;
+const w_code_flags = transfer_word.code;
+const w_timestamp_lo = transfer_word.timestamp;
+const w_timestamp_hi = transfer_word.timestamp + 1;
 /** An account's four balances: 16 words from debits_pending (a history row's halves). */
-const balance_words = 16;
+const balance_words = account_balance_words;
 // Accounts and transfers share the tail of their layout, so one set of word indexes serves both.
 assert.equal(account_at.user_data_128, transfer_at.user_data_128);
 assert.equal(account_at.reserved, transfer_at.timeout);

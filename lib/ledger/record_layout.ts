@@ -130,6 +130,24 @@ export const record_fields = {
     create_result: create_result_fields,
 } as const;
 
+type Words<Table> = { readonly [F in keyof Table]: number };
+
+/** Word (u32) indexes of a record's fields, for code that reads records as Uint32Arrays. */
+function words_of<Table extends Record<string, number>>(offsets: Table): Words<Table> {
+    const words: Record<string, number> = {};
+    for (const [field, offset] of Object.entries(offsets)) {
+        if (offset % 4 === 0) words[field] = offset / 4;
+    }
+    return Object.freeze(words) as Words<Table>;
+}
+
+export const account_word = words_of(account_at);
+export const transfer_word = words_of(transfer_at);
+/** An account's four balances: the words from debits_pending through credits_posted. */
+export const account_balance_words = (account_at.credits_posted + 16 - account_at.debits_pending) /
+    4;
+assert.equal(account_balance_words, 16);
+
 // The ledger reads records as Uint32 words: its word indexes come from the byte offsets.
 assert.equal(account_at.debits_pending % 4, 0);
 assert.equal(transfer_at.timestamp % 8, 0);
