@@ -42,7 +42,8 @@ export class UringEngine implements Engine {
     private readonly control_float64: Float64Array;
     private readonly completions_int32_index: number;
     private readonly staging_capacity: number;
-    /** An IPv6 connect's address words, parsed here before staging (no allocation per dial). */
+    /** An IPv6 connect's address words, parsed here before staging (dials are rare: the parse
+     * allocates, the staging does not). */
     private readonly connect_words = new Uint32Array(4);
     private readonly targets: IoCompletionTarget[] = [];
     private readonly slot_target: Int32Array;
