@@ -112,7 +112,7 @@ function constrain(random: Random, view: HeaderView, command: number): void {
         }
         case Command.do_view_change: {
             const op = random.bigint(64);
-            set('op', op); set('commit_min', op / BigInt(1 + random.int(5)));
+            set('op', op); set('commit', op / BigInt(1 + random.int(5)));
             set('log_view', random.int(Number(view.view) + 1));
             return;
         }
@@ -249,7 +249,7 @@ function reference_replica_rules(
         case 'request_start_view':
         case 'request_prepare': return body === 0;
         case 'do_view_change':
-            return get('commit_min') <= get('op') && get('log_view') <= BigInt(view.view) &&
+            return get('commit') <= get('op') && get('log_view') <= BigInt(view.view) &&
                 whole(256, 11);
         case 'start_view': return get('commit_max') <= get('op') && whole(256, 11);
         case 'request_headers': return body === 0 && get('op_min') <= get('op_max');

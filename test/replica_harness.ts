@@ -87,6 +87,15 @@ export class SimNetwork implements ReplicaNetwork {
         return true;
     }
 
+    /** One replica: replies and evictions go on their connection (send). */
+    send_to_client(_message: number): boolean {
+        return false;
+    }
+
+    send_to_replica(_replica: number, _message: number): boolean {
+        assert.fail('a single replica has no peer');
+    }
+
     /** Client → replica: the bytes travel in a pool message, as from the bus. */
     client_send(connection: number, bytes: Uint8Array): void {
         const message = this.pool.acquire();

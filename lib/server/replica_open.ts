@@ -49,8 +49,9 @@ export type ReplicaCreateOptions =
 
 /** The superblock writes and reads its copies one after another. */
 const superblock_operations_max = 1;
-/** The replay reads one prepare at a time from the WAL. */
-const replay_operations_max = 1;
+/** WAL reads: one commit read (the replay, or a backup committing), one to serve a peer's
+ * request_prepare, one to refill a new primary's pipeline; each asserted by its user. */
+const replay_operations_max = 3;
 
 /**
  * Storage operations a replica can have in flight at once: the sum of each user's own bound, each

@@ -112,4 +112,6 @@ export interface StateCheckpointer {
     /** Pre-writes up to `blocks_max` blocks that will not change before the next checkpoint;
      * returns how many it started. */
     trickle(blocks_max: number): number;
+    /** The superblock is free again after a view change's update: a waiting checkpoint goes on. */
+    superblock_resume(): void;
 }

@@ -201,7 +201,8 @@ const do_view_change_fields = [
     ['present_bitset', 16, 'u128'],
     ['nack_bitset', 16, 'u128'],
     ['op', 8, 'u64'],
-    ['commit_min', 8, 'u64'],
+    /** The highest op of the sender's log it knows committed (at most op). */
+    ['commit', 8, 'u64'],
     ['checkpoint_op', 8, 'u64'],
     ['log_view', 4, 'u32'],
     ['reserved', 68, 'reserved'],

@@ -174,6 +174,12 @@ export class Journal implements StorageCompletionTarget {
     /** Prepare writes in flight. */
     get writes_in_flight(): number { return this.writes_count; }
 
+    /** Whether recovery found the slot faulty (a cluster repairs it from a peer). */
+    slot_faulty(slot: number): boolean {
+        assert(slot >= 0 && slot < this.slot_count);
+        return this.faulty[slot] === 1;
+    }
+
     /** The arena view of the redundant headers (what the headers ring holds on disk). */
     redundant(): Uint8Array {
         return this.redundant_view;

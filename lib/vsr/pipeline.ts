@@ -73,6 +73,12 @@ export class Pipeline {
         return count;
     }
 
+    /** Whether replica `replica` acknowledged the i-th prepare. */
+    prepare_ok_has(i: number, replica: number): boolean {
+        assert(replica >= 0 && replica < 8);
+        return (this.prepare_oks[this.index(i)]! & (1 << replica)) !== 0;
+    }
+
     /** Records replica `replica`'s acknowledgement of `op`; false when op is not in flight. */
     prepare_ok(op: number, replica: number): boolean {
         assert(replica >= 0 && replica < 8);

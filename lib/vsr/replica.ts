@@ -45,9 +45,14 @@ import { release_client_min, release_server, tick_ms, two_32 } from '../constant
 import { errno_name } from '../io/errors';
 import { checksum_equal } from './checksum';
 import {
-    EvictionReason, Limit, Operation, eviction_reason_max, header_size, limit_count, limit_name,
-    register_request_body_size, register_result_body_size,
+    EvictionReason, Limit, Operation, eviction_reason_max, header_size, headers_count_max,
+    limit_count, limit_name, register_request_body_size, register_result_body_size, replicas_max,
+    view_change_headers_max,
 } from './constants';
+import type { ReplicaNetwork } from './network';
+import { connection_none } from './network';
+import { quorum_nack_prepare, quorum_replication, quorum_view_change } from './quorums';
+import { Timeout } from './timeout';
 import { HeaderView, header_init, seal, seal_empty_body, set_checksum } from './header';
 import { Command, frame, offsets, request_feature_limit_details } from './header_layout';
 import type { MessagePool } from './message_pool';
@@ -73,22 +78,32 @@ export interface ReplicaRandom {
     u32(): number;
 }
 
-/** How the replica sends: the message bus, or the simulator's network. */
-export interface ReplicaNetwork {
-    /** Queues a pool message (taking a reference); false when the connection is gone. */
-    send(connection: number, message: number): boolean;
-}
+export type { ReplicaNetwork };
+export { quorum_nack_prepare, quorum_replication, quorum_view_change };
 
-/** Replication quorum, counting the primary (docs/vsr.md §1). */
-export function quorum_replication(replica_count: number): number {
-    assert(replica_count >= 1 && replica_count <= 6);
-    const quorum = replica_count === 2 ? 2 : Math.min(3, Math.ceil(replica_count / 2));
-    assert(quorum >= 1 && quorum <= replica_count);
-    return quorum;
-}
-
+/**
+ * opening .. replaying: startup. normal: serving (a primary prepares, a backup appends and
+ * acknowledges). view_change: leaving a view, collecting do_view_change (the new primary) or
+ * waiting for start_view. recovering_head: a restarted replica whose WAL cannot prove its head
+ * (a faulty slot above its commit): it may have acknowledged what it cannot read, so it takes no
+ * part in view changes until a start_view brings its log back (internals.md §10).
+ */
 export const Status = {
-    opening: 0, restoring: 1, replaying: 2, normal: 3, failed: 4,
+    opening: 0, restoring: 1, replaying: 2, normal: 3, failed: 4, view_change: 5,
+    recovering_head: 6,
+} as const;
+
+/** Timeouts in ticks of tick_ms (internals.md §7). */
+export const timeouts_ticks = {
+    ping: 100,
+    prepare: 25,
+    commit_heartbeat: 50,
+    /** A backup that hears nothing from its primary this long votes to leave the view. */
+    normal_heartbeat: 150,
+    view_change_status: 300,
+    view_change_message: 50,
+    request_start_view: 100,
+    repair: 10,
 } as const;
 
 export interface ReplicaOptions {
@@ -118,11 +133,25 @@ export interface ReplicaOptions {
     io_flush?: () => void;
 }
 
-/** Counters for logs and tests (typed, fixed: nothing is allocated when one is bumped). */
 /** Chunk blocks the Checkpointer may pre-write per commit: a full batch of transfers (8,189
  *  records, ~16 chunks) plus its history rows, with room to catch up. */
 const trickle_budget_blocks = 64;
 
+/** Counters of the cluster protocol, for logs and tests. */
+export class ClusterStats {
+    prepares_sent = 0;
+    prepares_retransmitted = 0;
+    prepare_oks_sent = 0;
+    commits_sent = 0;
+    view_changes = 0;
+    start_views_installed = 0;
+    repairs_requested = 0;
+    prepares_repaired = 0;
+    requests_to_backup = 0;
+    messages_stale = 0;
+}
+
+/** Counters for logs and tests (typed, fixed: nothing is allocated when one is bumped). */
 export class ReplicaStats {
     requests_received = 0;
     requests_dropped = 0;
@@ -220,6 +249,7 @@ export class Replica implements StorageCompletionTarget {
     readonly replica: number;
     readonly replica_count: number;
     readonly quorum_replication: number;
+    readonly quorum_view_change: number;
     readonly cluster: Uint8Array;
     readonly message_size_max: number;
     private readonly log: (line: string) => void;
@@ -291,7 +321,10 @@ export class Replica implements StorageCompletionTarget {
     private readonly other_view = new HeaderView();
     private readonly request_checksum = new Uint8Array(16);
     private replay_message = -1;
+    /** Startup: the op the replay commits up to, and the log head found in the WAL. */
     private replay_op_max = 0;
+    private open_op_head = 0;
+    private readonly solo: boolean;
     /** Startup: the session entry whose reply is being read back (-1: none). */
     private restore_entry = -1;
     /** Startup: per session entry, the ClientReplyResult of reading its reply back. */
@@ -304,6 +337,75 @@ export class Replica implements StorageCompletionTarget {
     private checkpoint_op_next = -1;
     private readonly checkpoint_prepare_checksum_next = new Uint8Array(16);
     private readonly vsr_state = new VsrState();
+
+    // ---- cluster (docs/vsr.md §5-§7)
+    private readonly timeout_ping: Timeout;
+    private readonly timeout_prepare: Timeout;
+    private readonly timeout_commit_heartbeat: Timeout;
+    private readonly timeout_normal_heartbeat: Timeout;
+    private readonly timeout_view_change_status: Timeout;
+    private readonly timeout_view_change_message: Timeout;
+    private readonly timeout_request_start_view: Timeout;
+    private readonly timeout_repair: Timeout;
+    /**
+     * Prepares in memory by op (ring of cache_size, op % cache_size): the ops appended and not
+     * yet committed, so that a backup commits without reading its WAL back. Each entry holds one
+     * reference. An entry whose WAL write is in flight is never evicted (op - op_written is at
+     * most a pipeline, the ring two).
+     */
+    private readonly cache_ops = new Float64Array(cache_size).fill(-1);
+    private readonly cache_messages = new Int32Array(cache_size).fill(-1);
+    /** Votes to leave the view: bit r for replica r's start_view_change for view svc_view. */
+    private svc_view = 0;
+    private svc_votes = 0;
+    /** The new primary's do_view_change quorum for `view` (bit r: replica r's arrived). */
+    private dvc_votes = 0;
+    private readonly dvc_log_view = new Uint32Array(replicas_max);
+    private readonly dvc_op = new Float64Array(replicas_max);
+    private readonly dvc_commit_max = new Float64Array(replicas_max);
+    private readonly dvc_header_count = new Uint8Array(replicas_max);
+    /** Per replica, its do_view_change suffix headers (newest first). */
+    private readonly dvc_headers: Uint8Array;
+    /**
+     * The log this replica is repairing toward: ops op+1 .. repair_op_max, with the canonical
+     * header of each op that is known so far in repair_headers (slot op % slot_count), fetched
+     * from repair_source (the current primary, or the replica whose log a view change chose).
+     */
+    private readonly repair_headers: Uint8Array;
+    private repair_op_max = 0;
+    private repair_source = -1;
+    /**
+     * Whether the log may be offered in a view change: every op up to `op` is intact and chains
+     * (false in recovering_head, until a start_view brings the log back).
+     */
+    private log_clean = true;
+    /** The view and log_view the superblock holds (what may be acted on). */
+    private view_durable = 0;
+    private log_view_durable = 0;
+    private superblock_updating = false;
+    /** The new primary chose its log and is repairing toward it (status view_change). */
+    private view_change_adopting = false;
+    /** A start_view to install once the journal has no write in flight (-1: none). */
+    private start_view_pending = -1;
+    /** Our random nonce of request_start_view (recovering_head accepts only its echo). */
+    private readonly nonce = new Uint8Array(16);
+    /** The WAL read that serves a peer's request_prepare (-1: none in flight). */
+    private serve_message = -1;
+    private serve_replica = -1;
+    /** A backup's commit read from the WAL is in flight. */
+    private commit_reading = false;
+    readonly stats_cluster = new ClusterStats();
+    /** The highest op in the primary's pipeline (below op only while a new view refills it). */
+    private pipeline_op_loaded = 0;
+    private pipeline_loading = false;
+    private pipeline_load_message = -1;
+    private request_start_view_sent_tick = 0;
+    private superblock_again = false;
+    private superblock_view_writing = 0;
+    private superblock_log_view_writing = 0;
+    private readonly build_view = new HeaderView();
+    private readonly peer_view = new HeaderView();
+    private readonly timeouts: Timeout[];
     /** An empty input for the pulse (the ledger reads nothing from it). */
     private readonly pulse_scratch = new Uint8Array(16);
 
@@ -328,6 +430,30 @@ export class Replica implements StorageCompletionTarget {
         this.replica_count = this.superblock.replica_count;
         assert(this.replica >= 0 && this.replica < this.replica_count);
         this.quorum_replication = quorum_replication(this.replica_count);
+        this.quorum_view_change = quorum_view_change(this.replica_count);
+        this.solo = this.replica_count === 1;
+        // Star replication waits for quorum - 1 backups; a replica's bit fits a byte.
+        assert(this.replica_count <= replicas_max && replicas_max <= 8);
+        assert(quorum_nack_prepare(this.replica_count) >= 1);
+        this.timeout_ping = new Timeout('ping', timeouts_ticks.ping, this.random);
+        this.timeout_prepare = new Timeout('prepare', timeouts_ticks.prepare, this.random);
+        this.timeout_commit_heartbeat = new Timeout('commit_heartbeat',
+            timeouts_ticks.commit_heartbeat, this.random);
+        this.timeout_normal_heartbeat = new Timeout('normal_heartbeat',
+            timeouts_ticks.normal_heartbeat, this.random);
+        this.timeout_view_change_status = new Timeout('view_change_status',
+            timeouts_ticks.view_change_status, this.random);
+        this.timeout_view_change_message = new Timeout('view_change_message',
+            timeouts_ticks.view_change_message, this.random);
+        this.timeout_request_start_view = new Timeout('request_start_view',
+            timeouts_ticks.request_start_view, this.random);
+        this.timeout_repair = new Timeout('repair', timeouts_ticks.repair, this.random);
+        this.timeouts = [this.timeout_ping, this.timeout_prepare, this.timeout_commit_heartbeat,
+            this.timeout_normal_heartbeat, this.timeout_view_change_status,
+            this.timeout_view_change_message, this.timeout_request_start_view,
+            this.timeout_repair];
+        this.repair_headers = new Uint8Array(this.journal.slot_count * header_size);
+        this.dvc_headers = new Uint8Array(replicas_max * view_change_headers_max * header_size);
         this.cluster = Uint8Array.from(this.superblock.cluster_bytes());
         assert.equal(this.cluster.length, 16);
         this.message_size_max = this.pool.message_size_max;
@@ -474,20 +600,59 @@ export class Replica implements StorageCompletionTarget {
         assert.equal(this.status, Status.restoring);
         assert.equal(this.restore_entry, this.sessions.capacity);
         assert.equal(this.commit_min, this.checkpoint_op);
-        this.replay_op_max = this.journal.op_max;
-        if (this.replay_op_max < this.checkpoint_op) {
-            return this.fail(new StorageRefusal('wal', this.replay_op_max, -1,
+        if (this.journal.op_max < this.checkpoint_op) {
+            return this.fail(new StorageRefusal('wal', this.journal.op_max, -1,
                 `the WAL ends before checkpoint ${this.checkpoint_op}`));
         }
-        if (this.replay_op_max > this.op_prepare_max) {
-            return this.fail(new StorageRefusal('wal', this.replay_op_max, -1,
+        if (this.journal.op_max > this.op_prepare_max) {
+            return this.fail(new StorageRefusal('wal', this.journal.op_max, -1,
                 'the WAL head is beyond what the checkpoint covers'));
         }
+        this.open_op_head = this.solo ? this.journal.op_max : this.log_head_find();
+        // A replication quorum of one is our own WAL: every op in it was committed when it was
+        // written. With peers the WAL head is not known committed; what the superblock recorded
+        // is, and the rest is learned from the cluster (start_view, commit heartbeats).
+        this.replay_op_max = this.solo ? this.open_op_head
+            : Math.min(this.open_op_head, Math.max(this.vsr_state.commit_max, this.checkpoint_op));
+        assert(this.replay_op_max >= this.checkpoint_op);
         this.status = Status.replaying;
-        this.commit_max = this.replay_op_max; // A single replica's WAL holds only its own ops.
+        this.commit_max = this.replay_op_max;
         this.replay_message = this.pool.acquire();
         assert(this.replay_message !== -1, 'replay: the pool is empty at startup');
         this.replay_next();
+    }
+
+    /**
+     * A cluster replica's log head at startup: the highest op up to which the WAL chains from
+     * the checkpoint. A faulty slot on the way means an op we may have acknowledged is unreadable:
+     * the log stops below it and is not clean (recovering_head, internals.md §10). A clean break
+     * (an intact header that does not chain) is a tail a start_view was replacing when we
+     * crashed: never acknowledged, so it is cut.
+     */
+    private log_head_find(): number {
+        assert(!this.solo && this.log_clean);
+        const headers = this.journal.headers;
+        let op = this.checkpoint_op;
+        for (let pass = 0; pass < this.journal.slot_count && op < this.journal.op_max; pass++) {
+            const next = op + 1;
+            const slot = next % this.journal.slot_count;
+            if (this.journal.slot_faulty(slot)) {
+                this.log_clean = false;
+                break;
+            }
+            const header = this.other_view.attach(headers, slot * header_size);
+            if (header.u8(frame.command) !== Command.prepare || header.u64(prepare_at.op) !== next) {
+                break;
+            }
+            const parent_ok = op === this.checkpoint_op
+                ? header.equal16(prepare_at.parent, this.checkpoint_prepare_checksum, 0)
+                : header.equal16(prepare_at.parent, headers,
+                    (op % this.journal.slot_count) * header_size + frame.checksum);
+            if (!parent_ok) break;
+            op = next;
+        }
+        assert(op >= this.checkpoint_op && op <= this.journal.op_max);
+        return op;
     }
 
     private fail(error: Error): void {
@@ -521,8 +686,18 @@ export class Replica implements StorageCompletionTarget {
             sector_ceil(header.size));
     }
 
-    storage_complete(slot: number, result: number): void {
-        assert(this.status === Status.replaying);
+    /** Tags: a WAL slot for a commit read (replay, or a backup), slot_count + slot to serve a
+     * peer, 2 * slot_count + slot to refill a new primary's pipeline. */
+    storage_complete(tag: number, result: number): void {
+        assert(tag >= 0 && tag < 3 * this.journal.slot_count);
+        if (tag >= 2 * this.journal.slot_count) {
+            return this.pipeline_read_done(tag - 2 * this.journal.slot_count, result);
+        }
+        if (tag >= this.journal.slot_count) {
+            return this.serve_read_done(tag - this.journal.slot_count, result);
+        }
+        if (this.status !== Status.replaying) return this.commit_read_done(tag, result);
+        const slot = tag;
         const op = this.commit_min + 1;
         assert.equal(slot, op % this.journal.slot_count);
         if (result < 0) {
@@ -547,7 +722,7 @@ export class Replica implements StorageCompletionTarget {
 
     /** The prepare read back must be the one the journal's header names, chained to its parent. */
     private replay_check(slot: number, op: number): StorageRefusal | null {
-        assert(op > this.checkpoint_op && op <= this.replay_op_max);
+        assert(op > this.checkpoint_op && op === this.commit_min + 1);
         const bytes = this.pool.bytes;
         const offset = this.pool.offset(this.replay_message);
         const expected = slot * header_size;
@@ -572,40 +747,55 @@ export class Replica implements StorageCompletionTarget {
         assert.equal(this.status, Status.replaying);
         assert.equal(this.op_executed, this.commit_min);
         assert(this.pipeline.prepare_count === 0 && this.pipeline.request_count === 0);
-        const head = (this.replay_op_max % this.journal.slot_count) * header_size;
-        const header = this.other_view.attach(this.journal.headers, head);
-        assert.equal(header.u64(prepare_at.op), this.replay_op_max);
-        this.head_checksum.set(this.journal.headers.subarray(head, head + 16));
-        this.timestamp_lo = header.limb(prepare_at.timestamp, 0);
-        this.timestamp_hi = header.limb(prepare_at.timestamp, 1);
-        this.op = this.replay_op_max;
-        this.op_written = this.op;
-        this.op_writing = this.op;
-        this.commit_max = this.op;
-        assert.equal(this.commit_min, this.op);
+        const op = this.open_op_head;
+        assert(op >= this.replay_op_max);
+        if (op === this.checkpoint_op) {
+            this.head_checksum.set(this.checkpoint_prepare_checksum);
+            const head = (op % this.journal.slot_count) * header_size;
+            const header = this.other_view.attach(this.journal.headers, head);
+            if (header.u64(prepare_at.op) === op && header.u8(frame.command) === Command.prepare) {
+                this.timestamp_lo = header.limb(prepare_at.timestamp, 0);
+                this.timestamp_hi = header.limb(prepare_at.timestamp, 1);
+            }
+        } else {
+            const head = (op % this.journal.slot_count) * header_size;
+            const header = this.other_view.attach(this.journal.headers, head);
+            assert.equal(header.u64(prepare_at.op), op);
+            this.head_checksum.set(this.journal.headers.subarray(head, head + 16));
+            this.timestamp_lo = header.limb(prepare_at.timestamp, 0);
+            this.timestamp_hi = header.limb(prepare_at.timestamp, 1);
+        }
+        this.op = op;
+        this.op_written = op;
+        this.op_writing = op;
+        this.commit_max = this.solo ? op : Math.max(this.vsr_state.commit_max, this.commit_min);
+        assert.equal(this.commit_min, this.replay_op_max);
         this.pool.unref(this.replay_message);
         this.replay_message = -1;
         this.replies_lost_report();
+        this.view_durable = this.view;
+        this.log_view_durable = this.log_view;
+        this.pipeline_op_loaded = this.commit_min;
         this.status = Status.normal;
-        this.invariants();
-        this.log(`replica: replayed to op ${this.op} (checkpoint ${this.checkpoint_op}), ` +
-            `view ${this.view}, ${this.sessions.count} client session(s)`);
+        if (!this.solo) this.open_cluster();
+        if (this.status === Status.normal) this.invariants();
+        this.log(`replica: replayed to op ${this.commit_min} (checkpoint ${this.checkpoint_op}), ` +
+            `log head ${this.op}, view ${this.view}, ${this.sessions.count} client session(s)`);
     }
 
     // ------------------------------------------------------------------ messages in
 
     /** A message from the bus (validated: checksums, cluster, frame). */
     on_message(connection: number, message: number): void {
-        assert(connection >= 0);
+        assert(connection >= connection_none);
         // The bus (or the simulator's network) holds a reference during the call.
         assert(this.pool.references_of(message) >= 1);
         const bytes = this.pool.bytes;
         const command = bytes[this.pool.offset(message) + frame.command];
         if (command === Command.request) return this.on_request(connection, message);
         if (command === Command.ping_client) return this.on_ping_client(connection, message);
-        // Replica-to-replica commands have no peer in a cluster of one; clients send only the
-        // two above, so anything else is ignored (and counted).
-        this.stats.messages_ignored += 1;
+        // Clients send only the two above; everything else is a peer's (ignored when solo).
+        this.on_peer_message(message);
     }
 
     on_close(connection: number): void {
@@ -616,6 +806,11 @@ export class Replica implements StorageCompletionTarget {
 
     private on_request(connection: number, message: number): void {
         this.stats.requests_received += 1;
+        if (this.status === Status.normal && !this.is_primary) {
+            // The client sends to the primary it knows and one backup: the primary answers.
+            this.stats_cluster.requests_to_backup += 1;
+            return this.drop();
+        }
         if (this.status !== Status.normal || !this.is_primary) return this.drop();
         const request = this.request_view.attach(this.pool.bytes, this.pool.offset(message));
         if (request.view > this.view) return this.drop();
@@ -808,6 +1003,1293 @@ export class Replica implements StorageCompletionTarget {
         this.pong(connection, ping);
     }
 
+    // ------------------------------------------------------------------ cluster: messages in
+
+    /** A replica-to-replica message (validated by the bus or the simulator's network). */
+    private on_peer_message(message: number): void {
+        const header = this.peer_view.attach(this.pool.bytes, this.pool.offset(message));
+        const from = header.replica;
+        if (this.solo || from >= this.replica_count || from === this.replica) {
+            this.stats.messages_ignored += 1;
+            return;
+        }
+        // Startup (the log is not yet ours to speak for) and a failed open hear nobody.
+        if (this.status < Status.normal || this.status === Status.failed) return;
+        switch (header.command) {
+            case Command.ping: return this.on_ping(header);
+            case Command.pong: return; // Clock samples come with cluster time (docs/vsr.md §9).
+            case Command.prepare: return this.on_prepare(message, header);
+            case Command.prepare_ok: return this.on_prepare_ok_message(header);
+            case Command.commit: return this.on_commit(header);
+            case Command.start_view_change: return this.on_start_view_change(header);
+            case Command.do_view_change: return this.on_do_view_change(header);
+            case Command.start_view: return this.on_start_view(message, header);
+            case Command.request_start_view: return this.on_request_start_view(header);
+            case Command.request_headers: return this.on_request_headers(header);
+            case Command.headers: return this.on_headers(header);
+            case Command.request_prepare: return this.on_request_prepare(header);
+            default:
+                this.stats.messages_ignored += 1;
+        }
+    }
+
+    /** The primary of a view: no election, a rotation (docs/vsr.md §5). */
+    primary_of(view: number): number {
+        assert(Number.isSafeInteger(view) && view >= 0);
+        return view % this.replica_count;
+    }
+
+    private get primary_normal(): boolean {
+        return this.status === Status.normal && this.is_primary;
+    }
+
+    private get backup_normal(): boolean {
+        return this.status === Status.normal && !this.is_primary;
+    }
+
+    private on_ping(ping: HeaderView): void {
+        const message = this.message_new(Command.pong, header_size);
+        if (message === -1) return;
+        const pong = this.build_view;
+        const echo = offsets.ping.ping_timestamp_monotonic;
+        pong.set_limb(offsets.pong.ping_timestamp_monotonic, 0, ping.limb(echo, 0));
+        pong.set_limb(offsets.pong.ping_timestamp_monotonic, 1, ping.limb(echo, 1));
+        this.realtime_read();
+        pong.set_limb(offsets.pong.pong_timestamp_wall, 0, this.now_lo === 0 ? 1 : this.now_lo);
+        pong.set_limb(offsets.pong.pong_timestamp_wall, 1, this.now_hi);
+        this.seal_send(message, ping.replica);
+    }
+
+    /**
+     * A prepare: a new one from our primary, a retransmission, or a repair answer (any replica
+     * may send one; its header names the primary that made it, not the sender).
+     */
+    private on_prepare(message: number, prepare: HeaderView): void {
+        const view = prepare.view;
+        if (view > this.view) return this.request_start_view_send(this.primary_of(view));
+        const ours = view === this.view && this.status === Status.normal;
+        if (ours && !this.is_primary) {
+            // Our primary is alive: no vote to leave its view.
+            this.timeout_normal_heartbeat.reset();
+            this.commit_learn(prepare.u64(prepare_at.commit));
+        }
+        if (view === this.view && this.status === Status.view_change &&
+            prepare.replica === this.primary_of(view) && !this.is_primary) {
+            // The view's primary prepares: it went normal and we missed its start_view.
+            return this.request_start_view_send(prepare.replica);
+        }
+        const accepting = this.backup_normal ||
+            (this.status === Status.view_change && this.view_change_adopting);
+        if (!accepting) {
+            this.stats_cluster.messages_stale += 1;
+            return;
+        }
+        this.append_maybe(message, prepare);
+    }
+
+    /** Appends op+1 when it is the prepare our log needs; otherwise notes a gap or an ack due. */
+    private append_maybe(message: number, prepare: HeaderView): void {
+        const op = prepare.u64(prepare_at.op);
+        assert(op >= 0);
+        if (op <= this.op) return this.prepare_ok_resend(op, prepare);
+        if (op > this.op + 1) return this.gap_note(prepare, op);
+        if (!this.append_canonical(prepare, op)) {
+            this.stats_cluster.messages_stale += 1;
+            return;
+        }
+        if (!this.append_room(op)) return; // Retransmission or repair brings it again.
+        this.cache_put(op, message);
+        this.head_checksum.set(prepare.bytes.subarray(prepare.offset, prepare.offset + 16));
+        this.timestamp_lo = prepare.limb(prepare_at.timestamp, 0);
+        this.timestamp_hi = prepare.limb(prepare_at.timestamp, 1);
+        this.op = op;
+        if (prepare.view === this.view && this.backup_normal) {
+            this.commit_learn(prepare.u64(prepare_at.commit));
+        }
+        this.journal_write_next();
+        this.repair_continue();
+        assert(this.op - this.op_written <= this.write_states.length);
+    }
+
+    /**
+     * Whether `prepare` (at op + 1) belongs in our log: it must chain to our head, and be either
+     * the header a repair expects, or made in our view by its primary (whose log never loses an
+     * op within its view, so anything it prepared in this view is the view's log).
+     */
+    private append_canonical(prepare: HeaderView, op: number): boolean {
+        assert.equal(op, this.op + 1);
+        if (!prepare.equal16(prepare_at.parent, this.head_checksum, 0)) return false;
+        if (this.repair_known(op)) {
+            return prepare.equal16(frame.checksum, this.repair_headers,
+                (op % this.journal.slot_count) * header_size);
+        }
+        return prepare.view === this.view && this.status === Status.normal;
+    }
+
+    /** Room to append op: the WAL slot is reusable, a write slot and a cache entry are free. */
+    private append_room(op: number): boolean {
+        if (op > this.op_prepare_max) return false;
+        if (this.start_view_pending !== -1 || this.writes_refused !== null) return false;
+        if (op - this.op_written > this.write_states.length) return false;
+        if (this.write_states[op % this.write_states.length] !== write_none) return false;
+        const entry = op % cache_size;
+        const held = this.cache_ops[entry]!;
+        // An entry still being written stays (op_written below it).
+        return held === -1 || held <= this.op_written;
+    }
+
+    /** A prepare beyond op + 1: keep its header when it is the view's (it bounds the repair). */
+    private gap_note(prepare: HeaderView, op: number): void {
+        assert(op > this.op + 1);
+        if (prepare.view !== this.view || this.status !== Status.normal) return;
+        if (op - this.op >= this.journal.slot_count) return; // Beyond the WAL: state sync.
+        const at = (op % this.journal.slot_count) * header_size;
+        this.repair_headers.set(prepare.bytes.subarray(prepare.offset,
+            prepare.offset + header_size), at);
+        if (op > this.repair_op_max) this.repair_op_max = op;
+        this.repair_source = this.primary_of(this.view);
+        this.repair_continue();
+    }
+
+    /** A prepare we hold: acknowledge it again (the first prepare_ok may have been lost). */
+    private prepare_ok_resend(op: number, prepare: HeaderView): void {
+        if (!this.backup_normal || op <= this.commit_min || op > this.op_written) return;
+        const at = (op % this.journal.slot_count) * header_size;
+        if (!prepare.equal16(frame.checksum, this.journal.headers, at)) return;
+        this.prepare_ok_send(op);
+    }
+
+    /** Sends prepare_ok for op, durable in our WAL, to the primary of our view. */
+    private prepare_ok_send(op: number): void {
+        assert(this.backup_normal && op <= this.op_written);
+        // We speak for our log in this view only once that view is durable as our log_view.
+        if (this.log_view_durable !== this.view || this.view_durable !== this.view) return;
+        const message = this.message_new(Command.prepare_ok, header_size);
+        if (message === -1) return;
+        const ok = this.build_view;
+        const source = this.other_view.attach(this.journal.headers,
+            (op % this.journal.slot_count) * header_size);
+        assert.equal(source.u64(prepare_at.op), op);
+        const at = offsets.prepare_ok;
+        ok.copy16_from(at.parent, source.bytes, source.offset + prepare_at.parent);
+        ok.copy16_from(at.prepare_checksum, source.bytes, source.offset + frame.checksum);
+        ok.copy16_from(at.checkpoint_id, this.checkpoint_id, 0);
+        ok.copy16_from(at.client, source.bytes, source.offset + prepare_at.client);
+        ok.set_u64(at.op, op);
+        ok.set_u64(at.commit_min, this.commit_min);
+        ok.set_limb(at.timestamp, 0, source.limb(prepare_at.timestamp, 0));
+        ok.set_limb(at.timestamp, 1, source.limb(prepare_at.timestamp, 1));
+        ok.set_u32(at.request, source.u32(prepare_at.request));
+        ok.set_u8(at.operation, source.u8(prepare_at.operation));
+        this.stats_cluster.prepare_oks_sent += 1;
+        this.seal_send(message, this.primary_of(this.view));
+    }
+
+    /** The primary counts an acknowledgement of a prepare in its pipeline (same checksum). */
+    private on_prepare_ok_message(ok: HeaderView): void {
+        if (!this.primary_normal || ok.view !== this.view) {
+            this.stats_cluster.messages_stale += 1;
+            return;
+        }
+        const op = ok.u64(offsets.prepare_ok.op);
+        const pipeline = this.pipeline;
+        if (pipeline.prepare_count === 0 || op <= this.commit_max) return;
+        const i = op - pipeline.prepare_op(0);
+        if (i < 0 || i >= pipeline.prepare_count) return;
+        const prepare = this.pool.offset(pipeline.prepare_message(i));
+        if (!ok.equal16(offsets.prepare_ok.prepare_checksum, this.pool.bytes, prepare)) return;
+        this.on_prepare_ok(op, ok.replica);
+    }
+
+    /** A backup hears the commit number from its primary (the heartbeat that keeps the view). */
+    private on_commit(commit: HeaderView): void {
+        if (commit.view > this.view) return this.request_start_view_send(commit.replica);
+        if (commit.view < this.view || commit.replica !== this.primary_of(this.view)) return;
+        if (this.status === Status.view_change && !this.is_primary) {
+            return this.request_start_view_send(commit.replica);
+        }
+        if (!this.backup_normal) return;
+        this.timeout_normal_heartbeat.reset();
+        this.commit_learn(commit.u64(offsets.commit.commit));
+    }
+
+    /**
+     * A commit number from our view's primary: ops up to it are committed cluster-wide. Only a
+     * log that is the view's (a backup in normal status) may take it; commits wait for our copy.
+     */
+    private commit_learn(commit: number): void {
+        assert(this.status === Status.normal && !this.is_primary);
+        if (commit > this.commit_max) this.commit_max = commit;
+        this.commit_journal();
+    }
+
+    // ------------------------------------------------------------------ cluster: view change
+
+    /**
+     * Our vote to leave the view for `view_new` (start_view_change). Votes alone change nothing:
+     * a replica moves only with a view-change quorum of them, so one that can send but not hear
+     * (an asymmetric partition) cannot unseat a primary the others still hear.
+     */
+    private svc_vote(view_new: number): void {
+        assert(view_new > this.view || (view_new === this.view &&
+            this.status === Status.view_change));
+        if (view_new > this.svc_view) {
+            this.svc_view = view_new;
+            this.svc_votes = 0;
+        }
+        if (view_new === this.svc_view) this.svc_votes |= 1 << this.replica;
+        const message = this.message_new(Command.start_view_change, header_size);
+        if (message !== -1) {
+            this.build_view.view = view_new;
+            this.seal_broadcast(message);
+        }
+        this.svc_check();
+    }
+
+    private on_start_view_change(svc: HeaderView): void {
+        const view_new = svc.view;
+        if (view_new <= this.view) return;
+        if (view_new > this.svc_view) {
+            this.svc_view = view_new;
+            this.svc_votes = 0;
+        }
+        if (view_new === this.svc_view) this.svc_votes |= 1 << svc.replica;
+        this.svc_check();
+    }
+
+    private svc_check(): void {
+        if (this.svc_view <= this.view) return;
+        if (this.status === Status.recovering_head) return; // It waits for a start_view.
+        if (bits_count(this.svc_votes) < this.quorum_view_change) return;
+        this.view_change_start(this.svc_view);
+    }
+
+    /**
+     * Leaves the view for `view_new`: the pipeline is dropped (its clients retry; the ops are in
+     * the WAL and the next view decides them), the view is made durable before a do_view_change
+     * may leave (docs/vsr.md §6), and our vote goes out so that others count it.
+     */
+    private view_change_start(view_new: number): void {
+        assert(view_new > this.view && !this.solo);
+        assert(this.status === Status.normal || this.status === Status.view_change);
+        if (this.status === Status.normal && this.is_primary) this.pipeline_clear();
+        this.start_view_pending_release();
+        this.view = view_new;
+        this.status = Status.view_change;
+        this.dvc_votes = 0;
+        this.view_change_adopting = false;
+        this.repair_reset();
+        if (this.svc_view < view_new) {
+            this.svc_view = view_new;
+            this.svc_votes = 0;
+        }
+        this.svc_votes |= 1 << this.replica;
+        this.timeouts_for_status();
+        this.stats_cluster.view_changes += 1;
+        this.log(`replica ${this.replica}: view change to view ${view_new} (primary ` +
+            `${this.primary_of(view_new)}), log op ${this.op}, commit ${this.commit_min}`);
+        this.superblock_view_update();
+        const message = this.message_new(Command.start_view_change, header_size);
+        if (message !== -1) this.seal_broadcast(message);
+        this.dvc_send();
+        assert.equal(this.status, Status.view_change);
+    }
+
+    /** Our do_view_change for the view, once the view is durable (ours is kept, not sent). */
+    private dvc_send(): void {
+        if (this.status !== Status.view_change || this.view_durable !== this.view) return;
+        if (!this.log_clean) return;
+        const primary = this.primary_of(this.view);
+        if (primary === this.replica) {
+            if ((this.dvc_votes & (1 << this.replica)) !== 0) return;
+            this.dvc_record_own();
+            return this.view_change_quorum_check();
+        }
+        const count = this.suffix_count();
+        const message = this.message_new(Command.do_view_change, header_size * (1 + count));
+        if (message === -1) return;
+        const dvc = this.build_view;
+        const at = offsets.do_view_change;
+        dvc.set_u64(at.op, this.op);
+        dvc.set_u64(at.commit, this.op_committed_known);
+        dvc.set_u64(at.checkpoint_op, this.checkpoint_op);
+        dvc.set_u32(at.log_view, this.log_view_durable);
+        this.suffix_write(dvc, count);
+        for (let index = 0; index < count; index++) dvc.set_limb(at.present_bitset, index >> 5,
+            dvc.limb(at.present_bitset, index >> 5) | (1 << (index & 31)));
+        seal(dvc);
+        this.send_replica(primary, message);
+        this.pool.unref(message);
+    }
+
+    /** The highest op of our log known committed: everything up to it is in every later log. */
+    private get op_committed_known(): number {
+        return Math.max(this.commit_min, Math.min(this.op, this.commit_max));
+    }
+
+    /** Headers in a do_view_change or start_view: our head down, as many as the WAL holds. */
+    private suffix_count(): number {
+        const lowest = Math.max(0, this.op - view_change_headers_max + 1,
+            this.op - this.journal.slot_count + 1);
+        let count = 0;
+        for (let op = this.op; op >= lowest; op--) {
+            const header = this.other_view.attach(this.journal.headers,
+                (op % this.journal.slot_count) * header_size);
+            if (header.u64(prepare_at.op) !== op || header.u8(frame.command) !== Command.prepare) {
+                break;
+            }
+            count += 1;
+        }
+        assert(count >= 1, 'the head is always in the journal');
+        assert(count <= view_change_headers_max);
+        return count;
+    }
+
+    /** Writes `count` suffix headers (newest first) as the body of `message`. */
+    private suffix_write(message: HeaderView, count: number): void {
+        assert(count >= 1 && message.size === header_size * (1 + count));
+        for (let index = 0; index < count; index++) {
+            const from = ((this.op - index) % this.journal.slot_count) * header_size;
+            message.bytes.set(this.journal.headers.subarray(from, from + header_size),
+                message.offset + header_size * (1 + index));
+        }
+    }
+
+    private dvc_record_own(): void {
+        const count = this.suffix_count();
+        const base = this.replica * view_change_headers_max * header_size;
+        for (let index = 0; index < count; index++) {
+            const from = ((this.op - index) % this.journal.slot_count) * header_size;
+            this.dvc_headers.set(this.journal.headers.subarray(from, from + header_size),
+                base + index * header_size);
+        }
+        this.dvc_store(this.replica, this.log_view_durable, this.op, this.op_committed_known,
+            count);
+    }
+
+    private dvc_store(replica: number, log_view: number, op: number, commit: number,
+        count: number): void {
+        assert(log_view <= this.view && commit <= op && count >= 1);
+        this.dvc_log_view[replica] = log_view;
+        this.dvc_op[replica] = op;
+        this.dvc_commit_max[replica] = commit;
+        this.dvc_header_count[replica] = count;
+        this.dvc_votes |= 1 << replica;
+    }
+
+    private on_do_view_change(dvc: HeaderView): void {
+        const view = dvc.view;
+        if (this.primary_of(view) !== this.replica || view < this.view) return;
+        if (view === this.view && this.primary_normal) {
+            return this.start_view_send(dvc.replica, null); // It missed our start_view.
+        }
+        if (view > this.view) {
+            // Its sender saw a view-change quorum for `view`: we may move there too.
+            if (this.status !== Status.normal && this.status !== Status.view_change) return;
+            this.view_change_start(view);
+        }
+        if (this.status !== Status.view_change || this.view_change_adopting) return;
+        const at = offsets.do_view_change;
+        const op = dvc.u64(at.op);
+        const count = (dvc.size - header_size) / header_size;
+        if (!this.suffix_valid(dvc, op, count)) {
+            this.stats.messages_ignored += 1;
+            return;
+        }
+        const base = dvc.replica * view_change_headers_max * header_size;
+        this.dvc_headers.set(dvc.bytes.subarray(dvc.offset + header_size,
+            dvc.offset + header_size * (1 + count)), base);
+        this.dvc_store(dvc.replica, dvc.u32(at.log_view), op, dvc.u64(at.commit), count);
+        this.view_change_quorum_check();
+    }
+
+    /** Suffix headers in a message body: intact prepares of ops op, op-1, ... of our cluster. */
+    private suffix_valid(message: HeaderView, op: number, count: number): boolean {
+        if (count < 1 || count > view_change_headers_max || op < count - 1) return false;
+        const bytes = message.bytes;
+        for (let index = 0; index < count; index++) {
+            const at = message.offset + header_size * (1 + index);
+            const header = this.other_view.attach(bytes, at);
+            if (!checksum_equal(bytes, at + 16, header_size - 16, bytes, at)) return false;
+            if (header.u64(prepare_at.op) !== op - index) return false;
+            if (header.u8(frame.command) !== Command.prepare) return false;
+            if (!header.equal16(frame.cluster, this.cluster, 0)) return false;
+            if (index > 0 && !this.other_view.attach(bytes, at - header_size)
+                .equal16(prepare_at.parent, bytes, at)) return false;
+        }
+        return true;
+    }
+
+    /**
+     * With a view-change quorum of do_view_change (ours among them) the new primary takes the
+     * log with the highest (log_view, op): any op committed in an earlier view is in it, since
+     * the quorum shares a replica with every replication quorum of the views before (§9).
+     */
+    private view_change_quorum_check(): void {
+        assert(this.status === Status.view_change && this.is_primary);
+        if ((this.dvc_votes & (1 << this.replica)) === 0) return;
+        if (bits_count(this.dvc_votes) < this.quorum_view_change) return;
+        let best = this.replica;
+        let commit = this.commit_max;
+        for (let replica = 0; replica < this.replica_count; replica++) {
+            if ((this.dvc_votes & (1 << replica)) === 0) continue;
+            commit = Math.max(commit, this.dvc_commit_max[replica]!);
+            const log_view = this.dvc_log_view[replica]!;
+            const op = this.dvc_op[replica]!;
+            if (log_view > this.dvc_log_view[best]! ||
+                (log_view === this.dvc_log_view[best]! && op > this.dvc_op[best]!)) best = replica;
+        }
+        const op_best = this.dvc_op[best]!;
+        assert(commit <= op_best, 'every committed op is in the chosen log');
+        this.view_change_adopting = true;
+        this.repair_reset();
+        const base = best * view_change_headers_max * header_size;
+        this.repair_install(this.dvc_headers, base, op_best, this.dvc_header_count[best]!);
+        this.repair_source = best === this.replica ? -1 : best;
+        this.log_anchor_truncate();
+        // After the truncation: the commit number speaks of the chosen log, ours from now on.
+        this.commit_max = commit;
+        this.log(`replica ${this.replica}: view ${this.view}: do_view_change quorum ` +
+            `${bits_count(this.dvc_votes)}, log of replica ${best} (log_view ` +
+            `${this.dvc_log_view[best]}, op ${op_best}), commit ${commit}`);
+        this.repair_continue();
+        this.commit_journal();
+        this.adopt_check();
+    }
+
+    /**
+     * The new primary has the chosen log whole and durable: log_view = view goes to the
+     * superblock; once it is there (superblock_done), the primary goes normal.
+     */
+    private adopt_check(): void {
+        if (this.status !== Status.view_change || !this.view_change_adopting) return;
+        if (this.op < this.repair_op_max || this.op_written < this.op) return;
+        if (this.log_view !== this.view) {
+            this.log_view = this.view;
+            this.superblock_view_update();
+        }
+        if (this.log_view_durable !== this.view || this.view_durable !== this.view) return;
+        if (this.commit_min < this.commit_max || this.checkpoint_op_next !== -1) return;
+        this.primary_start();
+    }
+
+    /** The new primary serves: its pipeline refills from its log, backups get start_view. */
+    private primary_start(): void {
+        assert(this.status === Status.view_change && this.is_primary);
+        assert(this.commit_min === this.commit_max && this.op_written === this.op);
+        this.status = Status.normal;
+        this.view_change_adopting = false;
+        this.repair_reset();
+        this.pipeline_op_loaded = this.commit_min;
+        this.timeouts_for_status();
+        this.log(`replica ${this.replica}: primary of view ${this.view}: op ${this.op}, commit ` +
+            `${this.commit_min}`);
+        this.start_view_send(-1, null);
+        this.pipeline_fill();
+        this.invariants();
+    }
+
+    /** Sends start_view to one replica (with its nonce), or to every backup (replica -1). */
+    private start_view_send(replica: number, request: HeaderView | null): void {
+        assert(this.primary_normal);
+        const count = this.suffix_count();
+        const message = this.message_new(Command.start_view, header_size * (1 + count));
+        if (message === -1) return;
+        const sv = this.build_view;
+        const at = offsets.start_view;
+        sv.set_u64(at.op, this.op);
+        sv.set_u64(at.commit_max, this.commit_max);
+        sv.set_u64(at.checkpoint_op, this.checkpoint_op);
+        if (request !== null) {
+            sv.copy16_from(at.nonce, request.bytes,
+                request.offset + offsets.request_start_view.nonce);
+        }
+        this.suffix_write(sv, count);
+        seal(sv);
+        if (replica === -1) this.broadcast(message);
+        else this.send_replica(replica, message);
+        this.pool.unref(message);
+    }
+
+    private on_request_start_view(request: HeaderView): void {
+        if (!this.primary_normal || request.view > this.view) return;
+        this.start_view_send(request.replica, request);
+    }
+
+    /** Asks `replica` (a view's primary) for its start_view; at most once per timeout. */
+    private request_start_view_send(replica: number): void {
+        if (replica === this.replica || this.request_start_view_sent_tick + timeouts_ticks
+            .request_start_view > this.ticks && this.request_start_view_sent_tick !== 0) return;
+        this.request_start_view_sent_tick = this.ticks;
+        const message = this.message_new(Command.request_start_view, header_size);
+        if (message === -1) return;
+        this.build_view.copy16_from(offsets.request_start_view.nonce, this.nonce, 0);
+        this.seal_send(message, replica);
+    }
+
+    // ------------------------------------------------------------------ cluster: start_view
+
+    private on_start_view(message: number, sv: HeaderView): void {
+        const view = sv.view;
+        if (sv.replica !== this.primary_of(view) || view < this.view) return;
+        if (this.status === Status.recovering_head && view === this.view &&
+            !sv.equal16(offsets.start_view.nonce, this.nonce, 0)) {
+            return; // Not provably newer than our crash (internals.md §10).
+        }
+        if (view === this.view && this.is_primary) return;
+        if (view === this.view && this.backup_normal) {
+            // Installed already: the view's commit number still helps.
+            return this.commit_learn(Math.min(sv.u64(offsets.start_view.commit_max), this.op));
+        }
+        const op = sv.u64(offsets.start_view.op);
+        const count = (sv.size - header_size) / header_size;
+        if (!this.suffix_valid(sv, op, count) || op < this.commit_min) {
+            this.stats.messages_ignored += 1;
+            return;
+        }
+        if (this.journal.writes_in_flight > 0) {
+            // A truncation must not race a write of the slots it gives up: wait for them.
+            this.start_view_pending_release();
+            this.pool.ref(message);
+            this.start_view_pending = message;
+            return;
+        }
+        this.start_view_install(sv);
+    }
+
+    /**
+     * Installs a start_view: our log is cut back to the last op it shares with the view's log,
+     * and what is missing is repaired from the primary. log_view becomes the view only once the
+     * log is whole (repair_done): until then we neither acknowledge nor offer our log as the
+     * view's, so that no op we hold is ever denied by a log we only partly have.
+     */
+    private start_view_install(sv: HeaderView): void {
+        assert(this.journal.writes_in_flight === 0);
+        const view = sv.view;
+        assert(view >= this.view && this.primary_of(view) !== this.replica);
+        if (this.status === Status.normal && this.is_primary) this.pipeline_clear();
+        this.view = view;
+        this.status = Status.normal;
+        this.log_clean = true;
+        this.view_change_adopting = false;
+        this.dvc_votes = 0;
+        this.repair_reset();
+        const op = sv.u64(offsets.start_view.op);
+        const count = (sv.size - header_size) / header_size;
+        this.repair_install(sv.bytes, sv.offset + header_size, op, count);
+        this.repair_source = this.primary_of(view);
+        this.log_anchor_truncate();
+        // After the truncation (which may trust only what we knew committed before).
+        const commit = Math.min(sv.u64(offsets.start_view.commit_max), op);
+        if (commit > this.commit_max) this.commit_max = commit;
+        this.timeouts_for_status();
+        this.stats_cluster.start_views_installed += 1;
+        this.superblock_view_update();
+        this.repair_continue();
+        this.commit_journal();
+    }
+
+    private start_view_pending_release(): void {
+        if (this.start_view_pending === -1) return;
+        this.pool.unref(this.start_view_pending);
+        this.start_view_pending = -1;
+    }
+
+    /** A start_view that waited for the journal's writes to land. */
+    private start_view_pending_resume(): void {
+        if (this.start_view_pending === -1 || this.journal.writes_in_flight > 0) return;
+        const message = this.start_view_pending;
+        this.start_view_pending = -1;
+        const sv = this.peer_view.attach(this.pool.bytes, this.pool.offset(message));
+        if (sv.view >= this.view && this.status !== Status.failed) this.start_view_install(sv);
+        this.pool.unref(message);
+    }
+
+    // ------------------------------------------------------------------ cluster: repair
+
+    private repair_reset(): void {
+        this.repair_headers.fill(0);
+        this.repair_op_max = 0;
+        this.repair_source = -1;
+        this.timeout_repair.stop();
+    }
+
+    /** Takes `count` suffix headers (newest first, op down) as the log to repair toward. */
+    private repair_install(bytes: Uint8Array, offset: number, op: number, count: number): void {
+        assert(count >= 1 && op >= count - 1);
+        for (let index = 0; index < count; index++) {
+            const at = ((op - index) % this.journal.slot_count) * header_size;
+            this.repair_headers.set(bytes.subarray(offset + index * header_size,
+                offset + (index + 1) * header_size), at);
+        }
+        this.repair_op_max = op;
+    }
+
+    /** Whether the canonical header of `op` is known (in repair_headers). */
+    private repair_known(op: number): boolean {
+        if (op > this.repair_op_max || op <= this.op_committed_known) return false;
+        const header = this.other_view.attach(this.repair_headers,
+            (op % this.journal.slot_count) * header_size);
+        return header.u8(frame.command) === Command.prepare && header.u64(prepare_at.op) === op;
+    }
+
+    /**
+     * Cuts our log back to the highest op it shares with the log being installed: an op whose
+     * header equals the canonical one (the hash chain makes everything below equal too), or
+     * an op known committed. What is cut was never committed (a committed op is in every later
+     * log at its place), so giving it up loses nothing acknowledged to a client.
+     */
+    private log_anchor_truncate(): void {
+        assert(this.journal.writes_in_flight === 0);
+        const committed = this.op_committed_known;
+        let anchor = committed;
+        const top = Math.min(this.op, this.repair_op_max);
+        for (let op = top; op > committed && top - op < this.journal.slot_count; op--) {
+            if (!this.repair_known(op)) continue;
+            const at = (op % this.journal.slot_count) * header_size;
+            if (this.other_view.attach(this.journal.headers, at).equal16(frame.checksum,
+                this.repair_headers, at)) {
+                anchor = op;
+                break;
+            }
+        }
+        assert(anchor >= this.commit_min && anchor <= this.op);
+        if (anchor < this.op) this.log_truncate(anchor);
+    }
+
+    private log_truncate(anchor: number): void {
+        assert(anchor >= this.commit_min && anchor < this.op);
+        assert(this.journal.writes_in_flight === 0 && !this.commit_reading);
+        this.log(`replica ${this.replica}: view ${this.view}: log cut from op ${this.op} back ` +
+            `to ${anchor} (ops above were not in the view's log)`);
+        for (let op = anchor + 1; op <= this.op; op++) this.cache_release(op);
+        this.write_states.fill(write_none);
+        this.write_attempts.fill(0);
+        this.write_retry = false;
+        this.op = anchor;
+        if (this.op_written > anchor) this.op_written = anchor;
+        if (this.op_writing > anchor) this.op_writing = anchor;
+        this.head_from_log();
+    }
+
+    /** head_checksum and the timestamp from the header of op (the head). */
+    private head_from_log(): void {
+        const at = (this.op % this.journal.slot_count) * header_size;
+        const header = this.other_view.attach(this.journal.headers, at);
+        if (header.u64(prepare_at.op) === this.op && header.u8(frame.command) ===
+            Command.prepare) {
+            this.head_checksum.set(this.journal.headers.subarray(at, at + 16));
+            this.timestamp_lo = header.limb(prepare_at.timestamp, 0);
+            this.timestamp_hi = header.limb(prepare_at.timestamp, 1);
+            return;
+        }
+        // The WAL slot of the checkpoint's op was reused: its checksum was kept apart.
+        assert.equal(this.op, this.checkpoint_op, 'the head is in the journal');
+        this.head_checksum.set(this.checkpoint_prepare_checksum);
+    }
+
+    /**
+     * The next step toward repair_op_max: take ops our WAL already holds with the canonical
+     * checksum, else ask repair_source for the next prepare (its header known) or for the
+     * headers below the lowest known one. One request at a time, resent on the repair timeout.
+     */
+    private repair_continue(): void {
+        if (this.repair_source === -1 && this.repair_op_max <= this.op) return this.repair_done();
+        if (this.op >= this.repair_op_max) return this.repair_done();
+        if (this.start_view_pending !== -1) return;
+        this.repair_adopt_written();
+        if (this.op >= this.repair_op_max) return this.repair_done();
+        if (!this.timeout_repair.ticking) this.timeout_repair.start();
+        if (this.repair_source === -1) return;
+        const next = this.op + 1;
+        if (this.repair_known(next)) {
+            const message = this.message_new(Command.request_prepare, header_size);
+            if (message === -1) return;
+            const at = (next % this.journal.slot_count) * header_size;
+            this.build_view.copy16_from(offsets.request_prepare.prepare_checksum,
+                this.repair_headers, at);
+            this.build_view.set_u64(offsets.request_prepare.prepare_op, next);
+            this.stats_cluster.repairs_requested += 1;
+            return this.seal_send(message, this.repair_source);
+        }
+        const message = this.message_new(Command.request_headers, header_size);
+        if (message === -1) return;
+        let op_max = next;
+        while (op_max < this.repair_op_max && op_max - next + 1 < headers_count_max &&
+            !this.repair_known(op_max + 1)) op_max += 1;
+        this.build_view.set_u64(offsets.request_headers.op_min, next);
+        this.build_view.set_u64(offsets.request_headers.op_max, op_max);
+        this.stats_cluster.repairs_requested += 1;
+        this.seal_send(message, this.repair_source);
+    }
+
+    /** Ops our WAL holds already with the canonical header: taken without a write. */
+    private repair_adopt_written(): void {
+        for (let pass = 0; pass < this.journal.slot_count && this.op < this.repair_op_max;
+            pass++) {
+            const next = this.op + 1;
+            if (this.op_written !== this.op || this.op_writing !== this.op) return;
+            if (!this.repair_known(next)) return;
+            const at = (next % this.journal.slot_count) * header_size;
+            if (!this.other_view.attach(this.journal.headers, at).equal16(frame.checksum,
+                this.repair_headers, at)) return;
+            if (this.journal.slot_faulty(next % this.journal.slot_count)) return;
+            this.op = next;
+            this.op_written = next;
+            this.op_writing = next;
+            this.head_from_log();
+        }
+    }
+
+    /** The log is whole up to the target: it becomes our log_view's (durably) and is acked. */
+    private repair_done(): void {
+        this.timeout_repair.stop();
+        if (this.status === Status.view_change) return this.adopt_check();
+        if (!this.backup_normal || this.op_written < this.op) return;
+        if (this.log_view !== this.view) {
+            this.log_view = this.view;
+            this.superblock_view_update();
+        }
+    }
+
+    private on_request_headers(request: HeaderView): void {
+        if (request.view !== this.view || !this.log_clean) return;
+        const op_min = request.u64(offsets.request_headers.op_min);
+        const op_max = Math.min(request.u64(offsets.request_headers.op_max), this.op,
+            op_min + headers_count_max - 1);
+        if (op_max < op_min || this.op - op_min >= this.journal.slot_count) return;
+        let count = 0;
+        for (let op = op_max; op >= op_min; op--) {
+            const header = this.other_view.attach(this.journal.headers,
+                (op % this.journal.slot_count) * header_size);
+            if (header.u64(prepare_at.op) !== op || header.u8(frame.command) !== Command.prepare) {
+                break;
+            }
+            count += 1;
+        }
+        if (count === 0) return;
+        const message = this.message_new(Command.headers, header_size * (1 + count));
+        if (message === -1) return;
+        for (let index = 0; index < count; index++) {
+            const from = ((op_max - index) % this.journal.slot_count) * header_size;
+            this.build_view.bytes.set(this.journal.headers.subarray(from, from + header_size),
+                this.build_view.offset + header_size * (1 + index));
+        }
+        seal(this.build_view);
+        this.send_replica(request.replica, message);
+        this.pool.unref(message);
+    }
+
+    /** Headers from repair_source: kept when intact and chained to the known ones above. */
+    private on_headers(headers: HeaderView): void {
+        if (headers.view !== this.view || headers.replica !== this.repair_source) return;
+        const count = (headers.size - header_size) / header_size;
+        const bytes = headers.bytes;
+        for (let index = 0; index < count; index++) {
+            const at = headers.offset + header_size * (1 + index);
+            const header = this.other_view.attach(bytes, at);
+            const op = header.u64(prepare_at.op);
+            if (!checksum_equal(bytes, at + 16, header_size - 16, bytes, at)) return;
+            if (header.u8(frame.command) !== Command.prepare) return;
+            if (op <= this.op || op > this.repair_op_max || this.repair_known(op)) continue;
+            // The one above (known) must name this one as its parent.
+            if (!this.repair_known(op + 1)) continue;
+            const above = ((op + 1) % this.journal.slot_count) * header_size;
+            if (!this.other_view.attach(this.repair_headers, above).equal16(prepare_at.parent,
+                bytes, at)) continue;
+            this.repair_headers.set(bytes.subarray(at, at + header_size),
+                (op % this.journal.slot_count) * header_size);
+        }
+        this.repair_continue();
+    }
+
+    /** Serves one prepare by (op, checksum): from memory, else read back from our WAL. */
+    private on_request_prepare(request: HeaderView): void {
+        const op = request.u64(offsets.request_prepare.prepare_op);
+        if (op > this.op_written || op === 0 || this.op - op >= this.journal.slot_count) return;
+        const at = (op % this.journal.slot_count) * header_size;
+        const header = this.other_view.attach(this.journal.headers, at);
+        if (header.u64(prepare_at.op) !== op || !request.equal16(
+            offsets.request_prepare.prepare_checksum, this.journal.headers, at)) return;
+        const cached = this.cache_get(op);
+        if (cached !== -1) {
+            this.send_replica(request.replica, cached);
+            return;
+        }
+        if (this.serve_message !== -1 || this.status === Status.replaying) return; // One at a time.
+        const message = this.pool.acquire();
+        if (message === -1) return;
+        this.serve_message = message;
+        this.serve_replica = request.replica;
+        const slot = op % this.journal.slot_count;
+        assert(header.size >= header_size && header.size <= this.message_size_max);
+        this.storage.read(this.storage_target, this.journal.slot_count + slot, Zone.wal_prepares,
+            slot * this.message_size_max, this.pool.offset(message), sector_ceil(header.size));
+    }
+
+    private serve_read_done(slot: number, result: number): void {
+        const message = this.serve_message;
+        assert(message !== -1);
+        this.serve_message = -1;
+        const bytes = this.pool.bytes;
+        const offset = this.pool.offset(message);
+        const intact = result >= 0 && checksum_equal(bytes, offset + 16, header_size - 16, bytes,
+            offset) && equal16(bytes, offset, this.journal.headers, slot * header_size);
+        const size = intact ? this.prepare_view.attach(bytes, offset).size : 0;
+        if (intact && size <= this.message_size_max && checksum_equal(bytes,
+            offset + header_size, size - header_size, bytes, offset + frame.checksum_body)) {
+            this.send_replica(this.serve_replica, message);
+        }
+        this.pool.unref(message);
+    }
+
+    // ------------------------------------------------------------------ cluster: commits
+
+    /**
+     * Commits what is known committed and held in our WAL, in op order, from memory or read
+     * back: a backup, or a new primary before it serves. Replies go into the sessions (a client
+     * that retries with the next primary gets the same reply), never to a client from here.
+     */
+    private commit_journal(): void {
+        if (this.primary_normal || this.solo) return;
+        for (let pass = 0; pass < this.journal.slot_count; pass++) {
+            if (this.commit_min >= Math.min(this.commit_max, this.op_written)) break;
+            if (this.checkpoint_op_next !== -1 || this.commit_reading) return;
+            if (this.writes_refused !== null) return;
+            const op = this.commit_min + 1;
+            const message = this.cache_get(op);
+            if (message === -1) return this.commit_read_start(op);
+            if (!this.commit_execute(message)) return;
+        }
+        if (this.status === Status.view_change) this.adopt_check();
+    }
+
+    /** Executes committed op commit_min + 1 from `message`; false if no reply message is free. */
+    private commit_execute(message: number): boolean {
+        const op = this.commit_min + 1;
+        const reply = this.execute_prepare(message);
+        if (reply === reply_unavailable) {
+            this.commit_stalled = true;
+            this.stats.commit_stalls += 1;
+            return false;
+        }
+        this.commit_reply(message, reply, -1);
+        assert.equal(this.commit_min, op);
+        this.checkpoint_maybe(op, message);
+        this.cache_release(op);
+        return true;
+    }
+
+    private commit_read_start(op: number): void {
+        assert(!this.commit_reading && op === this.commit_min + 1 && op <= this.op_written);
+        if (this.replay_message === -1) this.replay_message = this.pool.acquire();
+        if (this.replay_message === -1) {
+            this.commit_stalled = true;
+            return;
+        }
+        const slot = op % this.journal.slot_count;
+        const header = this.other_view.attach(this.journal.headers, slot * header_size);
+        assert.equal(header.u64(prepare_at.op), op, 'a durable op is in the journal');
+        assert(header.size >= header_size && header.size <= this.message_size_max);
+        this.commit_reading = true;
+        this.storage.read(this.storage_target, slot, Zone.wal_prepares,
+            slot * this.message_size_max, this.pool.offset(this.replay_message),
+            sector_ceil(header.size));
+    }
+
+    private commit_read_done(slot: number, result: number): void {
+        assert(this.commit_reading);
+        this.commit_reading = false;
+        const op = this.commit_min + 1;
+        assert.equal(slot, op % this.journal.slot_count);
+        const refusal = result < 0 ? new StorageRefusal('wal_prepares', op, slot,
+            `read failed with errno ${-result}`) : this.replay_check(slot, op);
+        if (refusal !== null) {
+            // Our copy of a committed op is damaged: stop below it and get the log back from the
+            // view (WAL repair of a damaged slot in place is docs/vsr.md §8, still to come).
+            this.log(`replica ${this.replica}: ${refusal.message}: the log is cut below it and ` +
+                'repaired from the primary');
+            return this.log_damaged(op);
+        }
+        if (this.commit_execute(this.replay_message)) this.commit_journal();
+    }
+
+    /** A committed op we cannot read: the log stops below it and is not clean until repaired. */
+    private log_damaged(op: number): void {
+        assert(op === this.commit_min + 1);
+        if (this.journal.writes_in_flight > 0) {
+            this.commit_stalled = true; // Retried on a tick, once the writes have landed.
+            return;
+        }
+        if (this.status === Status.normal && this.is_primary) this.pipeline_clear();
+        this.repair_reset();
+        if (this.op > this.commit_min) this.log_truncate(this.commit_min);
+        this.log_clean = false;
+        this.status = Status.recovering_head;
+        this.timeouts_for_status();
+        this.request_start_view_send(this.primary_of(this.view));
+    }
+
+    // ------------------------------------------------------------------ cluster: pipeline
+
+    /** The old primary's pipeline goes (its clients retry); the ops stay in the WAL. */
+    private pipeline_clear(): void {
+        const pipeline = this.pipeline;
+        while (pipeline.prepare_count > 0) {
+            const reply = pipeline.reply_take(0);
+            if (reply >= 0) this.pool.unref(reply);
+            this.pool.unref(pipeline.prepare_pop());
+        }
+        while (pipeline.request_count > 0) this.pool.unref(pipeline.request_pop());
+        this.pending_accounts = 0;
+        this.pending_transfers = 0;
+        this.pipeline_op_loaded = this.commit_min;
+        this.timeout_prepare.stop();
+    }
+
+    /**
+     * A new primary's log may hold more uncommitted ops than a pipeline: they enter the pipeline
+     * in op order as room frees up (from memory, else read back), each sent to the backups, and
+     * new requests wait until the whole log is in it (prepare_possible).
+     */
+    private pipeline_fill(): void {
+        if (!this.primary_normal || this.pipeline_loading) return;
+        const pipeline = this.pipeline;
+        for (let pass = 0; pass < pipeline.prepare_max && this.pipeline_op_loaded < this.op;
+            pass++) {
+            if (pipeline.prepare_full) return;
+            const op = this.pipeline_op_loaded + 1;
+            const message = this.cache_get(op);
+            if (message === -1) return this.pipeline_read_start(op);
+            this.pool.ref(message);
+            this.pipeline_load(op, message);
+        }
+    }
+
+    private pipeline_load(op: number, message: number): void {
+        assert(op === this.pipeline_op_loaded + 1 && op <= this.op_written);
+        const header = this.prepare_view.attach(this.pool.bytes, this.pool.offset(message));
+        assert.equal(header.u64(prepare_at.op), op);
+        const operation = header.u8(prepare_at.operation);
+        if (this.state_machine.operation_is_create(operation)) {
+            const events = this.state_machine.events_count(operation, header.bytes,
+                header.offset + header_size, header.size - header_size);
+            if (operation === Operation.create_accounts) this.pending_accounts += events;
+            else this.pending_transfers += events;
+        }
+        this.pipeline.prepare_push(op, message, -1);
+        this.pipeline_op_loaded = op;
+        this.pipeline.prepare_ok(op, this.replica); // Durable in our WAL.
+        this.cache_put(op, message);
+        this.broadcast(message);
+        this.stats_cluster.prepares_sent += this.replica_count - 1;
+        if (!this.timeout_prepare.ticking) this.timeout_prepare.start();
+        this.on_prepare_ok(op, this.replica);
+    }
+
+    private pipeline_read_start(op: number): void {
+        const message = this.pool.acquire();
+        if (message === -1) return; // Retried on a tick.
+        const slot = op % this.journal.slot_count;
+        const header = this.other_view.attach(this.journal.headers, slot * header_size);
+        assert.equal(header.u64(prepare_at.op), op);
+        this.pipeline_loading = true;
+        this.pipeline_load_message = message;
+        this.storage.read(this.storage_target, 2 * this.journal.slot_count + slot,
+            Zone.wal_prepares, slot * this.message_size_max, this.pool.offset(message),
+            sector_ceil(header.size));
+    }
+
+    private pipeline_read_done(slot: number, result: number): void {
+        assert(this.pipeline_loading);
+        this.pipeline_loading = false;
+        const message = this.pipeline_load_message;
+        this.pipeline_load_message = -1;
+        const op = this.pipeline_op_loaded + 1;
+        const bytes = this.pool.bytes;
+        const offset = this.pool.offset(message);
+        const intact = result >= 0 && slot === op % this.journal.slot_count &&
+            checksum_equal(bytes, offset + 16, header_size - 16, bytes, offset) &&
+            equal16(bytes, offset, this.journal.headers, slot * header_size);
+        if (!this.primary_normal || !intact) {
+            this.pool.unref(message);
+            if (this.primary_normal) {
+                this.log(`replica ${this.replica}: op ${op} unreadable in our WAL while ` +
+                    'refilling the pipeline: leaving the view for a replica that has it');
+                this.log_damaged(this.commit_min + 1);
+            }
+            return;
+        }
+        this.pipeline_load(op, message);
+        this.pipeline_fill();
+    }
+
+    // ------------------------------------------------------------------ cluster: cache
+
+    private cache_put(op: number, message: number): void {
+        const entry = op % cache_size;
+        const held = this.cache_messages[entry]!;
+        if (held === message && this.cache_ops[entry] === op) return;
+        if (held !== -1) {
+            assert(this.cache_ops[entry]! <= this.op_written, 'cache: an unwritten op evicted');
+            this.pool.unref(held);
+        }
+        this.pool.ref(message);
+        this.cache_messages[entry] = message;
+        this.cache_ops[entry] = op;
+    }
+
+    private cache_get(op: number): number {
+        const entry = op % cache_size;
+        return this.cache_ops[entry] === op ? this.cache_messages[entry]! : -1;
+    }
+
+    private cache_release(op: number): void {
+        const entry = op % cache_size;
+        if (this.cache_ops[entry] !== op) return;
+        this.pool.unref(this.cache_messages[entry]!);
+        this.cache_messages[entry] = -1;
+        this.cache_ops[entry] = -1;
+    }
+
+    // ------------------------------------------------------------------ cluster: superblock
+
+    /**
+     * Makes view, log_view and the commit number durable (docs/vsr.md §6): a replica acts on a
+     * view (a do_view_change, acknowledgements in it) only once the superblock holds it. One
+     * update at a time; a later change waits and is written after. The commit number recorded
+     * is one our own log holds, so that a restart never replays an op it only heard of.
+     */
+    private superblock_view_update(): void {
+        if (this.superblock_updating || this.superblock.busy) {
+            this.superblock_again = true;
+            return;
+        }
+        this.superblock_again = false;
+        this.superblock.vsr_state_read(this.vsr_state);
+        if (this.vsr_state.view === this.view && this.vsr_state.log_view === this.log_view) {
+            this.view_durable = this.view;
+            this.log_view_durable = this.log_view;
+            return this.view_durable_act();
+        }
+        this.vsr_state.view = this.view;
+        this.vsr_state.log_view = this.log_view;
+        this.vsr_state.commit_max = Math.max(this.vsr_state.commit_max, this.op_committed_known);
+        this.superblock_updating = true;
+        this.superblock_view_writing = this.view;
+        this.superblock_log_view_writing = this.log_view;
+        this.superblock.update(this.vsr_state, false);
+    }
+
+    superblock_done(error: StorageRefusal | null): void {
+        assert(this.superblock_updating, 'superblock: an update we did not start');
+        this.superblock_updating = false;
+        this.checkpointer.superblock_resume();
+        if (error !== null) {
+            return this.writes_refuse(error, errno_io);
+        }
+        this.view_durable = this.superblock_view_writing;
+        this.log_view_durable = this.superblock_log_view_writing;
+        if (this.superblock_again) this.superblock_view_update();
+        this.view_durable_act();
+    }
+
+    /** What waited for the view to be durable. */
+    private view_durable_act(): void {
+        if (this.status === Status.view_change) {
+            this.dvc_send();
+            return this.adopt_check();
+        }
+        if (!this.backup_normal || this.log_view_durable !== this.view) return;
+        // Our log is the view's now: acknowledge what the primary may still wait for.
+        for (let op = this.commit_max + 1; op <= this.op_written; op++) this.prepare_ok_send(op);
+    }
+
+    // ------------------------------------------------------------------ cluster: startup, time
+
+    /**
+     * After the replay, a cluster replica takes up its durable view: a backup whose log is the
+     * view's resumes as a backup and asks the primary for the view (commit number, log); one
+     * that crashed during a view change goes on with it; a restarted primary, whose pipeline is
+     * gone, starts a view change; a log that cannot prove its head waits (recovering_head).
+     */
+    private open_cluster(): void {
+        assert(!this.solo && this.status === Status.normal);
+        for (let word = 0; word < 4; word++) {
+            const value = this.random.u32();
+            for (let byte = 0; byte < 4; byte++) this.nonce[word * 4 + byte] =
+                (value >>> (byte * 8)) & 0xff;
+        }
+        this.pipeline_op_loaded = this.commit_min;
+        if (!this.log_clean) {
+            this.status = Status.recovering_head;
+            this.log(`replica ${this.replica}: a WAL slot above op ${this.op} is faulty: taking ` +
+                'no part in view changes until the primary sends its view');
+        } else if (this.view > this.log_view) {
+            this.status = Status.view_change;
+            this.svc_view = this.view;
+            this.svc_votes = 1 << this.replica;
+        } else if (this.is_primary) {
+            this.timeouts_for_status();
+            return this.view_change_start(this.view + 1);
+        }
+        this.timeouts_for_status();
+        if (this.status === Status.view_change) return this.dvc_send();
+        this.request_start_view_send(this.primary_of(this.view));
+    }
+
+    /** Starts the timeouts the status runs and stops the others. */
+    private timeouts_for_status(): void {
+        const primary = this.primary_normal;
+        const backup = this.backup_normal;
+        const changing = this.status === Status.view_change;
+        const waiting = this.status === Status.recovering_head || changing;
+        timeout_set(this.timeout_ping, !this.solo);
+        timeout_set(this.timeout_commit_heartbeat, primary);
+        timeout_set(this.timeout_prepare, primary && this.pipeline.prepare_count > 0);
+        timeout_set(this.timeout_normal_heartbeat, backup);
+        timeout_set(this.timeout_view_change_status, changing);
+        timeout_set(this.timeout_view_change_message, changing);
+        timeout_set(this.timeout_request_start_view, waiting);
+        if (!backup && !changing) this.timeout_repair.stop();
+    }
+
+    /** The cluster's share of a tick: each timeout that fired does its one thing. */
+    private cluster_tick(): void {
+        assert(!this.solo);
+        for (const timeout of this.timeouts) timeout.tick();
+        if (this.timeout_ping.fired) {
+            this.timeout_ping.reset();
+            this.ping_send();
+        }
+        if (this.timeout_commit_heartbeat.fired) {
+            this.timeout_commit_heartbeat.reset();
+            this.commit_heartbeat_send();
+        }
+        if (this.timeout_prepare.fired) this.prepare_retransmit();
+        if (this.timeout_normal_heartbeat.fired) {
+            this.timeout_normal_heartbeat.reset();
+            this.svc_vote(this.view + 1);
+        }
+        if (this.timeout_view_change_status.fired) {
+            this.timeout_view_change_status.backoff();
+            this.svc_vote(this.view + 1);
+        }
+        if (this.timeout_view_change_message.fired) {
+            this.timeout_view_change_message.reset();
+            this.view_change_resend();
+        }
+        if (this.timeout_request_start_view.fired) {
+            this.timeout_request_start_view.reset();
+            this.request_start_view_send(this.primary_of(this.view));
+        }
+        if (this.timeout_repair.fired) {
+            this.timeout_repair.reset();
+            this.repair_continue();
+        }
+        if (this.commit_stalled && !this.primary_normal) {
+            this.commit_stalled = false;
+            if (this.status === Status.recovering_head) return;
+            if (this.commit_min < this.commit_max && this.op > this.commit_min) {
+                this.commit_journal();
+            }
+        }
+        this.pipeline_fill();
+    }
+
+    /** In view_change: our vote and our do_view_change again (either may have been lost). */
+    private view_change_resend(): void {
+        assert.equal(this.status, Status.view_change);
+        const message = this.message_new(Command.start_view_change, header_size);
+        if (message !== -1) this.seal_broadcast(message);
+        if (this.primary_of(this.view) !== this.replica) this.dvc_send();
+    }
+
+    private ping_send(): void {
+        const message = this.message_new(Command.ping, header_size);
+        if (message === -1) return;
+        const ping = this.build_view;
+        const at = offsets.ping;
+        ping.copy16_from(at.checkpoint_id, this.checkpoint_id, 0);
+        ping.set_u64(at.checkpoint_op, this.checkpoint_op);
+        ping.set_u64(at.ping_timestamp_monotonic, this.ticks + 1);
+        this.seal_broadcast(message);
+    }
+
+    /** The primary's heartbeat: its commit number, so backups commit and keep the view. */
+    private commit_heartbeat_send(): void {
+        assert(this.primary_normal);
+        const message = this.message_new(Command.commit, header_size);
+        if (message === -1) return;
+        const commit = this.build_view;
+        const at = offsets.commit;
+        const slot = (this.commit_max % this.journal.slot_count) * header_size;
+        if (this.other_view.attach(this.journal.headers, slot).u64(prepare_at.op) ===
+            this.commit_max) {
+            commit.copy16_from(at.commit_checksum, this.journal.headers, slot);
+        }
+        commit.copy16_from(at.checkpoint_id, this.checkpoint_id, 0);
+        commit.set_u64(at.checkpoint_op, this.checkpoint_op);
+        commit.set_u64(at.commit, this.commit_max);
+        commit.set_u64(at.timestamp_monotonic, this.ticks + 1);
+        this.stats_cluster.commits_sent += 1;
+        this.seal_broadcast(message);
+    }
+
+    /** Resends each uncommitted prepare to the backups that have not acknowledged it. */
+    private prepare_retransmit(): void {
+        assert(this.primary_normal);
+        const pipeline = this.pipeline;
+        if (pipeline.prepare_count === 0) return this.timeout_prepare.stop();
+        this.timeout_prepare.backoff();
+        for (let i = 0; i < pipeline.prepare_count; i++) {
+            const message = pipeline.prepare_message(i);
+            for (let replica = 0; replica < this.replica_count; replica++) {
+                if (replica === this.replica || pipeline.prepare_ok_has(i, replica)) continue;
+                this.send_replica(replica, message);
+                this.stats_cluster.prepares_retransmitted += 1;
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ cluster: sending
+
+    /** A new message of `command` from us (frame set), built in build_view; -1 if none free. */
+    private message_new(command: number, size: number): number {
+        const message = this.pool.acquire();
+        if (message === -1) return -1;
+        header_init(this.build_view, this.pool.bytes, this.pool.offset(message), command, size,
+            this.release);
+        this.frame_set(this.build_view);
+        return message;
+    }
+
+    /** Seals build_view's message (empty body) and sends it to one replica. */
+    private seal_send(message: number, replica: number): void {
+        seal_empty_body(this.build_view);
+        this.send_replica(replica, message);
+        this.pool.unref(message);
+    }
+
+    private seal_broadcast(message: number): void {
+        seal_empty_body(this.build_view);
+        this.broadcast(message);
+        this.pool.unref(message);
+    }
+
+    private send_replica(replica: number, message: number): void {
+        assert(replica >= 0 && replica < this.replica_count && replica !== this.replica);
+        if (this.network === null) return;
+        this.network.send_to_replica(replica, message);
+    }
+
+    /** To every other replica (star replication: the primary sends each prepare to all). */
+    private broadcast(message: number): void {
+        for (let replica = 0; replica < this.replica_count; replica++) {
+            if (replica !== this.replica) this.send_replica(replica, message);
+        }
+    }
+
     // ------------------------------------------------------------------ messages out
 
     private send(connection: number, message: number): void {
@@ -864,8 +2346,7 @@ export class Replica implements StorageCompletionTarget {
         assert(this.sessions.session(entry) > 0, 'evict: the entry is free');
         const connection = this.sessions.connection(entry);
         this.stats.evictions[EvictionReason.no_session] += 1;
-        const message = connection < 0 || this.status !== Status.normal ? -1
-            : this.pool.acquire();
+        const message = connection < 0 || !this.primary_normal ? -1 : this.pool.acquire();
         if (message !== -1) {
             const eviction = header_init(this.other_view, this.pool.bytes,
                 this.pool.offset(message), Command.eviction, header_size, this.release);
@@ -894,6 +2375,8 @@ export class Replica implements StorageCompletionTarget {
     private prepare_possible(): boolean {
         assert(this.op <= this.op_prepare_max);
         if (this.pipeline.prepare_full) return false;
+        // A new view's primary takes requests once its whole log is in the pipeline.
+        if (this.pipeline_op_loaded !== this.op || this.pipeline_loading) return false;
         if (this.op + 1 > this.op_prepare_max) {
             if (!this.wal_stalled) {
                 this.wal_stalled = true;
@@ -954,10 +2437,22 @@ export class Replica implements StorageCompletionTarget {
         header.set_u32(prepare_at.request, request);
         // Release, size, cluster and the body with its checksum stay as the client sent them.
         this.prepare_seal(header, operation, events);
+        this.prepare_start(message, connection);
+    }
+
+    /** A prepare just sealed as op: into the pipeline and the cache, to every backup, to the WAL. */
+    private prepare_start(message: number, connection: number): void {
         this.pipeline.prepare_push(this.op, message, connection);
+        this.pipeline_op_loaded = this.op;
         // The pipeline holds exactly the ops prepared and not yet committed.
         assert.equal(this.pipeline.prepare_count, this.op - this.commit_min);
+        this.cache_put(this.op, message);
         this.stats.prepares += 1;
+        if (!this.solo) {
+            this.broadcast(message);
+            this.stats_cluster.prepares_sent += this.replica_count - 1;
+            if (!this.timeout_prepare.ticking) this.timeout_prepare.start();
+        }
         this.journal_write_next();
         this.execute_ahead();
     }
@@ -1167,12 +2662,12 @@ export class Replica implements StorageCompletionTarget {
     }
 
     private journal_write(op: number): void {
-        const i = op - this.pipeline.prepare_op(0);
-        assert(i >= 0 && i < this.pipeline.prepare_count);
+        const message = this.cache_get(op);
+        assert(message !== -1, 'an op being written is in the cache');
         assert(op > this.op_written && op <= this.op_writing);
         assert(op - this.op_written <= this.write_states.length);
         this.write_states[op % this.write_states.length] = write_writing;
-        this.journal.write_prepare(this.pool.offset(this.pipeline.prepare_message(i)));
+        this.journal.write_prepare(this.pool.offset(message));
     }
 
     journal_prepare_written(op: number, result: number): void {
@@ -1193,21 +2688,33 @@ export class Replica implements StorageCompletionTarget {
         assert(op_last >= op_first - 1 && this.op_written <= this.op_writing);
         // The next writes first: the disk works on them while these ops execute.
         this.journal_write_next();
-        for (let ok = op_first; ok <= op_last; ok++) this.on_prepare_ok(ok, this.replica);
+        if (this.primary_normal) {
+            for (let ok = op_first; ok <= op_last; ok++) this.on_prepare_ok(ok, this.replica);
+        } else if (!this.solo) {
+            this.journal_written_cluster(op_first, op_last);
+        }
         if (this.status === Status.normal) this.invariants();
+    }
+
+    /** A backup acknowledges what is durable; repairs, commits and a waiting view go on. */
+    private journal_written_cluster(op_first: number, op_last: number): void {
+        if (this.backup_normal) {
+            for (let ok = op_first; ok <= op_last; ok++) this.prepare_ok_send(ok);
+        }
+        this.start_view_pending_resume();
+        this.repair_continue();
+        this.commit_journal();
+        this.adopt_check();
     }
 
     journal_done(error: StorageRefusal | null): void {
         assert.fail(`journal: unexpected format/recovery outcome: ${error?.message ?? 'ok'}`);
     }
 
-    superblock_done(error: StorageRefusal | null): void {
-        assert.fail(`superblock: unexpected update outcome: ${error?.message ?? 'ok'}`);
-    }
-
     /** A replica holds `op` durably; with a replication quorum the pipeline head commits. */
     private on_prepare_ok(op: number, replica: number): void {
         assert(replica >= 0 && replica < this.replica_count);
+        assert(this.primary_normal);
         if (!this.pipeline.prepare_ok(op, replica)) return;
         const pipeline = this.pipeline;
         for (let i = this.commit_max - pipeline.prepare_op(0) + 1; i < pipeline.prepare_count;
@@ -1246,7 +2753,10 @@ export class Replica implements StorageCompletionTarget {
             const message = pipeline.prepare_pop();
             this.checkpoint_maybe(this.commit_min, message);
             this.pool.unref(message);
+            this.cache_release(this.commit_min);
         }
+        if (!this.solo && pipeline.prepare_count === 0) this.timeout_prepare.stop();
+        this.pipeline_fill();
         this.prepare_queued();
         this.execute_ahead();
         // Pre-write sealed append-only chunks so the next checkpoint's pause covers less.
@@ -1274,7 +2784,8 @@ export class Replica implements StorageCompletionTarget {
         }
         this.replies_write();
         const size = this.sessions.encode(this.sessions_blob);
-        this.checkpointer.checkpoint_start(op, this.commit_max,
+        // A commit number our own log holds (a restart replays up to it; see superblock_view_update).
+        this.checkpointer.checkpoint_start(op, this.op_committed_known,
             this.checkpoint_prepare_checksum_next, 0, this.sessions_blob, size);
     }
 
@@ -1327,8 +2838,9 @@ export class Replica implements StorageCompletionTarget {
         this.checkpoint_id.set(this.vsr_state.checkpoint_id);
         this.stats.checkpoints += 1;
         if (this.status === Status.replaying) return this.replay_next();
-        if (this.status !== Status.normal) return;
-        this.commit_pipeline();
+        if (this.superblock_again) this.superblock_view_update();
+        if (this.primary_normal) return this.commit_pipeline();
+        this.commit_journal();
     }
 
     /**
@@ -1387,8 +2899,9 @@ export class Replica implements StorageCompletionTarget {
         if (reply !== reply_none) {
             const session = this.session_commit(prepare, prepare.u8(prepare_at.operation), op,
                 reply, connection);
-            // A client evicted while its request was in the pipeline was told so already.
-            if (session) {
+            // A client evicted while its request was in the pipeline was told so already. Only
+            // the primary answers clients; a backup keeps the reply in the session.
+            if (session && this.primary_normal) {
                 this.stats.replies_sent += 1;
                 this.send(connection, reply);
             }
@@ -1456,7 +2969,7 @@ export class Replica implements StorageCompletionTarget {
         const body_size = prepare.size - header_size;
         const events = this.state_machine.events_count(operation, bytes,
             prepare.offset + header_size, body_size);
-        if (this.status === Status.normal) this.capacity_release(operation, events);
+        if (this.primary_normal) this.capacity_release(operation, events);
         return this.state_machine.execute(operation, hi, lo, bytes, prepare.offset + header_size,
             body_size, bytes, output_offset);
     }
@@ -1491,13 +3004,18 @@ export class Replica implements StorageCompletionTarget {
     /** Called every tick_ms by the loop (or the simulator). */
     tick(): void {
         this.ticks += 1;
-        if (this.status !== Status.normal) return;
+        if (this.status < Status.normal || this.status === Status.failed) return;
         if (this.write_retry && this.writes_refused === null) {
             if (this.write_retry_ticks > 0) this.write_retry_ticks -= 1;
             if (this.write_retry_ticks === 0) {
                 this.write_retry = false;
                 this.journal_write_retry();
             }
+        }
+        if (!this.solo) this.cluster_tick();
+        if (!this.primary_normal) {
+            if (this.status === Status.normal) this.invariants();
+            return;
         }
         if (this.commit_stalled) this.commit_pipeline();
         if (this.pipeline.request_count > 0) this.prepare_queued();
@@ -1516,14 +3034,24 @@ export class Replica implements StorageCompletionTarget {
     private invariants(): void {
         assert.equal(this.status, Status.normal);
         assert(this.checkpoint_op <= this.commit_min);
-        assert(this.commit_min <= this.commit_max && this.commit_max <= this.op);
+        assert(this.commit_min <= this.commit_max);
         assert(this.commit_min <= this.op_executed && this.op_executed <= this.op);
         assert(this.op_written <= this.op_writing && this.op_writing <= this.op);
         assert(this.op <= this.op_prepare_max);
-        assert.equal(this.pipeline.prepare_count, this.op - this.commit_min);
+        assert(this.pending_accounts >= 0 && this.pending_transfers >= 0);
+        assert(this.view_durable <= this.view && this.log_view_durable <= this.log_view);
+        assert(this.log_view <= this.view);
+        if (!this.is_primary) {
+            // A backup commits only what its log holds; it may know of more commits.
+            assert(this.pipeline.prepare_count === 0 && this.pipeline.request_count === 0);
+            assert.equal(this.op_executed, this.commit_min);
+            return;
+        }
+        assert(this.commit_max <= this.op && this.log_view === this.view);
+        assert(this.pipeline_op_loaded >= this.commit_min && this.pipeline_op_loaded <= this.op);
+        assert.equal(this.pipeline.prepare_count, this.pipeline_op_loaded - this.commit_min);
         assert(this.pipeline.prepare_count === 0 ||
             this.pipeline.prepare_op(0) === this.commit_min + 1);
-        assert(this.pending_accounts >= 0 && this.pending_transfers >= 0);
     }
 
     /**
@@ -1553,11 +3081,7 @@ export class Replica implements StorageCompletionTarget {
         header.copy16_from(frame.cluster, this.cluster, 0);
         seal_empty_body(header); // Sets checksum_body; the header checksum is redone below.
         this.prepare_seal(header, Operation.pulse, 0);
-        this.pipeline.prepare_push(this.op, message, -1);
-        assert.equal(this.pipeline.prepare_count, this.op - this.commit_min);
-        this.stats.prepares += 1;
-        this.journal_write_next();
-        this.execute_ahead();
+        this.prepare_start(message, -1);
     }
 
     // ------------------------------------------------------------------ shutdown
@@ -1565,7 +3089,9 @@ export class Replica implements StorageCompletionTarget {
     /** Whether a WAL write is in flight (shutdown waits for it). */
     get busy(): boolean {
         return this.journal.busy || this.checkpointer.busy ||
-            this.checkpoint_op_next !== -1 || this.client_replies.writes_in_flight > 0;
+            this.checkpoint_op_next !== -1 || this.client_replies.writes_in_flight > 0 ||
+            this.commit_reading || this.serve_message !== -1 || this.pipeline_loading ||
+            this.superblock_updating;
     }
 
     /** Releases every pool message the replica holds (after the bus is shut down). */
@@ -1580,8 +3106,17 @@ export class Replica implements StorageCompletionTarget {
         this.sessions.release_all();
         if (this.replay_message !== -1) this.pool.unref(this.replay_message);
         this.replay_message = -1;
+        for (let entry = 0; entry < cache_size; entry++) {
+            if (this.cache_messages[entry] !== -1) this.pool.unref(this.cache_messages[entry]!);
+            this.cache_messages[entry] = -1;
+            this.cache_ops[entry] = -1;
+        }
+        this.start_view_pending_release();
     }
 }
+
+/** Prepares kept in memory by op: two pipelines (a backup appends up to one ahead of its WAL). */
+const cache_size = 2 * pipeline_prepare_queue_max;
 
 /** write_states: an op handed to the journal is being written, durable, or failed (retry). */
 const write_none = 0;
@@ -1604,6 +3139,19 @@ function u64_saturating(header: HeaderView, at: number): number {
     const high = header.limb(at, 1);
     if (high > 0x1FFFFF) return Number.MAX_SAFE_INTEGER;
     return high * two_32 + header.limb(at, 0);
+}
+
+function bits_count(bits: number): number {
+    assert(bits >= 0 && bits < 256);
+    let count = 0;
+    for (let bit = 0; bit < 8; bit++) count += (bits >>> bit) & 1;
+    return count;
+}
+
+/** Starts a stopped timeout that should run; stops one that should not. */
+function timeout_set(timeout: Timeout, running: boolean): void {
+    if (running && !timeout.ticking) timeout.start();
+    if (!running && timeout.ticking) timeout.stop();
 }
 
 function equal16(a: Uint8Array, a_at: number, b: Uint8Array, b_at: number): boolean {

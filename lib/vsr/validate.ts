@@ -330,7 +330,7 @@ function repair_command_reason(view: HeaderView, command: number, body_size: num
             return empty_body_reason(view, body_size);
         case Command.do_view_change: {
             const at = offsets.do_view_change;
-            if (!u64_less_equal(view, at.commit_min, at.op)) return Reason.op_order_invalid;
+            if (!u64_less_equal(view, at.commit, at.op)) return Reason.op_order_invalid;
             if (view.u32(at.log_view) > view.view) return Reason.op_order_invalid;
             return elements_reason(body_size, header_size, view_change_headers_max);
         }
