@@ -406,6 +406,10 @@ export class Replica implements StorageCompletionTarget {
     private readonly build_view = new HeaderView();
     private readonly peer_view = new HeaderView();
     private readonly timeouts: Timeout[];
+    /** Per replica, the tick we last heard from it in our view (primary_current). */
+    private readonly heard_tick = new Float64Array(replicas_max).fill(-1e9);
+    /** The op this primary's view began at: sessions are current once it is committed. */
+    private primary_since_op = 0;
     /** An empty input for the pulse (the ledger reads nothing from it). */
     private readonly pulse_scratch = new Uint8Array(16);
 
@@ -812,6 +816,8 @@ export class Replica implements StorageCompletionTarget {
             return this.drop();
         }
         if (this.status !== Status.normal || !this.is_primary) return this.drop();
+        // Sessions answer for the cluster only when ours are the view's latest state.
+        if (!this.solo && !this.primary_current()) return this.drop();
         const request = this.request_view.attach(this.pool.bytes, this.pool.offset(message));
         if (request.view > this.view) return this.drop();
         const reason = this.request_invalid(request);
@@ -1015,6 +1021,7 @@ export class Replica implements StorageCompletionTarget {
         }
         // Startup (the log is not yet ours to speak for) and a failed open hear nobody.
         if (this.status < Status.normal || this.status === Status.failed) return;
+        if (header.view === this.view) this.heard_tick[from] = this.ticks;
         switch (header.command) {
             case Command.ping: return this.on_ping(header);
             case Command.pong: return; // Clock samples come with cluster time (docs/vsr.md §9).
@@ -1039,6 +1046,22 @@ export class Replica implements StorageCompletionTarget {
         return view % this.replica_count;
     }
 
+    /**
+     * Whether this primary's session table is the cluster's latest: it committed every op it
+     * inherited with the view, and a replication quorum heard from it lately (a primary cut off
+     * by a partition, whose backups moved on, must not evict a client registered meanwhile).
+     */
+    private primary_current(): boolean {
+        assert(this.primary_normal && !this.solo);
+        if (this.commit_min < this.primary_since_op) return false;
+        let heard = 1;
+        for (let replica = 0; replica < this.replica_count; replica++) {
+            if (replica === this.replica) continue;
+            if (this.ticks - this.heard_tick[replica]! <= heard_window_ticks) heard += 1;
+        }
+        return heard >= this.quorum_replication;
+    }
+
     private get primary_normal(): boolean {
         return this.status === Status.normal && this.is_primary;
     }
@@ -1048,6 +1071,8 @@ export class Replica implements StorageCompletionTarget {
     }
 
     private on_ping(ping: HeaderView): void {
+        // A peer in a later view: ours is over, ask that view's primary for it.
+        if (ping.view > this.view) this.request_start_view_send(this.primary_of(ping.view));
         const message = this.message_new(Command.pong, header_size);
         if (message === -1) return;
         const pong = this.build_view;
@@ -1481,6 +1506,7 @@ export class Replica implements StorageCompletionTarget {
         this.view_change_adopting = false;
         this.repair_reset();
         this.pipeline_op_loaded = this.commit_min;
+        this.primary_since_op = this.op;
         this.timeouts_for_status();
         this.log(`replica ${this.replica}: primary of view ${this.view}: op ${this.op}, commit ` +
             `${this.commit_min}`);
@@ -2130,8 +2156,12 @@ export class Replica implements StorageCompletionTarget {
             this.svc_view = this.view;
             this.svc_votes = 1 << this.replica;
         } else if (this.is_primary) {
+            // Our log is the view's: the uncommitted ops refill the pipeline from the WAL and
+            // commit again once backups acknowledge them (they may have moved on to a later
+            // view meanwhile; their messages bring us there).
+            this.primary_since_op = this.op;
             this.timeouts_for_status();
-            return this.view_change_start(this.view + 1);
+            return this.pipeline_fill();
         }
         this.timeouts_for_status();
         if (this.status === Status.view_change) return this.dvc_send();
@@ -2873,7 +2903,11 @@ export class Replica implements StorageCompletionTarget {
         assert(body_size >= 0 && header_size + body_size <= this.message_size_max);
         const header = header_init(this.reply_view, bytes, reply_offset, Command.reply,
             header_size + body_size, prepare.release);
-        this.frame_set(header);
+        // Every replica builds the same reply, byte for byte (its context is the next request's
+        // parent, whichever primary that request reaches): the prepare's view and primary.
+        header.copy16_from(frame.cluster, this.cluster, 0);
+        header.view = prepare.view;
+        header.replica = prepare.replica;
         header.copy16_from(reply_at.request_checksum, bytes, offset + prepare_at.request_checksum);
         header.copy16_from(reply_at.client, bytes, offset + prepare_at.client);
         header.set_u64(reply_at.op, op);
@@ -3114,6 +3148,9 @@ export class Replica implements StorageCompletionTarget {
         this.start_view_pending_release();
     }
 }
+
+/** A primary counts a replica as heard within this window (three pings). */
+const heard_window_ticks = 3 * timeouts_ticks.ping;
 
 /** Prepares kept in memory by op: two pipelines (a backup appends up to one ahead of its WAL). */
 const cache_size = 2 * pipeline_prepare_queue_max;

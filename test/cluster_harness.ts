@@ -1,0 +1,313 @@
+// A small deterministic cluster for targeted view-change tests (tests only; allocates freely):
+// replica_count real Replicas, each over its own SimulatorStorage, a packet network with per-link
+// filters (cut a link, drop one command), simulated clients that send every request to every
+// replica (backups drop it, the primary answers), crash and restart of one replica. The seeded
+// swarm simulator (lib/testing) covers random faults; this one builds exact situations.
+import assert from 'node:assert/strict';
+
+import { Arena } from '../lib/io/arena';
+import { Ledger } from '../lib/ledger/ledger';
+import { storage_format } from '../lib/vsr/data_file';
+import { SimulatorStorage } from '../lib/storage/simulator_storage';
+import { storage_run_until } from '../lib/storage/storage';
+import type { StorageConfig } from '../lib/storage/zones';
+import { ZoneLayout, sector_ceil } from '../lib/storage/zones';
+import { Prng } from '../lib/prng';
+import { header_size } from '../lib/vsr/constants';
+import { HeaderView } from '../lib/vsr/header';
+import { frame, offsets } from '../lib/vsr/header_layout';
+import { MessagePool } from '../lib/vsr/message_pool';
+import { connection_none } from '../lib/vsr/network';
+import type { ReplicaNetwork } from '../lib/vsr/network';
+import { Replica, Status } from '../lib/vsr/replica';
+import {
+    replica_create, replica_storage_arena_size, replica_storage_config, replica_storage_open,
+    replica_storage_operations_max,
+} from '../lib/server/replica_open';
+import { HeaderValidator, Reason } from '../lib/vsr/validate';
+import { SimClient, SimTime, cluster_sim, config_sim } from './replica_harness';
+import type { SimNetwork } from './replica_harness';
+
+const restarts_max = 8;
+const pool_messages = 192;
+
+interface Packet {
+    tick: number;
+    sequence: number;
+    /** Sender: a replica index, or -1 - client for a client. */
+    from: number;
+    /** Receiver: a replica index, or -1 - client. */
+    to: number;
+    message: number;
+}
+
+/** A link filter: return true to drop the packet (from, to: replica or -1 - client). */
+export type LinkFilter = (from: number, to: number, command: number) => boolean;
+
+/** The network between the replicas and the clients, in one pool shared by all replicas. */
+class ClusterNetwork {
+    readonly cluster: Cluster;
+    readonly validator = new HeaderValidator(cluster_sim);
+    packets: Packet[] = [];
+    sequence = 0;
+    ticks = 0;
+    filter: LinkFilter | null = null;
+    rejected = 0;
+
+    constructor(cluster: Cluster) {
+        this.cluster = cluster;
+    }
+
+    /** SimClient's entry: a request or ping goes to every replica. */
+    client_send(index: number, bytes: Uint8Array): void {
+        for (let replica = 0; replica < this.cluster.replica_count; replica++) {
+            const pool = this.cluster.pools[replica]!;
+            const message = pool.acquire();
+            assert(message !== -1, 'cluster: pool exhausted');
+            pool.bytes.set(bytes, pool.offset(message));
+            this.enqueue(-1 - index, replica, message, pool);
+            pool.unref(message);
+        }
+    }
+
+    enqueue(from: number, to: number, message: number, pool: MessagePool): void {
+        const command = pool.bytes[pool.offset(message) + frame.command]!;
+        if (this.filter !== null && this.filter(from, to, command)) return;
+        // The receiver gets its own copy in its own pool (each replica has its arena).
+        const target = to >= 0 ? this.cluster.pools[to]! : pool;
+        const copy = target.acquire();
+        assert(copy !== -1, 'cluster: pool exhausted');
+        const size = new HeaderView().attach(pool.bytes, pool.offset(message)).size;
+        target.bytes.set(pool.bytes.subarray(pool.offset(message), pool.offset(message) + size),
+            target.offset(copy));
+        const latency = 1 + this.cluster.prng.int(3);
+        this.packets.push({ tick: this.ticks + latency, sequence: this.sequence++, from, to,
+            message: copy });
+    }
+
+    tick(): void {
+        this.ticks += 1;
+        this.packets.sort((a, b) => a.tick - b.tick || a.sequence - b.sequence);
+        while (this.packets.length > 0 && this.packets[0]!.tick <= this.ticks) {
+            const packet = this.packets.shift()!;
+            this.deliver(packet);
+        }
+    }
+
+    private deliver(packet: Packet): void {
+        const to = packet.to;
+        const pool = to >= 0 ? this.cluster.pools[to]! : this.cluster.pools[packet.from]!;
+        const offset = pool.offset(packet.message);
+        if (to < 0) {
+            const size = new HeaderView().attach(pool.bytes, offset).size;
+            this.cluster.clients[-1 - to]!.on_message(pool.bytes.slice(offset, offset + size));
+            pool.unref(packet.message);
+            return;
+        }
+        const replica = this.cluster.replicas[to]!;
+        const reason = this.validator.message(pool.bytes, offset, pool.message_size_max);
+        if (reason !== Reason.ok) {
+            this.rejected += 1;
+        } else if (this.cluster.up[to] && replica.status !== Status.failed) {
+            replica.on_message(packet.from >= 0 ? connection_none : -1 - packet.from,
+                packet.message);
+        }
+        pool.unref(packet.message);
+    }
+
+    /** Drops every packet to or from `replica` (its process died with its sockets). */
+    drop_replica(replica: number): void {
+        this.packets = this.packets.filter((packet) => {
+            if (packet.to !== replica && packet.from !== replica) return true;
+            const pool = packet.to >= 0 ? this.cluster.pools[packet.to]!
+                : this.cluster.pools[packet.from]!;
+            pool.unref(packet.message);
+            return false;
+        });
+    }
+}
+
+/** One replica's view of the network: sends land in the cluster network's queue. */
+class ReplicaLink implements ReplicaNetwork {
+    constructor(readonly network: ClusterNetwork, readonly replica: number) {}
+
+    private get pool(): MessagePool { return this.network.cluster.pools[this.replica]!; }
+
+    send(connection: number, message: number): boolean {
+        if (connection < 0) return false;
+        this.network.enqueue(this.replica, -1 - connection, message, this.pool);
+        return true;
+    }
+
+    send_to_client(message: number): boolean {
+        const pool = this.pool;
+        const view = new HeaderView().attach(pool.bytes, pool.offset(message));
+        const at = view.command === 8 ? offsets.reply.client : offsets.eviction.client;
+        const id = view.u128_bigint(at);
+        const index = this.network.cluster.clients.findIndex((client) => client.id === id);
+        if (index === -1) return false;
+        return this.send(index, message);
+    }
+
+    send_to_replica(replica: number, message: number): boolean {
+        assert(replica !== this.replica);
+        this.network.enqueue(this.replica, replica, message, this.pool);
+        return true;
+    }
+}
+
+export interface ClusterOptions {
+    seed: number;
+    replica_count: number;
+    clients: number;
+    config?: StorageConfig;
+    log?: (line: string) => void;
+}
+
+export class Cluster {
+    readonly prng: Prng;
+    readonly replica_count: number;
+    readonly time = new SimTime();
+    readonly config: StorageConfig;
+    readonly storages: SimulatorStorage[] = [];
+    readonly pools: MessagePool[] = [];
+    readonly replicas: Replica[] = [];
+    readonly up: boolean[] = [];
+    readonly clients: SimClient[] = [];
+    readonly network: ClusterNetwork;
+    readonly options: ClusterOptions;
+    /** The committed header checksum of each op, from whichever replica committed it first. */
+    readonly committed = new Map<number, bigint>();
+
+    private constructor(options: ClusterOptions) {
+        this.options = options;
+        this.prng = new Prng(options.seed);
+        this.replica_count = options.replica_count;
+        const base = options.config ?? config_sim;
+        this.config = replica_storage_config(base, base.clients_max, ledger_config);
+        this.network = new ClusterNetwork(this);
+    }
+
+    static async create(options: ClusterOptions): Promise<Cluster> {
+        const cluster = new Cluster(options);
+        const layout = new ZoneLayout(cluster.config);
+        const per_open = replica_storage_arena_size(cluster.config) +
+            pool_messages * sector_ceil(cluster.config.message_size_max);
+        for (let replica = 0; replica < options.replica_count; replica++) {
+            const arena = new Arena(per_open * (restarts_max + 1));
+            const storage = new SimulatorStorage(arena, layout, {
+                seed: options.seed * 16 + replica, latency_ticks_min: 0, latency_ticks_max: 2,
+                operations_max: replica_storage_operations_max, dsync: true,
+            });
+            await storage_format(storage, {
+                cluster: cluster_sim, replica, replica_count: options.replica_count,
+            });
+            cluster.storages.push(storage);
+            cluster.up.push(false);
+        }
+        for (let replica = 0; replica < options.replica_count; replica++) {
+            await cluster.open(replica);
+        }
+        for (let index = 0; index < options.clients; index++) {
+            const id = cluster.prng.u128() | 1n;
+            cluster.clients.push(new SimClient(index, id,
+                cluster.network as unknown as SimNetwork));
+        }
+        return cluster;
+    }
+
+    async open(replica: number): Promise<void> {
+        const storage = this.storages[replica]!;
+        const { listener, superblock, journal } = await replica_storage_open(storage);
+        const pool = new MessagePool(storage.arena, pool_messages, this.config.message_size_max);
+        this.pools[replica] = pool;
+        const log = this.options.log;
+        this.replicas[replica] = replica_create({
+            pool, time: this.time, random: new Prng(this.options.seed * 31 + replica),
+            storage, superblock, journal, storage_listener: listener,
+            ledger: new Ledger(ledger_config), clients_max: this.config.clients_max,
+            log: log === undefined ? undefined : (line) => log(`[${this.time.ticks}] ${line}`),
+        });
+        const instance = this.replicas[replica]!;
+        instance.open();
+        await storage_run_until(storage, () => instance.status >= Status.normal);
+        if (instance.status === Status.failed) throw instance.failure!;
+        instance.network_attach(new ReplicaLink(this.network, replica));
+        this.up[replica] = true;
+    }
+
+    /** Kills replica's process (in-flight writes lost or torn), then reopens it on its disk. */
+    async crash(replica: number): Promise<void> {
+        this.up[replica] = false;
+        this.storages[replica]!.crash();
+        this.network.drop_replica(replica);
+    }
+
+    async restart(replica: number): Promise<void> {
+        assert(!this.up[replica]);
+        await this.open(replica);
+    }
+
+    tick(): void {
+        this.time.ticks += 1;
+        for (let replica = 0; replica < this.replica_count; replica++) {
+            if (this.up[replica]) this.storages[replica]!.tick();
+        }
+        this.network.tick();
+        for (let replica = 0; replica < this.replica_count; replica++) {
+            if (this.up[replica]) this.replicas[replica]!.tick();
+        }
+        for (const client of this.clients) client.tick();
+        this.check_commits();
+    }
+
+    run_until(done: () => boolean, ticks_max: number): void {
+        for (let tick = 0; tick < ticks_max; tick++) {
+            if (done()) return;
+            this.tick();
+        }
+        assert(done(), `cluster: not done after ${ticks_max} ticks (${this.describe()})`);
+    }
+
+    /** No two replicas commit different prepares at one op. */
+    check_commits(): void {
+        const view = new HeaderView();
+        for (let index = 0; index < this.replica_count; index++) {
+            if (!this.up[index]) continue;
+            const replica = this.replicas[index]!;
+            const journal = replica.journal;
+            const from = Math.max(1, replica.commit_min - 8);
+            for (let op = from; op <= replica.commit_min; op++) {
+                view.attach(journal.headers, (op % journal.slot_count) * header_size);
+                if (Number(view.u64_bigint(offsets.prepare.op)) !== op) continue;
+                const checksum = view.u128_bigint(frame.checksum);
+                const known = this.committed.get(op);
+                if (known === undefined) this.committed.set(op, checksum);
+                else assert.equal(checksum, known, `replica ${index} committed another op ${op}`);
+            }
+        }
+    }
+
+    primary(): number {
+        let best = -1;
+        for (let index = 0; index < this.replica_count; index++) {
+            const replica = this.replicas[index]!;
+            if (!this.up[index] || replica.status !== Status.normal || !replica.is_primary) continue;
+            if (best === -1 || replica.view > this.replicas[best]!.view) best = index;
+        }
+        return best;
+    }
+
+    describe(): string {
+        return this.replicas.map((replica, index) => `r${index}${this.up[index] ? '' : '(down)'}` +
+            ` s${replica.status} v${replica.view}/${replica.log_view} op${replica.op} ` +
+            `c${replica.commit_min}/${replica.commit_max}`).join('; ');
+    }
+
+    register_all(): void {
+        for (const client of this.clients) client.register();
+        this.run_until(() => this.clients.every((client) => client.session !== 0n), 20_000);
+    }
+}
+
+const ledger_config = { accounts_max: 4096, transfers_max: 16384 };
