@@ -39,6 +39,8 @@ interface Packet {
     /** Receiver: a replica index, or -1 - client. */
     to: number;
     message: number;
+    /** The pool the message is in (a restarted replica has a new one). */
+    pool: MessagePool;
 }
 
 /** A link filter: return true to drop the packet (from, to: replica or -1 - client). */
@@ -82,7 +84,7 @@ class ClusterNetwork {
             target.offset(copy));
         const latency = 1 + this.cluster.prng.int(3);
         this.packets.push({ tick: this.ticks + latency, sequence: this.sequence++, from, to,
-            message: copy });
+            message: copy, pool: target });
     }
 
     tick(): void {
@@ -96,7 +98,7 @@ class ClusterNetwork {
 
     private deliver(packet: Packet): void {
         const to = packet.to;
-        const pool = to >= 0 ? this.cluster.pools[to]! : this.cluster.pools[packet.from]!;
+        const pool = packet.pool;
         const offset = pool.offset(packet.message);
         if (to < 0) {
             const size = new HeaderView().attach(pool.bytes, offset).size;
@@ -108,7 +110,8 @@ class ClusterNetwork {
         const reason = this.validator.message(pool.bytes, offset, pool.message_size_max);
         if (reason !== Reason.ok) {
             this.rejected += 1;
-        } else if (this.cluster.up[to] && replica.status !== Status.failed) {
+        } else if (this.cluster.up[to] && replica.status !== Status.failed &&
+            pool === this.cluster.pools[to]) {
             replica.on_message(packet.from >= 0 ? connection_none : -1 - packet.from,
                 packet.message);
         }
@@ -119,9 +122,7 @@ class ClusterNetwork {
     drop_replica(replica: number): void {
         this.packets = this.packets.filter((packet) => {
             if (packet.to !== replica && packet.from !== replica) return true;
-            const pool = packet.to >= 0 ? this.cluster.pools[packet.to]!
-                : this.cluster.pools[packet.from]!;
-            pool.unref(packet.message);
+            packet.pool.unref(packet.message);
             return false;
         });
     }
@@ -292,7 +293,8 @@ export class Cluster {
         let best = -1;
         for (let index = 0; index < this.replica_count; index++) {
             const replica = this.replicas[index]!;
-            if (!this.up[index] || replica.status !== Status.normal || !replica.is_primary) continue;
+            if (!this.up[index] || replica.status !== Status.normal) continue;
+            if (!replica.is_primary) continue;
             if (best === -1 || replica.view > this.replicas[best]!.view) best = index;
         }
         return best;

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { Operation } from '../lib/vsr/constants';
+import { Command } from '../lib/vsr/header_layout';
 import { Status } from '../lib/vsr/replica';
 import { Cluster } from './cluster_harness';
 import { account_event, ids_body, multi_batch_body } from './replica_harness';
@@ -45,7 +46,9 @@ function settle_all(cluster: Cluster, ticks = 2000): void {
 for (const replica_count of [2, 3, 4, 5, 6]) {
     test(`cluster of ${replica_count}: normal operation commits the same log everywhere`,
         async () => {
-            const cluster = await Cluster.create({ seed: replica_count, replica_count, clients: 2 });
+            const cluster = await Cluster.create({
+                seed: replica_count, replica_count, clients: 2,
+            });
             cluster.register_all();
             load(cluster, 5, 1000n);
             settle_all(cluster);
@@ -74,3 +77,91 @@ test('cluster of 3: the primary crashes; a view change elects replica 1, nothing
         assert.equal(reply.length, 3 * 128 + 128, 'every account created is found');
     });
 
+
+/** Every up replica serves the same accounts: a lookup through the primary finds them all. */
+function lookup_all(cluster: Cluster, ids: bigint[]): void {
+    const client = cluster.clients[0]!;
+    const before = client.exchanges.length;
+    client.submit(lookup_accounts, multi_batch_body([ids_body(...ids)], 16));
+    cluster.run_until(() => client.exchanges.length === before + 1, 20_000);
+    const reply = client.exchanges[before]!.reply_body;
+    assert.equal(reply.length, ids.length * 128 + 128, 'every acknowledged account is served');
+}
+
+test('cluster of 3: a primary crashes with prepares no backup acknowledged; the view drops them',
+    async () => {
+        const cluster = await Cluster.create({ seed: 11, replica_count: 3, clients: 1 });
+        cluster.register_all();
+        load(cluster, 2, 100n);
+        // The next prepares reach nobody: the primary holds them alone, uncommitted.
+        cluster.network.filter = (from, to, command) =>
+            from === 0 && to >= 0 && command === Command.prepare;
+        const client = cluster.clients[0]!;
+        client.submit(create_accounts, multi_batch_body([accounts_body(500n, 2)], 128));
+        cluster.run_until(() => cluster.replicas[0]!.op > cluster.replicas[1]!.op, 1000);
+        await cluster.crash(0);
+        cluster.network.filter = null;
+        // The client retries; the new primary has never seen the request and executes it once.
+        cluster.run_until(() => client.exchanges.length === 4, 20_000);
+        await cluster.restart(0);
+        settle_all(cluster, 10_000);
+        // Replica 0's unreplicated op was cut: every replica holds the new view's log.
+        const op = cluster.replicas[1]!.op;
+        for (const replica of cluster.replicas) assert.equal(replica.op, op);
+        lookup_all(cluster, [100n, 101n, 500n, 501n]);
+    });
+
+test('cluster of 3: a backup that missed prepares repairs the gap from the primary', async () => {
+    const cluster = await Cluster.create({ seed: 12, replica_count: 3, clients: 2 });
+    cluster.register_all();
+    cluster.network.filter = (from, to, command) => to === 2 && command === Command.prepare;
+    load(cluster, 6, 100n);
+    assert(cluster.replicas[2]!.op < cluster.replicas[0]!.op, 'replica 2 has a gap');
+    cluster.network.filter = null;
+    load(cluster, 1, 900n);
+    settle_all(cluster, 10_000);
+    assert.equal(cluster.replicas[2]!.op, cluster.replicas[0]!.op);
+    assert(cluster.replicas[2]!.stats_cluster.repairs_requested > 0);
+    // Replica 2 can now carry the cluster with replica 1 alone.
+    await cluster.crash(0);
+    load(cluster, 1, 2000n);
+    lookup_all(cluster, [100n, 101n, 1100n, 1101n, 900n, 2000n]);
+});
+
+test('cluster of 3: two view changes in a row (the next primary dies before it serves)',
+    async () => {
+        const cluster = await Cluster.create({ seed: 13, replica_count: 3, clients: 1 });
+        cluster.register_all();
+        load(cluster, 2, 100n);
+        await cluster.crash(0);
+        // Replica 1 would lead view 1: it dies as the view change starts.
+        cluster.run_until(() => cluster.replicas[2]!.status === Status.view_change, 5000);
+        await cluster.crash(1);
+        await cluster.restart(0);
+        // Replicas 0 and 2 move on to view 2 (primary 2).
+        load(cluster, 2, 300n, 60_000);
+        assert(cluster.replicas[2]!.view >= 2 && cluster.primary() === 2,
+            cluster.describe());
+        await cluster.restart(1);
+        settle_all(cluster, 20_000);
+        lookup_all(cluster, [100n, 101n, 102n, 103n, 300n, 301n, 302n, 303n]);
+    });
+
+test('cluster of 3: a partitioned old primary comes back and follows the new view',
+    async () => {
+        const cluster = await Cluster.create({ seed: 14, replica_count: 3, clients: 1 });
+        cluster.register_all();
+        load(cluster, 2, 100n);
+        // Replica 0 is cut off from the replicas (clients still reach it).
+        cluster.network.filter = (from, to) => (from === 0 && to >= 0) || (to === 0 && from >= 0);
+        load(cluster, 2, 300n, 60_000);
+        assert.equal(cluster.primary(), 1);
+        assert.equal(cluster.replicas[0]!.view, 0, 'the old primary is still in view 0');
+        cluster.network.filter = null;
+        settle_all(cluster, 20_000);
+        assert.equal(cluster.replicas[0]!.view, cluster.replicas[1]!.view);
+        assert.equal(cluster.replicas[0]!.op, cluster.replicas[1]!.op);
+        await cluster.crash(1);
+        load(cluster, 1, 700n, 60_000);
+        lookup_all(cluster, [100n, 101n, 300n, 301n, 700n]);
+    });

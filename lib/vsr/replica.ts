@@ -645,9 +645,8 @@ export class Replica implements StorageCompletionTarget {
                 break;
             }
             const header = this.other_view.attach(headers, slot * header_size);
-            if (header.u8(frame.command) !== Command.prepare || header.u64(prepare_at.op) !== next) {
-                break;
-            }
+            const command = header.u8(frame.command);
+            if (command !== Command.prepare || header.u64(prepare_at.op) !== next) break;
             const parent_ok = op === this.checkpoint_op
                 ? header.equal16(prepare_at.parent, this.checkpoint_prepare_checksum, 0)
                 : header.equal16(prepare_at.parent, headers,
@@ -1054,6 +1053,16 @@ export class Replica implements StorageCompletionTarget {
     private primary_current(): boolean {
         assert(this.primary_normal && !this.solo);
         if (this.commit_min < this.primary_since_op) return false;
+        return this.quorum_heard();
+    }
+
+    /** The view a vote to leave this one proposes: the next, or a higher one others proposed. */
+    private get view_next(): number {
+        return Math.max(this.view + 1, this.svc_view);
+    }
+
+    /** Whether a replication quorum (us included) was heard from lately in our view. */
+    private quorum_heard(): boolean {
         let heard = 1;
         for (let replica = 0; replica < this.replica_count; replica++) {
             if (replica === this.replica) continue;
@@ -2177,7 +2186,7 @@ export class Replica implements StorageCompletionTarget {
         timeout_set(this.timeout_ping, !this.solo);
         timeout_set(this.timeout_commit_heartbeat, primary);
         timeout_set(this.timeout_prepare, primary && this.pipeline.prepare_count > 0);
-        timeout_set(this.timeout_normal_heartbeat, backup);
+        timeout_set(this.timeout_normal_heartbeat, backup || primary);
         timeout_set(this.timeout_view_change_status, changing);
         timeout_set(this.timeout_view_change_message, changing);
         timeout_set(this.timeout_request_start_view, waiting);
@@ -2199,11 +2208,13 @@ export class Replica implements StorageCompletionTarget {
         if (this.timeout_prepare.fired) this.prepare_retransmit();
         if (this.timeout_normal_heartbeat.fired) {
             this.timeout_normal_heartbeat.reset();
-            this.svc_vote(this.view + 1);
+            // A backup that hears no primary, or a primary that hears no quorum, votes to
+            // leave; for the highest view proposed, so that votes meet.
+            if (!this.primary_normal || !this.quorum_heard()) this.svc_vote(this.view_next);
         }
         if (this.timeout_view_change_status.fired) {
             this.timeout_view_change_status.backoff();
-            this.svc_vote(this.view + 1);
+            this.svc_vote(this.view_next);
         }
         if (this.timeout_view_change_message.fired) {
             this.timeout_view_change_message.reset();
@@ -2470,7 +2481,7 @@ export class Replica implements StorageCompletionTarget {
         this.prepare_start(message, connection);
     }
 
-    /** A prepare just sealed as op: into the pipeline and the cache, to every backup, to the WAL. */
+    /** A prepare just sealed as op: to the pipeline and the cache, every backup, the WAL. */
     private prepare_start(message: number, connection: number): void {
         this.pipeline.prepare_push(this.op, message, connection);
         this.pipeline_op_loaded = this.op;
@@ -2814,7 +2825,7 @@ export class Replica implements StorageCompletionTarget {
         }
         this.replies_write();
         const size = this.sessions.encode(this.sessions_blob);
-        // A commit number our own log holds (a restart replays up to it; see superblock_view_update).
+        // A commit number our own log holds (a restart replays up to it: superblock_view_update).
         this.checkpointer.checkpoint_start(op, this.op_committed_known,
             this.checkpoint_prepare_checksum_next, 0, this.sessions_blob, size);
     }
