@@ -1,13 +1,17 @@
 // MessageBus: in-place framing (every split point, coalesced streams), backpressure when the pool
 // is empty, bad peers disconnected by reason, bounded send queues, redial with backoff and jitter,
 // the bound on connections, and 200 concurrent loopback connections mixing valid and invalid
-// traffic on every available engine. Every real-socket test releases its engine, listeners and
-// sockets in `finally`, so a failure reports instead of keeping the process alive.
+// traffic on every available engine. For a replica: the client table (against a model, with
+// colliding keys) behind send_to_client, the dialled peers behind send_to_replica and their
+// logs, the labelling of accepted peers, and two buses that dial each other over loopback.
+// Every real-socket test releases its engine, listeners and sockets in `finally`, so a failure
+// reports instead of keeping the process alive.
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import os from 'node:os';
 import { test } from 'node:test';
 
+import type { Address } from '../lib/io/address';
 import { Arena } from '../lib/io/arena';
 import type { Engine, EngineKind, IoCompletionTarget } from '../lib/io/engine';
 import { create_engine } from '../lib/io/index';
@@ -15,8 +19,9 @@ import { header_init, HeaderView, seal } from '../lib/vsr/header';
 import { Command } from '../lib/vsr/header_layout';
 import {
     BusReason, MessageBus, type MessageBusOwner, type Random, accept_backoff_ms, backoff_delay_ms,
-    listener_closes_max, listener_operations_max, receive_reserve,
+    listener_closes_max, listener_operations_max, receive_reserve, tag_stride,
 } from '../lib/vsr/message_bus';
+import { ClientConnections, client_hash } from '../lib/vsr/client_connections';
 import { MessagePool } from '../lib/vsr/message_pool';
 import { HeaderValidator, Reason } from '../lib/vsr/validate';
 import { Prng } from '../lib/prng';
@@ -53,51 +58,60 @@ function message_make(body_size: number, seed: number, cluster_id = cluster,
 const time = { monotonic_ns: () => Number(process.hrtime.bigint()) };
 const random_zero = { u32: () => 0 };
 
-// A deterministic engine: recvs complete only when the test feeds bytes.
+// A deterministic engine: recvs complete only when the test feeds bytes. Several connections
+// may each have a recv, a connect and a timeout in flight; the single-connection getters
+// (recv_tag, connect_tag, timeout_tag) serve the tests with one of each.
 class FakeEngine {
     readonly kind: EngineKind = 'libuv';
     readonly buffers_registered = false;
     target!: IoCompletionTarget;
-    recv_tag = -1;
-    recv_offset = 0;
-    recv_length = 0;
+    /** Pending recvs by connection. */
+    recvs = new Map<number, { tag: number; offset: number; length: number }>();
     accept_tag = -1;
     closed = 0;
     sent: number[] = [];
+    /** The connection of each send, in order. */
+    sent_connections: number[] = [];
     /** When set, sends stay in flight until `complete` is called with their tags. */
     hold_sends = false;
     held_send_tags: number[] = [];
-    connect_tag = -1;
-    timeout_tag = -1;
+    connect_tags = new Set<number>();
+    timeout_tags = new Set<number>();
     timeouts_ms: number[] = [];
     /** When set, recvs stay in flight forever (tests of accepting with many connections). */
     recvs_ignored = false;
     constructor(readonly arena: Arena) {}
     get in_flight(): number { return 0; }
+    /** Connection 0's pending recv, or -1. */
+    get recv_tag(): number { return this.recvs.get(0)?.tag ?? -1; }
+    get connect_tag(): number { return only(this.connect_tags); }
+    get timeout_tag(): number { return only(this.timeout_tags); }
+    connect_tag_of(connection: number): number { return tag_of(this.connect_tags, connection); }
+    timeout_tag_of(connection: number): number { return tag_of(this.timeout_tags, connection); }
     target_register(target: IoCompletionTarget): number { this.target = target; return 0; }
     socket_listen(): number { return 100; }
     socket_local_port(): number { return 1; }
     socket_accept(_target: number, tag: number): void { this.accept_tag = tag; }
     socket_recv(_target: number, tag: number, _fd: number, offset: number, length: number): void {
         if (this.recvs_ignored) return;
-        assert.equal(this.recv_tag, -1, 'one recv at a time');
-        this.recv_tag = tag;
-        this.recv_offset = offset;
-        this.recv_length = length;
+        const connection = Math.floor(tag / tag_stride);
+        assert.equal(this.recvs.has(connection), false, 'one recv at a time per connection');
+        this.recvs.set(connection, { tag, offset, length });
     }
     socket_send(_target: number, tag: number, _fd: number, _offset: number, length: number): void {
         this.sent.push(length);
+        this.sent_connections.push(Math.floor(tag / tag_stride));
         if (this.hold_sends) this.held_send_tags.push(tag);
         else this.target.io_complete(tag, length);
     }
     socket_create(): number { return 6; }
     socket_connect(_target: number, tag: number): void {
-        assert.equal(this.connect_tag, -1, 'one connect at a time');
-        this.connect_tag = tag;
+        assert.equal(this.connect_tags.has(tag), false, 'one connect at a time per connection');
+        this.connect_tags.add(tag);
     }
     timeout(_target: number, tag: number, duration_ms: number): void {
-        assert.equal(this.timeout_tag, -1, 'one timeout at a time');
-        this.timeout_tag = tag;
+        assert.equal(this.timeout_tags.has(tag), false, 'one timeout at a time per tag');
+        this.timeout_tags.add(tag);
         this.timeouts_ms.push(duration_ms);
     }
     /** When set, closes stay in flight until `closes_complete` is called. */
@@ -118,14 +132,15 @@ class FakeEngine {
     /** Completes an operation the test held (a send, connect or timeout). */
     complete(tag: number, result: number): void {
         assert.notEqual(tag, -1);
-        if (tag === this.connect_tag) this.connect_tag = -1;
-        if (tag === this.timeout_tag) this.timeout_tag = -1;
+        this.connect_tags.delete(tag);
+        this.timeout_tags.delete(tag);
         this.target.io_complete(tag, result);
     }
     cancelled_tags: number[] = [];
     /** Cancels take effect when the test calls `complete_cancelled`, as a kernel's would later. */
     cancel(_target: number, tag: number): void {
-        if (tag === this.recv_tag) this.recv_tag = -1;
+        const connection = Math.floor(tag / tag_stride);
+        if (this.recvs.get(connection)?.tag === tag) this.recvs.delete(connection);
         this.cancelled_tags.push(tag);
     }
     complete_cancelled(): void {
@@ -141,24 +156,39 @@ class FakeEngine {
         this.accept_tag = -1;
         this.target.io_complete(tag, result);
     }
-    /** Feeds bytes through as many recvs as they need; returns the bytes not taken. */
-    feed(bytes: Uint8Array): number {
+    /** Feeds bytes to a connection through as many recvs as they need; returns those not taken. */
+    feed(bytes: Uint8Array, connection = 0): number {
         let position = 0;
-        while (position < bytes.length && this.recv_tag !== -1) {
-            const take = Math.min(this.recv_length, bytes.length - position);
-            this.arena.bytes.set(bytes.subarray(position, position + take), this.recv_offset);
+        for (let recv = this.recvs.get(connection); position < bytes.length && recv !== undefined;
+            recv = this.recvs.get(connection)) {
+            const take = Math.min(recv.length, bytes.length - position);
+            this.arena.bytes.set(bytes.subarray(position, position + take), recv.offset);
             position += take;
-            const tag = this.recv_tag;
-            this.recv_tag = -1;
-            this.target.io_complete(tag, take);
+            this.recvs.delete(connection);
+            this.target.io_complete(recv.tag, take);
         }
         return bytes.length - position;
     }
-    end(): void {
-        const tag = this.recv_tag;
-        this.recv_tag = -1;
-        this.target.io_complete(tag, 0);
+    /** The peer closes: the connection's pending recv completes with 0. */
+    end(connection = 0): void {
+        const recv = this.recvs.get(connection);
+        assert.ok(recv !== undefined, 'a recv is pending');
+        this.recvs.delete(connection);
+        this.target.io_complete(recv.tag, 0);
     }
+}
+
+/** The connection's tag in a set, or -1. */
+function tag_of(tags: Set<number>, connection: number): number {
+    for (const tag of tags) if (Math.floor(tag / tag_stride) === connection) return tag;
+    return -1;
+}
+
+/** The one tag in a set, or -1 when it is empty. */
+function only(tags: Set<number>): number {
+    assert.ok(tags.size <= 1, 'more than one in flight: name the connection');
+    for (const tag of tags) return tag;
+    return -1;
 }
 
 class Recorder implements MessageBusOwner {
@@ -169,12 +199,18 @@ class Recorder implements MessageBusOwner {
     echo: MessageBus | null = null;
     echo_results: boolean[] = [];
     closed: number[] = [];
+    /** The connection of each message, in order. */
+    connections: number[] = [];
+    /** When set, the command part of every header is zeroed, as a replica rewriting it would. */
+    rewrite = false;
     constructor(public pool: MessagePool | null = null) {}
     on_message(connection: number, message: number): void {
         const pool = this.pool!;
         const size = new DataView(pool.bytes.buffer, pool.bytes.byteOffset + pool.offset(message))
             .getUint32(96, true);
         this.messages.push(pool.buffers[message]!.slice(0, size));
+        this.connections.push(connection);
+        if (this.rewrite) pool.buffers[message]!.fill(0, 128, 256);
         if (this.hold) {
             pool.ref(message);
             this.held.push(message);
@@ -191,6 +227,10 @@ interface FakeBusOptions {
     /** Accept one connection (index 0) before returning. */
     accept?: boolean;
     log?: (line: string) => void;
+    connections_max?: number;
+    /** A cluster member: our index and every replica's address (the bus dials the others). */
+    replica?: number;
+    replica_addresses?: Address[];
 }
 
 function fake_bus(pool_count: number, message_size_max = 8192, options: FakeBusOptions = {}) {
@@ -201,8 +241,10 @@ function fake_bus(pool_count: number, message_size_max = 8192, options: FakeBusO
     const owner = new Recorder(pool);
     const bus = new MessageBus({
         engine: engine as unknown as Engine, pool, validator: new HeaderValidator(cluster), owner,
-        time, random: options.random ?? random_zero, connections_max: 4, send_queue_max: 4,
+        time, random: options.random ?? random_zero,
+        connections_max: options.connections_max ?? 4, send_queue_max: 4,
         backoff_min_ms: 10, backoff_max_ms: 160, log: options.log,
+        replica: options.replica, replica_addresses: options.replica_addresses,
     });
     bus.listen('127.0.0.1', 0);
     if (options.accept !== false) engine.accept();
@@ -465,6 +507,320 @@ test('message bus: a redial waits for the failed socket\'s close to come back', 
     assert.notEqual(engine.connect_tag, -1, 'the redial goes out once the close is back');
 });
 
+// Clients and replicas: the client table behind send_to_client, the dialled peers behind
+// send_to_replica, and the labelling of accepted connections.
+
+/** A client id with every limb random (unlike the seeds above). */
+function client_id_random(prng: Prng): bigint {
+    const id = prng.u128();
+    return id === 0n ? 1n : id;
+}
+
+function limbs_of(id: bigint): [number, number, number, number] {
+    const limb = (index: number): number => Number((id >> BigInt(32 * index)) & 0xffffffffn);
+    return [limb(0), limb(1), limb(2), limb(3)];
+}
+
+/** A sealed ping_client or request from `client`. */
+function client_message(client: bigint, command: number = Command.ping_client): Uint8Array {
+    const bytes = message_make(command === Command.request ? 16 : 0, 0, cluster, command);
+    const view = new HeaderView().attach(bytes, 0);
+    view.set('client', client);
+    seal(view);
+    return bytes;
+}
+
+/** A sealed replica message naming `replica` as its author: a ping, or a prepare. */
+function replica_message(replica: number, command: number = Command.ping): Uint8Array {
+    const bytes = new Uint8Array(256);
+    const view = new HeaderView();
+    header_init(view, bytes, 0, command, bytes.length, release);
+    view.replica = replica;
+    if (command === Command.ping) {
+        view.set('ping_timestamp_monotonic', 7n);
+    } else {
+        assert.equal(command, Command.prepare);
+        view.set('operation', 146);
+        view.set('op', 2n);
+        view.set('commit', 1n);
+        view.set('timestamp', 3n);
+        view.set('client', 9n);
+    }
+    seal(view);
+    return bytes;
+}
+
+/** A reply or an eviction to `client`, in a pool message the caller unrefs. */
+function to_client(pool: MessagePool, client: bigint, command: number = Command.reply): number {
+    const message = pool.acquire();
+    assert.notEqual(message, -1);
+    const view = new HeaderView();
+    header_init(view, pool.buffers[message]!, 0, command, 256, release);
+    view.set('client', client);
+    return message;
+}
+
+/** send_to_client through a fresh message; the connection it went out on, or -1 if refused. */
+function client_send(engine: FakeEngine, pool: MessagePool, bus: MessageBus, client: bigint,
+    command: number = Command.reply): number {
+    const message = to_client(pool, client, command);
+    const sends = engine.sent_connections.length;
+    const queued = bus.send_to_client(message);
+    pool.unref(message);
+    assert.equal(engine.sent_connections.length, sends + (queued ? 1 : 0));
+    return queued ? engine.sent_connections.at(-1)! : -1;
+}
+
+test('client table: set, get and remove against a model, with colliding and wrapping runs', () => {
+    assert.equal(new ClientConnections(1).capacity, 2);
+    assert.equal(new ClientConnections(4).capacity, 8);
+    assert.equal(new ClientConnections(5).capacity, 16);
+    const table = new ClientConnections(48);
+    assert.equal(table.capacity, 128);
+    const mask = table.capacity - 1;
+    // Keys sharing one home slot, and keys whose home is the last slot (their runs wrap to 0).
+    const colliding: bigint[] = [];
+    const wrapping: bigint[] = [];
+    for (let value = 1n; colliding.length < 20 || wrapping.length < 12; value++) {
+        const home = client_hash(...limbs_of(value)) & mask;
+        if (home === 5 && colliding.length < 20) colliding.push(value);
+        if (home === mask && wrapping.length < 12) wrapping.push(value);
+    }
+    const prng = new Prng(17);
+    const keys = [...colliding, ...wrapping];
+    for (let index = 0; index < 17; index++) keys.push(client_id_random(prng));
+    assert.ok(keys.length > table.entries_max);
+    const model = new Map<bigint, number>();
+    for (let step = 0; step < 5000; step++) {
+        const key = keys[prng.u32() % keys.length]!;
+        const connection = prng.u32() % 1000;
+        const full = model.size === table.entries_max && !model.has(key);
+        if (full || prng.u32() % 3 === 0) {
+            assert.equal(table.remove(...limbs_of(key)), model.get(key) ?? -1);
+            model.delete(key);
+        } else {
+            assert.equal(table.set(...limbs_of(key), connection), model.get(key) ?? -1);
+            model.set(key, connection);
+        }
+        table.verify();
+        assert.equal(table.count, model.size);
+        for (const probe of keys) {
+            assert.equal(table.get(...limbs_of(probe)), model.get(probe) ?? -1, `step ${step}`);
+        }
+    }
+    // Full: every key present updates in place; one more is a programming error.
+    for (const key of model.keys()) table.remove(...limbs_of(key));
+    assert.equal(table.count, 0);
+    for (let index = 0; index < table.entries_max; index++) {
+        assert.equal(table.set(...limbs_of(keys[index]!), index), -1);
+    }
+    assert.equal(table.set(...limbs_of(keys[0]!), 99), 0, 'an update fits a full table');
+    assert.throws(() => table.set(...limbs_of(keys[table.entries_max]!), 1), /entries_max/);
+    table.verify();
+    assert.throws(() => new ClientConnections(0));
+});
+
+test('message bus: send_to_client goes where its client last sent from, forgotten on close', () => {
+    const { engine, pool, owner, bus } = fake_bus(8, 8192, { accept: false });
+    engine.accept();
+    engine.accept();
+    const [alice, bob, carol] = [5n, 1n << 100n | 3n, 0xffffffffffffffffffffffffffffffffn];
+    assert.equal(client_send(engine, pool, bus, alice), -1, 'an unknown client');
+    // Learned before the owner sees the message: the replica rewrites a request in place.
+    owner.rewrite = true;
+    engine.feed(client_message(alice), 0);
+    assert.equal(bus.clients_count, 1);
+    assert.equal(bus.state_name(0), 'connected from a client');
+    assert.equal(client_send(engine, pool, bus, alice), 0);
+    assert.equal(client_send(engine, pool, bus, alice, Command.eviction), 0);
+    assert.equal(client_send(engine, pool, bus, bob), -1);
+    // Alice moves to connection 1 (a request this time): replies follow her.
+    engine.feed(client_message(alice, Command.request), 1);
+    assert.equal(bus.clients_count, 1);
+    assert.equal(client_send(engine, pool, bus, alice), 1);
+    engine.feed(client_message(bob), 0);
+    assert.equal(client_send(engine, pool, bus, bob), 0);
+    // A connection holds one client: carol on connection 1 replaces alice there.
+    engine.feed(client_message(carol), 1);
+    assert.equal(bus.clients_count, 2);
+    assert.equal(client_send(engine, pool, bus, alice), -1);
+    assert.equal(client_send(engine, pool, bus, carol), 1);
+    // Closing forgets; the slot's next owner inherits nothing.
+    engine.end(1);
+    assert.equal(bus.clients_count, 1);
+    assert.equal(client_send(engine, pool, bus, carol), -1);
+    engine.accept();
+    assert.ok(bus.connected(1));
+    assert.equal(bus.state_name(1), 'connected');
+    assert.equal(client_send(engine, pool, bus, carol), -1);
+    assert.equal(client_send(engine, pool, bus, bob), 0);
+    const ping = pool.acquire();
+    pool.buffers[ping]!.set(client_message(bob));
+    assert.throws(() => bus.send_to_client(ping), /reply or an eviction/);
+    pool.unref(ping);
+    bus.shutdown();
+    pool.assert_no_leaks();
+});
+
+test('message bus: many clients move between and close many connections (model check)', () => {
+    const connections_max = 64;
+    const { engine, pool, bus } = fake_bus(connections_max + 8, 4096,
+        { accept: false, connections_max });
+    for (let index = 0; index < connections_max; index++) engine.accept();
+    const prng = new Prng(23);
+    const clients: bigint[] = [];
+    for (let index = 0; index < 200; index++) clients.push(client_id_random(prng));
+    const connection_of = new Map<bigint, number>();
+    const client_of = new Map<number, bigint>();
+    for (let step = 0; step < 3000; step++) {
+        const connection = prng.u32() % connections_max;
+        if (prng.u32() % 16 === 0) {
+            // The client at the other end goes away; a new one takes the freed slot.
+            engine.end(connection);
+            const gone = client_of.get(connection);
+            if (gone !== undefined) connection_of.delete(gone);
+            client_of.delete(connection);
+            engine.accept();
+            assert.ok(bus.connected(connection), 'the lowest free slot is the one just freed');
+            continue;
+        }
+        const client = clients[prng.u32() % clients.length]!;
+        engine.feed(client_message(client, prng.u32() % 2 === 0 ? Command.request
+            : Command.ping_client), connection);
+        const before = client_of.get(connection);
+        if (before !== undefined) connection_of.delete(before);
+        const moved_from = connection_of.get(client);
+        if (moved_from !== undefined) client_of.delete(moved_from);
+        connection_of.set(client, connection);
+        client_of.set(connection, client);
+        assert.equal(bus.clients_count, connection_of.size);
+        if (step % 100 !== 0) continue;
+        for (const id of clients) {
+            assert.equal(client_send(engine, pool, bus, id), connection_of.get(id) ?? -1);
+        }
+    }
+    assert.ok(bus.clients_count <= connections_max);
+    bus.shutdown();
+    engine.complete_cancelled();
+    assert.equal(bus.clients_count, 0);
+    assert.ok(bus.idle);
+    pool.assert_no_leaks();
+});
+
+const cluster_addresses: Address[] = [
+    { host: '127.0.0.1', port: 3000 }, { host: '127.0.0.1', port: 3001 },
+    { host: '::1', port: 3002 },
+];
+
+test('message bus: dials every replica; send_to_replica once connected; logs per episode', () => {
+    const lines: string[] = [];
+    const { engine, pool, bus } = fake_bus(16, 8192, { accept: false, connections_max: 6,
+        replica: 1, replica_addresses: cluster_addresses, log: (line) => lines.push(line) });
+    assert.equal(bus.replica_count, 3);
+    assert.equal(bus.replica_connection(0), 0);
+    assert.equal(bus.replica_connection(2), 1);
+    assert.throws(() => bus.replica_connection(1), /never dial ourselves/);
+    assert.equal(engine.connect_tags.size, 2, 'both peers dialled at construction');
+    assert.equal(bus.state_name(0), 'connecting to replica 0');
+    assert.equal(bus.replica_of(1), 2);
+    const message = pool.acquire();
+    pool.buffers[message]!.set(replica_message(1));
+    assert.equal(bus.send_to_replica(0, message), false, 'not connected yet');
+    assert.throws(() => bus.send_to_replica(1, message), /never sends to itself/);
+    assert.throws(() => bus.send_to_replica(3, message));
+    // Replica 0 refuses, again and again: one line for the episode.
+    for (let attempt = 0; attempt < 4; attempt++) {
+        engine.complete(engine.connect_tag_of(0), -errno.ECONNREFUSED);
+        assert.equal(bus.state_name(0), 'backoff to replica 0');
+        assert.equal(bus.send_to_replica(0, message), false);
+        engine.complete(engine.timeout_tag_of(0), 0);
+    }
+    assert.equal(lines.length, 1);
+    assert.match(lines[0]!,
+        /cannot reach replica 0 at 127\.0\.0\.1:3000 \(connect: ECONNREFUSED\)/);
+    assert.match(lines[0]!, /same --addresses in the same order/);
+    engine.complete(engine.connect_tag_of(1), 0);
+    assert.match(lines[1]!, /connected to replica 2 at \[::1\]:3002$/);
+    assert.ok(bus.send_to_replica(2, message));
+    assert.deepEqual(engine.sent_connections, [1]);
+    engine.complete(engine.connect_tag_of(0), 0);
+    assert.match(lines[2]!, /connected to replica 0 at 127\.0\.0\.1:3000$/);
+    assert.ok(bus.send_to_replica(0, message));
+    assert.deepEqual(engine.sent_connections, [1, 0]);
+    // Replica 2 goes away: one line, quiet redials, a line when it is back.
+    engine.end(1);
+    assert.match(lines[3]!, /lost the connection to replica 2 at \[::1\]:3002 \(peer closed\)/);
+    assert.equal(bus.send_to_replica(2, message), false, 'not held while the peer is down');
+    engine.complete(engine.timeout_tag_of(1), 0);
+    engine.complete(engine.connect_tag_of(1), -errno.ECONNREFUSED);
+    engine.complete(engine.timeout_tag_of(1), 0);
+    assert.equal(lines.length, 4);
+    engine.complete(engine.connect_tag_of(1), 0);
+    assert.match(lines[4]!, /connected to replica 2/);
+    assert.equal(lines.length, 5);
+    // A full queue drops the message and keeps the connection.
+    engine.hold_sends = true;
+    for (let index = 0; index < 4; index++) assert.ok(bus.send_to_replica(2, message));
+    assert.equal(bus.send_to_replica(2, message), false);
+    assert.equal(bus.replica_sends_dropped, 1);
+    assert.ok(bus.connected(1));
+    pool.unref(message);
+    bus.shutdown();
+    engine.complete_cancelled();
+    assert.ok(bus.idle);
+    assert.equal(bus.replica_connection(0), -1);
+    assert.equal(bus.replica_connection(2), -1);
+    assert.equal(lines.length, 5, 'shutting down is not an episode');
+    pool.assert_no_leaks();
+});
+
+test('message bus: accepted connections are labelled by the replica commands they send', () => {
+    const lines: string[] = [];
+    const { engine, pool, owner, bus } = fake_bus(16, 8192, { accept: false,
+        connections_max: 8, replica: 0, replica_addresses: cluster_addresses,
+        log: (line) => lines.push(line) });
+    engine.accept();
+    assert.equal(bus.state_name(2), 'connected');
+    // A prepare names its author, not necessarily the sender (repair): no label.
+    engine.feed(replica_message(1, Command.prepare), 2);
+    assert.equal(bus.replica_of(2), -1);
+    engine.feed(replica_message(2), 2);
+    assert.equal(bus.state_name(2), 'connected from replica 2');
+    assert.equal(bus.replica_of(2), 2);
+    // A request forwarded by a replica is delivered, but its client is not learned there.
+    engine.feed(client_message(11n, Command.request), 2);
+    assert.equal(bus.clients_count, 0);
+    assert.equal(bus.state_name(2), 'connected from replica 2');
+    // A connection first seen as a client's becomes a replica's, and forgets its client.
+    engine.accept();
+    engine.feed(client_message(12n), 3);
+    assert.equal(bus.clients_count, 1);
+    engine.feed(replica_message(1), 3);
+    assert.equal(bus.state_name(3), 'connected from replica 1');
+    assert.equal(bus.clients_count, 0);
+    assert.equal(owner.messages.length, 5, 'every message was delivered');
+    // Ourselves, or outside the cluster: closed, counted, told once.
+    engine.accept();
+    engine.feed(replica_message(0), 4);
+    assert.equal(bus.connected(4), false);
+    assert.equal(lines.length, 1);
+    assert.match(lines[0]!, /from replica 0, which is us/);
+    engine.accept();
+    engine.feed(replica_message(5), 4);
+    assert.equal(bus.connected(4), false);
+    assert.equal(bus.disconnects_bus[BusReason.replica_invalid], 2);
+    assert.equal(lines.length, 1);
+    assert.equal(owner.messages.length, 5, 'refused messages never reach the owner');
+    // A bus in no cluster labels whatever index the sender names.
+    const alone = fake_bus(4);
+    alone.engine.feed(replica_message(5));
+    assert.equal(alone.bus.state_name(0), 'connected from replica 5');
+    assert.throws(() => alone.bus.send_to_replica(0, 0), /in no cluster/);
+    bus.shutdown();
+    engine.complete_cancelled();
+    pool.assert_no_leaks();
+});
+
 function oversized(): Uint8Array {
     const bytes = message_make(0, 1);
     const view = new HeaderView().attach(bytes, 0);
@@ -718,6 +1074,65 @@ for (const kind of engines_available()) {
                 await until(() => client.idle && server.idle && engine.in_flight === 0);
                 server_pool.assert_no_leaks();
                 client_pool.assert_no_leaks();
+            } finally {
+                await resources.release();
+            }
+        });
+}
+
+// Two replicas on loopback: each dials the other, and a replica message crosses both ways.
+for (const kind of engines_available()) {
+    test(`message bus (${kind}): two replicas dial each other and exchange messages`,
+        { timeout: socket_test_timeout_ms }, async () => {
+            const arena = new Arena(16 * 8192 + 4096);
+            const engine = create_engine(kind, { arena, entries: 64 });
+            const resources = new Resources(engine);
+            try {
+                const pools = [new MessagePool(arena, 8, 8192), new MessagePool(arena, 8, 8192)];
+                arena.seal();
+                const addresses: Address[] = [];
+                for (let index = 0; index < 2; index++) {
+                    addresses.push({ host: '127.0.0.1', port: await free_port() });
+                }
+                const lines: string[][] = [[], []];
+                const owners = pools.map((pool) => new Recorder(pool));
+                const buses = [0, 1].map((replica) => new MessageBus({
+                    engine, pool: pools[replica]!, validator: new HeaderValidator(cluster),
+                    owner: owners[replica]!, time, random: new Prng(replica + 1),
+                    connections_max: 4, send_queue_max: 4, backoff_min_ms: 5,
+                    backoff_max_ms: 40, replica, replica_addresses: addresses,
+                    log: (line) => lines[replica]!.push(line),
+                }));
+                resources.buses.push(...buses);
+                engine.start();
+                // Replica 1 listens late: replica 0's first dials fail, and it says so once.
+                buses[0]!.listen('127.0.0.1', addresses[0]!.port);
+                await until(() => buses[0]!.disconnects_bus[BusReason.connect_failed]! >= 2);
+                buses[1]!.listen('127.0.0.1', addresses[1]!.port);
+                await until(() => buses.every((bus, replica) =>
+                    bus.connected(bus.replica_connection(1 - replica))));
+                for (const replica of [0, 1]) {
+                    const pool = pools[replica]!;
+                    const message = pool.acquire();
+                    pool.buffers[message]!.set(replica_message(replica));
+                    assert.ok(buses[replica]!.send_to_replica(1 - replica, message));
+                    pool.unref(message);
+                }
+                await until(() => owners.every((owner) => owner.messages.length === 1));
+                for (const replica of [0, 1]) {
+                    const bus = buses[replica]!;
+                    assert.deepEqual(owners[replica]!.messages[0], replica_message(1 - replica));
+                    // It came in on the peer's own connection, not on the one we dialled.
+                    const inbound = owners[replica]!.connections[0]!;
+                    assert.notEqual(inbound, bus.replica_connection(1 - replica));
+                    assert.equal(bus.state_name(inbound), `connected from replica ${1 - replica}`);
+                    assert.match(lines[replica]!.at(-1)!,
+                        new RegExp(`connected to replica ${1 - replica} at 127\\.0\\.0\\.1:`));
+                }
+                assert.equal(lines[0]!.filter((line) => /cannot reach/.test(line)).length, 1);
+                for (const bus of buses) bus.shutdown();
+                await until(() => buses.every((bus) => bus.idle) && engine.in_flight === 0);
+                for (const pool of pools) pool.assert_no_leaks();
             } finally {
                 await resources.release();
             }

@@ -1,5 +1,6 @@
 // `ringledger format` and `ringledger start` as a user meets them: startup says what it opened
-// and how it is configured; each failure exits non-zero and says what to do.
+// and how it is configured; each failure exits non-zero and says what to do; replicas of a
+// cluster dial each other and say when a peer cannot be reached.
 import assert from 'node:assert/strict';
 import child_process from 'node:child_process';
 import fs from 'node:fs';
@@ -103,6 +104,56 @@ test('cli: --addresses takes [IPv6]:port and host names (resolved once at startu
         }
         fs.rmSync(file, { force: true });
     });
+
+test('cli: replicas of a cluster dial each other; an unreachable peer is logged once',
+    { timeout: 120_000 }, async () => {
+        const files = [data_file_path('cli-cluster-0'), data_file_path('cli-cluster-1')];
+        for (const [replica, file] of files.entries()) {
+            const formatted = cli_run(['format', '--cluster=0', `--replica=${replica}`,
+                '--replica-count=2', '--clients-max=8', '--accounts-max=1000',
+                '--transfers-max=5000', file]);
+            assert.equal(formatted.status, 0, formatted.stderr);
+        }
+        const ports = [await port_free()];
+        for (let attempt = 0; attempt < 10 && ports.length < 2; attempt++) {
+            const port = await port_free();
+            if (port !== ports[0]) ports.push(port);
+        }
+        const addresses = ports.map((port) => `127.0.0.1:${port}`).join(',');
+        const servers: ServerProcess[] = [];
+        try {
+            servers.push(await ServerProcess.start_addresses(files[0]!, addresses));
+            const first = servers[0]!;
+            assert.match(first.stdout, new RegExp(`listening on 127\\.0\\.0\\.1:${ports[0]}`));
+            // Logged after the listening line, maybe in a later chunk of output.
+            await output_until(first, new RegExp('cluster of 2: dialling replica 1 at ' +
+                `127\\.0\\.0\\.1:${ports[1]} `));
+            // Replica 1 is not up yet: one line however often replica 0 redials meanwhile.
+            await output_until(first, /cannot reach replica 1 at .*ECONNREFUSED/);
+            await new Promise((resolve) => setTimeout(resolve, 500));
+            assert.equal(first.stdout.match(/cannot reach replica 1/g)!.length, 1);
+            servers.push(await ServerProcess.start_addresses(files[1]!, addresses));
+            await output_until(first, new RegExp(`connected to replica 1 at .*:${ports[1]}`));
+            await output_until(servers[1]!,
+                new RegExp(`connected to replica 0 at .*:${ports[0]}`));
+            assert.match(servers[1]!.stdout, /opened .*: replica 1 of 2/);
+            assert.match(servers[1]!.stdout, /connections_max 42, /,
+                '40 connections for clients, and 2 with replica 0');
+        } finally {
+            for (const server of servers) {
+                assert.equal(await server.stop('SIGTERM'), 0, server.stderr);
+            }
+        }
+        for (const file of files) fs.rmSync(file, { force: true });
+    });
+
+/** Waits (up to 30 s) for the server's output to match. */
+async function output_until(server: ServerProcess, pattern: RegExp): Promise<void> {
+    for (let turn = 0; turn < 1500 && !pattern.test(server.stdout); turn++) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.match(server.stdout, pattern);
+}
 
 function net_listen_works(host: string): boolean {
     const result = child_process.spawnSync(process.execPath, ['-e', `

@@ -1,7 +1,9 @@
 // `ringledger start --addresses=<port | host:port>[,...] [--io=io_uring|libuv] <path>`: opens a
-// formatted data file and serves clients until SIGINT or SIGTERM.
+// formatted data file and serves clients until SIGINT or SIGTERM. `--addresses` lists every
+// replica of the cluster in index order: ours (the data file's replica) is where we listen, and
+// the server dials each of the others.
 import { ProbeError } from '../io/probe';
-import { addresses_resolve } from '../io/address';
+import { address_format, addresses_resolve } from '../io/address';
 import type { Address } from '../io/address';
 import { addresses_parse, connections_max_limit } from '../server/config';
 import { Server } from '../server/server';
@@ -56,18 +58,7 @@ async function run(args: readonly string[]): Promise<number> {
         return 1;
     }
     const replica = server.replica;
-    log(`opened ${options.path}: replica ${replica.replica} of ${replica.replica_count}, ` +
-        `view ${replica.view}, op ${replica.op}, checkpoint ${replica.checkpoint_op}, ` +
-        `${replica.sessions.count} client session(s), ${server.ledger.accounts_count} ` +
-        `account(s), ${server.ledger.transfers_count} transfer(s)`);
-    log(`${server.engine.kind} engine` +
-        (server.engine.kind === 'io_uring' ? (server.engine.buffers_registered
-            ? ' (registered buffers)' : ' (unregistered buffers)') : '') +
-        `; clients_max ${replica.sessions.capacity}, connections_max ` +
-        `${server.bus.connections_max}, accounts_max ${server.ledger.accounts_max}, ` +
-        `transfers_max ${server.ledger.transfers_max}, ` +
-        `${server.pool.count} messages of ${server.pool.message_size_max} bytes`);
-    log(`listening on ${server.address.host}:${server.port}`);
+    startup_log(server, options.path);
     const stop = (signal: string): void => {
         log(`${signal}: stopping`);
         server.stop();
@@ -87,6 +78,29 @@ async function run(args: readonly string[]): Promise<number> {
     log(`stopped at op ${replica.op} (${stats.commits} commits, ${stats.replies_sent} replies, ` +
         `${stats.requests_dropped} requests dropped)`);
     return 0;
+}
+
+/** What was opened, how it is sized, where it listens and, in a cluster, whom it dials. */
+function startup_log(server: Server, path: string): void {
+    const replica = server.replica;
+    log(`opened ${path}: replica ${replica.replica} of ${replica.replica_count}, ` +
+        `view ${replica.view}, op ${replica.op}, checkpoint ${replica.checkpoint_op}, ` +
+        `${replica.sessions.count} client session(s), ${server.ledger.accounts_count} ` +
+        `account(s), ${server.ledger.transfers_count} transfer(s)`);
+    log(`${server.engine.kind} engine` +
+        (server.engine.kind === 'io_uring' ? (server.engine.buffers_registered
+            ? ' (registered buffers)' : ' (unregistered buffers)') : '') +
+        `; clients_max ${replica.sessions.capacity}, connections_max ` +
+        `${server.bus.connections_max}, accounts_max ${server.ledger.accounts_max}, ` +
+        `transfers_max ${server.ledger.transfers_max}, ` +
+        `${server.pool.count} messages of ${server.pool.message_size_max} bytes`);
+    log(`listening on ${server.address.host}:${server.port}`);
+    const addresses = server.options.addresses;
+    if (addresses.length === 1) return;
+    const peers = addresses.flatMap((address, index) => index === replica.replica ? []
+        : [`replica ${index} at ${address_format(address.host, address.port)}`]);
+    log(`cluster of ${addresses.length}: dialling ${peers.join(', ')} (a peer that cannot be ` +
+        'reached is logged once, and again when it connects)');
 }
 
 /** What to do about a startup failure. */

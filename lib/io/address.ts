@@ -75,6 +75,11 @@ export async function addresses_resolve(addresses: readonly Address[]): Promise<
     return resolved;
 }
 
+/** How an operator writes the address: `host:port`, or `[v6]:port` for an IPv6 literal. */
+export function address_format(host: string, port: number): string {
+    return net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
 /** 4 for an IPv4 literal (or `localhost`), 6 for an IPv6 literal, 0 for anything else. */
 export function ip_family(host: string): 0 | 4 | 6 {
     if (host === 'localhost') return 4;

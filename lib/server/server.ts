@@ -33,12 +33,15 @@ import type { ReplicaTime } from '../vsr/replica';
 import { bytes_le_bigint } from '../vsr/header';
 import { HeaderValidator } from '../vsr/validate';
 import { Prng } from '../prng';
-import type { Address, Capacity } from './config';
+import type { Address, Capacity, ServerSizing } from './config';
 import { data_file_config, ledger_config, server_sizing } from './config';
 
 export interface ServerOptions {
     path: string;
-    /** One address per replica; ours is addresses[replica]. */
+    /**
+     * One address per replica, in index order (IP literals: resolve names first); ours,
+     * addresses[replica], is where we listen, and the bus dials every other one.
+     */
     addresses: Address[];
     io: EngineKind;
     /** Capacity the caller expects; the data file's own is used, and a disagreement refused. */
@@ -206,17 +209,20 @@ async function server_parts(options: ServerOptions): Promise<ServerParts> {
     lock_acquire(options.path);
     let engine: Engine | null = null;
     try {
-        const capacity = capacity_from_file(await settings_read(options.path, options.io),
-            options);
+        const settings = await settings_read(options.path, options.io);
+        // Checked before anything is sized: the replica connections come from the cluster's size.
+        addresses_check(settings.replica, settings.replica_count, options.addresses.length);
+        const capacity = capacity_from_file(settings, options);
         const config = data_file_config(capacity);
-        const sizing = server_sizing(capacity.clients_max, options.connections_max);
+        const sizing = server_sizing(capacity.clients_max, options.connections_max,
+            settings.replica_count);
         const stride = Math.ceil(config.message_size_max / sector_size) * sector_size;
         const arena = new Arena(replica_storage_arena_size(config) +
             sizing.messages_count * stride + 4 * sector_size);
         engine = create_engine(options.io, {
             arena, entries: sizing.engine_entries, log: options.log,
         });
-        return await server_parts_locked(options, capacity, arena, engine);
+        return await server_parts_locked(options, { capacity, sizing, arena, engine });
     } catch (error) {
         lock_release(options.path);
         if (engine !== null) engine.destroy();
@@ -249,19 +255,35 @@ function capacity_from_file(settings: DataFileSettings, options: ServerOptions):
     return recorded;
 }
 
-async function server_parts_locked(options: ServerOptions, capacity: Capacity, arena: Arena,
-    engine: Engine): Promise<ServerParts> {
+/** `--addresses` names every replica of the cluster, in index order: one per replica. */
+function addresses_check(replica: number, replica_count: number, addresses_count: number): void {
+    assert(replica >= 0 && replica < replica_count);
+    if (addresses_count !== replica_count) {
+        throw new Error(`the data file is replica ${replica} of a cluster of ` +
+            `${replica_count}: give --addresses with ${replica_count} ` +
+            `address(es), not ${addresses_count}`);
+    }
+}
+
+/** What `server_parts` sized and allocated before the data file is opened for service. */
+interface ServerPrepared {
+    capacity: Capacity;
+    sizing: ServerSizing;
+    arena: Arena;
+    engine: Engine;
+}
+
+async function server_parts_locked(options: ServerOptions,
+    prepared: ServerPrepared): Promise<ServerParts> {
+    const { capacity, sizing, arena, engine } = prepared;
     const config = data_file_config(capacity);
-    const sizing = server_sizing(capacity.clients_max, options.connections_max);
     const layout = new ZoneLayout(config);
     const fd = engine.file_open(options.path, { direct: true, dsync: true, create: false });
     const storage = new FileStorage(engine, layout, fd, replica_storage_operations_max);
     const { listener, superblock, journal } = await replica_storage_open(storage);
-    if (options.addresses.length !== superblock.replica_count) {
-        throw new Error(`the data file is replica ${superblock.replica} of a cluster of ` +
-            `${superblock.replica_count}: give --addresses with ${superblock.replica_count} ` +
-            `address(es), not ${options.addresses.length}`);
-    }
+    // The settings were read from the same superblock: this open must agree with them.
+    addresses_check(superblock.replica, superblock.replica_count, options.addresses.length);
+    assert.equal(sizing.replica_connections_max, 2 * (superblock.replica_count - 1));
     const pool = new MessagePool(arena, sizing.messages_count, config.message_size_max);
     const ledger = new Ledger(ledger_config(capacity));
     const time = new SystemTime();
@@ -277,10 +299,11 @@ async function server_parts_locked(options: ServerOptions, capacity: Capacity, a
         replica.status === Status.normal || replica.status === Status.failed);
     if (replica.status !== Status.normal) throw replica.failure!;
     const cluster = bytes_le_bigint(superblock.cluster_bytes(), 0, 16);
+    // The bus dials every other replica (options.addresses, resolved by the caller).
     const bus = new MessageBus({
         engine, pool, validator: new HeaderValidator(cluster), owner: replica, time, random,
         connections_max: sizing.connections_max, send_queue_max: sizing.send_queue_max,
-        log: options.log,
+        log: options.log, replica: superblock.replica, replica_addresses: options.addresses,
     });
     replica.network_attach(bus);
     const address = options.addresses[superblock.replica]!;

@@ -6,7 +6,8 @@
 //
 // Setup, at startup: one MessagePool in the engine's arena, then
 //     const bus = new MessageBus({ engine, pool, validator, owner, time, random,
-//         connections_max, send_queue_max, backoff_min_ms?, backoff_max_ms? });
+//         connections_max, send_queue_max, backoff_min_ms?, backoff_max_ms?, log?,
+//         replica?, replica_addresses? });   // in a cluster, dials the other replicas
 //     const port = bus.listen(host, port);         // accept clients and peers
 //     const connection = bus.connect(host, port);  // dial a peer; redials with backoff + jitter
 //
@@ -34,6 +35,19 @@
 // or its queue (send_queue_max messages) is full; a full queue means the peer does not read, so
 // an open connection is then closed (BusReason.send_queue_full). A dialled connection queues
 // while connecting or backing off, and its queue survives a reconnect.
+//
+// A replica's network (lib/vsr/network.ts, ReplicaNetwork): the bus names destinations for it.
+// - `send_to_client(message)`: a reply or an eviction goes to the connection its client (the
+//   header's `client`) last sent a request or ping_client from. The bus learns client id ->
+//   connection from every such message on an accepted connection, in a fixed table
+//   (ClientConnections, one entry per connection at most), and forgets it when the connection
+//   closes.
+// - `send_to_replica(replica, message)`: given `replica` and `replica_addresses`, the bus dials
+//   every other replica at construction (one outbound connection per peer, redialled with
+//   backoff and jitter) and sends to replica r only over ours to r: false until it is up.
+//   Peers' connections to us are receive-only; one is labelled replica r once it sends a
+//   replica command naming r as sender (for `state_name`, `replica_of` and logs). A dialled
+//   peer that cannot be reached, or drops, is logged once per episode and once when it connects.
 //
 // Closing: `bus.close(connection)` (no redial), `bus.shutdown()` for everything; the bus is
 // `idle` once every slot is free, then the engine's in-flight operations drain.
@@ -66,11 +80,14 @@ import assert from 'node:assert/strict';
 import os from 'node:os';
 
 import type { Engine, IoCompletionTarget } from '../io/engine';
-import { ip_family } from '../io/address';
+import { address_format, ip_family } from '../io/address';
+import type { Address } from '../io/address';
 import { errno_name } from '../io/errors';
-import { header_size } from './constants';
-import { frame } from './header_layout';
+import { ClientConnections } from './client_connections';
+import { header_size, replicas_max } from './constants';
+import { Command, frame, offsets } from './header_layout';
 import type { MessagePool, MessagePoolListener } from './message_pool';
+import type { ReplicaNetwork } from './network';
 
 export { header_size };
 /** Offset of the u32 `size` field in the header (docs/wire-protocol.md §2). */
@@ -126,8 +143,17 @@ export const BusReason = {
     connect_failed: 7,
     /** A valid size field larger than this bus's buffers (message_size_max is configurable). */
     message_too_large: 8,
+    /** A replica command naming as its sender ourselves or an index outside the cluster. */
+    replica_invalid: 9,
 } as const;
-export const bus_reason_count = 9;
+export const bus_reason_count = 10;
+/** Per BusReason, how an operator's log line names it. */
+export const bus_reason_names: readonly string[] = [
+    'peer closed', 'peer closed mid-message', 'receive error', 'send error', 'send queue full',
+    'connection table full', 'closed by owner', 'connect failed', 'message too large',
+    'replica index invalid',
+];
+assert.equal(bus_reason_names.length, bus_reason_count);
 
 /**
  * Engine operations one connection holds at most: recv, send, close, and a connect or a backoff
@@ -157,6 +183,16 @@ export interface MessageBusOptions {
     backoff_max_ms?: number;
     /** Operator messages (an accept that ran out of descriptors), once per episode. */
     log?: (line: string) => void;
+    /**
+     * Our index in the cluster; given with replica_addresses. The bus then dials every other
+     * replica at construction, for send_to_replica.
+     */
+    replica?: number;
+    /**
+     * Every replica's address in index order, ours at [replica] (IP literals: names are
+     * resolved once at startup, lib/io/address.ts). Without it the bus is in no cluster.
+     */
+    replica_addresses?: readonly Address[];
 }
 
 const state_free = 0;
@@ -165,8 +201,9 @@ const state_connected = 2;
 const state_closing = 3;
 const state_backoff = 4;
 
-// Tags: connection * tag_stride + operation, so one integer routes a completion.
-const tag_stride = 8;
+/** Tags are connection * tag_stride + operation, so one integer routes a completion (tests'
+ * fake engines route by it too). */
+export const tag_stride = 8;
 const op_recv = 0;
 const op_send = 1;
 const op_connect = 2;
@@ -176,6 +213,21 @@ const op_accept = 5;
 const op_accept_timeout = 6;
 // The operation is the tag modulo the stride: every operation code must be below it.
 assert(op_accept_timeout < tag_stride && op_timeout < tag_stride);
+
+// Who is at the other end of a connection. A dialled connection is to the replica we dialled; an
+// accepted one is unknown until its messages say: a request or a ping_client makes it a client's,
+// a replica command (its header's `replica` is the sender) a peer's. The peer label wins: a
+// client-labelled connection that sends a replica command becomes the replica's.
+const peer_unknown = 0;
+const peer_client = 1;
+const peer_replica_inbound = 2;
+const peer_replica_dialled = 3;
+
+// Where a client command carries its client id (16 bytes, little-endian limbs).
+const client_at_request = offsets.request.client;
+const client_at_ping = offsets.ping_client.client;
+const client_at_reply = offsets.reply.client;
+const client_at_eviction = offsets.eviction.client;
 
 class Connection {
     state = state_free;
@@ -206,16 +258,31 @@ class Connection {
     /** Bytes of the head message already sent. */
     send_offset = 0;
     generation = 0;
+    /** Who is at the other end (peer_unknown, peer_client, peer_replica_*). */
+    peer = peer_unknown;
+    /** The replica at the other end when `peer` is a replica, else -1. */
+    replica = -1;
+    /** Whether the client table maps `client` to this connection (one client at most). */
+    client_known = false;
+    /** The limbs of that client's id. */
+    readonly client = new Uint32Array(4);
+    /** A dialled peer was told unreachable: it stays quiet until it connects again. */
+    unreachable_logged = false;
 
     constructor(send_queue_max: number) {
         this.send_queue = new Int32Array(send_queue_max);
     }
 }
 
-export class MessageBus implements IoCompletionTarget, MessagePoolListener {
+export class MessageBus implements IoCompletionTarget, MessagePoolListener, ReplicaNetwork {
     readonly engine: Engine;
     readonly pool: MessagePool;
     readonly connections_max: number;
+    /** Our index in the cluster, and its size; 0 and 0 for a bus in no cluster. */
+    readonly replica: number;
+    readonly replica_count: number;
+    /** send_to_replica calls dropped for a full queue (VSR's timeouts resend). */
+    replica_sends_dropped = 0;
     /** Disconnects by validator reason code. */
     readonly disconnects_invalid = new Uint32Array(validator_reason_count);
     /** Disconnects by BusReason. */
@@ -255,6 +322,13 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
     private resuming = false;
     /** A message returned to the pool while waiters were queued; resume them. */
     private resume_pending = false;
+    /** Client id -> the connection it last sent from; one entry per connection at most. */
+    private readonly clients: ClientConnections;
+    /** Per replica, the connection we dialled to it; -1 for ourselves or once closed for good. */
+    private readonly replica_connections = new Int32Array(replicas_max).fill(-1);
+    private readonly replica_addresses: readonly Address[];
+    /** A replica_invalid disconnect was logged: the rest are only counted. */
+    private replica_invalid_logged = false;
 
     constructor(options: MessageBusOptions) {
         assert(Number.isInteger(options.connections_max) && options.connections_max > 0);
@@ -281,8 +355,19 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
         // The parser needs room for at least a header in every receive buffer.
         assert(options.pool.message_size_max >= header_size);
         this.bytes = options.pool.bytes;
+        this.clients = new ClientConnections(options.connections_max);
+        this.replica_addresses = options.replica_addresses ?? [];
+        this.replica_count = this.replica_addresses.length;
+        this.replica = options.replica ?? 0;
+        assert.equal(options.replica === undefined, options.replica_addresses === undefined,
+            'message bus: give replica and replica_addresses together');
+        assert(this.replica_count <= replicas_max);
+        if (this.replica_count > 0) {
+            assert(Number.isInteger(this.replica) && this.replica < this.replica_count);
+        }
         this.target = this.engine.target_register(this);
         this.pool.listener_set(this);
+        this.replicas_dial();
     }
 
     /** Listens on host:port (0 picks a port) and starts accepting; returns the port. */
@@ -296,16 +381,7 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
 
     /** Dials host:port, reconnecting with backoff until closed; returns the connection, or -1. */
     connect(host: string, port: number): number {
-        assert(Number.isInteger(port) && port >= 0 && port <= 0xffff);
-        const index = this.slot_acquire();
-        if (index === -1) return -1;
-        const connection = this.table[index]!;
-        connection.outgoing = true;
-        connection.host = host;
-        connection.port = port;
-        connection.attempt = 0;
-        this.dial(index);
-        return index;
+        return this.connect_as(host, port, -1);
     }
 
     /**
@@ -323,10 +399,39 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
         return this.table[connection]!.state === state_connected;
     }
 
+    /** The state, with the peer once known: "connected", "backoff to replica 2" (for logs). */
     state_name(connection: number): string {
         assert(connection >= 0 && connection < this.connections_max);
-        return ['free', 'connecting', 'connected', 'closing', 'backoff'][
-            this.table[connection]!.state]!;
+        const entry = this.table[connection]!;
+        const state = ['free', 'connecting', 'connected', 'closing', 'backoff'][entry.state]!;
+        switch (entry.peer) {
+            case peer_client: return `${state} from a client`;
+            case peer_replica_inbound: return `${state} from replica ${entry.replica}`;
+            case peer_replica_dialled: return `${state} to replica ${entry.replica}`;
+            default: return state;
+        }
+    }
+
+    /** The replica at the other end of a connection (dialled or labelled), else -1. */
+    replica_of(connection: number): number {
+        assert(connection >= 0 && connection < this.connections_max);
+        const entry = this.table[connection]!;
+        assert.equal(entry.replica === -1,
+            entry.peer !== peer_replica_inbound && entry.peer !== peer_replica_dialled);
+        return entry.replica;
+    }
+
+    /** The connection we dialled to a replica (-1 once closed for good). */
+    replica_connection(replica: number): number {
+        assert(this.replica_count > 0 && replica >= 0 && replica < this.replica_count);
+        assert(replica !== this.replica, 'message bus: we never dial ourselves');
+        return this.replica_connections[replica]!;
+    }
+
+    /** Clients whose connection the bus knows (at most one per connection). */
+    get clients_count(): number {
+        assert(this.clients.count <= this.connections_max);
+        return this.clients.count;
     }
 
     get connections_open(): number {
@@ -364,6 +469,50 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
         return true;
     }
 
+    /**
+     * Queues a reply or an eviction to the client its header names, on the connection that
+     * client last sent a request or a ping_client from. False when none is known (it closed, or
+     * the client never sent to us) or the queue refused it.
+     */
+    send_to_client(message: number): boolean {
+        const base = this.pool.offset(message);
+        const command = this.bytes[base + frame.command]!;
+        assert(command === Command.reply || command === Command.eviction,
+            'send_to_client: only a reply or an eviction goes to a client');
+        const at = base + (command === Command.reply ? client_at_reply : client_at_eviction);
+        const index = this.clients.get(this.u32_at(at), this.u32_at(at + 4),
+            this.u32_at(at + 8), this.u32_at(at + 12));
+        if (index === -1) return false;
+        const connection = this.table[index]!;
+        assert(connection.client_known && connection.peer === peer_client);
+        assert(connection.state === state_connected, 'a closing connection holds no client');
+        return this.send(index, message);
+    }
+
+    /**
+     * Queues a message to a replica on the connection we dialled to it. False, queueing nothing,
+     * until that connection is up (messages are not held for a peer that is down: VSR resends
+     * on its timeouts), and when its queue is full: a slow peer loses the message rather than
+     * the connection, whose redial would cost more than the resend.
+     */
+    send_to_replica(replica: number, message: number): boolean {
+        assert(this.replica_count > 0, 'send_to_replica: the bus is in no cluster');
+        assert(Number.isInteger(replica) && replica >= 0 && replica < this.replica_count);
+        assert(replica !== this.replica, 'send_to_replica: a replica never sends to itself');
+        const index = this.replica_connections[replica]!;
+        if (index === -1) return false; // Closed for good: the bus is shutting down.
+        const connection = this.table[index]!;
+        assert(connection.peer === peer_replica_dialled && connection.replica === replica);
+        if (connection.state !== state_connected) return false;
+        if (connection.send_count === connection.send_queue.length) {
+            this.replica_sends_dropped += 1;
+            return false;
+        }
+        const queued = this.send(index, message);
+        assert(queued);
+        return true;
+    }
+
     /** Closes a connection for good (no reconnect). */
     close(index: number): void {
         assert(index >= 0 && index < this.connections_max, 'close: no such connection');
@@ -393,7 +542,11 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
     }
 
     message_size(message: number): number {
-        const offset = this.pool.offset(message) + header_size_field_offset;
+        return this.u32_at(this.pool.offset(message) + header_size_field_offset);
+    }
+
+    /** The little-endian u32 at an arena offset (headers have no alignment promise here). */
+    private u32_at(offset: number): number {
         const bytes = this.bytes;
         return (bytes[offset]! | bytes[offset + 1]! << 8 | bytes[offset + 2]! << 16 |
             bytes[offset + 3]! << 24) >>> 0;
@@ -548,6 +701,66 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
 
     // Connecting with exponential backoff and jitter.
 
+    /** Claims a slot and dials; `replica` labels a peer's connection (-1: a plain connect). */
+    private connect_as(host: string, port: number, replica: number): number {
+        assert(Number.isInteger(port) && port >= 0 && port <= 0xffff);
+        assert(replica >= -1 && replica < this.replica_count);
+        const index = this.slot_acquire();
+        if (index === -1) return -1;
+        const connection = this.table[index]!;
+        connection.outgoing = true;
+        connection.host = host;
+        connection.port = port;
+        connection.attempt = 0;
+        // Labelled before the dial, so that whatever its completion logs names the peer.
+        if (replica !== -1) {
+            connection.peer = peer_replica_dialled;
+            connection.replica = replica;
+            this.replica_connections[replica] = index;
+        }
+        this.dial(index);
+        return index;
+    }
+
+    /**
+     * One outbound connection to every other replica: all our messages to replica r go over
+     * ours to r, and r's to us over its own (which we accept and only receive on), so each
+     * direction has a single ordered stream. Dialled at construction; each redials until closed.
+     */
+    private replicas_dial(): void {
+        for (let replica = 0; replica < this.replica_count; replica++) {
+            if (replica === this.replica) continue;
+            const address = this.replica_addresses[replica]!;
+            assert(ip_family(address.host) !== 0, 'message bus: resolve replica addresses first');
+            const index = this.connect_as(address.host, address.port, replica);
+            assert(index !== -1, 'message bus: connections_max leaves no slot for a replica');
+        }
+    }
+
+    /**
+     * A dialled replica failed to connect or dropped: logged once per episode, with what to
+     * check; the redials that follow are quiet until it connects.
+     */
+    private peer_unreachable(index: number, what: string, cause: string): void {
+        const connection = this.table[index]!;
+        if (connection.peer !== peer_replica_dialled || connection.unreachable_logged) return;
+        connection.unreachable_logged = true;
+        this.log(`bus: ${what} replica ${connection.replica} at ` +
+            `${address_format(connection.host, connection.port)} (${cause}); redialling with ` +
+            'backoff, logged again once it connects. Check that it is running and listening ' +
+            'there, that every replica has the same --addresses in the same order, and that ' +
+            'no firewall drops the port');
+    }
+
+    private peer_connected(index: number): void {
+        const connection = this.table[index]!;
+        if (connection.peer !== peer_replica_dialled) return;
+        assert(connection.state === state_connecting && connection.fd >= 0);
+        connection.unreachable_logged = false;
+        this.log(`bus: connected to replica ${connection.replica} at ` +
+            address_format(connection.host, connection.port));
+    }
+
     private dial(index: number): void {
         const connection = this.table[index]!;
         // Only dialled connections redial, and only once the previous socket is closed.
@@ -567,9 +780,11 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
         if (connection.state !== state_connecting) return;
         if (result < 0) {
             this.disconnects_bus[BusReason.connect_failed] += 1;
+            this.peer_unreachable(index, 'cannot reach', `connect: ${errno_name(-result)}`);
             this.retry(index);
             return;
         }
+        this.peer_connected(index);
         this.open(index);
     }
 
@@ -706,6 +921,10 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
             if (available < connection.recv_size) return true;
             const reason = this.validator.message(this.bytes, base, available);
             if (reason !== 0) return this.terminate(index, reason, -1);
+            // Before the delivery: the owner may rewrite the message (a request into a prepare).
+            if (!this.sender_learn(index, base)) {
+                return this.terminate(index, -1, BusReason.replica_invalid);
+            }
             if (!this.deliver(index)) return false;
             if (connection.state !== state_connected) return false;
         }
@@ -774,6 +993,93 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
         connection.recv_start = 0;
     }
 
+    /**
+     * Learns who is at the other end of an accepted connection from a valid message at `base`
+     * (idempotent: a message whose delivery paused is seen again). Returns false for a replica
+     * command that names an impossible sender (ourselves, or outside the cluster).
+     */
+    private sender_learn(index: number, base: number): boolean {
+        const connection = this.table[index]!;
+        if (connection.outgoing) return true; // We dialled it: we know who is there.
+        const command = this.bytes[base + frame.command]!;
+        if (command === Command.request || command === Command.ping_client) {
+            if (connection.peer === peer_unknown) connection.peer = peer_client;
+            // A replica may forward a client's request: only a client's connection is learned.
+            if (connection.peer !== peer_client) return true;
+            const at = command === Command.request ? client_at_request : client_at_ping;
+            this.client_learn(index, base + at);
+            return true;
+        }
+        // A prepare or a reply names its author, who need not be the sender: repair resends
+        // them as they were written.
+        if (command === Command.prepare || command === Command.reply) return true;
+        if (connection.peer === peer_replica_inbound) return true;
+        const replica = this.bytes[base + frame.replica]!;
+        if (this.replica_count > 0 &&
+            (replica >= this.replica_count || replica === this.replica)) {
+            this.replica_invalid_log(replica);
+            return false;
+        }
+        this.client_forget(index);
+        connection.peer = peer_replica_inbound;
+        connection.replica = replica;
+        return true;
+    }
+
+    /** Maps the client id at arena offset `at` to the connection, which held another or none. */
+    private client_learn(index: number, at: number): void {
+        const connection = this.table[index]!;
+        assert(connection.peer === peer_client && connection.state === state_connected);
+        const limb0 = this.u32_at(at);
+        const limb1 = this.u32_at(at + 4);
+        const limb2 = this.u32_at(at + 8);
+        const limb3 = this.u32_at(at + 12);
+        assert((limb0 | limb1 | limb2 | limb3) !== 0, 'the validator refuses client 0');
+        const key = connection.client;
+        if (connection.client_known) {
+            if (key[0] === limb0 && key[1] === limb1 && key[2] === limb2 && key[3] === limb3) {
+                // The usual case: the same client again, already mapped here.
+                assert.equal(this.clients.get(limb0, limb1, limb2, limb3), index);
+                return;
+            }
+            this.client_forget(index);
+        }
+        const previous = this.clients.set(limb0, limb1, limb2, limb3, index);
+        if (previous !== -1) {
+            // The client moved here: its old connection no longer holds the entry.
+            const other = this.table[previous]!;
+            assert(previous !== index && other.client_known);
+            other.client_known = false;
+        }
+        key[0] = limb0;
+        key[1] = limb1;
+        key[2] = limb2;
+        key[3] = limb3;
+        connection.client_known = true;
+        // One entry per connection at most, so the table (sized for connections_max) never fills.
+        assert(this.clients.count <= this.connections_max);
+    }
+
+    /** Drops the connection's client entry, if it holds one. */
+    private client_forget(index: number): void {
+        const connection = this.table[index]!;
+        if (!connection.client_known) return;
+        const key = connection.client;
+        const removed = this.clients.remove(key[0]!, key[1]!, key[2]!, key[3]!);
+        assert.equal(removed, index, 'client table: an entry names the connection holding it');
+        connection.client_known = false;
+    }
+
+    private replica_invalid_log(replica: number): void {
+        if (this.replica_invalid_logged) return;
+        this.replica_invalid_logged = true;
+        const what = replica === this.replica ? `${replica}, which is us`
+            : `${replica}, outside this cluster of ${this.replica_count}`;
+        this.log(`bus: an accepted connection says it is from replica ${what}; closed it ` +
+            '(later ones are only counted): check that every replica has the same --addresses ' +
+            'in the same order and its own data file (`ringledger format --replica=<i>`)');
+    }
+
     private wait_for_message(index: number): void {
         const connection = this.table[index]!;
         assert(!connection.waiting && this.waiters_count < this.waiters.length);
@@ -785,10 +1091,7 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
     }
 
     private message_size_at(offset: number): number {
-        const bytes = this.bytes;
-        const at = offset + header_size_field_offset;
-        return (bytes[at]! | bytes[at + 1]! << 8 | bytes[at + 2]! << 16 |
-            bytes[at + 3]! << 24) >>> 0;
+        return this.u32_at(offset + header_size_field_offset);
     }
 
     // Sending.
@@ -856,6 +1159,12 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
             this.disconnects_bus[bus_reason] += 1;
         }
         const reconnect = connection.outgoing && bus_reason !== BusReason.closed_by_owner;
+        if (reconnect) {
+            this.peer_unreachable(index, 'lost the connection to', validator_reason >= 0
+                ? `a message failed validation, reason ${validator_reason}`
+                : bus_reason_names[bus_reason]!);
+        }
+        this.client_forget(index); // No reply may be queued to a connection that is going.
         const tag = index * tag_stride;
         if (connection.recv_pending) this.engine.cancel(this.target, tag + op_recv);
         if (connection.send_pending) this.engine.cancel(this.target, tag + op_send);
@@ -923,8 +1232,17 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
         assert(!connection.connect_pending && !connection.timeout_pending);
         assert(connection.fd === -1 && connection.recv_message === -1);
         assert.equal(connection.send_count, 0);
+        assert(!connection.client_known);
+        if (connection.peer === peer_replica_dialled) {
+            // Closed for good: send_to_replica has no connection to that replica any more.
+            assert.equal(this.replica_connections[connection.replica], index);
+            this.replica_connections[connection.replica] = -1;
+        }
         connection.state = state_free;
         connection.outgoing = false;
+        connection.peer = peer_unknown;
+        connection.replica = -1;
+        connection.unreachable_logged = false;
         if (this.owner.on_close !== undefined) this.owner.on_close(index);
     }
 
@@ -941,6 +1259,8 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener {
             assert(connection.in_flight === 0 && connection.send_count === 0);
             assert(connection.recv_message === -1 && !connection.waiting);
             assert.equal(connection.fd, -1);
+            assert(connection.peer === peer_unknown && connection.replica === -1);
+            assert(!connection.client_known && !connection.unreachable_logged);
             connection.send_head = 0;
             connection.send_offset = 0;
             connection.generation += 1;
