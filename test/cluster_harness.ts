@@ -28,7 +28,7 @@ import { HeaderValidator, Reason } from '../lib/vsr/validate';
 import { SimClient, SimTime, cluster_sim, config_sim } from './replica_harness';
 import type { SimNetwork } from './replica_harness';
 
-const restarts_max = 8;
+const restarts_max = 40;
 const pool_messages = 192;
 
 interface Packet {
@@ -55,6 +55,7 @@ class ClusterNetwork {
     ticks = 0;
     filter: LinkFilter | null = null;
     rejected = 0;
+    dropped = 0;
 
     constructor(cluster: Cluster) {
         this.cluster = cluster;
@@ -65,7 +66,10 @@ class ClusterNetwork {
         for (let replica = 0; replica < this.cluster.replica_count; replica++) {
             const pool = this.cluster.pools[replica]!;
             const message = pool.acquire();
-            assert(message !== -1, 'cluster: pool exhausted');
+            if (message === -1) {
+                this.dropped += 1;
+                continue;
+            }
             pool.bytes.set(bytes, pool.offset(message));
             this.enqueue(-1 - index, replica, message, pool);
             pool.unref(message);
@@ -78,7 +82,10 @@ class ClusterNetwork {
         // The receiver gets its own copy in its own pool (each replica has its arena).
         const target = to >= 0 ? this.cluster.pools[to]! : pool;
         const copy = target.acquire();
-        assert(copy !== -1, 'cluster: pool exhausted');
+        if (copy === -1) {
+            this.dropped += 1; // The receiver has no buffer: the packet is lost, as on a link.
+            return;
+        }
         const size = new HeaderView().attach(pool.bytes, pool.offset(message)).size;
         target.bytes.set(pool.bytes.subarray(pool.offset(message), pool.offset(message) + size),
             target.offset(copy));
@@ -179,6 +186,7 @@ export class Cluster {
     readonly options: ClusterOptions;
     /** The committed header checksum of each op, from whichever replica committed it first. */
     readonly committed = new Map<number, bigint>();
+    readonly committed_by = new Map<number, string>();
 
     private constructor(options: ClusterOptions) {
         this.options = options;
@@ -283,8 +291,15 @@ export class Cluster {
                 if (Number(view.u64_bigint(offsets.prepare.op)) !== op) continue;
                 const checksum = view.u128_bigint(frame.checksum);
                 const known = this.committed.get(op);
-                if (known === undefined) this.committed.set(op, checksum);
-                else assert.equal(checksum, known, `replica ${index} committed another op ${op}`);
+                if (known === undefined) {
+                    this.committed.set(op, checksum);
+                    this.committed_by.set(op, `replica ${index} view ${replica.view} header ` +
+                        `view ${view.view} at tick ${this.time.ticks}`);
+                } else {
+                    assert.equal(checksum, known, `replica ${index} (view ${replica.view}) ` +
+                        `committed another op ${op} (header view ${view.view}) than ` +
+                        `${this.committed_by.get(op)}`);
+                }
             }
         }
     }
@@ -312,4 +327,4 @@ export class Cluster {
     }
 }
 
-const ledger_config = { accounts_max: 4096, transfers_max: 16384 };
+const ledger_config = { accounts_max: 65_536, transfers_max: 16_384 };

@@ -252,6 +252,8 @@ export class Replica implements StorageCompletionTarget {
     readonly quorum_view_change: number;
     readonly cluster: Uint8Array;
     readonly message_size_max: number;
+    /** Headers one `headers` message carries: the protocol's limit, or what a message holds. */
+    private readonly headers_per_message: number;
     private readonly log: (line: string) => void;
     private readonly io_flush: (() => void) | null;
     private network: ReplicaNetwork | null = null;
@@ -398,6 +400,10 @@ export class Replica implements StorageCompletionTarget {
     /** The highest op in the primary's pipeline (below op only while a new view refills it). */
     private pipeline_op_loaded = 0;
     private pipeline_loading = false;
+    private pipeline_filling = false;
+    /** Bumped when the pipeline is dropped, so that a refill read in flight is discarded. */
+    private pipeline_generation = 0;
+    private pipeline_load_generation = 0;
     private pipeline_load_message = -1;
     private request_start_view_sent_tick = 0;
     private superblock_again = false;
@@ -405,6 +411,9 @@ export class Replica implements StorageCompletionTarget {
     private superblock_log_view_writing = 0;
     private readonly build_view = new HeaderView();
     private readonly peer_view = new HeaderView();
+    private readonly repair_view = new HeaderView();
+    /** The highest op whose prepare repair asked for since the last repair timeout. */
+    private repair_requested_max = 0;
     private readonly timeouts: Timeout[];
     /** Per replica, the tick we last heard from it in our view (primary_current). */
     private readonly heard_tick = new Float64Array(replicas_max).fill(-1e9);
@@ -461,6 +470,9 @@ export class Replica implements StorageCompletionTarget {
         this.cluster = Uint8Array.from(this.superblock.cluster_bytes());
         assert.equal(this.cluster.length, 16);
         this.message_size_max = this.pool.message_size_max;
+        this.headers_per_message = Math.min(headers_count_max,
+            this.message_size_max / header_size - 1);
+        assert(this.headers_per_message >= view_change_headers_max);
         this.state_machine = options.state_machine;
         this.sessions = new ClientSessions(options.clients_max, this.pool);
         this.restore_reply_result = new Int8Array(options.clients_max);
@@ -647,6 +659,10 @@ export class Replica implements StorageCompletionTarget {
             const header = this.other_view.attach(headers, slot * header_size);
             const command = header.u8(frame.command);
             if (command !== Command.prepare || header.u64(prepare_at.op) !== next) break;
+            // Above the head our log_view began with, only that view's prepares are ours.
+            if (next > this.vsr_state.log_view_op && header.view !== this.vsr_state.log_view) {
+                break;
+            }
             const parent_ok = op === this.checkpoint_op
                 ? header.equal16(prepare_at.parent, this.checkpoint_prepare_checksum, 0)
                 : header.equal16(prepare_at.parent, headers,
@@ -1126,7 +1142,10 @@ export class Replica implements StorageCompletionTarget {
         const op = prepare.u64(prepare_at.op);
         assert(op >= 0);
         if (op <= this.op) return this.prepare_ok_resend(op, prepare);
-        if (op > this.op + 1) return this.gap_note(prepare, op);
+        if (op > this.op + 1) {
+            if (this.repair_stash(message, prepare, op)) return;
+            return this.gap_note(prepare, op);
+        }
         if (!this.append_canonical(prepare, op)) {
             this.stats_cluster.messages_stale += 1;
             return;
@@ -1141,8 +1160,54 @@ export class Replica implements StorageCompletionTarget {
             this.commit_learn(prepare.u64(prepare_at.commit));
         }
         this.journal_write_next();
-        this.repair_continue();
         assert(this.op - this.op_written <= this.write_states.length);
+        this.repair_unstash();
+        this.repair_continue();
+    }
+
+    /**
+     * A repaired prepare that arrived ahead of op + 1 (repair asks for a window at once): kept
+     * in the cache when its checksum is the canonical one, appended when its turn comes.
+     */
+    private repair_stash(message: number, prepare: HeaderView, op: number): boolean {
+        if (op > this.op + repair_window || !this.repair_known(op)) return false;
+        if (!prepare.equal16(frame.checksum, this.repair_headers,
+            (op % this.journal.slot_count) * header_size)) return false;
+        const entry = op % cache_size;
+        const held = this.cache_ops[entry]!;
+        if (held === op) return true;
+        // Within the window no unwritten op shares the entry (cache_size = 2 × window).
+        if (held !== -1 && held > this.op_written) return true;
+        this.cache_put(op, message);
+        return true;
+    }
+
+    /** Appends the stashed prepares that now follow our head. */
+    private repair_unstash(): void {
+        for (let pass = 0; pass < repair_window; pass++) {
+            const next = this.op + 1;
+            const message = this.cache_get(next);
+            if (message === -1 || !this.append_room_stashed(next)) return;
+            const prepare = this.repair_view.attach(this.pool.bytes, this.pool.offset(message));
+            if (!this.append_canonical(prepare, next)) {
+                this.cache_release(next);
+                return;
+            }
+            this.head_checksum.set(prepare.bytes.subarray(prepare.offset, prepare.offset + 16));
+            this.timestamp_lo = prepare.limb(prepare_at.timestamp, 0);
+            this.timestamp_hi = prepare.limb(prepare_at.timestamp, 1);
+            this.op = next;
+            this.stats_cluster.prepares_repaired += 1;
+            this.journal_write_next();
+        }
+    }
+
+    /** append_room for a prepare already in its cache entry. */
+    private append_room_stashed(op: number): boolean {
+        if (op > this.op_prepare_max) return false;
+        if (this.start_view_pending !== -1 || this.writes_refused !== null) return false;
+        if (op - this.op_written > this.write_states.length) return false;
+        return this.write_states[op % this.write_states.length] === write_none;
     }
 
     /**
@@ -1187,7 +1252,9 @@ export class Replica implements StorageCompletionTarget {
 
     /** A prepare we hold: acknowledge it again (the first prepare_ok may have been lost). */
     private prepare_ok_resend(op: number, prepare: HeaderView): void {
-        if (!this.backup_normal || op <= this.commit_min || op > this.op_written) return;
+        // Committed or not: a new primary refilling its pipeline needs our word on each op.
+        if (!this.backup_normal || op > this.op_written || op === 0) return;
+        if (this.op - op >= this.journal.slot_count) return;
         const at = (op % this.journal.slot_count) * header_size;
         if (!prepare.equal16(frame.checksum, this.journal.headers, at)) return;
         this.prepare_ok_send(op);
@@ -1643,6 +1710,7 @@ export class Replica implements StorageCompletionTarget {
     // ------------------------------------------------------------------ cluster: repair
 
     private repair_reset(): void {
+        this.repair_requested_max = 0;
         this.repair_headers.fill(0);
         this.repair_op_max = 0;
         this.repair_source = -1;
@@ -1737,25 +1805,42 @@ export class Replica implements StorageCompletionTarget {
         if (!this.timeout_repair.ticking) this.timeout_repair.start();
         if (this.repair_source === -1) return;
         const next = this.op + 1;
-        if (this.repair_known(next)) {
-            const message = this.message_new(Command.request_prepare, header_size);
-            if (message === -1) return;
-            const at = (next % this.journal.slot_count) * header_size;
-            this.build_view.copy16_from(offsets.request_prepare.prepare_checksum,
-                this.repair_headers, at);
-            this.build_view.set_u64(offsets.request_prepare.prepare_op, next);
-            this.stats_cluster.repairs_requested += 1;
-            return this.seal_send(message, this.repair_source);
-        }
+        if (this.repair_known(next)) return this.repair_request_prepares(next);
         const message = this.message_new(Command.request_headers, header_size);
         if (message === -1) return;
-        let op_max = next;
-        while (op_max < this.repair_op_max && op_max - next + 1 < headers_count_max &&
-            !this.repair_known(op_max + 1)) op_max += 1;
-        this.build_view.set_u64(offsets.request_headers.op_min, next);
-        this.build_view.set_u64(offsets.request_headers.op_max, op_max);
+        // Headers are verified down the chain from a known one: ask for those just below the
+        // lowest known header above `next`.
+        let known = next + 1;
+        while (known < this.repair_op_max && !this.repair_known(known)) known += 1;
+        assert(this.repair_known(known), 'the repair target header is known');
+        const op_min = Math.max(next, known - this.headers_per_message);
+        this.build_view.set_u64(offsets.request_headers.op_min, op_min);
+        this.build_view.set_u64(offsets.request_headers.op_max, known - 1);
         this.stats_cluster.repairs_requested += 1;
         this.seal_send(message, this.repair_source);
+    }
+
+    /**
+     * Asks repair_source for the prepares of the known headers from `next`, a window at once
+     * (answers that arrive early wait in the cache); each op once per repair timeout.
+     */
+    private repair_request_prepares(next: number): void {
+        assert(this.repair_source !== -1 && this.repair_known(next));
+        if (this.repair_requested_max < next) this.repair_requested_max = next - 1;
+        const last = Math.min(this.repair_op_max, next + repair_window - 1);
+        for (let op = this.repair_requested_max + 1; op <= last; op++) {
+            if (!this.repair_known(op)) break;
+            if (this.cache_get(op) !== -1) continue;
+            const message = this.message_new(Command.request_prepare, header_size);
+            if (message === -1) return;
+            const at = (op % this.journal.slot_count) * header_size;
+            this.build_view.copy16_from(offsets.request_prepare.prepare_checksum,
+                this.repair_headers, at);
+            this.build_view.set_u64(offsets.request_prepare.prepare_op, op);
+            this.stats_cluster.repairs_requested += 1;
+            this.repair_requested_max = op;
+            this.seal_send(message, this.repair_source);
+        }
     }
 
     /** Ops our WAL holds already with the canonical header: taken without a write. */
@@ -1791,7 +1876,7 @@ export class Replica implements StorageCompletionTarget {
         if (request.view !== this.view || !this.log_clean) return;
         const op_min = request.u64(offsets.request_headers.op_min);
         const op_max = Math.min(request.u64(offsets.request_headers.op_max), this.op,
-            op_min + headers_count_max - 1);
+            op_min + this.headers_per_message - 1);
         if (op_max < op_min || this.op - op_min >= this.journal.slot_count) return;
         let count = 0;
         for (let op = op_max; op >= op_min; op--) {
@@ -1979,6 +2064,7 @@ export class Replica implements StorageCompletionTarget {
         this.pending_accounts = 0;
         this.pending_transfers = 0;
         this.pipeline_op_loaded = this.commit_min;
+        this.pipeline_generation += 1;
         this.timeout_prepare.stop();
     }
 
@@ -1988,16 +2074,26 @@ export class Replica implements StorageCompletionTarget {
      * new requests wait until the whole log is in it (prepare_possible).
      */
     private pipeline_fill(): void {
-        if (!this.primary_normal || this.pipeline_loading) return;
+        if (!this.primary_normal || this.pipeline_loading || this.pipeline_filling) return;
         const pipeline = this.pipeline;
+        const loaded_before = this.pipeline_op_loaded;
+        this.pipeline_filling = true;
         for (let pass = 0; pass < pipeline.prepare_max && this.pipeline_op_loaded < this.op;
             pass++) {
-            if (pipeline.prepare_full) return;
+            if (pipeline.prepare_full) break;
             const op = this.pipeline_op_loaded + 1;
             const message = this.cache_get(op);
-            if (message === -1) return this.pipeline_read_start(op);
+            if (message === -1) {
+                this.pipeline_read_start(op);
+                break;
+            }
             this.pool.ref(message);
             this.pipeline_load(op, message);
+        }
+        this.pipeline_filling = false;
+        // Our own acknowledgements of what was loaded may complete a quorum (two replicas).
+        if (this.pipeline_op_loaded > loaded_before) {
+            this.on_prepare_ok(this.pipeline_op_loaded, this.replica);
         }
     }
 
@@ -2019,7 +2115,6 @@ export class Replica implements StorageCompletionTarget {
         this.broadcast(message);
         this.stats_cluster.prepares_sent += this.replica_count - 1;
         if (!this.timeout_prepare.ticking) this.timeout_prepare.start();
-        this.on_prepare_ok(op, this.replica);
     }
 
     private pipeline_read_start(op: number): void {
@@ -2030,6 +2125,7 @@ export class Replica implements StorageCompletionTarget {
         assert.equal(header.u64(prepare_at.op), op);
         this.pipeline_loading = true;
         this.pipeline_load_message = message;
+        this.pipeline_load_generation = this.pipeline_generation;
         this.storage.read(this.storage_target, 2 * this.journal.slot_count + slot,
             Zone.wal_prepares, slot * this.message_size_max, this.pool.offset(message),
             sector_ceil(header.size));
@@ -2043,12 +2139,14 @@ export class Replica implements StorageCompletionTarget {
         const op = this.pipeline_op_loaded + 1;
         const bytes = this.pool.bytes;
         const offset = this.pool.offset(message);
-        const intact = result >= 0 && slot === op % this.journal.slot_count &&
+        // A read from before the pipeline was last dropped (a view change) is stale.
+        const current = this.pipeline_load_generation === this.pipeline_generation;
+        const intact = current && result >= 0 && slot === op % this.journal.slot_count &&
             checksum_equal(bytes, offset + 16, header_size - 16, bytes, offset) &&
             equal16(bytes, offset, this.journal.headers, slot * header_size);
         if (!this.primary_normal || !intact) {
             this.pool.unref(message);
-            if (this.primary_normal) {
+            if (this.primary_normal && current) {
                 this.log(`replica ${this.replica}: op ${op} unreadable in our WAL while ` +
                     'refilling the pipeline: leaving the view for a replica that has it');
                 this.log_damaged(this.commit_min + 1);
@@ -2056,6 +2154,7 @@ export class Replica implements StorageCompletionTarget {
             return;
         }
         this.pipeline_load(op, message);
+        this.on_prepare_ok(op, this.replica);
         this.pipeline_fill();
     }
 
@@ -2107,6 +2206,7 @@ export class Replica implements StorageCompletionTarget {
             this.log_view_durable = this.log_view;
             return this.view_durable_act();
         }
+        if (this.vsr_state.log_view !== this.log_view) this.vsr_state.log_view_op = this.op;
         this.vsr_state.view = this.view;
         this.vsr_state.log_view = this.log_view;
         this.vsr_state.commit_max = Math.max(this.vsr_state.commit_max, this.op_committed_known);
@@ -2136,8 +2236,11 @@ export class Replica implements StorageCompletionTarget {
             return this.adopt_check();
         }
         if (!this.backup_normal || this.log_view_durable !== this.view) return;
-        // Our log is the view's now: acknowledge what the primary may still wait for.
-        for (let op = this.commit_max + 1; op <= this.op_written; op++) this.prepare_ok_send(op);
+        // Our log is the view's now: acknowledge what the primary may still wait for (its
+        // pipeline holds at most a pipeline of ops above the commit; retransmissions of later
+        // ones are acknowledged as they come).
+        const op_last = Math.min(this.op_written, this.commit_max + this.pipeline.prepare_max);
+        for (let op = this.commit_max + 1; op <= op_last; op++) this.prepare_ok_send(op);
     }
 
     // ------------------------------------------------------------------ cluster: startup, time
@@ -2165,12 +2268,11 @@ export class Replica implements StorageCompletionTarget {
             this.svc_view = this.view;
             this.svc_votes = 1 << this.replica;
         } else if (this.is_primary) {
-            // Our log is the view's: the uncommitted ops refill the pipeline from the WAL and
-            // commit again once backups acknowledge them (they may have moved on to a later
-            // view meanwhile; their messages bring us there).
-            this.primary_since_op = this.op;
+            // Never resume as the view's primary: a prepare we made before the crash may have
+            // reached a backup and not our own disk, and preparing that op again in the same
+            // view would give one (view, op) two prepares. The next view decides our log.
             this.timeouts_for_status();
-            return this.pipeline_fill();
+            return this.view_change_start(this.view + 1);
         }
         this.timeouts_for_status();
         if (this.status === Status.view_change) return this.dvc_send();
@@ -2226,6 +2328,7 @@ export class Replica implements StorageCompletionTarget {
         }
         if (this.timeout_repair.fired) {
             this.timeout_repair.reset();
+            this.repair_requested_max = 0; // Lost requests or answers: ask again.
             this.repair_continue();
         }
         if (this.commit_stalled && !this.primary_normal) {
@@ -2297,6 +2400,7 @@ export class Replica implements StorageCompletionTarget {
 
     /** A new message of `command` from us (frame set), built in build_view; -1 if none free. */
     private message_new(command: number, size: number): number {
+        assert(size >= header_size && size <= this.message_size_max);
         const message = this.pool.acquire();
         if (message === -1) return -1;
         header_init(this.build_view, this.pool.bytes, this.pool.offset(message), command, size,
@@ -2743,6 +2847,7 @@ export class Replica implements StorageCompletionTarget {
             for (let ok = op_first; ok <= op_last; ok++) this.prepare_ok_send(ok);
         }
         this.start_view_pending_resume();
+        if (this.backup_normal || this.view_change_adopting) this.repair_unstash();
         this.repair_continue();
         this.commit_journal();
         this.adopt_check();
@@ -2772,6 +2877,7 @@ export class Replica implements StorageCompletionTarget {
     /** Commits prepares in op order (executing those not executed ahead), replying to each. */
     private commit_pipeline(): void {
         const pipeline = this.pipeline;
+        const committed_before = this.commit_min;
         this.commit_stalled = false;
         if (this.op_executed < this.commit_max && this.io_flush !== null) this.io_flush();
         // Once the disk refuses writes nothing more commits: a checkpoint that failed is not
@@ -2796,7 +2902,11 @@ export class Replica implements StorageCompletionTarget {
             this.pool.unref(message);
             this.cache_release(this.commit_min);
         }
-        if (!this.solo && pipeline.prepare_count === 0) this.timeout_prepare.stop();
+        if (!this.solo && committed_before < this.commit_min) {
+            // Progress: retransmissions start again from the shortest period.
+            timeout_set(this.timeout_prepare, false);
+            timeout_set(this.timeout_prepare, pipeline.prepare_count > 0);
+        }
         this.pipeline_fill();
         this.prepare_queued();
         this.execute_ahead();
@@ -3162,6 +3272,9 @@ export class Replica implements StorageCompletionTarget {
 
 /** A primary counts a replica as heard within this window (three pings). */
 const heard_window_ticks = 3 * timeouts_ticks.ping;
+
+/** Prepares a repair asks for at once (and keeps when they arrive ahead of their turn). */
+const repair_window = pipeline_prepare_queue_max;
 
 /** Prepares kept in memory by op: two pipelines (a backup appends up to one ahead of its WAL). */
 const cache_size = 2 * pipeline_prepare_queue_max;

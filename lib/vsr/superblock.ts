@@ -25,7 +25,7 @@ const quorum_verify = 3;
  * misread): bump it with every change to a zone's layout or to what the superblock records.
  * Version 2 records every format-time setting (the data file knows its shape).
  */
-export const superblock_version = 2;
+export const superblock_version = 3;
 
 // Field offsets inside one copy. The checksum covers [18, copy size): everything but itself and
 // the copy index, so all copies are byte-identical apart from `copy`.
@@ -55,8 +55,10 @@ const o_block_size = 164;
 const o_grid_block_count = 168;
 const o_accounts_max = 176;
 const o_transfers_max = 180;
+/** The head op of the view's log when log_view began (see VsrState.log_view_op). */
+const o_log_view_op = 184;
 // The fields live in the copy's first sector (the second is reserved for view headers).
-assert(o_transfers_max + 4 <= sector_size && 2 * sector_size === superblock_copy_size);
+assert(o_log_view_op + 8 <= sector_size && 2 * sector_size === superblock_copy_size);
 // Any open quorum intersects any verify quorum: a verified version is always seen at open.
 assert(quorum_open + quorum_verify > superblock_copies);
 
@@ -84,6 +86,12 @@ export class VsrState {
     commit_max = 0;
     view = 0;
     log_view = 0;
+    /**
+     * The head of our log when log_view became our view: every op above it in our log was
+     * prepared in log_view itself. A restart trusts an op above it only with that view, so a
+     * slot a start_view cut (and that no write replaced yet) is never taken back.
+     */
+    log_view_op = 0;
 }
 
 export interface SuperBlockListener {
@@ -193,6 +201,7 @@ export class SuperBlock implements StorageCompletionTarget {
         state.commit_max = u64_read(this.working, o_commit_max);
         state.view = u32_read(this.working, o_view);
         state.log_view = u32_read(this.working, o_log_view);
+        state.log_view_op = u64_read(this.working, o_log_view_op);
         // What open's state_check and update's asserts guarantee of the durable version.
         assert(state.checkpoint_op <= state.commit_max && state.log_view <= state.view);
         assert((state.checkpoint_root_address === 0) === (state.checkpoint_op === 0));
@@ -255,6 +264,7 @@ export class SuperBlock implements StorageCompletionTarget {
         u64_write(staging, o_commit_max, state.commit_max);
         u32_write(staging, o_view, state.view);
         u32_write(staging, o_log_view, state.log_view);
+        u64_write(staging, o_log_view_op, state.log_view_op);
         this.start_write();
     }
 
