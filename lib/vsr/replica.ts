@@ -1311,7 +1311,10 @@ export class Replica implements StorageCompletionTarget {
         }
         if (!this.backup_normal) return;
         this.timeout_normal_heartbeat.reset();
-        this.commit_learn(commit.u64(offsets.commit.commit));
+        const op = commit.u64(offsets.commit.commit);
+        // Committed beyond our head with no prepare on its way: ask how far the view's log goes.
+        if (op > this.op && op > this.repair_op_max) this.request_start_view_send(commit.replica);
+        this.commit_learn(op);
     }
 
     /**
@@ -1639,16 +1642,13 @@ export class Replica implements StorageCompletionTarget {
             return; // Not provably newer than our crash (internals.md §10).
         }
         if (view === this.view && this.is_primary) return;
-        if (view === this.view && this.backup_normal) {
-            // Installed already: the view's commit number still helps.
-            return this.commit_learn(Math.min(sv.u64(offsets.start_view.commit_max), this.op));
-        }
         const op = sv.u64(offsets.start_view.op);
         const count = (sv.size - header_size) / header_size;
         if (!this.suffix_valid(sv, op, count) || op < this.commit_min) {
             this.stats.messages_ignored += 1;
             return;
         }
+        if (view === this.view && this.backup_normal) return this.start_view_extend(sv, op, count);
         if (this.journal.writes_in_flight > 0) {
             // A truncation must not race a write of the slots it gives up: wait for them.
             this.start_view_pending_release();
@@ -1689,6 +1689,26 @@ export class Replica implements StorageCompletionTarget {
         this.superblock_view_update();
         this.repair_continue();
         this.commit_journal();
+    }
+
+    /**
+     * A start_view of the view we are in: our log is already the view's, the suffix only tells
+     * how far it goes (we asked because commits went past our head). Its headers above our
+     * head become the repair target.
+     */
+    private start_view_extend(sv: HeaderView, op: number, count: number): void {
+        assert(this.backup_normal && sv.view === this.view);
+        if (op > this.op && op > this.repair_op_max) {
+            for (let index = 0; index < count && op - index > this.op; index++) {
+                const at = ((op - index) % this.journal.slot_count) * header_size;
+                this.repair_headers.set(sv.bytes.subarray(sv.offset + header_size * (1 + index),
+                    sv.offset + header_size * (2 + index)), at);
+            }
+            this.repair_op_max = op;
+            this.repair_source = this.primary_of(this.view);
+            this.repair_continue();
+        }
+        this.commit_learn(Math.min(sv.u64(offsets.start_view.commit_max), op));
     }
 
     private start_view_pending_release(): void {
