@@ -13,19 +13,25 @@ import { storage_run_until } from '../lib/storage/storage';
 import type { StorageConfig } from '../lib/storage/zones';
 import { ZoneLayout, sector_ceil } from '../lib/storage/zones';
 import { account_encode } from '../lib/testing/ledger_model';
+import { SimClient as SimClientOf, SimTime } from '../lib/testing/sim_client';
+import type { ClientNetwork } from '../lib/testing/sim_client';
 import { Prng } from '../lib/prng';
-import { header_size, release_0_17_9 } from '../lib/vsr/constants';
-import { HeaderView, header_init, seal, seal_empty_body } from '../lib/vsr/header';
-import { Command, frame, offsets } from '../lib/vsr/header_layout';
+import { header_size } from '../lib/vsr/constants';
+import { HeaderView } from '../lib/vsr/header';
+import { frame, offsets } from '../lib/vsr/header_layout';
 import { MessagePool } from '../lib/vsr/message_pool';
-import { MultiBatchDecoder, MultiBatchEncoder } from '../lib/vsr/multi_batch';
 import { Replica, Status } from '../lib/vsr/replica';
-import type { ReplicaNetwork, ReplicaTime } from '../lib/vsr/replica';
+import type { ReplicaNetwork } from '../lib/vsr/replica';
 import {
     replica_create, replica_storage_arena_size, replica_storage_config, replica_storage_open,
     replica_storage_operations_max,
 } from '../lib/server/replica_open';
-import { HeaderValidator, Reason, reply_matches_request } from '../lib/vsr/validate';
+import { HeaderValidator, Reason } from '../lib/vsr/validate';
+
+// The client and the request helpers are lib/testing's, shared with the cluster simulator.
+export type { Exchange } from '../lib/testing/sim_client';
+export { SimTime };
+export { multi_batch_body, multi_batch_split } from '../lib/testing/ledger_requests';
 
 /** Small messages and a WAL of 256 slots: many ops, fast. */
 export const config_sim: StorageConfig = {
@@ -43,14 +49,6 @@ function pool_messages_for(clients_max: number): number {
 }
 const restarts_max = 12;
 
-export class SimTime implements ReplicaTime {
-    ticks = 0;
-    /** The wall clock starts where LedgerWorkload's clock starts (1.7e18 ns). */
-    realtime_base_us = 1_700_000_000_000_000;
-    monotonic_ns(): number { return this.ticks * 10_000_000; }
-    realtime_us(): number { return this.realtime_base_us + this.ticks * 10_000; }
-}
-
 interface Packet {
     tick: number;
     sequence: number;
@@ -60,7 +58,7 @@ interface Packet {
 }
 
 /** Messages between clients (connection = client index) and the replica. */
-export class SimNetwork implements ReplicaNetwork {
+export class SimNetwork implements ReplicaNetwork, ClientNetwork {
     readonly prng: Prng;
     readonly pool: MessagePool;
     readonly validator = new HeaderValidator(cluster_sim);
@@ -153,193 +151,16 @@ export class SimNetwork implements ReplicaNetwork {
     }
 }
 
-/** One client's view of one committed request, for checking against the model. */
-export interface Exchange {
-    op: number;
-    operation: number;
-    request_body: Uint8Array;
-    reply_body: Uint8Array;
-    timestamp: bigint;
-    request: number;
-}
-
 /**
- * A client like tigerbeetle-node: registers, then sends one request at a time (queued bodies),
- * retransmitting byte-identically until the reply arrives. Every reply is checked as the real
- * client checks it (a violation there would abort the real client's process).
+ * The harness's client: lib/testing's SimClient over a harness network, as a client of one
+ * replica (test/cluster_harness.ts passes its own network, which sends to every replica).
  */
-export class SimClient {
-    readonly index: number;
-    readonly id: bigint;
-    network: SimNetwork;
-    release = release_0_17_9;
-    session = 0n;
-    request_number = 0;
-    readonly parent = new Uint8Array(16);
-    inflight: Uint8Array | null = null;
-    inflight_operation = 0;
-    inflight_body: Uint8Array = new Uint8Array(0);
-    sent_tick = 0;
-    timeout_ticks = 40;
-    readonly pending: Array<{ operation: number; body: Uint8Array }> = [];
-    readonly exchanges: Exchange[] = [];
-    /** Request bytes by request number, as first sent. */
-    readonly sent = new Map<number, Uint8Array>();
-    /** Reply bytes by request number: a repeated reply must be byte-identical. */
-    readonly replies = new Map<number, Uint8Array>();
-    evicted = 0;
-    pongs = 0;
-    retransmits = 0;
-    readonly view = new HeaderView();
-
+export class SimClient extends SimClientOf<SimNetwork> {
     constructor(index: number, id: bigint, network: SimNetwork) {
-        this.index = index;
-        this.id = id;
-        this.network = network;
-    }
-
-    get idle(): boolean {
-        return this.inflight === null && this.pending.length === 0;
-    }
-
-    register(): void {
-        assert(this.inflight === null && this.request_number === 0);
-        this.send_new(2, new Uint8Array(256));
-    }
-
-    submit(operation: number, body: Uint8Array): void {
-        this.pending.push({ operation, body });
-        this.next();
-    }
-
-    ping(): void {
-        const bytes = new Uint8Array(header_size);
-        const view = header_init(this.view, bytes, 0, Command.ping_client, header_size,
-            this.release);
-        view.set_u128_bigint(frame.cluster, cluster_sim);
-        view.set_u128_bigint(offsets.ping_client.client, this.id);
-        view.set_u64_bigint(offsets.ping_client.ping_timestamp_monotonic,
-            BigInt(this.network.ticks + 1));
-        view.set_u64_bigint(offsets.ping_client.session, this.session);
-        seal_empty_body(view);
-        this.network.client_send(this.index, bytes);
-    }
-
-    /** Builds a request with the current chain; `raw` lets tests corrupt it before sealing. */
-    build(operation: number, body: Uint8Array, raw?: (view: HeaderView) => void): Uint8Array {
-        const bytes = new Uint8Array(header_size + body.length);
-        bytes.set(body, header_size);
-        const view = header_init(this.view, bytes, 0, Command.request, bytes.length,
-            this.release);
-        view.set_u128_bigint(frame.cluster, cluster_sim);
-        const at = offsets.request;
-        view.copy16_from(at.parent, this.parent, 0);
-        view.set_u128_bigint(at.client, this.id);
-        view.set_u64_bigint(at.session, this.session);
-        view.set_u32(at.request, this.request_number);
-        view.set_u8(at.operation, operation);
-        if (raw !== undefined) raw(view);
-        seal(view);
-        return bytes;
-    }
-
-    private send_new(operation: number, body: Uint8Array): void {
-        this.inflight = this.build(operation, body);
-        this.sent.set(this.request_number, this.inflight);
-        this.inflight_operation = operation;
-        this.inflight_body = body;
-        this.sent_tick = this.network.ticks;
-        this.network.client_send(this.index, this.inflight);
-    }
-
-    private next(): void {
-        if (this.inflight !== null || this.pending.length === 0 || this.session === 0n ||
-            this.evicted !== 0) return;
-        const { operation, body } = this.pending.shift()!;
-        this.request_number += 1;
-        this.send_new(operation, body);
-    }
-
-    tick(): void {
-        if (this.inflight === null || this.evicted !== 0) return;
-        if (this.network.ticks - this.sent_tick < this.timeout_ticks) return;
-        this.sent_tick = this.network.ticks;
-        this.retransmits += 1;
-        this.network.client_send(this.index, this.inflight);
-    }
-
-    on_message(bytes: Uint8Array): void {
-        const view = new HeaderView().attach(bytes, 0);
-        if (view.command === Command.pong_client) {
-            this.pongs += 1;
-            return;
-        }
-        if (view.command === Command.eviction) {
-            assert.equal(view.u128_bigint(offsets.eviction.client), this.id);
-            this.evicted = view.u8(offsets.eviction.reason);
-            return;
-        }
-        assert.equal(view.command, Command.reply);
-        assert.equal(view.u128_bigint(offsets.reply.client), this.id);
-        const number = view.u32(offsets.reply.request);
-        const seen = this.replies.get(number);
-        if (seen !== undefined) {
-            assert.deepEqual(bytes, seen, 'a repeated reply must be the cached one');
-            return;
-        }
-        if (this.inflight === null) return;
-        assert(number <= this.request_number, 'reply for a request not yet sent');
-        if (number < this.request_number) return;
-        this.accept(bytes, view);
-    }
-
-    private accept(bytes: Uint8Array, reply: HeaderView): void {
-        const request = new HeaderView().attach(this.inflight!, 0);
-        assert.equal(reply_matches_request(reply, request), Reason.ok);
-        const body = bytes.slice(header_size);
-        if (this.inflight_operation === 2) {
-            assert.equal(body.length, 64);
-            this.session = reply.u64_bigint(offsets.reply.commit);
-            assert(this.session > 0n);
-        }
-        this.replies.set(this.request_number, bytes);
-        this.exchanges.push({
-            op: Number(reply.u64_bigint(offsets.reply.op)),
-            operation: this.inflight_operation,
-            request_body: this.inflight_body,
-            reply_body: body,
-            timestamp: reply.u64_bigint(offsets.reply.timestamp),
-            request: this.request_number,
+        super(index, id, network, {
+            cluster: cluster_sim, replica_count: 1, seed: Number(id & 0x7fff_ffffn),
         });
-        this.parent.set(bytes.subarray(offsets.reply.context, offsets.reply.context + 16));
-        this.inflight = null;
-        this.next();
     }
-}
-
-/** Encodes batches of raw events as one multi-batch body. */
-export function multi_batch_body(batches: Uint8Array[], event_size: number): Uint8Array {
-    const total = batches.reduce((sum, batch) => sum + batch.length, 0);
-    const target = new Uint8Array(total + (batches.length * 2 + 2) + event_size * 2);
-    const encoder = new MultiBatchEncoder();
-    encoder.reset(target, 0, target.length, event_size);
-    for (const batch of batches) {
-        target.set(batch, encoder.payload_offset());
-        encoder.add_batch(batch.length / event_size);
-    }
-    return target.slice(0, encoder.finish());
-}
-
-/** Splits a multi-batch body into its batches (copies). */
-export function multi_batch_split(body: Uint8Array, element_size: number): Uint8Array[] {
-    const decoder = new MultiBatchDecoder();
-    assert.equal(decoder.decode(body, 0, body.length, element_size), 0);
-    const result: Uint8Array[] = [];
-    for (let batch = 0; batch < decoder.batch_count; batch++) {
-        const start = decoder.batch_offset(batch);
-        result.push(body.slice(start, start + decoder.element_count(batch) * element_size));
-    }
-    return result;
 }
 
 export interface HarnessOptions {

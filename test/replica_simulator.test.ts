@@ -5,39 +5,16 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { test_seeds } from '../lib/testing/seed';
-import { client_operation_specs, operation_spec } from '../lib/ledger/operations';
 import { LedgerModel, Op } from '../lib/testing/ledger_model';
 import { LedgerWorkload } from '../lib/testing/ledger_workload';
 import { Prng } from '../lib/prng';
 import { EvictionReason } from '../lib/vsr/constants';
-import type { Batch } from '../lib/testing/ledger_workload';
+import {
+    multi_batch_split, request_body, request_check, request_next, result_size,
+} from '../lib/testing/ledger_requests';
+import type { WorkloadRequest } from '../lib/testing/ledger_requests';
 import type { Exchange, SimClient } from './replica_harness';
-import { Harness, config_sim, multi_batch_body, multi_batch_split } from './replica_harness';
-
-// From the one operation table.
-const event_size: Record<number, number> = {};
-for (const spec of client_operation_specs) event_size[spec.operation] = spec.event_size;
-const result_size = (operation: number): number => operation_spec(operation)!.result_size;
-
-/** A request of 1-3 workload batches of one operation (creates merge, as the client does). */
-function next_request(workload: LedgerWorkload): { operation: number; batches: Batch[] } {
-    for (let attempt = 0; attempt < 100; attempt++) {
-        const batch = workload.next();
-        if (event_size[batch.operation] === undefined) continue; // Pulses are the replica's.
-        const batches = [batch];
-        const creates = batch.operation === Op.create_accounts ||
-            batch.operation === Op.create_transfers;
-        while (creates && batches.length < 3 && workload.prng.chance(1, 3)) {
-            const more = workload.next();
-            if (more.operation !== batch.operation) break;
-            batches.push(more);
-        }
-        return { operation: batch.operation, batches };
-    }
-    assert.fail('workload produced no client batch');
-}
-
-interface Sent { operation: number; batches: Batch[] }
+import { Harness, config_sim } from './replica_harness';
 
 /**
  * Runs `requests` workload requests through the clients, crashing the replica `crashes` times:
@@ -45,7 +22,7 @@ interface Sent { operation: number; batches: Batch[] }
  */
 async function run_workload(harness: Harness, workload: LedgerWorkload, requests: number,
     crashes: number, crash_when?: () => boolean): Promise<void> {
-    const sent = new Map<SimClient, Sent[]>();
+    const sent = new Map<SimClient, WorkloadRequest[]>();
     let issued = 0;
     let answered = 0;
     let crashed = 0;
@@ -55,10 +32,9 @@ async function run_workload(harness: Harness, workload: LedgerWorkload, requests
             const list = sent.get(client) ?? [];
             sent.set(client, list);
             if (client.idle && issued < requests) {
-                const request = next_request(workload);
+                const request = request_next(workload);
                 list.push(request);
-                client.submit(request.operation, multi_batch_body(
-                    request.batches.map((batch) => batch.input), event_size[request.operation]!));
+                client.submit(request.operation, request_body(request));
                 issued += 1;
             }
         }
@@ -114,27 +90,9 @@ function check_against_model(harness: Harness): void {
         assert(exchange !== undefined, `op ${entry.op} has no client exchange`);
         assert.equal(exchange.op, entry.op);
         assert.equal(exchange.timestamp, entry.timestamp);
-        check_exchange(model, exchange);
+        request_check(model, exchange.op, exchange.operation, exchange.timestamp,
+            exchange.request_body, exchange.reply_body);
     }
-}
-
-function check_exchange(model: LedgerModel, exchange: Exchange): void {
-    const operation = exchange.operation;
-    const batches = multi_batch_split(exchange.request_body, event_size[operation]!);
-    const replies = multi_batch_split(exchange.reply_body, result_size(operation));
-    assert.equal(replies.length, batches.length);
-    const creates = operation === Op.create_accounts || operation === Op.create_transfers;
-    const total = batches.reduce((sum, batch) => sum + batch.length / 128, 0);
-    let before = 0;
-    batches.forEach((batch, index) => {
-        let timestamp = exchange.timestamp;
-        if (creates) {
-            before += batch.length / 128;
-            timestamp = exchange.timestamp - BigInt(total - before);
-        }
-        const expected = model.execute(operation, timestamp, batch);
-        assert.deepEqual(replies[index], expected, `op ${exchange.op} batch ${index}`);
-    });
 }
 
 const runs = test_seeds([1, 2, 3, 4]).map((seed) =>

@@ -6,6 +6,7 @@ import { command_benchmark } from './benchmark';
 import { command_demo } from './demo';
 import { command_format } from './format';
 import { command_repl } from './repl';
+import { command_simulate } from './simulate';
 import { command_start } from './start';
 
 const commands: Record<string, CliCommand> = {
@@ -14,6 +15,7 @@ const commands: Record<string, CliCommand> = {
     benchmark: command_benchmark,
     repl: command_repl,
     demo: command_demo,
+    simulate: command_simulate,
 };
 
 function usage_all(): string {

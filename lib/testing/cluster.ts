@@ -1,0 +1,352 @@
+// The simulated cluster (internals.md §17; tests and `ringledger simulate` only, allocates
+// freely): replica_count real replicas, each over its own SimulatorStorage, with simulated time,
+// the PacketSimulator between them and their clients, and the checkers watching every tick.
+// Faults are the caller's (lib/testing/simulator.ts): crash (the storage loses or tears what was
+// in flight, the process and its connections vanish), restart (reopen over the same storage,
+// then recover as at any startup), pause (neither the replica nor its storage run, packets to it
+// wait), connection resets.
+//
+// The replica is built through a ReplicaFactory, because its wiring over the ledger
+// (lib/server/replica_open.ts) sits above this layer: lib/cli/simulate.ts passes it in.
+// ClusterReplica is everything the simulator reads or calls on a replica.
+import assert from 'node:assert/strict';
+
+import { Arena, sector_size } from '../io/arena';
+import type { LedgerConfig } from '../ledger/ledger';
+import { Prng } from '../prng';
+import { SimulatorStorage } from '../storage/simulator_storage';
+import type { StorageConfig } from '../storage/zones';
+import { Zone, ZoneLayout, header_size, sector_ceil } from '../storage/zones';
+import { bytes_le_bigint } from '../vsr/header';
+import { storage_format } from '../vsr/data_file';
+import { MessagePool } from '../vsr/message_pool';
+import type { ReplicaNetwork } from '../vsr/network';
+import type { ReplicaRandom, ReplicaTime } from '../vsr/replica';
+import { Status } from '../vsr/replica';
+import { VsrState } from '../vsr/superblock';
+import {
+    CheckpointChecker, CommitChecker, RunDigest, Violation, ViolationKind, error_text,
+} from './cluster_checkers';
+import type { CheckpointCheckMode } from './cluster_checkers';
+import { ClusterNetwork } from './cluster_network';
+import { PacketSimulator } from './packet_simulator';
+import type { PacketSimulatorOptions } from './packet_simulator';
+import { SimClient, SimTime } from './sim_client';
+
+/** What the simulator expects of a replica (lib/vsr/replica.ts `Replica` is one). */
+export interface ClusterReplica {
+    /** Status in lib/vsr/replica.ts: failed means it could not open; opening before open(). */
+    readonly status: number;
+    readonly failure: Error | null;
+    readonly view: number;
+    readonly replica: number;
+    readonly replica_count: number;
+    /** The highest op executed (committed). */
+    readonly commit_min: number;
+    /** The head: the highest op prepared. */
+    readonly op: number;
+    /** Headers by slot (op % slot_count), 256 bytes each. */
+    readonly journal: { readonly headers: Uint8Array; readonly slot_count: number };
+    readonly superblock: { vsr_state_read(state: VsrState): void };
+    /** Starts recovery (checkpoint restore, WAL replay), driven by storage completions. */
+    open(): void;
+    /** Every 10 ms tick. */
+    tick(): void;
+    /** Every message, clients' (connection = client index) and peers' (connection_none). */
+    on_message(connection: number, message: number): void;
+    on_close(connection: number): void;
+    network_attach(network: ReplicaNetwork): void;
+}
+
+export interface ReplicaFactoryOptions {
+    storage: SimulatorStorage;
+    pool: MessagePool;
+    time: ReplicaTime;
+    random: ReplicaRandom;
+    clients_max: number;
+    ledger: LedgerConfig;
+    log?: (line: string) => void;
+}
+
+/** Builds a replica over a simulated disk (lib/cli/simulate.ts: the ledger replica). */
+export interface ReplicaFactory {
+    /** The zones of a data file for a replica of this capacity (format and open agree). */
+    storage_config(base: StorageConfig, ledger: LedgerConfig): StorageConfig;
+    /** Arena bytes one opening takes, besides its message pool. */
+    arena_size_per_open(config: StorageConfig): number;
+    /** Storage operations a replica can have in flight at once. */
+    readonly storage_operations_max: number;
+    /** Opens the superblock and WAL over `storage` and builds the replica (before open()). */
+    create(options: ReplicaFactoryOptions): Promise<ClusterReplica>;
+}
+
+export interface ClusterOptions {
+    seed: number;
+    cluster: bigint;
+    replica_count: number;
+    client_count: number;
+    /** The data file's shape before the factory sizes it (clients_max is the sessions'). */
+    storage: StorageConfig;
+    ledger: LedgerConfig;
+    storage_latency_ticks_max: number;
+    /** Every replica's message pool. */
+    pool_messages: number;
+    /** Openings of each replica's storage, the format included (its arena is sized for them). */
+    opens_max: number;
+    network: Omit<PacketSimulatorOptions, 'seed' | 'node_count' | 'replica_count' |
+        'packets_max' | 'message_size_max'>;
+    packets_max: number;
+    client_ping_ticks: number;
+    checkpoint_check: CheckpointCheckMode;
+    factory: ReplicaFactory;
+    log?: (line: string) => void;
+}
+
+export const Health = { up: 0, down: 1, paused: 2 } as const;
+
+/** One replica's machine: its disk persists across crashes, its process does not. */
+export class ReplicaNode {
+    readonly index: number;
+    readonly storage: SimulatorStorage;
+    readonly random: Prng;
+    replica: ClusterReplica | null = null;
+    /** The running incarnation's message pool. */
+    pool: MessagePool | null = null;
+    health: number = Health.up;
+    /** Down: restart not before this tick. Paused: resume at this tick. */
+    until_tick = 0;
+    opens = 0;
+    /** The highest op of this incarnation the commit checker has looked at. */
+    commit_checked = 0;
+    /** The durable checkpoint op last given to the checkpoint checker (-1: none yet). */
+    checkpoint_checked = -1;
+
+    constructor(index: number, storage: SimulatorStorage, random: Prng) {
+        this.index = index;
+        this.storage = storage;
+        this.random = random;
+    }
+
+    get running(): boolean {
+        return this.health === Health.up && this.replica !== null;
+    }
+}
+
+export class Cluster {
+    readonly options: ClusterOptions;
+    readonly time = new SimTime();
+    readonly config: StorageConfig;
+    readonly nodes: ReplicaNode[] = [];
+    readonly clients: SimClient<ClusterNetwork>[] = [];
+    readonly network: ClusterNetwork;
+    readonly packets: PacketSimulator;
+    readonly digest = new RunDigest();
+    readonly commits: CommitChecker;
+    readonly checkpoints: CheckpointChecker;
+    private readonly prng: Prng;
+    private readonly vsr_state = new VsrState();
+
+    private constructor(options: ClusterOptions) {
+        assert(options.replica_count >= 1 && options.replica_count <= 6);
+        assert(options.client_count >= 1 && options.opens_max >= 2);
+        this.options = options;
+        this.prng = new Prng(options.seed);
+        this.config = options.factory.storage_config(options.storage, options.ledger);
+        assert.equal(this.config.clients_max, options.storage.clients_max);
+        this.packets = new PacketSimulator({
+            ...options.network, seed: this.prng.u32(),
+            node_count: options.replica_count + options.client_count,
+            replica_count: options.replica_count, packets_max: options.packets_max,
+            message_size_max: this.config.message_size_max,
+        });
+        this.network = new ClusterNetwork(this.packets, options.cluster, options.replica_count,
+            options.client_count);
+        this.commits = new CommitChecker(this.digest);
+        this.checkpoints = new CheckpointChecker(options.checkpoint_check, this.digest);
+    }
+
+    /** Formats every replica's disk and opens them, and creates the clients. */
+    static async create(options: ClusterOptions): Promise<Cluster> {
+        const cluster = new Cluster(options);
+        for (let index = 0; index < options.replica_count; index++) {
+            const node = cluster.node_create(index);
+            cluster.nodes.push(node);
+            await storage_format(node.storage, {
+                cluster: options.cluster, replica: index, replica_count: options.replica_count,
+            });
+            node.opens += 1;
+            await cluster.replica_open(node);
+        }
+        const ids = new Set<bigint>();
+        for (let index = 0; index < options.client_count; index++) {
+            let id = cluster.prng.u128() | 1n;
+            while (ids.has(id)) id = cluster.prng.u128() | 1n;
+            ids.add(id);
+            cluster.clients.push(new SimClient(index, id, cluster.network, {
+                cluster: options.cluster, replica_count: options.replica_count,
+                seed: cluster.prng.u32(), ping_ticks: options.client_ping_ticks,
+            }));
+        }
+        cluster.network.clients_set(cluster.clients);
+        return cluster;
+    }
+
+    private node_create(index: number): ReplicaNode {
+        const config = this.config;
+        const per_open = this.options.factory.arena_size_per_open(config) +
+            this.options.pool_messages * sector_ceil(config.message_size_max) + sector_size;
+        const arena = new Arena(per_open * this.options.opens_max);
+        const storage = new SimulatorStorage(arena, new ZoneLayout(config), {
+            seed: this.prng.u32(), latency_ticks_min: 0,
+            latency_ticks_max: this.options.storage_latency_ticks_max,
+            operations_max: this.options.factory.storage_operations_max,
+            // O_DSYNC, as the data file is opened: a completed write is durable, and a crash
+            // loses or tears only the writes still in flight.
+            dsync: true,
+        });
+        return new ReplicaNode(index, storage, new Prng(this.prng.u32()));
+    }
+
+    /** A fresh process over the node's disk: build the replica, attach it, start recovery. */
+    private async replica_open(node: ReplicaNode): Promise<void> {
+        assert(node.replica === null);
+        assert(node.opens < this.options.opens_max, `replica ${node.index}: arena exhausted`);
+        node.opens += 1;
+        const pool = new MessagePool(node.storage.arena, this.options.pool_messages,
+            this.config.message_size_max);
+        let replica: ClusterReplica;
+        try {
+            replica = await this.options.factory.create({
+                storage: node.storage, pool, time: this.time, random: node.random,
+                clients_max: this.config.clients_max, ledger: this.options.ledger,
+                log: this.options.log === undefined ? undefined
+                    : (line) => this.options.log!(`[${this.time.ticks}] r${node.index} ${line}`),
+            });
+        } catch (error) {
+            throw new Violation(ViolationKind.replica_failed, -1, node.index, `replica ` +
+                `${node.index} could not open its storage: ${error_text(error)}`, error);
+        }
+        assert.equal(replica.replica, node.index);
+        assert.equal(replica.replica_count, this.options.replica_count);
+        node.replica = replica;
+        node.pool = pool;
+        node.health = Health.up;
+        node.commit_checked = 0;
+        replica.network_attach(this.network.replica_attach(node.index, replica, pool));
+        this.guarded(node, 'open', () => replica.open());
+    }
+
+    /** The process dies: in-flight writes are lost or torn, its connections close. */
+    crash(index: number, down_ticks: number): void {
+        const node = this.nodes[index]!;
+        assert(node.replica !== null, `replica ${index} is already down`);
+        node.storage.crash();
+        node.replica = null;
+        node.pool = null;
+        node.health = Health.down;
+        node.until_tick = this.time.ticks + down_ticks;
+        this.network.replica_detach(index);
+        this.packets.node_hold(index, 0);
+    }
+
+    async restart(index: number): Promise<void> {
+        const node = this.nodes[index]!;
+        assert(node.health === Health.down && node.replica === null);
+        await this.replica_open(node);
+    }
+
+    /** Neither the replica nor its disk run for `ticks`; packets to it wait. */
+    pause(index: number, ticks: number): void {
+        const node = this.nodes[index]!;
+        assert(node.running && ticks > 0);
+        node.health = Health.paused;
+        node.until_tick = this.time.ticks + ticks;
+        this.packets.node_hold(index, node.until_tick);
+    }
+
+    resume(index: number): void {
+        const node = this.nodes[index]!;
+        assert(node.health === Health.paused);
+        node.health = Health.up;
+        this.packets.node_hold(index, 0);
+    }
+
+    /** Replicas down or paused. */
+    get replicas_unavailable(): number {
+        return this.nodes.reduce((sum, node) => sum + (node.health === Health.up ? 0 : 1), 0);
+    }
+
+    /** One 10 ms tick of everything, in a fixed order; throws a Violation. */
+    tick(): void {
+        this.time.ticks += 1;
+        this.network.ticks = this.time.ticks;
+        for (const node of this.nodes) {
+            if (node.health === Health.paused && node.until_tick <= this.time.ticks) {
+                this.resume(node.index);
+            }
+            if (node.running) this.guarded(node, 'a storage completion', () => node.storage.tick());
+        }
+        this.packets.tick(this.network);
+        for (const node of this.nodes) {
+            if (node.running) this.guarded(node, 'tick', () => node.replica!.tick());
+        }
+        for (const client of this.clients) client.tick();
+        for (const node of this.nodes) {
+            if (node.running) this.observe(node);
+        }
+    }
+
+    /** Runs replica code, turning what it throws into a Violation that names the replica. */
+    private guarded(node: ReplicaNode, what: string, run: () => unknown): void {
+        try {
+            run();
+        } catch (error) {
+            if (error instanceof Violation) throw error;
+            const replica = node.replica;
+            throw new Violation(ViolationKind.assertion, replica === null ? -1 : replica.op,
+                node.index, `replica ${node.index}` + (replica === null ? '' : ` (op ` +
+                    `${replica.op}, commit_min ${replica.commit_min}, view ${replica.view})`) +
+                ` threw in ${what}: ${error_text(error)}`, error);
+        }
+    }
+
+    /**
+     * Replicas whose disk holds op `op` as the prepare with header checksum `checksum`: in both
+     * WAL rings (what the medium holds, crashed or not: writes are durable as they complete), or
+     * under a durable checkpoint at or past it (its slot may hold a newer op by then).
+     */
+    op_holders(op: number, checksum: bigint): number {
+        assert(op >= 1);
+        let holders = 0;
+        for (const node of this.nodes) {
+            if (node.checkpoint_checked >= op) {
+                holders += 1;
+                continue;
+            }
+            const slot = op % this.config.slot_count;
+            const header = node.storage.peek(Zone.wal_headers, slot * header_size, header_size);
+            const prepare = node.storage.peek(Zone.wal_prepares,
+                slot * this.config.message_size_max, header_size);
+            if (bytes_le_bigint(header, 0, 16) === checksum &&
+                bytes_le_bigint(prepare, 0, 16) === checksum) holders += 1;
+        }
+        assert(holders <= this.nodes.length);
+        return holders;
+    }
+
+    /** The checkers' look at one replica after the tick. */
+    private observe(node: ReplicaNode): void {
+        const replica = node.replica!;
+        if (replica.status === Status.failed) {
+            throw new Violation(ViolationKind.replica_failed, replica.commit_min, node.index,
+                `replica ${node.index} failed to recover: ${replica.failure?.message}`);
+        }
+        node.commit_checked = this.commits.observe(node.index, replica.journal,
+            node.commit_checked, replica.commit_min);
+        replica.superblock.vsr_state_read(this.vsr_state);
+        if (this.vsr_state.checkpoint_op !== node.checkpoint_checked) {
+            node.checkpoint_checked = this.vsr_state.checkpoint_op;
+            this.checkpoints.observe(node.index, this.vsr_state);
+        }
+    }
+}

@@ -1,0 +1,460 @@
+// The cluster simulator's run (internals.md §17, after TigerBeetle's VOPR; `ringledger simulate`
+// and test/cluster_simulator.test.ts). A seed draws the run's shape (swarm testing: replica and
+// client counts, WAL size, network and disk behaviour, which faults are on and how often), then:
+//
+// 1. Fault phase (`ticks`): clients register and run the ledger workload while replicas crash,
+//    restart and pause within what the cluster tolerates, connections reset, and the network
+//    delays, loses, replays, clogs and partitions.
+// 2. Liveness phase: the network heals for good, faults stop, every replica that is down
+//    restarts (after a power loss of the whole cluster, on some seeds) and every paused one
+//    resumes; no new requests. Within `liveness_ticks_max` every request still outstanding must
+//    be answered and every replica must be serving at the same commit.
+// 3. The committed log, re-executed on the reference model, must give exactly the replies the
+//    clients accepted.
+//
+// All along, the checkers of cluster_checkers.ts watch every tick, and whatever replica or
+// client code throws is a violation. The same seed gives the same run, and the same digest.
+import assert from 'node:assert/strict';
+
+import { Prng } from '../prng';
+import { Status, quorum_replication, quorum_view_change } from '../vsr/replica';
+import { Cluster, Health } from './cluster';
+import type { ClusterOptions, ReplicaFactory } from './cluster';
+import {
+    DigestTag, Violation, ViolationKind, bytes_digest_value, ledger_check,
+} from './cluster_checkers';
+import type { CheckpointCheckMode } from './cluster_checkers';
+import { multi_batch_split, request_body, request_create_events, request_next, result_size }
+    from './ledger_requests';
+import type { WorkloadRequest } from './ledger_requests';
+import { LedgerWorkload } from './ledger_workload';
+import { partition_mode_count } from './packet_simulator';
+
+export const replica_count_max = 6;
+export const ticks_default = 20_000;
+export const liveness_ticks_max_default = 20_000;
+/** The cluster id every simulated replica and client uses. */
+export const cluster_simulated = 7n;
+const ledger_simulated = { accounts_max: 4096, transfers_max: 16_384 };
+/** Room left below each capacity limit: one request adds at most 3 batches of 20 events. */
+const capacity_margin_events = 64;
+const workload_events_max = 20;
+const million = 1_000_000;
+
+export interface SimulationOptions {
+    seed: number;
+    /** 1 .. 6; drawn from the seed when absent. */
+    replica_count?: number;
+    /** Ticks of the fault phase. */
+    ticks?: number;
+    liveness_ticks_max?: number;
+    checkpoint_check?: CheckpointCheckMode;
+    /** Parameters to pin instead of drawing them (tests). */
+    swarm?: Partial<Swarm>;
+    /** Replica log lines (none when absent). */
+    log?: (line: string) => void;
+}
+
+/** The shape of one run, drawn from its seed. */
+export interface Swarm {
+    replica_count: number;
+    clients_max: number;
+    client_count: number;
+    slot_count: number;
+    storage_latency_ticks_max: number;
+    network: ClusterOptions['network'];
+    /** Chance per tick that an idle client sends its next request. */
+    submit_percent: number;
+    /** Per tick, parts per million: a replica crashes / may restart / pauses / a reset. */
+    crash_per_million: number;
+    restart_per_million: number;
+    pause_per_million: number;
+    reset_per_million: number;
+    down_ticks_min: number;
+    pause_ticks_max: number;
+    /** Crashes each replica may suffer (its arena holds that many reopenings). */
+    restarts_max: number;
+    /** The liveness phase starts with every replica crashing at once. */
+    power_loss: boolean;
+}
+
+/** Replicas that may be down or paused at once (internals.md §9: replica_count - Q_vc). */
+export function replicas_down_max(replica_count: number): number {
+    // A cluster of one or two tolerates no failure and stays safe through any: one replica at a
+    // time may crash there (the cluster waits for it), or crash recovery goes untested.
+    return Math.max(1, replica_count - quorum_view_change(replica_count));
+}
+
+/**
+ * A 32-bit PRNG seed for one of a run's streams (0: its shape, 1: everything else), from all of
+ * a seed's bits (the PRNG itself keeps only the low 32).
+ */
+export function seed_stream(seed: number, stream: number): number {
+    assert(Number.isSafeInteger(seed) && seed >= 0);
+    assert(Number.isInteger(stream) && stream >= 0);
+    const low = seed % 2 ** 32;
+    const high = Math.floor(seed / 2 ** 32);
+    return (low ^ Math.imul(high, 0x9e3779b1) ^ Math.imul(stream, 0x85ebca6b)) >>> 0;
+}
+
+export function swarm_draw(seed: number, replica_count?: number): Swarm {
+    const prng = new Prng(seed_stream(seed, 0));
+    const replicas = replica_count ?? 1 + prng.int(replica_count_max);
+    assert(replicas >= 1 && replicas <= replica_count_max);
+    const clients_max = 4 + prng.int(5);
+    // Sometimes more clients than sessions, so that registering evicts.
+    const client_count = prng.chance(1, 5) ? clients_max + 1 + prng.int(2)
+        : 1 + prng.int(clients_max);
+    const on = (): boolean => prng.chance(3, 4);
+    return {
+        replica_count: replicas, clients_max, client_count,
+        slot_count: prng.pick([32, 64, 128, 256]),
+        storage_latency_ticks_max: 1 + prng.int(4),
+        network: network_draw(prng, on),
+        submit_percent: 5 + prng.int(56),
+        crash_per_million: on() ? 20 + prng.int(400) : 0,
+        restart_per_million: 5_000 + prng.int(50_000),
+        pause_per_million: on() ? 50 + prng.int(500) : 0,
+        reset_per_million: on() ? 50 + prng.int(1000) : 0,
+        down_ticks_min: 10 + prng.int(500),
+        pause_ticks_max: 10 + prng.int(300),
+        restarts_max: 12,
+        power_loss: prng.chance(1, 4),
+    };
+}
+
+function network_draw(prng: Prng, on: () => boolean): ClusterOptions['network'] {
+    return {
+        one_way_delay_min_ticks: 1 + prng.int(3),
+        one_way_delay_mean_ticks: prng.int(11),
+        packet_loss_percent: on() ? prng.int(16) : 0,
+        packet_replay_percent: on() ? prng.int(21) : 0,
+        path_capacity_packets: 2 + prng.int(19),
+        path_clog_per_million: on() ? 1_000 + prng.int(20_000) : 0,
+        path_clog_duration_mean_ticks: 10 + prng.int(300),
+        partition_mode: prng.int(partition_mode_count),
+        partition_symmetric: prng.chance(1, 2),
+        partition_per_million: on() ? 1_000 + prng.int(10_000) : 0,
+        unpartition_per_million: 10_000 + prng.int(90_000),
+        partition_stability_ticks: 50 + prng.int(500),
+        unpartition_stability_ticks: 100 + prng.int(1000),
+    };
+}
+
+export interface SimulationSummary {
+    seed: number;
+    swarm: Swarm;
+    ticks: number;
+    ticks_liveness: number;
+    ops_committed: number;
+    requests_committed: number;
+    replies: number;
+    evicted_clients: number;
+    crashes: number;
+    restarts: number;
+    pauses: number;
+    connection_resets: number;
+    partitions: number;
+    clogs: number;
+    packets_sent: number;
+    packets_dropped: number;
+    packets_duplicated: number;
+    checkpoints: number;
+    checkpoint_check: CheckpointCheckMode;
+    checkpoint_mismatches: readonly string[];
+    checksum: string;
+    violation: Violation | null;
+}
+
+/** Runs one seed; a violation is in the summary, never thrown. */
+export async function simulate(options: SimulationOptions,
+    factory: ReplicaFactory): Promise<SimulationSummary> {
+    assert(Number.isSafeInteger(options.seed) && options.seed >= 0);
+    const swarm = { ...swarm_draw(options.seed, options.replica_count), ...options.swarm };
+    const run = new SimulationRun(options, swarm);
+    let violation: Violation | null = null;
+    try {
+        await run.setup(factory);
+        await run.fault_phase(options.ticks ?? ticks_default);
+        await run.liveness_phase(options.liveness_ticks_max ?? liveness_ticks_max_default);
+        run.final_check();
+    } catch (error) {
+        violation = error instanceof Violation ? error : new Violation(ViolationKind.assertion,
+            -1, -1, `the simulator threw: ${(error as Error).stack ?? String(error)}`, error);
+        violation.tick = run.cluster === null ? 0 : run.cluster.time.ticks;
+    }
+    return run.summary(violation);
+}
+
+class SimulationRun {
+    readonly options: SimulationOptions;
+    readonly swarm: Swarm;
+    readonly prng: Prng;
+    readonly workload: LedgerWorkload;
+    cluster: Cluster | null = null;
+    /** Per client: the workload requests it sent, by request number - 1. */
+    private readonly requests: WorkloadRequest[][] = [];
+    /** Per client: exchanges already handed to the workload and the digest. */
+    private readonly observed: number[] = [];
+    private readonly register_tick: number[] = [];
+    private accounts_issued = 0;
+    private transfers_issued = 0;
+    private workload_exhausted = false;
+    private issuing = true;
+    crashes = 0;
+    restarts = 0;
+    pauses = 0;
+    connection_resets = 0;
+    ticks_liveness = 0;
+
+    constructor(options: SimulationOptions, swarm: Swarm) {
+        this.options = options;
+        this.swarm = swarm;
+        this.prng = new Prng(seed_stream(options.seed, 1));
+        this.workload = new LedgerWorkload(this.prng.u32(), workload_events_max);
+    }
+
+    async setup(factory: ReplicaFactory): Promise<void> {
+        const swarm = this.swarm;
+        const nodes = swarm.replica_count + swarm.client_count;
+        const paths = nodes * nodes;
+        this.cluster = await Cluster.create({
+            seed: this.prng.u32(), cluster: cluster_simulated,
+            replica_count: swarm.replica_count, client_count: swarm.client_count,
+            storage: {
+                slot_count: swarm.slot_count, message_size_max: 16 * 1024,
+                clients_max: swarm.clients_max, block_size: 4096, grid_block_count: 8,
+            },
+            ledger: ledger_simulated, storage_latency_ticks_max: swarm.storage_latency_ticks_max,
+            pool_messages: Math.max(160, 2 * swarm.clients_max + 64),
+            opens_max: swarm.restarts_max + 3, network: swarm.network,
+            packets_max: Math.min(1024, paths * swarm.network.path_capacity_packets),
+            client_ping_ticks: 3000,
+            checkpoint_check: this.options.checkpoint_check ?? { enabled: true, reason: '' },
+            factory, log: this.options.log,
+        });
+        for (let client = 0; client < swarm.client_count; client++) {
+            this.requests.push([]);
+            this.observed.push(0);
+            this.register_tick.push(1 + this.prng.int(200));
+        }
+    }
+
+    async fault_phase(ticks: number): Promise<void> {
+        assert(Number.isInteger(ticks) && ticks >= 0);
+        const cluster = this.cluster!;
+        for (let tick = 0; tick < ticks; tick++) {
+            await this.faults_inject(cluster);
+            this.workload_tick(cluster);
+            cluster.tick();
+            this.exchanges_observe(cluster);
+        }
+    }
+
+    async liveness_phase(ticks_max: number): Promise<void> {
+        const cluster = this.cluster!;
+        this.issuing = false;
+        cluster.packets.heal();
+        if (this.swarm.power_loss) {
+            for (const node of cluster.nodes) {
+                if (node.replica !== null) this.crash(cluster, node.index, 0);
+            }
+        }
+        for (const node of cluster.nodes) {
+            if (node.health === Health.paused) cluster.resume(node.index);
+            if (node.health === Health.down) await this.restart(cluster, node.index);
+        }
+        for (let tick = 0; tick < ticks_max; tick++) {
+            if (this.converged(cluster)) return;
+            this.workload_tick(cluster); // Registrations still due; no new requests.
+            cluster.tick();
+            this.exchanges_observe(cluster);
+            this.ticks_liveness += 1;
+        }
+        if (this.converged(cluster)) return;
+        throw new Violation(ViolationKind.liveness, cluster.commits.op_max, -1,
+            `not converged ${ticks_max} ticks after the network healed and every replica ` +
+            `restarted: ${this.liveness_report(cluster)}`);
+    }
+
+    final_check(): void {
+        const cluster = this.cluster!;
+        ledger_check(cluster.commits.canonical, cluster.clients);
+    }
+
+    /** Every client answered (or evicted), every replica serving at the same commit. */
+    private converged(cluster: Cluster): boolean {
+        for (const client of cluster.clients) {
+            if (client.evicted !== 0) continue;
+            if (client.session === 0n || client.outstanding > 0) return false;
+        }
+        const commit = cluster.nodes[0]!.replica?.commit_min ?? -1;
+        for (const node of cluster.nodes) {
+            const replica = node.replica;
+            if (!node.running || replica === null || replica.status !== Status.normal) return false;
+            if (replica.commit_min !== commit) return false;
+        }
+        return commit >= cluster.commits.op_max;
+    }
+
+    private liveness_report(cluster: Cluster): string {
+        const waiting: string[] = [];
+        for (const client of cluster.clients) {
+            if (client.evicted !== 0) continue;
+            if (client.session === 0n) waiting.push(`client ${client.index} is not registered`);
+            else if (client.outstanding > 0) {
+                waiting.push(`client ${client.index} waits for request ${client.request_number} ` +
+                    `(${client.outstanding} outstanding, ${client.retransmits} retransmits, ` +
+                    `view ${client.view})`);
+            }
+        }
+        const commit_max = Math.max(...cluster.nodes.map((node) => node.replica?.commit_min ?? 0));
+        const slots = cluster.config.slot_count;
+        const replicas = cluster.nodes.map((node) => {
+            const replica = node.replica;
+            if (replica === null) return `replica ${node.index} down`;
+            const status = Object.entries(Status).find(([, code]) => code === replica.status);
+            const behind = commit_max - replica.commit_min;
+            // A replica further behind than a WAL holds can only catch up by state sync.
+            const lag = behind === 0 ? '' : behind >= slots ? ` (${behind} behind: beyond the ` +
+                `${slots}-slot WAL, needs state sync)` : ` (${behind} behind, within the WAL)`;
+            return `replica ${node.index} ${status?.[0] ?? replica.status} view ` +
+                `${replica.view} op ${replica.op} commit_min ${replica.commit_min}${lag} pool ` +
+                `${node.pool!.used}/${node.pool!.count}`;
+        });
+        const network = cluster.network.stats;
+        const packets = cluster.packets.stats;
+        const counters = `network: ${cluster.packets.packets_in_flight} in flight, dropped ` +
+            `${packets.dropped_capacity} full path, ${network.dropped_pool_empty} receiver ` +
+            `pool empty, ${network.dropped_down} receiver down, ${network.sends_unconnected} ` +
+            `over a closed connection`;
+        return [...waiting, ...replicas, counters].join('; ');
+    }
+
+    private async faults_inject(cluster: Cluster): Promise<void> {
+        const swarm = this.swarm;
+        const ticks = cluster.time.ticks;
+        for (const node of cluster.nodes) {
+            if (node.health !== Health.down || ticks < node.until_tick) continue;
+            if (this.prng.int(million) < swarm.restart_per_million) {
+                await this.restart(cluster, node.index);
+            }
+        }
+        const index = this.prng.int(swarm.replica_count);
+        const node = cluster.nodes[index]!;
+        const room = cluster.replicas_unavailable < replicas_down_max(swarm.replica_count);
+        if (this.prng.int(million) < swarm.crash_per_million && room && node.replica !== null &&
+            node.opens + 2 <= cluster.options.opens_max) {
+            this.crash(cluster, index, swarm.down_ticks_min);
+        } else if (this.prng.int(million) < swarm.pause_per_million && room && node.running) {
+            cluster.pause(index, 1 + this.prng.int(swarm.pause_ticks_max));
+            this.pauses += 1;
+        }
+        if (this.prng.int(million) < swarm.reset_per_million) {
+            cluster.network.connection_reset(index, this.prng.int(swarm.client_count));
+            this.connection_resets += 1;
+        }
+    }
+
+    private crash(cluster: Cluster, index: number, down_ticks: number): void {
+        cluster.crash(index, down_ticks);
+        this.crashes += 1;
+    }
+
+    private async restart(cluster: Cluster, index: number): Promise<void> {
+        await cluster.restart(index);
+        this.restarts += 1;
+    }
+
+    /** Registrations when due; while issuing, idle clients send their next request. */
+    private workload_tick(cluster: Cluster): void {
+        const ticks = cluster.time.ticks;
+        for (const client of cluster.clients) {
+            if (client.evicted !== 0) continue;
+            if (client.request_number === 0 && client.inflight === null && client.session === 0n) {
+                if (ticks >= this.register_tick[client.index]!) client.register();
+                continue;
+            }
+            if (!this.issuing || this.workload_exhausted || client.session === 0n) continue;
+            if (!client.idle || this.prng.int(100) >= this.swarm.submit_percent) continue;
+            const request = request_next(this.workload);
+            const events = request_create_events(request);
+            if (this.accounts_issued + events.accounts + capacity_margin_events >
+                ledger_simulated.accounts_max || this.transfers_issued + events.transfers +
+                capacity_margin_events > ledger_simulated.transfers_max) {
+                // The ledger's capacity is the test's, not the run's: stop before reaching it.
+                this.workload_exhausted = true;
+                continue;
+            }
+            this.accounts_issued += events.accounts;
+            this.transfers_issued += events.transfers;
+            this.requests[client.index]!.push(request);
+            client.submit(request.operation, request_body(request));
+            assert.equal(client.request_number + client.pending.length,
+                this.requests[client.index]!.length);
+        }
+    }
+
+    /** New replies: the workload learns what was created, the digest takes each reply. */
+    private exchanges_observe(cluster: Cluster): void {
+        for (const client of cluster.clients) {
+            const exchanges = client.exchanges;
+            for (let index = this.observed[client.index]!; index < exchanges.length; index++) {
+                const exchange = exchanges[index]!;
+                this.durability_check(cluster, client.index, exchange.op);
+                const reply = client.replies.get(exchange.request)!;
+                cluster.digest.add(DigestTag.reply, client.index * 2 ** 32 + exchange.request,
+                    bytes_digest_value(reply));
+                if (exchange.request === 0) continue;
+                const request = this.requests[client.index]![exchange.request - 1]!;
+                const results = multi_batch_split(exchange.reply_body,
+                    result_size(request.operation));
+                request.batches.forEach((batch, b) => this.workload.observe(batch, results[b]!));
+            }
+            this.observed[client.index] = exchanges.length;
+        }
+    }
+
+    /** A reply's op is on the disks of a replication quorum by the time the client has it. */
+    private durability_check(cluster: Cluster, client: number, op: number): void {
+        const entry = cluster.commits.canonical[op];
+        // Not seen committed yet: ledger_check names it at the end.
+        if (entry === undefined) return;
+        const holders = cluster.op_holders(op, entry.checksum);
+        const quorum = quorum_replication(this.swarm.replica_count);
+        if (holders >= quorum) return;
+        throw new Violation(ViolationKind.durability, op, entry.replica, `client ${client} ` +
+            `accepted the reply for op ${op} while ${holders} replica(s)' disks hold it ` +
+            `(quorum_replication is ${quorum})`);
+    }
+
+    summary(violation: Violation | null): SimulationSummary {
+        const cluster = this.cluster;
+        const packets = cluster?.packets.stats;
+        const network = cluster?.network.stats;
+        const log = cluster?.commits.canonical ?? [];
+        let requests_committed = 0;
+        for (const entry of log) {
+            if (entry !== undefined && entry.operation >= 128) requests_committed += 1;
+        }
+        return {
+            seed: this.options.seed, swarm: this.swarm, ticks: cluster?.time.ticks ?? 0,
+            ticks_liveness: this.ticks_liveness, ops_committed: Math.max(0, log.length - 1),
+            requests_committed,
+            replies: cluster?.clients.reduce((sum, c) => sum + c.exchanges.length, 0) ?? 0,
+            evicted_clients: cluster?.clients.filter((c) => c.evicted !== 0).length ?? 0,
+            crashes: this.crashes, restarts: this.restarts, pauses: this.pauses,
+            connection_resets: this.connection_resets, partitions: packets?.partitions ?? 0,
+            clogs: packets?.clogs ?? 0, packets_sent: packets?.submitted ?? 0,
+            packets_dropped: (packets?.dropped ?? 0) + (network?.dropped_down ?? 0) +
+                (network?.dropped_pool_empty ?? 0),
+            packets_duplicated: packets?.replayed ?? 0,
+            // Checkpoint 0 is the format's.
+            checkpoints: Math.max(0, (cluster?.checkpoints.ids.size ?? 0) - 1),
+            checkpoint_check: cluster?.checkpoints.mode ?? { enabled: true, reason: '' },
+            checkpoint_mismatches: cluster?.checkpoints.mismatches ?? [],
+            checksum: cluster?.digest.hex ?? '',
+            violation,
+        };
+    }
+}
