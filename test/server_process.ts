@@ -82,7 +82,9 @@ export class ServerProcess {
     /** As `start`, with `--addresses` as given (a host name, an [IPv6]:port, ...). */
     static async start_addresses(file: string, addresses: string, extra: string[] = [],
         descriptors_max = 0): Promise<ServerProcess> {
-        const port = Number(addresses.slice(addresses.lastIndexOf(':') + 1));
+        // A cluster's list: the port of the first address (only for tests that use one).
+        const first = addresses.split(',')[0]!;
+        const port = Number(first.slice(first.lastIndexOf(':') + 1));
         const args = [cli_main, 'start', `--addresses=${addresses}`, ...extra, file];
         const child = children_track(descriptors_max === 0 ?
             child_process.spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] }) :
@@ -112,13 +114,13 @@ export class ServerProcess {
 }
 
 /** Runs a script of the official client against a port; resolves with its output and code. */
-export function official_client_run(script: string, port: number, timeout_ms: number):
-    Promise<{ code: number | null; output: string }> {
+export function official_client_run(script: string, port: number, timeout_ms: number,
+    addresses = String(port)): Promise<{ code: number | null; output: string }> {
     const client_dir = path.join(root, 'node_modules', 'tigerbeetle-node', 'dist');
     return new Promise((resolve) => {
         const child = children_track(child_process.spawn(process.execPath,
             [path.join(client_dir, script)], {
-                env: { ...process.env, TB_ADDRESS: String(port) },
+                env: { ...process.env, TB_ADDRESS: addresses },
                 stdio: ['ignore', 'pipe', 'pipe'],
             }));
         let output = '';
@@ -138,10 +140,11 @@ export function official_client_run(script: string, port: number, timeout_ms: nu
  * Starts test/official_load.ts (the official client under load) as a child process. The load
  * stops at duration_ms or at transfers_max transfers, whichever comes first.
  */
-export function load_start(port: number, duration_ms: number, base: number, transfers_max: number):
+export function load_start(port: number, duration_ms: number, base: number, transfers_max: number,
+    addresses = String(port)):
     { done: Promise<{ code: number | null; output: string }>; child: child_process.ChildProcess } {
     const child = children_track(child_process.spawn(process.execPath,
-        [path.join(root, 'dist', 'test', 'official_load.js'), String(port), String(duration_ms),
+        [path.join(root, 'dist', 'test', 'official_load.js'), addresses, String(duration_ms),
             String(base), String(transfers_max)], { stdio: ['ignore', 'pipe', 'pipe'] }));
     let output = '';
     child.stdout!.setEncoding('utf8');

@@ -296,8 +296,10 @@ async function server_parts_locked(options: ServerOptions,
     arena.seal();
     replica.open();
     await storage_run_until(storage, () =>
-        replica.status === Status.normal || replica.status === Status.failed);
-    if (replica.status !== Status.normal) throw replica.failure!;
+        replica.status >= Status.normal);
+    // Open is done: serving (normal), or in a cluster also joining a view change or waiting
+    // for the primary's view (recovering_head); or it failed, saying why.
+    if (replica.status === Status.failed) throw replica.failure!;
     const cluster = bytes_le_bigint(superblock.cluster_bytes(), 0, 16);
     // The bus dials every other replica (options.addresses, resolved by the caller).
     const bus = new MessageBus({
