@@ -56,6 +56,8 @@ export interface ClusterReplica {
     on_message(connection: number, message: number): void;
     on_close(connection: number): void;
     network_attach(network: ReplicaNetwork): void;
+    /** One line of protocol state for reports. */
+    describe(): string;
 }
 
 export interface ReplicaFactoryOptions {

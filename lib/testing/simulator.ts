@@ -320,7 +320,7 @@ class SimulationRun {
                 `${slots}-slot WAL, needs state sync)` : ` (${behind} behind, within the WAL)`;
             return `replica ${node.index} ${status?.[0] ?? replica.status} view ` +
                 `${replica.view} op ${replica.op} commit_min ${replica.commit_min}${lag} pool ` +
-                `${node.pool!.used}/${node.pool!.count}`;
+                `${node.pool!.used}/${node.pool!.count} [${replica.describe()}]`;
         });
         const network = cluster.network.stats;
         const packets = cluster.packets.stats;

@@ -1030,13 +1030,16 @@ export class Replica implements StorageCompletionTarget {
     private on_peer_message(message: number): void {
         const header = this.peer_view.attach(this.pool.bytes, this.pool.offset(message));
         const from = header.replica;
-        if (this.solo || from >= this.replica_count || from === this.replica) {
+        // A prepare names its author (the primary that made it), not its sender: a repair
+        // answer or retransmission may carry our own index, or anyone's.
+        const authored = header.command === Command.prepare;
+        if (this.solo || from >= this.replica_count || (from === this.replica && !authored)) {
             this.stats.messages_ignored += 1;
             return;
         }
         // Startup (the log is not yet ours to speak for) and a failed open hear nobody.
         if (this.status < Status.normal || this.status === Status.failed) return;
-        if (header.view === this.view) this.heard_tick[from] = this.ticks;
+        if (header.view === this.view && !authored) this.heard_tick[from] = this.ticks;
         switch (header.command) {
             case Command.ping: return this.on_ping(header);
             case Command.pong: return; // Clock samples come with cluster time (docs/vsr.md §9).
@@ -1053,6 +1056,19 @@ export class Replica implements StorageCompletionTarget {
             default:
                 this.stats.messages_ignored += 1;
         }
+    }
+
+    /** One line of the replica's protocol state, for logs and the simulator's reports. */
+    describe(): string {
+        return `view ${this.view}/${this.log_view} (durable ${this.view_durable}/` +
+            `${this.log_view_durable}) op ${this.op} written ${this.op_written} commit ` +
+            `${this.commit_min}/${this.commit_max} repair ${this.repair_op_max} from ` +
+            `${this.repair_source} pipeline ${this.pipeline.prepare_count}+` +
+            `${this.pipeline.request_count} loaded ${this.pipeline_op_loaded} clean ` +
+            `${this.log_clean ? 1 : 0} superblock ${this.superblock_updating ? 1 : 0} timeouts ` +
+            this.timeouts.map((timeout) => timeout.ticking ? `${timeout.name}:` +
+                `${timeout.ticks}/${timeout.period_ticks}` : '').filter((text) => text !== '')
+                .join(',');
     }
 
     /** The primary of a view: no election, a rotation (docs/vsr.md §5). */
@@ -1380,6 +1396,7 @@ export class Replica implements StorageCompletionTarget {
         this.start_view_pending_release();
         this.view = view_new;
         this.status = Status.view_change;
+        this.cache_trim();
         this.dvc_votes = 0;
         this.view_change_adopting = false;
         this.repair_reset();
@@ -1672,6 +1689,7 @@ export class Replica implements StorageCompletionTarget {
         if (this.status === Status.normal && this.is_primary) this.pipeline_clear();
         this.view = view;
         this.status = Status.normal;
+        this.cache_trim();
         this.log_clean = true;
         this.view_change_adopting = false;
         this.dvc_votes = 0;
@@ -1785,13 +1803,13 @@ export class Replica implements StorageCompletionTarget {
         assert(this.journal.writes_in_flight === 0 && !this.commit_reading);
         this.log(`replica ${this.replica}: view ${this.view}: log cut from op ${this.op} back ` +
             `to ${anchor} (ops above were not in the view's log)`);
-        for (let op = anchor + 1; op <= this.op; op++) this.cache_release(op);
         this.write_states.fill(write_none);
         this.write_attempts.fill(0);
         this.write_retry = false;
         this.op = anchor;
         if (this.op_written > anchor) this.op_written = anchor;
         if (this.op_writing > anchor) this.op_writing = anchor;
+        this.cache_trim();
         this.head_from_log();
     }
 
@@ -2191,6 +2209,19 @@ export class Replica implements StorageCompletionTarget {
         this.pool.ref(message);
         this.cache_messages[entry] = message;
         this.cache_ops[entry] = op;
+    }
+
+    /**
+     * Drops cached prepares above our head (a repair's early answers): after a view change or a
+     * truncation they may belong to a log that is no longer ours. Writes in flight are at or
+     * below the head, so none of these is being written.
+     */
+    private cache_trim(): void {
+        assert(this.op_writing <= this.op);
+        for (let entry = 0; entry < cache_size; entry++) {
+            const op = this.cache_ops[entry]!;
+            if (op > this.op) this.cache_release(op);
+        }
     }
 
     private cache_get(op: number): number {
