@@ -146,6 +146,11 @@ export function summary_lines(summary: SimulationSummary): string[] {
         `${summary.packets_duplicated} duplicated` +
         (swarm.power_loss ? '; power loss before the liveness phase' : ''),
     ];
+    if (summary.behind_wal > 0) {
+        lines.push(`  ${summary.behind_wal} replica(s) left further behind than the ` +
+            `${swarm.slot_count}-slot WAL reaches: they need state sync (not yet built), the ` +
+            'others converged without them');
+    }
     if (!summary.checkpoint_check.enabled) {
         lines.push(`  checkpoint_id check off (${summary.checkpoint_check.reason}): ` +
             `${summary.checkpoint_mismatches.length === 0 ? 'no disagreement seen' :

@@ -146,6 +146,8 @@ export interface SimulationSummary {
     swarm: Swarm;
     ticks: number;
     ticks_liveness: number;
+    /** Replicas that converged only because they were excused: beyond the WAL (state sync). */
+    behind_wal: number;
     ops_committed: number;
     requests_committed: number;
     replies: number;
@@ -206,6 +208,8 @@ class SimulationRun {
     pauses = 0;
     connection_resets = 0;
     ticks_liveness = 0;
+    /** Replicas left beyond the WAL's reach when the run converged (they need state sync). */
+    behind_wal = 0;
 
     constructor(options: SimulationOptions, swarm: Swarm) {
         this.options = options;
@@ -282,18 +286,34 @@ class SimulationRun {
         ledger_check(cluster.commits.canonical, cluster.clients);
     }
 
-    /** Every client answered (or evicted), every replica serving at the same commit. */
+    /**
+     * Every client answered (or evicted), every replica serving at the same commit. Except a
+     * replica left further behind than the WAL reaches: only state sync (docs/vsr.md §8, not yet
+     * built) brings it back, so it is counted and reported (behind_wal), not waited for, as
+     * long as a replication quorum converged without it.
+     */
     private converged(cluster: Cluster): boolean {
         for (const client of cluster.clients) {
             if (client.evicted !== 0) continue;
             if (client.session === 0n || client.outstanding > 0) return false;
         }
-        const commit = cluster.nodes[0]!.replica?.commit_min ?? -1;
+        let commit = -1;
         for (const node of cluster.nodes) {
             const replica = node.replica;
             if (!node.running || replica === null || replica.status !== Status.normal) return false;
-            if (replica.commit_min !== commit) return false;
+            commit = Math.max(commit, replica.commit_min);
         }
+        let converged = 0;
+        this.behind_wal = 0;
+        for (const node of cluster.nodes) {
+            const behind = commit - node.replica!.commit_min;
+            if (behind === 0) converged += 1;
+            else if (behind >= cluster.config.slot_count) this.behind_wal += 1;
+            else return false;
+        }
+        // The cluster answers with a replication quorum; with Q_rep < Q_vc (4 or more replicas)
+        // the others may fall behind the WAL under load, exactly as with TigerBeetle.
+        if (converged < quorum_replication(cluster.nodes.length)) return false;
         return commit >= cluster.commits.op_max;
     }
 
@@ -439,7 +459,7 @@ class SimulationRun {
         }
         return {
             seed: this.options.seed, swarm: this.swarm, ticks: cluster?.time.ticks ?? 0,
-            ticks_liveness: this.ticks_liveness, ops_committed: Math.max(0, log.length - 1),
+            ticks_liveness: this.ticks_liveness, behind_wal: this.behind_wal, ops_committed: Math.max(0, log.length - 1),
             requests_committed,
             replies: cluster?.clients.reduce((sum, c) => sum + c.exchanges.length, 0) ?? 0,
             evicted_clients: cluster?.clients.filter((c) => c.evicted !== 0).length ?? 0,

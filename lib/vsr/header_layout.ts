@@ -191,8 +191,11 @@ const commit_fields = [
     ['reserved', 56, 'reserved'],
 ] as const satisfies FieldList;
 
+// start_view_change: a vote to move to `view`. `votes` gossips the votes for that view the
+// sender has seen (bit r: replica r), so that a quorum seen by any replica reaches all of them.
 const start_view_change_fields = [
-    ['reserved', 128, 'reserved'],
+    ['votes', 1, 'u8'],
+    ['reserved', 127, 'reserved'],
 ] as const satisfies FieldList;
 
 // do_view_change: the body is the log suffix as whole 256-byte headers, newest first; bit i of the

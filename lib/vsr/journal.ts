@@ -113,7 +113,7 @@ export class Journal implements StorageCompletionTarget {
     /** Ops whose header sector write completed, reported after the journal's state is updated. */
     private readonly report_op: Float64Array;
     private readonly report_result: Int32Array;
-    private reporting = false;
+    private reporting_ = false;
     /** Re-checksum each prepare body before writing it (see verify_bodies_default). */
     verify_bodies = verify_bodies_default;
     /** The highest op in the log after recovery (the head), or -1 before. */
@@ -170,6 +170,9 @@ export class Journal implements StorageCompletionTarget {
     get writes_available(): number {
         return this.phase === Phase.idle ? this.writes_max - this.writes_count : 0;
     }
+
+    /** Completed writes are being reported (their slots already free). */
+    get reporting(): boolean { return this.reporting_; }
 
     /** Prepare writes in flight. */
     get writes_in_flight(): number { return this.writes_count; }
@@ -781,7 +784,7 @@ export class Journal implements StorageCompletionTarget {
     private header_written(sector: number, result: number): void {
         assert(sector >= 0 && sector < this.sector_writing.length);
         assert.equal(this.sector_writing[sector], 1);
-        assert(!this.reporting, 'journal: header completion while reporting');
+        assert(!this.reporting_, 'journal: header completion while reporting');
         this.sector_writing[sector] = 0;
         this.sector_writes_in_flight -= 1;
         assert(this.sector_writes_in_flight >= 0);
@@ -808,12 +811,12 @@ export class Journal implements StorageCompletionTarget {
         assert(reports > 0 && reports <= headers_per_sector);
         // Headers that became ready during this write go out now, before anyone is told.
         this.sector_flush(sector);
-        this.reporting = true;
+        this.reporting_ = true;
         for (let index = 0; index < reports; index++) {
             this.listener.journal_prepare_written(this.report_op[index]!,
                 this.report_result[index]!);
         }
-        this.reporting = false;
+        this.reporting_ = false;
     }
 
     private write_release(write: number): void {

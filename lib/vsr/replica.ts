@@ -1358,12 +1358,18 @@ export class Replica implements StorageCompletionTarget {
             this.svc_votes = 0;
         }
         if (view_new === this.svc_view) this.svc_votes |= 1 << this.replica;
-        const message = this.message_new(Command.start_view_change, header_size);
-        if (message !== -1) {
-            this.build_view.view = view_new;
-            this.seal_broadcast(message);
-        }
+        this.svc_broadcast(view_new);
         this.svc_check();
+    }
+
+    /** Broadcasts our vote for `view_new` with every vote for it we have seen. */
+    private svc_broadcast(view_new: number): void {
+        assert(view_new === this.svc_view && (this.svc_votes & (1 << this.replica)) !== 0);
+        const message = this.message_new(Command.start_view_change, header_size);
+        if (message === -1) return;
+        this.build_view.view = view_new;
+        this.build_view.set_u8(offsets.start_view_change.votes, this.svc_votes);
+        this.seal_broadcast(message);
     }
 
     private on_start_view_change(svc: HeaderView): void {
@@ -1373,7 +1379,11 @@ export class Replica implements StorageCompletionTarget {
             this.svc_view = view_new;
             this.svc_votes = 0;
         }
-        if (view_new === this.svc_view) this.svc_votes |= 1 << svc.replica;
+        if (view_new === this.svc_view) {
+            // Votes are genuine (no replica lies): those the sender saw count as seen here.
+            const votes = svc.u8(offsets.start_view_change.votes) & ((1 << this.replica_count) - 1);
+            this.svc_votes |= (1 << svc.replica) | votes;
+        }
         this.svc_check();
     }
 
@@ -1404,14 +1414,14 @@ export class Replica implements StorageCompletionTarget {
             this.svc_view = view_new;
             this.svc_votes = 0;
         }
-        this.svc_votes |= 1 << this.replica;
+        // Our vote for this view (unless votes for a later one were seen already).
+        if (this.svc_view === view_new) this.svc_votes |= 1 << this.replica;
         this.timeouts_for_status();
         this.stats_cluster.view_changes += 1;
         this.log(`replica ${this.replica}: view change to view ${view_new} (primary ` +
             `${this.primary_of(view_new)}), log op ${this.op}, commit ${this.commit_min}`);
         this.superblock_view_update();
-        const message = this.message_new(Command.start_view_change, header_size);
-        if (message !== -1) this.seal_broadcast(message);
+        if (this.svc_view === view_new) this.svc_broadcast(view_new);
         this.dvc_send();
         assert.equal(this.status, Status.view_change);
     }
@@ -1550,6 +1560,8 @@ export class Replica implements StorageCompletionTarget {
         assert(this.status === Status.view_change && this.is_primary);
         if ((this.dvc_votes & (1 << this.replica)) === 0) return;
         if (bits_count(this.dvc_votes) < this.quorum_view_change) return;
+        // Adopting may cut our log: not while a write of ours is in flight (a tick retries).
+        if (!this.journal_quiet) return;
         let best = this.replica;
         let commit = this.commit_max;
         for (let replica = 0; replica < this.replica_count; replica++) {
@@ -1666,7 +1678,7 @@ export class Replica implements StorageCompletionTarget {
             return;
         }
         if (view === this.view && this.backup_normal) return this.start_view_extend(sv, op, count);
-        if (this.journal.writes_in_flight > 0) {
+        if (!this.journal_quiet) {
             // A truncation must not race a write of the slots it gives up: wait for them.
             this.start_view_pending_release();
             this.pool.ref(message);
@@ -1683,7 +1695,7 @@ export class Replica implements StorageCompletionTarget {
      * view's, so that no op we hold is ever denied by a log we only partly have.
      */
     private start_view_install(sv: HeaderView): void {
-        assert(this.journal.writes_in_flight === 0);
+        assert(this.journal_quiet);
         const view = sv.view;
         assert(view >= this.view && this.primary_of(view) !== this.replica);
         if (this.status === Status.normal && this.is_primary) this.pipeline_clear();
@@ -1737,7 +1749,7 @@ export class Replica implements StorageCompletionTarget {
 
     /** A start_view that waited for the journal's writes to land. */
     private start_view_pending_resume(): void {
-        if (this.start_view_pending === -1 || this.journal.writes_in_flight > 0) return;
+        if (this.start_view_pending === -1 || !this.journal_quiet) return;
         const message = this.start_view_pending;
         this.start_view_pending = -1;
         const sv = this.peer_view.attach(this.pool.bytes, this.pool.offset(message));
@@ -1781,7 +1793,7 @@ export class Replica implements StorageCompletionTarget {
      * log at its place), so giving it up loses nothing acknowledged to a client.
      */
     private log_anchor_truncate(): void {
-        assert(this.journal.writes_in_flight === 0);
+        assert(this.journal_quiet);
         const committed = this.op_committed_known;
         let anchor = committed;
         const top = Math.min(this.op, this.repair_op_max);
@@ -1800,7 +1812,8 @@ export class Replica implements StorageCompletionTarget {
 
     private log_truncate(anchor: number): void {
         assert(anchor >= this.commit_min && anchor < this.op);
-        assert(this.journal.writes_in_flight === 0 && !this.commit_reading);
+        // A commit read in flight is of an op known committed, which no cut reaches.
+        assert(this.journal_quiet && (!this.commit_reading || anchor > this.commit_min));
         this.log(`replica ${this.replica}: view ${this.view}: log cut from op ${this.op} back ` +
             `to ${anchor} (ops above were not in the view's log)`);
         this.write_states.fill(write_none);
@@ -2075,7 +2088,7 @@ export class Replica implements StorageCompletionTarget {
     /** A committed op we cannot read: the log stops below it and is not clean until repaired. */
     private log_damaged(op: number): void {
         assert(op === this.commit_min + 1);
-        if (this.journal.writes_in_flight > 0) {
+        if (!this.journal_quiet) {
             this.commit_stalled = true; // Retried on a tick, once the writes have landed.
             return;
         }
@@ -2390,13 +2403,26 @@ export class Replica implements StorageCompletionTarget {
             }
         }
         this.pipeline_fill();
+        this.start_view_pending_resume();
+        if (this.status === Status.view_change && this.is_primary && !this.view_change_adopting) {
+            this.view_change_quorum_check();
+        }
+    }
+
+    /**
+     * No journal write in flight or being reported: the log may be cut (a write of a slot we
+     * give up must not land after the cut, nor be reported for an op we no longer hold).
+     */
+    private get journal_quiet(): boolean {
+        return this.journal.writes_in_flight === 0 && !this.journal.reporting;
     }
 
     /** In view_change: our vote and our do_view_change again (either may have been lost). */
     private view_change_resend(): void {
         assert.equal(this.status, Status.view_change);
-        const message = this.message_new(Command.start_view_change, header_size);
-        if (message !== -1) this.seal_broadcast(message);
+        if (this.svc_view >= this.view && (this.svc_votes & (1 << this.replica)) !== 0) {
+            this.svc_broadcast(this.svc_view);
+        }
         if (this.primary_of(this.view) !== this.replica) this.dvc_send();
     }
 
