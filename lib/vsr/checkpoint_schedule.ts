@@ -109,8 +109,20 @@ export interface StateCheckpointer {
      */
     checkpoint_start(op: number, commit_max: number, prepare_checksum: Uint8Array,
         prepare_checksum_offset: number, sessions: Uint8Array, sessions_size: number): void;
-    /** Pre-writes up to `blocks_max` blocks that will not change before the next checkpoint;
-     * returns how many it started. */
+    /**
+     * Op `op` was just executed (the state is exactly the state after it): decides which blocks
+     * that will not change before the next checkpoint are pre-written, and where, and starts
+     * what it can. Called once per executed op, in op order, on every path that executes one
+     * (primary, backup, WAL replay), up to the next checkpoint's op before its checkpoint_start:
+     * then every replica's grid is the same function of the ops, whatever the batching of
+     * commits, a restart, or the order of I/O completions.
+     */
+    trickle_op(op: number): void;
+    /**
+     * Deprecated (trickle_op replaces it): before the first trickle_op, pre-writes up to
+     * `blocks_max` blocks, where I/O timing allows (so the grid differs between replicas);
+     * after it, only starts writes trickle_op queued. Returns how many it started.
+     */
     trickle(blocks_max: number): number;
     /** The superblock is free again after a view change's update: a waiting checkpoint goes on. */
     superblock_resume(): void;

@@ -192,10 +192,12 @@ const commit_fields = [
 ] as const satisfies FieldList;
 
 // start_view_change: a vote to move to `view`. `votes` gossips the votes for that view the
-// sender has seen (bit r: replica r), so that a quorum seen by any replica reaches all of them.
+// sender has seen (bit r: replica r), so that a quorum seen by any replica reaches all of them;
+// `joined` is 1 when the sender already moved to that view (it saw a quorum of votes).
 const start_view_change_fields = [
     ['votes', 1, 'u8'],
-    ['reserved', 127, 'reserved'],
+    ['joined', 1, 'u8'],
+    ['reserved', 126, 'reserved'],
 ] as const satisfies FieldList;
 
 // do_view_change: the body is the log suffix as whole 256-byte headers, newest first; bit i of the

@@ -560,12 +560,12 @@ export class Journal implements StorageCompletionTarget {
         const head = this.decisions[op_max % this.slot_count];
         if (head !== Decision.eql && head !== Decision.fix) return;
         let cut_first = op_max + 1;
-        if (this.solo) {
-            for (let op = Math.max(1, op_max - this.writes_max + 1); op < op_max; op++) {
-                if (this.head_unwritten(op % this.slot_count, op)) {
-                    cut_first = op;
-                    break;
-                }
+        // Every replica writes and acknowledges in op order (a cluster's backups append op + 1
+        // only, docs/vsr.md §5), so ops above a never-written one were never acknowledged.
+        for (let op = Math.max(1, op_max - this.writes_max + 1); op < op_max; op++) {
+            if (this.head_unwritten(op % this.slot_count, op)) {
+                cut_first = op;
+                break;
             }
         }
         // In flight at the crash were at most writes_max ops above the last written one. A slot

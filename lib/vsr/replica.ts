@@ -449,13 +449,15 @@ export class Replica implements StorageCompletionTarget {
         assert(this.replica_count <= replicas_max && replicas_max <= 8);
         assert(quorum_nack_prepare(this.replica_count) >= 1);
         this.timeout_ping = new Timeout('ping', timeouts_ticks.ping, this.random);
-        this.timeout_prepare = new Timeout('prepare', timeouts_ticks.prepare, this.random);
+        // Retransmissions back off to 16 periods (4 s), a stuck view change to 4 (12 s): long
+        // enough to stop a storm, short enough that a healed network is used soon.
+        this.timeout_prepare = new Timeout('prepare', timeouts_ticks.prepare, this.random, 4);
         this.timeout_commit_heartbeat = new Timeout('commit_heartbeat',
             timeouts_ticks.commit_heartbeat, this.random);
         this.timeout_normal_heartbeat = new Timeout('normal_heartbeat',
             timeouts_ticks.normal_heartbeat, this.random);
         this.timeout_view_change_status = new Timeout('view_change_status',
-            timeouts_ticks.view_change_status, this.random);
+            timeouts_ticks.view_change_status, this.random, 2);
         this.timeout_view_change_message = new Timeout('view_change_message',
             timeouts_ticks.view_change_message, this.random);
         this.timeout_request_start_view = new Timeout('request_start_view',
@@ -1065,7 +1067,9 @@ export class Replica implements StorageCompletionTarget {
             `${this.commit_min}/${this.commit_max} repair ${this.repair_op_max} from ` +
             `${this.repair_source} pipeline ${this.pipeline.prepare_count}+` +
             `${this.pipeline.request_count} loaded ${this.pipeline_op_loaded} clean ` +
-            `${this.log_clean ? 1 : 0} superblock ${this.superblock_updating ? 1 : 0} timeouts ` +
+            `${this.log_clean ? 1 : 0} superblock ${this.superblock_updating ? 1 : 0} votes ` +
+            `${this.svc_view}:${this.svc_votes.toString(2)} dvc ${this.dvc_votes.toString(2)} ` +
+            `timeouts ` +
             this.timeouts.map((timeout) => timeout.ticking ? `${timeout.name}:` +
                 `${timeout.ticks}/${timeout.period_ticks}` : '').filter((text) => text !== '')
                 .join(',');
@@ -1369,12 +1373,19 @@ export class Replica implements StorageCompletionTarget {
         if (message === -1) return;
         this.build_view.view = view_new;
         this.build_view.set_u8(offsets.start_view_change.votes, this.svc_votes);
+        const joined = this.status === Status.view_change && view_new === this.view;
+        this.build_view.set_u8(offsets.start_view_change.joined, joined ? 1 : 0);
         this.seal_broadcast(message);
     }
 
     private on_start_view_change(svc: HeaderView): void {
         const view_new = svc.view;
         if (view_new <= this.view) return;
+        if (svc.u8(offsets.start_view_change.joined) === 1 && this.status !== Status.recovering_head) {
+            // Its sender saw a view-change quorum for view_new: follow it there, or it (with any
+            // others that moved) waits forever for do_view_changes from replicas still in ours.
+            return this.view_change_start(view_new);
+        }
         if (view_new > this.svc_view) {
             this.svc_view = view_new;
             this.svc_votes = 0;

@@ -9,8 +9,8 @@ export interface TimeoutRandom {
     u32(): number;
 }
 
-/** Backoff doubles the period per attempt up to this many doublings. */
-const backoff_exponent_max = 6;
+/** Backoff doubles the period per attempt up to this many doublings, unless told fewer. */
+const backoff_exponent_max_default = 6;
 
 export class Timeout {
     readonly name: string;
@@ -24,8 +24,14 @@ export class Timeout {
     attempts = 0;
     fired = false;
 
-    constructor(name: string, after_ticks: number, random: TimeoutRandom) {
+    /** The period grows to at most after_ticks × 2^backoff_exponent_max (plus jitter). */
+    readonly backoff_exponent_max: number;
+
+    constructor(name: string, after_ticks: number, random: TimeoutRandom,
+        backoff_exponent_max = backoff_exponent_max_default) {
         assert(Number.isInteger(after_ticks) && after_ticks >= 1);
+        assert(Number.isInteger(backoff_exponent_max) && backoff_exponent_max >= 0);
+        this.backoff_exponent_max = backoff_exponent_max;
         this.name = name;
         this.after_ticks = after_ticks;
         this.period_ticks = after_ticks;
@@ -58,7 +64,7 @@ export class Timeout {
     backoff(): void {
         assert(this.ticking, `${this.name}: backoff while stopped`);
         this.attempts += 1;
-        const exponent = Math.min(this.attempts, backoff_exponent_max);
+        const exponent = Math.min(this.attempts, this.backoff_exponent_max);
         const base = this.after_ticks * 2 ** exponent;
         this.period_ticks = base + (this.random.u32() % (this.after_ticks + 1));
         this.ticks = 0;
