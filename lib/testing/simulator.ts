@@ -300,15 +300,17 @@ class SimulationRun {
         let commit = -1;
         for (const node of cluster.nodes) {
             const replica = node.replica;
-            if (!node.running || replica === null || replica.status !== Status.normal) return false;
+            if (!node.running || replica === null) return false;
             commit = Math.max(commit, replica.commit_min);
         }
         let converged = 0;
         this.behind_wal = 0;
         for (const node of cluster.nodes) {
-            const behind = commit - node.replica!.commit_min;
-            if (behind === 0) converged += 1;
-            else if (behind >= cluster.config.slot_count) this.behind_wal += 1;
+            const replica = node.replica!;
+            const behind = commit - replica.commit_min;
+            // Whatever its status: a replica out of the WAL's reach cannot rejoin without sync.
+            if (behind >= cluster.config.slot_count) this.behind_wal += 1;
+            else if (behind === 0 && replica.status === Status.normal) converged += 1;
             else return false;
         }
         // The cluster answers with a replication quorum; with Q_rep < Q_vc (4 or more replicas)

@@ -405,7 +405,7 @@ export class Replica implements StorageCompletionTarget {
     private pipeline_generation = 0;
     private pipeline_load_generation = 0;
     private pipeline_load_message = -1;
-    private request_start_view_sent_tick = 0;
+    private readonly request_start_view_sent_tick = new Float64Array(replicas_max);
     private superblock_again = false;
     private superblock_view_writing = 0;
     private superblock_log_view_writing = 0;
@@ -1663,9 +1663,11 @@ export class Replica implements StorageCompletionTarget {
 
     /** Asks `replica` (a view's primary) for its start_view; at most once per timeout. */
     private request_start_view_send(replica: number): void {
-        if (replica === this.replica || this.request_start_view_sent_tick + timeouts_ticks
-            .request_start_view > this.ticks && this.request_start_view_sent_tick !== 0) return;
-        this.request_start_view_sent_tick = this.ticks;
+        if (replica === this.replica) return;
+        // Per destination: asking a dead view's primary must not silence asking the live one.
+        const last = this.request_start_view_sent_tick[replica]!;
+        if (last !== 0 && last + timeouts_ticks.request_start_view > this.ticks) return;
+        this.request_start_view_sent_tick[replica] = this.ticks;
         const message = this.message_new(Command.request_start_view, header_size);
         if (message === -1) return;
         this.build_view.copy16_from(offsets.request_start_view.nonce, this.nonce, 0);
