@@ -1369,11 +1369,16 @@ export class Replica implements StorageCompletionTarget {
     /** Broadcasts our vote for `view_new` with every vote for it we have seen. */
     private svc_broadcast(view_new: number): void {
         assert(view_new === this.svc_view && (this.svc_votes & (1 << this.replica)) !== 0);
+        const joined = this.status === Status.view_change && view_new === this.view;
+        this.svc_send(view_new, this.svc_votes, joined);
+    }
+
+    private svc_send(view_new: number, votes: number, joined: boolean): void {
+        assert(view_new >= this.view && (votes & (1 << this.replica)) !== 0);
         const message = this.message_new(Command.start_view_change, header_size);
         if (message === -1) return;
         this.build_view.view = view_new;
-        this.build_view.set_u8(offsets.start_view_change.votes, this.svc_votes);
-        const joined = this.status === Status.view_change && view_new === this.view;
+        this.build_view.set_u8(offsets.start_view_change.votes, votes);
         this.build_view.set_u8(offsets.start_view_change.joined, joined ? 1 : 0);
         this.seal_broadcast(message);
     }
@@ -2433,8 +2438,13 @@ export class Replica implements StorageCompletionTarget {
     /** In view_change: our vote and our do_view_change again (either may have been lost). */
     private view_change_resend(): void {
         assert.equal(this.status, Status.view_change);
-        if (this.svc_view >= this.view && (this.svc_votes & (1 << this.replica)) !== 0) {
-            this.svc_broadcast(this.svc_view);
+        // That we are in this view (so replicas still in an older one follow), and our vote for
+        // a later one if we cast it.
+        if (this.svc_view === this.view) {
+            this.svc_broadcast(this.view);
+        } else {
+            this.svc_send(this.view, 1 << this.replica, true);
+            if ((this.svc_votes & (1 << this.replica)) !== 0) this.svc_broadcast(this.svc_view);
         }
         if (this.primary_of(this.view) !== this.replica) this.dvc_send();
     }
