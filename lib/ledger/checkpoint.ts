@@ -15,11 +15,22 @@
 // Trickle: transfer records and history rows are append-only once executed (a chain rollback
 // removes only records of the batch being executed, and transfer status lives in its own
 // segment), so a chunk of those segments that is full below the ledger's used bytes never changes
-// again. `trickle` writes such sealed chunks between checkpoints, to fresh blocks the durable
+// again. Such sealed chunks are pre-written between checkpoints, to fresh blocks the durable
 // checkpoint does not reference; the next checkpoint references them instead of writing them
 // during its pause. A crash before that checkpoint leaves them unreferenced, and restore derives
 // the free set by reachability, so they are simply free again. They stay acquired until then, and
 // the blocks they replace are released only when the checkpoint that references them is durable.
+//
+// Determinism: every replica must write the same grid, block for block and address for address,
+// for the same committed ops (grid repair and state sync exchange blocks by address). So what is
+// pre-written, and where, is decided by `trickle_op(op)`, called once per executed op on every
+// path (live, backup, replay): it reserves an address for every chunk op sealed, in a fixed order,
+// from a free set whose contents and cursor after a checkpoint are the same whether the replica
+// wrote that checkpoint or restored it. The writes themselves start as block buffers free up and
+// may complete in any order; a reservation never waits for them, and the next checkpoint starts
+// those still queued before its manifests. (`trickle(blocks_max)`, the older entry point, reserves
+// only what it can start at once, so its addresses follow I/O timing: kept until the replica
+// calls `trickle_op`; after the first `trickle_op` it only starts queued writes.)
 //
 // Restore reads the tree the superblock names and verifies every block against the checksum its
 // parent stores. The free set is not persisted: it is exactly the set of blocks reachable from the
@@ -174,14 +185,25 @@ export class Checkpointer implements StorageCompletionTarget, SuperBlockListener
     private readonly released: Uint32Array;
     private released_count = 0;
 
-    /** Per segment: bytes from which chunks are not yet pre-written by `trickle` (chunk-aligned;
-     *  from the durable checkpoint's last chunk on; unused for segments outside segment_trickle).
-     *  Chunks below it are in chunk_refs already and the next checkpoint does not write them. */
+    /** Per segment: bytes from which chunks have no pre-write reserved yet (chunk-aligned; from
+     *  the durable checkpoint's last chunk on; unused for segments outside segment_trickle).
+     *  Chunks below it have their block (written or queued) and the next checkpoint skips them. */
     private readonly trickle_end: Float64Array = new Float64Array(segment_count);
-    /** Blocks `trickle` may still write before the replica asks again. */
+    /** Reserved pre-writes not started yet, oldest first: the chunk and the address it was
+     *  given. A ring over the chunks of the trickled segments: each is reserved at most once per
+     *  interval, and the queue is empty at every checkpoint. */
+    private readonly trickle_queue_chunk: Uint32Array;
+    private readonly trickle_queue_address: Uint32Array;
+    private trickle_queue_head = 0;
+    private trickle_queue_count = 0;
+    /** The last op trickle_op() reserved for: the durable checkpoint op until the first. */
+    private op_trickled = -1;
+    /** Latched by the first trickle_op(): from then on trickle() only starts queued writes. */
+    private trickle_per_op = false;
+    /** Blocks the older `trickle` may still reserve before the replica asks again. */
     private trickle_budget_blocks = 0;
     private trickle_error: StorageRefusal | null = null;
-    /** Chunks pre-written since the durable checkpoint, and in total (tests, logs). */
+    /** Chunks reserved since the durable checkpoint, and pre-writes started in total. */
     trickle_chunks_pending = 0;
     trickle_chunks_written = 0;
 
@@ -204,9 +226,12 @@ export class Checkpointer implements StorageCompletionTarget, SuperBlockListener
     private op_durable = -1;
     superblock_waiting = false;
 
+    /** The last checkpoint's pause: dirty chunks it wrote, blocks and bytes in all (queued
+     *  pre-writes it had to start included), and how many of those were queued pre-writes. */
     last_chunks_written = 0;
     last_blocks_written = 0;
     last_bytes_written = 0;
+    last_trickle_flushed = 0;
 
     constructor(storage: Storage, superblock: SuperBlock, ledger: Ledger,
         client_replies: ClientReplies | null, listener: CheckpointListener,
@@ -251,6 +276,12 @@ export class Checkpointer implements StorageCompletionTarget, SuperBlockListener
         this.dirty_list = new Uint32Array(this.chunk_total);
         this.manifest_dirty = new Uint8Array(this.manifest_count);
         this.released = new Uint32Array(this.chunk_total + this.manifest_count + 1);
+        let trickle_chunks = 0;
+        for (const segment of segment_trickle) {
+            trickle_chunks += this.chunk_first[segment + 1]! - this.chunk_first[segment]!;
+        }
+        this.trickle_queue_chunk = new Uint32Array(Math.max(1, trickle_chunks));
+        this.trickle_queue_address = new Uint32Array(Math.max(1, trickle_chunks));
         const records_per_chunk = this.payload / 128;
         assert(Number.isInteger(records_per_chunk));
         ledger.accounts.dirty_track(records_per_chunk);
@@ -265,6 +296,9 @@ export class Checkpointer implements StorageCompletionTarget, SuperBlockListener
 
     /** Grid writes or reads in flight, trickle writes included (tests). */
     get in_flight_count(): number { return this.in_flight; }
+
+    /** Pre-writes reserved but not started yet (tests, logs). */
+    get trickle_queued(): number { return this.trickle_queue_count; }
 
     /** The durable checkpoint op (-1 before restore). */
     get op_checkpoint(): number { return this.op_durable; }
@@ -286,6 +320,9 @@ export class Checkpointer implements StorageCompletionTarget, SuperBlockListener
         assert(op > this.op_durable && commit_max >= op);
         assert(sessions_size >= 0 && sessions_size <= this.capacity[segment_sessions]!);
         assert(sessions.length >= sessions_size);
+        // Per op, every op up to this one reserved its pre-writes: the tree is the same on every
+        // replica only if none was skipped.
+        if (this.trickle_per_op) assert.equal(this.op_trickled, op, 'checkpoint: trickle_op');
         this.op_next = op;
         this.commit_max_next = commit_max;
         this.sessions_source = sessions;
@@ -304,6 +341,7 @@ export class Checkpointer implements StorageCompletionTarget, SuperBlockListener
         this.last_chunks_written = 0;
         this.last_blocks_written = 0;
         this.last_bytes_written = 0;
+        this.last_trickle_flushed = 0;
         // released_count is not reset: trickle's replaced blocks wait there for this checkpoint.
         this.trickle_budget_blocks = 0;
         // A failed pre-write fails this checkpoint (its reference would name an unwritten block).
@@ -363,36 +401,80 @@ export class Checkpointer implements StorageCompletionTarget, SuperBlockListener
     // ------------------------------------------------------------------------ trickle
 
     /**
-     * Between checkpoints (the replica calls it after commits): pre-writes up to `budget_blocks`
-     * sealed chunks of the append-only segments, more as write buffers free up. Returns the
-     * writes issued now. Commits may go on meanwhile: a sealed chunk's bytes never change.
+     * Op `op` has just been executed: the ledger holds exactly the state after it (the replica
+     * calls this where it executes an op, not where it commits it, since a single replica
+     * executes ahead of its commits). Reserves a block for every chunk that op sealed and starts
+     * as many of those writes as buffers allow; the rest start as buffers free up, or at the
+     * next checkpoint. Called once per op, in op order, from the op after the durable checkpoint
+     * up to and including the next checkpoint's op (before its checkpoint_start), on every path
+     * that executes ops: then the reservations, and so the grid, are a function of the ops only.
      */
-    trickle(budget_blocks: number): number {
-        assert(Number.isInteger(budget_blocks) && budget_blocks >= 0);
+    trickle_op(op: number): void {
+        assert(Number.isSafeInteger(op) && op >= 1);
+        // A failed checkpoint stops the replica: nothing it reserves could be referenced.
+        if (this.phase === Phase.failed) return;
+        assert(this.phase === Phase.idle && this.op_durable >= 0,
+            'trickle_op: an op executed while a checkpoint is written or restored');
+        assert.equal(op, this.op_trickled + 1, 'trickle_op: once per executed op, in op order');
+        // The older trickle() reserves by I/O timing: one interval must not mix the two.
+        assert(this.trickle_per_op || this.trickle_chunks_pending === 0,
+            'trickle_op: trickle() reserved blocks since the durable checkpoint');
+        this.trickle_per_op = true;
+        this.op_trickled = op;
+        this.trickle_reserve(this.chunk_total);
+        this.trickle_issue();
+    }
+
+    /**
+     * The older entry point (deprecated: its reservations follow I/O timing, so two replicas'
+     * grids differ; see the file comment). Until the first trickle_op(): pre-writes up to
+     * `blocks_max` sealed chunks, more as write buffers free up. After it: only starts queued
+     * writes. Returns the writes started now. Commits may go on meanwhile: a sealed chunk's
+     * bytes never change.
+     */
+    trickle(blocks_max: number): number {
+        assert(Number.isInteger(blocks_max) && blocks_max >= 0);
         if (this.phase !== Phase.idle || this.op_durable < 0) return 0;
-        this.trickle_budget_blocks = budget_blocks;
+        if (!this.trickle_per_op) this.trickle_budget_blocks = blocks_max;
         return this.trickle_advance();
     }
 
+    /** Between checkpoints, after a trickle write completed or trickle() was called. */
     private trickle_advance(): number {
         if (this.phase !== Phase.idle || this.trickle_error !== null) return 0;
+        if (!this.trickle_per_op) {
+            // The older scheme: reserve only what can start now, within the budget.
+            const free = Math.max(0, checkpoint_buffers - this.in_flight);
+            const reserved = this.trickle_reserve(Math.min(free, this.trickle_budget_blocks));
+            this.trickle_budget_blocks -= reserved;
+            assert(this.trickle_budget_blocks >= 0);
+        }
+        return this.trickle_issue();
+    }
+
+    /**
+     * Reserves blocks for up to `blocks_max` sealed chunks not reserved yet, transfers then
+     * history, each in chunk order: the order, and so each chunk's address, follows the state.
+     * Returns how many it reserved.
+     */
+    private trickle_reserve(blocks_max: number): number {
+        assert(Number.isInteger(blocks_max) && blocks_max >= 0);
         this.ledger.state_used_bytes(this.used_check);
-        let issued = 0;
+        let reserved = 0;
         for (const segment of segment_trickle) {
             const used = this.used_check[segment]!;
             assert(used >= this.trickle_end[segment]!, 'trickle: the state shrank');
-            while (this.trickle_budget_blocks > 0 && this.in_flight < checkpoint_buffers &&
-                this.trickle_end[segment]! + this.payload <= used) {
-                this.trickle_write(segment, this.trickle_end[segment]!);
+            while (reserved < blocks_max && this.trickle_end[segment]! + this.payload <= used) {
+                this.trickle_reserve_chunk(segment, this.trickle_end[segment]!);
                 this.trickle_end[segment] = this.trickle_end[segment]! + this.payload;
-                this.trickle_budget_blocks -= 1;
-                issued += 1;
+                reserved += 1;
             }
         }
-        return issued;
+        assert(reserved <= blocks_max);
+        return reserved;
     }
 
-    private trickle_write(segment: number, start: number): void {
+    private trickle_reserve_chunk(segment: number, start: number): void {
         const local = start / this.payload;
         assert(Number.isInteger(local));
         const chunk = this.chunk_first[segment]! + local;
@@ -400,20 +482,61 @@ export class Checkpointer implements StorageCompletionTarget, SuperBlockListener
         assert.equal(this.chunk_dirty[chunk], 0);
         const ref_offset = chunk * reference_size;
         // The durable checkpoint may reference this chunk (its partial last chunk): that block
-        // is freed only once the checkpoint referencing the new one is durable.
+        // is freed only once the checkpoint referencing the new one is durable. Until the write
+        // starts the reference is empty: nothing may name a block not yet sealed.
         this.release(this.chunk_refs, ref_offset);
+        reference_clear(this.chunk_refs, ref_offset);
         this.manifest_dirty[Math.floor(chunk / this.refs_per_manifest)] = 1;
-        const address = this.address_acquire();
+        const capacity = this.trickle_queue_chunk.length;
+        assert(this.trickle_queue_count < capacity, 'trickle: the queue overflowed');
+        const tail = (this.trickle_queue_head + this.trickle_queue_count) % capacity;
+        this.trickle_queue_chunk[tail] = chunk;
+        this.trickle_queue_address[tail] = this.address_acquire();
+        this.trickle_queue_count += 1;
+        this.trickle_chunks_pending += 1;
+    }
+
+    /** Between checkpoints: starts queued pre-writes while buffers are free. */
+    private trickle_issue(): number {
+        if (this.phase !== Phase.idle || this.trickle_error !== null) return 0;
+        let issued = 0;
+        while (this.trickle_queue_count > 0 && this.in_flight < checkpoint_buffers) {
+            this.trickle_write_next();
+            issued += 1;
+        }
+        return issued;
+    }
+
+    /** Starts the oldest queued pre-write, at the address its reservation gave it. */
+    private trickle_write_next(): void {
+        assert(this.trickle_queue_count > 0 && this.in_flight < checkpoint_buffers);
+        const head = this.trickle_queue_head;
+        const chunk = this.trickle_queue_chunk[head]!;
+        const address = this.trickle_queue_address[head]!;
+        this.trickle_queue_head = (head + 1) % this.trickle_queue_chunk.length;
+        this.trickle_queue_count -= 1;
+        const segment = this.segment_of(chunk);
+        const local = chunk - this.chunk_first[segment]!;
+        const start = local * this.payload;
+        const ref_offset = chunk * reference_size;
+        assert.equal(reference_address(this.chunk_refs, ref_offset), 0);
+        assert(this.free_set.is_acquired(address));
         const buffer = this.buffer_acquire(chunk, address);
         const offset = this.buffer_offsets[buffer]!;
         const bytes = this.storage.arena.bytes;
         bytes.set(this.segments[segment]!.subarray(start, start + this.payload),
             offset + header_size);
+        // Sealed with the durable checkpoint's op whenever it starts, even inside the next
+        // checkpoint's pause: the block's bytes must not depend on when buffers freed up.
         this.block_seal_write(buffer, address, BlockType.chunk, this.payload, segment, local,
             this.op_durable);
         reference_write(this.chunk_refs, ref_offset, bytes, offset);
-        this.trickle_chunks_pending += 1;
         this.trickle_chunks_written += 1;
+        if (this.phase !== Phase.idle) {
+            this.last_trickle_flushed += 1;
+            this.last_blocks_written += 1;
+            this.last_bytes_written += sector_ceil(header_size + this.payload);
+        }
     }
 
     /** Issues writes until the buffers are busy or the phase's work is all submitted. */
@@ -425,7 +548,11 @@ export class Checkpointer implements StorageCompletionTarget, SuperBlockListener
                 return;
             }
             if (this.phase === Phase.chunks) {
-                if (this.cursor === this.dirty_count) this.phase_next(Phase.manifests);
+                // Queued pre-writes first: the manifests name them, and they were reserved first.
+                if (this.trickle_queue_count > 0) {
+                    if (this.in_flight < checkpoint_buffers) this.trickle_write_next();
+                    else return;
+                } else if (this.cursor === this.dirty_count) this.phase_next(Phase.manifests);
                 else if (this.in_flight < checkpoint_buffers) this.chunk_write(this.cursor++);
                 else return;
             } else if (this.phase === Phase.manifests) {
@@ -691,23 +818,46 @@ export class Checkpointer implements StorageCompletionTarget, SuperBlockListener
         this.released_count = 0;
         reference_copy(this.root_ref, 0, this.root_ref_next, 0);
         this.contract_check();
+        // What a restore of this checkpoint would derive: exactly its blocks are acquired, and
+        // allocation starts from the lowest address. So the next reservations are the same on a
+        // replica that wrote this checkpoint and on one that restarts from it.
+        assert.equal(this.free_set.acquired_count, this.tree_block_count(),
+            'checkpoint: the free set holds blocks the new tree does not reference');
+        this.free_set.cursor_reset();
         this.used_durable.set(this.used);
         this.trickle_reset();
         this.sessions_source = this.sessions_buffer;
         this.dirty_count = 0;
         this.op_durable = this.op_next;
+        this.op_trickled = this.op_next;
         this.phase = Phase.idle;
         this.listener.checkpoint_done(this.op_next, null);
     }
 
     /** Trickle starts again from the last chunk of the durable checkpoint. */
     private trickle_reset(): void {
+        // The chunk phase started every queued pre-write: the queue is empty at a checkpoint.
+        assert.equal(this.trickle_queue_count, 0);
         for (let segment = 0; segment < segment_count; segment++) {
             this.trickle_end[segment] =
                 Math.floor(this.used_durable[segment]! / this.payload) * this.payload;
         }
+        this.trickle_queue_head = 0;
         this.trickle_budget_blocks = 0;
         this.trickle_chunks_pending = 0;
+    }
+
+    /** Blocks the tree in memory references: the root, its manifests, their chunks. */
+    private tree_block_count(): number {
+        let count = reference_address(this.root_ref, 0) === 0 ? 0 : 1;
+        for (let manifest = 0; manifest < this.manifest_count; manifest++) {
+            if (reference_address(this.manifest_refs, manifest * reference_size) !== 0) count++;
+        }
+        for (let chunk = 0; chunk < this.chunk_total; chunk++) {
+            if (reference_address(this.chunk_refs, chunk * reference_size) !== 0) count++;
+        }
+        assert(count <= this.free_set.block_count);
+        return count;
     }
 
     /** The ledger must not change while its checkpoint is written (no commits in between). */
@@ -920,6 +1070,9 @@ export class Checkpointer implements StorageCompletionTarget, SuperBlockListener
         this.used_durable.set(this.used);
         this.trickle_reset();
         this.op_durable = this.op_next;
+        this.op_trickled = this.op_next;
+        // Reachability acquired exactly the tree's blocks (block_read refuses one named twice).
+        assert.equal(this.free_set.acquired_count, this.tree_block_count());
         this.phase = Phase.idle;
         this.listener.checkpoint_restored(null);
     }
