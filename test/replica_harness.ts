@@ -18,7 +18,7 @@ import type { ClientNetwork } from '../lib/testing/sim_client';
 import { Prng } from '../lib/prng';
 import { header_size } from '../lib/vsr/constants';
 import { HeaderView } from '../lib/vsr/header';
-import { frame, offsets } from '../lib/vsr/header_layout';
+import { Command, frame, offsets } from '../lib/vsr/header_layout';
 import { MessagePool } from '../lib/vsr/message_pool';
 import { Replica, Status } from '../lib/vsr/replica';
 import type { ReplicaNetwork } from '../lib/vsr/replica';
@@ -85,9 +85,13 @@ export class SimNetwork implements ReplicaNetwork, ClientNetwork {
         return true;
     }
 
-    /** One replica: replies and evictions go on their connection (send). */
-    send_to_client(_message: number): boolean {
-        return false;
+    /** Replies and evictions: to the simulated client their header names. */
+    send_to_client(message: number): boolean {
+        const view = new HeaderView().attach(this.pool.bytes, this.pool.offset(message));
+        const at = view.command === Command.reply ? offsets.reply.client : offsets.eviction.client;
+        const id = view.u128_bigint(at);
+        const index = this.clients.findIndex((client) => client.id === id);
+        return index === -1 ? false : this.send(index, message);
     }
 
     send_to_replica(_replica: number, _message: number): boolean {

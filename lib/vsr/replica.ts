@@ -828,8 +828,11 @@ export class Replica implements StorageCompletionTarget {
     private on_request(connection: number, message: number): void {
         this.stats.requests_received += 1;
         if (this.status === Status.normal && !this.is_primary) {
-            // The client sends to the primary it knows and one backup: the primary answers.
+            // As TigerBeetle: a backup passes a request on to its primary, which answers the
+            // client directly (a client that knows an old view still reaches the new primary).
             this.stats_cluster.requests_to_backup += 1;
+            const request = this.request_view.attach(this.pool.bytes, this.pool.offset(message));
+            if (request.view <= this.view) this.send_replica(this.primary_of(this.view), message);
             return this.drop();
         }
         if (this.status !== Status.normal || !this.is_primary) return this.drop();
@@ -838,7 +841,7 @@ export class Replica implements StorageCompletionTarget {
         const request = this.request_view.attach(this.pool.bytes, this.pool.offset(message));
         if (request.view > this.view) return this.drop();
         const reason = this.request_invalid(request);
-        if (reason !== 0) return this.evict(connection, request, frame_client, reason);
+        if (reason !== 0) return this.evict(request, frame_client, reason);
         if (request.u8(request_at.operation) === Operation.register) {
             return this.on_register(connection, message, request);
         }
@@ -846,17 +849,17 @@ export class Replica implements StorageCompletionTarget {
             request.limb(request_at.client, 1), request.limb(request_at.client, 2),
             request.limb(request_at.client, 3));
         if (entry === -1) {
-            return this.evict(connection, request, frame_client, EvictionReason.no_session);
+            return this.evict(request, frame_client, EvictionReason.no_session);
         }
         const session = u64_saturating(request, request_at.session);
         if (session < this.sessions.session(entry)) {
-            return this.evict(connection, request, frame_client, EvictionReason.session_too_low);
+            return this.evict(request, frame_client, EvictionReason.session_too_low);
         }
         if (session > this.sessions.session(entry)) {
-            return this.evict(connection, request, frame_client, EvictionReason.no_session);
+            return this.evict(request, frame_client, EvictionReason.no_session);
         }
         if (request.release !== this.sessions.release(entry)) {
-            return this.evict(connection, request, frame_client,
+            return this.evict(request, frame_client,
                 EvictionReason.session_release_mismatch);
         }
         this.sessions.connection_set(entry, connection);
@@ -936,14 +939,14 @@ export class Replica implements StorageCompletionTarget {
         for (let i = 0; i < pipeline.prepare_count; i++) {
             const other = this.pool.offset(pipeline.prepare_message(i));
             if (equal16(bytes, other + prepare_at.client, bytes, client_at)) {
-                pipeline.connection_update(i, connection);
+                if (connection >= 0) pipeline.connection_update(i, connection);
                 return true;
             }
         }
         for (let i = 0; i < pipeline.request_count; i++) {
             const other = this.pool.offset(pipeline.request_message(i));
             if (equal16(bytes, other + request_at.client, bytes, client_at)) {
-                pipeline.request_connection_update(i, connection);
+                if (connection >= 0) pipeline.request_connection_update(i, connection);
                 return true;
             }
         }
@@ -981,10 +984,10 @@ export class Replica implements StorageCompletionTarget {
         }
         const reply = this.sessions.reply_message(entry);
         if (reply === -1) {
-            return this.evict(connection, request, frame_client, EvictionReason.no_session);
+            return this.evict(request, frame_client, EvictionReason.no_session);
         }
         this.stats.replies_resent += 1;
-        this.send(connection, reply);
+        this.send_client(reply);
     }
 
     private accept(connection: number, message: number): void {
@@ -1009,17 +1012,17 @@ export class Replica implements StorageCompletionTarget {
         const release = ping.release;
         const at = offsets.ping_client;
         if (release < release_client_min) {
-            return this.evict(connection, ping, at.client, EvictionReason.client_release_too_low);
+            return this.evict(ping, at.client, EvictionReason.client_release_too_low);
         }
         if (release > this.release) {
-            return this.evict(connection, ping, at.client, EvictionReason.client_release_too_high);
+            return this.evict(ping, at.client, EvictionReason.client_release_too_high);
         }
         const session = u64_saturating(ping, at.session);
         if (session !== 0 && this.status === Status.normal) {
             const entry = this.sessions.find(ping.limb(at.client, 0), ping.limb(at.client, 1),
                 ping.limb(at.client, 2), ping.limb(at.client, 3));
             if (entry === -1 && this.commit_min >= session) {
-                return this.evict(connection, ping, at.client, EvictionReason.no_session);
+                return this.evict(ping, at.client, EvictionReason.no_session);
             }
             if (entry !== -1) this.sessions.connection_set(entry, connection);
         }
@@ -2544,6 +2547,16 @@ export class Replica implements StorageCompletionTarget {
         this.network.send(connection, message);
     }
 
+    /**
+     * A reply or eviction goes to the client its header names, on the connection that client
+     * last used (a request may have come forwarded by a backup, or on a connection since closed).
+     */
+    private send_client(message: number): void {
+        if (this.network === null || this.status !== Status.normal) return;
+        assert(this.pool.references_of(message) >= 1);
+        this.network.send_to_client(message);
+    }
+
     private pong(connection: number, ping: HeaderView): void {
         const message = this.pool.acquire();
         if (message === -1) return; // Pongs are optional: the client pings again.
@@ -2564,7 +2577,7 @@ export class Replica implements StorageCompletionTarget {
      * Sends `eviction` to the client named at `client_at` of `source` (a request or ping, or -1
      * with `source` null to use the session entry's id).
      */
-    private evict(connection: number, source: HeaderView, client_at: number,
+    private evict(source: HeaderView, client_at: number,
         reason: number, limit = 0, limit_value = 0): void {
         assert(reason >= 1 && reason <= eviction_reason_max);
         assert(limit >= 0 && limit < limit_count && limit_value >= 0);
@@ -2582,16 +2595,15 @@ export class Replica implements StorageCompletionTarget {
             eviction.set_u64(offsets.eviction.limit_value, limit_value);
         }
         seal_empty_body(eviction);
-        this.send(connection, message);
+        this.send_client(message);
         this.pool.unref(message);
     }
 
     /** Evicts a session entry to make room (no_session), telling the client if it is here. */
     private evict_entry(entry: number): void {
         assert(this.sessions.session(entry) > 0, 'evict: the entry is free');
-        const connection = this.sessions.connection(entry);
         this.stats.evictions[EvictionReason.no_session] += 1;
-        const message = connection < 0 || !this.primary_normal ? -1 : this.pool.acquire();
+        const message = this.primary_normal ? this.pool.acquire() : -1;
         if (message !== -1) {
             const eviction = header_init(this.other_view, this.pool.bytes,
                 this.pool.offset(message), Command.eviction, header_size, this.release);
@@ -2602,7 +2614,7 @@ export class Replica implements StorageCompletionTarget {
             }
             eviction.set_u8(offsets.eviction.reason, EvictionReason.no_session);
             seal_empty_body(eviction);
-            this.send(connection, message);
+            this.send_client(message);
             this.pool.unref(message);
         }
         this.sessions.remove(entry);
@@ -2766,7 +2778,7 @@ export class Replica implements StorageCompletionTarget {
                 'data into it. (Told once per limit; counted in limit_refusals.)');
         }
         const details = (request.u8(request_at.features) & request_feature_limit_details) !== 0;
-        this.evict(connection, request, frame_client, EvictionReason.invalid_request_body,
+        this.evict(request, frame_client, EvictionReason.invalid_request_body,
             details ? limit : 0, details ? value : 0);
     }
 
@@ -2872,7 +2884,7 @@ export class Replica implements StorageCompletionTarget {
             if (operation === Operation.pulse) continue;
             view.attach(bytes, this.pool.offset(message));
             this.stats.limit_refusals[Limit.writes_failing] += 1;
-            this.evict(this.pipeline.prepare_connection(i), view, prepare_at.client,
+            this.evict(view, prepare_at.client,
                 EvictionReason.no_session);
         }
         for (let i = 0; i < this.pipeline.request_count; i++) {
@@ -2889,7 +2901,7 @@ export class Replica implements StorageCompletionTarget {
         assert(this.writes_refused !== null);
         this.stats.limit_refusals[Limit.writes_failing] += 1;
         const details = (request.u8(request_at.features) & request_feature_limit_details) !== 0;
-        this.evict(connection, request, frame_client, EvictionReason.no_session,
+        this.evict(request, frame_client, EvictionReason.no_session,
             details ? Limit.writes_failing : 0, details ? this.writes_refused_errno : 0);
     }
 
@@ -3158,7 +3170,7 @@ export class Replica implements StorageCompletionTarget {
             // the primary answers clients; a backup keeps the reply in the session.
             if (session && this.primary_normal) {
                 this.stats.replies_sent += 1;
-                this.send(connection, reply);
+                this.send_client(reply);
             }
             this.pool.unref(reply);
         }
