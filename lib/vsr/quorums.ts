@@ -9,6 +9,7 @@ import { replicas_max } from './constants';
 
 /** Replication quorum, counting the primary. */
 export function quorum_replication(replica_count: number): number {
+    assert(Number.isInteger(replica_count));
     assert(replica_count >= 1 && replica_count <= replicas_max);
     // Two replicas replicate to both: one copy would be lost with either disk.
     const quorum = replica_count === 2 ? 2 : Math.min(3, Math.ceil(replica_count / 2));
@@ -23,6 +24,8 @@ export function quorum_view_change(replica_count: number): number {
     const quorum = replica_count === 2 ? 2 : replica_count - replication + 1;
     assert(quorum >= 1 && quorum <= replica_count);
     assert(quorum + replication > replica_count, 'view change must intersect replication');
+    // A view change hears at least as many replicas as any op was replicated to.
+    assert(quorum >= replication);
     return quorum;
 }
 
@@ -32,6 +35,8 @@ export function quorum_nack_prepare(replica_count: number): number {
     assert(quorum >= 1 && quorum <= replica_count);
     // Any nack quorum and any replication quorum share a replica.
     assert(quorum + quorum_replication(replica_count) > replica_count);
+    // A view-change quorum can always gather enough denials.
+    assert(quorum <= quorum_view_change(replica_count));
     return quorum;
 }
 

@@ -412,6 +412,8 @@ export class Replica implements StorageCompletionTarget {
     private readonly build_view = new HeaderView();
     private readonly peer_view = new HeaderView();
     private readonly repair_view = new HeaderView();
+    /** For cache_entry_check only (its callers may hold any other view attached). */
+    private readonly check_view = new HeaderView();
     /** The highest op whose prepare repair asked for since the last repair timeout. */
     private repair_requested_max = 0;
     private readonly timeouts: Timeout[];
@@ -830,6 +832,7 @@ export class Replica implements StorageCompletionTarget {
         if (this.status === Status.normal && !this.is_primary) {
             // As TigerBeetle: a backup passes a request on to its primary, which answers the
             // client directly (a client that knows an old view still reaches the new primary).
+            assert(!this.solo, 'a single replica is always the primary');
             this.stats_cluster.requests_to_backup += 1;
             const request = this.request_view.attach(this.pool.bytes, this.pool.offset(message));
             if (request.view <= this.view) this.send_replica(this.primary_of(this.view), message);
@@ -1044,6 +1047,7 @@ export class Replica implements StorageCompletionTarget {
         }
         // Startup (the log is not yet ours to speak for) and a failed open hear nobody.
         if (this.status < Status.normal || this.status === Status.failed) return;
+        this.cluster_invariants();
         if (header.view === this.view && !authored) this.heard_tick[from] = this.ticks;
         switch (header.command) {
             case Command.ping: return this.on_ping(header);
@@ -1076,6 +1080,40 @@ export class Replica implements StorageCompletionTarget {
             this.timeouts.map((timeout) => timeout.ticking ? `${timeout.name}:` +
                 `${timeout.ticks}/${timeout.period_ticks}` : '').filter((text) => text !== '')
                 .join(',');
+    }
+
+    /**
+     * What holds in every status a cluster replica serves in (normal, view_change and
+     * recovering_head): the op numbers' order, durable state behind (never ahead of) the state
+     * in memory, and view-change bookkeeping within the cluster. Checked as each peer message
+     * and each tick comes in, and after each state transition.
+     */
+    private cluster_invariants(): void {
+        assert(this.status === Status.normal || this.status === Status.view_change ||
+            this.status === Status.recovering_head);
+        assert(!this.solo);
+        assert(this.checkpoint_op <= this.commit_min);
+        assert(this.commit_min <= this.commit_max);
+        assert(this.commit_min <= this.op, 'a cut never reaches below the commit');
+        assert(this.op_written <= this.op_writing);
+        assert(this.op_writing <= this.op);
+        assert(this.op <= this.op_prepare_max);
+        assert(this.log_view <= this.view);
+        assert(this.view_durable <= this.view);
+        assert(this.log_view_durable <= this.log_view);
+        assert(this.svc_votes < 1 << this.replica_count);
+        assert(this.dvc_votes < 1 << this.replica_count);
+        assert(this.repair_source >= -1 && this.repair_source < this.replica_count);
+        assert(this.repair_source !== this.replica, 'a replica never repairs from itself');
+        // Only the new primary adopts a log; it serves only in the view its log is of.
+        if (this.view_change_adopting) assert(this.is_primary);
+        if (this.primary_normal) assert.equal(this.log_view, this.view);
+        if (this.backup_normal) {
+            assert(this.pipeline.prepare_count === 0 && this.pipeline.request_count === 0);
+        }
+        if (this.start_view_pending !== -1) {
+            assert(this.pool.references_of(this.start_view_pending) >= 1);
+        }
     }
 
     /** The primary of a view: no election, a rotation (docs/vsr.md §5). */
@@ -1119,6 +1157,8 @@ export class Replica implements StorageCompletionTarget {
     }
 
     private on_ping(ping: HeaderView): void {
+        // on_peer_message lets in only the other replicas of our cluster (the pong's target).
+        assert(ping.replica < this.replica_count && ping.replica !== this.replica);
         // A peer in a later view: ours is over, ask that view's primary for it.
         if (ping.view > this.view) this.request_start_view_send(this.primary_of(ping.view));
         const message = this.message_new(Command.pong, header_size);
@@ -1157,14 +1197,21 @@ export class Replica implements StorageCompletionTarget {
             this.stats_cluster.messages_stale += 1;
             return;
         }
+        // A backup of our view, or the new primary taking the log it chose.
+        assert(view <= this.view);
+        if (this.status === Status.normal) assert(!this.is_primary);
+        else assert(this.status === Status.view_change && this.is_primary);
         this.append_maybe(message, prepare);
     }
 
     /** Appends op+1 when it is the prepare our log needs; otherwise notes a gap or an ack due. */
     private append_maybe(message: number, prepare: HeaderView): void {
+        assert(this.backup_normal || this.view_change_adopting);
         const op = prepare.u64(prepare_at.op);
         assert(op >= 0);
         if (op <= this.op) return this.prepare_ok_resend(op, prepare);
+        // Validated on receipt: above op 0 (the root) a prepare's commit is below its op.
+        assert(prepare.u64(prepare_at.commit) < op);
         if (op > this.op + 1) {
             if (this.repair_stash(message, prepare, op)) return;
             return this.gap_note(prepare, op);
@@ -1179,6 +1226,7 @@ export class Replica implements StorageCompletionTarget {
         this.timestamp_lo = prepare.limb(prepare_at.timestamp, 0);
         this.timestamp_hi = prepare.limb(prepare_at.timestamp, 1);
         this.op = op;
+        assert(this.op <= this.op_prepare_max);
         if (prepare.view === this.view && this.backup_normal) {
             this.commit_learn(prepare.u64(prepare_at.commit));
         }
@@ -1193,6 +1241,7 @@ export class Replica implements StorageCompletionTarget {
      * in the cache when its checksum is the canonical one, appended when its turn comes.
      */
     private repair_stash(message: number, prepare: HeaderView, op: number): boolean {
+        assert(op > this.op + 1);
         if (op > this.op + repair_window || !this.repair_known(op)) return false;
         if (!prepare.equal16(frame.checksum, this.repair_headers,
             (op % this.journal.slot_count) * header_size)) return false;
@@ -1207,6 +1256,7 @@ export class Replica implements StorageCompletionTarget {
 
     /** Appends the stashed prepares that now follow our head. */
     private repair_unstash(): void {
+        assert(this.backup_normal || this.view_change_adopting);
         for (let pass = 0; pass < repair_window; pass++) {
             const next = this.op + 1;
             const message = this.cache_get(next);
@@ -1222,11 +1272,16 @@ export class Replica implements StorageCompletionTarget {
             this.op = next;
             this.stats_cluster.prepares_repaired += 1;
             this.journal_write_next();
+            // append_room_stashed's bounds: the WAL slot and a write slot were free.
+            assert(this.op <= this.op_prepare_max && this.op_writing <= this.op);
+            assert(this.op - this.op_written <= this.write_states.length);
         }
     }
 
     /** append_room for a prepare already in its cache entry. */
     private append_room_stashed(op: number): boolean {
+        assert.equal(op, this.op + 1);
+        assert(this.cache_get(op) !== -1, 'a stashed prepare is in the cache');
         if (op > this.op_prepare_max) return false;
         if (this.start_view_pending !== -1 || this.writes_refused !== null) return false;
         if (op - this.op_written > this.write_states.length) return false;
@@ -1250,6 +1305,7 @@ export class Replica implements StorageCompletionTarget {
 
     /** Room to append op: the WAL slot is reusable, a write slot and a cache entry are free. */
     private append_room(op: number): boolean {
+        assert.equal(op, this.op + 1);
         if (op > this.op_prepare_max) return false;
         if (this.start_view_pending !== -1 || this.writes_refused !== null) return false;
         if (op - this.op_written > this.write_states.length) return false;
@@ -1265,16 +1321,19 @@ export class Replica implements StorageCompletionTarget {
         assert(op > this.op + 1);
         if (prepare.view !== this.view || this.status !== Status.normal) return;
         if (op - this.op >= this.journal.slot_count) return; // Beyond the WAL: state sync.
+        assert(this.backup_normal);
         const at = (op % this.journal.slot_count) * header_size;
         this.repair_headers.set(prepare.bytes.subarray(prepare.offset,
             prepare.offset + header_size), at);
         if (op > this.repair_op_max) this.repair_op_max = op;
         this.repair_source = this.primary_of(this.view);
+        assert(this.repair_known(op), 'the header noted bounds the repair');
         this.repair_continue();
     }
 
     /** A prepare we hold: acknowledge it again (the first prepare_ok may have been lost). */
     private prepare_ok_resend(op: number, prepare: HeaderView): void {
+        assert(op <= this.op);
         // Committed or not: a new primary refilling its pipeline needs our word on each op.
         if (!this.backup_normal || op > this.op_written || op === 0) return;
         if (this.op - op >= this.journal.slot_count) return;
@@ -1288,12 +1347,16 @@ export class Replica implements StorageCompletionTarget {
         assert(this.backup_normal && op <= this.op_written);
         // We speak for our log in this view only once that view is durable as our log_view.
         if (this.log_view_durable !== this.view || this.view_durable !== this.view) return;
+        // Durable state lags the state in memory, never leads it.
+        assert.equal(this.log_view, this.view);
+        assert(op >= 1 && op > this.op - this.journal.slot_count);
         const message = this.message_new(Command.prepare_ok, header_size);
         if (message === -1) return;
         const ok = this.build_view;
         const source = this.other_view.attach(this.journal.headers,
             (op % this.journal.slot_count) * header_size);
         assert.equal(source.u64(prepare_at.op), op);
+        assert.equal(source.u8(frame.command), Command.prepare);
         const at = offsets.prepare_ok;
         ok.copy16_from(at.parent, source.bytes, source.offset + prepare_at.parent);
         ok.copy16_from(at.prepare_checksum, source.bytes, source.offset + frame.checksum);
@@ -1322,6 +1385,9 @@ export class Replica implements StorageCompletionTarget {
         if (i < 0 || i >= pipeline.prepare_count) return;
         const prepare = this.pool.offset(pipeline.prepare_message(i));
         if (!ok.equal16(offsets.prepare_ok.prepare_checksum, this.pool.bytes, prepare)) return;
+        assert(this.primary_normal && ok.replica !== this.replica);
+        assert.equal(pipeline.prepare_op(i), op);
+        assert(op > this.commit_max && op <= this.op);
         this.on_prepare_ok(op, ok.replica);
     }
 
@@ -1333,6 +1399,8 @@ export class Replica implements StorageCompletionTarget {
             return this.request_start_view_send(commit.replica);
         }
         if (!this.backup_normal) return;
+        assert.equal(commit.view, this.view);
+        assert(commit.replica !== this.replica, 'a backup hears its primary');
         this.timeout_normal_heartbeat.reset();
         const op = commit.u64(offsets.commit.commit);
         // Committed beyond our head with no prepare on its way: ask how far the view's log goes.
@@ -1348,6 +1416,7 @@ export class Replica implements StorageCompletionTarget {
         assert(this.status === Status.normal && !this.is_primary);
         if (commit > this.commit_max) this.commit_max = commit;
         this.commit_journal();
+        assert(this.commit_min <= this.commit_max);
     }
 
     // ------------------------------------------------------------------ cluster: view change
@@ -1365,6 +1434,8 @@ export class Replica implements StorageCompletionTarget {
             this.svc_votes = 0;
         }
         if (view_new === this.svc_view) this.svc_votes |= 1 << this.replica;
+        // view_next: never below a vote already seen, so ours counts with theirs.
+        assert.equal(this.svc_view, view_new);
         this.svc_broadcast(view_new);
         this.svc_check();
     }
@@ -1378,6 +1449,7 @@ export class Replica implements StorageCompletionTarget {
 
     private svc_send(view_new: number, votes: number, joined: boolean): void {
         assert(view_new >= this.view && (votes & (1 << this.replica)) !== 0);
+        assert(!this.solo && votes < 1 << this.replica_count);
         const message = this.message_new(Command.start_view_change, header_size);
         if (message === -1) return;
         this.build_view.view = view_new;
@@ -1389,7 +1461,8 @@ export class Replica implements StorageCompletionTarget {
     private on_start_view_change(svc: HeaderView): void {
         const view_new = svc.view;
         if (view_new <= this.view) return;
-        if (svc.u8(offsets.start_view_change.joined) === 1 && this.status !== Status.recovering_head) {
+        if (svc.u8(offsets.start_view_change.joined) === 1 &&
+            this.status !== Status.recovering_head) {
             // Its sender saw a view-change quorum for view_new: follow it there, or it (with any
             // others that moved) waits forever for do_view_changes from replicas still in ours.
             return this.view_change_start(view_new);
@@ -1402,7 +1475,9 @@ export class Replica implements StorageCompletionTarget {
             // Votes are genuine (no replica lies): those the sender saw count as seen here.
             const votes = svc.u8(offsets.start_view_change.votes) & ((1 << this.replica_count) - 1);
             this.svc_votes |= (1 << svc.replica) | votes;
+            assert(this.svc_votes < 1 << this.replica_count);
         }
+        assert(this.svc_view >= view_new && view_new > this.view);
         this.svc_check();
     }
 
@@ -1410,6 +1485,8 @@ export class Replica implements StorageCompletionTarget {
         if (this.svc_view <= this.view) return;
         if (this.status === Status.recovering_head) return; // It waits for a start_view.
         if (bits_count(this.svc_votes) < this.quorum_view_change) return;
+        // Peers in a view change or a normal view vote; recovering_head waits, as tested above.
+        assert(this.status === Status.normal || this.status === Status.view_change);
         this.view_change_start(this.svc_view);
     }
 
@@ -1443,6 +1520,15 @@ export class Replica implements StorageCompletionTarget {
         if (this.svc_view === view_new) this.svc_broadcast(view_new);
         this.dvc_send();
         assert.equal(this.status, Status.view_change);
+        assert.equal(this.view, view_new);
+        assert(this.svc_view >= view_new);
+        assert(this.log_view < this.view, 'the log_view is of a view we left');
+        assert(!this.view_change_adopting && this.repair_op_max === 0);
+        assert.equal(this.start_view_pending, -1);
+        assert(this.pipeline.prepare_count === 0 && this.pipeline.request_count === 0);
+        // Our do_view_change is at most ours alone: a quorum needs others'.
+        assert((this.dvc_votes & ~(1 << this.replica)) === 0);
+        this.cluster_invariants();
     }
 
     /** Our do_view_change for the view, once the view is durable (ours is kept, not sent). */
@@ -1453,8 +1539,12 @@ export class Replica implements StorageCompletionTarget {
         if (primary === this.replica) {
             if ((this.dvc_votes & (1 << this.replica)) !== 0) return;
             this.dvc_record_own();
+            assert((this.dvc_votes & (1 << this.replica)) !== 0);
             return this.view_change_quorum_check();
         }
+        // A backup's log_view is of an earlier view (only a new primary adopts in a view change).
+        assert(this.log_view < this.view && this.log_view_durable <= this.log_view);
+        assert(this.op_committed_known <= this.op && this.op >= this.checkpoint_op);
         const count = this.suffix_count();
         const message = this.message_new(Command.do_view_change, header_size * (1 + count));
         if (message === -1) return;
@@ -1498,14 +1588,20 @@ export class Replica implements StorageCompletionTarget {
     /** Writes `count` suffix headers (newest first) as the body of `message`. */
     private suffix_write(message: HeaderView, count: number): void {
         assert(count >= 1 && message.size === header_size * (1 + count));
+        assert(count <= view_change_headers_max);
         for (let index = 0; index < count; index++) {
             const from = ((this.op - index) % this.journal.slot_count) * header_size;
+            // suffix_count counted only headers of ops op, op - 1, ... in their slots.
+            assert.equal(this.other_view.attach(this.journal.headers, from).u64(prepare_at.op),
+                this.op - index);
             message.bytes.set(this.journal.headers.subarray(from, from + header_size),
                 message.offset + header_size * (1 + index));
         }
     }
 
     private dvc_record_own(): void {
+        assert(this.status === Status.view_change && this.is_primary);
+        assert((this.dvc_votes & (1 << this.replica)) === 0, 'our do_view_change is recorded once');
         const count = this.suffix_count();
         const base = this.replica * view_change_headers_max * header_size;
         for (let index = 0; index < count; index++) {
@@ -1520,6 +1616,8 @@ export class Replica implements StorageCompletionTarget {
     private dvc_store(replica: number, log_view: number, op: number, commit: number,
         count: number): void {
         assert(log_view <= this.view && commit <= op && count >= 1);
+        assert(replica >= 0 && replica < this.replica_count);
+        assert(count <= view_change_headers_max && op >= count - 1);
         this.dvc_log_view[replica] = log_view;
         this.dvc_op[replica] = op;
         this.dvc_commit_max[replica] = commit;
@@ -1539,9 +1637,14 @@ export class Replica implements StorageCompletionTarget {
             this.view_change_start(view);
         }
         if (this.status !== Status.view_change || this.view_change_adopting) return;
+        assert.equal(view, this.view);
+        assert(this.is_primary && dvc.replica !== this.replica);
         const at = offsets.do_view_change;
         const op = dvc.u64(at.op);
         const count = (dvc.size - header_size) / header_size;
+        // Validated on receipt: whole headers, commit <= op, log_view <= view.
+        assert(Number.isInteger(count) && count >= 1 && count <= view_change_headers_max);
+        assert(dvc.u64(at.commit) <= op && dvc.u32(at.log_view) <= view);
         if (!this.suffix_valid(dvc, op, count)) {
             this.stats.messages_ignored += 1;
             return;
@@ -1593,12 +1696,16 @@ export class Replica implements StorageCompletionTarget {
         }
         const op_best = this.dvc_op[best]!;
         assert(commit <= op_best, 'every committed op is in the chosen log');
+        // Our own do_view_change was of our log as it still is (nothing appends meanwhile).
+        if (best === this.replica) assert.equal(op_best, this.op);
         this.view_change_adopting = true;
         this.repair_reset();
         const base = best * view_change_headers_max * header_size;
         this.repair_install(this.dvc_headers, base, op_best, this.dvc_header_count[best]!);
         this.repair_source = best === this.replica ? -1 : best;
         this.log_anchor_truncate();
+        assert.equal(this.repair_op_max, op_best);
+        assert(this.op <= op_best, 'what we kept is within the chosen log');
         // After the truncation: the commit number speaks of the chosen log, ours from now on.
         this.commit_max = commit;
         this.log(`replica ${this.replica}: view ${this.view}: do_view_change quorum ` +
@@ -1615,6 +1722,7 @@ export class Replica implements StorageCompletionTarget {
      */
     private adopt_check(): void {
         if (this.status !== Status.view_change || !this.view_change_adopting) return;
+        assert(this.is_primary);
         if (this.op < this.repair_op_max || this.op_written < this.op) return;
         if (this.log_view !== this.view) {
             this.log_view = this.view;
@@ -1637,6 +1745,11 @@ export class Replica implements StorageCompletionTarget {
         this.timeouts_for_status();
         this.log(`replica ${this.replica}: primary of view ${this.view}: op ${this.op}, commit ` +
             `${this.commit_min}`);
+        assert.equal(this.log_view, this.view);
+        assert(this.view_durable === this.view && this.log_view_durable === this.view);
+        assert(this.pipeline.prepare_count === 0 && this.pipeline.request_count === 0);
+        assert(this.repair_op_max === 0 && !this.timeout_repair.ticking);
+        assert(this.commit_max <= this.op);
         this.start_view_send(-1, null);
         this.pipeline_fill();
         this.invariants();
@@ -1645,6 +1758,8 @@ export class Replica implements StorageCompletionTarget {
     /** Sends start_view to one replica (with its nonce), or to every backup (replica -1). */
     private start_view_send(replica: number, request: HeaderView | null): void {
         assert(this.primary_normal);
+        assert(replica === -1 || (replica < this.replica_count && replica !== this.replica));
+        assert(this.commit_max <= this.op && this.log_view === this.view);
         const count = this.suffix_count();
         const message = this.message_new(Command.start_view, header_size * (1 + count));
         if (message === -1) return;
@@ -1666,12 +1781,14 @@ export class Replica implements StorageCompletionTarget {
 
     private on_request_start_view(request: HeaderView): void {
         if (!this.primary_normal || request.view > this.view) return;
+        assert(request.replica !== this.replica);
         this.start_view_send(request.replica, request);
     }
 
     /** Asks `replica` (a view's primary) for its start_view; at most once per timeout. */
     private request_start_view_send(replica: number): void {
         if (replica === this.replica) return;
+        assert(!this.solo && replica >= 0 && replica < this.replica_count);
         // Per destination: asking a dead view's primary must not silence asking the live one.
         const last = this.request_start_view_sent_tick[replica]!;
         if (last !== 0 && last + timeouts_ticks.request_start_view > this.ticks) return;
@@ -1698,6 +1815,10 @@ export class Replica implements StorageCompletionTarget {
             this.stats.messages_ignored += 1;
             return;
         }
+        assert(view >= this.view && sv.replica !== this.replica);
+        assert(view > this.view || !this.is_primary);
+        // Validated on receipt: the commit number is within the log sent.
+        assert(sv.u64(offsets.start_view.commit_max) <= op);
         if (view === this.view && this.backup_normal) return this.start_view_extend(sv, op, count);
         if (!this.journal_quiet) {
             // A truncation must not race a write of the slots it gives up: wait for them.
@@ -1732,6 +1853,9 @@ export class Replica implements StorageCompletionTarget {
         this.repair_install(sv.bytes, sv.offset + header_size, op, count);
         this.repair_source = this.primary_of(view);
         this.log_anchor_truncate();
+        assert.equal(this.repair_op_max, op);
+        // What we kept is the view's log (up to its head), or known committed.
+        assert(this.op <= op || this.op <= this.op_committed_known);
         // After the truncation (which may trust only what we knew committed before).
         const commit = Math.min(sv.u64(offsets.start_view.commit_max), op);
         if (commit > this.commit_max) this.commit_max = commit;
@@ -1740,6 +1864,9 @@ export class Replica implements StorageCompletionTarget {
         this.superblock_view_update();
         this.repair_continue();
         this.commit_journal();
+        assert(this.status === Status.normal && this.view === view && !this.is_primary);
+        assert(this.start_view_pending === -1 && !this.view_change_adopting);
+        this.cluster_invariants();
     }
 
     /**
@@ -1749,6 +1876,7 @@ export class Replica implements StorageCompletionTarget {
      */
     private start_view_extend(sv: HeaderView, op: number, count: number): void {
         assert(this.backup_normal && sv.view === this.view);
+        assert(count >= 1 && op >= this.commit_min);
         if (op > this.op && op > this.repair_op_max) {
             for (let index = 0; index < count && op - index > this.op; index++) {
                 const at = ((op - index) % this.journal.slot_count) * header_size;
@@ -1757,6 +1885,7 @@ export class Replica implements StorageCompletionTarget {
             }
             this.repair_op_max = op;
             this.repair_source = this.primary_of(this.view);
+            assert(this.repair_known(op), 'the view\'s head bounds the repair');
             this.repair_continue();
         }
         this.commit_learn(Math.min(sv.u64(offsets.start_view.commit_max), op));
@@ -1773,6 +1902,7 @@ export class Replica implements StorageCompletionTarget {
         if (this.start_view_pending === -1 || !this.journal_quiet) return;
         const message = this.start_view_pending;
         this.start_view_pending = -1;
+        assert(this.pool.references_of(message) >= 1, 'a waiting start_view holds a reference');
         const sv = this.peer_view.attach(this.pool.bytes, this.pool.offset(message));
         if (sv.view >= this.view && this.status !== Status.failed) this.start_view_install(sv);
         this.pool.unref(message);
@@ -1791,12 +1921,34 @@ export class Replica implements StorageCompletionTarget {
     /** Takes `count` suffix headers (newest first, op down) as the log to repair toward. */
     private repair_install(bytes: Uint8Array, offset: number, op: number, count: number): void {
         assert(count >= 1 && op >= count - 1);
+        assert(count <= view_change_headers_max);
         for (let index = 0; index < count; index++) {
             const at = ((op - index) % this.journal.slot_count) * header_size;
+            // suffix_valid (or suffix_count for our own) checked each header's op.
+            assert.equal(this.other_view.attach(bytes, offset + index * header_size)
+                .u64(prepare_at.op), op - index);
             this.repair_headers.set(bytes.subarray(offset + index * header_size,
                 offset + (index + 1) * header_size), at);
         }
         this.repair_op_max = op;
+    }
+
+    /**
+     * Known headers of adjacent ops chain: all are of the one log the view took (a start_view's
+     * or the chosen do_view_change's suffix, each validated as a chain, and what the view's
+     * primary prepared or sent down the chain from them since). Checked over the window that
+     * repair asks prepares for next (bounded: repair_continue runs on every append).
+     */
+    private repair_chain_check(): void {
+        const slot_count = this.journal.slot_count;
+        const highest = Math.min(this.repair_op_max, this.op + repair_window);
+        for (let op = this.op + 1; op < highest; op++) {
+            if (!this.repair_known(op) || !this.repair_known(op + 1)) continue;
+            const above = this.check_view.attach(this.repair_headers,
+                ((op + 1) % slot_count) * header_size);
+            assert(above.equal16(prepare_at.parent, this.repair_headers,
+                (op % slot_count) * header_size + frame.checksum), 'repair: known headers chain');
+        }
     }
 
     /** Whether the canonical header of `op` is known (in repair_headers). */
@@ -1816,6 +1968,7 @@ export class Replica implements StorageCompletionTarget {
     private log_anchor_truncate(): void {
         assert(this.journal_quiet);
         const committed = this.op_committed_known;
+        assert(committed >= this.commit_min && committed <= this.op);
         let anchor = committed;
         const top = Math.min(this.op, this.repair_op_max);
         for (let op = top; op > committed && top - op < this.journal.slot_count; op--) {
@@ -1845,10 +1998,15 @@ export class Replica implements StorageCompletionTarget {
         if (this.op_writing > anchor) this.op_writing = anchor;
         this.cache_trim();
         this.head_from_log();
+        assert.equal(this.op, anchor);
+        assert(this.op_written <= this.op && this.op_writing <= this.op);
+        assert(this.commit_min <= this.op && this.checkpoint_op <= this.op);
+        assert.equal(this.cache_get(anchor + 1), -1, 'nothing cached above the head');
     }
 
     /** head_checksum and the timestamp from the header of op (the head). */
     private head_from_log(): void {
+        assert(this.op >= this.checkpoint_op);
         const at = (this.op % this.journal.slot_count) * header_size;
         const header = this.other_view.attach(this.journal.headers, at);
         if (header.u64(prepare_at.op) === this.op && header.u8(frame.command) ===
@@ -1874,6 +2032,7 @@ export class Replica implements StorageCompletionTarget {
         if (this.start_view_pending !== -1) return;
         this.repair_adopt_written();
         if (this.op >= this.repair_op_max) return this.repair_done();
+        this.repair_chain_check();
         if (!this.timeout_repair.ticking) this.timeout_repair.start();
         if (this.repair_source === -1) return;
         const next = this.op + 1;
@@ -1886,6 +2045,8 @@ export class Replica implements StorageCompletionTarget {
         while (known < this.repair_op_max && !this.repair_known(known)) known += 1;
         assert(this.repair_known(known), 'the repair target header is known');
         const op_min = Math.max(next, known - this.headers_per_message);
+        assert(op_min < known && known <= this.repair_op_max);
+        assert(known - op_min <= this.headers_per_message);
         this.build_view.set_u64(offsets.request_headers.op_min, op_min);
         this.build_view.set_u64(offsets.request_headers.op_max, known - 1);
         this.stats_cluster.repairs_requested += 1;
@@ -1902,6 +2063,7 @@ export class Replica implements StorageCompletionTarget {
         const last = Math.min(this.repair_op_max, next + repair_window - 1);
         for (let op = this.repair_requested_max + 1; op <= last; op++) {
             if (!this.repair_known(op)) break;
+            assert(op > this.op && op <= this.repair_op_max);
             if (this.cache_get(op) !== -1) continue;
             const message = this.message_new(Command.request_prepare, header_size);
             if (message === -1) return;
@@ -1917,6 +2079,7 @@ export class Replica implements StorageCompletionTarget {
 
     /** Ops our WAL holds already with the canonical header: taken without a write. */
     private repair_adopt_written(): void {
+        assert.equal(this.start_view_pending, -1);
         for (let pass = 0; pass < this.journal.slot_count && this.op < this.repair_op_max;
             pass++) {
             const next = this.op + 1;
@@ -1930,14 +2093,17 @@ export class Replica implements StorageCompletionTarget {
             this.op_written = next;
             this.op_writing = next;
             this.head_from_log();
+            assert(this.op <= this.repair_op_max);
         }
     }
 
     /** The log is whole up to the target: it becomes our log_view's (durably) and is acked. */
     private repair_done(): void {
+        assert(this.op >= this.repair_op_max);
         this.timeout_repair.stop();
         if (this.status === Status.view_change) return this.adopt_check();
         if (!this.backup_normal || this.op_written < this.op) return;
+        assert(this.op_written === this.op && this.op_writing === this.op);
         if (this.log_view !== this.view) {
             this.log_view = this.view;
             this.superblock_view_update();
@@ -1950,6 +2116,8 @@ export class Replica implements StorageCompletionTarget {
         const op_max = Math.min(request.u64(offsets.request_headers.op_max), this.op,
             op_min + this.headers_per_message - 1);
         if (op_max < op_min || this.op - op_min >= this.journal.slot_count) return;
+        assert(op_max <= this.op && op_max - op_min < this.headers_per_message);
+        assert(request.replica !== this.replica);
         let count = 0;
         for (let op = op_max; op >= op_min; op--) {
             const header = this.other_view.attach(this.journal.headers,
@@ -1960,6 +2128,7 @@ export class Replica implements StorageCompletionTarget {
             count += 1;
         }
         if (count === 0) return;
+        assert(count <= op_max - op_min + 1);
         const message = this.message_new(Command.headers, header_size * (1 + count));
         if (message === -1) return;
         for (let index = 0; index < count; index++) {
@@ -1975,7 +2144,10 @@ export class Replica implements StorageCompletionTarget {
     /** Headers from repair_source: kept when intact and chained to the known ones above. */
     private on_headers(headers: HeaderView): void {
         if (headers.view !== this.view || headers.replica !== this.repair_source) return;
+        assert(this.repair_source >= 0 && headers.replica !== this.replica);
         const count = (headers.size - header_size) / header_size;
+        // Validated on receipt: whole headers, 1 .. headers_count_max.
+        assert(Number.isInteger(count) && count >= 1 && count <= headers_count_max);
         const bytes = headers.bytes;
         for (let index = 0; index < count; index++) {
             const at = headers.offset + header_size * (1 + index);
@@ -1991,6 +2163,7 @@ export class Replica implements StorageCompletionTarget {
                 bytes, at)) continue;
             this.repair_headers.set(bytes.subarray(at, at + header_size),
                 (op % this.journal.slot_count) * header_size);
+            assert(this.repair_known(op), 'a header chained to a known one is known');
         }
         this.repair_continue();
     }
@@ -2003,12 +2176,15 @@ export class Replica implements StorageCompletionTarget {
         const header = this.other_view.attach(this.journal.headers, at);
         if (header.u64(prepare_at.op) !== op || !request.equal16(
             offsets.request_prepare.prepare_checksum, this.journal.headers, at)) return;
+        assert(request.replica !== this.replica);
         const cached = this.cache_get(op);
         if (cached !== -1) {
             this.send_replica(request.replica, cached);
             return;
         }
-        if (this.serve_message !== -1 || this.status === Status.replaying) return; // One at a time.
+        // Peers are heard only once the replay is done (on_peer_message).
+        assert(this.status !== Status.replaying);
+        if (this.serve_message !== -1) return; // One at a time.
         const message = this.pool.acquire();
         if (message === -1) return;
         this.serve_message = message;
@@ -2022,6 +2198,8 @@ export class Replica implements StorageCompletionTarget {
     private serve_read_done(slot: number, result: number): void {
         const message = this.serve_message;
         assert(message !== -1);
+        assert(slot >= 0 && slot < this.journal.slot_count);
+        assert(this.serve_replica >= 0 && this.serve_replica !== this.replica);
         this.serve_message = -1;
         const bytes = this.pool.bytes;
         const offset = this.pool.offset(message);
@@ -2049,16 +2227,21 @@ export class Replica implements StorageCompletionTarget {
             if (this.checkpoint_op_next !== -1 || this.commit_reading) return;
             if (this.writes_refused !== null) return;
             const op = this.commit_min + 1;
+            assert(op <= this.commit_max && op <= this.op_written);
             const message = this.cache_get(op);
             if (message === -1) return this.commit_read_start(op);
             if (!this.commit_execute(message)) return;
         }
+        assert(this.commit_min <= this.commit_max);
         if (this.status === Status.view_change) this.adopt_check();
     }
 
     /** Executes committed op commit_min + 1 from `message`; false if no reply message is free. */
     private commit_execute(message: number): boolean {
+        assert(!this.primary_normal && !this.solo);
         const op = this.commit_min + 1;
+        // Known committed, and in our own WAL: a backup commits only what it holds.
+        assert(op <= this.commit_max && op <= this.op_written);
         const reply = this.execute_prepare(message);
         if (reply === reply_unavailable) {
             this.commit_stalled = true;
@@ -2094,6 +2277,9 @@ export class Replica implements StorageCompletionTarget {
         this.commit_reading = false;
         const op = this.commit_min + 1;
         assert.equal(slot, op % this.journal.slot_count);
+        assert(this.replay_message !== -1);
+        // log_truncate never cuts below a commit being read.
+        assert(op <= this.op_written && op <= this.commit_max);
         const refusal = result < 0 ? new StorageRefusal('wal_prepares', op, slot,
             `read failed with errno ${-result}`) : this.replay_check(slot, op);
         if (refusal !== null) {
@@ -2119,6 +2305,10 @@ export class Replica implements StorageCompletionTarget {
         this.log_clean = false;
         this.status = Status.recovering_head;
         this.timeouts_for_status();
+        assert.equal(this.op, this.commit_min);
+        assert(this.repair_op_max === 0 && this.repair_source === -1);
+        assert(this.pipeline.prepare_count === 0 && this.pipeline.request_count === 0);
+        this.cluster_invariants();
         this.request_start_view_send(this.primary_of(this.view));
     }
 
@@ -2126,6 +2316,7 @@ export class Replica implements StorageCompletionTarget {
 
     /** The old primary's pipeline goes (its clients retry); the ops stay in the WAL. */
     private pipeline_clear(): void {
+        assert(this.primary_normal && !this.solo);
         const pipeline = this.pipeline;
         while (pipeline.prepare_count > 0) {
             const reply = pipeline.reply_take(0);
@@ -2147,6 +2338,8 @@ export class Replica implements StorageCompletionTarget {
      */
     private pipeline_fill(): void {
         if (!this.primary_normal || this.pipeline_loading || this.pipeline_filling) return;
+        assert.equal(this.log_view, this.view);
+        assert(this.pipeline_op_loaded >= this.commit_min && this.pipeline_op_loaded <= this.op);
         const pipeline = this.pipeline;
         const loaded_before = this.pipeline_op_loaded;
         this.pipeline_filling = true;
@@ -2163,6 +2356,8 @@ export class Replica implements StorageCompletionTarget {
             this.pipeline_load(op, message);
         }
         this.pipeline_filling = false;
+        assert.equal(pipeline.prepare_count, this.pipeline_op_loaded - this.commit_min);
+        assert(this.pipeline_op_loaded <= this.op);
         // Our own acknowledgements of what was loaded may complete a quorum (two replicas).
         if (this.pipeline_op_loaded > loaded_before) {
             this.on_prepare_ok(this.pipeline_op_loaded, this.replica);
@@ -2171,6 +2366,7 @@ export class Replica implements StorageCompletionTarget {
 
     private pipeline_load(op: number, message: number): void {
         assert(op === this.pipeline_op_loaded + 1 && op <= this.op_written);
+        assert(this.primary_normal && !this.pipeline.prepare_full);
         const header = this.prepare_view.attach(this.pool.bytes, this.pool.offset(message));
         assert.equal(header.u64(prepare_at.op), op);
         const operation = header.u8(prepare_at.operation);
@@ -2182,6 +2378,7 @@ export class Replica implements StorageCompletionTarget {
         }
         this.pipeline.prepare_push(op, message, -1);
         this.pipeline_op_loaded = op;
+        assert.equal(this.pipeline.prepare_count, op - this.commit_min);
         this.pipeline.prepare_ok(op, this.replica); // Durable in our WAL.
         this.cache_put(op, message);
         this.broadcast(message);
@@ -2190,6 +2387,9 @@ export class Replica implements StorageCompletionTarget {
     }
 
     private pipeline_read_start(op: number): void {
+        assert(this.primary_normal && !this.pipeline_loading);
+        assert(op === this.pipeline_op_loaded + 1 && op <= this.op_written);
+        assert.equal(this.pipeline_load_message, -1);
         const message = this.pool.acquire();
         if (message === -1) return; // Retried on a tick.
         const slot = op % this.journal.slot_count;
@@ -2208,6 +2408,7 @@ export class Replica implements StorageCompletionTarget {
         this.pipeline_loading = false;
         const message = this.pipeline_load_message;
         this.pipeline_load_message = -1;
+        assert(message !== -1 && slot >= 0 && slot < this.journal.slot_count);
         const op = this.pipeline_op_loaded + 1;
         const bytes = this.pool.bytes;
         const offset = this.pool.offset(message);
@@ -2233,7 +2434,9 @@ export class Replica implements StorageCompletionTarget {
     // ------------------------------------------------------------------ cluster: cache
 
     private cache_put(op: number, message: number): void {
+        assert(op >= 1 && this.pool.references_of(message) >= 1);
         const entry = op % cache_size;
+        this.cache_entry_check(entry);
         const held = this.cache_messages[entry]!;
         if (held === message && this.cache_ops[entry] === op) return;
         if (held !== -1) {
@@ -2243,6 +2446,25 @@ export class Replica implements StorageCompletionTarget {
         this.pool.ref(message);
         this.cache_messages[entry] = message;
         this.cache_ops[entry] = op;
+        this.cache_entry_check(entry);
+        assert.equal(this.cache_get(op), message);
+    }
+
+    /**
+     * A cache entry is free (op and message both -1) or holds one reference to the prepare of
+     * an op that maps to it. check_view: callers may hold any other view attached.
+     */
+    private cache_entry_check(entry: number): void {
+        assert(entry >= 0 && entry < cache_size);
+        const op = this.cache_ops[entry]!;
+        const message = this.cache_messages[entry]!;
+        assert.equal(op === -1, message === -1, 'cache: an op without its message');
+        if (op === -1) return;
+        assert.equal(op % cache_size, entry);
+        assert(this.pool.references_of(message) >= 1, 'cache: the entry holds a reference');
+        const prepare = this.check_view.attach(this.pool.bytes, this.pool.offset(message));
+        assert.equal(prepare.command, Command.prepare);
+        assert.equal(prepare.u64(prepare_at.op), op, 'cache: the prepare of its op');
     }
 
     /**
@@ -2255,17 +2477,25 @@ export class Replica implements StorageCompletionTarget {
         for (let entry = 0; entry < cache_size; entry++) {
             const op = this.cache_ops[entry]!;
             if (op > this.op) this.cache_release(op);
+            assert(this.cache_ops[entry]! <= this.op);
+            this.cache_entry_check(entry);
         }
     }
 
     private cache_get(op: number): number {
+        assert(op >= 1);
         const entry = op % cache_size;
-        return this.cache_ops[entry] === op ? this.cache_messages[entry]! : -1;
+        if (this.cache_ops[entry] !== op) return -1;
+        const message = this.cache_messages[entry]!;
+        assert(message !== -1, 'cache: an op without its message');
+        return message;
     }
 
     private cache_release(op: number): void {
+        assert(op >= 1);
         const entry = op % cache_size;
         if (this.cache_ops[entry] !== op) return;
+        this.cache_entry_check(entry);
         this.pool.unref(this.cache_messages[entry]!);
         this.cache_messages[entry] = -1;
         this.cache_ops[entry] = -1;
@@ -2286,6 +2516,9 @@ export class Replica implements StorageCompletionTarget {
         }
         this.superblock_again = false;
         this.superblock.vsr_state_read(this.vsr_state);
+        // The superblock holds what we made durable: behind the state in memory, never ahead.
+        assert(this.vsr_state.view <= this.view && this.vsr_state.log_view <= this.log_view);
+        assert(this.log_view <= this.view);
         if (this.vsr_state.view === this.view && this.vsr_state.log_view === this.log_view) {
             this.view_durable = this.view;
             this.log_view_durable = this.log_view;
@@ -2295,6 +2528,7 @@ export class Replica implements StorageCompletionTarget {
         this.vsr_state.view = this.view;
         this.vsr_state.log_view = this.log_view;
         this.vsr_state.commit_max = Math.max(this.vsr_state.commit_max, this.op_committed_known);
+        assert(this.vsr_state.log_view <= this.vsr_state.view);
         this.superblock_updating = true;
         this.superblock_view_writing = this.view;
         this.superblock_log_view_writing = this.log_view;
@@ -2310,6 +2544,9 @@ export class Replica implements StorageCompletionTarget {
         }
         this.view_durable = this.superblock_view_writing;
         this.log_view_durable = this.superblock_log_view_writing;
+        // What was written was the state in memory then: views only grow.
+        assert(this.view_durable <= this.view && this.log_view_durable <= this.log_view);
+        assert(this.log_view_durable <= this.view_durable);
         if (this.superblock_again) this.superblock_view_update();
         this.view_durable_act();
     }
@@ -2321,6 +2558,7 @@ export class Replica implements StorageCompletionTarget {
             return this.adopt_check();
         }
         if (!this.backup_normal || this.log_view_durable !== this.view) return;
+        assert.equal(this.log_view, this.view);
         // Our log is the view's now: acknowledge what the primary may still wait for (its
         // pipeline holds at most a pipeline of ops above the commit; retransmissions of later
         // ones are acknowledged as they come).
@@ -2360,12 +2598,20 @@ export class Replica implements StorageCompletionTarget {
             return this.view_change_start(this.view + 1);
         }
         this.timeouts_for_status();
-        if (this.status === Status.view_change) return this.dvc_send();
+        assert(this.log_view <= this.view);
+        if (this.status === Status.view_change) {
+            assert(this.svc_view === this.view && this.log_view < this.view);
+            return this.dvc_send();
+        }
+        // A restarted primary started a view change above; one that cannot prove its head waits.
+        assert(this.status === Status.normal || this.status === Status.recovering_head);
+        if (this.status === Status.normal) assert(!this.is_primary);
         this.request_start_view_send(this.primary_of(this.view));
     }
 
     /** Starts the timeouts the status runs and stops the others. */
     private timeouts_for_status(): void {
+        assert(!this.solo);
         const primary = this.primary_normal;
         const backup = this.backup_normal;
         const changing = this.status === Status.view_change;
@@ -2383,6 +2629,7 @@ export class Replica implements StorageCompletionTarget {
     /** The cluster's share of a tick: each timeout that fired does its one thing. */
     private cluster_tick(): void {
         assert(!this.solo);
+        this.cluster_invariants();
         for (const timeout of this.timeouts) timeout.tick();
         if (this.timeout_ping.fired) {
             this.timeout_ping.reset();
@@ -2441,6 +2688,7 @@ export class Replica implements StorageCompletionTarget {
     /** In view_change: our vote and our do_view_change again (either may have been lost). */
     private view_change_resend(): void {
         assert.equal(this.status, Status.view_change);
+        assert(this.svc_view >= this.view);
         // That we are in this view (so replicas still in an older one follow), and our vote for
         // a later one if we cast it.
         if (this.svc_view === this.view) {
@@ -2453,6 +2701,7 @@ export class Replica implements StorageCompletionTarget {
     }
 
     private ping_send(): void {
+        assert(!this.solo);
         const message = this.message_new(Command.ping, header_size);
         if (message === -1) return;
         const ping = this.build_view;
@@ -2466,6 +2715,7 @@ export class Replica implements StorageCompletionTarget {
     /** The primary's heartbeat: its commit number, so backups commit and keep the view. */
     private commit_heartbeat_send(): void {
         assert(this.primary_normal);
+        assert(this.commit_max <= this.op && this.log_view === this.view);
         const message = this.message_new(Command.commit, header_size);
         if (message === -1) return;
         const commit = this.build_view;
@@ -2491,6 +2741,7 @@ export class Replica implements StorageCompletionTarget {
         this.timeout_prepare.backoff();
         for (let i = 0; i < pipeline.prepare_count; i++) {
             const message = pipeline.prepare_message(i);
+            assert.equal(pipeline.prepare_op(i), this.commit_min + 1 + i);
             for (let replica = 0; replica < this.replica_count; replica++) {
                 if (replica === this.replica || pipeline.prepare_ok_has(i, replica)) continue;
                 this.send_replica(replica, message);
@@ -2533,6 +2784,7 @@ export class Replica implements StorageCompletionTarget {
 
     /** To every other replica (star replication: the primary sends each prepare to all). */
     private broadcast(message: number): void {
+        assert(!this.solo && this.pool.references_of(message) >= 1);
         for (let replica = 0; replica < this.replica_count; replica++) {
             if (replica !== this.replica) this.send_replica(replica, message);
         }
@@ -2955,6 +3207,8 @@ export class Replica implements StorageCompletionTarget {
 
     /** A backup acknowledges what is durable; repairs, commits and a waiting view go on. */
     private journal_written_cluster(op_first: number, op_last: number): void {
+        assert(!this.solo && !this.primary_normal);
+        assert(op_first >= 1 && op_last <= this.op_written);
         if (this.backup_normal) {
             for (let ok = op_first; ok <= op_last; ok++) this.prepare_ok_send(ok);
         }
@@ -2975,12 +3229,14 @@ export class Replica implements StorageCompletionTarget {
         assert(this.primary_normal);
         if (!this.pipeline.prepare_ok(op, replica)) return;
         const pipeline = this.pipeline;
+        // The pipeline holds ops commit_min + 1 .. in order (pipeline_load, prepare_start).
+        assert.equal(pipeline.prepare_op(0), this.commit_min + 1);
         for (let i = this.commit_max - pipeline.prepare_op(0) + 1; i < pipeline.prepare_count;
             i++) {
             if (pipeline.prepare_ok_count(i) < this.quorum_replication) break;
             this.commit_max = pipeline.prepare_op(i);
         }
-        assert(this.commit_max <= this.op);
+        assert(this.commit_max <= this.op && this.commit_min <= this.commit_max);
         // Ops are acknowledged in op order: a single replica commits only what it wrote.
         assert(this.replica_count > 1 || this.commit_max <= this.op_written);
         this.commit_pipeline();
@@ -3308,6 +3564,7 @@ export class Replica implements StorageCompletionTarget {
         assert(this.pending_accounts >= 0 && this.pending_transfers >= 0);
         assert(this.view_durable <= this.view && this.log_view_durable <= this.log_view);
         assert(this.log_view <= this.view);
+        if (!this.solo) this.cluster_invariants();
         if (!this.is_primary) {
             // A backup commits only what its log holds; it may know of more commits.
             assert(this.pipeline.prepare_count === 0 && this.pipeline.request_count === 0);
@@ -3390,6 +3647,14 @@ const repair_window = pipeline_prepare_queue_max;
 
 /** Prepares kept in memory by op: two pipelines (a backup appends up to one ahead of its WAL). */
 const cache_size = 2 * pipeline_prepare_queue_max;
+
+// The timeouts' relations: a primary counts a replica heard across more than one ping period,
+// and a backup votes to leave only after missing several commit heartbeats.
+assert(heard_window_ticks > timeouts_ticks.ping);
+assert(timeouts_ticks.normal_heartbeat > 2 * timeouts_ticks.commit_heartbeat);
+// A stashed repair answer (up to a window above the head) never shares a cache entry with an op
+// whose write is in flight (up to a pipeline at or below the head).
+assert(cache_size >= repair_window + pipeline_prepare_queue_max);
 
 /** write_states: an op handed to the journal is being written, durable, or failed (retry). */
 const write_none = 0;

@@ -31,6 +31,7 @@ export class Timeout {
         backoff_exponent_max = backoff_exponent_max_default) {
         assert(Number.isInteger(after_ticks) && after_ticks >= 1);
         assert(Number.isInteger(backoff_exponent_max) && backoff_exponent_max >= 0);
+        assert(name.length > 0);
         this.backoff_exponent_max = backoff_exponent_max;
         this.name = name;
         this.after_ticks = after_ticks;
@@ -70,12 +71,18 @@ export class Timeout {
         this.ticks = 0;
         this.fired = false;
         assert(this.period_ticks >= this.after_ticks);
+        // Bounded: at most after_ticks × 2^backoff_exponent_max, plus one period of jitter.
+        assert(this.period_ticks <= this.after_ticks * (2 ** this.backoff_exponent_max + 1));
     }
 
     /** Advances one tick; `fired` is true on the tick the period ends (the caller resets). */
     tick(): void {
+        assert(this.period_ticks >= this.after_ticks);
         this.fired = false;
-        if (!this.ticking) return;
+        if (!this.ticking) {
+            assert.equal(this.ticks, 0, `${this.name}: ticks counted while stopped`);
+            return;
+        }
         this.ticks += 1;
         if (this.ticks >= this.period_ticks) this.fired = true;
         assert(this.ticks <= this.period_ticks || this.fired);
