@@ -21,7 +21,7 @@ import { Command, frame, offsets } from '../lib/vsr/header_layout';
  * The checkpoint_id check is off for clusters, for a reason outside the simulator (the
  * checkpointer's block allocation): turn it on once replicas write identical checkpoints.
  */
-const cluster_checkpoint_check = { enabled: false, reason: checkpoint_id_divergence_causes };
+const cluster_checkpoint_check = { enabled: true, reason: checkpoint_id_divergence_causes };
 
 const ticks = 10_000;
 const liveness_ticks_max = 10_000;
@@ -90,12 +90,16 @@ const cluster_cases = [
     // Found after 62fa23a, each with the replica count its seed draws (0): a prepare taken for
     // a message from ourselves because it names its author (1362132607/3, stuck pipeline); a
     // stale early repair answer evicting an unwritten op (3702387371/3); a head torn below
-    // unwritten-ahead ops left a 2-replica cluster's primary in recovering_head (1473822410);
     // a log cut while the journal reported writes (3433536541); a minority stranded in a
     // higher view (2539202903, 1445801273, 3932217030); request_start_view to a dead view's
-    // primary silencing the live one (1206084545, 2472910245, 1106101996).
-    [1362132607, 3], [3702387371, 3], [1473822410, 0], [3433536541, 0], [2539202903, 0],
-    [1445801273, 0], [3932217030, 0], [1206084545, 0], [2472910245, 0], [1106101996, 0],
+    // primary silencing the live one (1206084545, 2472910245, 1106101996); the primary
+    // releasing a cached prepare it committed on its backups' word before its own write
+    // started (1218067564); early repair answers never appended after ops taken from our
+    // own WAL (1228265887/3); a do_view_change always crowded out by votes on a
+    // two-packet path (1129827370).
+    [1362132607, 3], [3702387371, 3], [3433536541, 0], [2539202903, 0], [1445801273, 0],
+    [3932217030, 0], [1206084545, 0], [2472910245, 0], [1106101996, 0], [1218067564, 0],
+    [1228265887, 3], [1129827370, 0],
 ] as const;
 const cluster_ticks = ticks_default;
 for (const [seed, replica_count] of cluster_cases) {

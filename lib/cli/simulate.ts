@@ -50,7 +50,7 @@ export const replica_factory_ledger: ReplicaFactory = {
  */
 export const checkpoint_check_skipped: CheckpointCheckMode = {
     enabled: false,
-    reason: `--skip-checkpoint-check; known causes: ${checkpoint_id_divergence_causes}`,
+    reason: `--skip-checkpoint-check (${checkpoint_id_divergence_causes})`,
 };
 
 const flags = ['seed', 'replicas', 'ticks', 'liveness-ticks', 'swarm', 'seeds',

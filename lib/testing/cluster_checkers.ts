@@ -199,9 +199,9 @@ export class CommitChecker {
  * written once, by one replica. Until the allocation is a function of the state (or the id
  * excludes addresses), this check holds only for one replica.
  */
-export const checkpoint_id_divergence_causes = 'checkpoint_ids name grid blocks by address, ' +
-    'and each replica allocates them in its own order: trickle pre-writes sealed chunks after ' +
-    'each batch of live commits (not on replay), so the same state gets different addresses';
+export const checkpoint_id_divergence_causes = 'none known: since trickle_op every replica ' +
+    'reserves grid addresses per executed op, so equal logs give equal grids; turning the check ' +
+    'off is for diagnosing something else';
 
 /** Whether, and why not, checkpoint_ids must agree across replicas. */
 export interface CheckpointCheckMode {

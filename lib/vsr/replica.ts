@@ -1,8 +1,9 @@
-// The replica: Viewstamped Replication's normal protocol (docs/vsr.md §3), today for a cluster of
-// one, structured so that backups slot in: a view, op numbers, a pipeline of prepares each with
-// a set of acknowledgements, commit_max (highest op a replication quorum holds) and commit_min
-// (highest op executed), a primary that needs quorum_replication(replica_count) prepare_oks of
-// which its own WAL write is one.
+// The replica: Viewstamped Replication for 1 to 6 replicas (docs/vsr.md): a view, op numbers, a
+// pipeline of prepares each with the set of replicas that acknowledged it, commit_max (highest op
+// a replication quorum holds) and commit_min (highest op executed), a primary that needs
+// quorum_replication(replica_count) prepare_oks of which its own WAL write is one; backups that
+// append in op order and acknowledge what is durable; view change, repair of a log from the
+// view's, and restart (the "cluster:" sections below, docs/vsr.md §10-§14).
 //
 // The data path of a request (ARCHITECTURE.md): the bus hands over a pool message; the replica
 // checks it (docs/wire-protocol.md §7: release, operation, body, session, request number, parent),
@@ -15,13 +16,14 @@
 // and the ledger work at the same time; with backups execution waits for the commit.
 //
 // Time, randomness, the network and storage come in through interfaces, so the deterministic
-// simulator (test/replica_simulator.test.ts) drives this same code.
+// simulators (lib/testing/simulator.ts for clusters, test/replica_simulator.test.ts for one
+// replica) drive this same code.
 //
 // Startup: the superblock and WAL are opened by the caller; `open()` restores the checkpoint
 // (ledger state and session table from the grid, each session's latest reply from the
-// client_replies zone), then replays the WAL from checkpoint+1 to the head, re-executing each
-// prepare at its stored timestamp, which rebuilds the ledger, the sessions and their replies.
-// Only then does the replica serve.
+// client_replies zone), then replays the WAL from checkpoint+1 to the head (a cluster replica:
+// only up to the commit number its superblock recorded), re-executing each prepare at its stored
+// timestamp, which rebuilds the ledger, the sessions and their replies. Only then does it serve.
 //
 // Checkpoints: committing a trigger op (CheckpointSchedule) writes the replies that changed since
 // the last checkpoint to the client_replies zone and starts the Checkpointer. Commits wait until
@@ -133,9 +135,6 @@ export interface ReplicaOptions {
     io_flush?: () => void;
 }
 
-/** Chunk blocks the Checkpointer may pre-write per commit: a full batch of transfers (8,189
- *  records, ~16 chunks) plus its history rows, with room to catch up. */
-const trickle_budget_blocks = 64;
 
 /** Counters of the cluster protocol, for logs and tests. */
 export class ClusterStats {
@@ -340,7 +339,7 @@ export class Replica implements StorageCompletionTarget {
     private readonly checkpoint_prepare_checksum_next = new Uint8Array(16);
     private readonly vsr_state = new VsrState();
 
-    // ---- cluster (docs/vsr.md §5-§7)
+    // ---- cluster (docs/vsr.md §10-§14)
     private readonly timeout_ping: Timeout;
     private readonly timeout_prepare: Timeout;
     private readonly timeout_commit_heartbeat: Timeout;
@@ -1051,7 +1050,7 @@ export class Replica implements StorageCompletionTarget {
         if (header.view === this.view && !authored) this.heard_tick[from] = this.ticks;
         switch (header.command) {
             case Command.ping: return this.on_ping(header);
-            case Command.pong: return; // Clock samples come with cluster time (docs/vsr.md §9).
+            case Command.pong: return; // Clock samples come with cluster time (docs/vsr.md §16).
             case Command.prepare: return this.on_prepare(message, header);
             case Command.prepare_ok: return this.on_prepare_ok_message(header);
             case Command.commit: return this.on_commit(header);
@@ -1116,7 +1115,7 @@ export class Replica implements StorageCompletionTarget {
         }
     }
 
-    /** The primary of a view: no election, a rotation (docs/vsr.md §5). */
+    /** The primary of a view: no election, a rotation (docs/vsr.md §1). */
     primary_of(view: number): number {
         assert(Number.isSafeInteger(view) && view >= 0);
         return view % this.replica_count;
@@ -1493,7 +1492,7 @@ export class Replica implements StorageCompletionTarget {
     /**
      * Leaves the view for `view_new`: the pipeline is dropped (its clients retry; the ops are in
      * the WAL and the next view decides them), the view is made durable before a do_view_change
-     * may leave (docs/vsr.md §6), and our vote goes out so that others count it.
+     * may leave (docs/vsr.md §11), and our vote goes out so that others count it.
      */
     private view_change_start(view_new: number): void {
         assert(view_new > this.view && !this.solo);
@@ -2031,6 +2030,8 @@ export class Replica implements StorageCompletionTarget {
         if (this.op >= this.repair_op_max) return this.repair_done();
         if (this.start_view_pending !== -1) return;
         this.repair_adopt_written();
+        // Answers that arrived early may follow the ops just taken (seed 1228265887).
+        if (this.backup_normal || this.view_change_adopting) this.repair_unstash();
         if (this.op >= this.repair_op_max) return this.repair_done();
         this.repair_chain_check();
         if (!this.timeout_repair.ticking) this.timeout_repair.start();
@@ -2284,7 +2285,7 @@ export class Replica implements StorageCompletionTarget {
             `read failed with errno ${-result}`) : this.replay_check(slot, op);
         if (refusal !== null) {
             // Our copy of a committed op is damaged: stop below it and get the log back from the
-            // view (WAL repair of a damaged slot in place is docs/vsr.md §8, still to come).
+            // view (WAL repair of a damaged slot in place is docs/vsr.md §16, still to come).
             this.log(`replica ${this.replica}: ${refusal.message}: the log is cut below it and ` +
                 'repaired from the primary');
             return this.log_damaged(op);
@@ -2504,7 +2505,7 @@ export class Replica implements StorageCompletionTarget {
     // ------------------------------------------------------------------ cluster: superblock
 
     /**
-     * Makes view, log_view and the commit number durable (docs/vsr.md §6): a replica acts on a
+     * Makes view, log_view and the commit number durable (docs/vsr.md §11): a replica acts on a
      * view (a do_view_change, acknowledgements in it) only once the superblock holds it. One
      * update at a time; a later change waits and is written after. The commit number recorded
      * is one our own log holds, so that a restart never replays an op it only heard of.
@@ -2689,6 +2690,9 @@ export class Replica implements StorageCompletionTarget {
     private view_change_resend(): void {
         assert.equal(this.status, Status.view_change);
         assert(this.svc_view >= this.view);
+        // The do_view_change first: on a path that holds two packets, the votes behind it must
+        // not crowd it out every time (seed 1129827370).
+        if (this.primary_of(this.view) !== this.replica) this.dvc_send();
         // That we are in this view (so replicas still in an older one follow), and our vote for
         // a later one if we cast it.
         if (this.svc_view === this.view) {
@@ -2697,7 +2701,6 @@ export class Replica implements StorageCompletionTarget {
             this.svc_send(this.view, 1 << this.replica, true);
             if ((this.svc_votes & (1 << this.replica)) !== 0) this.svc_broadcast(this.svc_view);
         }
-        if (this.primary_of(this.view) !== this.replica) this.dvc_send();
     }
 
     private ping_send(): void {
@@ -3268,7 +3271,9 @@ export class Replica implements StorageCompletionTarget {
             const message = pipeline.prepare_pop();
             this.checkpoint_maybe(this.commit_min, message);
             this.pool.unref(message);
-            this.cache_release(this.commit_min);
+            // Committed on the backups' word, our own write of it may not have started yet:
+            // the cache keeps it until written (a later put evicts it then).
+            if (this.commit_min <= this.op_written) this.cache_release(this.commit_min);
         }
         if (!this.solo && committed_before < this.commit_min) {
             // Progress: retransmissions start again from the shortest period.
@@ -3278,8 +3283,6 @@ export class Replica implements StorageCompletionTarget {
         this.pipeline_fill();
         this.prepare_queued();
         this.execute_ahead();
-        // Pre-write sealed append-only chunks so the next checkpoint's pause covers less.
-        if (this.checkpoint_op_next === -1) this.checkpointer.trickle(trickle_budget_blocks);
         this.invariants();
     }
 
@@ -3383,6 +3386,9 @@ export class Replica implements StorageCompletionTarget {
             this.state_machine.pulse(hi, lo, this.pulse_scratch);
             this.stats.pulses += 1;
             this.op_executed = op;
+            // Every replica reserves the grid blocks an op sealed at the same op, on every path
+            // (commit, execute-ahead, a backup's commit, replay): byte-identical grids.
+            this.checkpointer.trickle_op(op);
             return reply_none;
         }
         const reply = this.pool.acquire();
@@ -3407,6 +3413,7 @@ export class Replica implements StorageCompletionTarget {
         header.set_u8(reply_at.operation, operation);
         seal(header);
         this.op_executed = op;
+        this.checkpointer.trickle_op(op);
         return reply;
     }
 
