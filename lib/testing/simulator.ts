@@ -461,7 +461,8 @@ class SimulationRun {
         }
         return {
             seed: this.options.seed, swarm: this.swarm, ticks: cluster?.time.ticks ?? 0,
-            ticks_liveness: this.ticks_liveness, behind_wal: this.behind_wal, ops_committed: Math.max(0, log.length - 1),
+            ticks_liveness: this.ticks_liveness, behind_wal: this.behind_wal,
+            ops_committed: Math.max(0, log.length - 1),
             requests_committed,
             replies: cluster?.clients.reduce((sum, c) => sum + c.exchanges.length, 0) ?? 0,
             evicted_clients: cluster?.clients.filter((c) => c.evicted !== 0).length ?? 0,
