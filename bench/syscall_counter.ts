@@ -15,6 +15,18 @@ export function syscall_counter_command(count_file: string): string[] {
         : ['strace', '-f', '-c', '-o', count_file, '--'];
 }
 
+/**
+ * The command prefix that runs a child under perf with counting off until told: the child gets
+ * fds 3 (perf reads `enable` and `disable` lines there) and 4 (perf answers `ack`), so that the
+ * caller counts a window (a workload) rather than the child's startup and shutdown. Spawn it with
+ * stdio ['ignore', 'pipe', 'pipe', 'pipe', 'pipe']; perf only (strace cannot be switched).
+ */
+export function syscall_counter_gated_command(count_file: string): string[] {
+    assert.ok(perf_available, 'a gated syscall count needs perf (Debian: linux-perf)');
+    return ['perf', 'stat', '-e', 'raw_syscalls:sys_enter', '-x,', '-o', count_file,
+        '--control=fd:3,4', '--delay=-1', '--'];
+}
+
 /** The syscall count from the counter's output file. */
 export function syscall_count_parse(text: string): number {
     return perf_available ? perf_count(text) : strace_count(text);

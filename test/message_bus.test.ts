@@ -967,6 +967,10 @@ for (const kind of engines_available()) {
                 const per_kind = connections / kinds.length;
                 assert.equal(bus.messages_received, 4 * 4 * per_kind);
                 assert.equal(bus.messages_sent, 4 * 4 * per_kind);
+                // Every echo byte for byte: a valid client's (seed = index + 1) four messages.
+                assert.equal(bus.bytes_sent, runs.reduce((sum, _, index) =>
+                    kinds[index % kinds.length] !== 'valid' ? sum
+                        : sum + 4 * 256 + (index + 1) % 3000 + 40000 + (index + 1) + 7, 0));
                 assert.equal(bus.disconnects_invalid[Reason.checksum_invalid], per_kind);
                 assert.equal(bus.disconnects_invalid[Reason.cluster_mismatch], per_kind);
                 assert.equal(bus.disconnects_invalid[Reason.command_unknown], per_kind);

@@ -76,8 +76,20 @@ async function run(args: readonly string[]): Promise<number> {
     }
     const stats = replica.stats;
     log(`stopped at op ${replica.op} (${stats.commits} commits, ${stats.replies_sent} replies, ` +
-        `${stats.requests_dropped} requests dropped)`);
+        `${stats.requests_dropped} requests dropped, ${server.bus.bytes_sent} bytes sent)`);
+    if (replica.replica_count > 1) cluster_stats_log(server);
     return 0;
+}
+
+/** A cluster replica's replication counters, for operators and bench/cluster.ts. */
+function cluster_stats_log(server: Server): void {
+    const stats = server.replica.stats_cluster;
+    log(`cluster: ${stats.prepares_sent} prepares sent, ${stats.prepares_retransmitted} ` +
+        `retransmitted, ${stats.prepare_oks_sent} prepare_oks sent, ${stats.commits_sent} ` +
+        `commit heartbeats, ${stats.repairs_requested} repairs requested, ` +
+        `${stats.prepares_repaired} prepares repaired, ${stats.requests_to_backup} requests ` +
+        `to a backup, ${stats.view_changes} view changes, ${server.bus.replica_sends_dropped} ` +
+        'replica sends dropped for a full queue');
 }
 
 /** What was opened, how it is sized, where it listens and, in a cluster, whom it dials. */

@@ -60,8 +60,8 @@
 // control push back on the peer) and is resumed, in arrival order, as messages return to the pool.
 // Running out is never an allocation and never a crash.
 //
-// Counters: messages_received, messages_sent, backpressure_pauses, disconnects_invalid[reason]
-// (validator reason codes), disconnects_bus[BusReason].
+// Counters: messages_received, messages_sent, bytes_sent, backpressure_pauses,
+// disconnects_invalid[reason] (validator reason codes), disconnects_bus[BusReason].
 //
 // ## How a stream is parsed
 //
@@ -289,6 +289,9 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener, Repl
     readonly disconnects_bus = new Uint32Array(bus_reason_count);
     messages_received = 0;
     messages_sent = 0;
+    /** Bytes the kernel took from our sends, counted as each send completes (a partial counts
+     * what it wrote; a resend after a reconnect counts again). */
+    bytes_sent = 0;
     /** How often a receiver paused because the pool was empty. */
     backpressure_pauses = 0;
 
@@ -1120,6 +1123,7 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener, Repl
         assert(connection.send_count > 0);
         const message = connection.send_queue[connection.send_head]!;
         connection.send_offset += result;
+        this.bytes_sent += result;
         assert(connection.send_offset <= this.message_size(message));
         if (connection.send_offset === this.message_size(message)) {
             connection.send_offset = 0;
