@@ -2,7 +2,8 @@
 // crash and bad-client tests (tests only). Usage: node official_load.js <port> <duration_ms>
 // <accounts_base> <transfers_max>. It creates two accounts, then until duration_ms has passed or
 // transfers_max transfers were issued (whichever comes first, so a faster machine never runs past
-// the capacity the test formatted) keeps several createTransfers
+// the capacity the test formatted), pausing pause_ms (optional 5th argument) after each batch,
+// keeps several createTransfers
 // requests of unique ids outstanding (the client merges them into multi-batch requests), each
 // moving amount 1 from the first account to the second. Every result must be `created`: a
 // request applied twice would answer `exists`. Afterwards it waits for all outstanding requests,
@@ -30,6 +31,7 @@ async function main(): Promise<void> {
     const duration_ms = Number(process.argv[3]);
     const base = BigInt(process.argv[4] ?? '1');
     const transfers_max = Number(process.argv[5] ?? '0');
+    const pause_ms = Number(process.argv[6] ?? '0');
     assert(Number.isSafeInteger(transfers_max) && transfers_max >= 0);
     const debit = base;
     const credit = base + 1n;
@@ -59,6 +61,7 @@ async function main(): Promise<void> {
                 if (result.status !== CreateTransferStatus.created) errors += 1;
             }
             for (const item of batch) acknowledged.push(item.id);
+            if (pause_ms > 0) await new Promise((resolve) => setTimeout(resolve, pause_ms));
         }
     };
     await Promise.all(Array.from({ length: outstanding_max }, worker));
@@ -89,5 +92,6 @@ async function main(): Promise<void> {
 
 main().catch((error: unknown) => {
     process.stdout.write(`${JSON.stringify({ error: String(error) })}\n`);
-    process.exitCode = 1;
+    // The client keeps the process alive: exit, so that the test sees the error.
+    process.exit(1);
 });

@@ -141,11 +141,12 @@ export function official_client_run(script: string, port: number, timeout_ms: nu
  * stops at duration_ms or at transfers_max transfers, whichever comes first.
  */
 export function load_start(port: number, duration_ms: number, base: number, transfers_max: number,
-    addresses = String(port)):
+    addresses = String(port), pause_ms = 0):
     { done: Promise<{ code: number | null; output: string }>; child: child_process.ChildProcess } {
     const child = children_track(child_process.spawn(process.execPath,
         [path.join(root, 'dist', 'test', 'official_load.js'), addresses, String(duration_ms),
-            String(base), String(transfers_max)], { stdio: ['ignore', 'pipe', 'pipe'] }));
+            String(base), String(transfers_max), String(pause_ms)],
+        { stdio: ['ignore', 'pipe', 'pipe'] }));
     let output = '';
     child.stdout!.setEncoding('utf8');
     child.stdout!.on('data', (chunk: string) => { output += chunk; });

@@ -1219,7 +1219,12 @@ export class Replica implements StorageCompletionTarget {
             this.stats_cluster.messages_stale += 1;
             return;
         }
-        if (!this.append_room(op)) return; // Retransmission or repair brings it again.
+        if (!this.append_room(op)) {
+            // Writes are full: keep it for when they land (repair_unstash) rather than drop it
+            // and wait a whole timeout for it to come again.
+            this.append_later(message, op);
+            return;
+        }
         this.cache_put(op, message);
         this.head_checksum.set(prepare.bytes.subarray(prepare.offset, prepare.offset + 16));
         this.timestamp_lo = prepare.limb(prepare_at.timestamp, 0);
@@ -1251,6 +1256,16 @@ export class Replica implements StorageCompletionTarget {
         if (held !== -1 && held > this.op_written) return true;
         this.cache_put(op, message);
         return true;
+    }
+
+    /** Caches op + 1 (canonical, no write room yet) when its entry is free of unwritten ops. */
+    private append_later(message: number, op: number): void {
+        assert(op === this.op + 1);
+        if (op > this.op_prepare_max || this.start_view_pending !== -1) return;
+        const entry = op % cache_size;
+        const held = this.cache_ops[entry]!;
+        if (held === op || (held !== -1 && held > this.op_written)) return;
+        this.cache_put(op, message);
     }
 
     /** Appends the stashed prepares that now follow our head. */
