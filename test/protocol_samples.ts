@@ -58,6 +58,23 @@ function body_size_for(random: Random, view: HeaderView, command: number): numbe
     }
 }
 
+/** Per replica command, its op-number fields: a peer's are below 2^53 (validate.ts). */
+const op_names: Readonly<Record<string, readonly string[]>> = {
+    ping: ['checkpoint_op'], prepare: ['op', 'commit'], prepare_ok: ['op', 'commit_min'],
+    commit: ['checkpoint_op', 'commit'], do_view_change: ['op', 'commit', 'checkpoint_op'],
+    start_view: ['op', 'commit_max', 'checkpoint_op'], request_headers: ['op_min', 'op_max'],
+    request_prepare: ['prepare_op'],
+};
+const op_limit = 2n ** 53n;
+
+/** Brings a valid sample's op fields below 2^53 (keeping their order: each was drawn below). */
+function op_fields_constrain(view: HeaderView, name: string): void {
+    for (const field of op_names[name] ?? []) {
+        const value = BigInt(view.get(field));
+        if (value >= op_limit) view.set(field, value % op_limit);
+    }
+}
+
 // Field constraints of each command, applied after every field got a random value.
 function constrain(random: Random, view: HeaderView, command: number): void {
     const set = (name: string, value: number | bigint): void => view.set(name, value);
@@ -98,31 +115,31 @@ function constrain(random: Random, view: HeaderView, command: number): void {
             return;
         case Command.prepare: {
             set('operation', random.chance(0.5) ? 128 + random.int(128) : 2 + random.int(5));
-            const op = random.nonzero(63) + 1n;
+            const op = random.nonzero(52) + 1n;
             set('op', op); set('commit', op - 1n - (random.chance(0.5) ? 0n : (op - 1n) / 2n));
             set('timestamp', random.nonzero(64)); set('client', random.nonzero(128));
             return;
         }
         case Command.prepare_ok: set('operation', 1 + random.int(255)); return;
         case Command.commit: {
-            const commit = random.bigint(64);
+            const commit = random.bigint(53);
             set('commit', commit); set('checkpoint_op', commit / BigInt(1 + random.int(5)));
             set('timestamp_monotonic', random.nonzero(64));
             return;
         }
         case Command.do_view_change: {
-            const op = random.bigint(64);
+            const op = random.bigint(53);
             set('op', op); set('commit', op / BigInt(1 + random.int(5)));
             set('log_view', random.int(Number(view.view) + 1));
             return;
         }
         case Command.start_view: {
-            const op = random.bigint(64);
+            const op = random.bigint(53);
             set('op', op); set('commit_max', op / BigInt(1 + random.int(5)));
             return;
         }
         case Command.request_headers: {
-            const op_max = random.bigint(64);
+            const op_max = random.bigint(53);
             set('op_max', op_max); set('op_min', op_max / BigInt(1 + random.int(5)));
             return;
         }
@@ -154,6 +171,7 @@ export function build_valid(random: Random, bytes: Uint8Array, command: number):
     view.release = Number(random.nonzero(32));
     view.replica = random.int(6);
     constrain(random, view, command);
+    op_fields_constrain(view, command_names[command]!);
     const size = header_size + body_size_for(random, view, command);
     assert.ok(size <= message_size_max && size <= bytes.length);
     view.size = size;
@@ -227,6 +245,7 @@ function reference_replica_rules(
 ): boolean {
     const whole = (element: number, max: number): boolean =>
         body > 0 && body % element === 0 && body / element <= max;
+    if ((op_names[name] ?? []).some((field) => get(field) >= op_limit)) return false;
     switch (name) {
         case 'ping':
             return body === Number(get('release_count')) * 4 &&

@@ -64,6 +64,7 @@ export const Reason = {
     reply_release_mismatch: 34,
     reply_operation_mismatch: 35,
     register_result_invalid: 36,
+    op_beyond_max: 37,
 } as const;
 export type ReasonCode = (typeof Reason)[keyof typeof Reason];
 
@@ -106,6 +107,7 @@ export const reason_text: readonly string[] = Object.freeze([
     'reply release differs from the request release',
     'reply operation differs from the request',
     'register result is invalid',
+    'an op number is 2^53 or more (no log reaches it)',
 ]);
 
 const deprecated = [Command.deprecated_12, Command.deprecated_21, Command.deprecated_22,
@@ -283,9 +285,31 @@ function elements_reason(body_size: number, element_size: number, count_max: num
     return body_size / element_size <= count_max ? Reason.ok : Reason.body_size_invalid;
 }
 
+/**
+ * Per replica command, the u64 fields that hold op numbers: the replica reads them as numbers,
+ * exact below 2^53 (no log reaches that far), so a peer cannot make it misread one.
+ */
+const op_fields: ReadonlyMap<number, readonly number[]> = new Map([
+    [Command.ping, [offsets.ping.checkpoint_op]],
+    [Command.prepare, [offsets.prepare.op, offsets.prepare.commit]],
+    [Command.prepare_ok, [offsets.prepare_ok.op, offsets.prepare_ok.commit_min]],
+    [Command.commit, [offsets.commit.checkpoint_op, offsets.commit.commit]],
+    [Command.do_view_change, [offsets.do_view_change.op, offsets.do_view_change.commit,
+        offsets.do_view_change.checkpoint_op]],
+    [Command.start_view, [offsets.start_view.op, offsets.start_view.commit_max,
+        offsets.start_view.checkpoint_op]],
+    [Command.request_headers, [offsets.request_headers.op_min, offsets.request_headers.op_max]],
+    [Command.request_prepare, [offsets.request_prepare.prepare_op]],
+]);
+/** The high 32-bit limb of the largest safe integer. */
+const safe_integer_high_limb_max = 0x1F_FFFF;
+
 // Our rules for replica-to-replica commands (layouts in header_layout.ts).
 function replica_command_reason(view: HeaderView, command: number, body_size: number): ReasonCode {
     if (view.replica >= replicas_max) return Reason.replica_out_of_range;
+    for (const at of op_fields.get(command) ?? []) {
+        if (view.limb(at, 1) > safe_integer_high_limb_max) return Reason.op_beyond_max;
+    }
     switch (command) {
         case Command.ping: {
             const at = offsets.ping;
