@@ -12,6 +12,8 @@ import {
 } from './server_process';
 
 const replica_count = 3;
+/** A view change takes a heartbeat timeout and a few round trips; this is far beyond both. */
+const primary_wait_ms = 20_000;
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A formatted cluster: data files, one port per replica, and the running servers. */
@@ -54,8 +56,24 @@ class ClusterProcesses {
         this.servers[replica] = null;
     }
 
-    /** The replica that last logged becoming primary (of the highest view). */
-    primary(): number {
+    /**
+     * The primary of the highest view any running replica logged, once one has: after a kill,
+     * the survivors first wait out their heartbeat timeout (1.5 s and jitter), so a fixed sleep
+     * would race the view change on a slower or busier machine.
+     */
+    async primary(): Promise<number> {
+        const deadline_ms = Date.now() + primary_wait_ms;
+        for (;;) {
+            const primary = this.primary_logged();
+            if (primary !== -1) return primary;
+            assert(Date.now() < deadline_ms,
+                `no replica became primary in ${primary_wait_ms} ms\n${this.log()}`);
+            await sleep(100);
+        }
+    }
+
+    /** The replica that last logged becoming primary (of the highest view), or -1. */
+    private primary_logged(): number {
         let best = -1;
         let best_view = -1;
         this.servers.forEach((server, replica) => {
@@ -67,7 +85,6 @@ class ClusterProcesses {
                 }
             }
         });
-        assert(best !== -1, 'no replica became primary');
         return best;
     }
 
@@ -118,7 +135,7 @@ test('cluster of 3: dist/test.js passes 27/27 with the primary SIGKILLed a secon
     { timeout: 300_000 }, async () => {
         const cluster = await ClusterProcesses.create('official-failover');
         try {
-            const primary = cluster.primary();
+            const primary = await cluster.primary();
             const run_promise = official_client_run('test.js', 0, 180_000, cluster.addresses);
             await sleep(1_000);
             await cluster.kill(primary);
@@ -126,7 +143,7 @@ test('cluster of 3: dist/test.js passes 27/27 with the primary SIGKILLed a secon
             assert.equal(passed_count(run.output), 27, run.output + cluster.log());
             assert.equal(run.code, 0, run.output);
             // The survivors changed view without the killed primary.
-            assert.notEqual(cluster.primary(), primary, cluster.log());
+            assert.notEqual(await cluster.primary(), primary, cluster.log());
         } finally {
             await cluster.close();
         }
@@ -143,13 +160,14 @@ test('cluster of 3: SIGKILL and restart of each replica in turn and a SIGSTOP un
         for (let round = 0; round < replica_count; round++) {
             await sleep(1_500);
             // The primary first, then the others in turn.
-            const victim = round === 0 ? cluster.primary() : (cluster.primary() + round) % 3;
+            const victim = round === 0 ? await cluster.primary() :
+                (await cluster.primary() + round) % 3;
             await cluster.kill(victim);
             await sleep(300);
             await cluster.start(victim);
         }
         await sleep(800);
-        const frozen = (cluster.primary() + 1) % replica_count;
+        const frozen = (await cluster.primary() + 1) % replica_count;
         cluster.servers[frozen]!.child.kill('SIGSTOP');
         await sleep(1_000);
         cluster.servers[frozen]!.child.kill('SIGCONT');
