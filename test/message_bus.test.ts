@@ -442,7 +442,7 @@ test('message bus: connect redials with backoff and jitter, and resets after suc
 
 test('message bus: accept out of descriptors backs off, tells the operator once, recovers', () => {
     const lines: string[] = [];
-    const { engine, bus } = fake_bus(4, 8192, { accept: false, log: (line) => lines.push(line) });
+    const { engine, bus } = fake_bus(16, 8192, { accept: false, log: (line) => lines.push(line) });
     for (let failure = 0; failure < 5; failure++) {
         engine.accept(-(failure % 2 === 0 ? errno.EMFILE : errno.ENFILE));
         assert.equal(engine.accept_tag, -1, 'no accept while backing off: it would spin');
@@ -454,10 +454,19 @@ test('message bus: accept out of descriptors backs off, tells the operator once,
     assert.equal(bus.accept_starvations, 5);
     assert.equal(lines.length, 1, 'one line per episode, not one per failure');
     assert.match(lines[0]!, /EMFILE.*ulimit -n.*--connections-max/);
+    // A respite of one accept (a descriptor freed by a peer hanging up) is the same episode.
     engine.accept();
     assert.ok(bus.connected(0));
-    assert.equal(lines.length, 2);
+    engine.accept(-errno.EMFILE);
+    engine.complete(engine.timeout_tag, 0);
+    assert.equal(lines.length, 1, 'still the same episode');
+    // It ends after accept_recovered (8) accepts in a row.
+    for (let accepted = 1; accepted <= 8; accepted++) {
+        engine.accept();
+        assert.equal(lines.length, accepted < 8 ? 1 : 2, `after ${accepted} accepts`);
+    }
     assert.match(lines[1]!, /accepting connections again/);
+    assert.equal(bus.accept_starvations, 6);
     // A failure that is not about descriptors (the peer aborted) re-arms at once, silently.
     engine.accept(-errno.ECONNABORTED);
     assert.notEqual(engine.accept_tag, -1);

@@ -167,6 +167,8 @@ export const listener_closes_max = 8;
 export const listener_operations_max = 2 + listener_closes_max;
 /** How long accepting pauses after the process or the system ran out of descriptors. */
 export const accept_backoff_ms = 100;
+/** Accepts in a row that end an episode of descriptor starvation (see accept_recovered_check). */
+const accept_recovered = 8;
 /** Validator reason codes counted (larger codes share the last counter). */
 export const validator_reason_count = 64;
 
@@ -314,6 +316,8 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener, Repl
     private accept_timeout_pending = false;
     /** Set while accepting fails for want of descriptors: the operator hears of it once. */
     private accept_starved = false;
+    /** Accepts in a row that succeeded while starved: the episode ends at accept_recovered. */
+    private accept_recovering = 0;
     private readonly log: (line: string) => void;
     /** Accepts that failed with EMFILE, ENFILE, ENOBUFS or ENOMEM. */
     accept_starvations = 0;
@@ -654,10 +658,7 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener, Repl
         assert(tag === this.accept_tag);
         this.accept_pending = false;
         if (result < 0) return this.on_accept_failed(result);
-        if (this.accept_starved) {
-            this.accept_starved = false;
-            this.log('bus: accepting connections again (file descriptors are available)');
-        }
+        if (this.accept_starved) this.accept_recovered_check();
         if (this.listen_fd === -1) return this.listener_close(result);
         const index = this.slot_acquire();
         if (index === -1) {
@@ -670,6 +671,20 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener, Repl
             this.open(index);
         }
         this.accept_next();
+    }
+
+    /**
+     * An episode of starvation ends after accept_recovered accepts in a row, not at the first:
+     * a descriptor freed now and then (a peer that hangs up) would otherwise make each short
+     * respite a new episode, and the operator would be told again and again.
+     */
+    private accept_recovered_check(): void {
+        assert(this.accept_starved && this.accept_recovering < accept_recovered);
+        this.accept_recovering += 1;
+        if (this.accept_recovering < accept_recovered) return;
+        this.accept_starved = false;
+        this.accept_recovering = 0;
+        this.log('bus: accepting connections again (file descriptors are available)');
     }
 
     private on_listener_close(): void {
@@ -691,6 +706,7 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener, Repl
         if (errno !== e.EMFILE && errno !== e.ENFILE && errno !== e.ENOBUFS &&
             errno !== e.ENOMEM) return this.accept_next();
         this.accept_starvations += 1;
+        this.accept_recovering = 0;
         if (!this.accept_starved) {
             this.accept_starved = true;
             this.log(`bus: accept failed with ${errno_name(errno)}: out of file descriptors; ` +
