@@ -183,6 +183,18 @@ export class Journal implements StorageCompletionTarget {
         return this.faulty[slot] === 1;
     }
 
+    /**
+     * A read of the slot's prepare failed its checksum or errored (a latent error, or a write
+     * that was lost or went astray): it is not served, nor offered in a view change, until
+     * rewritten. In memory only: on disk the damage speaks for itself at the next recovery.
+     */
+    slot_damaged(slot: number, op: number): void {
+        assert(slot >= 0 && slot < this.slot_count && op >= 1);
+        assert.equal(op % this.slot_count, slot);
+        this.faulty[slot] = 1;
+        this.faulty_op[slot] = op;
+    }
+
     /** The arena view of the redundant headers (what the headers ring holds on disk). */
     redundant(): Uint8Array {
         return this.redundant_view;

@@ -146,6 +146,10 @@ export class ClusterStats {
     start_views_installed = 0;
     repairs_requested = 0;
     prepares_repaired = 0;
+    /** WAL prepares found damaged on a read back (not served, repaired from a peer). */
+    prepares_damaged = 0;
+    /** Uncommitted ops a view change cut because a nack quorum never prepared them. */
+    ops_nacked = 0;
     requests_to_backup = 0;
     messages_stale = 0;
 }
@@ -365,6 +369,14 @@ export class Replica implements StorageCompletionTarget {
     private readonly dvc_op = new Float64Array(replicas_max);
     private readonly dvc_commit_max = new Float64Array(replicas_max);
     private readonly dvc_header_count = new Uint8Array(replicas_max);
+    /**
+     * Per replica, bit i of its suffix header i: present, it holds that prepare (can serve it);
+     * nack, it never wrote it, so it never acknowledged it (§8.3).
+     */
+    private readonly dvc_present = new Uint32Array(replicas_max);
+    private readonly dvc_nack = new Uint32Array(replicas_max);
+    /** The view whose do_view_change quorum was reported unable to choose a log (logged once). */
+    private dvc_undecided_view = -1;
     /** Per replica, its do_view_change suffix headers (newest first). */
     private readonly dvc_headers: Uint8Array;
     /**
@@ -375,6 +387,8 @@ export class Replica implements StorageCompletionTarget {
     private readonly repair_headers: Uint8Array;
     private repair_op_max = 0;
     private repair_source = -1;
+    /** Repair timeouts so far: a view change asks the next holder of a prepare on each. */
+    private repair_rounds = 0;
     /**
      * Whether the log may be offered in a view change: every op up to `op` is intact and chains
      * (false in recovering_head, until a start_view brings the log back).
@@ -393,6 +407,9 @@ export class Replica implements StorageCompletionTarget {
     /** The WAL read that serves a peer's request_prepare (-1: none in flight). */
     private serve_message = -1;
     private serve_replica = -1;
+    /** The op being read back to serve, and its header checksum (to judge a bad read). */
+    private serve_op = 0;
+    private readonly serve_checksum = new Uint8Array(16);
     /** A backup's commit read from the WAL is in flight. */
     private commit_reading = false;
     readonly stats_cluster = new ClusterStats();
@@ -1569,8 +1586,9 @@ export class Replica implements StorageCompletionTarget {
         dvc.set_u64(at.checkpoint_op, this.checkpoint_op);
         dvc.set_u32(at.log_view, this.log_view_durable);
         this.suffix_write(dvc, count);
-        for (let index = 0; index < count; index++) dvc.set_limb(at.present_bitset, index >> 5,
-            dvc.limb(at.present_bitset, index >> 5) | (1 << (index & 31)));
+        // count <= view_change_headers_max < 32: the bits fit the bitsets' first limb.
+        dvc.set_limb(at.present_bitset, 0, this.suffix_bits(count, false));
+        dvc.set_limb(at.nack_bitset, 0, this.suffix_bits(count, true));
         seal(dvc);
         this.send_replica(primary, message);
         this.pool.unref(message);
@@ -1599,6 +1617,26 @@ export class Replica implements StorageCompletionTarget {
         return count;
     }
 
+    /**
+     * Bit i for suffix header i (op - i): with `nack`, whether we never wrote that prepare (above
+     * op_written: a prepare_ok is sent only for what is durable, so we never acknowledged it);
+     * else whether we can serve it (written and not found faulty, or in memory).
+     */
+    private suffix_bits(count: number, nack: boolean): number {
+        assert(count >= 1 && count <= view_change_headers_max && view_change_headers_max < 32);
+        let bits = 0;
+        for (let index = 0; index < count; index++) {
+            const op = this.op - index;
+            const faulty = this.journal.slot_faulty(op % this.journal.slot_count);
+            const written = op <= this.op_written;
+            const bit = nack ? !written && !faulty :
+                (written && !faulty) || this.cache_get(op) !== -1;
+            if (bit) bits |= 1 << index;
+        }
+        assert(bits >>> 0 < 2 ** count);
+        return bits >>> 0;
+    }
+
     /** Writes `count` suffix headers (newest first) as the body of `message`. */
     private suffix_write(message: HeaderView, count: number): void {
         assert(count >= 1 && message.size === header_size * (1 + count));
@@ -1625,11 +1663,16 @@ export class Replica implements StorageCompletionTarget {
         }
         this.dvc_store(this.replica, this.log_view_durable, this.op, this.op_committed_known,
             count);
+        this.dvc_present[this.replica] = this.suffix_bits(count, false);
+        this.dvc_nack[this.replica] = this.suffix_bits(count, true);
     }
 
+    /** Records a do_view_change (its headers are in dvc_headers already; bits: none yet). */
     private dvc_store(replica: number, log_view: number, op: number, commit: number,
         count: number): void {
         assert(log_view <= this.view && commit <= op && count >= 1);
+        this.dvc_present[replica] = 0;
+        this.dvc_nack[replica] = 0;
         assert(replica >= 0 && replica < this.replica_count);
         assert(count <= view_change_headers_max && op >= count - 1);
         this.dvc_log_view[replica] = log_view;
@@ -1667,6 +1710,10 @@ export class Replica implements StorageCompletionTarget {
         this.dvc_headers.set(dvc.bytes.subarray(dvc.offset + header_size,
             dvc.offset + header_size * (1 + count)), base);
         this.dvc_store(dvc.replica, dvc.u32(at.log_view), op, dvc.u64(at.commit), count);
+        // Bits beyond the body's headers mean nothing: masked off.
+        const mask = 2 ** count - 1;
+        this.dvc_present[dvc.replica] = (dvc.limb(at.present_bitset, 0) & mask) >>> 0;
+        this.dvc_nack[dvc.replica] = (dvc.limb(at.nack_bitset, 0) & mask) >>> 0;
         this.view_change_quorum_check();
     }
 
@@ -1712,22 +1759,77 @@ export class Replica implements StorageCompletionTarget {
         assert(commit <= op_best, 'every committed op is in the chosen log');
         // Our own do_view_change was of our log as it still is (nothing appends meanwhile).
         if (best === this.replica) assert.equal(op_best, this.op);
+        const op_head = this.view_change_head(best, commit);
+        if (op_head === -1) return this.view_change_undecided();
+        assert(op_head >= commit && op_head <= op_best);
         this.view_change_adopting = true;
         this.repair_reset();
-        const base = best * view_change_headers_max * header_size;
-        this.repair_install(this.dvc_headers, base, op_best, this.dvc_header_count[best]!);
+        const cut = op_best - op_head;
+        this.stats_cluster.ops_nacked += cut;
+        const base = (best * view_change_headers_max + cut) * header_size;
+        this.repair_install(this.dvc_headers, base, op_head, this.dvc_header_count[best]! - cut);
         this.repair_source = best === this.replica ? -1 : best;
         this.log_anchor_truncate();
-        assert.equal(this.repair_op_max, op_best);
-        assert(this.op <= op_best, 'what we kept is within the chosen log');
+        assert.equal(this.repair_op_max, op_head);
+        assert(this.op <= op_head, 'what we kept is within the chosen log');
         // After the truncation: the commit number speaks of the chosen log, ours from now on.
         this.commit_max = commit;
         this.log(`replica ${this.replica}: view ${this.view}: do_view_change quorum ` +
             `${bits_count(this.dvc_votes)}, log of replica ${best} (log_view ` +
-            `${this.dvc_log_view[best]}, op ${op_best}), commit ${commit}`);
+            `${this.dvc_log_view[best]}, op ${op_best}), commit ${commit}` + (cut === 0 ? '' :
+                `; ops ${op_head + 1}..${op_best} cut (a nack quorum never prepared them)`));
         this.repair_continue();
         this.commit_journal();
         this.adopt_check();
+    }
+
+    /**
+     * The head of the log the view takes: the chosen log, cut below its lowest uncommitted op
+     * that no voter holds and that a nack quorum denies (§8.3: fewer than a replication quorum
+     * can have acknowledged it, so it was never committed and no client saw it). -1 when an op
+     * has neither a copy nor a nack quorum: replicas yet to vote may hold it, or, with every
+     * vote in, only a replica that lost it did (the view waits rather than guess).
+     */
+    private view_change_head(best: number, commit: number): number {
+        const op_best = this.dvc_op[best]!;
+        const lowest = op_best - this.dvc_header_count[best]! + 1;
+        const quorum_nack = quorum_nack_prepare(this.replica_count);
+        for (let op = Math.max(commit + 1, lowest); op <= op_best; op++) {
+            const canonical = (best * view_change_headers_max + op_best - op) * header_size;
+            let copies = 0;
+            let nacks = 0;
+            for (let replica = 0; replica < this.replica_count; replica++) {
+                if ((this.dvc_votes & (1 << replica)) === 0) continue;
+                const index = this.dvc_op[replica]! - op;
+                if (index < 0) { nacks += 1; continue; } // Its log ends below op.
+                if (index >= this.dvc_header_count[replica]!) continue; // Not in its suffix.
+                const at = (replica * view_change_headers_max + index) * header_size;
+                const bit = 1 << index;
+                // A different header at op: it never prepared this one (an implicit nack).
+                if (!equal16(this.dvc_headers, at, this.dvc_headers, canonical)) nacks += 1;
+                else if ((this.dvc_nack[replica]! & bit) !== 0) nacks += 1;
+                if ((this.dvc_present[replica]! & bit) !== 0 &&
+                    equal16(this.dvc_headers, at, this.dvc_headers, canonical)) copies += 1;
+            }
+            assert(copies <= bits_count(this.dvc_votes) && nacks <= bits_count(this.dvc_votes));
+            if (copies > 0) continue;
+            // The cut keeps at least one header of the chosen suffix to anchor the repair.
+            if (nacks >= quorum_nack && op > lowest) return op - 1;
+            return -1;
+        }
+        return op_best;
+    }
+
+    /** A view-change quorum that cannot choose a log yet: said once per view. */
+    private view_change_undecided(): void {
+        assert(this.status === Status.view_change && !this.view_change_adopting);
+        if (this.dvc_undecided_view === this.view) return;
+        this.dvc_undecided_view = this.view;
+        const all = bits_count(this.dvc_votes) === this.replica_count;
+        this.log(`replica ${this.replica}: view ${this.view}: an uncommitted op has no intact ` +
+            'copy among the do_view_change votes and no nack quorum; ' + (all ?
+                'every replica voted: the view waits for a copy (a replica with it to return)' :
+                'waiting for the other replicas\' votes'));
     }
 
     /**
@@ -2050,9 +2152,9 @@ export class Replica implements StorageCompletionTarget {
         if (this.op >= this.repair_op_max) return this.repair_done();
         this.repair_chain_check();
         if (!this.timeout_repair.ticking) this.timeout_repair.start();
-        if (this.repair_source === -1) return;
         const next = this.op + 1;
         if (this.repair_known(next)) return this.repair_request_prepares(next);
+        if (this.repair_source === -1) return;
         const message = this.message_new(Command.request_headers, header_size);
         if (message === -1) return;
         // Headers are verified down the chain from a known one: ask for those just below the
@@ -2074,13 +2176,15 @@ export class Replica implements StorageCompletionTarget {
      * (answers that arrive early wait in the cache); each op once per repair timeout.
      */
     private repair_request_prepares(next: number): void {
-        assert(this.repair_source !== -1 && this.repair_known(next));
+        assert(this.repair_known(next));
         if (this.repair_requested_max < next) this.repair_requested_max = next - 1;
         const last = Math.min(this.repair_op_max, next + repair_window - 1);
         for (let op = this.repair_requested_max + 1; op <= last; op++) {
             if (!this.repair_known(op)) break;
             assert(op > this.op && op <= this.repair_op_max);
             if (this.cache_get(op) !== -1) continue;
+            const source = this.repair_source_of(op);
+            if (source === -1) break; // Nobody to ask: the view change's timeout moves on.
             const message = this.message_new(Command.request_prepare, header_size);
             if (message === -1) return;
             const at = (op % this.journal.slot_count) * header_size;
@@ -2089,8 +2193,31 @@ export class Replica implements StorageCompletionTarget {
             this.build_view.set_u64(offsets.request_prepare.prepare_op, op);
             this.stats_cluster.repairs_requested += 1;
             this.repair_requested_max = op;
-            this.seal_send(message, this.repair_source);
+            this.seal_send(message, source);
         }
+    }
+
+    /**
+     * Whom to ask for op's prepare: in a view change, a voter whose do_view_change holds the
+     * canonical prepare (the next such one on each repair timeout, so that one whose copy turns
+     * out unreadable is not asked forever); else, or when none says so, repair_source.
+     */
+    private repair_source_of(op: number): number {
+        assert(this.repair_known(op));
+        if (this.status !== Status.view_change || !this.view_change_adopting) {
+            return this.repair_source;
+        }
+        const canonical = (op % this.journal.slot_count) * header_size;
+        for (let step = 0; step < this.replica_count; step++) {
+            const replica = (this.repair_rounds + step) % this.replica_count;
+            if (replica === this.replica || (this.dvc_votes & (1 << replica)) === 0) continue;
+            const index = this.dvc_op[replica]! - op;
+            if (index < 0 || index >= this.dvc_header_count[replica]!) continue;
+            if ((this.dvc_present[replica]! & (1 << index)) === 0) continue;
+            const at = (replica * view_change_headers_max + index) * header_size;
+            if (equal16(this.dvc_headers, at, this.repair_headers, canonical)) return replica;
+        }
+        return this.repair_source;
     }
 
     /** Ops our WAL holds already with the canonical header: taken without a write. */
@@ -2192,6 +2319,8 @@ export class Replica implements StorageCompletionTarget {
         const header = this.other_view.attach(this.journal.headers, at);
         if (header.u64(prepare_at.op) !== op || !request.equal16(
             offsets.request_prepare.prepare_checksum, this.journal.headers, at)) return;
+        const slot = op % this.journal.slot_count;
+        if (this.journal.slot_faulty(slot)) return; // Known damaged: others may hold it.
         assert(request.replica !== this.replica);
         const cached = this.cache_get(op);
         if (cached !== -1) {
@@ -2205,7 +2334,8 @@ export class Replica implements StorageCompletionTarget {
         if (message === -1) return;
         this.serve_message = message;
         this.serve_replica = request.replica;
-        const slot = op % this.journal.slot_count;
+        this.serve_op = op;
+        this.serve_checksum.set(this.journal.headers.subarray(at, at + 16));
         assert(header.size >= header_size && header.size <= this.message_size_max);
         this.storage.read(this.storage_target, this.journal.slot_count + slot, Zone.wal_prepares,
             slot * this.message_size_max, this.pool.offset(message), sector_ceil(header.size));
@@ -2225,8 +2355,26 @@ export class Replica implements StorageCompletionTarget {
         if (intact && size <= this.message_size_max && checksum_equal(bytes,
             offset + header_size, size - header_size, bytes, offset + frame.checksum_body)) {
             this.send_replica(this.serve_replica, message);
+        } else {
+            this.serve_damaged(slot);
         }
         this.pool.unref(message);
+    }
+
+    /**
+     * A read back of a prepare we hold came back wrong: the slot is marked damaged, unless it
+     * no longer holds that prepare (the head wrapped, or a truncation rewrote it meanwhile).
+     */
+    private serve_damaged(slot: number): void {
+        const op = this.serve_op;
+        assert(op >= 1 && op % this.journal.slot_count === slot);
+        if (op > this.op_written || this.op - op >= this.journal.slot_count) return;
+        const at = slot * header_size;
+        if (!equal16(this.journal.headers, at, this.serve_checksum, 0)) return;
+        this.stats_cluster.prepares_damaged += 1;
+        this.log(`replica ${this.replica}: the WAL prepare of op ${op} (slot ${slot}) reads ` +
+            'back damaged: not served until rewritten');
+        this.journal.slot_damaged(slot, op);
     }
 
     // ------------------------------------------------------------------ cluster: commits
@@ -2303,6 +2451,8 @@ export class Replica implements StorageCompletionTarget {
             // view (WAL repair of a damaged slot in place is docs/vsr.md §16, still to come).
             this.log(`replica ${this.replica}: ${refusal.message}: the log is cut below it and ` +
                 'repaired from the primary');
+            this.stats_cluster.prepares_damaged += 1;
+            this.journal.slot_damaged(slot, op);
             return this.log_damaged(op);
         }
         if (this.commit_execute(this.replay_message)) this.commit_journal();
@@ -2676,6 +2826,7 @@ export class Replica implements StorageCompletionTarget {
         }
         if (this.timeout_repair.fired) {
             this.timeout_repair.reset();
+            this.repair_rounds += 1;
             this.repair_requested_max = 0; // Lost requests or answers: ask again.
             this.repair_continue();
         }
