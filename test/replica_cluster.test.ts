@@ -177,3 +177,86 @@ test('cluster of 3: a partitioned old primary comes back and follows the new vie
         load(cluster, 1, 700n, 60_000);
         lookup_all(cluster, [100n, 101n, 300n, 301n, 700n]);
     });
+
+/**
+ * Five replicas: the primary's next prepare reaches only `holders` (which write it: two of the
+ * five, no replication quorum), then the primary dies. The first holder's copy is marked
+ * damaged and dropped from its memory, as a read back after a cache miss that failed its
+ * checksum leaves it. One backup's do_view_change is
+ * held back until the new primary has a view-change quorum, so that the quorum is the new
+ * primary, the first holder and one more.
+ */
+async function uncommitted_damaged(seed: number, holders_count: number): Promise<{
+    cluster: Cluster, primary_next: number, damaged: number, lines: string[],
+}> {
+    const lines: string[] = [];
+    const cluster = await Cluster.create({
+        seed, replica_count: 5, clients: 1, log: (line) => lines.push(line),
+    });
+    cluster.register_all();
+    load(cluster, 2, 100n);
+    const primary = cluster.primary();
+    const primary_next = (primary + 1) % 5;
+    // The other three backups in index order: the lowest holds a damaged copy (it is the
+    // replica a view change takes the log of, among equal logs), the last is held back.
+    const others = [2, 3, 4].map((step) => (primary + step) % 5).sort((a, b) => a - b);
+    const holders = others.slice(0, holders_count);
+    const held_back = others[2]!;
+    cluster.network.filter = (from, to, command) => from === primary && to >= 0 &&
+        command === Command.prepare && !holders.includes(to);
+    const client = cluster.clients[0]!;
+    client.submit(create_accounts, multi_batch_body([accounts_body(500n, 2)], 128));
+    const op = cluster.replicas[primary]!.op + 1;
+    const oks = holders.map((holder) => cluster.replicas[holder]!.stats_cluster.prepare_oks_sent);
+    // Every holder has it durable: it acknowledged it.
+    cluster.run_until(() => holders.every((holder, index) =>
+        cluster.replicas[holder]!.stats_cluster.prepare_oks_sent > oks[index]! &&
+        cluster.replicas[holder]!.op === op), 1000);
+    for (const holder of holders) assert.equal(cluster.replicas[holder]!.op, op);
+    await cluster.crash(primary);
+    // Damaged on disk and gone from memory, as when a read back (a cache miss) failed.
+    const damaged = cluster.replicas[holders[0]!]!;
+    damaged.journal.slot_damaged(op % damaged.journal.slot_count, op);
+    (damaged as unknown as { cache_release(op: number): void }).cache_release(op);
+    let quorum_seen = false;
+    const lines_before = lines.length;
+    cluster.network.filter = (from, _to, command) => {
+        quorum_seen ||= lines.slice(lines_before).some((line) =>
+            line.includes('no nack quorum') || line.includes('do_view_change quorum'));
+        return from === held_back && command === Command.do_view_change && !quorum_seen;
+    };
+    return { cluster, primary_next, damaged: holders[0]!, lines };
+}
+
+test('cluster of 5: an uncommitted op whose one copy is damaged is cut by a nack quorum',
+    async () => {
+        const { cluster, primary_next, lines } = await uncommitted_damaged(21, 1);
+        // The client retries its request; the view cuts the op and executes the retry anew.
+        const client = cluster.clients[0]!;
+        cluster.run_until(() => client.exchanges.length === 4, 30_000);
+        const next = cluster.replicas[primary_next]!;
+        assert(lines.some((line) => line.includes('no nack quorum')),
+            `the quorum without the held-back vote could not decide\n${lines.join('\n')}`);
+        assert.equal(next.stats_cluster.ops_nacked, 1, lines.join('\n'));
+        assert(lines.some((line) => /ops \d+\.\.\d+ cut \(a nack quorum/.test(line)));
+        cluster.network.filter = null;
+        settle_all(cluster, 10_000);
+        lookup_all(cluster, [100n, 101n, 500n, 501n]);
+    });
+
+test('cluster of 5: a view change takes an uncommitted op from a voter whose copy is intact',
+    async () => {
+        const { cluster, primary_next, damaged, lines } = await uncommitted_damaged(22, 2);
+        const client = cluster.clients[0]!;
+        cluster.run_until(() => client.exchanges.length === 4, 30_000);
+        const next = cluster.replicas[primary_next]!;
+        // The damaged holder's log was chosen; its op was kept, not cut: the second holder's
+        // copy went to the new primary.
+        assert(lines.some((line) => line.includes(`log of replica ${damaged} `)), lines.join('\n'));
+        assert.equal(next.stats_cluster.ops_nacked, 0, lines.join('\n'));
+        assert(!lines.some((line) => line.includes('no nack quorum')));
+        assert(next.stats_cluster.repairs_requested > 0);
+        cluster.network.filter = null;
+        settle_all(cluster, 10_000);
+        lookup_all(cluster, [100n, 101n, 500n, 501n]);
+    });

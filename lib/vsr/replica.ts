@@ -2319,14 +2319,14 @@ export class Replica implements StorageCompletionTarget {
         const header = this.other_view.attach(this.journal.headers, at);
         if (header.u64(prepare_at.op) !== op || !request.equal16(
             offsets.request_prepare.prepare_checksum, this.journal.headers, at)) return;
-        const slot = op % this.journal.slot_count;
-        if (this.journal.slot_faulty(slot)) return; // Known damaged: others may hold it.
         assert(request.replica !== this.replica);
         const cached = this.cache_get(op);
         if (cached !== -1) {
-            this.send_replica(request.replica, cached);
+            this.send_replica(request.replica, cached); // Checked whole when it came in.
             return;
         }
+        const slot = op % this.journal.slot_count;
+        if (this.journal.slot_faulty(slot)) return; // Known damaged: others may hold it.
         // Peers are heard only once the replay is done (on_peer_message).
         assert(this.status !== Status.replaying);
         if (this.serve_message !== -1) return; // One at a time.
