@@ -19,7 +19,8 @@ import { checkpoint_id_divergence_causes } from '../testing/cluster_checkers';
 import type { CheckpointCheckMode } from '../testing/cluster_checkers';
 import { partition_mode_names } from '../testing/packet_simulator';
 import {
-    liveness_ticks_max_default, replica_count_max, seed_stream, simulate, ticks_default,
+    liveness_ticks_max_default, replica_count_max, seed_stream, simulate, storage_faults_on,
+    ticks_default, write_fault_names,
 } from '../testing/simulator';
 import type { SimulationOptions, SimulationSummary } from '../testing/simulator';
 import { args_parse, flag_integer } from './args';
@@ -126,6 +127,30 @@ async function swarm_run(seed: number, count: number,
     return violated.length === 0 ? 0 : 1;
 }
 
+/** The storage-fault rates the seed drew, per write to a WAL zone. */
+function storage_faults_text(summary: SimulationSummary): string {
+    const swarm = summary.swarm;
+    if (!storage_faults_on(swarm)) {
+        return swarm.replica_count === 1 ? 'no storage faults (one replica)' : 'no storage faults';
+    }
+    const rates: string[] = [];
+    swarm.wal_fault_per_million.forEach((per_million, fault) => {
+        if (per_million > 0) rates.push(`${write_fault_names[fault]} ${per_million / 10_000}%`);
+    });
+    return `WAL faults per write: ${rates.join(', ')}`;
+}
+
+/** The storage faults injected, by kind. */
+function storage_faults_injected_text(summary: SimulationSummary): string {
+    const counts = summary.storage_faults;
+    const total = counts.reduce((sum, count) => sum + count, 0);
+    const kinds: string[] = [];
+    counts.forEach((count, fault) => {
+        if (count > 0) kinds.push(`${count} ${write_fault_names[fault]}`);
+    });
+    return `${total} fault(s) injected` + (total === 0 ? '' : ` (${kinds.join(', ')})`);
+}
+
 /** The run's summary; the checksum is the last line. */
 export function summary_lines(summary: SimulationSummary): string[] {
     const swarm = summary.swarm;
@@ -136,14 +161,15 @@ export function summary_lines(summary: SimulationSummary): string[] {
         `${summary.requests_committed} requests committed (${summary.ops_committed} ops, ` +
         `${summary.replies} replies, ${summary.evicted_clients} client(s) evicted), ` +
         `${summary.checkpoints} checkpoint(s), ${summary.ticks} ticks ` +
-        `(${summary.ticks_liveness} to converge)`,
+        `(${summary.ticks_liveness} to converge), ${storage_faults_text(summary)}`,
         `  faults: ${summary.crashes} crash(es), ${summary.restarts} restart(s), ` +
         `${summary.pauses} pause(s), ${summary.partitions} partition(s) ` +
         `(${partition_mode_names[network.partition_mode]}, ` +
         `${network.partition_symmetric ? 'symmetric' : 'asymmetric'}), ${summary.clogs} ` +
         `clog(s), ${summary.connection_resets} connection reset(s); packets: ` +
         `${summary.packets_sent} sent, ${summary.packets_dropped} dropped, ` +
-        `${summary.packets_duplicated} duplicated` +
+        `${summary.packets_duplicated} duplicated; storage: ` +
+        `${storage_faults_injected_text(summary)}` +
         (swarm.power_loss ? '; power loss before the liveness phase' : ''),
     ];
     if (summary.behind_wal > 0) {

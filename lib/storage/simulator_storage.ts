@@ -15,7 +15,9 @@
 //   sectors may revert.
 //
 // Faults come from per-zone probabilities (random runs) or from `fault_next_write` and the direct
-// corruption calls (tests that enumerate one fault at a time).
+// corruption calls (tests that enumerate one fault at a time). A random fault lands only where
+// the storage's `StorageFaultFilter` allows (a cluster's fault atlas keeps each area faulty on
+// few enough replicas that the cluster can repair it); the forced ones are the test's own choice.
 import assert from 'node:assert/strict';
 
 import type { Arena } from '../io/arena';
@@ -30,6 +32,15 @@ export enum WriteFault {
     latent_error = 4,
 }
 export const write_fault_count = 5;
+
+/**
+ * Where random write faults may land. Consulted on the hot path (each faulty write), so it must
+ * not allocate. A misdirected write asks twice: for the range it missed and where it landed.
+ */
+export interface StorageFaultFilter {
+    /** Whether a fault may damage bytes [zone_offset, zone_offset + length) of `zone`. */
+    fault_allowed(zone: Zone, zone_offset: number, length: number): boolean;
+}
 
 export enum CrashMode {
     /** Each in-flight write is independently lost, applied or torn (PRNG). */
@@ -73,6 +84,10 @@ export class SimulatorStorage implements Storage {
     private readonly write_errno: Int32Array = new Int32Array(zone_count);
     /** Writes failed by write_errors_set. */
     writes_refused = 0;
+    /** Random faults may land only where this allows (null: anywhere). */
+    private fault_filter: StorageFaultFilter | null = null;
+    /** Random faults drawn but not applied because the filter forbade where they would land. */
+    faults_filtered = 0;
 
     private readonly targets: StorageCompletionTarget[] = [];
     private readonly op_kind: Uint8Array;
@@ -171,6 +186,23 @@ export class SimulatorStorage implements Storage {
         assert(zone >= 0 && zone < zone_count);
         assert(fault > WriteFault.none && fault < write_fault_count);
         this.fault_probability[zone * write_fault_count + fault] = probability;
+    }
+
+    /** Random faults from now on land only where `filter` allows (null: anywhere). */
+    fault_filter_set(filter: StorageFaultFilter | null): void {
+        this.fault_filter = filter;
+    }
+
+    /** Whether every sector of the range reads back (no latent sector error on it). */
+    readable(zone: Zone, zone_offset: number, length: number): boolean {
+        assert(zone_offset >= 0 && length > 0);
+        assert(zone_offset + length <= this.layout.sizes[zone]!, 'readable: past the zone');
+        const start = this.layout.starts[zone]! + zone_offset;
+        const end = Math.ceil((start + length) / sector_size);
+        for (let sector = Math.floor(start / sector_size); sector < end; sector++) {
+            if (this.sector_unreadable[sector] === 1) return false;
+        }
+        return true;
     }
 
     /** Every write to `zone` fails with `errno` (0: they succeed again); nothing of it lands. */
@@ -330,15 +362,18 @@ export class SimulatorStorage implements Storage {
         const zone = this.op_zone[index]!;
         let zone_offset = this.op_zone_offset[index]!;
         const length = this.op_length[index]!;
-        const fault = this.fault_choose(zone);
+        const forced = this.next_fault[zone] !== WriteFault.none;
+        let fault = this.fault_choose(zone);
+        if (fault === WriteFault.misdirect) {
+            const offset = this.misdirect_offset(zone, zone_offset, length, forced);
+            if (offset < 0) fault = WriteFault.none;
+            else zone_offset = offset;
+        } else if (fault !== WriteFault.none && !forced &&
+            !this.filter_allows(zone, zone_offset, length)) {
+            fault = WriteFault.none;
+        }
         if (fault !== WriteFault.none) this.faults_injected[fault]! += 1;
         if (fault === WriteFault.lost) return;
-        if (fault === WriteFault.misdirect) {
-            const offset = this.next_fault_offset[zone]!;
-            this.next_fault_offset[zone] = -1;
-            const sectors = (this.layout.sizes[zone]! - length) / sector_size + 1;
-            zone_offset = offset >= 0 ? offset : this.random_below(sectors) * sector_size;
-        }
         // A misdirected write still lands whole, aligned, inside its zone.
         assert(zone_offset % sector_size === 0 && zone_offset + length <= this.layout.sizes[zone]!);
         const start = this.layout.starts[zone]! + zone_offset;
@@ -357,6 +392,29 @@ export class SimulatorStorage implements Storage {
         if (fault === WriteFault.latent_error) {
             this.sector_unreadable[Math.floor(victim / sector_size)] = 1;
         }
+    }
+
+    /**
+     * Where a misdirected write lands, or -1 when the filter forbids it: the range it misses keeps
+     * stale bytes and the one it lands on is overwritten, so both must be open to faults.
+     */
+    private misdirect_offset(zone: Zone, zone_offset: number, length: number,
+        forced: boolean): number {
+        const offset = this.next_fault_offset[zone]!;
+        this.next_fault_offset[zone] = -1;
+        const sectors = (this.layout.sizes[zone]! - length) / sector_size + 1;
+        const landing = forced && offset >= 0 ? offset : this.random_below(sectors) * sector_size;
+        if (forced) return landing;
+        if (this.filter_allows(zone, zone_offset, length) &&
+            this.filter_allows(zone, landing, length)) return landing;
+        return -1;
+    }
+
+    private filter_allows(zone: Zone, zone_offset: number, length: number): boolean {
+        if (this.fault_filter === null || this.fault_filter.fault_allowed(zone, zone_offset,
+            length)) return true;
+        this.faults_filtered += 1;
+        return false;
     }
 
     private complete_sync(): void {

@@ -4,7 +4,8 @@
 // Faults are the caller's (lib/testing/simulator.ts): crash (the storage loses or tears what was
 // in flight, the process and its connections vanish), restart (reopen over the same storage,
 // then recover as at any startup), pause (neither the replica nor its storage run, packets to it
-// wait), connection resets.
+// wait), connection resets, and random WAL write faults where the fault atlas allows them
+// (fault_atlas.ts), until the liveness phase stops them.
 //
 // The replica is built through a ReplicaFactory, because its wiring over the ledger
 // (lib/server/replica_open.ts) sits above this layer: lib/cli/simulate.ts passes it in.
@@ -14,10 +15,12 @@ import assert from 'node:assert/strict';
 import { Arena, sector_size } from '../io/arena';
 import type { LedgerConfig } from '../ledger/ledger';
 import { Prng } from '../prng';
-import { SimulatorStorage } from '../storage/simulator_storage';
+import { SimulatorStorage, write_fault_count } from '../storage/simulator_storage';
 import type { StorageConfig } from '../storage/zones';
 import { Zone, ZoneLayout, header_size, sector_ceil } from '../storage/zones';
+import { checksum_equal } from '../vsr/checksum';
 import { bytes_le_bigint } from '../vsr/header';
+import { frame } from '../vsr/header_layout';
 import { storage_format } from '../vsr/data_file';
 import { MessagePool } from '../vsr/message_pool';
 import type { ReplicaNetwork } from '../vsr/network';
@@ -29,6 +32,7 @@ import {
 } from './cluster_checkers';
 import type { CheckpointCheckMode } from './cluster_checkers';
 import { ClusterNetwork } from './cluster_network';
+import type { ClusterFaultAtlas } from './fault_atlas';
 import { PacketSimulator } from './packet_simulator';
 import type { PacketSimulatorOptions } from './packet_simulator';
 import { SimClient, SimTime } from './sim_client';
@@ -102,7 +106,17 @@ export interface ClusterOptions {
     checkpoint_check: CheckpointCheckMode;
     factory: ReplicaFactory;
     log?: (line: string) => void;
+    /** Random write faults in the WAL zones, where the atlas allows them (none when absent). */
+    storage_faults?: StorageFaultOptions;
 }
+
+export interface StorageFaultOptions {
+    atlas: ClusterFaultAtlas;
+    /** By WriteFault (index 0 unused): the chance per million that a WAL write suffers it. */
+    wal_fault_per_million: readonly number[];
+}
+
+const wal_zones = [Zone.wal_headers, Zone.wal_prepares] as const;
 
 export const Health = { up: 0, down: 1, paused: 2 } as const;
 
@@ -177,6 +191,8 @@ export class Cluster {
                 cluster: options.cluster, replica: index, replica_count: options.replica_count,
             });
             node.opens += 1;
+            // The format is written pristine: faults start with the replica's own writes.
+            cluster.storage_faults_start(node);
             await cluster.replica_open(node);
         }
         const ids = new Set<bigint>();
@@ -207,6 +223,43 @@ export class Cluster {
             dsync: true,
         });
         return new ReplicaNode(index, storage, new Prng(this.prng.u32()));
+    }
+
+    private storage_faults_start(node: ReplicaNode): void {
+        const faults = this.options.storage_faults;
+        if (faults === undefined) return;
+        assert.equal(faults.wal_fault_per_million.length, write_fault_count);
+        assert.equal(faults.atlas.replica_count, this.options.replica_count);
+        assert.equal(faults.atlas.slot_count, this.config.slot_count);
+        assert.equal(faults.atlas.message_size_max, this.config.message_size_max);
+        node.storage.fault_filter_set(faults.atlas.filter(node.index));
+        for (let fault = 1; fault < write_fault_count; fault++) {
+            const per_million = faults.wal_fault_per_million[fault]!;
+            assert(per_million >= 0 && per_million <= 1_000_000);
+            for (const zone of wal_zones) {
+                node.storage.fault_probability_set(zone, fault, per_million / 1_000_000);
+            }
+        }
+    }
+
+    /** No more random storage faults (the liveness phase); the damage done stays. */
+    storage_faults_stop(): void {
+        for (const node of this.nodes) {
+            for (let fault = 1; fault < write_fault_count; fault++) {
+                for (const zone of wal_zones) node.storage.fault_probability_set(zone, fault, 0);
+            }
+        }
+    }
+
+    /** Random storage faults injected so far, by WriteFault, over every replica's disk. */
+    storage_faults_injected(): number[] {
+        const counts = new Array<number>(write_fault_count).fill(0);
+        for (const node of this.nodes) {
+            for (let fault = 0; fault < write_fault_count; fault++) {
+                counts[fault]! += node.storage.faults_injected[fault]!;
+            }
+        }
+        return counts;
     }
 
     /** A fresh process over the node's disk: build the replica, attach it, start recovery. */
@@ -313,27 +366,51 @@ export class Cluster {
     }
 
     /**
-     * Replicas whose disk holds op `op` as the prepare with header checksum `checksum`: in both
-     * WAL rings (what the medium holds, crashed or not: writes are durable as they complete), or
-     * under a durable checkpoint at or past it (its slot may hold a newer op by then).
+     * Replicas whose disk holds op `op` as the prepare with header checksum `checksum`: intact in
+     * both WAL rings (what the medium holds, crashed or not: writes are durable as they
+     * complete), or under a durable checkpoint at or past it (its slot may hold a newer op by
+     * then). With `damaged_count`, replicas whose copy may have been damaged after it was written
+     * and acknowledged (the fault atlas opens its WAL area to faults) count too.
      */
-    op_holders(op: number, checksum: bigint): number {
+    op_holders(op: number, checksum: bigint, damaged_count: boolean = false): number {
         assert(op >= 1);
         let holders = 0;
+        const atlas = this.options.storage_faults?.atlas;
+        const slot = op % this.config.slot_count;
         for (const node of this.nodes) {
-            if (node.checkpoint_checked >= op) {
+            if (node.checkpoint_checked >= op || this.op_intact(node, op, checksum)) {
                 holders += 1;
-                continue;
+            } else if (damaged_count && atlas !== undefined &&
+                atlas.wal_faulty(node.index, atlas.wal_area(slot))) {
+                holders += 1;
             }
-            const slot = op % this.config.slot_count;
-            const header = node.storage.peek(Zone.wal_headers, slot * header_size, header_size);
-            const prepare = node.storage.peek(Zone.wal_prepares,
-                slot * this.config.message_size_max, header_size);
-            if (bytes_le_bigint(header, 0, 16) === checksum &&
-                bytes_le_bigint(prepare, 0, 16) === checksum) holders += 1;
         }
         assert(holders <= this.nodes.length);
         return holders;
+    }
+
+    /**
+     * Whether the node's WAL holds op `op` (checksum `checksum`) whole: its redundant header and
+     * its prepare readable, each with the checksum, and the prepare's body matching its own.
+     */
+    op_intact(node: ReplicaNode, op: number, checksum: bigint): boolean {
+        const slot = op % this.config.slot_count;
+        const prepare_offset = slot * this.config.message_size_max;
+        const storage = node.storage;
+        if (!storage.readable(Zone.wal_headers, slot * header_size, header_size) ||
+            !storage.readable(Zone.wal_prepares, prepare_offset, header_size)) return false;
+        const header = storage.peek(Zone.wal_headers, slot * header_size, header_size);
+        const prepare = storage.peek(Zone.wal_prepares, prepare_offset, header_size);
+        if (bytes_le_bigint(header, 0, 16) !== checksum ||
+            bytes_le_bigint(prepare, 0, 16) !== checksum ||
+            !checksum_equal(header, 16, header_size - 16, header, frame.checksum) ||
+            !checksum_equal(prepare, 16, header_size - 16, prepare, frame.checksum)) return false;
+        const size = new DataView(prepare.buffer).getUint32(frame.size, true);
+        if (size < header_size || size > this.config.message_size_max) return false;
+        if (!storage.readable(Zone.wal_prepares, prepare_offset, size)) return false;
+        const message = storage.peek(Zone.wal_prepares, prepare_offset, size);
+        return checksum_equal(message, header_size, size - header_size, message,
+            frame.checksum_body);
     }
 
     /** The checkers' look at one replica after the tick. */

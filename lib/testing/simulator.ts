@@ -3,9 +3,11 @@
 // client counts, WAL size, network and disk behaviour, which faults are on and how often), then:
 //
 // 1. Fault phase (`ticks`): clients register and run the ledger workload while replicas crash,
-//    restart and pause within what the cluster tolerates, connections reset, and the network
-//    delays, loses, replays, clogs and partitions.
-// 2. Liveness phase: the network heals for good, faults stop, every replica that is down
+//    restart and pause within what the cluster tolerates, connections reset, the network
+//    delays, loses, replays, clogs and partitions, and WAL writes rot, go astray, get lost or
+//    leave unreadable sectors where the fault atlas allows (fault_atlas.ts).
+// 2. Liveness phase: the network heals for good, faults stop (storage faults too; the damage
+//    stays for the replicas to repair), every replica that is down
 //    restarts (after a power loss of the whole cluster, on some seeds) and every paused one
 //    resumes; no new requests. Within `liveness_ticks_max` every request still outstanding must
 //    be answered and every replica must be serving at the same commit.
@@ -17,6 +19,7 @@
 import assert from 'node:assert/strict';
 
 import { Prng } from '../prng';
+import { WriteFault, write_fault_count } from '../storage/simulator_storage';
 import { Status, quorum_replication, quorum_view_change } from '../vsr/replica';
 import { Cluster, Health } from './cluster';
 import type { ClusterOptions, ReplicaFactory } from './cluster';
@@ -28,6 +31,7 @@ import { multi_batch_split, request_body, request_create_events, request_next, r
     from './ledger_requests';
 import type { WorkloadRequest } from './ledger_requests';
 import { LedgerWorkload } from './ledger_workload';
+import { ClusterFaultAtlas } from './fault_atlas';
 import { partition_mode_count } from './packet_simulator';
 
 export const replica_count_max = 6;
@@ -40,6 +44,7 @@ const ledger_simulated = { accounts_max: 4096, transfers_max: 16_384 };
 const capacity_margin_events = 64;
 const workload_events_max = 20;
 const million = 1_000_000;
+const message_size_simulated = 16 * 1024;
 
 export interface SimulationOptions {
     seed: number;
@@ -76,6 +81,11 @@ export interface Swarm {
     restarts_max: number;
     /** The liveness phase starts with every replica crashing at once. */
     power_loss: boolean;
+    /**
+     * By WriteFault (index 0 unused): the chance per million that a write to a WAL zone suffers
+     * it, where the fault atlas allows; all 0 on some seeds.
+     */
+    wal_fault_per_million: readonly number[];
 }
 
 /** Replicas that may be down or paused at once (internals.md §9: replica_count - Q_vc). */
@@ -86,8 +96,10 @@ export function replicas_down_max(replica_count: number): number {
 }
 
 /**
- * A 32-bit PRNG seed for one of a run's streams (0: its shape, 1: everything else), from all of
- * a seed's bits (the PRNG itself keeps only the low 32).
+ * A 32-bit PRNG seed for one of a run's streams (0: its shape, 1: everything else, 2: the
+ * swarm's sequence of seeds, 3: the storage faults' rates, 4: the fault atlas), from all of a
+ * seed's bits (the PRNG itself keeps only the low 32). Storage faults draw from streams of their
+ * own so that a seed whose draw turns them off runs as it did before they existed.
  */
 export function seed_stream(seed: number, stream: number): number {
     assert(Number.isSafeInteger(seed) && seed >= 0);
@@ -120,7 +132,33 @@ export function swarm_draw(seed: number, replica_count?: number): Swarm {
         pause_ticks_max: 10 + prng.int(300),
         restarts_max: 12,
         power_loss: prng.chance(1, 4),
+        wal_fault_per_million: wal_faults_draw(new Prng(seed_stream(seed, 3))),
     };
+}
+
+/** Names of the random storage faults, by WriteFault, for reports. */
+export const write_fault_names: readonly string[] = (() => {
+    const names = new Array<string>(write_fault_count).fill('');
+    names[WriteFault.bit_flip] = 'bit flip';
+    names[WriteFault.misdirect] = 'misdirect';
+    names[WriteFault.lost] = 'lost';
+    names[WriteFault.latent_error] = 'latent error';
+    return names;
+})();
+
+/** Storage faults off on a quarter of the seeds; else each kind on or off, at 0-2% per write. */
+function wal_faults_draw(prng: Prng): number[] {
+    const per_million = new Array<number>(write_fault_count).fill(0);
+    if (prng.chance(1, 4)) return per_million;
+    for (let fault = 1; fault < write_fault_count; fault++) {
+        if (prng.chance(3, 4)) per_million[fault] = 1 + prng.int(20_000);
+    }
+    return per_million;
+}
+
+/** Whether the run injects storage faults: some kind is on and the atlas opens some area. */
+export function storage_faults_on(swarm: Swarm): boolean {
+    return swarm.replica_count > 1 && swarm.wal_fault_per_million.some((rate) => rate > 0);
 }
 
 function network_draw(prng: Prng, on: () => boolean): ClusterOptions['network'] {
@@ -164,6 +202,8 @@ export interface SimulationSummary {
     checkpoints: number;
     checkpoint_check: CheckpointCheckMode;
     checkpoint_mismatches: readonly string[];
+    /** Random storage faults injected, by WriteFault (index 0 unused). */
+    storage_faults: readonly number[];
     checksum: string;
     violation: Violation | null;
 }
@@ -226,7 +266,7 @@ class SimulationRun {
             seed: this.prng.u32(), cluster: cluster_simulated,
             replica_count: swarm.replica_count, client_count: swarm.client_count,
             storage: {
-                slot_count: swarm.slot_count, message_size_max: 16 * 1024,
+                slot_count: swarm.slot_count, message_size_max: message_size_simulated,
                 clients_max: swarm.clients_max, block_size: 4096, grid_block_count: 8,
             },
             ledger: ledger_simulated, storage_latency_ticks_max: swarm.storage_latency_ticks_max,
@@ -235,13 +275,21 @@ class SimulationRun {
             packets_max: Math.min(1024, paths * swarm.network.path_capacity_packets),
             client_ping_ticks: 3000,
             checkpoint_check: this.options.checkpoint_check ?? { enabled: true, reason: '' },
-            factory, log: this.options.log,
+            factory, log: this.options.log, storage_faults: this.storage_faults_options(),
         });
         for (let client = 0; client < swarm.client_count; client++) {
             this.requests.push([]);
             this.observed.push(0);
             this.register_tick.push(1 + this.prng.int(200));
         }
+    }
+
+    private storage_faults_options(): ClusterOptions['storage_faults'] {
+        const swarm = this.swarm;
+        if (!storage_faults_on(swarm)) return undefined;
+        const atlas = new ClusterFaultAtlas(new Prng(seed_stream(this.options.seed, 4)),
+            swarm.replica_count, swarm.slot_count, message_size_simulated);
+        return { atlas, wal_fault_per_million: swarm.wal_fault_per_million };
     }
 
     async fault_phase(ticks: number): Promise<void> {
@@ -259,6 +307,7 @@ class SimulationRun {
         const cluster = this.cluster!;
         this.issuing = false;
         cluster.packets.heal();
+        cluster.storage_faults_stop();
         if (this.swarm.power_loss) {
             for (const node of cluster.nodes) {
                 if (node.replica !== null) this.crash(cluster, node.index, 0);
@@ -346,11 +395,31 @@ class SimulationRun {
         });
         const network = cluster.network.stats;
         const packets = cluster.packets.stats;
+        const storage = storage_faults_on(this.swarm) ? [this.copies_report(cluster)] : [];
         const counters = `network: ${cluster.packets.packets_in_flight} in flight, dropped ` +
             `${packets.dropped_capacity} full path, ${network.dropped_pool_empty} receiver ` +
             `pool empty, ${network.dropped_down} receiver down, ${network.sends_unconnected} ` +
             `over a closed connection`;
-        return [...waiting, ...replicas, counters].join('; ');
+        return [...waiting, ...replicas, ...storage, counters].join('; ');
+    }
+
+    /**
+     * Storage faults per replica, and the ops every replica's copy of which is damaged: the atlas
+     * should make that impossible (a simulator bug if listed), so that a replica that cannot
+     * repair is the replica's bug.
+     */
+    private copies_report(cluster: Cluster): string {
+        const faults = cluster.nodes.map((node) => node.storage.faults_injected.reduce(
+            (sum, count) => sum + count, 0));
+        const checkpoint = Math.max(...cluster.nodes.map((node) => node.checkpoint_checked));
+        const lost: number[] = [];
+        for (let op = Math.max(1, checkpoint + 1); op <= cluster.commits.op_max; op++) {
+            const entry = cluster.commits.canonical[op];
+            if (entry !== undefined && cluster.op_holders(op, entry.checksum) === 0) lost.push(op);
+        }
+        return `storage faults by replica ${faults.join('/')}, committed ops above checkpoint ` +
+            `${checkpoint} with no intact WAL copy: ${lost.length === 0 ? 'none' :
+                lost.slice(0, 20).join(' ')}`;
     }
 
     private async faults_inject(cluster: Cluster): Promise<void> {
@@ -437,17 +506,22 @@ class SimulationRun {
         }
     }
 
-    /** A reply's op is on the disks of a replication quorum by the time the client has it. */
+    /**
+     * A reply's op is on the disks of a replication quorum by the time the client has it. A
+     * replica the fault atlas lets damage the op's WAL area counts even when its copy no longer
+     * verifies (a fault may strike after its write was acknowledged); one intact copy at least.
+     */
     private durability_check(cluster: Cluster, client: number, op: number): void {
         const entry = cluster.commits.canonical[op];
         // Not seen committed yet: ledger_check names it at the end.
         if (entry === undefined) return;
-        const holders = cluster.op_holders(op, entry.checksum);
+        const holders = cluster.op_holders(op, entry.checksum, true);
+        const intact = cluster.op_holders(op, entry.checksum);
         const quorum = quorum_replication(this.swarm.replica_count);
-        if (holders >= quorum) return;
+        if (holders >= quorum && intact >= 1) return;
         throw new Violation(ViolationKind.durability, op, entry.replica, `client ${client} ` +
-            `accepted the reply for op ${op} while ${holders} replica(s)' disks hold it ` +
-            `(quorum_replication is ${quorum})`);
+            `accepted the reply for op ${op} while ${intact} replica(s)' disks hold it intact ` +
+            `and ${holders - intact} more may hold it damaged (quorum_replication is ${quorum})`);
     }
 
     summary(violation: Violation | null): SimulationSummary {
@@ -476,6 +550,8 @@ class SimulationRun {
             checkpoints: Math.max(0, (cluster?.checkpoints.ids.size ?? 0) - 1),
             checkpoint_check: cluster?.checkpoints.mode ?? { enabled: true, reason: '' },
             checkpoint_mismatches: cluster?.checkpoints.mismatches ?? [],
+            storage_faults: cluster?.storage_faults_injected() ??
+                new Array<number>(write_fault_count).fill(0),
             checksum: cluster?.digest.hex ?? '',
             violation,
         };

@@ -1,0 +1,122 @@
+// The cluster fault atlas (internals.md §17, after TigerBeetle's ClusterFaultAtlas): where the
+// simulator's random storage faults may land, per replica, so that the cluster can always
+// recover from them. Data survives while one intact copy of each committed datum exists
+// somewhere (internals.md §16); an op is committed on quorum_replication replicas, so if at most
+// quorum_replication - 1 replicas may be damaged in any one place, one copy of every committed op
+// stays intact, and a view change that hears every replica always finds it.
+//
+// A WAL area is one sector of the wal_headers ring (headers_per_sector slots) together with the
+// same slots' prepares in wal_prepares: a header sector write rewrites its 16 neighbours' headers
+// too, so the two rings of those slots fail together or not at all on a given replica. Each area
+// is open to faults on exactly quorum_replication - 1 replicas, chosen from the seed. A single
+// replica has no peer to repair from (it refuses to start on a faulty WAL), so none of its areas
+// is open.
+//
+// Only the WAL zones are mapped. The superblock gets only crash faults: with 4 copies and
+// flexible quorums, one extra fault could lose the quorum (internals.md §17). The grid and the
+// client replies zone get none until grid repair and client-reply repair (request_blocks,
+// request_reply; docs/vsr.md §16) exist: a damaged block or reply could not be repaired today.
+import assert from 'node:assert/strict';
+
+import type { Prng } from '../prng';
+import type { StorageFaultFilter } from '../storage/simulator_storage';
+import { Zone, header_size, headers_per_sector, sector_size } from '../storage/zones';
+import { quorum_replication } from '../vsr/quorums';
+
+export class ClusterFaultAtlas {
+    readonly replica_count: number;
+    readonly slot_count: number;
+    readonly message_size_max: number;
+    /** WAL areas: header sectors of the wal_headers ring. */
+    readonly wal_area_count: number;
+    /** Per area, per replica (area * replica_count + replica): 1 when faults may land there. */
+    private readonly wal_area_faulty: Uint8Array;
+    private readonly filters: ReplicaFaultFilter[] = [];
+
+    constructor(prng: Prng, replica_count: number, slot_count: number, message_size_max: number) {
+        assert(replica_count >= 1 && replica_count <= 6);
+        assert(slot_count % headers_per_sector === 0 && slot_count >= headers_per_sector);
+        assert(message_size_max % sector_size === 0 && message_size_max > 0);
+        this.replica_count = replica_count;
+        this.slot_count = slot_count;
+        this.message_size_max = message_size_max;
+        this.wal_area_count = slot_count / headers_per_sector;
+        this.wal_area_faulty = new Uint8Array(this.wal_area_count * replica_count);
+        // Exactly quorum_replication - 1 distinct replicas per area (none for one replica).
+        const faulty_per_area = quorum_replication(replica_count) - 1;
+        assert(faulty_per_area < replica_count);
+        for (let area = 0; area < this.wal_area_count; area++) {
+            let chosen = 0;
+            while (chosen < faulty_per_area) {
+                const index = area * replica_count + prng.int(replica_count);
+                if (this.wal_area_faulty[index] === 1) continue;
+                this.wal_area_faulty[index] = 1;
+                chosen += 1;
+            }
+            assert.equal(this.wal_area_faulty_count(area), faulty_per_area);
+        }
+        for (let replica = 0; replica < replica_count; replica++) {
+            this.filters.push(new ReplicaFaultFilter(this, replica));
+        }
+    }
+
+    /** The filter to give replica `replica`'s SimulatorStorage. */
+    filter(replica: number): StorageFaultFilter {
+        assert(replica >= 0 && replica < this.replica_count);
+        return this.filters[replica]!;
+    }
+
+    /** The WAL area of a slot. */
+    wal_area(slot: number): number {
+        assert(slot >= 0 && slot < this.slot_count);
+        return Math.floor(slot / headers_per_sector);
+    }
+
+    /** Whether faults may land on `replica`'s copy of WAL area `area`. */
+    wal_faulty(replica: number, area: number): boolean {
+        assert(replica >= 0 && replica < this.replica_count);
+        assert(area >= 0 && area < this.wal_area_count);
+        return this.wal_area_faulty[area * this.replica_count + replica] === 1;
+    }
+
+    wal_area_faulty_count(area: number): number {
+        let count = 0;
+        for (let replica = 0; replica < this.replica_count; replica++) {
+            if (this.wal_faulty(replica, area)) count += 1;
+        }
+        return count;
+    }
+
+    /** Whether every WAL area the byte range of a WAL zone touches is open on `replica`. */
+    wal_range_faulty(replica: number, zone: Zone, zone_offset: number, length: number): boolean {
+        assert(zone === Zone.wal_headers || zone === Zone.wal_prepares);
+        assert(zone_offset >= 0 && length > 0);
+        // Bytes per area: one header sector, or its slots' prepares.
+        const area_size = zone === Zone.wal_headers ? headers_per_sector * header_size
+            : headers_per_sector * this.message_size_max;
+        const first = Math.floor(zone_offset / area_size);
+        const last = Math.floor((zone_offset + length - 1) / area_size);
+        assert(last < this.wal_area_count, 'fault atlas: a range past the WAL');
+        for (let area = first; area <= last; area++) {
+            if (!this.wal_faulty(replica, area)) return false;
+        }
+        return true;
+    }
+}
+
+/** One replica's view of the atlas, as its storage consults it (allocation-free). */
+class ReplicaFaultFilter implements StorageFaultFilter {
+    private readonly atlas: ClusterFaultAtlas;
+    private readonly replica: number;
+
+    constructor(atlas: ClusterFaultAtlas, replica: number) {
+        this.atlas = atlas;
+        this.replica = replica;
+    }
+
+    fault_allowed(zone: Zone, zone_offset: number, length: number): boolean {
+        // Only the WAL is mapped: every other zone stays free of random faults (see above).
+        if (zone !== Zone.wal_headers && zone !== Zone.wal_prepares) return false;
+        return this.atlas.wal_range_faulty(this.replica, zone, zone_offset, length);
+    }
+}
