@@ -100,6 +100,11 @@ const cluster_cases = [
     [1362132607, 3], [3702387371, 3], [3433536541, 0], [2539202903, 0], [1445801273, 0],
     [3932217030, 0], [1206084545, 0], [2472910245, 0], [1106101996, 0], [1218067564, 0],
     [1228265887, 3], [1129827370, 0],
+    // Found after a1e760b: of 2 replicas, one in recovering_head asking the primary of its
+    // view, which had left that view and needed its vote for the next (1473822410/2); a
+    // primary preparing past its write slots while 2 backups of 4 committed for it
+    // (1218067564 again, after the run changed).
+    [1473822410, 2],
 ] as const;
 const cluster_ticks = ticks_default;
 for (const [seed, replica_count] of cluster_cases) {

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { Operation } from '../lib/vsr/constants';
+import { Zone } from '../lib/storage/zones';
 import { Command } from '../lib/vsr/header_layout';
 import { Status } from '../lib/vsr/replica';
 import { Cluster } from './cluster_harness';
@@ -260,3 +261,44 @@ test('cluster of 5: a view change takes an uncommitted op from a voter whose cop
         settle_all(cluster, 10_000);
         lookup_all(cluster, [100n, 101n, 500n, 501n]);
     });
+
+test('cluster of 2: a backup restarts in recovering_head after its primary left the view; ' +
+    'the old primary\'s start_view brings it back and the next view forms', async () => {
+    const lines: string[] = [];
+    const cluster = await Cluster.create({
+        seed: 23, replica_count: 2, clients: 1, log: (line) => lines.push(line),
+    });
+    cluster.register_all();
+    load(cluster, 2, 100n);
+    const primary = cluster.primary();
+    const backup = 1 - primary;
+    // The backup takes the next prepare, but its acknowledgements never arrive: the op stays
+    // uncommitted, and the primary hears no quorum.
+    let cut_off = false;
+    cluster.network.filter = (from, _to, command) => from === backup ?
+        command !== Command.start_view_change : cut_off;
+    const client = cluster.clients[0]!;
+    const op = cluster.replicas[primary]!.op + 1;
+    client.submit(create_accounts, multi_batch_body([accounts_body(500n, 2)], 128));
+    cluster.run_until(() => cluster.replicas[backup]!.op === op, 1000);
+    // Then it hears nothing either and votes to leave the view; with its vote the primary
+    // moves to the next view, whose primary is the backup.
+    cut_off = true;
+    cluster.run_until(() => cluster.replicas[primary]!.status === Status.view_change, 5000);
+    assert.equal(cluster.replicas[backup]!.status, Status.normal, cluster.describe());
+    await cluster.crash(backup);
+    // Its head prepare rots while it is down: it cannot prove its head at restart.
+    const slot = op % cluster.config.slot_count;
+    cluster.storages[backup]!.flip_bit(Zone.wal_prepares,
+        slot * cluster.config.message_size_max + 300);
+    await cluster.restart(backup);
+    assert.equal(cluster.replicas[backup]!.status, Status.recovering_head);
+    cluster.network.filter = null;
+    // Only the old primary's log (of the view it led) can bring the backup back; then the
+    // next view forms and the client's request commits.
+    cluster.run_until(() => client.exchanges.length === 4, 30_000);
+    settle_all(cluster, 10_000);
+    assert.equal(cluster.primary(), backup, cluster.describe());
+    assert(lines.some((line) => line.includes(`replica ${backup}: a WAL slot above`)));
+    lookup_all(cluster, [100n, 101n, 102n, 103n, 500n, 501n]);
+});

@@ -1873,13 +1873,16 @@ export class Replica implements StorageCompletionTarget {
 
     /** Sends start_view to one replica (with its nonce), or to every backup (replica -1). */
     private start_view_send(replica: number, request: HeaderView | null): void {
-        assert(this.primary_normal);
+        assert(this.primary_normal || this.led_view_left);
         assert(replica === -1 || (replica < this.replica_count && replica !== this.replica));
-        assert(this.commit_max <= this.op && this.log_view === this.view);
+        assert(this.commit_max <= this.op && this.primary_of(this.log_view) === this.replica);
+        assert(this.log_view_durable === this.log_view);
         const count = this.suffix_count();
         const message = this.message_new(Command.start_view, header_size * (1 + count));
         if (message === -1) return;
         const sv = this.build_view;
+        // Of the view whose log this is: ours, or the one we led and left (led_view_left).
+        sv.view = this.log_view;
         const at = offsets.start_view;
         sv.set_u64(at.op, this.op);
         sv.set_u64(at.commit_max, this.commit_max);
@@ -1896,9 +1899,25 @@ export class Replica implements StorageCompletionTarget {
     }
 
     private on_request_start_view(request: HeaderView): void {
-        if (!this.primary_normal || request.view > this.view) return;
+        if (request.view > this.view) return;
         assert(request.replica !== this.replica);
-        this.start_view_send(request.replica, request);
+        if (this.primary_normal) return this.start_view_send(request.replica, request);
+        // A replica in recovering_head may be asking for the view we led and have left: when
+        // its vote is needed for the next view (2 replicas: both), only our log can unblock it.
+        if (this.led_view_left && request.view === this.log_view) {
+            this.start_view_send(request.replica, request);
+        }
+    }
+
+    /**
+     * We led log_view and are changing views without having touched our log since (not the
+     * new primary adopting): it is still exactly the log that view's start_view carried, so it
+     * may be sent again, as of that view. A replica that installs it takes part in the new view.
+     */
+    private get led_view_left(): boolean {
+        return this.status === Status.view_change && !this.view_change_adopting &&
+            this.log_view < this.view && this.primary_of(this.log_view) === this.replica &&
+            this.log_view_durable === this.log_view && this.log_clean;
     }
 
     /** Asks `replica` (a view's primary) for its start_view; at most once per timeout. */
@@ -3055,6 +3074,10 @@ export class Replica implements StorageCompletionTarget {
         if (this.pipeline.prepare_full) return false;
         // A new view's primary takes requests once its whole log is in the pipeline.
         if (this.pipeline_op_loaded !== this.op || this.pipeline_loading) return false;
+        // Backups alone can make a replication quorum (2 of 4) while our own writes lag: the
+        // pipeline frees up, but our write slots do not (seed 1218067564). The next tick or
+        // write completion prepares it.
+        if (this.op + 1 - this.op_written > this.write_states.length) return false;
         if (this.op + 1 > this.op_prepare_max) {
             if (!this.wal_stalled) {
                 this.wal_stalled = true;
