@@ -2,7 +2,9 @@
 // real ledger replica. One seed replays one run exactly: a summary, a violation if any (the seed,
 // the tick, the op and what broke), and the run's checksum as the last line; exit 0 iff nothing
 // was violated. `--swarm` runs seed after seed (from --seed's sequence, or random) until
-// --seeds=<count> or SIGINT.
+// --seeds=<count> or SIGINT. --no-storage-faults turns the seed's storage faults off (the rest of
+// its run is drawn as before: they have PRNG streams of their own), to tell whether a failure
+// needs them.
 //
 // The replica is wired here, because its wiring over the ledger (lib/server/replica_open.ts)
 // sits above lib/testing, which takes it as a ReplicaFactory.
@@ -10,6 +12,7 @@ import crypto from 'node:crypto';
 
 import { Ledger } from '../ledger/ledger';
 import { Prng } from '../prng';
+import { write_fault_count } from '../storage/simulator_storage';
 import {
     replica_create, replica_storage_arena_size, replica_storage_config, replica_storage_open,
     replica_storage_operations_max,
@@ -55,19 +58,20 @@ export const checkpoint_check_skipped: CheckpointCheckMode = {
 };
 
 const flags = ['seed', 'replicas', 'ticks', 'liveness-ticks', 'swarm', 'seeds',
-    'skip-checkpoint-check', 'log'] as const;
+    'skip-checkpoint-check', 'log', 'no-storage-faults'] as const;
 
 export const command_simulate: CliCommand = {
     summary: 'run the deterministic cluster simulator (faults, checkers, liveness)',
     usage: 'ringledger simulate --seed=<n> [--replicas=<1-6>] [--ticks=<n>] ' +
-        '[--liveness-ticks=<n>] [--swarm [--seeds=<count>]] [--skip-checkpoint-check] [--log]',
+        '[--liveness-ticks=<n>] [--swarm [--seeds=<count>]] [--skip-checkpoint-check] [--log] ' +
+        '[--no-storage-faults]',
     async run(args: readonly string[]): Promise<number> {
         const parsed = args_parse(args, flags);
         if (parsed.positional.length > 0) throw new UsageError('simulate takes no paths');
         const swarm = parsed.flags.has('swarm');
         if (!swarm && !parsed.flags.has('seed')) throw new UsageError('--seed=<n> is required');
         if (!swarm && parsed.flags.has('seeds')) throw new UsageError('--seeds needs --swarm');
-        for (const name of ['swarm', 'skip-checkpoint-check', 'log']) {
+        for (const name of ['swarm', 'skip-checkpoint-check', 'log', 'no-storage-faults']) {
             const value = parsed.flags.get(name);
             if (value !== undefined && value !== '') {
                 throw new UsageError(`--${name} takes no value`);
@@ -84,6 +88,8 @@ export const command_simulate: CliCommand = {
                 checkpoint_check_skipped : undefined,
             log: parsed.flags.has('log') ?
                 (line: string) => process.stderr.write(`${line}\n`) : undefined,
+            swarm: parsed.flags.has('no-storage-faults') ?
+                { wal_fault_per_million: new Array<number>(write_fault_count).fill(0) } : undefined,
         };
         if (!swarm) {
             const summary = await simulate({ ...options, seed }, replica_factory_ledger);
