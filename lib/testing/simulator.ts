@@ -417,9 +417,17 @@ class SimulationRun {
             const entry = cluster.commits.canonical[op];
             if (entry !== undefined && cluster.op_holders(op, entry.checksum) === 0) lost.push(op);
         }
+        // A replica in recovering_head takes no part in a view change: with too many of them
+        // none can happen (TigerBeetle's VOPR excuses that as core_missing_quorum; we report it).
+        const heads = cluster.nodes.filter((node) =>
+            node.replica?.status === Status.recovering_head).length;
+        const voters = cluster.nodes.length - heads;
+        const quorum = quorum_view_change(cluster.nodes.length);
         return `storage faults by replica ${faults.join('/')}, committed ops above checkpoint ` +
             `${checkpoint} with no intact WAL copy: ${lost.length === 0 ? 'none' :
-                lost.slice(0, 20).join(' ')}`;
+                lost.slice(0, 20).join(' ')}, ${heads} replica(s) in recovering_head (` +
+            `${voters < quorum ? `too many: ${voters} left to vote, a view change needs ` +
+                `${quorum}` : 'a view-change quorum can still vote'})`;
     }
 
     private async faults_inject(cluster: Cluster): Promise<void> {
