@@ -329,6 +329,15 @@ export class Replica implements StorageCompletionTarget {
     /** Startup: the op the replay commits up to, and the log head found in the WAL. */
     private replay_op_max = 0;
     private open_op_head = 0;
+    /** The lowest hole log_head_find stepped over (-1: none): the replay stops below it. */
+    private open_hole_first = -1;
+    /**
+     * A hole: a committed op of our log whose WAL prepare is damaged (its header is known, or
+     * its checksum from the parent of the op above). hole_op is the one being fetched from a
+     * peer by (op, checksum), 0 when none; it is executed from memory once it comes.
+     */
+    private hole_op = 0;
+    private readonly hole_checksum = new Uint8Array(16);
     private readonly solo: boolean;
     /** Startup: the session entry whose reply is being read back (-1: none). */
     private restore_entry = -1;
@@ -650,6 +659,10 @@ export class Replica implements StorageCompletionTarget {
         // is, and the rest is learned from the cluster (start_view, commit heartbeats).
         this.replay_op_max = this.solo ? this.open_op_head
             : Math.min(this.open_op_head, Math.max(this.vsr_state.commit_max, this.checkpoint_op));
+        // Below the first hole: the rest is committed after a peer has sent it (hole_fetch).
+        if (this.open_hole_first !== -1) {
+            this.replay_op_max = Math.min(this.replay_op_max, this.open_hole_first - 1);
+        }
         assert(this.replay_op_max >= this.checkpoint_op);
         this.status = Status.replaying;
         this.commit_max = this.replay_op_max;
@@ -669,12 +682,20 @@ export class Replica implements StorageCompletionTarget {
         assert(!this.solo && this.log_clean);
         const headers = this.journal.headers;
         let op = this.checkpoint_op;
+        this.open_hole_first = -1;
         for (let pass = 0; pass < this.journal.slot_count && op < this.journal.op_max; pass++) {
-            const next = op + 1;
-            const slot = next % this.journal.slot_count;
+            let next = op + 1;
+            let slot = next % this.journal.slot_count;
+            let holes = 0;
             if (this.journal.slot_faulty(slot)) {
-                this.log_clean = false;
-                break;
+                holes = this.log_holes_count(next);
+                if (holes === 0) {
+                    this.log_clean = false;
+                    break;
+                }
+                if (this.open_hole_first === -1) this.open_hole_first = next;
+                next += holes;
+                slot = next % this.journal.slot_count;
             }
             const header = this.other_view.attach(headers, slot * header_size);
             const command = header.u8(frame.command);
@@ -683,15 +704,45 @@ export class Replica implements StorageCompletionTarget {
             if (next > this.vsr_state.log_view_op && header.view !== this.vsr_state.log_view) {
                 break;
             }
-            const parent_ok = op === this.checkpoint_op
+            // Above holes the parent is unknown: the prepare fetched for the hole must match it.
+            const parent_ok = holes > 0 || (op === this.checkpoint_op
                 ? header.equal16(prepare_at.parent, this.checkpoint_prepare_checksum, 0)
                 : header.equal16(prepare_at.parent, headers,
-                    (op % this.journal.slot_count) * header_size + frame.checksum);
+                    (op % this.journal.slot_count) * header_size + frame.checksum));
             if (!parent_ok) break;
             op = next;
         }
         assert(op >= this.checkpoint_op && op <= this.journal.op_max);
+        if (this.open_hole_first !== -1) {
+            // Holes lie below the head, known or not (a faulty slot above it: recovering_head).
+            assert(this.open_hole_first <= op);
+            this.log(`replica ${this.replica}: the WAL prepare of op ${this.open_hole_first}` +
+                ` (and maybe more below op ${op}) is damaged: fetched from a peer when committed`);
+        }
         return op;
+    }
+
+    /**
+     * Faulty slots from `op` up, when the log goes on above them: an intact header of the next
+     * op (of our log_view, when above where that began) names the top one as its parent, so
+     * they are holes to fetch, not an unknown head. 0 when the log does not go on (the head
+     * itself is unknown: recovering_head). At most a pipeline of holes in a row.
+     */
+    private log_holes_count(op: number): number {
+        const slot_count = this.journal.slot_count;
+        let holes = 0;
+        while (holes < pipeline_prepare_queue_max && this.journal.slot_faulty((op + holes) %
+            slot_count)) holes += 1;
+        const above = op + holes;
+        if (above > this.journal.op_max || this.journal.slot_faulty(above % slot_count)) return 0;
+        const header = this.other_view.attach(this.journal.headers,
+            (above % slot_count) * header_size);
+        if (header.u8(frame.command) !== Command.prepare || header.u64(prepare_at.op) !== above) {
+            return 0;
+        }
+        if (above > this.vsr_state.log_view_op && header.view !== this.vsr_state.log_view) return 0;
+        assert(holes >= 1 && holes <= pipeline_prepare_queue_max);
+        return holes;
     }
 
     private fail(error: Error): void {
@@ -739,12 +790,17 @@ export class Replica implements StorageCompletionTarget {
         const slot = tag;
         const op = this.commit_min + 1;
         assert.equal(slot, op % this.journal.slot_count);
-        if (result < 0) {
-            return this.fail(new StorageRefusal('wal_prepares', op, slot,
-                `read failed with errno ${-result}`));
+        const refusal = result < 0 ? new StorageRefusal('wal_prepares', op, slot,
+            `read failed with errno ${-result}`) : this.replay_check(slot, op);
+        if (refusal !== null) {
+            if (this.solo) return this.fail(refusal);
+            // Peers hold it: the replay ends here, and the op is fetched when committed.
+            this.log(`replica ${this.replica}: ${refusal.message}: the replay stops below it`);
+            this.stats_cluster.prepares_damaged += 1;
+            this.journal.slot_damaged(slot, op);
+            this.replay_op_max = this.commit_min;
+            return this.replay_next();
         }
-        const refusal = this.replay_check(slot, op);
-        if (refusal !== null) return this.fail(refusal);
         try {
             const reply = this.execute_prepare(this.replay_message);
             assert(reply !== reply_unavailable, 'replay: no pool message for a reply at startup');
@@ -1194,6 +1250,10 @@ export class Replica implements StorageCompletionTarget {
      * may send one; its header names the primary that made it, not the sender).
      */
     private on_prepare(message: number, prepare: HeaderView): void {
+        if (this.hole_op !== 0 && prepare.u64(prepare_at.op) === this.hole_op &&
+            prepare.equal16(frame.checksum, this.hole_checksum, 0)) {
+            return this.hole_fill(message, prepare);
+        }
         const view = prepare.view;
         if (view > this.view) return this.request_start_view_send(this.primary_of(view));
         const ours = view === this.view && this.status === Status.normal;
@@ -1381,6 +1441,8 @@ export class Replica implements StorageCompletionTarget {
         // Durable state lags the state in memory, never leads it.
         assert.equal(this.log_view, this.view);
         assert(op >= 1 && op > this.op - this.journal.slot_count);
+        // A hole (its prepare damaged): we no longer hold it, so we do not vouch for it.
+        if (this.journal.slot_faulty(op % this.journal.slot_count)) return;
         const message = this.message_new(Command.prepare_ok, header_size);
         if (message === -1) return;
         const ok = this.build_view;
@@ -2046,6 +2108,7 @@ export class Replica implements StorageCompletionTarget {
     // ------------------------------------------------------------------ cluster: repair
 
     private repair_reset(): void {
+        this.hole_op = 0; // Asked again, if still needed, by the next commit_journal.
         this.repair_requested_max = 0;
         this.repair_headers.fill(0);
         this.repair_op_max = 0;
@@ -2128,6 +2191,7 @@ export class Replica implements StorageCompletionTarget {
         this.write_states.fill(write_none);
         this.write_attempts.fill(0);
         this.write_retry = false;
+        if (this.hole_op > anchor) this.hole_op = 0;
         this.op = anchor;
         if (this.op_written > anchor) this.op_written = anchor;
         if (this.op_writing > anchor) this.op_writing = anchor;
@@ -2262,7 +2326,7 @@ export class Replica implements StorageCompletionTarget {
     /** The log is whole up to the target: it becomes our log_view's (durably) and is acked. */
     private repair_done(): void {
         assert(this.op >= this.repair_op_max);
-        this.timeout_repair.stop();
+        if (this.hole_op === 0) this.timeout_repair.stop(); // Else it asks for the hole again.
         if (this.status === Status.view_change) return this.adopt_check();
         if (!this.backup_normal || this.op_written < this.op) return;
         assert(this.op_written === this.op && this.op_writing === this.op);
@@ -2412,7 +2476,12 @@ export class Replica implements StorageCompletionTarget {
             const op = this.commit_min + 1;
             assert(op <= this.commit_max && op <= this.op_written);
             const message = this.cache_get(op);
-            if (message === -1) return this.commit_read_start(op);
+            if (message === -1) {
+                if (this.journal.slot_faulty(op % this.journal.slot_count)) {
+                    return this.hole_fetch(op);
+                }
+                return this.commit_read_start(op);
+            }
             if (!this.commit_execute(message)) return;
         }
         assert(this.commit_min <= this.commit_max);
@@ -2466,15 +2535,87 @@ export class Replica implements StorageCompletionTarget {
         const refusal = result < 0 ? new StorageRefusal('wal_prepares', op, slot,
             `read failed with errno ${-result}`) : this.replay_check(slot, op);
         if (refusal !== null) {
-            // Our copy of a committed op is damaged: stop below it and get the log back from the
-            // view (WAL repair of a damaged slot in place is docs/vsr.md §16, still to come).
-            this.log(`replica ${this.replica}: ${refusal.message}: the log is cut below it and ` +
-                'repaired from the primary');
+            // Our copy of a committed op is damaged: a peer's copy is fetched and executed.
+            this.log(`replica ${this.replica}: ${refusal.message}: fetched from a peer`);
             this.stats_cluster.prepares_damaged += 1;
             this.journal.slot_damaged(slot, op);
-            return this.log_damaged(op);
+            return this.hole_fetch(op);
         }
         if (this.commit_execute(this.replay_message)) this.commit_journal();
+    }
+
+    /**
+     * Asks a peer for committed op `op` (or the lowest op above it whose checksum we know: the
+     * parent of the op above each hole pins it). The repair timeout asks again, of the next
+     * peer; hole_fill takes the answer.
+     */
+    private hole_fetch(op: number): void {
+        assert(op === this.commit_min + 1 && op <= this.commit_max && op <= this.op);
+        // Consecutive holes: the lowest whose checksum is pinned first (a cache's worth at most).
+        let target = op;
+        while (target < this.op && target - op < cache_size - 1 &&
+            !this.hole_checksum_find(target)) target += 1;
+        if (!this.hole_checksum_find(target)) {
+            this.commit_stalled = true; // Nothing pins it yet: looked at again on a tick.
+            return;
+        }
+        assert(target >= op && target <= this.op);
+        if (this.hole_op === target) return; // Asked already: the repair timeout asks again.
+        this.hole_op = target;
+        this.hole_request();
+        if (!this.timeout_repair.ticking) this.timeout_repair.start();
+    }
+
+    /** Sets hole_checksum to op's header checksum when our log knows it; false if not. */
+    private hole_checksum_find(op: number): boolean {
+        const slot_count = this.journal.slot_count;
+        const own = this.other_view.attach(this.journal.headers, (op % slot_count) * header_size);
+        if (own.u8(frame.command) === Command.prepare && own.u64(prepare_at.op) === op) {
+            this.hole_checksum.set(own.bytes.subarray(own.offset, own.offset + 16));
+            return true;
+        }
+        if (op >= this.op) return false;
+        const cached = this.cache_get(op + 1);
+        const above = cached !== -1
+            ? this.other_view.attach(this.pool.bytes, this.pool.offset(cached))
+            : this.other_view.attach(this.journal.headers, ((op + 1) % slot_count) * header_size);
+        if (above.u8(frame.command) !== Command.prepare || above.u64(prepare_at.op) !== op + 1) {
+            return false;
+        }
+        this.hole_checksum.set(above.bytes.subarray(above.offset + prepare_at.parent,
+            above.offset + prepare_at.parent + 16));
+        return true;
+    }
+
+    /** request_prepare for hole_op: to the primary, else to each peer in turn. */
+    private hole_request(): void {
+        assert(this.hole_op >= 1 && this.hole_op <= this.op);
+        const primary = this.primary_of(this.view);
+        const peer = this.backup_normal ? primary
+            : (this.replica + 1 + (this.repair_rounds % (this.replica_count - 1))) %
+                this.replica_count;
+        assert(peer !== this.replica);
+        const message = this.message_new(Command.request_prepare, header_size);
+        if (message === -1) return;
+        this.build_view.copy16_from(offsets.request_prepare.prepare_checksum,
+            this.hole_checksum, 0);
+        this.build_view.set_u64(offsets.request_prepare.prepare_op, this.hole_op);
+        this.stats_cluster.repairs_requested += 1;
+        this.seal_send(message, peer);
+    }
+
+    /** The prepare of hole_op came: kept in the cache, from which the commit executes it. */
+    private hole_fill(message: number, prepare: HeaderView): void {
+        const op = this.hole_op;
+        assert(op >= 1 && prepare.u64(prepare_at.op) === op);
+        assert(prepare.equal16(frame.checksum, this.hole_checksum, 0));
+        const held = this.cache_ops[op % cache_size]!;
+        // An entry still being written stays; the repair timeout asks again.
+        if (held !== -1 && held > this.op_written) return;
+        this.hole_op = 0;
+        this.cache_put(op, message);
+        this.stats_cluster.prepares_repaired += 1;
+        this.commit_journal();
     }
 
     /** A committed op we cannot read: the log stops below it and is not clean until repaired. */
@@ -2847,6 +2988,7 @@ export class Replica implements StorageCompletionTarget {
             this.timeout_repair.reset();
             this.repair_rounds += 1;
             this.repair_requested_max = 0; // Lost requests or answers: ask again.
+            if (this.hole_op !== 0) this.hole_request();
             this.repair_continue();
         }
         if (this.commit_stalled && !this.primary_normal) {
