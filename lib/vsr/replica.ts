@@ -2178,8 +2178,35 @@ export class Replica implements StorageCompletionTarget {
                 break;
             }
         }
+        if (anchor === committed) anchor = Math.max(anchor, this.log_anchor_parent(committed));
         assert(anchor >= this.commit_min && anchor <= this.op);
         if (anchor < this.op) this.log_truncate(anchor);
+    }
+
+    /**
+     * The op below the lowest known canonical header, when our header there is the one that
+     * header names as its parent: the hash chain makes our log equal to the canonical one up to
+     * it (a short suffix, cut at a sender's hole, would otherwise cut ours back to `committed`).
+     * Else `committed`.
+     */
+    private log_anchor_parent(committed: number): number {
+        let lowest = this.repair_op_max;
+        if (!this.repair_known(lowest)) return committed;
+        while (lowest - 1 > committed && this.repair_known(lowest - 1)) lowest -= 1;
+        const below = lowest - 1;
+        if (below <= committed || below > this.op) return committed;
+        const slot_count = this.journal.slot_count;
+        const ours = this.other_view.attach(this.journal.headers, (below % slot_count) *
+            header_size);
+        if (ours.u8(frame.command) !== Command.prepare || ours.u64(prepare_at.op) !== below) {
+            return committed;
+        }
+        const known = this.check_view.attach(this.repair_headers, (lowest % slot_count) *
+            header_size);
+        if (!known.equal16(prepare_at.parent, this.journal.headers,
+            (below % slot_count) * header_size + frame.checksum)) return committed;
+        assert(below > committed && below <= this.op);
+        return below;
     }
 
     private log_truncate(anchor: number): void {
