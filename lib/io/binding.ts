@@ -125,31 +125,72 @@ function binding_assert(loaded: unknown, candidate: string): asserts loaded is B
 
 let binding_loaded: Binding | null = null;
 
+/** scripts/native_target.js, shared with the install script (which runs before tsc). */
+interface NativeTarget {
+    target_name(): string;
+    prebuild_path(target?: string): string;
+    prebuild_targets(): string[];
+    source_build_paths(): string[];
+    source_build_missing(): string[];
+    source_build_fix(): string;
+}
+
+function native_target(): NativeTarget {
+    const root = path.resolve(__dirname, '..', '..', '..');
+    return require(path.join(root, 'scripts', 'native_target.js')) as NativeTarget;
+}
+
+/**
+ * The addon to load, in order: a source build (what `npm rebuild` or a clone's `npm ci` made,
+ * so it wins over a prebuild it replaced), then the prebuild for this platform, arch and libc.
+ */
+function binding_candidates(target: NativeTarget): string[] {
+    const override = process.env.RINGLEDGER_ADDON_PATH;
+    if (override !== undefined && override !== '') return [path.resolve(override)];
+    return [...target.source_build_paths(), target.prebuild_path()];
+}
+
 export function binding(): Binding {
     if (binding_loaded !== null) return binding_loaded;
-    const root = path.resolve(__dirname, '..', '..', '..');
-    const candidates = [
-        path.join(root, 'build', 'Release', 'ringledger.node'),
-        path.join(root, 'build', 'Debug', 'ringledger.node'),
-    ];
+    const target = native_target();
+    const candidates = binding_candidates(target);
     const errors: string[] = [];
     for (const candidate of candidates) {
         let loaded: unknown;
         try {
             loaded = require(candidate);
         } catch (error) {
-            errors.push(`  ${candidate}: ${(error as Error).message}`);
+            const code = (error as NodeJS.ErrnoException).code;
+            // A file that is not there is not an error worth showing; one that fails to load is.
+            if (code !== 'MODULE_NOT_FOUND') {
+                errors.push(`  ${candidate}: ${(error as Error).message}`);
+            }
             continue;
         }
         binding_assert(loaded, candidate);
         binding_loaded = loaded;
         return loaded;
     }
-    throw new Error(
-        'ringledger: the native addon could not be loaded.\n' +
-            errors.join('\n') +
-            '\nPossible fixes: install liburing (Debian/Ubuntu `apt-get install liburing-dev`, ' +
-            'Fedora `dnf install liburing-devel`, Alpine `apk add liburing-dev`), then run ' +
-            '`npm rebuild ringledger` (pnpm 10 and Bun skip install scripts unless allowed).',
-    );
+    throw new Error(binding_missing_message(target, errors));
+}
+
+/** What failed, what is missing and the one command that fixes it. */
+export function binding_missing_message(target: NativeTarget, errors: readonly string[]): string {
+    const name = target.target_name();
+    const shipped = target.prebuild_targets();
+    const lines = ['ringledger: the native addon could not be loaded.'];
+    if (errors.length > 0) lines.push('These failed to load:', ...errors);
+    lines.push(shipped.includes(name)
+        ? `The prebuilt addon for ${name} did not load (above), and there is no source build.`
+        : `No prebuilt addon fits ${name} (this package has: ` +
+            `${shipped.length === 0 ? 'none' : shipped.join(', ')}), and there is no source ` +
+            `build (${target.source_build_paths()[0]}).`);
+    const missing = target.source_build_missing();
+    if (missing.length > 0) {
+        lines.push(`A source build needs what is missing: ${missing.join(', ')}.`);
+    }
+    const fix = missing.length > 0 ? target.source_build_fix() : 'npm rebuild ringledger';
+    lines.push(`Fix: \`${fix}\` (pnpm 10 and Bun skip install scripts unless the package ` +
+        'is allowed to run them).');
+    return lines.join('\n');
 }
