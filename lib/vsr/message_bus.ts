@@ -88,6 +88,9 @@ import { header_size, replicas_max } from './constants';
 import { Command, frame, offsets } from './header_layout';
 import type { MessagePool, MessagePoolListener } from './message_pool';
 import type { ReplicaNetwork } from './network';
+import { Reason } from './validate';
+
+const cluster_mismatch: number = Reason.cluster_mismatch;
 
 export { header_size };
 /** Offset of the u32 `size` field in the header (docs/wire-protocol.md §2). */
@@ -930,6 +933,7 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener, Repl
             const base = this.pool.offset(connection.recv_message) + connection.recv_start;
             if (connection.recv_size === 0) {
                 const reason = this.validator.header(this.bytes, base, available);
+                if (reason === cluster_mismatch) this.cluster_mismatch_log(base);
                 if (reason !== 0) return this.terminate(index, reason, -1);
                 const size = this.message_size_at(base);
                 if (size < header_size || size > this.pool.message_size_max) {
@@ -1168,6 +1172,16 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener, Repl
         this.resuming = nested;
         if (!nested) this.resume_run();
         return false;
+    }
+
+    /** Once per connection (it is closed next): a peer that speaks for another cluster. */
+    private cluster_mismatch_log(base: number): void {
+        let cluster = 0n;
+        for (let byte = 15; byte >= 0; byte--) {
+            cluster = (cluster << 8n) | BigInt(this.bytes[base + frame.cluster + byte]!);
+        }
+        this.log(`bus: closed a connection whose message names cluster ${cluster}, not ours: ` +
+            'a client or replica started with another cluster id (--cluster / cluster_id)');
     }
 
     private terminate_connection(index: number, validator_reason: number,
