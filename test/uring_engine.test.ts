@@ -555,10 +555,10 @@ test('uring: a host without io_uring is explained at startup (simulated probe fa
         [-1, 2, /EPERM.*kernel.io_uring_disabled = 2.*sysctl -w kernel.io_uring_disabled=0/],
         [-1, 1, /EPERM.*io_uring_disabled = 1.*io_uring_group/],
         [-38, null, /ENOSYS.*kernel is too old.*seccomp/],
-        [-12, null, /ENOMEM.*locked-memory limit.*ulimit -l/],
+        [-12, null, /ENOMEM.*locked-memory limit.*Linux 5\.10\.0.*before 5\.12.*ulimit -l/],
     ];
     for (const [result, disabled, message] of cases) {
-        assert.throws(() => probe_io_uring(failing(result), disabled),
+        assert.throws(() => probe_io_uring(failing(result), disabled, '5.10.0-28-amd64'),
             (error: unknown) => error instanceof ProbeError &&
                 error.code === 'ERR_IO_URING_UNAVAILABLE' && error.errno === -result &&
                 message.test(error.message) && /libuv engine/.test(error.message));
@@ -600,7 +600,11 @@ test('uring: probes explain how to fix an unavailable io_uring or O_DIRECT', () 
     assert.match(io_uring_setup_error(-1).message, /seccomp|sysctl/);
     assert.equal(io_uring_setup_error(-1).code, 'ERR_IO_URING_UNAVAILABLE');
     assert.match(io_uring_setup_error(-38).message, /kernel is too old/);
-    assert.match(io_uring_setup_error(-12).message, /ulimit -l/);
+    // The memlock advice only where the running kernel charges rings to RLIMIT_MEMLOCK.
+    assert.match(io_uring_setup_error(-12, null, '5.11.22').message, /ulimit -l/);
+    const recent = io_uring_setup_error(-12, null, '6.18.44-fc-v1272').message;
+    assert.match(recent, /Linux 6\.18\.44-fc-v1272 charges rings to the memory cgroup/);
+    assert.doesNotMatch(recent, /before 5\.12|ulimit -l/);
     assert.match(io_uring_features_error(0)!.message, /EXT_ARG/);
     assert.equal(io_uring_features_error(1 << 8), null);
     assert.deepEqual(probe_direct_io(data_dir), { supported: true, message: '' });

@@ -99,6 +99,7 @@ export class Client extends EventEmitter<ClientEvents> implements ConnectionOwne
     readonly client_id = new Uint8Array(16);
     private status: Status = 'registering';
     private readonly cluster: Uint8Array;
+    private readonly cluster_id: bigint;
     private readonly connections: Connection[];
     private readonly validator: HeaderValidator;
     private readonly header = new HeaderView();
@@ -142,6 +143,7 @@ export class Client extends EventEmitter<ClientEvents> implements ConnectionOwne
         const addresses = args.replica_addresses.map(parse_address);
         this.features = args.limit_details === false ? 0 : request_feature_limit_details;
         this.cluster = cluster_bytes(args.cluster_id);
+        this.cluster_id = args.cluster_id;
         this.validator = new HeaderValidator(args.cluster_id);
         do randomFillSync(this.client_id); while (this.client_id.every((byte) => byte === 0));
         this.connections = addresses.map((address, replica) =>
@@ -400,7 +402,8 @@ export class Client extends EventEmitter<ClientEvents> implements ConnectionOwne
         while (packet !== null) {
             const next = packet.next;
             if (!packet.settled && packet.deadline_ms > 0 && packet.deadline_ms <= now_ms) {
-                this.abandon(packet, new RequestError(ErrorCodes.ERR_REQUEST_TIMEOUT));
+                this.abandon(packet, new RequestError(ErrorCodes.ERR_REQUEST_TIMEOUT,
+                    { diagnosis: this.diagnosis() }));
             }
             packet = next;
         }
@@ -598,6 +601,42 @@ export class Client extends EventEmitter<ClientEvents> implements ConnectionOwne
             this.settle_error(packet, error());
         }
         assert.equal(this.packets_outstanding, 0);
+    }
+
+    /**
+     * Why no reply has come, from what the connections saw: no replica reachable (and the
+     * error, e.g. ECONNREFUSED), replicas that close the connection after our messages without a
+     * word (what a replica does to a client of another cluster), or replicas that take the
+     * messages and do not answer.
+     */
+    diagnosis(): string {
+        const reached = this.connections.filter((c) => c.state === 'connected' ||
+            c.messages_received_count > 0 || c.closed_unanswered_count > 0);
+        if (reached.length === 0) {
+            const errors = this.connections.map((c, replica) =>
+                `${this.address_text(replica)}: ${c.connect_error || 'connecting'}`);
+            return `No replica could be reached (${errors.join('; ')}): is a replica running ` +
+                'there (`ringledger start`), and are the addresses right?';
+        }
+        const closing = this.connections.filter((c) =>
+            c.closed_unanswered_count > 0 && c.messages_received_count === 0);
+        if (closing.length > 0 && closing.length === reached.length) {
+            const where = closing.map((c) => this.address_text(c.replica)).join(', ');
+            return `${where} closed the connection after our messages without answering ` +
+                `(${closing[0]!.closed_unanswered_count} times): a replica does that to a ` +
+                `client of another cluster. This client's cluster_id is ${this.cluster_id}n; ` +
+                'check it against the --cluster the data file was formatted with (the ' +
+                'replica logs the cluster id it rejected).';
+        }
+        const silent = this.connections.filter((c) => c.messages_received_count === 0);
+        if (silent.length === 0) {
+            return 'Every replica is connected and has answered, but not this request in ' +
+                'time: the cluster may be overloaded, or have too few replicas up for a quorum.';
+        }
+        const where = silent.map((c) => this.address_text(c.replica)).join(', ');
+        return `Connected, but no replica answered from ${where}: the replica may be busy, ` +
+            'stopped (SIGSTOP) or without a primary (a view change), or the cluster may have ' +
+            'too few replicas up for a quorum.';
     }
 
     private address_text(replica: number): string {

@@ -63,6 +63,15 @@ export class Connection {
     private writes_head = 0;
     writes_count = 0;
     private closed_reason = '';
+    // What this connection saw, for a request that gets no reply to say why (Client.diagnosis):
+    /** The last failed attempt's error (`connect ECONNREFUSED ...`); '' once connected. */
+    connect_error = '';
+    /** Connections the peer closed after we sent, before any valid message came back. */
+    closed_unanswered_count = 0;
+    /** Valid messages received, over every connection to this replica. */
+    messages_received_count = 0;
+    private sent_since_connect = false;
+    private received_since_connect = false;
 
     private readonly on_read_bound = (size: number, buffer: Uint8Array): boolean => {
         this.on_read(size, buffer);
@@ -102,6 +111,9 @@ export class Connection {
             if (this.socket !== socket) return;
             this.state = 'connected';
             this.reconnect_attempt = 0;
+            this.connect_error = '';
+            this.sent_since_connect = false;
+            this.received_since_connect = false;
             this.owner.on_connected(this.replica);
         });
         socket.on('error', (error: Error) => {
@@ -131,6 +143,7 @@ export class Connection {
         const index = (this.writes_head + this.writes_count) % writes_pending_max;
         this.writes_slot[index] = slot;
         this.writes_count += 1;
+        this.sent_since_connect = true;
         this.socket.write(bytes.subarray(0, size), this.on_write_current);
         return true;
     }
@@ -165,6 +178,12 @@ export class Connection {
         this.reconnect_attempt = Math.min(this.reconnect_attempt + 1, 5);
         this.reconnect_ticks = backoff_ticks(this.reconnect_attempt);
         const reason = this.closed_reason === '' ? 'closed by peer' : this.closed_reason;
+        if (!was_connected) this.connect_error = reason;
+        // A replica closes a connection whose messages name another cluster, without a word.
+        if (was_connected && this.closed_reason === '' && this.sent_since_connect &&
+            !this.received_since_connect) {
+            this.closed_unanswered_count += 1;
+        }
         if (was_connected) this.owner.on_disconnected(this.replica, reason);
     }
 
@@ -200,6 +219,8 @@ export class Connection {
                 return;
             }
             if (reason === Reason.ok) {
+                this.received_since_connect = true;
+                this.messages_received_count += 1;
                 this.owner.on_message(this.replica, this.receive, offset, size);
             } else {
                 this.owner.on_invalid(this.replica, reason_text[reason]!);

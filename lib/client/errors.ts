@@ -45,6 +45,8 @@ export interface RequestErrorOptions {
     /** ERR_LIMIT_REACHED: the limit the cluster reached (`transfers_max`, ...) and its value. */
     limit?: string;
     limit_value?: bigint;
+    /** ERR_REQUEST_TIMEOUT, ERR_REQUEST_ABORTED: what the connections saw (Client.diagnosis). */
+    diagnosis?: string;
 }
 
 export class RequestError extends Error {
@@ -62,6 +64,9 @@ export class RequestError extends Error {
     }
 
     private static detailed_message(code: ErrorCodes, options?: RequestErrorOptions): string {
+        if (options?.diagnosis !== undefined && options.diagnosis !== '') {
+            return `${RequestError.errorMessage(code)} ${options.diagnosis}`;
+        }
         if (options?.limit === undefined) return RequestError.errorMessage(code);
         if (code === ErrorCodes.ERR_WRITES_FAILING) {
             return 'Client was evicted: the replica\'s disk refuses writes ' +

@@ -3,6 +3,7 @@
 // ERR_IO_URING_UNAVAILABLE to fall back to the libuv engine.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 
 import { binding } from './binding';
@@ -44,12 +45,36 @@ export function io_uring_disabled_sysctl(): number | null {
     }
 }
 
+/** [major, minor] of a kernel release string such as '6.18.44-fc' or '5.10.0-28-amd64'. */
+export function kernel_version(release: string): [number, number] {
+    const match = /^(\d+)\.(\d+)/.exec(release);
+    return match === null ? [0, 0] : [Number(match[1]), Number(match[2])];
+}
+
+/**
+ * Why a ring's memory could not be had: before Linux 5.12 rings are charged to RLIMIT_MEMLOCK,
+ * from 5.12 on to the memory cgroup, so the cause and the fix depend on the running kernel.
+ */
+function ring_memory_cause(release: string): string {
+    const [major, minor] = kernel_version(release);
+    if (major < 5 || (major === 5 && minor < 12)) {
+        return `the locked-memory limit is too small for the ring (Linux ${release} charges ` +
+            'rings to RLIMIT_MEMLOCK, as kernels before 5.12 do). Fix: raise `ulimit -l`, or ' +
+            'LimitMEMLOCK= in the systemd unit.';
+    }
+    return `the kernel could not allocate the ring's memory (Linux ${release} charges rings ` +
+        'to the memory cgroup, not to the locked-memory limit): this machine or this ' +
+        'container is out of memory. Fix: free memory, or raise the container\'s memory limit.';
+}
+
 /**
  * Explains an io_uring_queue_init failure (`result` is -errno) with its cause and fix.
- * `disabled` is kernel.io_uring_disabled (read from /proc unless given).
+ * `disabled` is kernel.io_uring_disabled (read from /proc unless given), `release` the running
+ * kernel's (os.release() unless given).
  */
 export function io_uring_setup_error(result: number,
-    disabled: number | null = io_uring_disabled_sysctl()): ProbeError {
+    disabled: number | null = io_uring_disabled_sysctl(),
+    release: string = os.release()): ProbeError {
     assert(Number.isInteger(result) && result < 0);
     const errno = -result;
     const name = errno_name(errno);
@@ -75,9 +100,7 @@ export function io_uring_setup_error(result: number,
             'io_uring enabled, and a seccomp profile that allows io_uring_setup, ' +
             'io_uring_enter and io_uring_register.';
     } else if (name === 'ENOMEM') {
-        cause = 'the locked-memory limit is too small for the ring (kernels before 5.12 ' +
-            'charge rings to RLIMIT_MEMLOCK). Fix: raise `ulimit -l`, or LimitMEMLOCK= in the ' +
-            'systemd unit.';
+        cause = ring_memory_cause(release);
     } else {
         cause = 'unexpected error from the kernel.';
     }
@@ -95,9 +118,9 @@ export function io_uring_features_error(features: number): ProbeError | null {
 
 /** Throws ProbeError (code ERR_IO_URING_UNAVAILABLE) unless a usable ring can be created. */
 export function probe_io_uring(native: ProbeBinding = probe_binding(),
-    disabled: number | null = io_uring_disabled_sysctl()): void {
+    disabled: number | null = io_uring_disabled_sysctl(), release: string = os.release()): void {
     const [result, features] = native.engine_probe();
-    if (result < 0) throw io_uring_setup_error(result, disabled);
+    if (result < 0) throw io_uring_setup_error(result, disabled, release);
     const error = io_uring_features_error(features);
     if (error !== null) throw error;
 }
