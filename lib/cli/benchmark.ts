@@ -217,9 +217,23 @@ export interface BenchmarkResult {
     query_latency: LatencyHistogram;
 }
 
-/** The workload itself, against a registered client; prints as it goes through `print`. */
+/** Progress of the transfer phase, reported about once per second (benchmark_run). */
+export interface BenchmarkProgress {
+    seconds: number;
+    transfers_created: number;
+    transfer_count: number;
+}
+
+/** How often the transfer phase reports progress: often enough to show it is alive. */
+const progress_interval_ms = 1000;
+
+/**
+ * The workload itself, against a registered client; prints the results through `print`, and
+ * reports progress through `progress` (off the measured path: between batches, once a second).
+ */
 export async function benchmark_run(
     client: Client, options: BenchmarkOptions, print: (line: string) => void,
+    progress: (now: BenchmarkProgress) => void = () => undefined,
 ): Promise<BenchmarkResult> {
     const prng = new Prng(options.seed);
     await create_accounts(client, options, prng);
@@ -233,6 +247,7 @@ export async function benchmark_run(
     let created = 0;
     let batch_count = 0;
     let filled = batch_fill(batches[0]!, 0, options, prng);
+    let progress_ms = started_ms;
     while (created < options.transfer_count) {
         const batch = batches[batch_count % 2]!;
         const sent_ms = performance.now();
@@ -246,6 +261,12 @@ export async function benchmark_run(
         created += filled;
         filled = next_filled;
         batch_count += 1;
+        const now_ms = performance.now();
+        if (now_ms - progress_ms >= progress_interval_ms) {
+            progress_ms = now_ms;
+            progress({ seconds: (now_ms - started_ms) / 1000, transfers_created: created,
+                transfer_count: options.transfer_count });
+        }
     }
     const transfer_seconds = (performance.now() - started_ms) / 1000;
     const transfers_per_second = Math.floor(options.transfer_count / transfer_seconds);
@@ -359,6 +380,32 @@ const usage = 'ringledger benchmark [--addresses=<port | host:port>[,...]] [--cl
     '[--account-count=<n>] [--transfer-count=<n>] [--transfer-batch-size=<n>] ' +
     '[--query-count=<n>] [--seed=<n>] [--io=io_uring|libuv]';
 
+export function progress_text(now: BenchmarkProgress): string {
+    const percent = Math.floor(100 * now.transfers_created / now.transfer_count);
+    const rate = Math.floor(now.transfers_created / now.seconds);
+    return `  ${now.seconds.toFixed(0)} s: ${now.transfers_created} of ${now.transfer_count} ` +
+        `transfers (${percent}%), ${rate} tx/s so far`;
+}
+
+/**
+ * On a terminal the progress line is rewritten in place, and the next printed line starts below
+ * it; elsewhere (a log, a pipe) each report is a line of its own.
+ */
+function printers(): { print: (line: string) => void; progress: (now: BenchmarkProgress) => void } {
+    const tty = process.stdout.isTTY === true;
+    let line_open = false;
+    const print = (line: string): void => {
+        process.stdout.write(`${line_open ? '\n' : ''}${line}\n`);
+        line_open = false;
+    };
+    const progress = (now: BenchmarkProgress): void => {
+        if (!tty) return print(progress_text(now));
+        process.stdout.write(`\r${progress_text(now)}   `);
+        line_open = true;
+    };
+    return { print, progress };
+}
+
 async function run(args: readonly string[]): Promise<number> {
     const parsed = args_parse(args, ['addresses', 'cluster', 'account-count', 'transfer-count',
         'transfer-batch-size', 'query-count', 'seed', 'io']);
@@ -382,7 +429,7 @@ async function run(args: readonly string[]): Promise<number> {
     if (addresses !== undefined && parsed.flags.has('io')) {
         throw new UsageError('--io applies to the replica the benchmark starts, not --addresses');
     }
-    const print = (line: string): void => { process.stdout.write(`${line}\n`); };
+    const { print, progress } = printers();
     let replica: ReplicaChild | null = null;
     if (addresses === undefined) {
         print('starting a replica on a temporary data file ...');
@@ -405,7 +452,9 @@ async function run(args: readonly string[]): Promise<number> {
     try {
         print(`benchmark running against ${address_list.join(',')}: ${options.account_count} ` +
             `accounts, ${options.transfer_count} transfers, seed ${options.seed}`);
-        await benchmark_run(client, options, print);
+        print(`creating ${options.account_count} accounts, then sending the transfers ` +
+            '(progress once a second) ...');
+        await benchmark_run(client, options, print, progress);
         print('');
         const client_rss = process_rss_bytes(process.pid);
         print(`client rss = ${bytes_mib(client_rss.current)} (peak ${bytes_mib(client_rss.peak)})`);

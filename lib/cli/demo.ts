@@ -105,10 +105,65 @@ function number_text(value: number | bigint): string {
     return value.toLocaleString('en-US');
 }
 
-const usage = 'ringledger demo [--seconds=<n>] [--accounts=<n>] [--io=io_uring|libuv]';
+const usage = 'ringledger demo [--seconds=<n>] [--accounts=<n>] [--io=io_uring|libuv] ' +
+    '[--verbose]';
+
+/** The summary, each figure with what it means for someone who has not seen ringledger before. */
+export function summary_lines(summary: DemoSummary, balanced: boolean,
+    memory: { replica_bytes: number; client_bytes: number }): string[] {
+    const latency = summary.latency;
+    return [
+        '',
+        'summary',
+        `  accounts             ${number_text(summary.accounts)} (created first, one ledger)`,
+        `  transfers            ${number_text(summary.transfers)} in ` +
+            `${summary.seconds.toFixed(2)} s, each moving an amount from one random account ` +
+            'to another',
+        `  throughput           ${number_text(rate(summary))} tx/s (transfers committed per ` +
+            'second: written to the replica\'s log on disk and applied before the reply)',
+        `  batch latency        p50 ${latency.percentile_ms(50)} ms, ` +
+            `p99 ${latency.percentile_ms(99)} ms, max ${latency.percentile_ms(100)} ms`,
+        `                       (from sending a batch of ${number_text(batch_size)} transfers ` +
+            'to its reply: half the batches took at most p50, 99 in 100 at most p99)',
+        `  balance check        debits ${number_text(summary.debits_posted)} ` +
+            `${summary.debits_posted === summary.credits_posted ? '=' : '≠'} credits ` +
+            `${number_text(summary.credits_posted)} (sent ` +
+            `${number_text(summary.amount_sent)}): ${balanced ? 'ok' : 'MISMATCH'}`,
+        '                       (double entry: every transfer debits one account and credits ' +
+            'another by the same amount)',
+        `  memory               replica ${bytes_mib(memory.replica_bytes)}, client ` +
+            `${bytes_mib(memory.client_bytes)} (the replica allocates its memory at startup)`,
+        '',
+        'Figures depend on the machine (cores, disk); compare runs on one machine.',
+        'Try next:',
+        '  npx ringledger format --cluster=0 --replica=0 --replica-count=1 ./0_0.ringledger',
+        '  npx ringledger start --addresses=3000 ./0_0.ringledger      # your own replica',
+        '  npx ringledger repl --cluster=0 --addresses=3000            # statements against it',
+        '  npx ringledger benchmark                                    # a longer measurement',
+        '  and from code: createClient, createAccounts, createTransfers (README, "Using it")',
+    ];
+}
+
+/**
+ * The replica's own log speaks to operators (ops, views, message pools): kept back unless asked
+ * for (--verbose), and shown whole when something fails.
+ */
+function replica_log(verbose: boolean, out: (line: string) => void):
+    { on_line: (line: string) => void; log_show: () => void } {
+    const lines: string[] = [];
+    const on_line = (line: string): void => {
+        lines.push(line);
+        if (verbose) out(`  replica | ${line}`);
+    };
+    const log_show = (): void => {
+        if (verbose) return;
+        for (const line of lines) process.stderr.write(`  replica | ${line}\n`);
+    };
+    return { on_line, log_show };
+}
 
 async function run(args: readonly string[]): Promise<number> {
-    const parsed = args_parse(args, ['seconds', 'accounts', 'io', 'seed']);
+    const parsed = args_parse(args, ['seconds', 'accounts', 'io', 'seed', 'verbose']);
     if (parsed.positional.length > 0) throw new UsageError('no positional arguments expected');
     const options: DemoOptions = {
         seconds: flag_integer(parsed, 'seconds', 5, 1, 600),
@@ -117,16 +172,19 @@ async function run(args: readonly string[]): Promise<number> {
         seed: flag_integer(parsed, 'seed', 1, 0, 2 ** 32 - 1),
     };
     const out = (line: string): void => { process.stdout.write(`${line}\n`); };
-    out('ringledger demo: formatting a temporary data file and starting a replica ...');
+    out('ringledger demo: formatting a temporary data file and starting a replica on it ...');
+    const { on_line, log_show } = replica_log(parsed.flags.has('verbose'), out);
     let replica: ReplicaChild;
     try {
         replica = await replica_spawn({ io: parsed.flags.get('io'), accounts_max: 100_000,
-            transfers_max: options.transfers_max,
-            on_line: (line) => out(`  | ${line}`) });
+            transfers_max: options.transfers_max, on_line });
     } catch (error) {
+        log_show();
         process.stderr.write(`ringledger demo: ${(error as Error).message}\n`);
         return 1;
     }
+    out(`a replica (pid ${replica.pid}) is listening on ${replica.address}; its log is shown ` +
+        'with --verbose');
     const client = createClient({ cluster_id: 0n, replica_addresses: [replica.address] });
     const tty = process.stdout.isTTY === true;
     // Ctrl-C ends the run (outstanding calls fail) so that `finally` still stops the replica
@@ -151,26 +209,14 @@ async function run(args: readonly string[]): Promise<number> {
         if (tty) process.stdout.write('\n');
         const balanced = summary.debits_posted === summary.credits_posted &&
             summary.debits_posted === summary.amount_sent;
-        const server_rss = replica.rss_bytes();
-        out('');
-        out('summary');
-        out(`  accounts             ${number_text(summary.accounts)}`);
-        out(`  transfers            ${number_text(summary.transfers)} in ` +
-            `${summary.seconds.toFixed(2)} s`);
-        out(`  throughput           ${number_text(rate(summary))} tx/s`);
-        out(`  batch latency        p50 ${summary.latency.percentile_ms(50)} ms, ` +
-            `p99 ${summary.latency.percentile_ms(99)} ms, ` +
-            `max ${summary.latency.percentile_ms(100)} ms`);
-        out(`  balance check        debits ${number_text(summary.debits_posted)} ` +
-            `${summary.debits_posted === summary.credits_posted ? '=' : '≠'} credits ` +
-            `${number_text(summary.credits_posted)} (sent ` +
-            `${number_text(summary.amount_sent)}): ${balanced ? 'ok' : 'MISMATCH'}`);
-        out(`  memory               replica ${bytes_mib(server_rss.current)}, client ` +
-            `${bytes_mib(process_rss_bytes(process.pid).current)}`);
+        const memory = { replica_bytes: replica.rss_bytes().current,
+            client_bytes: process_rss_bytes(process.pid).current };
+        for (const line of summary_lines(summary, balanced, memory)) out(line);
         return balanced ? 0 : 1;
     } catch (error) {
         if (tty) process.stdout.write('\n');
         const message = interrupted ? 'interrupted' : (error as Error).message;
+        if (!interrupted) log_show();
         process.stderr.write(`ringledger demo: ${message}\n`);
         return 1;
     } finally {
