@@ -148,6 +148,8 @@ export class ClusterStats {
     prepares_repaired = 0;
     /** WAL prepares found damaged on a read back (not served, repaired from a peer). */
     prepares_damaged = 0;
+    /** Damaged WAL prepares written back from a peer's copy. */
+    holes_rewritten = 0;
     /** Uncommitted ops a view change cut because a nack quorum never prepared them. */
     ops_nacked = 0;
     requests_to_backup = 0;
@@ -329,8 +331,6 @@ export class Replica implements StorageCompletionTarget {
     /** Startup: the op the replay commits up to, and the log head found in the WAL. */
     private replay_op_max = 0;
     private open_op_head = 0;
-    /** The lowest hole log_head_find stepped over (-1: none): the replay stops below it. */
-    private open_hole_first = -1;
     /**
      * A hole: a committed op of our log whose WAL prepare is damaged (its header is known, or
      * its checksum from the parent of the op above). hole_op is the one being fetched from a
@@ -338,6 +338,11 @@ export class Replica implements StorageCompletionTarget {
      */
     private hole_op = 0;
     private readonly hole_checksum = new Uint8Array(16);
+    /** The canonical checksum of an op whose retransmitted prepare may heal a hole. */
+    private readonly hole_expected = new Uint8Array(16);
+    /** A hole being rewritten in place (one at a time): its op and the message written. */
+    private hole_write_op = 0;
+    private hole_write_message = -1;
     private readonly solo: boolean;
     /** Startup: the session entry whose reply is being read back (-1: none). */
     private restore_entry = -1;
@@ -659,10 +664,6 @@ export class Replica implements StorageCompletionTarget {
         // is, and the rest is learned from the cluster (start_view, commit heartbeats).
         this.replay_op_max = this.solo ? this.open_op_head
             : Math.min(this.open_op_head, Math.max(this.vsr_state.commit_max, this.checkpoint_op));
-        // Below the first hole: the rest is committed after a peer has sent it (hole_fetch).
-        if (this.open_hole_first !== -1) {
-            this.replay_op_max = Math.min(this.replay_op_max, this.open_hole_first - 1);
-        }
         assert(this.replay_op_max >= this.checkpoint_op);
         this.status = Status.replaying;
         this.commit_max = this.replay_op_max;
@@ -682,20 +683,15 @@ export class Replica implements StorageCompletionTarget {
         assert(!this.solo && this.log_clean);
         const headers = this.journal.headers;
         let op = this.checkpoint_op;
-        this.open_hole_first = -1;
         for (let pass = 0; pass < this.journal.slot_count && op < this.journal.op_max; pass++) {
-            let next = op + 1;
-            let slot = next % this.journal.slot_count;
-            let holes = 0;
+            const next = op + 1;
+            const slot = next % this.journal.slot_count;
+            // A faulty slot: recovery left a placeholder header there, so we cannot even say
+            // what we hold (the code above the head relies on real headers): recovering_head.
+            // A hole found later, its header known, is fetched instead (hole_fetch).
             if (this.journal.slot_faulty(slot)) {
-                holes = this.log_holes_count(next);
-                if (holes === 0) {
-                    this.log_clean = false;
-                    break;
-                }
-                if (this.open_hole_first === -1) this.open_hole_first = next;
-                next += holes;
-                slot = next % this.journal.slot_count;
+                this.log_clean = false;
+                break;
             }
             const header = this.other_view.attach(headers, slot * header_size);
             const command = header.u8(frame.command);
@@ -704,45 +700,15 @@ export class Replica implements StorageCompletionTarget {
             if (next > this.vsr_state.log_view_op && header.view !== this.vsr_state.log_view) {
                 break;
             }
-            // Above holes the parent is unknown: the prepare fetched for the hole must match it.
-            const parent_ok = holes > 0 || (op === this.checkpoint_op
+            const parent_ok = op === this.checkpoint_op
                 ? header.equal16(prepare_at.parent, this.checkpoint_prepare_checksum, 0)
                 : header.equal16(prepare_at.parent, headers,
-                    (op % this.journal.slot_count) * header_size + frame.checksum));
+                    (op % this.journal.slot_count) * header_size + frame.checksum);
             if (!parent_ok) break;
             op = next;
         }
         assert(op >= this.checkpoint_op && op <= this.journal.op_max);
-        if (this.open_hole_first !== -1) {
-            // Holes lie below the head, known or not (a faulty slot above it: recovering_head).
-            assert(this.open_hole_first <= op);
-            this.log(`replica ${this.replica}: the WAL prepare of op ${this.open_hole_first}` +
-                ` (and maybe more below op ${op}) is damaged: fetched from a peer when committed`);
-        }
         return op;
-    }
-
-    /**
-     * Faulty slots from `op` up, when the log goes on above them: an intact header of the next
-     * op (of our log_view, when above where that began) names the top one as its parent, so
-     * they are holes to fetch, not an unknown head. 0 when the log does not go on (the head
-     * itself is unknown: recovering_head). At most a pipeline of holes in a row.
-     */
-    private log_holes_count(op: number): number {
-        const slot_count = this.journal.slot_count;
-        let holes = 0;
-        while (holes < pipeline_prepare_queue_max && this.journal.slot_faulty((op + holes) %
-            slot_count)) holes += 1;
-        const above = op + holes;
-        if (above > this.journal.op_max || this.journal.slot_faulty(above % slot_count)) return 0;
-        const header = this.other_view.attach(this.journal.headers,
-            (above % slot_count) * header_size);
-        if (header.u8(frame.command) !== Command.prepare || header.u64(prepare_at.op) !== above) {
-            return 0;
-        }
-        if (above > this.vsr_state.log_view_op && header.view !== this.vsr_state.log_view) return 0;
-        assert(holes >= 1 && holes <= pipeline_prepare_queue_max);
-        return holes;
     }
 
     private fail(error: Error): void {
@@ -1285,7 +1251,8 @@ export class Replica implements StorageCompletionTarget {
         assert(this.backup_normal || this.view_change_adopting);
         const op = prepare.u64(prepare_at.op);
         assert(op >= 0);
-        if (op <= this.op) return this.prepare_ok_resend(op, prepare);
+        if (op <= this.op) return this.prepare_ok_resend(op, message, prepare);
+        this.repair_learn(prepare, op);
         // Validated on receipt: above op 0 (the root) a prepare's commit is below its op.
         assert(prepare.u64(prepare_at.commit) < op);
         if (op > this.op + 1) {
@@ -1333,6 +1300,48 @@ export class Replica implements StorageCompletionTarget {
         if (held !== -1 && held > this.op_written) return true;
         this.cache_put(op, message);
         return true;
+    }
+
+    /**
+     * A prepare whose header repair did not know yet, but which the known header above names
+     * as its parent: its header is canonical too (asked of any peer by repair_request_parent,
+     * when the repair source's own copy is a hole and it cannot send the header).
+     */
+    private repair_learn(prepare: HeaderView, op: number): void {
+        if (op <= this.op || op >= this.repair_op_max || this.repair_known(op)) return;
+        if (!this.repair_known(op + 1)) return;
+        const slot_count = this.journal.slot_count;
+        const above = this.check_view.attach(this.repair_headers, ((op + 1) % slot_count) *
+            header_size);
+        if (!above.equal16(prepare_at.parent, prepare.bytes, prepare.offset)) return;
+        this.repair_headers.set(prepare.bytes.subarray(prepare.offset,
+            prepare.offset + header_size), (op % slot_count) * header_size);
+        assert(this.repair_known(op), 'a header its known child names is known');
+    }
+
+    /**
+     * On a repair timeout, when the next op's header is still unknown: the prepare just below
+     * the lowest known header is asked of the next peer in turn by (op, the parent checksum),
+     * since the repair source may hold that op as a hole (it would then never send its header).
+     */
+    private repair_request_parent(): void {
+        if (this.repair_op_max <= this.op + 1 || this.repair_known(this.op + 1)) return;
+        let known = this.op + 2;
+        while (known < this.repair_op_max && !this.repair_known(known)) known += 1;
+        if (!this.repair_known(known)) return;
+        const slot_count = this.journal.slot_count;
+        const header = this.check_view.attach(this.repair_headers, (known % slot_count) *
+            header_size);
+        const message = this.message_new(Command.request_prepare, header_size);
+        if (message === -1) return;
+        this.build_view.copy16_from(offsets.request_prepare.prepare_checksum, header.bytes,
+            header.offset + prepare_at.parent);
+        this.build_view.set_u64(offsets.request_prepare.prepare_op, known - 1);
+        const peer = (this.replica + 1 + (this.repair_rounds % (this.replica_count - 1))) %
+            this.replica_count;
+        assert(peer !== this.replica && known - 1 > this.op);
+        this.stats_cluster.repairs_requested += 1;
+        this.seal_send(message, peer);
     }
 
     /** Caches op + 1 (canonical, no write room yet) when its entry is free of unwritten ops. */
@@ -1423,11 +1432,19 @@ export class Replica implements StorageCompletionTarget {
     }
 
     /** A prepare we hold: acknowledge it again (the first prepare_ok may have been lost). */
-    private prepare_ok_resend(op: number, prepare: HeaderView): void {
+    private prepare_ok_resend(op: number, message: number, prepare: HeaderView): void {
         assert(op <= this.op);
         // Committed or not: a new primary refilling its pipeline needs our word on each op.
         if (!this.backup_normal || op > this.op_written || op === 0) return;
         if (this.op - op >= this.journal.slot_count) return;
+        if (this.journal.slot_faulty(op % this.journal.slot_count)) {
+            // A hole of ours: the primary's copy heals it (acknowledged once rewritten).
+            if (this.hole_checksum_find(op, this.hole_expected) &&
+                prepare.equal16(frame.checksum, this.hole_expected, 0)) {
+                this.hole_rewrite(message, op);
+            }
+            return;
+        }
         const at = (op % this.journal.slot_count) * header_size;
         if (!prepare.equal16(frame.checksum, this.journal.headers, at)) return;
         this.prepare_ok_send(op);
@@ -2581,8 +2598,8 @@ export class Replica implements StorageCompletionTarget {
         // Consecutive holes: the lowest whose checksum is pinned first (a cache's worth at most).
         let target = op;
         while (target < this.op && target - op < cache_size - 1 &&
-            !this.hole_checksum_find(target)) target += 1;
-        if (!this.hole_checksum_find(target)) {
+            !this.hole_checksum_find(target, this.hole_checksum)) target += 1;
+        if (!this.hole_checksum_find(target, this.hole_checksum)) {
             this.commit_stalled = true; // Nothing pins it yet: looked at again on a tick.
             return;
         }
@@ -2593,12 +2610,12 @@ export class Replica implements StorageCompletionTarget {
         if (!this.timeout_repair.ticking) this.timeout_repair.start();
     }
 
-    /** Sets hole_checksum to op's header checksum when our log knows it; false if not. */
-    private hole_checksum_find(op: number): boolean {
+    /** Sets `into` to op's header checksum when our log knows it; false if not. */
+    private hole_checksum_find(op: number, into: Uint8Array): boolean {
         const slot_count = this.journal.slot_count;
         const own = this.other_view.attach(this.journal.headers, (op % slot_count) * header_size);
         if (own.u8(frame.command) === Command.prepare && own.u64(prepare_at.op) === op) {
-            this.hole_checksum.set(own.bytes.subarray(own.offset, own.offset + 16));
+            into.set(own.bytes.subarray(own.offset, own.offset + 16));
             return true;
         }
         if (op >= this.op) return false;
@@ -2609,7 +2626,7 @@ export class Replica implements StorageCompletionTarget {
         if (above.u8(frame.command) !== Command.prepare || above.u64(prepare_at.op) !== op + 1) {
             return false;
         }
-        this.hole_checksum.set(above.bytes.subarray(above.offset + prepare_at.parent,
+        into.set(above.bytes.subarray(above.offset + prepare_at.parent,
             above.offset + prepare_at.parent + 16));
         return true;
     }
@@ -2642,7 +2659,41 @@ export class Replica implements StorageCompletionTarget {
         this.hole_op = 0;
         this.cache_put(op, message);
         this.stats_cluster.prepares_repaired += 1;
+        this.hole_rewrite(message, op);
         this.commit_journal();
+    }
+
+    /**
+     * Writes the canonical prepare of a hole back into its slot, so that it is durable again
+     * (a restart replays it; a peer may fetch it; a backup may acknowledge it once written).
+     * One at a time, when the journal has room; else a later copy (retransmission) does it.
+     */
+    private hole_rewrite(message: number, op: number): void {
+        assert(op >= 1 && op <= this.op_written);
+        const slot = op % this.journal.slot_count;
+        assert(this.journal.slot_faulty(slot));
+        if (this.hole_write_message !== -1 || this.journal.writes_available === 0) return;
+        if (this.journal.reporting || this.op - op >= this.journal.slot_count) return;
+        this.pool.ref(message);
+        this.hole_write_message = message;
+        this.hole_write_op = op;
+        this.journal.write_prepare(this.pool.offset(message));
+    }
+
+    /** The rewrite of a hole landed (the journal cleared the slot's fault) or failed. */
+    private hole_written(op: number, result: number): void {
+        assert(op === this.hole_write_op && this.hole_write_message !== -1);
+        this.pool.unref(this.hole_write_message);
+        this.hole_write_message = -1;
+        this.hole_write_op = 0;
+        if (result < 0) {
+            this.log(`replica ${this.replica}: rewriting the damaged WAL prepare of op ${op} ` +
+                `failed with errno ${-result}: it stays a hole`);
+            return;
+        }
+        assert(!this.journal.slot_faulty(op % this.journal.slot_count), 'a rewritten hole');
+        this.stats_cluster.holes_rewritten += 1;
+        if (this.backup_normal && op > this.commit_min) this.prepare_ok_send(op);
     }
 
     /** A committed op we cannot read: the log stops below it and is not clean until repaired. */
@@ -3016,6 +3067,7 @@ export class Replica implements StorageCompletionTarget {
             this.repair_rounds += 1;
             this.repair_requested_max = 0; // Lost requests or answers: ask again.
             if (this.hole_op !== 0) this.hole_request();
+            this.repair_request_parent();
             this.repair_continue();
         }
         if (this.commit_stalled && !this.primary_normal) {
@@ -3541,6 +3593,9 @@ export class Replica implements StorageCompletionTarget {
     }
 
     journal_prepare_written(op: number, result: number): void {
+        if (this.hole_write_op !== 0 && op === this.hole_write_op && op <= this.op_written) {
+            return this.hole_written(op, result);
+        }
         assert(op > this.op_written && op <= this.op_writing);
         const state = op % this.write_states.length;
         assert.equal(this.write_states[state], write_writing);
