@@ -14,6 +14,7 @@ import {
 import type { CliCommand } from './command';
 import { UsageError } from './command';
 import { error_text, io_kind_parse } from './format_text';
+import { ancestors_watch, npm_ancestors } from './npm_parent';
 
 const usage = 'ringledger start --addresses=<port | host:port>[,...] [--io=io_uring|libuv] ' +
     '[--connections-max=<n>] <path>   (the capacity comes from the data file; --clients-max, ' +
@@ -65,12 +66,19 @@ async function run(args: readonly string[]): Promise<number> {
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
+    // Under npm exec or npx, `kill` reaches npm, which does not pass it on (lib/cli/npm_parent).
+    const unwatch = ancestors_watch(npm_ancestors(), (gone) => {
+        log(`npm, which started this server, has ended (pid ${gone.pid}, ${gone.command}): ` +
+            'stopping');
+        server.stop();
+    });
     try {
         await server.run();
     } catch (error) {
         process.stderr.write(`ringledger start: stopped by an error: ${error_text(error)}\n`);
         return 1;
     } finally {
+        unwatch();
         process.off('SIGINT', stop);
         process.off('SIGTERM', stop);
     }
