@@ -162,3 +162,26 @@ async function replica_port(replica: child_process.ChildProcess): Promise<string
         await new Promise((resolve) => setTimeout(resolve, 50));
     }
 }
+
+// In CI (.ci/run sets it) and on demand: the same install in a clean Debian 12 root filesystem.
+if (process.env.RINGLEDGER_TEST_CLEAN_ROOTFS === '1') {
+    test('package: installs and runs in a clean root filesystem (no compiler, no liburing)',
+        { timeout: 420_000 }, (context) => {
+            const work = path.join(test_data, `package-rootfs-${process.pid}`);
+            fs.rmSync(work, { recursive: true, force: true });
+            try {
+                const tarball = package_pack(work);
+                const script = path.join(work, 'client.js');
+                fs.writeFileSync(script, client_script);
+                const output = run('bash', [path.join(root, 'scripts', 'clean_rootfs_install.sh'),
+                    tarball, script], root, process.env, 400_000);
+                assert.match(output, /client script: ok/);
+                assert.match(output, /balance check .*: ok/);
+                for (const line of output.split('\n')) {
+                    if (line.startsWith('clean_rootfs_install: ')) context.diagnostic(line);
+                }
+            } finally {
+                fs.rmSync(work, { recursive: true, force: true });
+            }
+        });
+}
