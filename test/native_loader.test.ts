@@ -30,7 +30,8 @@ test('native loader: no prebuild fits, and a source build lacks tools', () => {
     assert.match(message, /linux-arm64-glibc, linux-x64-glibc\), and there is no source build/);
     assert.match(message,
         /A source build needs what is missing: a C\+\+ compiler \(g\+\+\), make/);
-    assert.match(message, /Fix: `apt-get install -y g\+\+ make python3 liburing-dev && npm rebuild/);
+    assert.match(message,
+        /Fix: `apt-get install -y g\+\+ make python3 liburing-dev && npm rebuild/);
 });
 
 test('native loader: a prebuild that fails to load is shown with its error', () => {
