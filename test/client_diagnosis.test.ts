@@ -3,6 +3,7 @@
 // each message; the replica logs the cluster id it rejected), or a peer that takes the messages
 // and never answers. Before this, the three looked alike ("Request timed out").
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import net from 'node:net';
 import { test } from 'node:test';
 
@@ -62,5 +63,6 @@ test('client diagnosis: another cluster is named, and the replica logs the id it
             assert.match(logged, /closed a connection whose message names cluster 7, not ours/);
         } finally {
             await replica.stop();
+            fs.rmSync(file, { force: true });
         }
     });
