@@ -232,7 +232,9 @@ test('a server out of file descriptors backs off accepting, says so once, and re
             const lines = server.stdout.split('\n');
             const starved = lines.filter((line) => line.includes('EMFILE'));
             assert.ok(starved.length >= 1, server.stdout);
-            assert.ok(starved.length <= 3, 'at most once per episode (three storms)');
+            // Once per episode, not once per failed accept (each storm fails hundreds): an
+            // episode ends after 8 accepts in a row, which a loaded machine can give mid-storm.
+            assert.ok(starved.length <= 6, `a line per episode, not per failure: ${starved}`);
             assert.match(starved[0]!, /ulimit -n/);
             assert.ok(lines.some((line) => line.includes('accepting connections again')),
                 server.stdout);
