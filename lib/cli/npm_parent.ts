@@ -64,10 +64,21 @@ export function npm_ancestors(environment: NodeJS.ProcessEnv = process.env,
     return [];
 }
 
-/** Whether `identity` still runs (same pid, same start time). */
+/**
+ * Whether `identity` still runs (same pid, same start time). Only a /proc entry that is gone
+ * (ENOENT, ESRCH) or names another process says it ended: any other failure to read it (EMFILE
+ * when the server is out of descriptors, seen in CI) says nothing, and the watch asks again.
+ */
 export function process_alive(identity: ProcessIdentity): boolean {
-    const now = process_identity(identity.pid);
-    return now !== null && now.start_ticks === identity.start_ticks;
+    let stat: string;
+    try {
+        stat = fs.readFileSync(`/proc/${identity.pid}/stat`, 'utf8');
+    } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        return code !== 'ENOENT' && code !== 'ESRCH';
+    }
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return fields[19] === identity.start_ticks;
 }
 
 /**
