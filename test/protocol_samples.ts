@@ -85,8 +85,7 @@ function constrain(random: Random, view: HeaderView, command: number): void {
             set('operation', register ? 2 : client_operations[random.int(8)]!);
             if (register) { set('parent', 0); set('session', 0); set('request', 0); }
             else { set('session', random.nonzero(64)); set('request', random.nonzero(32)); }
-            set('client', random.nonzero(128));
-            return;
+            return set('client', random.nonzero(128));
         }
         case Command.reply: {
             const register = random.chance(0.3);
@@ -131,6 +130,7 @@ function constrain(random: Random, view: HeaderView, command: number): void {
             const op = random.bigint(53);
             set('op', op); set('commit', op / BigInt(1 + random.int(5)));
             set('log_view', random.int(Number(view.view) + 1));
+            set('head_uncertain', random.int(2));
             return;
         }
         case Command.start_view: {
@@ -269,7 +269,7 @@ function reference_replica_rules(
         case 'request_prepare': return body === 0;
         case 'do_view_change':
             return get('commit') <= get('op') && get('log_view') <= BigInt(view.view) &&
-                whole(256, 11);
+                get('head_uncertain') <= 1n && whole(256, 11);
         case 'start_view': return get('commit_max') <= get('op') && whole(256, 11);
         case 'request_headers': return body === 0 && get('op_min') <= get('op_max');
         case 'request_reply': return body === 0 && get('reply_client') !== 0n;

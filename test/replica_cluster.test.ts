@@ -302,3 +302,40 @@ test('cluster of 2: a backup restarts in recovering_head after its primary left 
     assert(lines.some((line) => line.includes(`replica ${backup}: a WAL slot above`)));
     lookup_all(cluster, [100n, 101n, 102n, 103n, 500n, 501n]);
 });
+
+test('cluster of 2: the primary restarts unable to prove its head; its uncertain vote and the ' +
+    'backup\'s form the next view, and the op it lost is repaired, not denied', async () => {
+    const lines: string[] = [];
+    const cluster = await Cluster.create({
+        seed: 24, replica_count: 2, clients: 1, log: (line) => lines.push(line),
+    });
+    cluster.register_all();
+    load(cluster, 3, 100n);
+    const primary = cluster.primary();
+    const backup = 1 - primary;
+    const view = cluster.replicas[primary]!.view;
+    const head = cluster.replicas[primary]!.op;
+    settle_all(cluster);
+    assert.equal(cluster.replicas[backup]!.op, head, cluster.describe());
+    await cluster.crash(primary);
+    // Its head prepare (committed: both replicas hold it) rots while it is down.
+    const slot = head % cluster.config.slot_count;
+    cluster.storages[primary]!.flip_bit(Zone.wal_prepares,
+        slot * cluster.config.message_size_max + 300);
+    await cluster.restart(primary);
+    const restarted = cluster.replicas[primary]!;
+    assert.equal(restarted.status, Status.recovering_head);
+    assert(restarted.op < head, `the restarted head ${restarted.op} is below ${head}`);
+    // The backup alone cannot form a view (2 votes needed): the restarted replica votes with
+    // an uncertain head, which denies nothing above its op, and the backup's log is chosen.
+    cluster.run_until(() => cluster.primary() === backup &&
+        cluster.replicas[primary]!.status === Status.normal &&
+        cluster.replicas[primary]!.op >= head, 30_000);
+    assert(cluster.replicas[backup]!.view > view, cluster.describe());
+    assert.equal(cluster.replicas[backup]!.stats_cluster.ops_nacked, 0);
+    assert(lines.some((line) => line.includes(`replica ${primary}: a WAL slot above`)));
+    assert(lines.some((line) => line.includes(`log of replica ${backup} `)), lines.join('\n'));
+    settle_all(cluster, 10_000);
+    assert.equal(cluster.replicas[primary]!.commit_min, cluster.replicas[backup]!.commit_min);
+    lookup_all(cluster, [100n, 101n, 102n, 103n, 104n, 105n]);
+});

@@ -210,7 +210,12 @@ const do_view_change_fields = [
     ['commit', 8, 'u64'],
     ['checkpoint_op', 8, 'u64'],
     ['log_view', 4, 'u32'],
-    ['reserved', 68, 'reserved'],
+    /**
+     * 1 when the sender cannot prove its log head (a faulty WAL slot above op, internals.md §10):
+     * it may have acknowledged ops above op that it no longer holds, so it denies none of them.
+     */
+    ['head_uncertain', 1, 'u8'],
+    ['reserved', 67, 'reserved'],
 ] as const satisfies FieldList;
 
 // start_view: the body is the suffix headers plus hook headers, as whole 256-byte headers.

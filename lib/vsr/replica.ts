@@ -389,6 +389,8 @@ export class Replica implements StorageCompletionTarget {
      */
     private readonly dvc_present = new Uint32Array(replicas_max);
     private readonly dvc_nack = new Uint32Array(replicas_max);
+    /** 1 for a voter that cannot prove its head: it denies no op above its op (§10). */
+    private readonly dvc_head_uncertain = new Uint8Array(replicas_max);
     /** The view whose do_view_change quorum was reported unable to choose a log (logged once). */
     private dvc_undecided_view = -1;
     /** Per replica, its do_view_change suffix headers (newest first). */
@@ -1571,10 +1573,10 @@ export class Replica implements StorageCompletionTarget {
     private on_start_view_change(svc: HeaderView): void {
         const view_new = svc.view;
         if (view_new <= this.view) return;
-        if (svc.u8(offsets.start_view_change.joined) === 1 &&
-            this.status !== Status.recovering_head) {
+        if (svc.u8(offsets.start_view_change.joined) === 1 && this.view_change_possible) {
             // Its sender saw a view-change quorum for view_new: follow it there, or it (with any
             // others that moved) waits forever for do_view_changes from replicas still in ours.
+            // A replica in recovering_head follows too: its vote says what it cannot deny.
             return this.view_change_start(view_new);
         }
         if (view_new > this.svc_view) {
@@ -1591,12 +1593,27 @@ export class Replica implements StorageCompletionTarget {
         this.svc_check();
     }
 
+    /**
+     * Whether we can vote in a view change: always with a proven head; with an uncertain one
+     * (recovering_head) only when the head's header is in the journal to send. A head at the
+     * checkpoint whose slot is faulty has none: that replica waits for a start_view.
+     */
+    private get view_change_possible(): boolean {
+        if (this.status !== Status.recovering_head) return true;
+        assert(!this.log_clean);
+        const header = this.other_view.attach(this.journal.headers,
+            (this.op % this.journal.slot_count) * header_size);
+        return header.u64(prepare_at.op) === this.op &&
+            header.u8(frame.command) === Command.prepare;
+    }
+
     private svc_check(): void {
         if (this.svc_view <= this.view) return;
-        if (this.status === Status.recovering_head) return; // It waits for a start_view.
         if (bits_count(this.svc_votes) < this.quorum_view_change) return;
-        // Peers in a view change or a normal view vote; recovering_head waits, as tested above.
-        assert(this.status === Status.normal || this.status === Status.view_change);
+        if (!this.view_change_possible) return;
+        // Every serving status moves with a quorum: recovering_head votes with an uncertain head.
+        assert(this.status === Status.normal || this.status === Status.view_change ||
+            this.status === Status.recovering_head);
         this.view_change_start(this.svc_view);
     }
 
@@ -1607,7 +1624,8 @@ export class Replica implements StorageCompletionTarget {
      */
     private view_change_start(view_new: number): void {
         assert(view_new > this.view && !this.solo);
-        assert(this.status === Status.normal || this.status === Status.view_change);
+        assert(this.status === Status.normal || this.status === Status.view_change ||
+            this.status === Status.recovering_head);
         if (this.status === Status.normal && this.is_primary) this.pipeline_clear();
         this.start_view_pending_release();
         this.view = view_new;
@@ -1644,7 +1662,6 @@ export class Replica implements StorageCompletionTarget {
     /** Our do_view_change for the view, once the view is durable (ours is kept, not sent). */
     private dvc_send(): void {
         if (this.status !== Status.view_change || this.view_durable !== this.view) return;
-        if (!this.log_clean) return;
         const primary = this.primary_of(this.view);
         if (primary === this.replica) {
             if ((this.dvc_votes & (1 << this.replica)) !== 0) return;
@@ -1664,6 +1681,7 @@ export class Replica implements StorageCompletionTarget {
         dvc.set_u64(at.commit, this.op_committed_known);
         dvc.set_u64(at.checkpoint_op, this.checkpoint_op);
         dvc.set_u32(at.log_view, this.log_view_durable);
+        dvc.set_u8(at.head_uncertain, this.log_clean ? 0 : 1);
         this.suffix_write(dvc, count);
         // count <= view_change_headers_max < 32: the bits fit the bitsets' first limb.
         dvc.set_limb(at.present_bitset, 0, this.suffix_bits(count, false));
@@ -1741,15 +1759,16 @@ export class Replica implements StorageCompletionTarget {
                 base + index * header_size);
         }
         this.dvc_store(this.replica, this.log_view_durable, this.op, this.op_committed_known,
-            count);
+            count, !this.log_clean);
         this.dvc_present[this.replica] = this.suffix_bits(count, false);
         this.dvc_nack[this.replica] = this.suffix_bits(count, true);
     }
 
     /** Records a do_view_change (its headers are in dvc_headers already; bits: none yet). */
     private dvc_store(replica: number, log_view: number, op: number, commit: number,
-        count: number): void {
+        count: number, head_uncertain: boolean): void {
         assert(log_view <= this.view && commit <= op && count >= 1);
+        this.dvc_head_uncertain[replica] = head_uncertain ? 1 : 0;
         this.dvc_present[replica] = 0;
         this.dvc_nack[replica] = 0;
         assert(replica >= 0 && replica < this.replica_count);
@@ -1769,7 +1788,9 @@ export class Replica implements StorageCompletionTarget {
         }
         if (view > this.view) {
             // Its sender saw a view-change quorum for `view`: we may move there too.
-            if (this.status !== Status.normal && this.status !== Status.view_change) return;
+            if (this.status !== Status.normal && this.status !== Status.view_change &&
+                this.status !== Status.recovering_head) return;
+            if (!this.view_change_possible) return;
             this.view_change_start(view);
         }
         if (this.status !== Status.view_change || this.view_change_adopting) return;
@@ -1788,7 +1809,8 @@ export class Replica implements StorageCompletionTarget {
         const base = dvc.replica * view_change_headers_max * header_size;
         this.dvc_headers.set(dvc.bytes.subarray(dvc.offset + header_size,
             dvc.offset + header_size * (1 + count)), base);
-        this.dvc_store(dvc.replica, dvc.u32(at.log_view), op, dvc.u64(at.commit), count);
+        this.dvc_store(dvc.replica, dvc.u32(at.log_view), op, dvc.u64(at.commit), count,
+            dvc.u8(at.head_uncertain) === 1);
         // Bits beyond the body's headers mean nothing: masked off.
         const mask = 2 ** count - 1;
         this.dvc_present[dvc.replica] = (dvc.limb(at.present_bitset, 0) & mask) >>> 0;
@@ -1824,24 +1846,33 @@ export class Replica implements StorageCompletionTarget {
         if (bits_count(this.dvc_votes) < this.quorum_view_change) return;
         // Adopting may cut our log: not while a write of ours is in flight (a tick retries).
         if (!this.journal_quiet) return;
-        let best = this.replica;
+        let best = -1;
         let commit = this.commit_max;
         for (let replica = 0; replica < this.replica_count; replica++) {
             if ((this.dvc_votes & (1 << replica)) === 0) continue;
             commit = Math.max(commit, this.dvc_commit_max[replica]!);
+            // A log whose head is uncertain is never chosen: it may lack ops it acknowledged.
+            if (this.dvc_head_uncertain[replica] === 1) continue;
             const log_view = this.dvc_log_view[replica]!;
             const op = this.dvc_op[replica]!;
-            if (log_view > this.dvc_log_view[best]! ||
+            if (best === -1 || log_view > this.dvc_log_view[best]! ||
                 (log_view === this.dvc_log_view[best]! && op > this.dvc_op[best]!)) best = replica;
         }
+        if (best === -1) return this.view_change_undecided();
         const op_best = this.dvc_op[best]!;
-        assert(commit <= op_best, 'every committed op is in the chosen log');
+        // A voter that cannot prove its head may know of commits beyond the chosen log: wait.
+        if (commit > op_best) return this.view_change_undecided();
         // Our own do_view_change was of our log as it still is (nothing appends meanwhile).
         if (best === this.replica) assert.equal(op_best, this.op);
         const op_head = this.view_change_head(best, commit);
         if (op_head === -1) return this.view_change_undecided();
+        if (op_head === op_best && !this.view_change_above_denied(best)) {
+            return this.view_change_undecided();
+        }
         assert(op_head >= commit && op_head <= op_best);
         this.view_change_adopting = true;
+        // The chosen log is proven (never an uncertain one): once installed, so is ours.
+        this.log_clean = true;
         this.repair_reset();
         const cut = op_best - op_head;
         this.stats_cluster.ops_nacked += cut;
@@ -1880,7 +1911,11 @@ export class Replica implements StorageCompletionTarget {
             for (let replica = 0; replica < this.replica_count; replica++) {
                 if ((this.dvc_votes & (1 << replica)) === 0) continue;
                 const index = this.dvc_op[replica]! - op;
-                if (index < 0) { nacks += 1; continue; } // Its log ends below op.
+                if (index < 0) {
+                    // Its log ends below op: a nack, unless it lost its head (it may have had op).
+                    if (this.dvc_head_uncertain[replica] === 0) nacks += 1;
+                    continue;
+                }
                 if (index >= this.dvc_header_count[replica]!) continue; // Not in its suffix.
                 const at = (replica * view_change_headers_max + index) * header_size;
                 const bit = 1 << index;
@@ -1897,6 +1932,26 @@ export class Replica implements StorageCompletionTarget {
             return -1;
         }
         return op_best;
+    }
+
+    /**
+     * Whether no op above the chosen log's head can have been committed. Without uncertain
+     * voters this is the quorum intersection of §9 (every voter denies op_best + 1). An uncertain
+     * voter may be the one voter a commit quorum shares with ours, so it is counted out: what
+     * remains must be a nack quorum. Voters whose log_view is below the chosen one deny it too:
+     * an op committed in an earlier view is in the chosen log, and they acknowledged nothing
+     * in a later one. Commits go in op order, so op_best + 1 decides every op above it.
+     */
+    private view_change_above_denied(best: number): boolean {
+        assert(this.dvc_head_uncertain[best] === 0 && (this.dvc_votes & (1 << best)) !== 0);
+        let nacks = 0;
+        for (let replica = 0; replica < this.replica_count; replica++) {
+            if ((this.dvc_votes & (1 << replica)) === 0) continue;
+            if (this.dvc_head_uncertain[replica] === 0 ||
+                this.dvc_log_view[replica]! < this.dvc_log_view[best]!) nacks += 1;
+        }
+        assert(nacks >= 1 && nacks <= bits_count(this.dvc_votes));
+        return nacks >= quorum_nack_prepare(this.replica_count);
     }
 
     /** A view-change quorum that cannot choose a log yet: said once per view. */
@@ -3061,6 +3116,12 @@ export class Replica implements StorageCompletionTarget {
         if (this.timeout_request_start_view.fired) {
             this.timeout_request_start_view.reset();
             this.request_start_view_send(this.primary_of(this.view));
+            // No start_view came and a peer proposed leaving the view: our vote (with an
+            // uncertain head) may be the one the view change lacks (2 replicas: always).
+            if (this.status === Status.recovering_head && this.svc_view > this.view &&
+                this.view_change_possible) {
+                this.svc_vote(this.svc_view);
+            }
         }
         if (this.timeout_repair.fired) {
             this.timeout_repair.reset();

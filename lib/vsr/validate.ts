@@ -65,6 +65,7 @@ export const Reason = {
     reply_operation_mismatch: 35,
     register_result_invalid: 36,
     op_beyond_max: 37,
+    flag_invalid: 38,
 } as const;
 export type ReasonCode = (typeof Reason)[keyof typeof Reason];
 
@@ -108,6 +109,7 @@ export const reason_text: readonly string[] = Object.freeze([
     'reply operation differs from the request',
     'register result is invalid',
     'an op number is 2^53 or more (no log reaches it)',
+    'a flag byte is neither 0 nor 1',
 ]);
 
 const deprecated = [Command.deprecated_12, Command.deprecated_21, Command.deprecated_22,
@@ -356,6 +358,7 @@ function repair_command_reason(view: HeaderView, command: number, body_size: num
             const at = offsets.do_view_change;
             if (!u64_less_equal(view, at.commit, at.op)) return Reason.op_order_invalid;
             if (view.u32(at.log_view) > view.view) return Reason.op_order_invalid;
+            if (view.u8(at.head_uncertain) > 1) return Reason.flag_invalid;
             return elements_reason(body_size, header_size, view_change_headers_max);
         }
         case Command.start_view: {
