@@ -262,6 +262,13 @@ test('cluster of 5: a view change takes an uncommitted op from a voter whose cop
         lookup_all(cluster, [100n, 101n, 500n, 501n]);
     });
 
+/** Damages a WAL slot whole on a stopped replica: its prepare and its redundant header. */
+function rot_slot(cluster: Cluster, replica: number, slot: number): void {
+    cluster.storages[replica]!.flip_bit(Zone.wal_prepares,
+        slot * cluster.config.message_size_max + 300);
+    cluster.storages[replica]!.flip_bit(Zone.wal_headers, slot * 256 + 100);
+}
+
 test('cluster of 2: a backup restarts in recovering_head after its primary left the view; ' +
     'the old primary\'s start_view brings it back and the next view forms', async () => {
     const lines: string[] = [];
@@ -287,10 +294,10 @@ test('cluster of 2: a backup restarts in recovering_head after its primary left 
     cluster.run_until(() => cluster.replicas[primary]!.status === Status.view_change, 5000);
     assert.equal(cluster.replicas[backup]!.status, Status.normal, cluster.describe());
     await cluster.crash(backup);
-    // Its head prepare rots while it is down: it cannot prove its head at restart.
+    // Its head prepare and the slot's redundant header rot while it is down: it cannot even
+    // say which op the slot held, so it cannot prove its head at restart.
     const slot = op % cluster.config.slot_count;
-    cluster.storages[backup]!.flip_bit(Zone.wal_prepares,
-        slot * cluster.config.message_size_max + 300);
+    rot_slot(cluster, backup, slot);
     await cluster.restart(backup);
     assert.equal(cluster.replicas[backup]!.status, Status.recovering_head);
     cluster.network.filter = null;
@@ -318,13 +325,11 @@ test('cluster of 2: the primary restarts unable to prove its head; its uncertain
     settle_all(cluster);
     assert.equal(cluster.replicas[backup]!.op, head, cluster.describe());
     await cluster.crash(primary);
-    // Its head prepare (committed: both replicas hold it) rots while it is down.
-    const slot = head % cluster.config.slot_count;
-    cluster.storages[primary]!.flip_bit(Zone.wal_prepares,
-        slot * cluster.config.message_size_max + 300);
+    // Its head prepare (committed: both replicas hold it) and its redundant header rot.
+    rot_slot(cluster, primary, head % cluster.config.slot_count);
     await cluster.restart(primary);
     const restarted = cluster.replicas[primary]!;
-    assert.equal(restarted.status, Status.recovering_head);
+    assert.equal(restarted.status, Status.recovering_head, cluster.describe());
     assert(restarted.op < head, `the restarted head ${restarted.op} is below ${head}`);
     // The backup alone cannot form a view (2 votes needed): the restarted replica votes with
     // an uncertain head, which denies nothing above its op, and the backup's log is chosen.
@@ -338,4 +343,34 @@ test('cluster of 2: the primary restarts unable to prove its head; its uncertain
     settle_all(cluster, 10_000);
     assert.equal(cluster.replicas[primary]!.commit_min, cluster.replicas[backup]!.commit_min);
     lookup_all(cluster, [100n, 101n, 102n, 103n, 104n, 105n]);
+});
+
+test('cluster of 3: a backup restarts with a damaged prepare whose redundant header is intact; ' +
+    'it is a hole in a provable log, fetched and rewritten, not a reason to stop voting',
+async () => {
+    const lines: string[] = [];
+    const cluster = await Cluster.create({
+        seed: 25, replica_count: 3, clients: 1, log: (line) => lines.push(line),
+    });
+    cluster.register_all();
+    load(cluster, 4, 100n);
+    settle_all(cluster);
+    const primary = cluster.primary();
+    const backup = (primary + 1) % 3;
+    const head = cluster.replicas[backup]!.op;
+    await cluster.crash(backup);
+    // A prepare below the head rots; its redundant header still names it.
+    const op = head - 2;
+    cluster.storages[backup]!.flip_bit(Zone.wal_prepares,
+        (op % cluster.config.slot_count) * cluster.config.message_size_max + 300);
+    await cluster.restart(backup);
+    const restarted = cluster.replicas[backup]!;
+    assert.notEqual(restarted.status, Status.recovering_head, cluster.describe());
+    assert.equal(restarted.journal.slot_faulty(op % cluster.config.slot_count), true);
+    load(cluster, 2, 300n);
+    settle_all(cluster, 10_000);
+    assert.equal(restarted.journal.slot_faulty(op % cluster.config.slot_count), false,
+        lines.join('\n'));
+    assert(restarted.stats_cluster.holes_rewritten >= 1, cluster.describe());
+    assert.equal(restarted.commit_min, cluster.replicas[primary]!.commit_min);
 });

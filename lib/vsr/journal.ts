@@ -678,9 +678,16 @@ export class Journal implements StorageCompletionTarget {
                 `${read_state_names[this.prepare_state[slot]!]}${this.prepare_stale(slot)}); ` +
                 'a single replica has no peer to repair from');
         }
-        // A placeholder, never the suspect header: it must not be persisted as clean
-        // (docs/data-file.md §6.3).
-        header_empty_write(this.headers, at, this.cluster, slot, operation_reserved);
+        // An intact redundant header naming the op says what the slot should hold: kept in
+        // memory (the replica checks it against the hash chain and fetches the prepare, a hole
+        // like one found while running). Else a placeholder, never the suspect header. Neither is
+        // persisted as clean (docs/data-file.md §6.3).
+        if (this.header_state[slot] === ReadState.ok && header_op(this.redundant(), at) === op &&
+            header_operation(this.redundant(), at) !== operation_reserved) {
+            this.headers.set(this.redundant().subarray(at, at + header_size), at);
+        } else {
+            header_empty_write(this.headers, at, this.cluster, slot, operation_reserved);
+        }
         // On disk the slot must stay faulty even when a neighbour's write rewrites its sector.
         this.redundant().fill(0, at + offset_checksum, at + offset_checksum + 16);
         this.faulty[slot] = 1;

@@ -688,29 +688,49 @@ export class Replica implements StorageCompletionTarget {
         for (let pass = 0; pass < this.journal.slot_count && op < this.journal.op_max; pass++) {
             const next = op + 1;
             const slot = next % this.journal.slot_count;
-            // A faulty slot: recovery left a placeholder header there, so we cannot even say
-            // what we hold (the code above the head relies on real headers): recovering_head.
-            // A hole found later, its header known, is fetched instead (hole_fetch).
-            if (this.journal.slot_faulty(slot)) {
-                this.log_clean = false;
-                break;
-            }
             const header = this.other_view.attach(headers, slot * header_size);
             const command = header.u8(frame.command);
-            if (command !== Command.prepare || header.u64(prepare_at.op) !== next) break;
-            // Above the head our log_view began with, only that view's prepares are ours.
-            if (next > this.vsr_state.log_view_op && header.view !== this.vsr_state.log_view) {
-                break;
-            }
             const parent_ok = op === this.checkpoint_op
                 ? header.equal16(prepare_at.parent, this.checkpoint_prepare_checksum, 0)
                 : header.equal16(prepare_at.parent, headers,
                     (op % this.journal.slot_count) * header_size + frame.checksum);
-            if (!parent_ok) break;
+            // Above the head our log_view began with, only that view's prepares are ours.
+            const chained = command === Command.prepare && header.u64(prepare_at.op) === next &&
+                parent_ok && (next <= this.vsr_state.log_view_op ||
+                    header.view === this.vsr_state.log_view);
+            // A faulty slot whose header recovery kept (its redundant copy intact) and that
+            // chains is a hole, fetched when committed (hole_fetch). One whose header is
+            // unknown or does not chain hides what we may have acknowledged: recovering_head.
+            if (this.journal.slot_faulty(slot) && !chained) {
+                this.log_clean = false;
+                break;
+            }
+            if (!chained) break;
             op = next;
         }
         assert(op >= this.checkpoint_op && op <= this.journal.op_max);
+        if (this.log_clean && !this.log_head_provable(op)) this.log_clean = false;
         return op;
+    }
+
+    /**
+     * Whether no faulty slot can hide an op above `head` that we acknowledged: every faulty
+     * slot holds an op of our log (checkpoint, head] (a hole, fetched when committed) or one
+     * recovery names as checkpointed. Any other may have held an op in (head, prepare_max],
+     * whose header is gone with it (internals.md §10: such a replica denies nothing above).
+     */
+    private log_head_provable(head: number): boolean {
+        const slot_count = this.journal.slot_count;
+        for (let slot = 0; slot < slot_count; slot++) {
+            if (!this.journal.slot_faulty(slot)) continue;
+            const op = head - ((head - slot) % slot_count + slot_count) % slot_count;
+            assert(op <= head && ((op % slot_count) + slot_count) % slot_count === slot);
+            if (op > this.checkpoint_op) continue;
+            const named = this.journal.faulty_op[slot]!;
+            if (named >= 0 && named <= this.checkpoint_op) continue;
+            return false;
+        }
+        return true;
     }
 
     private fail(error: Error): void {
@@ -2386,6 +2406,11 @@ export class Replica implements StorageCompletionTarget {
      */
     private repair_source_of(op: number): number {
         assert(this.repair_known(op));
+        // A backup knows the view's headers: any peer holding the prepare can serve it, and the
+        // primary's own copy may be damaged (it serves no damaged slot).
+        if (this.backup_normal && this.repair_source === this.primary_of(this.view)) {
+            return this.repair_peer(this.repair_source);
+        }
         if (this.status !== Status.view_change || !this.view_change_adopting) {
             return this.repair_source;
         }
@@ -2400,6 +2425,19 @@ export class Replica implements StorageCompletionTarget {
             if (equal16(this.dvc_headers, at, this.repair_headers, canonical)) return replica;
         }
         return this.repair_source;
+    }
+
+    /** The peer to ask this repair round: `first`, then each other peer in turn, round by round. */
+    private repair_peer(first: number): number {
+        assert(first >= 0 && first < this.replica_count && first !== this.replica);
+        const step = this.repair_rounds % (this.replica_count - 1);
+        let peer = first;
+        for (let index = 0; index < step; index++) {
+            peer = (peer + 1) % this.replica_count;
+            if (peer === this.replica) peer = (peer + 1) % this.replica_count;
+        }
+        assert(peer !== this.replica && peer >= 0 && peer < this.replica_count);
+        return peer;
     }
 
     /** Ops our WAL holds already with the canonical header: taken without a write. */
@@ -2690,7 +2728,7 @@ export class Replica implements StorageCompletionTarget {
     private hole_request(): void {
         assert(this.hole_op >= 1 && this.hole_op <= this.op);
         const primary = this.primary_of(this.view);
-        const peer = this.backup_normal ? primary
+        const peer = this.backup_normal ? this.repair_peer(primary)
             : (this.replica + 1 + (this.repair_rounds % (this.replica_count - 1))) %
                 this.replica_count;
         assert(peer !== this.replica);
