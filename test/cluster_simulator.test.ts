@@ -140,6 +140,12 @@ const storage_fault_cases = [
     // (4046732874/2); once it votes with an uncertain head, one whose head is the checkpoint
     // (its slot faulty, no header to send) asserted in the do_view_change (177351998/5).
     [4046732874, 2], [177351998, 5],
+    // Then: a new primary refilling its pipeline sent a prepare read back with a damaged body
+    // (1172917496/6); a backup whose log a start_view cut back to the checkpoint, its head
+    // header gone, asserted sending a do_view_change (1548437080/6); a replica restarted in a
+    // view change with an uncertain head waited in recovering_head for that very view, whose
+    // votes it ignored (1518531644/2).
+    [1172917496, 6], [1548437080, 6], [1518531644, 2],
 ] as const;
 for (const [seed, replica_count] of storage_fault_cases) {
     test(`cluster simulator: ${replica_count} replicas through WAL storage faults within the ` +

@@ -1621,6 +1621,15 @@ export class Replica implements StorageCompletionTarget {
     private get view_change_possible(): boolean {
         if (this.status !== Status.recovering_head) return true;
         assert(!this.log_clean);
+        return this.head_in_journal;
+    }
+
+    /**
+     * Whether our head's header is in the journal, as a do_view_change or start_view sends it.
+     * Not so for a head at the checkpoint whose slot is faulty (at startup, or after a
+     * start_view cut our log back to the checkpoint): such a replica sends no log of its own.
+     */
+    private get head_in_journal(): boolean {
         const header = this.other_view.attach(this.journal.headers,
             (this.op % this.journal.slot_count) * header_size);
         return header.u64(prepare_at.op) === this.op &&
@@ -1682,6 +1691,7 @@ export class Replica implements StorageCompletionTarget {
     /** Our do_view_change for the view, once the view is durable (ours is kept, not sent). */
     private dvc_send(): void {
         if (this.status !== Status.view_change || this.view_durable !== this.view) return;
+        if (!this.head_in_journal) return; // It waits for the start_view of the view.
         const primary = this.primary_of(this.view);
         if (primary === this.replica) {
             if ((this.dvc_votes & (1 << this.replica)) !== 0) return;
@@ -2071,7 +2081,7 @@ export class Replica implements StorageCompletionTarget {
     private get led_view_left(): boolean {
         return this.status === Status.view_change && !this.view_change_adopting &&
             this.log_view < this.view && this.primary_of(this.log_view) === this.replica &&
-            this.log_view_durable === this.log_view && this.log_clean;
+            this.log_view_durable === this.log_view && this.log_clean && this.head_in_journal;
     }
 
     /** Asks `replica` (a view's primary) for its start_view; at most once per timeout. */
@@ -2567,18 +2577,24 @@ export class Replica implements StorageCompletionTarget {
         assert(slot >= 0 && slot < this.journal.slot_count);
         assert(this.serve_replica >= 0 && this.serve_replica !== this.replica);
         this.serve_message = -1;
-        const bytes = this.pool.bytes;
-        const offset = this.pool.offset(message);
-        const intact = result >= 0 && checksum_equal(bytes, offset + 16, header_size - 16, bytes,
-            offset) && equal16(bytes, offset, this.journal.headers, slot * header_size);
-        const size = intact ? this.prepare_view.attach(bytes, offset).size : 0;
-        if (intact && size <= this.message_size_max && checksum_equal(bytes,
-            offset + header_size, size - header_size, bytes, offset + frame.checksum_body)) {
+        if (result >= 0 && this.prepare_read_intact(this.pool.offset(message), slot)) {
             this.send_replica(this.serve_replica, message);
         } else {
             this.serve_damaged(slot);
         }
         this.pool.unref(message);
+    }
+
+    /** A prepare read back into the pool at `offset` is whole, and the one its slot names. */
+    private prepare_read_intact(offset: number, slot: number): boolean {
+        assert(slot >= 0 && slot < this.journal.slot_count);
+        const bytes = this.pool.bytes;
+        if (!checksum_equal(bytes, offset + 16, header_size - 16, bytes, offset)) return false;
+        if (!equal16(bytes, offset, this.journal.headers, slot * header_size)) return false;
+        const size = this.prepare_view.attach(bytes, offset).size;
+        if (size < header_size || size > this.message_size_max) return false;
+        return checksum_equal(bytes, offset + header_size, size - header_size, bytes,
+            offset + frame.checksum_body);
     }
 
     /**
@@ -2907,13 +2923,11 @@ export class Replica implements StorageCompletionTarget {
         this.pipeline_load_message = -1;
         assert(message !== -1 && slot >= 0 && slot < this.journal.slot_count);
         const op = this.pipeline_op_loaded + 1;
-        const bytes = this.pool.bytes;
-        const offset = this.pool.offset(message);
         // A read from before the pipeline was last dropped (a view change) is stale.
         const current = this.pipeline_load_generation === this.pipeline_generation;
+        // The body too: a prepare sent on must be whole (seed 1172917496/6 sent a bad body).
         const intact = current && result >= 0 && slot === op % this.journal.slot_count &&
-            checksum_equal(bytes, offset + 16, header_size - 16, bytes, offset) &&
-            equal16(bytes, offset, this.journal.headers, slot * header_size);
+            this.prepare_read_intact(this.pool.offset(message), slot);
         if (!this.primary_normal || !intact) {
             this.pool.unref(message);
             if (this.primary_normal && current) {
@@ -3079,11 +3093,17 @@ export class Replica implements StorageCompletionTarget {
                 (value >>> (byte * 8)) & 0xff;
         }
         this.pipeline_op_loaded = this.commit_min;
-        if (!this.log_clean) {
+        if (!this.log_clean && (this.view === this.log_view || !this.head_in_journal)) {
             this.status = Status.recovering_head;
-            this.log(`replica ${this.replica}: a WAL slot above op ${this.op} is faulty: taking ` +
-                'no part in view changes until the primary sends its view');
+            this.log(`replica ${this.replica}: a WAL slot above op ${this.op} is faulty: waiting ` +
+                'for the primary\'s view, voting with an uncertain head if a view change needs it');
         } else if (this.view > this.log_view) {
+            // In a view change at the crash: it goes on (with an uncertain head if not clean:
+            // waiting in recovering_head, no vote for a view it is already in would ever count).
+            if (!this.log_clean) {
+                this.log(`replica ${this.replica}: a WAL slot above op ${this.op} is faulty: ` +
+                    `the view change to view ${this.view} goes on with an uncertain head`);
+            }
             this.status = Status.view_change;
             this.svc_view = this.view;
             this.svc_votes = 1 << this.replica;
