@@ -146,6 +146,10 @@ const storage_fault_cases = [
     // view change with an uncertain head waited in recovering_head for that very view, whose
     // votes it ignored (1518531644/2).
     [1172917496, 6], [1548437080, 6], [1518531644, 2],
+    // A backup at its WAL's write limit fetched a hole of a committed op, but the cache entry
+    // was held by a repair answer above its head that could not be written before the
+    // checkpoint this very commit leads to (4258405623/3, 763130007/6).
+    [4258405623, 3], [763130007, 6],
 ] as const;
 for (const [seed, replica_count] of storage_fault_cases) {
     test(`cluster simulator: ${replica_count} replicas through WAL storage faults within the ` +

@@ -395,15 +395,21 @@ export class Cluster {
      */
     op_intact(node: ReplicaNode, op: number, checksum: bigint): boolean {
         const slot = op % this.config.slot_count;
-        const prepare_offset = slot * this.config.message_size_max;
         const storage = node.storage;
-        if (!storage.readable(Zone.wal_headers, slot * header_size, header_size) ||
-            !storage.readable(Zone.wal_prepares, prepare_offset, header_size)) return false;
+        if (!storage.readable(Zone.wal_headers, slot * header_size, header_size)) return false;
         const header = storage.peek(Zone.wal_headers, slot * header_size, header_size);
-        const prepare = storage.peek(Zone.wal_prepares, prepare_offset, header_size);
         if (bytes_le_bigint(header, 0, 16) !== checksum ||
-            bytes_le_bigint(prepare, 0, 16) !== checksum ||
-            !checksum_equal(header, 16, header_size - 16, header, frame.checksum) ||
+            !checksum_equal(header, 16, header_size - 16, header, frame.checksum)) return false;
+        return this.prepare_intact(node, op, checksum);
+    }
+
+    /** Whether the node's WAL prepare ring holds op `op` (checksum `checksum`) whole. */
+    prepare_intact(node: ReplicaNode, op: number, checksum: bigint): boolean {
+        const prepare_offset = (op % this.config.slot_count) * this.config.message_size_max;
+        const storage = node.storage;
+        if (!storage.readable(Zone.wal_prepares, prepare_offset, header_size)) return false;
+        const prepare = storage.peek(Zone.wal_prepares, prepare_offset, header_size);
+        if (bytes_le_bigint(prepare, 0, 16) !== checksum ||
             !checksum_equal(prepare, 16, header_size - 16, prepare, frame.checksum)) return false;
         const size = new DataView(prepare.buffer).getUint32(frame.size, true);
         if (size < header_size || size > this.config.message_size_max) return false;

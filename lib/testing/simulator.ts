@@ -22,7 +22,7 @@ import { Prng } from '../prng';
 import { WriteFault, write_fault_count } from '../storage/simulator_storage';
 import { Status, quorum_replication, quorum_view_change } from '../vsr/replica';
 import { Cluster, Health } from './cluster';
-import type { ClusterOptions, ReplicaFactory } from './cluster';
+import type { ClusterOptions, ReplicaFactory, ReplicaNode } from './cluster';
 import {
     DigestTag, Violation, ViolationKind, bytes_digest_value, ledger_check,
 } from './cluster_checkers';
@@ -358,7 +358,9 @@ class SimulationRun {
             const replica = node.replica!;
             const behind = commit - replica.commit_min;
             // Whatever its status: a replica out of the WAL's reach cannot rejoin without sync.
-            if (behind >= cluster.config.slot_count) this.behind_wal += 1;
+            if (behind >= cluster.config.slot_count || this.repair_impossible(cluster, node)) {
+                this.behind_wal += 1;
+            }
             else if (behind === 0 && replica.status === Status.normal) converged += 1;
             else return false;
         }
@@ -366,6 +368,24 @@ class SimulationRun {
         // the others may fall behind the WAL under load, exactly as with TigerBeetle.
         if (converged < quorum_replication(cluster.nodes.length)) return false;
         return commit >= cluster.commits.op_max;
+    }
+
+    /**
+     * A replica within the WAL's reach that still needs state sync: the op it must commit next
+     * is below a peer's checkpoint (peers do not repair what they checkpointed) and no peer's
+     * WAL holds its prepare intact, so no peer can ever send it.
+     */
+    private repair_impossible(cluster: Cluster, node: ReplicaNode): boolean {
+        const next = node.replica!.commit_min + 1;
+        const entry = cluster.commits.canonical[next];
+        if (entry === undefined) return false;
+        let checkpointed = false;
+        for (const other of cluster.nodes) {
+            if (other === node) continue;
+            if (cluster.prepare_intact(other, next, entry.checksum)) return false;
+            if (other.checkpoint_checked >= next) checkpointed = true;
+        }
+        return checkpointed;
     }
 
     private liveness_report(cluster: Cluster): string {

@@ -2763,8 +2763,14 @@ export class Replica implements StorageCompletionTarget {
         assert(op >= 1 && prepare.u64(prepare_at.op) === op);
         assert(prepare.equal16(frame.checksum, this.hole_checksum, 0));
         const held = this.cache_ops[op % cache_size]!;
-        // An entry still being written stays; the repair timeout asks again.
-        if (held !== -1 && held > this.op_written) return;
+        // An entry still being written stays; the repair timeout asks again. An answer stashed
+        // above our head gives way: it is asked again later, while the hole is needed now (a
+        // log at its write limit appends only after the checkpoint this commit leads to; seed
+        // 4258405623/3 waited forever on a stash that could not be written).
+        if (held !== -1 && held > this.op) this.cache_release(held);
+        else if (held !== -1 && held > this.op_written) return;
+        assert(this.cache_ops[op % cache_size] === -1 || this.cache_ops[op % cache_size]! <=
+            this.op_written);
         this.hole_op = 0;
         this.cache_put(op, message);
         this.stats_cluster.prepares_repaired += 1;
