@@ -150,6 +150,8 @@ const storage_fault_cases = [
     // was held by a repair answer above its head that could not be written before the
     // checkpoint this very commit leads to (4258405623/3, 763130007/6).
     [4258405623, 3], [763130007, 6],
+    // An uncertain head at op 0 asked the cache for the root while voting (3857518801/2).
+    [3857518801, 2],
 ] as const;
 for (const [seed, replica_count] of storage_fault_cases) {
     test(`cluster simulator: ${replica_count} replicas through WAL storage faults within the ` +

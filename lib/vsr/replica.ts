@@ -1757,7 +1757,7 @@ export class Replica implements StorageCompletionTarget {
             const faulty = this.journal.slot_faulty(op % this.journal.slot_count);
             const written = op <= this.op_written;
             const bit = nack ? !written && !faulty :
-                (written && !faulty) || this.cache_get(op) !== -1;
+                (written && !faulty) || (op >= 1 && this.cache_get(op) !== -1);
             if (bit) bits |= 1 << index;
         }
         assert(bits >>> 0 < 2 ** count);
