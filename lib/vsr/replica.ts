@@ -391,6 +391,11 @@ export class Replica implements StorageCompletionTarget {
     private readonly dvc_nack = new Uint32Array(replicas_max);
     /** 1 for a voter that cannot prove its head: it denies no op above its op (§10). */
     private readonly dvc_head_uncertain = new Uint8Array(replicas_max);
+    /**
+     * The view this process led (primary_start), or -1. After a restart our log is what was
+     * durable, possibly short of what that view's backups acknowledged: no longer that view's.
+     */
+    private view_led = -1;
     /** The view whose do_view_change quorum was reported unable to choose a log (logged once). */
     private dvc_undecided_view = -1;
     /** Per replica, its do_view_change suffix headers (newest first). */
@@ -2022,6 +2027,7 @@ export class Replica implements StorageCompletionTarget {
         this.repair_reset();
         this.pipeline_op_loaded = this.commit_min;
         this.primary_since_op = this.op;
+        this.view_led = this.view;
         this.timeouts_for_status();
         this.log(`replica ${this.replica}: primary of view ${this.view}: op ${this.op}, commit ` +
             `${this.commit_min}`);
@@ -2077,10 +2083,12 @@ export class Replica implements StorageCompletionTarget {
      * We led log_view and are changing views without having touched our log since (not the
      * new primary adopting): it is still exactly the log that view's start_view carried, so it
      * may be sent again, as of that view. A replica that installs it takes part in the new view.
+     * Not after a restart: what was durable may be short of what that view's backups
+     * acknowledged, and a replica installing it would cut those ops (seed 2203986002/4).
      */
     private get led_view_left(): boolean {
         return this.status === Status.view_change && !this.view_change_adopting &&
-            this.log_view < this.view && this.primary_of(this.log_view) === this.replica &&
+            this.log_view < this.view && this.view_led === this.log_view &&
             this.log_view_durable === this.log_view && this.log_clean && this.head_in_journal;
     }
 
