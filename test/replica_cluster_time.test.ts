@@ -1,4 +1,4 @@
-// Cluster time across replicas (lib/vsr/clock.ts, docs/vsr.md §16), case by case: a primary
+// Cluster time across replicas (lib/vsr/clock.ts, docs/vsr.md §10), case by case: a primary
 // whose clock runs an hour ahead is outvoted, so its prepares carry the others' time; a primary
 // that hears no pongs has no cluster time, prepares nothing, says so once, and serves once pongs
 // come back; prepare timestamps strictly increase along the log throughout.

@@ -1,4 +1,4 @@
-// Cluster time (internals.md §11, docs/vsr.md §16): the wall clock a primary may stamp prepares
+// Cluster time (internals.md §11, docs/vsr.md §10): the wall clock a primary may stamp prepares
 // with. Prepare timestamps only ever increase, so one replica whose clock runs far ahead would
 // pin every later timestamp to its future; the primary therefore stamps its own clock clamped
 // into the interval a replication quorum of clocks (itself counted) agrees on.

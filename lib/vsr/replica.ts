@@ -1225,6 +1225,7 @@ export class Replica implements StorageCompletionTarget {
     /** A pong: a clock sample (our ping's monotonic stamp echoed, the peer's wall clock). */
     private on_pong(pong: HeaderView): void {
         assert(pong.replica < this.replica_count && pong.replica !== this.replica);
+        assert(!this.solo && pong.command === Command.pong);
         const at = offsets.pong;
         // The echo should be our own stamp; a garbled one beyond 2^53 is none of ours.
         if (pong.limb(at.ping_timestamp_monotonic, 1) > 0x1F_FFFF) return;
@@ -3480,9 +3481,10 @@ export class Replica implements StorageCompletionTarget {
     /**
      * Whether we may stamp prepares: solo with our own clock, else only with cluster time, so
      * that one clock running far ahead cannot pin every later timestamp to its future
-     * (docs/vsr.md §16). A primary without it says so once per episode, and again on resuming.
+     * (docs/vsr.md §10). A primary without it says so once per episode, and again on resuming.
      */
     private clock_ready(): boolean {
+        assert.equal(this.clock.quorum, this.quorum_replication);
         if (this.solo || this.clock.synchronized) {
             if (this.clock_waiting) {
                 this.clock_waiting = false;
@@ -3507,6 +3509,7 @@ export class Replica implements StorageCompletionTarget {
         if (this.solo) return this.realtime_read();
         const synchronized = this.clock.realtime_synchronized();
         assert(synchronized, 'a primary prepares only with cluster time');
+        assert(this.primary_normal);
         this.now_hi = this.clock.now_hi;
         this.now_lo = this.clock.now_lo;
         assert(this.now_lo >= 0 && this.now_lo < two_32);
