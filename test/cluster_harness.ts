@@ -20,6 +20,7 @@ import { MessagePool } from '../lib/vsr/message_pool';
 import { connection_none } from '../lib/vsr/network';
 import type { ReplicaNetwork } from '../lib/vsr/network';
 import { Replica, Status } from '../lib/vsr/replica';
+import type { ReplicaTime } from '../lib/vsr/replica';
 import {
     replica_create, replica_storage_arena_size, replica_storage_config, replica_storage_open,
     replica_storage_operations_max,
@@ -170,6 +171,8 @@ export interface ClusterOptions {
     clients: number;
     config?: StorageConfig;
     log?: (line: string) => void;
+    /** Each replica's clocks, given the cluster's true time (default: the true time itself). */
+    time_of?: (replica: number, time: SimTime) => ReplicaTime;
 }
 
 export class Cluster {
@@ -232,7 +235,8 @@ export class Cluster {
         this.pools[replica] = pool;
         const log = this.options.log;
         this.replicas[replica] = replica_create({
-            pool, time: this.time, random: new Prng(this.options.seed * 31 + replica),
+            pool, time: this.options.time_of?.(replica, this.time) ?? this.time,
+            random: new Prng(this.options.seed * 31 + replica),
             storage, superblock, journal, storage_listener: listener,
             ledger: new Ledger(ledger_config), clients_max: this.config.clients_max,
             log: log === undefined ? undefined : (line) => log(`[${this.time.ticks}] ${line}`),

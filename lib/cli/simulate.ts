@@ -146,6 +146,16 @@ function storage_faults_text(summary: SimulationSummary): string {
     return `WAL faults per write: ${rates.join(', ')}`;
 }
 
+/** The clocks the seed drew, and the jumps they made. */
+function clock_faults_text(summary: SimulationSummary): string {
+    const faults = summary.swarm.clock_faults;
+    if (faults.offset_us_max === 0 && faults.drift_ppm_max === 0 && faults.rogue_replica === -1 &&
+        faults.jump_per_million === 0) return 'clocks: ideal';
+    return `clocks: within ±${faults.offset_us_max / 1000} ms, drift ≤ ${faults.drift_ppm_max} ` +
+        `ppm, ${summary.clock_jumps} jump(s)` + (faults.rogue_replica === -1 ? '' :
+        `, replica ${faults.rogue_replica} rogue by ${faults.rogue_offset_us / 1e6} s`);
+}
+
 /** The storage faults injected, by kind. */
 function storage_faults_injected_text(summary: SimulationSummary): string {
     const counts = summary.storage_faults;
@@ -175,7 +185,7 @@ export function summary_lines(summary: SimulationSummary): string[] {
         `clog(s), ${summary.connection_resets} connection reset(s); packets: ` +
         `${summary.packets_sent} sent, ${summary.packets_dropped} dropped, ` +
         `${summary.packets_duplicated} duplicated; storage: ` +
-        `${storage_faults_injected_text(summary)}` +
+        `${storage_faults_injected_text(summary)}; ${clock_faults_text(summary)}` +
         (swarm.power_loss ? '; power loss before the liveness phase' : ''),
     ];
     if (summary.behind_wal > 0) {

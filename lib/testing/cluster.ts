@@ -33,6 +33,8 @@ import {
 import type { CheckpointCheckMode } from './cluster_checkers';
 import { ClusterNetwork } from './cluster_network';
 import type { ClusterFaultAtlas } from './fault_atlas';
+import { MachineClock, clock_faults_none, timestamp_ahead_max_ns } from './machine_clock';
+import type { ClockFaults } from './machine_clock';
 import { PacketSimulator } from './packet_simulator';
 import type { PacketSimulatorOptions } from './packet_simulator';
 import { SimClient, SimTime } from './sim_client';
@@ -108,6 +110,8 @@ export interface ClusterOptions {
     log?: (line: string) => void;
     /** Random write faults in the WAL zones, where the atlas allows them (none when absent). */
     storage_faults?: StorageFaultOptions;
+    /** Each machine's clock faults, drawn from `seed` (ideal clocks when absent). */
+    clocks?: { faults: ClockFaults; seed: number };
 }
 
 export interface StorageFaultOptions {
@@ -125,6 +129,8 @@ export class ReplicaNode {
     readonly index: number;
     readonly storage: SimulatorStorage;
     readonly random: Prng;
+    /** The machine's clocks: they outlive the replica's crashes. */
+    readonly time: MachineClock;
     replica: ClusterReplica | null = null;
     /** The running incarnation's message pool. */
     pool: MessagePool | null = null;
@@ -137,10 +143,11 @@ export class ReplicaNode {
     /** The durable checkpoint op last given to the checkpoint checker (-1: none yet). */
     checkpoint_checked = -1;
 
-    constructor(index: number, storage: SimulatorStorage, random: Prng) {
+    constructor(index: number, storage: SimulatorStorage, random: Prng, time: MachineClock) {
         this.index = index;
         this.storage = storage;
         this.random = random;
+        this.time = time;
     }
 
     get running(): boolean {
@@ -222,7 +229,12 @@ export class Cluster {
             // loses or tears only the writes still in flight.
             dsync: true,
         });
-        return new ReplicaNode(index, storage, new Prng(this.prng.u32()));
+        // The clocks draw from a stream of their own: ideal ones draw nothing, so a run
+        // without clock faults is the run it was before they existed.
+        const clocks = this.options.clocks ?? { faults: clock_faults_none, seed: 0 };
+        const time = new MachineClock(this.time,
+            new Prng((clocks.seed ^ Math.imul(index + 1, 0x9e3779b1)) >>> 0), clocks.faults, index);
+        return new ReplicaNode(index, storage, new Prng(this.prng.u32()), time);
     }
 
     private storage_faults_start(node: ReplicaNode): void {
@@ -272,7 +284,7 @@ export class Cluster {
         let replica: ClusterReplica;
         try {
             replica = await this.options.factory.create({
-                storage: node.storage, pool, time: this.time, random: node.random,
+                storage: node.storage, pool, time: node.time, random: node.random,
                 clients_max: this.config.clients_max, ledger: this.options.ledger,
                 log: this.options.log === undefined ? undefined
                     : (line) => this.options.log!(`[${this.time.ticks}] r${node.index} ${line}`),
@@ -335,6 +347,11 @@ export class Cluster {
     tick(): void {
         this.time.ticks += 1;
         this.network.ticks = this.time.ticks;
+        for (const node of this.nodes) node.time.tick();
+        // Cluster time keeps every prepare within reach of the true time, however far ahead
+        // one clock runs (machine_clock.ts): the checker's bound for ops committed now.
+        this.commits.timestamp_max = BigInt(this.time.realtime_us()) * 1000n +
+            timestamp_ahead_max_ns;
         for (const node of this.nodes) {
             if (node.health === Health.paused && node.until_tick <= this.time.ticks) {
                 this.resume(node.index);

@@ -5,7 +5,8 @@
 //   commit_min advances, the header it committed is read from its journal; the first replica to
 //   commit an op fixes that op's canonical checksum, and every later commit of the op (by any
 //   replica, or by the same one replaying after a restart) must be the same prepare, chained to
-//   the canonical op before it.
+//   the canonical op before it. Each newly canonical op's timestamp is above the op before it
+//   and not beyond `timestamp_max` (the true time plus what cluster time allows).
 // - CheckpointChecker: at each checkpoint op, every replica's durable checkpoint_id (superblock
 //   vsr_state) is the same.
 // - Durability (Cluster.op_holders): when a client accepts a reply for an op, at least
@@ -45,6 +46,8 @@ export const ViolationKind = {
     liveness: 'liveness',
     /** A message on the wire failed validation: its sender built it wrong. */
     invalid_message: 'invalid_message',
+    /** Committed timestamps out of order, or beyond what cluster time allows. */
+    timestamp: 'timestamp',
 } as const;
 export type ViolationKindName = (typeof ViolationKind)[keyof typeof ViolationKind];
 
@@ -122,6 +125,8 @@ export class CommitChecker {
     readonly canonical: Array<CommittedOp | undefined> = [undefined];
     /** Committed ops whose header the journal no longer held when looked at. */
     headers_skipped = 0;
+    /** The latest prepare timestamp (ns) an op committed now may carry (the cluster sets it). */
+    timestamp_max = 1n << 64n;
     private readonly digest: RunDigest;
     private readonly header = new HeaderView();
 
@@ -174,15 +179,37 @@ export class CommitChecker {
                 `replica ${replica} committed op ${op} with parent ${hex(parent)}, but op ` +
                 `${op - 1} is ${hex(previous.checksum)}: the hash chain is broken`);
         }
+        const timestamp = header.u64_bigint(offsets.prepare.timestamp);
+        timestamp_check_op(this, replica, op, timestamp);
         while (this.canonical.length <= op) this.canonical.push(undefined);
         this.canonical[op] = {
             op, checksum: checksum_value, parent, operation: header.u8(offsets.prepare.operation),
-            timestamp: header.u64_bigint(offsets.prepare.timestamp),
+            timestamp,
             client: header.u128_bigint(offsets.prepare.client),
             request: header.u32(offsets.prepare.request),
             request_checksum: header.u128_bigint(offsets.prepare.request_checksum), replica,
         };
         this.digest.add(DigestTag.commit, op, checksum_value);
+    }
+}
+
+/** Timestamps strictly increase along the log, and no clock ran them far ahead of time. */
+function timestamp_check_op(checker: CommitChecker, replica: number, op: number,
+    timestamp: bigint): void {
+    const previous = checker.canonical[op - 1];
+    if (previous !== undefined && timestamp <= previous.timestamp) {
+        throw new Violation(ViolationKind.timestamp, op, replica, `op ${op} committed with ` +
+            `timestamp ${timestamp}, not above op ${op - 1}'s ${previous.timestamp}`);
+    }
+    const next = checker.canonical[op + 1];
+    if (next !== undefined && timestamp >= next.timestamp) {
+        throw new Violation(ViolationKind.timestamp, op, replica, `op ${op} committed with ` +
+            `timestamp ${timestamp}, not below op ${op + 1}'s ${next.timestamp}`);
+    }
+    if (timestamp > checker.timestamp_max) {
+        throw new Violation(ViolationKind.timestamp, op, replica, `op ${op} committed with ` +
+            `timestamp ${timestamp}, ${timestamp - checker.timestamp_max} ns beyond the true ` +
+            'time plus what cluster time allows: a clock running ahead was not outvoted');
     }
 }
 

@@ -33,6 +33,8 @@ import type { WorkloadRequest } from './ledger_requests';
 import { LedgerWorkload } from './ledger_workload';
 import { ClusterFaultAtlas } from './fault_atlas';
 import { partition_mode_count } from './packet_simulator';
+import { clock_faults_none } from './machine_clock';
+import type { ClockFaults } from './machine_clock';
 
 export const replica_count_max = 6;
 export const ticks_default = 20_000;
@@ -86,6 +88,8 @@ export interface Swarm {
      * it, where the fault atlas allows; all 0 on some seeds.
      */
     wal_fault_per_million: readonly number[];
+    /** Each machine's clock: drift, offset, jumps, maybe one rogue (ideal for one replica). */
+    clock_faults: ClockFaults;
 }
 
 /** Replicas that may be down or paused at once (internals.md §9: replica_count - Q_vc). */
@@ -97,7 +101,8 @@ export function replicas_down_max(replica_count: number): number {
 
 /**
  * A 32-bit PRNG seed for one of a run's streams (0: its shape, 1: everything else, 2: the
- * swarm's sequence of seeds, 3: the storage faults' rates, 4: the fault atlas), from all of a
+ * swarm's sequence of seeds, 3: the storage faults' rates, 4: the fault atlas, 5: the clock
+ * faults' shape, 6: the clocks' own draws), from all of a
  * seed's bits (the PRNG itself keeps only the low 32). Storage faults draw from streams of their
  * own so that a seed whose draw turns them off runs as it did before they existed.
  */
@@ -133,6 +138,24 @@ export function swarm_draw(seed: number, replica_count?: number): Swarm {
         restarts_max: 12,
         power_loss: prng.chance(1, 4),
         wal_fault_per_million: wal_faults_draw(new Prng(seed_stream(seed, 3))),
+        clock_faults: clock_faults_draw(new Prng(seed_stream(seed, 5)), replicas),
+    };
+}
+
+/**
+ * Clock faults for a cluster (cluster time has nothing to agree on with one replica, whose runs
+ * stay as they were): offsets within ±0..5 s, drift up to 200 ppm, jumps on half the seeds, and
+ * on an eighth of the seeds of three or more replicas one rogue clock a minute to an hour off.
+ */
+function clock_faults_draw(prng: Prng, replicas: number): ClockFaults {
+    if (replicas === 1) return clock_faults_none;
+    const rogue = replicas >= 3 && prng.chance(1, 8);
+    return {
+        offset_us_max: prng.pick([0, 1_000, 50_000, 500_000, 5_000_000]),
+        drift_ppm_max: prng.pick([0, 20, 200]),
+        jump_per_million: prng.chance(1, 2) ? 0 : 20 + prng.int(200),
+        rogue_replica: rogue ? prng.int(replicas) : -1,
+        rogue_offset_us: rogue ? (prng.chance(1, 2) ? 1 : -1) * (60 + prng.int(3540)) * 1e6 : 0,
     };
 }
 
@@ -204,6 +227,8 @@ export interface SimulationSummary {
     checkpoint_mismatches: readonly string[];
     /** Random storage faults injected, by WriteFault (index 0 unused). */
     storage_faults: readonly number[];
+    /** Wall-clock jumps of the machines' clocks. */
+    clock_jumps: number;
     checksum: string;
     violation: Violation | null;
 }
@@ -276,6 +301,7 @@ class SimulationRun {
             client_ping_ticks: 3000,
             checkpoint_check: this.options.checkpoint_check ?? { enabled: true, reason: '' },
             factory, log: this.options.log, storage_faults: this.storage_faults_options(),
+            clocks: { faults: swarm.clock_faults, seed: seed_stream(this.options.seed, 6) },
         });
         for (let client = 0; client < swarm.client_count; client++) {
             this.requests.push([]);
@@ -580,6 +606,7 @@ class SimulationRun {
             checkpoint_mismatches: cluster?.checkpoints.mismatches ?? [],
             storage_faults: cluster?.storage_faults_injected() ??
                 new Array<number>(write_fault_count).fill(0),
+            clock_jumps: cluster?.nodes.reduce((sum, node) => sum + node.time.jumps, 0) ?? 0,
             checksum: cluster?.digest.hex ?? '',
             violation,
         };

@@ -59,6 +59,7 @@ import { HeaderView, header_init, seal, seal_empty_body, set_checksum } from './
 import { Command, frame, offsets, request_feature_limit_details } from './header_layout';
 import type { MessagePool } from './message_pool';
 import { Pipeline, pipeline_prepare_queue_max } from './pipeline';
+import { Clock } from './clock';
 import { ClientSessions, sessions_size_max } from './client_sessions';
 import { StateMachineCapacityError } from './state_machine';
 import type { StateMachine } from './state_machine';
@@ -154,6 +155,8 @@ export class ClusterStats {
     ops_nacked = 0;
     requests_to_backup = 0;
     messages_stale = 0;
+    /** Times a primary did not prepare (or dropped a request) for want of cluster time. */
+    clock_waits = 0;
 }
 
 /** Counters for logs and tests (typed, fixed: nothing is allocated when one is bumped). */
@@ -434,6 +437,10 @@ export class Replica implements StorageCompletionTarget {
     /** A backup's commit read from the WAL is in flight. */
     private commit_reading = false;
     readonly stats_cluster = new ClusterStats();
+    /** Cluster time (clock.ts): fed by pongs, ticked with the cluster; unused when solo. */
+    readonly clock: Clock;
+    /** A primary without cluster time said so (once per episode). */
+    private clock_waiting = false;
     /** The highest op in the primary's pipeline (below op only while a new view refills it). */
     private pipeline_op_loaded = 0;
     private pipeline_loading = false;
@@ -484,6 +491,8 @@ export class Replica implements StorageCompletionTarget {
         this.quorum_replication = quorum_replication(this.replica_count);
         this.quorum_view_change = quorum_view_change(this.replica_count);
         this.solo = this.replica_count === 1;
+        this.clock = new Clock({ replica: this.replica, replica_count: this.replica_count,
+            quorum: this.quorum_replication, time: this.time });
         // Star replication waits for quorum - 1 backups; a replica's bit fits a byte.
         assert(this.replica_count <= replicas_max && replicas_max <= 8);
         assert(quorum_nack_prepare(this.replica_count) >= 1);
@@ -1065,6 +1074,8 @@ export class Replica implements StorageCompletionTarget {
             return this.writes_refused_evict(connection,
                 this.request_view.attach(this.pool.bytes, this.pool.offset(message)));
         }
+        // Dropped, not queued: the wait may be long, and a full queue would read as overload.
+        if (!this.clock_ready()) return this.drop();
         if (pipeline.request_count > 0 || !this.prepare_possible()) {
             if (pipeline.request_full) return this.overload_drop();
             this.pool.ref(message);
@@ -1116,7 +1127,7 @@ export class Replica implements StorageCompletionTarget {
         if (header.view === this.view && !authored) this.heard_tick[from] = this.ticks;
         switch (header.command) {
             case Command.ping: return this.on_ping(header);
-            case Command.pong: return; // Clock samples come with cluster time (docs/vsr.md §16).
+            case Command.pong: return this.on_pong(header);
             case Command.prepare: return this.on_prepare(message, header);
             case Command.prepare_ok: return this.on_prepare_ok_message(header);
             case Command.commit: return this.on_commit(header);
@@ -1236,6 +1247,17 @@ export class Replica implements StorageCompletionTarget {
         pong.set_limb(offsets.pong.pong_timestamp_wall, 0, this.now_lo === 0 ? 1 : this.now_lo);
         pong.set_limb(offsets.pong.pong_timestamp_wall, 1, this.now_hi);
         this.seal_send(message, ping.replica);
+    }
+
+    /** A pong: a clock sample (our ping's monotonic stamp echoed, the peer's wall clock). */
+    private on_pong(pong: HeaderView): void {
+        assert(pong.replica < this.replica_count && pong.replica !== this.replica);
+        assert(!this.solo && pong.command === Command.pong);
+        const at = offsets.pong;
+        // The echo should be our own stamp; a garbled one beyond 2^53 is none of ours.
+        if (pong.limb(at.ping_timestamp_monotonic, 1) > 0x1F_FFFF) return;
+        this.clock.learn(pong.replica, pong.u64(at.ping_timestamp_monotonic),
+            pong.limb(at.pong_timestamp_wall, 1), pong.limb(at.pong_timestamp_wall, 0));
     }
 
     /**
@@ -3161,6 +3183,7 @@ export class Replica implements StorageCompletionTarget {
     private cluster_tick(): void {
         assert(!this.solo);
         this.cluster_invariants();
+        this.clock.tick();
         for (const timeout of this.timeouts) timeout.tick();
         if (this.timeout_ping.fired) {
             this.timeout_ping.reset();
@@ -3250,7 +3273,7 @@ export class Replica implements StorageCompletionTarget {
         const at = offsets.ping;
         ping.copy16_from(at.checkpoint_id, this.checkpoint_id, 0);
         ping.set_u64(at.checkpoint_op, this.checkpoint_op);
-        ping.set_u64(at.ping_timestamp_monotonic, this.ticks + 1);
+        ping.set_u64(at.ping_timestamp_monotonic, this.clock.ping_timestamp());
         this.seal_broadcast(message);
     }
 
@@ -3426,6 +3449,7 @@ export class Replica implements StorageCompletionTarget {
     private prepare_possible(): boolean {
         assert(this.op <= this.op_prepare_max);
         if (this.pipeline.prepare_full) return false;
+        if (!this.clock_ready()) return false;
         // A new view's primary takes requests once its whole log is in the pipeline.
         if (this.pipeline_op_loaded !== this.op || this.pipeline_loading) return false;
         // Backups alone can make a replication quorum (2 of 4) while our own writes lag: the
@@ -3588,12 +3612,49 @@ export class Replica implements StorageCompletionTarget {
     }
 
     /**
+     * Whether we may stamp prepares: solo with our own clock, else only with cluster time, so
+     * that one clock running far ahead cannot pin every later timestamp to its future
+     * (docs/vsr.md §10). A primary without it says so once per episode, and again on resuming.
+     */
+    private clock_ready(): boolean {
+        assert.equal(this.clock.quorum, this.quorum_replication);
+        if (this.solo || this.clock.synchronized) {
+            if (this.clock_waiting) {
+                this.clock_waiting = false;
+                this.log(`replica ${this.replica}: cluster time agreed again: preparing`);
+            }
+            return true;
+        }
+        assert(!this.solo && this.status === Status.normal);
+        this.stats_cluster.clock_waits += 1;
+        if (!this.clock_waiting) {
+            this.clock_waiting = true;
+            this.log(`replica ${this.replica}: no cluster time (fewer than ` +
+                `${this.quorum_replication} clocks, ours included, agree within the tolerance, ` +
+                'or too few pongs came back): not preparing, requests are dropped until they ' +
+                'do (told once per episode; counted in clock_waits)');
+        }
+        return false;
+    }
+
+    /** What a prepare is stamped from: our wall clock when solo, else cluster time. */
+    private prepare_time_read(): void {
+        if (this.solo) return this.realtime_read();
+        const synchronized = this.clock.realtime_synchronized();
+        assert(synchronized, 'a primary prepares only with cluster time');
+        assert(this.primary_normal);
+        this.now_hi = this.clock.now_hi;
+        this.now_lo = this.clock.now_lo;
+        assert(this.now_lo >= 0 && this.now_lo < two_32);
+    }
+
+    /**
      * The next prepare timestamp (docs/vsr.md §3): max(previous + 1, wall clock), then plus
      * the events of a create batch, which take the nanoseconds just below it
      * (docs/wire-protocol.md §6.6).
      */
     private timestamp_advance(events: number): void {
-        this.realtime_read();
+        this.prepare_time_read();
         let hi = this.timestamp_hi;
         let lo = this.timestamp_lo + 1;
         if (lo === two_32) { lo = 0; hi += 1; }
@@ -4142,7 +4203,7 @@ export class Replica implements StorageCompletionTarget {
             const at = this.pool.offset(this.pipeline.prepare_message(i)) + prepare_at.operation;
             if (bytes[at] === Operation.pulse) return;
         }
-        this.realtime_read();
+        this.prepare_time_read();
         let hi = this.timestamp_hi;
         let lo = this.timestamp_lo + 1;
         if (lo === two_32) { lo = 0; hi += 1; }
