@@ -152,6 +152,10 @@ const storage_fault_cases = [
     [4258405623, 3], [763130007, 6],
     // An uncertain head at op 0 asked the cache for the root while voting (3857518801/2).
     [3857518801, 2],
+    // Of 2 replicas, the one that could prove its head held an uncommitted-or-not op only as a
+    // damaged copy, and the other, which lost its head, still held it past its head: the view
+    // waited forever; the op is now kept and fetched by checksum (1849545510/2, 2882599692/2).
+    [1849545510, 2], [2882599692, 2],
 ] as const;
 for (const [seed, replica_count] of storage_fault_cases) {
     test(`cluster simulator: ${replica_count} replicas through WAL storage faults within the ` +

@@ -1965,12 +1965,14 @@ export class Replica implements StorageCompletionTarget {
             const canonical = (best * view_change_headers_max + op_best - op) * header_size;
             let copies = 0;
             let nacks = 0;
+            let unknown = 0;
             for (let replica = 0; replica < this.replica_count; replica++) {
                 if ((this.dvc_votes & (1 << replica)) === 0) continue;
                 const index = this.dvc_op[replica]! - op;
                 if (index < 0) {
                     // Its log ends below op: a nack, unless it lost its head (it may have had op).
                     if (this.dvc_head_uncertain[replica] === 0) nacks += 1;
+                    else unknown += 1;
                     continue;
                 }
                 if (index >= this.dvc_header_count[replica]!) continue; // Not in its suffix.
@@ -1986,7 +1988,10 @@ export class Replica implements StorageCompletionTarget {
             if (copies > 0) continue;
             // The cut keeps at least one header of the chosen suffix to anchor the repair.
             if (nacks >= quorum_nack && op > lowest) return op - 1;
-            return -1;
+            // A voter that lost its head may hold it past its head: the op is kept (keeping is
+            // always safe) and asked of every peer by its checksum; the view change's timeout
+            // moves on if nobody has it. Else the view waits for votes that may hold it.
+            if (unknown === 0) return -1;
         }
         return op_best;
     }
@@ -2464,7 +2469,9 @@ export class Replica implements StorageCompletionTarget {
             const at = (replica * view_change_headers_max + index) * header_size;
             if (equal16(this.dvc_headers, at, this.repair_headers, canonical)) return replica;
         }
-        return this.repair_source;
+        // No voter said it holds the op: each peer in turn (one past its head may have it).
+        return this.repair_peer(this.repair_source === -1 ? (this.replica + 1) %
+            this.replica_count : this.repair_source);
     }
 
     /** The peer to ask this repair round: `first`, then each other peer in turn, round by round. */
@@ -2574,7 +2581,11 @@ export class Replica implements StorageCompletionTarget {
     /** Serves one prepare by (op, checksum): from memory, else read back from our WAL. */
     private on_request_prepare(request: HeaderView): void {
         const op = request.u64(offsets.request_prepare.prepare_op);
-        if (op > this.op_written || op === 0 || this.op - op >= this.journal.slot_count) return;
+        // Above our head, a slot may still hold the prepare asked for by its checksum (a replica
+        // that lost its head keeps what lies past it): served when no write is in flight there.
+        const past_head = op > this.op && this.op_writing === this.op_written;
+        if ((op > this.op_written && !past_head) || op === 0 ||
+            this.op - op >= this.journal.slot_count) return;
         const at = (op % this.journal.slot_count) * header_size;
         const header = this.other_view.attach(this.journal.headers, at);
         if (header.u64(prepare_at.op) !== op || !request.equal16(
