@@ -156,6 +156,9 @@ const storage_fault_cases = [
     // damaged copy, and the other, which lost its head, still held it past its head: the view
     // waited forever; the op is now kept and fetched by checksum (1849545510/2, 2882599692/2).
     [1849545510, 2], [2882599692, 2],
+    // Of 4, two voters that lost their heads were counted as possibly holding the op above
+    // the chosen head, though their WALs could not hold it past their checkpoints (2658183243/4).
+    [2658183243, 4],
 ] as const;
 for (const [seed, replica_count] of storage_fault_cases) {
     test(`cluster simulator: ${replica_count} replicas through WAL storage faults within the ` +

@@ -395,6 +395,11 @@ export class Replica implements StorageCompletionTarget {
     /** 1 for a voter that cannot prove its head: it denies no op above its op (§10). */
     private readonly dvc_head_uncertain = new Uint8Array(replicas_max);
     /**
+     * The highest op each voter may have acknowledged: its op, or with an uncertain head the
+     * most its WAL could hold past its checkpoint (op_prepare_max): above that it denies.
+     */
+    private readonly dvc_acknowledged_max = new Float64Array(replicas_max);
+    /**
      * The view this process led (primary_start), or -1. After a restart our log is what was
      * durable, possibly short of what that view's backups acknowledged: no longer that view's.
      */
@@ -1816,16 +1821,17 @@ export class Replica implements StorageCompletionTarget {
                 base + index * header_size);
         }
         this.dvc_store(this.replica, this.log_view_durable, this.op, this.op_committed_known,
-            count, !this.log_clean);
+            count, this.log_clean ? this.op : this.op_prepare_max);
         this.dvc_present[this.replica] = this.suffix_bits(count, false);
         this.dvc_nack[this.replica] = this.suffix_bits(count, true);
     }
 
     /** Records a do_view_change (its headers are in dvc_headers already; bits: none yet). */
     private dvc_store(replica: number, log_view: number, op: number, commit: number,
-        count: number, head_uncertain: boolean): void {
-        assert(log_view <= this.view && commit <= op && count >= 1);
-        this.dvc_head_uncertain[replica] = head_uncertain ? 1 : 0;
+        count: number, acknowledged_max: number): void {
+        assert(log_view <= this.view && commit <= op && count >= 1 && acknowledged_max >= op);
+        this.dvc_head_uncertain[replica] = acknowledged_max > op ? 1 : 0;
+        this.dvc_acknowledged_max[replica] = acknowledged_max;
         this.dvc_present[replica] = 0;
         this.dvc_nack[replica] = 0;
         assert(replica >= 0 && replica < this.replica_count);
@@ -1866,8 +1872,11 @@ export class Replica implements StorageCompletionTarget {
         const base = dvc.replica * view_change_headers_max * header_size;
         this.dvc_headers.set(dvc.bytes.subarray(dvc.offset + header_size,
             dvc.offset + header_size * (1 + count)), base);
+        // An uncertain head may have acknowledged up to what its WAL holds past its checkpoint.
+        const acknowledged_max = dvc.u8(at.head_uncertain) === 0 ? op
+            : Math.max(op, this.schedule.op_prepare_max(dvc.u64(at.checkpoint_op)));
         this.dvc_store(dvc.replica, dvc.u32(at.log_view), op, dvc.u64(at.commit), count,
-            dvc.u8(at.head_uncertain) === 1);
+            acknowledged_max);
         // Bits beyond the body's headers mean nothing: masked off.
         const mask = 2 ** count - 1;
         this.dvc_present[dvc.replica] = (dvc.limb(at.present_bitset, 0) & mask) >>> 0;
@@ -1970,8 +1979,9 @@ export class Replica implements StorageCompletionTarget {
                 if ((this.dvc_votes & (1 << replica)) === 0) continue;
                 const index = this.dvc_op[replica]! - op;
                 if (index < 0) {
-                    // Its log ends below op: a nack, unless it lost its head (it may have had op).
-                    if (this.dvc_head_uncertain[replica] === 0) nacks += 1;
+                    // Its log ends below op: a nack, unless it lost its head and op is within
+                    // what it may have acknowledged.
+                    if (op > this.dvc_acknowledged_max[replica]!) nacks += 1;
                     else unknown += 1;
                     continue;
                 }
@@ -2002,7 +2012,8 @@ export class Replica implements StorageCompletionTarget {
      * voter may be the one voter a commit quorum shares with ours, so it is counted out: what
      * remains must be a nack quorum. Voters whose log_view is below the chosen one deny it too:
      * an op committed in an earlier view is in the chosen log, and they acknowledged nothing
-     * in a later one. Commits go in op order, so op_best + 1 decides every op above it.
+     * in a later one, and so do those whose WAL could not hold op_best + 1. Commits go in op
+     * order, so op_best + 1 decides every op above it.
      */
     private view_change_above_denied(best: number): boolean {
         assert(this.dvc_head_uncertain[best] === 0 && (this.dvc_votes & (1 << best)) !== 0);
@@ -2010,7 +2021,8 @@ export class Replica implements StorageCompletionTarget {
         for (let replica = 0; replica < this.replica_count; replica++) {
             if ((this.dvc_votes & (1 << replica)) === 0) continue;
             if (this.dvc_head_uncertain[replica] === 0 ||
-                this.dvc_log_view[replica]! < this.dvc_log_view[best]!) nacks += 1;
+                this.dvc_log_view[replica]! < this.dvc_log_view[best]! ||
+                this.dvc_op[best]! + 1 > this.dvc_acknowledged_max[replica]!) nacks += 1;
         }
         assert(nacks >= 1 && nacks <= bits_count(this.dvc_votes));
         return nacks >= quorum_nack_prepare(this.replica_count);
