@@ -159,6 +159,9 @@ const storage_fault_cases = [
     // Of 4, two voters that lost their heads were counted as possibly holding the op above
     // the chosen head, though their WALs could not hold it past their checkpoints (2658183243/4).
     [2658183243, 4],
+    // A header learned from a repaired prepare, a WAL's length below the repair target, took
+    // the target's slot of the repair headers (968592442/5, 32 slots).
+    [968592442, 5],
 ] as const;
 for (const [seed, replica_count] of storage_fault_cases) {
     test(`cluster simulator: ${replica_count} replicas through WAL storage faults within the ` +

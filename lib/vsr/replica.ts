@@ -1365,6 +1365,8 @@ export class Replica implements StorageCompletionTarget {
         if (op <= this.op || op >= this.repair_op_max || this.repair_known(op)) return;
         if (!this.repair_known(op + 1)) return;
         const slot_count = this.journal.slot_count;
+        // Its slot in repair_headers would be the target's or one above (seed 968592442/5).
+        if (this.repair_op_max - op >= slot_count) return;
         const above = this.check_view.attach(this.repair_headers, ((op + 1) % slot_count) *
             header_size);
         if (!above.equal16(prepare_at.parent, prepare.bytes, prepare.offset)) return;
