@@ -20,7 +20,10 @@ export class MemoryTable {
     /** After `sort`: entry indices in key order (the first `count`). */
     readonly order: Uint32Array;
     count = 0;
+    /** The immutable table: sorted once, no more puts. */
     sorted = false;
+    /** Whether `order` is the key order of the current entries (a put makes it stale). */
+    order_fresh = true;
     /** Hash slots hold an entry index + 1 (0: empty). */
     private readonly hash_slots: Uint32Array;
     private readonly hash_mask: number;
@@ -95,6 +98,7 @@ export class MemoryTable {
             this.values[base + word] = tombstone ? 0 : value[value_word + word]!;
         }
         this.tombstones[entry] = tombstone ? 1 : 0;
+        this.order_fresh = false;
     }
 
     private hash_insert(key: Uint32Array, key_word: number, entry: number): void {
@@ -109,12 +113,22 @@ export class MemoryTable {
         assert.fail('lsm: the memory table hash is full');
     }
 
-    /** Orders the entries by key (keys are unique, so the order is fully determined). */
+    /** Makes the table immutable, in key order. */
     sort(): void {
         assert(!this.sorted);
+        this.order_build();
+        this.sorted = true;
+    }
+
+    /**
+     * Orders the entries by key (keys are unique, so the order is fully determined). A scan of
+     * the mutable table builds it too: a cost per scan, in exchange for puts that stay O(1).
+     */
+    order_build(): void {
+        if (this.order_fresh) return;
         for (let index = 0; index < this.count; index++) this.order[index] = index;
         this.order.subarray(0, this.count).sort(this.order_compare);
-        this.sorted = true;
+        this.order_fresh = true;
         for (let index = 1; index < this.count; index++) {
             const previous = this.order[index - 1]! * this.key_words;
             if (key_compare(this.keys, previous, this.keys, this.order[index]! * this.key_words,
@@ -124,7 +138,7 @@ export class MemoryTable {
 
     /** The position in `order` of the first entry whose key is >= key (after `sort`). */
     lower_bound(key: Uint32Array, key_word: number): number {
-        assert(this.sorted);
+        assert(this.order_fresh);
         let low = 0;
         let high = this.count;
         for (let pass = 0; pass < 33 && low < high; pass++) {
@@ -147,5 +161,6 @@ export class MemoryTable {
         this.hash_slots.fill(0);
         this.count = 0;
         this.sorted = false;
+        this.order_fresh = true;
     }
 }
