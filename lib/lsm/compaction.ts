@@ -415,5 +415,6 @@ export class CompactionJob {
         assert(this.active && this.finishing);
         this.active = false;
         this.finishing = false;
+        this.entries_written = 0;
     }
 }

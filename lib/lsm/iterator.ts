@@ -12,10 +12,10 @@ import { block_count, TableLayout } from './table_format';
 import type { Manifest } from './manifest';
 import type { MemoryTable } from './table_memory';
 
-export const iterator_done = 0;
-export const iterator_ready = 1;
-export const iterator_need_index = 2;
-export const iterator_need_data = 3;
+export const iterator_done: number = 0;
+export const iterator_ready: number = 1;
+export const iterator_need_index: number = 2;
+export const iterator_need_data: number = 3;
 
 export interface EntryIterator {
     state: number;
