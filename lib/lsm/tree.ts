@@ -584,7 +584,9 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
             const winner = this.scan_minimum();
             if (winner === null) return true;
             const key_word = this.scan_count * key_words;
-            if (!winner.tombstone) {
+            // Advancing moves the winner to its next entry: what it held is read first.
+            const tombstone = winner.tombstone;
+            if (!tombstone) {
                 key_copy(this.scan_keys, key_word, winner.keys, winner.key_word, key_words);
                 const value_word = this.scan_count * value_words;
                 for (let word = 0; word < value_words; word++) {
@@ -604,7 +606,7 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
                     needs_block = true;
                 }
             }
-            if (!winner.tombstone) this.scan_count += 1;
+            if (!tombstone) this.scan_count += 1;
             if (this.scan_count === this.scan_limit) return true;
             if (needs_block) return false;
         }
