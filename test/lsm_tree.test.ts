@@ -80,7 +80,9 @@ test('lsm tree: random puts, removes, lookups and scans match the model', () => 
         for (let start = 0; start < keys.length; start += 64) {
             const batch = keys.slice(start, start + 64);
             const found = lookups(tree, device, batch);
-            batch.forEach((key, index) => assert.equal(found[index], model.values.get(key) ?? null));
+            batch.forEach((key, index) => {
+                assert.equal(found[index], model.values.get(key) ?? null);
+            });
         }
         assert.deepEqual(scan(tree, device, 0n, 5000n, 512), model.scan(0n, 5000n, 512));
     }

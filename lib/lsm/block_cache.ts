@@ -71,6 +71,7 @@ export class BlockCache {
 
     private find(address: number): number {
         const first = this.set_first_slot(address);
+        if (first + cache_ways > this.slot_count) assert.fail('lsm: a set past the cache end');
         for (let way = 0; way < cache_ways; way++) {
             if (this.addresses[first + way] === address) return first + way;
         }
@@ -79,6 +80,7 @@ export class BlockCache {
 
     slot_offset(slot: number): number {
         assert(slot >= 0 && slot < this.slot_count);
+        assert(this.states[slot] !== state_empty, 'lsm: the offset of an empty slot');
         return this.memory_offset + slot * this.block_size_bytes;
     }
 
@@ -104,6 +106,7 @@ export class BlockCache {
 
     /** Whether a read into a slot for `address` is in flight. */
     reading(address: number): boolean {
+        assert(address >= 1);
         const slot = this.find(address);
         return slot !== -1 && this.states[slot] === state_reading;
     }
@@ -148,6 +151,7 @@ export class BlockCache {
         if (slot === -1) return;
         assert(this.states[slot] === state_ready, 'lsm: a block released while read');
         this.addresses[slot] = 0;
+        assert(this.find(address) === -1);
         this.states[slot] = state_empty;
         this.counts[slot] = 0;
     }

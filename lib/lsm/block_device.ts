@@ -86,6 +86,7 @@ export class MemoryBlockDevice implements BlockDevice {
     }
 
     get in_flight(): number {
+        assert(this.submitted <= this.queued);
         return this.queued;
     }
 
@@ -95,14 +96,18 @@ export class MemoryBlockDevice implements BlockDevice {
     }
 
     acquire(): number {
-        return this.free_set.acquire();
+        const address = this.free_set.acquire();
+        assert(address === 0 || this.free_set.is_acquired(address));
+        return address;
     }
 
     release(address: number): void {
         this.free_set.release(address);
+        assert(!this.free_set.is_acquired(address));
     }
 
     read(tag: number, address: number, memory_offset: number, size_bytes: number): void {
+        assert(this.free_set.is_acquired(address), 'lsm: a read of a free block');
         this.enqueue(kind_read, tag, address, memory_offset, size_bytes);
     }
 
@@ -127,6 +132,7 @@ export class MemoryBlockDevice implements BlockDevice {
     }
 
     submit(): void {
+        assert(this.submitted <= this.queued);
         this.submitted = this.queued;
     }
 
@@ -160,6 +166,7 @@ export class MemoryBlockDevice implements BlockDevice {
     }
 
     private swap(a: number, b: number): void {
+        assert(a >= 0 && b >= 0 && a < this.submitted && b < this.submitted);
         swap_in(this.op_kind, a, b);
         swap_in(this.op_tag, a, b);
         swap_in(this.op_address, a, b);
@@ -225,14 +232,18 @@ export class StorageBlockDevice implements BlockDevice, StorageCompletionTarget 
     }
 
     acquire(): number {
-        return this.free_set.acquire();
+        const address = this.free_set.acquire();
+        assert(address === 0 || this.free_set.is_acquired(address));
+        return address;
     }
 
     release(address: number): void {
         this.free_set.release(address);
+        assert(!this.free_set.is_acquired(address));
     }
 
     read(tag: number, address: number, memory_offset: number, size_bytes: number): void {
+        assert(this.free_set.is_acquired(address), 'lsm: a read of a free block');
         const slot = this.slot_take(kind_read, tag, address, size_bytes);
         this.storage.read(this.storage_target, slot, Zone.grid,
             (address - 1) * this.block_size_bytes, memory_offset, size_bytes);
@@ -264,6 +275,7 @@ export class StorageBlockDevice implements BlockDevice, StorageCompletionTarget 
     }
 
     tick(): number {
+        assert(this.target !== null);
         return this.storage.tick();
     }
 
@@ -283,6 +295,7 @@ export class StorageBlockDevice implements BlockDevice, StorageCompletionTarget 
 
 function swap_in(array: Uint8Array | Int32Array | Uint32Array | Float64Array, a: number,
     b: number): void {
+    assert(a < array.length && b < array.length);
     const value = array[a]!;
     array[a] = array[b]!;
     array[b] = value;

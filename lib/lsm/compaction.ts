@@ -72,6 +72,7 @@ export class TableWriter {
             this.data_stale = false;
         }
         const index = this.data_count;
+        assert(iterator.state === iterator_ready);
         key_copy(this.words, (this.data_offset + layout.data_key_offset(index)) / 4,
             iterator.keys, iterator.key_word, layout.key_words);
         const value_word = (this.data_offset + layout.data_value_offset(index)) / 4;
@@ -83,13 +84,16 @@ export class TableWriter {
                 1 << (index & 31);
         }
         this.data_count += 1;
+        assert(this.data_count <= layout.data_entry_count_max);
     }
 
     get data_full(): boolean {
+        assert(this.data_count <= this.layout.data_entry_count_max);
         return this.data_count === this.layout.data_entry_count_max;
     }
 
     get table_full(): boolean {
+        assert(this.data_block_count <= this.layout.data_block_count_max);
         return this.data_block_count === this.layout.data_block_count_max;
     }
 
@@ -116,10 +120,12 @@ export class TableWriter {
         reference_write(this.memory, this.index_offset + layout.index_reference_offset(slot),
             this.memory, this.data_offset);
         io.block_write(address, this.data_offset);
+        assert(this.data_block_count < layout.data_block_count_max);
         this.data_block_count += 1;
         this.table_entry_count += this.data_count;
         this.data_count = 0;
         this.data_stale = true;
+        assert(this.table_entry_count <= layout.table_entry_count_max);
     }
 
     /** Seals and writes the index block; returns its address (the reference is in the block). */
@@ -129,6 +135,7 @@ export class TableWriter {
         assert(address >= 1, 'lsm: the grid is full');
         lsm_block_seal(this.memory, this.index_offset, this.layout, cluster, address, snapshot,
             block_type_index, tree_id, this.data_block_count, this.table_entry_count);
+        assert(this.table_entry_count >= this.data_block_count);
         io.block_write(address, this.index_offset);
         this.data_block_count = 0;
         this.table_entry_count = 0;
@@ -156,14 +163,18 @@ export class JobOutputs {
     }
 
     clear(): void {
+        assert(this.count <= this.entry_count.length);
         this.key_min.fill(0);
         this.key_max.fill(0);
         this.references.fill(0);
+        this.data_block_count.fill(0);
+        this.entry_count.fill(0);
         this.count = 0;
     }
 }
 
 function iterator_needs_block(iterator: EntryIterator): boolean {
+    assert(iterator.state >= iterator_done && iterator.state <= iterator_need_data);
     return iterator.state === iterator_need_index || iterator.state === iterator_need_data;
 }
 
@@ -248,6 +259,8 @@ export class CompactionJob {
         const key_max_word = immutable.order[immutable.count - 1]! * key_words;
         this.source_memory.start(immutable, 0);
         this.source = this.source_memory;
+        assert(key_compare(immutable.keys, key_min_word, immutable.keys, key_max_word,
+            key_words) <= 0);
         this.start_common(immutable.keys, key_min_word, immutable.keys, key_max_word,
             immutable.count, beat_count, snapshot);
     }
@@ -264,11 +277,13 @@ export class CompactionJob {
         const start = manifest.lower_bound(this.target_level, manifest.key_min[level]!, key_word);
         if (manifest.overlap_count(this.target_level, start, manifest.key_max[level]!,
             key_word) === 0) return false;
+        assert(position >= 0 && position < manifest.counts[level]!);
         this.source_position = position;
         this.source_iterator.start(level, position, position + 1, null, 0, this.source_releases);
         this.source = this.source_iterator;
         this.start_common(manifest.key_min[level]!, key_word, manifest.key_max[level]!, key_word,
             manifest.entry_count[level]![position]!, beat_count, snapshot);
+        assert(this.target_count >= 1 && this.active);
         return true;
     }
 
@@ -298,6 +313,7 @@ export class CompactionJob {
     }
 
     private totals(source_entries: number, beat_count: number): void {
+        assert(source_entries >= 1 && beat_count >= 1);
         let total = source_entries;
         for (let index = 0; index < this.target_count; index++) {
             total += this.manifest.entry_count[this.target_level]![this.target_start + index]!;
@@ -310,6 +326,7 @@ export class CompactionJob {
 
     beat_start(): void {
         assert(this.active);
+        assert(this.entries_consumed <= this.entries_total);
         this.beat_consumed = 0;
     }
 
@@ -346,6 +363,8 @@ export class CompactionJob {
     private merge_one(): void {
         const source = this.source;
         const target = this.target_iterator;
+        assert(source.state === iterator_ready || target.state === iterator_ready);
+        assert(!this.writer.data_full);
         let taken: EntryIterator = source.state === iterator_ready ? source : target;
         if (source.state === iterator_ready && target.state === iterator_ready) {
             const order = key_compare(source.keys, source.key_word, target.keys, target.key_word,
@@ -373,6 +392,7 @@ export class CompactionJob {
     }
 
     private data_flush(io: CompactionIo): void {
+        assert(this.writer.data_count >= 1);
         this.writer.data_flush(io, this.cluster, this.tree_id, this.snapshot);
         this.blocks_written += 1;
         if (this.writer.table_full) this.table_flush(io);
@@ -399,14 +419,17 @@ export class CompactionJob {
             writer.index_offset);
         this.blocks_written += 1;
         outputs.count += 1;
+        assert(outputs.data_block_count[index]! >= 1 && outputs.entry_count[index]! >= 1);
     }
 
     private finish(io: CompactionIo): number {
         assert(this.entries_consumed === this.entries_total, 'lsm: compaction lost entries');
+        assert(this.source.state === iterator_done);
         this.finishing = true;
         const blocks = this.blocks_written;
         if (this.writer.data_count > 0) this.data_flush(io);
         if (this.writer.data_block_count > 0) this.table_flush(io);
+        assert(this.writer.data_count === 0 && this.writer.data_block_count === 0);
         return this.blocks_written > blocks ? step_io : step_installable;
     }
 

@@ -57,11 +57,13 @@ export class MemoryTableIterator implements EntryIterator {
     }
 
     private current(): void {
+        assert(this.position <= this.table.count);
         if (this.position >= this.table.count) {
             this.state = iterator_done;
             return;
         }
         const entry = this.table.order[this.position]!;
+        assert(entry < this.table.count);
         this.key_word = entry * this.table.key_words;
         this.value_word = entry * this.table.value_words;
         this.tombstone = this.table.tombstones[entry] === 1;
@@ -75,6 +77,7 @@ export class MemoryTableIterator implements EntryIterator {
     }
 
     stop(): void {
+        assert(this.state === iterator_ready || this.state === iterator_done);
         this.state = iterator_done;
     }
 }
@@ -153,6 +156,7 @@ export class LevelIterator implements EntryIterator {
     }
 
     pending_buffer_offset(): number {
+        assert(!this.loading);
         assert(this.state === iterator_need_index || this.state === iterator_need_data);
         return this.state === iterator_need_index ? this.index_offset : this.data_offset;
     }
@@ -171,6 +175,8 @@ export class LevelIterator implements EntryIterator {
 
     private index_loaded(): void {
         this.data_block_count = block_count(this.memory, this.index_offset);
+        assert(this.data_block_count >= 1 && this.data_block_count <=
+            this.layout.data_block_count_max);
         this.data_block_position = 0;
         if (this.seek) {
             // The table was chosen with key_max >= seek_key, so some data block qualifies.
@@ -184,6 +190,7 @@ export class LevelIterator implements EntryIterator {
 
     private data_loaded(): void {
         this.entry_count = block_count(this.memory, this.data_offset);
+        assert(this.entry_count >= 1 && this.entry_count <= this.layout.data_entry_count_max);
         this.entry_position = 0;
         if (this.seek) {
             this.entry_position = keys_lower_bound(this.words,
@@ -197,6 +204,7 @@ export class LevelIterator implements EntryIterator {
 
     private current(): void {
         const layout = this.layout;
+        if (this.entry_position >= this.entry_count) assert.fail('lsm: past the block end');
         this.key_word = (this.data_offset + layout.data_key_offset(this.entry_position)) / 4;
         this.value_word = (this.data_offset + layout.data_value_offset(this.entry_position)) / 4;
         const bits = this.words[(this.data_offset + layout.data_tombstones_offset) / 4 +
@@ -207,6 +215,7 @@ export class LevelIterator implements EntryIterator {
 
     advance(): void {
         assert(this.state === iterator_ready);
+        assert(this.entry_position < this.entry_count);
         this.entry_position += 1;
         if (this.entry_position < this.entry_count) {
             this.current();

@@ -47,6 +47,7 @@ export function keys_lower_bound(keys: Uint32Array, keys_word: number, count: nu
 
 export function key_copy(target: Uint32Array, target_word: number, source: Uint32Array,
     source_word: number, key_words: number): void {
+    if (target_word + key_words > target.length) assert.fail('lsm: key copy past the end');
     for (let word = 0; word < key_words; word++) {
         target[target_word + word] = source[source_word + word]!;
     }
@@ -56,6 +57,7 @@ export function key_copy(target: Uint32Array, target_word: number, source: Uint3
 export function key_from_bigint(target: Uint32Array, target_word: number, value: bigint,
     key_words: number): void {
     assert(value >= 0n && value < 1n << BigInt(32 * key_words), 'lsm: key out of range');
+    assert(target_word + key_words <= target.length);
     let rest = value;
     for (let word = 0; word < key_words; word++) {
         target[target_word + word] = Number(rest & 0xffffffffn);
@@ -66,6 +68,7 @@ export function key_from_bigint(target: Uint32Array, target_word: number, value:
 
 export function key_to_bigint(source: Uint32Array, source_word: number, key_words: number): bigint {
     assert(key_words >= 1 && key_words <= key_words_max);
+    assert(source_word + key_words <= source.length);
     let value = 0n;
     for (let word = key_words - 1; word >= 0; word--) {
         value = (value << 32n) | BigInt(source[source_word + word]!);

@@ -41,6 +41,7 @@ export class Manifest {
     }
 
     table_count_total(): number {
+        assert(this.counts.length === this.level_count);
         let total = 0;
         for (let level = 0; level < this.level_count; level++) total += this.counts[level]!;
         return total;
@@ -48,6 +49,7 @@ export class Manifest {
 
     /** The first table in `level` whose key_max is >= key; `counts[level]` when none. */
     lower_bound(level: number, key: Uint32Array, key_word: number): number {
+        assert(level >= 0 && level < this.level_count);
         return keys_lower_bound(this.key_max[level]!, 0, this.counts[level]!, this.key_words,
             key, key_word);
     }
@@ -75,7 +77,9 @@ export class Manifest {
 
     index_address(level: number, position: number): number {
         assert(position >= 0 && position < this.counts[level]!);
-        return reference_address(this.references[level]!, position * reference_size);
+        const address = reference_address(this.references[level]!, position * reference_size);
+        assert(address >= 1, 'lsm: a table without an index block');
+        return address;
     }
 
     /** Inserts a table at its place by key; it must not overlap its neighbours. */

@@ -86,6 +86,7 @@ export class TableLayout {
 
     /** The byte offset of data block entry `index`'s key inside its block. */
     data_key_offset(index: number): number {
+        if (!(index >= 0)) assert.fail('lsm: a negative entry index');
         return header_size + index * this.key_size_bytes;
     }
 
@@ -128,6 +129,7 @@ export function lsm_block_seal(bytes: Uint8Array, offset: number, layout: TableL
 
 /** Entries of a data block, or data blocks of an index block. */
 export function block_count(bytes: Uint8Array, offset: number): number {
+    if (!(offset >= 0 && offset % 4 === 0)) assert.fail('lsm: a block off its alignment');
     return u32_read(bytes, offset + m_count);
 }
 

@@ -49,6 +49,7 @@ export class MemoryTable {
     }
 
     private hash(key: Uint32Array, key_word: number): number {
+        if (key_word + this.key_words > key.length) assert.fail('lsm: key outside its array');
         let hash = 0x811c9dc5;
         for (let word = 0; word < this.key_words; word++) {
             hash = Math.imul(hash ^ key[key_word + word]!, 0x9e3779b1);
@@ -75,6 +76,7 @@ export class MemoryTable {
     }
 
     get full(): boolean {
+        assert(this.count <= this.entry_count_max);
         return this.count === this.entry_count_max;
     }
 
@@ -99,9 +101,11 @@ export class MemoryTable {
         }
         this.tombstones[entry] = tombstone ? 1 : 0;
         this.order_fresh = false;
+        assert(this.find(key, key_word) === entry);
     }
 
     private hash_insert(key: Uint32Array, key_word: number, entry: number): void {
+        assert(entry < this.entry_count_max);
         let slot = this.hash(key, key_word);
         for (let probe = 0; probe <= this.hash_mask; probe++) {
             if (this.hash_slots[slot] === 0) {
@@ -118,6 +122,7 @@ export class MemoryTable {
         assert(!this.sorted);
         this.order_build();
         this.sorted = true;
+        assert(this.order_fresh);
     }
 
     /**
@@ -129,6 +134,7 @@ export class MemoryTable {
         for (let index = 0; index < this.count; index++) this.order[index] = index;
         this.order.subarray(0, this.count).sort(this.order_compare);
         this.order_fresh = true;
+        assert(this.count <= this.entry_count_max);
         for (let index = 1; index < this.count; index++) {
             const previous = this.order[index - 1]! * this.key_words;
             if (key_compare(this.keys, previous, this.keys, this.order[index]! * this.key_words,
@@ -154,6 +160,7 @@ export class MemoryTable {
 
     /** Empties the table for reuse; zeroes what was used so no old entry can leak out. */
     clear(): void {
+        assert(this.count <= this.entry_count_max);
         this.keys.fill(0, 0, this.count * this.key_words);
         this.values.fill(0, 0, this.count * this.value_words);
         this.tombstones.fill(0, 0, this.count);

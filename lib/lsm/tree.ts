@@ -96,6 +96,7 @@ export class TreeStatistics {
     rounds = 0;
 
     write_amplification(): number {
+        assert(this.entries_put >= 0 && this.entries_written >= 0);
         return this.entries_put === 0 ? 0 : this.entries_written / this.entries_put;
     }
 }
@@ -105,13 +106,15 @@ export function level_table_budget(growth_factor: number, level: number): number
     return growth_factor ** (level + 1);
 }
 
-/** Each level's table capacity: its budget, with room for the tables a bar adds before it drains. */
+/** A level's table capacity: its budget, and room for the tables a bar adds before it drains. */
 export function level_tables_max(growth_factor: number, level: number): number {
+    assert(Number.isInteger(growth_factor) && level < 16);
     return 2 * level_table_budget(growth_factor, level) + 4;
 }
 
 export function tree_buffer_count(options: TreeOptions, block_size_bytes: number): number {
     const cache = BlockCache.slot_count_for(options.cache_size_bytes, block_size_bytes);
+    assert(cache >= 16 && options.level_count >= 1);
     return cache + 2 * options.level_count + CompactionJob.buffer_count * options.level_count;
 }
 
@@ -175,6 +178,7 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
             options.bar_entry_count_max);
         const levels = options.level_count;
         this.level_budgets = new Uint32Array(levels);
+        assert(options.growth_factor >= 2 && options.bar_entry_count_max >= 1);
         const tables_max: number[] = [];
         for (let level = 0; level < levels; level++) {
             this.level_budgets[level] = level_table_budget(options.growth_factor, level);
@@ -190,7 +194,9 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
         const scan_offset = memory_offset + slots * block;
         const jobs_offset = scan_offset + 2 * levels * block;
         this.jobs = this.jobs_make(jobs_offset, tables_max);
+        // Lookups read one block each per round; scans one per level; jobs two per level.
         const reads_max = options.lookup_count_max + 3 * levels;
+        assert(reads_max >= 4);
         this.read_references = new Uint8Array(reads_max * reference_size);
         this.read_offsets = new Float64Array(reads_max);
         this.read_types = new Uint8Array(reads_max);
@@ -212,9 +218,13 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
         this.scan_levels = [];
         for (let level = 0; level < levels; level++) {
             this.scan_levels.push(new LevelIterator(this.memory, this.words, this.layout,
-                this.manifest, scan_offset + 2 * level * block, scan_offset + (2 * level + 1) * block));
+                this.manifest, scan_offset + 2 * level * block,
+                scan_offset + (2 * level + 1) * block));
         }
         this.scan_sources = [this.scan_mutable, this.scan_immutable, ...this.scan_levels];
+        assert.equal(this.scan_sources.length, levels + 2);
+        assert(jobs_offset + levels * CompactionJob.buffer_count * block <=
+            memory_offset + tree_buffer_count(options, block) * block);
         device.target_set(this);
     }
 
@@ -240,22 +250,26 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
     }
 
     get idle(): boolean {
+        assert(this.operation !== operation_idle || this.io_in_flight === 0);
         return this.operation === operation_idle;
     }
 
     /** Puts left in this bar (the mutable table's free entries). */
     get bar_entries_free(): number {
+        assert(this.mutable.count <= this.mutable.entry_count_max);
         return this.mutable.entry_count_max - this.mutable.count;
     }
 
     put(key: Uint32Array, key_word: number, value: Uint32Array, value_word: number): void {
         assert(this.operation !== operation_scan, 'lsm: a put during a scan');
+        assert(key_word + this.options.key_words <= key.length);
         this.mutable.put(key, key_word, value, value_word, false);
         this.statistics.entries_put += 1;
     }
 
     remove(key: Uint32Array, key_word: number): void {
         assert(this.operation !== operation_scan, 'lsm: a remove during a scan');
+        assert(key_word + this.options.key_words <= key.length);
         this.mutable.put(key, key_word, key, key_word, true);
         this.statistics.entries_put += 1;
     }
@@ -274,6 +288,8 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
         this.io_in_flight += 1;
         this.statistics.blocks_read += 1;
         const address = reference_address(reference, reference_offset);
+        assert(address >= 1, 'lsm: a read of no block');
+        assert(memory_offset % 4 === 0);
         this.device.read(slot, address, memory_offset, this.layout.block_size_bytes);
     }
 
@@ -294,15 +310,20 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
         if (cache_slot >= 0) this.cache.fill_complete(cache_slot);
         this.read_free[this.read_free_count] = slot;
         this.read_free_count += 1;
+        assert(this.read_free_count <= this.read_free.length);
         this.io_complete();
     }
 
     block_acquire(): number {
-        return this.device.acquire();
+        assert(this.operation === operation_beat, 'lsm: only compaction writes blocks');
+        const address = this.device.acquire();
+        assert(address >= 1, 'lsm: the grid is full');
+        return address;
     }
 
     block_write(address: number, memory_offset: number): void {
         assert(this.operation === operation_beat);
+        assert(address >= 1 && memory_offset % this.layout.block_size_bytes === 0);
         this.io_in_flight += 1;
         this.statistics.blocks_written += 1;
         this.device.write(0, address, memory_offset, this.layout.block_size_bytes);
@@ -358,6 +379,7 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
     private iterators_loaded(iterators: readonly LevelIterator[]): void {
         for (const iterator of iterators) {
             if (!iterator.loading) continue;
+            assert(this.io_in_flight === 0, 'lsm: a block used before its read completed');
             iterator.loading = false;
             const reference = iterator.pending_reference_bytes();
             iterator.loaded(reference_address(reference, iterator.pending_reference_offset()));
@@ -383,11 +405,14 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
         }
         this.operation = operation_lookup;
         this.lookup_round();
+        assert(this.operation === operation_idle || this.io_in_flight > 0);
     }
 
     private lookup_memory(index: number, table: MemoryTable): boolean {
+        assert(index < this.lookup_count);
         const entry = table.find(this.lookup_keys, index * this.options.key_words);
         if (entry === -1) return false;
+        assert(entry < table.count);
         this.lookup_steps[index] = step_done;
         if (table.tombstones[entry] === 1) {
             this.lookup_status[index] = lookup_absent;
@@ -401,12 +426,14 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
     }
 
     private lookup_round(): void {
+        assert(this.operation === operation_lookup && this.io_in_flight === 0);
         let reading = false;
         for (let index = 0; index < this.lookup_count; index++) {
             if (this.lookup_steps[index] === step_done) continue;
             if (this.lookup_advance(index)) reading = true;
         }
         if (reading) {
+            assert(this.io_in_flight > 0);
             this.device.submit();
             return;
         }
@@ -422,6 +449,7 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
     private lookup_advance(index: number): boolean {
         const reference_offset = index * reference_size;
         const levels = this.options.level_count;
+        assert(this.lookup_status[index] === lookup_pending);
         for (let hop = 0; hop < 3 * levels + 1; hop++) {
             const step = this.lookup_steps[index]!;
             if (step === step_table) {
@@ -454,6 +482,7 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
 
     /** Finds the level's table that may hold the key, or moves to the next level. */
     private lookup_table(index: number): void {
+        assert(this.lookup_steps[index] === step_table);
         const key_word = index * this.options.key_words;
         for (let level = this.lookup_levels[index]!; level < this.options.level_count; level++) {
             const position = this.manifest.find(level, this.lookup_keys, key_word);
@@ -479,6 +508,7 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
         const layout = this.layout;
         const key_word = index * layout.key_words;
         const count = block_count(this.memory, offset);
+        assert(count >= 1 && count <= layout.data_block_count_max);
         const position = keys_lower_bound(this.words, (offset + layout.index_key_max_offset) / 4,
             count, layout.key_words, this.lookup_keys, key_word);
         if (position === count || key_compare(this.lookup_keys, key_word, this.words,
@@ -495,6 +525,7 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
         const layout = this.layout;
         const key_word = index * layout.key_words;
         const count = block_count(this.memory, offset);
+        assert(count >= 1 && count <= layout.data_entry_count_max);
         const position = keys_lower_bound(this.words, (offset + layout.data_key_offset(0)) / 4,
             count, layout.key_words, this.lookup_keys, key_word);
         if (position === count || key_compare(this.lookup_keys, key_word, this.words,
@@ -539,9 +570,11 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
         }
         this.operation = operation_scan;
         this.scan_round();
+        assert(this.operation === operation_idle || this.io_in_flight > 0);
     }
 
     private scan_round(): void {
+        assert(this.operation === operation_scan && this.io_in_flight === 0);
         this.iterators_loaded(this.scan_levels);
         // Each pass either issues reads, or consumes at least one block's entries, or ends.
         let blocks = 2;
@@ -566,6 +599,7 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
             }
             if (!filled) continue;
             if (this.scan_merge()) {
+                assert(this.scan_count <= this.scan_limit);
                 this.operation = operation_idle;
                 return;
             }
@@ -578,6 +612,7 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
         const key_words = this.options.key_words;
         const value_words = this.options.value_words;
         const sources = this.scan_sources;
+        assert(this.scan_count < this.scan_limit);
         const entries_max = 2 * this.options.bar_entry_count_max +
             this.options.level_count * this.layout.data_entry_count_max + 1;
         for (let emitted = 0; emitted < entries_max; emitted++) {
@@ -616,6 +651,7 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
     /** The newest source at the smallest key within the range; sources past it stop. */
     private scan_minimum(): EntryIterator | null {
         const key_words = this.options.key_words;
+        assert(this.scan_sources.length === this.options.level_count + 2);
         let minimum: EntryIterator | null = null;
         for (const source of this.scan_sources) {
             if (source.state !== iterator_ready) continue;
@@ -645,6 +681,7 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
         for (const job of this.jobs) if (job.active) job.beat_start();
         this.operation = operation_beat;
         this.beat_round();
+        assert(this.operation === operation_idle || this.io_in_flight > 0);
     }
 
     private bar_start(): void {
@@ -655,6 +692,7 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
             this.immutable = this.mutable;
             this.mutable = table;
             this.immutable.sort();
+            assert(this.mutable.count === 0 && this.immutable.count > 0);
         }
         this.jobs_start(0);
     }
@@ -670,10 +708,12 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
 
     /** Starts the compactions out of the levels of this parity that are over budget. */
     private jobs_start(parity: number): void {
+        assert(parity === 0 || parity === 1);
         const half = this.options.bar_beat_count / 2;
         for (let level = parity; level + 1 < this.options.level_count; level += 2) {
             if (this.manifest.counts[level]! <= this.level_budgets[level]!) continue;
             const position = this.table_least_overlap(level);
+            assert(position < this.manifest.counts[level]!);
             if (!this.jobs[level + 1]!.start_table(position, half, this.beat)) {
                 this.table_move(level, position);
             }
@@ -684,6 +724,7 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
     private table_least_overlap(level: number): number {
         const manifest = this.manifest;
         const key_words = this.options.key_words;
+        assert(manifest.counts[level]! >= 1 && level + 1 < manifest.level_count);
         let best = 0;
         let best_overlap = Number.MAX_SAFE_INTEGER;
         for (let position = 0; position < manifest.counts[level]!; position++) {
@@ -707,6 +748,7 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
     private table_move(level: number, position: number): void {
         const manifest = this.manifest;
         const key_words = this.options.key_words;
+        assert(key_words <= 8 && position < manifest.counts[level]!);
         key_copy(this.move_keys, 0, manifest.key_min[level]!, position * key_words, key_words);
         key_copy(this.move_keys, 8, manifest.key_max[level]!, position * key_words, key_words);
         reference_copy(this.move_reference, 0, manifest.references[level]!,
@@ -715,22 +757,29 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
         const entries = manifest.entry_count[level]![position]!;
         const snapshot = manifest.snapshot_min[level]![position]!;
         manifest.remove(level, position);
+        const tables = manifest.table_count_total();
         manifest.insert(level + 1, this.move_keys, 0, this.move_keys, 8, this.move_reference, 0,
             snapshot, blocks, entries);
+        assert.equal(manifest.table_count_total(), tables + 1);
         this.statistics.tables_moved += 1;
     }
 
     private beat_round(): void {
+        assert(this.operation === operation_beat && this.io_in_flight === 0);
         let io = false;
+        // Every read of the last round has completed: the blocks are handed over first.
+        for (const job of this.jobs) {
+            if (job.active) this.iterators_loaded([job.source_iterator, job.target_iterator]);
+        }
         // Jobs run in level order, so blocks are acquired in the same order on every replica.
         for (const job of this.jobs) {
             if (!job.active) continue;
-            this.iterators_loaded([job.source_iterator, job.target_iterator]);
             const step = job.step(this);
             if (step === step_io) io = true;
             if (step === step_installable) this.install(job);
         }
         if (io) {
+            assert(this.io_in_flight > 0);
             this.device.submit();
             return;
         }
@@ -748,6 +797,8 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
         const manifest = this.manifest;
         const target = job.target_level;
         const key_words = this.options.key_words;
+        // Other jobs may have I/O in flight: they touch other levels and other blocks.
+        assert(job.active && this.operation === operation_beat);
         let blocks = 0;
         for (let index = job.target_count - 1; index >= 0; index--) {
             blocks += manifest.data_block_count[target]![job.target_start + index]! + 1;
@@ -760,11 +811,13 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
             this.immutable.clear();
         }
         const outputs = job.outputs;
+        const tables = manifest.counts[target]!;
         for (let index = 0; index < outputs.count; index++) {
             manifest.insert(target, outputs.key_min, index * key_words, outputs.key_max,
                 index * key_words, outputs.references, index * reference_size, this.beat,
                 outputs.data_block_count[index]!, outputs.entry_count[index]!);
         }
+        assert.equal(manifest.counts[target], tables + outputs.count);
         const source_count = job.source_level >= 0 ? job.source_iterator.release_count : 0;
         const target_count = job.target_iterator.release_count;
         assert.equal(source_count + target_count, blocks, 'lsm: a job read each input once');
@@ -782,6 +835,7 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
         assert(count <= addresses.length);
         for (let index = 0; index < count; index++) {
             const address = addresses[index]!;
+            assert(address >= 1);
             this.cache.remove(address);
             this.device.release(address);
         }
@@ -789,6 +843,7 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
 
     /** Tables in each level (tests and reports). */
     level_table_counts(): number[] {
+        assert(this.manifest.counts.length === this.options.level_count);
         return Array.from(this.manifest.counts);
     }
 }
