@@ -296,6 +296,7 @@ export class CompactionJob {
         this.target_start = manifest.lower_bound(target, keys_min, key_min_word);
         this.target_count = manifest.overlap_count(target, this.target_start, keys_max,
             key_max_word);
+        this.target_neighbours_take();
         assert(this.target_count <= this.target_releases.length /
             (this.layout.data_block_count_max + 1), 'lsm: a compaction has too many inputs');
         this.target_iterator.start(target, this.target_start,
@@ -310,6 +311,27 @@ export class CompactionJob {
         this.finishing = false;
         this.active = true;
         this.totals(source_entries, beat_count);
+    }
+
+    /**
+     * Takes in a less than half full table on either side of the overlap: a job's last output is
+     * rarely full, and without this the partly filled tables of a level would only accumulate.
+     */
+    private target_neighbours_take(): void {
+        const manifest = this.manifest;
+        const level = this.target_level;
+        const half = this.layout.table_entry_count_max / 2;
+        assert(this.target_start >= 0 && half >= 1);
+        const before = this.target_start - 1;
+        if (before >= 0 && manifest.entry_count[level]![before]! < half) {
+            this.target_start = before;
+            this.target_count += 1;
+        }
+        const after = this.target_start + this.target_count;
+        if (after < manifest.counts[level]! && manifest.entry_count[level]![after]! < half) {
+            this.target_count += 1;
+        }
+        assert(this.target_start + this.target_count <= manifest.counts[level]!);
     }
 
     private totals(source_entries: number, beat_count: number): void {

@@ -144,6 +144,7 @@ export class LevelIterator implements EntryIterator {
 
     /** Where the reference of the block this iterator needs lies: bytes and offset. */
     pending_reference_bytes(): Uint8Array {
+        assert(this.table_position < this.table_end);
         assert(this.state === iterator_need_index || this.state === iterator_need_data);
         return this.state === iterator_need_index ? this.manifest.references[this.level]! :
             this.memory;

@@ -106,10 +106,17 @@ export function level_table_budget(growth_factor: number, level: number): number
     return growth_factor ** (level + 1);
 }
 
-/** A level's table capacity: its budget, and room for the tables a bar adds before it drains. */
-export function level_tables_max(growth_factor: number, level: number): number {
-    assert(Number.isInteger(growth_factor) && level < 16);
-    return 2 * level_table_budget(growth_factor, level) + 4;
+/**
+ * A level's table capacity: twice its budget, room for the tables a bar adds before it drains and
+ * for partly filled tables (a job's last output table is rarely full). The deepest level never
+ * drains: its capacity is the tree's, four times its budget.
+ */
+export function level_tables_max(growth_factor: number, level: number,
+    level_count: number): number {
+    assert(Number.isInteger(growth_factor) && level < level_count && level_count <= 16);
+    const budget = level_table_budget(growth_factor, level);
+    assert(Number.isSafeInteger(budget * 4 + 4), 'lsm: too many levels for the growth factor');
+    return (level === level_count - 1 ? 4 : 2) * budget + 4;
 }
 
 export function tree_buffer_count(options: TreeOptions, block_size_bytes: number): number {
@@ -182,7 +189,7 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
         const tables_max: number[] = [];
         for (let level = 0; level < levels; level++) {
             this.level_budgets[level] = level_table_budget(options.growth_factor, level);
-            tables_max.push(level_tables_max(options.growth_factor, level));
+            tables_max.push(level_tables_max(options.growth_factor, level, levels));
         }
         this.manifest = new Manifest(levels, options.key_words, tables_max);
         const slots = BlockCache.slot_count_for(options.cache_size_bytes, block);
@@ -234,9 +241,10 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
         for (let level = 0; level < this.options.level_count; level++) {
             // Job 0 merges the immutable table with any of level 0. Job L picks the table of
             // level L - 1 (over budget) that overlaps least: by pigeonhole it overlaps at most
-            // tables_max(L) / budget(L - 1) + 1 tables of level L.
+            // tables_max(L) / budget(L - 1) + 1 tables of level L, and takes in at most two
+            // small neighbours.
             const target_tables_max = level === 0 ? tables_max[0]! :
-                Math.ceil(tables_max[level]! / this.level_budgets[level - 1]!) + 2;
+                Math.ceil(tables_max[level]! / this.level_budgets[level - 1]!) + 4;
             jobs.push(new CompactionJob({
                 layout: this.layout, manifest: this.manifest, cluster: this.options.cluster,
                 tree_id: this.options.tree_id, target_level: level, memory: this.memory,
