@@ -66,7 +66,8 @@ function main(): void {
     console.log(`write amplification ${statistics.write_amplification().toFixed(2)} ` +
         `(entries written ${statistics.entries_written} / put ${statistics.entries_put}); ` +
         `blocks written ${statistics.blocks_written}, moved tables ${statistics.tables_moved}; ` +
-        `levels ${tree.level_table_counts().join(' ')}`);
+        `levels ${tree.level_table_counts().join(' ')}; busiest beat merged ` +
+        `${statistics.beat_entries_max} entries`);
     lookups_measure(tree, device, keys, prng);
 }
 

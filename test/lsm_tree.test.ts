@@ -212,3 +212,29 @@ test('lsm tree: a corrupt block is refused with its address', () => {
         error instanceof BlockRefusal && error.address === address &&
         /block \d+ refused/.test(error.message));
 });
+
+test('lsm tree: compaction is paced: an even share of its input per beat of its half-bar', () => {
+    const { tree, device } = tree_make(options_small(), 1024, 9);
+    const bar = tree.options.bar_beat_count;
+    const count = tree.options.bar_entry_count_max;
+    for (let key = 0; key < count; key++) put(tree, null, BigInt(key * 7), BigInt(key));
+    // First half-bar: the puts become the immutable table; nothing on disk to compact yet.
+    beats(tree, device, bar / 2);
+    assert.equal(tree.statistics.beat_entries_max, 0);
+    assert.deepEqual(tree.level_table_counts(), [0, 0, 0, 0]);
+    // Second half: the immutable table is merged into level 0, a quota per beat.
+    const quota = Math.ceil(count / (bar / 2));
+    for (let beat = 0; beat < bar / 2; beat++) {
+        beats(tree, device, 1);
+        assert.equal(tree.statistics.beat_entries_last, Math.min(quota, count - beat * quota));
+        assert.equal(tree.manifest.table_count_total(), beat === bar / 2 - 1 ? 1 : 0);
+    }
+    assert.equal(tree.manifest.entry_count[0]![0], count);
+    assert.equal(tree.statistics.entries_written, count);
+    assert.equal(tree.statistics.write_amplification(), 1);
+    // A second table that overlaps the first: merged with it, so the bytes written double.
+    for (let key = 0; key < count; key++) put(tree, null, BigInt(key * 7 + 1), BigInt(key));
+    beats(tree, device, bar);
+    assert.equal(tree.statistics.entries_written, count + 2 * count);
+    assert.equal(tree.statistics.beat_entries_max, Math.ceil(2 * count / (bar / 2)));
+});

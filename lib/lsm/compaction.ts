@@ -206,7 +206,8 @@ export class CompactionJob {
     entries_total = 0;
     entries_consumed = 0;
     private quota = 0;
-    private beat_consumed = 0;
+    /** Input entries consumed in the current beat (at most the quota, + 1 for a shadowed key). */
+    beat_consumed = 0;
     /** Entries written in data blocks (write amplification) and blocks written. */
     entries_written = 0;
     blocks_written = 0;
@@ -376,7 +377,10 @@ export class CompactionJob {
                 this.target_iterator.state === iterator_done) {
                 return this.finish(io);
             }
-            if (this.beat_consumed >= this.quota) return step_quota;
+            if (this.beat_consumed >= this.quota) {
+                assert(this.beat_consumed <= this.quota + 1, 'lsm: a beat overran its quota');
+                return step_quota;
+            }
             this.merge_one();
         }
         assert.fail('lsm: a compaction step did not reach I/O, its quota or its end');

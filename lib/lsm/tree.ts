@@ -94,6 +94,9 @@ export class TreeStatistics {
     blocks_read = 0;
     tables_moved = 0;
     rounds = 0;
+    /** Compaction input entries consumed by the last beat, and by the busiest beat so far. */
+    beat_entries_last = 0;
+    beat_entries_max = 0;
 
     write_amplification(): number {
         assert(this.entries_put >= 0 && this.entries_written >= 0);
@@ -686,7 +689,11 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
         const phase = this.beat % this.options.bar_beat_count;
         if (phase === 0) this.bar_start();
         if (phase === half) this.half_bar_start();
-        for (const job of this.jobs) if (job.active) job.beat_start();
+        for (const job of this.jobs) {
+            // A job installed in an earlier beat has nothing to count in this one.
+            job.beat_consumed = 0;
+            if (job.active) job.beat_start();
+        }
         this.operation = operation_beat;
         this.beat_round();
         assert(this.operation === operation_idle || this.io_in_flight > 0);
@@ -796,6 +803,10 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
         if (phase === bar / 2 - 1 || phase === bar - 1) {
             for (const job of this.jobs) assert(!job.active, 'lsm: a compaction missed its pace');
         }
+        let consumed = 0;
+        for (const job of this.jobs) consumed += job.beat_consumed;
+        this.statistics.beat_entries_last = consumed;
+        this.statistics.beat_entries_max = Math.max(this.statistics.beat_entries_max, consumed);
         this.beat += 1;
         this.operation = operation_idle;
     }
