@@ -238,3 +238,39 @@ test('lsm tree: compaction is paced: an even share of its input per beat of its 
     assert.equal(tree.statistics.entries_written, count + 2 * count);
     assert.equal(tree.statistics.beat_entries_max, Math.ceil(2 * count / (bar / 2)));
 });
+
+test('lsm tree: a long run keeps tables well filled and every level within its capacity', () => {
+    const { tree, device } = tree_make(options_small(), 8192, 21);
+    const model = new Model();
+    const prng = new Prng(21);
+    const key_space = 6000;
+    const share = tree.options.bar_entry_count_max / tree.options.bar_beat_count;
+    for (let op = 0; op < 1500; op++) {
+        for (let index = 0; index < share; index++) {
+            const key = BigInt(prng.int(key_space));
+            if (prng.chance(1, 5)) remove(tree, model, key);
+            else put(tree, model, key, BigInt(op));
+        }
+        beats(tree, device, 1);
+    }
+    const manifest = tree.manifest;
+    const deepest = manifest.level_count - 1;
+    let entries = 0;
+    for (let table = 0; table < manifest.counts[deepest]!; table++) {
+        entries += manifest.entry_count[deepest]![table]!;
+    }
+    // Partly filled tables are merged into their neighbours: on average well over half full.
+    const fill = entries / (manifest.counts[deepest]! * tree.layout.table_entry_count_max);
+    assert(fill > 0.6, `deepest level fill ${fill.toFixed(2)}`);
+    for (let level = 0; level < manifest.level_count; level++) {
+        assert(manifest.counts[level]! <= manifest.tables_max[level]!);
+    }
+    const keys = Array.from({ length: key_space }, (_, index) => BigInt(index));
+    for (let start = 0; start < keys.length; start += 64) {
+        const batch = keys.slice(start, start + 64);
+        const found = lookups(tree, device, batch);
+        batch.forEach((key, index) => {
+            assert.equal(found[index], model.values.get(key) ?? null);
+        });
+    }
+});
