@@ -21,8 +21,10 @@ import {
 } from './prepare_header';
 import { header_size } from '../storage/zones';
 
-export const BlockType = { root: 1, manifest: 2, chunk: 3 } as const;
-export const block_type_names = ['', 'root', 'manifest', 'chunk'];
+// The LSM layer's blocks (lib/lsm): a table's index block and its data blocks.
+export const BlockType = { root: 1, manifest: 2, chunk: 3, lsm_index: 4, lsm_data: 5 } as const;
+export const block_type_names = ['', 'root', 'manifest', 'chunk', 'lsm_index', 'lsm_data'];
+export const block_type_max = BlockType.lsm_data;
 
 export const reference_size = 32;
 const r_checksum = 0;
@@ -49,7 +51,7 @@ export function block_seal(bytes: Uint8Array, offset: number, cluster: Uint8Arra
     chunk: number): void {
     assert(address >= 1 && size >= header_size);
     assert(cluster.length === 16 && op >= 0);
-    assert(type >= BlockType.root && type <= BlockType.chunk, 'grid: unknown block type');
+    assert(type >= BlockType.root && type <= block_type_max, 'grid: unknown block type');
     assert(offset + size <= bytes.length, 'grid: the block body lies outside its buffer');
     bytes.fill(0, offset, offset + header_size);
     bytes.set(cluster, offset + frame.cluster);
@@ -72,7 +74,7 @@ export function block_seal(bytes: Uint8Array, offset: number, cluster: Uint8Arra
  */
 export function block_verify(bytes: Uint8Array, offset: number, ref_bytes: Uint8Array,
     ref_offset: number, type: number): boolean {
-    assert(type >= BlockType.root && type <= BlockType.chunk);
+    assert(type >= BlockType.root && type <= block_type_max);
     if (!u128_equal(bytes, offset + frame.checksum, ref_bytes, ref_offset + r_checksum)) {
         return false;
     }

@@ -1,0 +1,246 @@
+// Iterators over sorted runs, the common shape that compaction merges and range scans read: a
+// memory table in key order, or consecutive tables of one level (index block, then its data
+// blocks in order, then the next table). An iterator exposes its current entry in place (which
+// array, which word) so that a merge compares and copies without objects. A level iterator that
+// needs a block says so by its state; the tree loads the block into the iterator's own buffers
+// (from the cache or by a read) and calls `loaded`.
+import assert from 'node:assert/strict';
+
+import { reference_size } from '../vsr/grid';
+import { key_compare, key_copy, keys_lower_bound, key_words_max } from './key';
+import { block_count, TableLayout } from './table_format';
+import type { Manifest } from './manifest';
+import type { MemoryTable } from './table_memory';
+
+export const iterator_done: number = 0;
+export const iterator_ready: number = 1;
+export const iterator_need_index: number = 2;
+export const iterator_need_data: number = 3;
+
+export interface EntryIterator {
+    state: number;
+    keys: Uint32Array;
+    key_word: number;
+    values: Uint32Array;
+    value_word: number;
+    tombstone: boolean;
+    advance(): void;
+    stop(): void;
+}
+
+export class MemoryTableIterator implements EntryIterator {
+    state = iterator_done;
+    keys: Uint32Array;
+    key_word = 0;
+    values: Uint32Array;
+    value_word = 0;
+    tombstone = false;
+    private table: MemoryTable;
+    private position = 0;
+
+    constructor(table: MemoryTable) {
+        this.table = table;
+        this.keys = table.keys;
+        this.values = table.values;
+        assert(table.key_words >= 1);
+    }
+
+    /** Starts at the entry of `order` at `position` (the tables swap roles: pass which one). */
+    start(table: MemoryTable, position: number): void {
+        assert(position >= 0 && position <= table.count);
+        assert(table.order_fresh, 'lsm: iterating a table whose order is stale');
+        this.table = table;
+        this.keys = table.keys;
+        this.values = table.values;
+        this.position = position;
+        this.current();
+    }
+
+    private current(): void {
+        assert(this.position <= this.table.count);
+        if (this.position >= this.table.count) {
+            this.state = iterator_done;
+            return;
+        }
+        const entry = this.table.order[this.position]!;
+        assert(entry < this.table.count);
+        this.key_word = entry * this.table.key_words;
+        this.value_word = entry * this.table.value_words;
+        this.tombstone = this.table.tombstones[entry] === 1;
+        this.state = iterator_ready;
+    }
+
+    advance(): void {
+        assert(this.state === iterator_ready);
+        this.position += 1;
+        this.current();
+    }
+
+    stop(): void {
+        assert(this.state === iterator_ready || this.state === iterator_done);
+        this.state = iterator_done;
+    }
+}
+
+export class LevelIterator implements EntryIterator {
+    state = iterator_done;
+    keys: Uint32Array;
+    key_word = 0;
+    values: Uint32Array;
+    value_word = 0;
+    tombstone = false;
+    /** A read into this iterator's buffers is in flight. */
+    loading = false;
+    readonly index_offset: number;
+    readonly data_offset: number;
+    private readonly memory: Uint8Array;
+    private readonly words: Uint32Array;
+    private readonly layout: TableLayout;
+    private readonly manifest: Manifest;
+    private level = 0;
+    private table_position = 0;
+    private table_end = 0;
+    private data_block_position = 0;
+    private data_block_count = 0;
+    private entry_position = 0;
+    private entry_count = 0;
+    /** The first block loaded of a scan starts at the first key >= seek_key. */
+    private seek = false;
+    private readonly seek_key = new Uint32Array(key_words_max);
+    /** Compaction frees every block it consumed: their addresses, when a list is given. */
+    private release_addresses: Uint32Array | null = null;
+    release_count = 0;
+
+    constructor(memory: Uint8Array, words: Uint32Array, layout: TableLayout, manifest: Manifest,
+        index_offset: number, data_offset: number) {
+        assert(words.buffer === memory.buffer && words.byteOffset === memory.byteOffset);
+        assert(index_offset % 4 === 0 && data_offset % 4 === 0);
+        this.memory = memory;
+        this.words = words;
+        this.keys = words;
+        this.values = words;
+        this.layout = layout;
+        this.manifest = manifest;
+        this.index_offset = index_offset;
+        this.data_offset = data_offset;
+    }
+
+    /** Iterates tables [table_start, table_end) of `level`, from `seek_key` if given. */
+    start(level: number, table_start: number, table_end: number, seek_key: Uint32Array | null,
+        seek_word: number, release_addresses: Uint32Array | null): void {
+        assert(!this.loading);
+        assert(table_start >= 0 && table_end <= this.manifest.counts[level]!);
+        this.level = level;
+        this.table_position = table_start;
+        this.table_end = table_end;
+        this.seek = seek_key !== null;
+        if (seek_key !== null) {
+            key_copy(this.seek_key, 0, seek_key, seek_word, this.layout.key_words);
+        }
+        this.release_addresses = release_addresses;
+        this.release_count = 0;
+        this.state = table_start < table_end ? iterator_need_index : iterator_done;
+    }
+
+    /** Where the reference of the block this iterator needs lies: bytes and offset. */
+    pending_reference_bytes(): Uint8Array {
+        assert(this.table_position < this.table_end);
+        assert(this.state === iterator_need_index || this.state === iterator_need_data);
+        return this.state === iterator_need_index ? this.manifest.references[this.level]! :
+            this.memory;
+    }
+
+    pending_reference_offset(): number {
+        if (this.state === iterator_need_index) return this.table_position * reference_size;
+        assert(this.state === iterator_need_data);
+        return this.index_offset + this.layout.index_reference_offset(this.data_block_position);
+    }
+
+    pending_buffer_offset(): number {
+        assert(!this.loading);
+        assert(this.state === iterator_need_index || this.state === iterator_need_data);
+        return this.state === iterator_need_index ? this.index_offset : this.data_offset;
+    }
+
+    /** The block named by the pending reference is now in its buffer, verified. */
+    loaded(address: number): void {
+        assert(!this.loading && address >= 1);
+        if (this.release_addresses !== null) {
+            assert(this.release_count < this.release_addresses.length, 'lsm: release list full');
+            this.release_addresses[this.release_count] = address;
+            this.release_count += 1;
+        }
+        if (this.state === iterator_need_index) this.index_loaded();
+        else this.data_loaded();
+    }
+
+    private index_loaded(): void {
+        this.data_block_count = block_count(this.memory, this.index_offset);
+        assert(this.data_block_count >= 1 && this.data_block_count <=
+            this.layout.data_block_count_max);
+        this.data_block_position = 0;
+        if (this.seek) {
+            // The table was chosen with key_max >= seek_key, so some data block qualifies.
+            this.data_block_position = keys_lower_bound(this.words,
+                (this.index_offset + this.layout.index_key_max_offset) / 4,
+                this.data_block_count, this.layout.key_words, this.seek_key, 0);
+        }
+        assert(this.data_block_position < this.data_block_count);
+        this.state = iterator_need_data;
+    }
+
+    private data_loaded(): void {
+        this.entry_count = block_count(this.memory, this.data_offset);
+        assert(this.entry_count >= 1 && this.entry_count <= this.layout.data_entry_count_max);
+        this.entry_position = 0;
+        if (this.seek) {
+            this.entry_position = keys_lower_bound(this.words,
+                this.layout.data_key_offset(0) / 4 + this.data_offset / 4, this.entry_count,
+                this.layout.key_words, this.seek_key, 0);
+            this.seek = false;
+        }
+        assert(this.entry_position < this.entry_count);
+        this.current();
+    }
+
+    private current(): void {
+        const layout = this.layout;
+        if (this.entry_position >= this.entry_count) assert.fail('lsm: past the block end');
+        this.key_word = (this.data_offset + layout.data_key_offset(this.entry_position)) / 4;
+        this.value_word = (this.data_offset + layout.data_value_offset(this.entry_position)) / 4;
+        const bits = this.words[(this.data_offset + layout.data_tombstones_offset) / 4 +
+            (this.entry_position >>> 5)]!;
+        this.tombstone = ((bits >>> (this.entry_position & 31)) & 1) === 1;
+        this.state = iterator_ready;
+    }
+
+    advance(): void {
+        assert(this.state === iterator_ready);
+        assert(this.entry_position < this.entry_count);
+        this.entry_position += 1;
+        if (this.entry_position < this.entry_count) {
+            this.current();
+        } else if (this.data_block_position + 1 < this.data_block_count) {
+            this.data_block_position += 1;
+            this.state = iterator_need_data;
+        } else if (this.table_position + 1 < this.table_end) {
+            this.table_position += 1;
+            this.state = iterator_need_index;
+        } else {
+            this.state = iterator_done;
+        }
+    }
+
+    stop(): void {
+        assert(!this.loading);
+        this.state = iterator_done;
+    }
+}
+
+/** Whether iterator a's current key is below, equal to or above b's (both ready). */
+export function iterator_compare(a: EntryIterator, b: EntryIterator, key_words: number): number {
+    if (a.state !== iterator_ready || b.state !== iterator_ready) {
+        assert.fail('lsm: comparing an iterator that is not ready');
+    }
+    return key_compare(a.keys, a.key_word, b.keys, b.key_word, key_words);
+}
