@@ -209,13 +209,16 @@ const do_view_change_fields = [
     /** The highest op of the sender's log it knows committed (at most op). */
     ['commit', 8, 'u64'],
     ['checkpoint_op', 8, 'u64'],
+    /** With head_uncertain: the highest op the sender may have acknowledged (it denies above). */
+    ['op_acknowledged_max', 8, 'u64'],
     ['log_view', 4, 'u32'],
     /**
-     * 1 when the sender cannot prove its log head (a faulty WAL slot above op, internals.md §10):
-     * it may have acknowledged ops above op that it no longer holds, so it denies none of them.
+     * 1 when the sender cannot prove its log head (a faulty WAL slot above op, internals.md §10,
+     * or a log cut by a start_view and not yet repaired): it may have acknowledged ops above op
+     * that it no longer holds, so it denies none up to op_acknowledged_max.
      */
     ['head_uncertain', 1, 'u8'],
-    ['reserved', 67, 'reserved'],
+    ['reserved', 59, 'reserved'],
 ] as const satisfies FieldList;
 
 // start_view: the body is the suffix headers plus hook headers, as whole 256-byte headers.

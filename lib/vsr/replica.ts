@@ -404,6 +404,12 @@ export class Replica implements StorageCompletionTarget {
      * durable, possibly short of what that view's backups acknowledged: no longer that view's.
      */
     private view_led = -1;
+    /**
+     * While the log is not clean: the highest op we may have acknowledged and no longer hold
+     * (what a restart's WAL could hold past the checkpoint, or our head before a cut whose
+     * log we have not yet whole). Our do_view_change denies nothing up to it.
+     */
+    private uncertain_op_max = 0;
     /** The view whose do_view_change quorum was reported unable to choose a log (logged once). */
     private dvc_undecided_view = -1;
     /** Per replica, its do_view_change suffix headers (newest first). */
@@ -721,14 +727,14 @@ export class Replica implements StorageCompletionTarget {
             // chains is a hole, fetched when committed (hole_fetch). One whose header is
             // unknown or does not chain hides what we may have acknowledged: recovering_head.
             if (this.journal.slot_faulty(slot) && !chained) {
-                this.log_clean = false;
+                this.log_uncertain(this.op_prepare_max);
                 break;
             }
             if (!chained) break;
             op = next;
         }
         assert(op >= this.checkpoint_op && op <= this.journal.op_max);
-        if (this.log_clean && !this.log_head_provable(op)) this.log_clean = false;
+        if (this.log_clean && !this.log_head_provable(op)) this.log_uncertain(this.op_prepare_max);
         return op;
     }
 
@@ -1746,6 +1752,7 @@ export class Replica implements StorageCompletionTarget {
         dvc.set_u64(at.checkpoint_op, this.checkpoint_op);
         dvc.set_u32(at.log_view, this.log_view_durable);
         dvc.set_u8(at.head_uncertain, this.log_clean ? 0 : 1);
+        dvc.set_u64(at.op_acknowledged_max, this.op_acknowledged_max);
         this.suffix_write(dvc, count);
         // count <= view_change_headers_max < 32: the bits fit the bitsets' first limb.
         dvc.set_limb(at.present_bitset, 0, this.suffix_bits(count, false));
@@ -1753,6 +1760,32 @@ export class Replica implements StorageCompletionTarget {
         seal(dvc);
         this.send_replica(primary, message);
         this.pool.unref(message);
+    }
+
+    /** The highest op we may have acknowledged: our head, or more while the log is not clean. */
+    private get op_acknowledged_max(): number {
+        return this.log_clean ? this.op : Math.max(this.op, this.uncertain_op_max);
+    }
+
+    /** Our log may lack ops up to `op_max` that we acknowledged: it is not clean until whole. */
+    private log_uncertain(op_max: number): void {
+        this.uncertain_op_max = this.log_clean ? op_max : Math.max(op_max, this.uncertain_op_max);
+        this.log_clean = false;
+        assert(this.uncertain_op_max >= op_max);
+    }
+
+    /**
+     * Installs a view's log over ours: a cut of ops we held (our log did not meet the installed
+     * suffix, or differed from it) leaves our log uncertain up to our old head until the view's
+     * log is whole here (repair_done, adopt_check): a cut op may be one of the view's, which we
+     * acknowledged and must not deny meanwhile (seed 3360365673/2).
+     */
+    private log_install_truncate(): void {
+        const acknowledged_max = this.op_acknowledged_max;
+        this.log_anchor_truncate();
+        if (this.op < acknowledged_max) this.log_uncertain(acknowledged_max);
+        else this.log_clean = true;
+        assert(this.log_clean || this.uncertain_op_max >= acknowledged_max);
     }
 
     /** The highest op of our log known committed: everything up to it is in every later log. */
@@ -1823,7 +1856,7 @@ export class Replica implements StorageCompletionTarget {
                 base + index * header_size);
         }
         this.dvc_store(this.replica, this.log_view_durable, this.op, this.op_committed_known,
-            count, this.log_clean ? this.op : this.op_prepare_max);
+            count, this.op_acknowledged_max);
         this.dvc_present[this.replica] = this.suffix_bits(count, false);
         this.dvc_nack[this.replica] = this.suffix_bits(count, true);
     }
@@ -1874,9 +1907,8 @@ export class Replica implements StorageCompletionTarget {
         const base = dvc.replica * view_change_headers_max * header_size;
         this.dvc_headers.set(dvc.bytes.subarray(dvc.offset + header_size,
             dvc.offset + header_size * (1 + count)), base);
-        // An uncertain head may have acknowledged up to what its WAL holds past its checkpoint.
         const acknowledged_max = dvc.u8(at.head_uncertain) === 0 ? op
-            : Math.max(op, this.schedule.op_prepare_max(dvc.u64(at.checkpoint_op)));
+            : Math.max(op, dvc.u64(at.op_acknowledged_max));
         this.dvc_store(dvc.replica, dvc.u32(at.log_view), op, dvc.u64(at.commit), count,
             acknowledged_max);
         // Bits beyond the body's headers mean nothing: masked off.
@@ -1939,15 +1971,13 @@ export class Replica implements StorageCompletionTarget {
         }
         assert(op_head >= commit && op_head <= op_best);
         this.view_change_adopting = true;
-        // The chosen log is proven (never an uncertain one): once installed, so is ours.
-        this.log_clean = true;
         this.repair_reset();
         const cut = op_best - op_head;
         this.stats_cluster.ops_nacked += cut;
         const base = (best * view_change_headers_max + cut) * header_size;
         this.repair_install(this.dvc_headers, base, op_head, this.dvc_header_count[best]! - cut);
         this.repair_source = best === this.replica ? -1 : best;
-        this.log_anchor_truncate();
+        this.log_install_truncate();
         assert.equal(this.repair_op_max, op_head);
         assert(this.op <= op_head, 'what we kept is within the chosen log');
         // After the truncation: the commit number speaks of the chosen log, ours from now on.
@@ -2050,6 +2080,7 @@ export class Replica implements StorageCompletionTarget {
         if (this.status !== Status.view_change || !this.view_change_adopting) return;
         assert(this.is_primary);
         if (this.op < this.repair_op_max || this.op_written < this.op) return;
+        this.log_clean = true; // The chosen log, whole: nothing above it was committed.
         if (this.log_view !== this.view) {
             this.log_view = this.view;
             this.superblock_view_update();
@@ -2192,7 +2223,6 @@ export class Replica implements StorageCompletionTarget {
         this.view = view;
         this.status = Status.normal;
         this.cache_trim();
-        this.log_clean = true;
         this.view_change_adopting = false;
         this.dvc_votes = 0;
         this.repair_reset();
@@ -2200,7 +2230,7 @@ export class Replica implements StorageCompletionTarget {
         const count = (sv.size - header_size) / header_size;
         this.repair_install(sv.bytes, sv.offset + header_size, op, count);
         this.repair_source = this.primary_of(view);
-        this.log_anchor_truncate();
+        this.log_install_truncate();
         assert.equal(this.repair_op_max, op);
         // What we kept is the view's log (up to its head), or known committed.
         assert(this.op <= op || this.op <= this.op_committed_known);
@@ -2528,6 +2558,7 @@ export class Replica implements StorageCompletionTarget {
         if (this.status === Status.view_change) return this.adopt_check();
         if (!this.backup_normal || this.op_written < this.op) return;
         assert(this.op_written === this.op && this.op_writing === this.op);
+        this.log_clean = true; // The view's log, whole: nothing above it was committed.
         if (this.log_view !== this.view) {
             this.log_view = this.view;
             this.superblock_view_update();
@@ -2875,8 +2906,8 @@ export class Replica implements StorageCompletionTarget {
         }
         if (this.status === Status.normal && this.is_primary) this.pipeline_clear();
         this.repair_reset();
+        this.log_uncertain(this.op);
         if (this.op > this.commit_min) this.log_truncate(this.commit_min);
-        this.log_clean = false;
         this.status = Status.recovering_head;
         this.timeouts_for_status();
         assert.equal(this.op, this.commit_min);

@@ -297,7 +297,7 @@ const op_fields: ReadonlyMap<number, readonly number[]> = new Map([
     [Command.prepare_ok, [offsets.prepare_ok.op, offsets.prepare_ok.commit_min]],
     [Command.commit, [offsets.commit.checkpoint_op, offsets.commit.commit]],
     [Command.do_view_change, [offsets.do_view_change.op, offsets.do_view_change.commit,
-        offsets.do_view_change.checkpoint_op]],
+        offsets.do_view_change.checkpoint_op, offsets.do_view_change.op_acknowledged_max]],
     [Command.start_view, [offsets.start_view.op, offsets.start_view.commit_max,
         offsets.start_view.checkpoint_op]],
     [Command.request_headers, [offsets.request_headers.op_min, offsets.request_headers.op_max]],
