@@ -41,16 +41,44 @@ const kind_read = 1;
 const kind_write = 2;
 
 /**
+ * What every device shares: the free set of block addresses and the one owner its completions
+ * go to. Subclasses move the bytes.
+ */
+abstract class BlockDeviceBase {
+    readonly free_set: FreeSet;
+    protected target: BlockCompletionTarget | null = null;
+
+    protected constructor(block_count: number) {
+        assert(block_count >= 1);
+        this.free_set = new FreeSet(block_count);
+    }
+
+    target_set(target: BlockCompletionTarget): void {
+        assert(this.target === null, 'lsm: the device has one owner');
+        this.target = target;
+    }
+
+    acquire(): number {
+        const address = this.free_set.acquire();
+        assert(address === 0 || this.free_set.is_acquired(address));
+        return address;
+    }
+
+    release(address: number): void {
+        this.free_set.release(address);
+        assert(!this.free_set.is_acquired(address));
+    }
+}
+
+/**
  * A grid in memory. Completions of one submission are delivered in a seeded shuffled order, so
  * tests catch a caller that depends on completion order within a batch.
  */
-export class MemoryBlockDevice implements BlockDevice {
+export class MemoryBlockDevice extends BlockDeviceBase implements BlockDevice {
     readonly block_size_bytes: number;
     readonly memory: Uint8Array;
     /** The medium: block `address` is at (address - 1) * block_size_bytes. */
     readonly disk: Uint8Array;
-    readonly free_set: FreeSet;
-    private target: BlockCompletionTarget | null = null;
     private readonly prng: Prng;
     private readonly op_kind: Uint8Array;
     private readonly op_tag: Int32Array;
@@ -68,12 +96,12 @@ export class MemoryBlockDevice implements BlockDevice {
 
     constructor(memory: Uint8Array, block_count: number, block_size_bytes: number,
         operations_max: number, seed: number) {
+        super(block_count);
         assert(block_count >= 1 && block_size_bytes % 512 === 0);
         assert(operations_max >= 1 && Number.isInteger(seed));
         this.block_size_bytes = block_size_bytes;
         this.memory = memory;
         this.disk = new Uint8Array(block_count * block_size_bytes);
-        this.free_set = new FreeSet(block_count);
         this.prng = new Prng(seed);
         this.op_kind = new Uint8Array(operations_max);
         this.op_tag = new Int32Array(operations_max);
@@ -88,22 +116,6 @@ export class MemoryBlockDevice implements BlockDevice {
     get in_flight(): number {
         assert(this.submitted <= this.queued);
         return this.queued;
-    }
-
-    target_set(target: BlockCompletionTarget): void {
-        assert(this.target === null, 'lsm: the device has one owner');
-        this.target = target;
-    }
-
-    acquire(): number {
-        const address = this.free_set.acquire();
-        assert(address === 0 || this.free_set.is_acquired(address));
-        return address;
-    }
-
-    release(address: number): void {
-        this.free_set.release(address);
-        assert(!this.free_set.is_acquired(address));
     }
 
     read(tag: number, address: number, memory_offset: number, size_bytes: number): void {
@@ -193,13 +205,12 @@ export class MemoryBlockDevice implements BlockDevice {
  * The grid zone of a Storage (the data file, or the fault-injecting simulator). Blocks are read
  * and written whole at (address - 1) * block_size_bytes in the zone, from and into the arena.
  */
-export class StorageBlockDevice implements BlockDevice, StorageCompletionTarget {
+export class StorageBlockDevice extends BlockDeviceBase
+    implements BlockDevice, StorageCompletionTarget {
     readonly block_size_bytes: number;
     readonly memory: Uint8Array;
-    readonly free_set: FreeSet;
     private readonly storage: Storage;
     private readonly storage_target: number;
-    private target: BlockCompletionTarget | null = null;
     /** Per request slot: kind (0: free) and the owner's tag; a stack of free slots. */
     private readonly op_kind: Uint8Array;
     private readonly op_tag: Int32Array;
@@ -208,13 +219,13 @@ export class StorageBlockDevice implements BlockDevice, StorageCompletionTarget 
     in_flight = 0;
 
     constructor(storage: Storage, operations_max: number) {
+        super(storage.layout.config.grid_block_count);
         const block_size_bytes = storage.layout.config.block_size;
         const block_count = storage.layout.config.grid_block_count;
         assert(operations_max >= 1 && block_count >= 1);
         assert(storage.layout.sizes[Zone.grid] === block_count * block_size_bytes);
         this.block_size_bytes = block_size_bytes;
         this.memory = storage.arena.bytes;
-        this.free_set = new FreeSet(block_count);
         this.storage = storage;
         this.storage_target = storage.target_register(this);
         this.op_kind = new Uint8Array(operations_max);
@@ -224,22 +235,6 @@ export class StorageBlockDevice implements BlockDevice, StorageCompletionTarget 
             this.free_slots[slot] = operations_max - 1 - slot;
         }
         this.free_count = operations_max;
-    }
-
-    target_set(target: BlockCompletionTarget): void {
-        assert(this.target === null, 'lsm: the device has one owner');
-        this.target = target;
-    }
-
-    acquire(): number {
-        const address = this.free_set.acquire();
-        assert(address === 0 || this.free_set.is_acquired(address));
-        return address;
-    }
-
-    release(address: number): void {
-        this.free_set.release(address);
-        assert(!this.free_set.is_acquired(address));
     }
 
     read(tag: number, address: number, memory_offset: number, size_bytes: number): void {
