@@ -162,6 +162,9 @@ const storage_fault_cases = [
     // A header learned from a repaired prepare, a WAL's length below the repair target, took
     // the target's slot of the repair headers (968592442/5, 32 slots).
     [968592442, 5],
+    // Of 2, a replica whose head is its checkpoint, that slot faulty, had no header to send and
+    // never voted (1230237207/2): it now votes without headers.
+    [1230237207, 2],
 ] as const;
 for (const [seed, replica_count] of storage_fault_cases) {
     test(`cluster simulator: ${replica_count} replicas through WAL storage faults within the ` +

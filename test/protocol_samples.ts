@@ -270,7 +270,8 @@ function reference_replica_rules(
         case 'request_prepare': return body === 0;
         case 'do_view_change':
             return get('commit') <= get('op') && get('log_view') <= BigInt(view.view) &&
-                get('head_uncertain') <= 1n && whole(256, 11);
+                get('head_uncertain') <= 1n &&
+                ((body === 0 && get('head_uncertain') === 1n) || whole(256, 11));
         case 'start_view': return get('commit_max') <= get('op') && whole(256, 11);
         case 'request_headers': return body === 0 && get('op_min') <= get('op_max');
         case 'request_reply': return body === 0 && get('reply_client') !== 0n;

@@ -1661,7 +1661,7 @@ export class Replica implements StorageCompletionTarget {
     private get view_change_possible(): boolean {
         if (this.status !== Status.recovering_head) return true;
         assert(!this.log_clean);
-        return this.head_in_journal;
+        return this.vote_possible;
     }
 
     /**
@@ -1731,7 +1731,7 @@ export class Replica implements StorageCompletionTarget {
     /** Our do_view_change for the view, once the view is durable (ours is kept, not sent). */
     private dvc_send(): void {
         if (this.status !== Status.view_change || this.view_durable !== this.view) return;
-        if (!this.head_in_journal) return; // It waits for the start_view of the view.
+        if (!this.vote_possible) return; // It waits for the start_view of the view.
         const primary = this.primary_of(this.view);
         if (primary === this.replica) {
             if ((this.dvc_votes & (1 << this.replica)) !== 0) return;
@@ -1742,7 +1742,7 @@ export class Replica implements StorageCompletionTarget {
         // A backup's log_view is of an earlier view (only a new primary adopts in a view change).
         assert(this.log_view < this.view && this.log_view_durable <= this.log_view);
         assert(this.op_committed_known <= this.op && this.op >= this.checkpoint_op);
-        const count = this.suffix_count();
+        const count = this.vote_suffix_count();
         const message = this.message_new(Command.do_view_change, header_size * (1 + count));
         if (message === -1) return;
         const dvc = this.build_view;
@@ -1753,10 +1753,12 @@ export class Replica implements StorageCompletionTarget {
         dvc.set_u32(at.log_view, this.log_view_durable);
         dvc.set_u8(at.head_uncertain, this.log_clean ? 0 : 1);
         dvc.set_u64(at.op_acknowledged_max, this.op_acknowledged_max);
-        this.suffix_write(dvc, count);
-        // count <= view_change_headers_max < 32: the bits fit the bitsets' first limb.
-        dvc.set_limb(at.present_bitset, 0, this.suffix_bits(count, false));
-        dvc.set_limb(at.nack_bitset, 0, this.suffix_bits(count, true));
+        if (count > 0) {
+            this.suffix_write(dvc, count);
+            // count <= view_change_headers_max < 32: the bits fit the bitsets' first limb.
+            dvc.set_limb(at.present_bitset, 0, this.suffix_bits(count, false));
+            dvc.set_limb(at.nack_bitset, 0, this.suffix_bits(count, true));
+        }
         seal(dvc);
         this.send_replica(primary, message);
         this.pool.unref(message);
@@ -1848,7 +1850,7 @@ export class Replica implements StorageCompletionTarget {
     private dvc_record_own(): void {
         assert(this.status === Status.view_change && this.is_primary);
         assert((this.dvc_votes & (1 << this.replica)) === 0, 'our do_view_change is recorded once');
-        const count = this.suffix_count();
+        const count = this.vote_suffix_count();
         const base = this.replica * view_change_headers_max * header_size;
         for (let index = 0; index < count; index++) {
             const from = ((this.op - index) % this.journal.slot_count) * header_size;
@@ -1857,15 +1859,32 @@ export class Replica implements StorageCompletionTarget {
         }
         this.dvc_store(this.replica, this.log_view_durable, this.op, this.op_committed_known,
             count, this.op_acknowledged_max);
+        if (count === 0) return;
         this.dvc_present[this.replica] = this.suffix_bits(count, false);
         this.dvc_nack[this.replica] = this.suffix_bits(count, true);
+    }
+
+    /**
+     * Whether we can send a do_view_change: with our head's header in the journal, or with an
+     * uncertain head at the checkpoint, whose header is gone (its slot faulty) but which needs
+     * none: every op up to it is committed, and the vote says only what we cannot deny.
+     */
+    private get vote_possible(): boolean {
+        return this.head_in_journal || (!this.log_clean && this.op === this.checkpoint_op);
+    }
+
+    /** The headers our do_view_change carries: the suffix, or none (head at the checkpoint). */
+    private vote_suffix_count(): number {
+        assert(this.vote_possible);
+        return this.head_in_journal ? this.suffix_count() : 0;
     }
 
     /** Records a do_view_change (its headers are in dvc_headers already; bits: none yet). */
     private dvc_store(replica: number, log_view: number, op: number, commit: number,
         count: number, acknowledged_max: number): void {
-        assert(log_view <= this.view && commit <= op && count >= 1 && acknowledged_max >= op);
-        this.dvc_head_uncertain[replica] = acknowledged_max > op ? 1 : 0;
+        assert(log_view <= this.view && commit <= op && acknowledged_max >= op);
+        // A vote without headers (an uncertain head at its checkpoint) is never the chosen log.
+        this.dvc_head_uncertain[replica] = acknowledged_max > op || count === 0 ? 1 : 0;
         this.dvc_acknowledged_max[replica] = acknowledged_max;
         this.dvc_present[replica] = 0;
         this.dvc_nack[replica] = 0;
@@ -1897,10 +1916,12 @@ export class Replica implements StorageCompletionTarget {
         const at = offsets.do_view_change;
         const op = dvc.u64(at.op);
         const count = (dvc.size - header_size) / header_size;
-        // Validated on receipt: whole headers, commit <= op, log_view <= view.
-        assert(Number.isInteger(count) && count >= 1 && count <= view_change_headers_max);
+        // Validated on receipt: whole headers (none only with an uncertain head), commit <= op,
+        // log_view <= view.
+        assert(Number.isInteger(count) && count >= 0 && count <= view_change_headers_max);
+        assert(count >= 1 || dvc.u8(at.head_uncertain) === 1);
         assert(dvc.u64(at.commit) <= op && dvc.u32(at.log_view) <= view);
-        if (!this.suffix_valid(dvc, op, count)) {
+        if (count > 0 && !this.suffix_valid(dvc, op, count)) {
             this.stats.messages_ignored += 1;
             return;
         }

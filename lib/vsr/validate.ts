@@ -359,6 +359,8 @@ function repair_command_reason(view: HeaderView, command: number, body_size: num
             if (!u64_less_equal(view, at.commit, at.op)) return Reason.op_order_invalid;
             if (view.u32(at.log_view) > view.view) return Reason.op_order_invalid;
             if (view.u8(at.head_uncertain) > 1) return Reason.flag_invalid;
+            // An uncertain head at its checkpoint has no header to send (replica.ts).
+            if (body_size === 0 && view.u8(at.head_uncertain) === 1) return Reason.ok;
             return elements_reason(body_size, header_size, view_change_headers_max);
         }
         case Command.start_view: {
