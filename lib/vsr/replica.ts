@@ -392,11 +392,14 @@ export class Replica implements StorageCompletionTarget {
      */
     private readonly dvc_present = new Uint32Array(replicas_max);
     private readonly dvc_nack = new Uint32Array(replicas_max);
-    /** 1 for a voter that cannot prove its head: it denies no op above its op (§10). */
+    /**
+     * 1 for a voter that cannot prove its head (§10), or that sent no headers: its log is never
+     * chosen, and it denies no op up to dvc_acknowledged_max.
+     */
     private readonly dvc_head_uncertain = new Uint8Array(replicas_max);
     /**
-     * The highest op each voter may have acknowledged: its op, or with an uncertain head the
-     * most its WAL could hold past its checkpoint (op_prepare_max): above that it denies.
+     * The highest op each voter may have acknowledged: its op, or with an uncertain head what
+     * its do_view_change says (op_acknowledged_max): above that it denies.
      */
     private readonly dvc_acknowledged_max = new Float64Array(replicas_max);
     /**
