@@ -374,3 +374,47 @@ async () => {
     assert(restarted.stats_cluster.holes_rewritten >= 1, cluster.describe());
     assert.equal(restarted.commit_min, cluster.replicas[primary]!.commit_min);
 });
+
+test('cluster of 3: a new primary whose WAL copy of an uncommitted op reads back damaged ' +
+    'fetches it from a backup, rewrites it and commits it, keeping its log', async () => {
+    const lines: string[] = [];
+    const cluster = await Cluster.create({
+        seed: 26, replica_count: 3, clients: 1, log: (line) => lines.push(line),
+    });
+    cluster.register_all();
+    load(cluster, 2, 100n);
+    settle_all(cluster);
+    const primary = cluster.primary();
+    const next = (primary + 1) % 3;
+    // Both backups prepare the next op, but no acknowledgement reaches the primary: it stays
+    // uncommitted, in both backups' logs.
+    cluster.network.filter = (_from, to, command) => to === primary &&
+        command === Command.prepare_ok;
+    const client = cluster.clients[0]!;
+    const op = cluster.replicas[primary]!.op + 1;
+    const oks = cluster.replicas.map((replica) => replica.stats_cluster.prepare_oks_sent);
+    client.submit(create_accounts, multi_batch_body([accounts_body(500n, 2)], 128));
+    // Durable on both backups: each acknowledged it.
+    cluster.run_until(() => cluster.replicas.every((replica, index) => index === primary ||
+        (replica.op === op && replica.stats_cluster.prepare_oks_sent > oks[index]!)), 1000);
+    await cluster.crash(primary);
+    // The next primary's copy rots on disk and is gone from memory (a cache miss).
+    const slot = op % cluster.config.slot_count;
+    cluster.storages[next]!.flip_bit(Zone.wal_prepares,
+        slot * cluster.config.message_size_max + 300);
+    const replica_next = cluster.replicas[next]!;
+    (replica_next as unknown as { cache_release(op: number): void }).cache_release(op);
+    const exchanges = client.exchanges.length;
+    cluster.network.filter = null;
+    cluster.run_until(() => client.exchanges.length === exchanges + 1, 30_000);
+    assert.equal(cluster.primary(), next, cluster.describe());
+    assert(lines.some((line) => line.includes(`replica ${next}: op ${op} unreadable in our WAL ` +
+        'while refilling the pipeline: fetching it from a backup')), lines.join('\n'));
+    assert.equal(replica_next.stats_cluster.ops_nacked, 0);
+    assert(replica_next.stats_cluster.holes_rewritten >= 1, cluster.describe());
+    assert.equal(replica_next.journal.slot_faulty(slot), false);
+    assert(replica_next.commit_min >= op, cluster.describe());
+    await cluster.restart(primary);
+    settle_all(cluster, 10_000);
+    lookup_all(cluster, [100n, 101n, 102n, 103n, 500n, 501n]);
+});

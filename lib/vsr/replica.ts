@@ -340,6 +340,8 @@ export class Replica implements StorageCompletionTarget {
      * peer by (op, checksum), 0 when none; it is executed from memory once it comes.
      */
     private hole_op = 0;
+    /** How many times a primary asked its backups for its hole (pipeline_hole_retry). */
+    private pipeline_hole_asks = 0;
     private readonly hole_checksum = new Uint8Array(16);
     /** The canonical checksum of an op whose retransmitted prepare may heal a hole. */
     private readonly hole_expected = new Uint8Array(16);
@@ -2885,6 +2887,7 @@ export class Replica implements StorageCompletionTarget {
         this.cache_put(op, message);
         this.stats_cluster.prepares_repaired += 1;
         this.hole_rewrite(message, op);
+        if (this.primary_normal) return this.pipeline_fill(); // pipeline_hole's answer.
         this.commit_journal();
     }
 
@@ -2919,26 +2922,9 @@ export class Replica implements StorageCompletionTarget {
         assert(!this.journal.slot_faulty(op % this.journal.slot_count), 'a rewritten hole');
         this.stats_cluster.holes_rewritten += 1;
         if (this.backup_normal && op > this.commit_min) this.prepare_ok_send(op);
-    }
-
-    /** A committed op we cannot read: the log stops below it and is not clean until repaired. */
-    private log_damaged(op: number): void {
-        assert(op === this.commit_min + 1);
-        if (!this.journal_quiet) {
-            this.commit_stalled = true; // Retried on a tick, once the writes have landed.
-            return;
+        if (this.primary_normal && op > this.commit_min && op <= this.pipeline_op_loaded) {
+            this.on_prepare_ok(op, this.replica); // pipeline_hole's copy is durable again.
         }
-        if (this.status === Status.normal && this.is_primary) this.pipeline_clear();
-        this.repair_reset();
-        this.log_uncertain(this.op);
-        if (this.op > this.commit_min) this.log_truncate(this.commit_min);
-        this.status = Status.recovering_head;
-        this.timeouts_for_status();
-        assert.equal(this.op, this.commit_min);
-        assert(this.repair_op_max === 0 && this.repair_source === -1);
-        assert(this.pipeline.prepare_count === 0 && this.pipeline.request_count === 0);
-        this.cluster_invariants();
-        this.request_start_view_send(this.primary_of(this.view));
     }
 
     // ------------------------------------------------------------------ cluster: pipeline
@@ -2978,7 +2964,8 @@ export class Replica implements StorageCompletionTarget {
             const op = this.pipeline_op_loaded + 1;
             const message = this.cache_get(op);
             if (message === -1) {
-                this.pipeline_read_start(op);
+                // A hole waits for a backup's copy (pipeline_hole), not for our WAL again.
+                if (this.hole_op !== op) this.pipeline_read_start(op);
                 break;
             }
             this.pool.ref(message);
@@ -2988,9 +2975,7 @@ export class Replica implements StorageCompletionTarget {
         assert.equal(pipeline.prepare_count, this.pipeline_op_loaded - this.commit_min);
         assert(this.pipeline_op_loaded <= this.op);
         // Our own acknowledgements of what was loaded may complete a quorum (two replicas).
-        if (this.pipeline_op_loaded > loaded_before) {
-            this.on_prepare_ok(this.pipeline_op_loaded, this.replica);
-        }
+        if (this.pipeline_op_loaded > loaded_before) this.commit_quorum_check();
     }
 
     private pipeline_load(op: number, message: number): void {
@@ -3008,7 +2993,10 @@ export class Replica implements StorageCompletionTarget {
         this.pipeline.prepare_push(op, message, -1);
         this.pipeline_op_loaded = op;
         assert.equal(this.pipeline.prepare_count, op - this.commit_min);
-        this.pipeline.prepare_ok(op, this.replica); // Durable in our WAL.
+        // Durable in our WAL, unless it is a hole being rewritten (hole_written acks it then).
+        if (!this.journal.slot_faulty(op % this.journal.slot_count)) {
+            this.pipeline.prepare_ok(op, this.replica);
+        }
         this.cache_put(op, message);
         this.broadcast(message);
         this.stats_cluster.prepares_sent += this.replica_count - 1;
@@ -3046,16 +3034,65 @@ export class Replica implements StorageCompletionTarget {
             this.prepare_read_intact(this.pool.offset(message), slot);
         if (!this.primary_normal || !intact) {
             this.pool.unref(message);
-            if (this.primary_normal && current) {
-                this.log(`replica ${this.replica}: op ${op} unreadable in our WAL while ` +
-                    'refilling the pipeline: leaving the view for a replica that has it');
-                this.log_damaged(this.commit_min + 1);
-            }
+            if (this.primary_normal && current) this.pipeline_hole(op, slot);
             return;
         }
         this.pipeline_load(op, message);
         this.on_prepare_ok(op, this.replica);
         this.pipeline_fill();
+    }
+
+    /**
+     * An op of our log whose WAL prepare reads back damaged while it enters the pipeline: a hole,
+     * fetched from a backup by (op, checksum) like a backup's (a peer may hold it past its own
+     * head). Giving up our log instead lost every copy of committed ops when the backup's log had
+     * been cut (seed 3360365673/2). Our acknowledgement waits for the rewrite (hole_written).
+     */
+    private pipeline_hole(op: number, slot: number): void {
+        assert(this.primary_normal && !this.solo && op === this.pipeline_op_loaded + 1);
+        assert(op <= this.op);
+        assert.equal(slot, op % this.journal.slot_count);
+        if (!this.journal.slot_faulty(slot)) {
+            this.log(`replica ${this.replica}: op ${op} unreadable in our WAL while refilling ` +
+                'the pipeline: fetching it from a backup');
+            this.stats_cluster.prepares_damaged += 1;
+            this.journal.slot_damaged(slot, op);
+        }
+        const found = this.hole_checksum_find(op, this.hole_checksum);
+        assert(found, 'a primary knows the header of every op in its log');
+        if (this.hole_op === op) return; // Asked already: the repair timeout asks again.
+        this.hole_op = op;
+        this.pipeline_hole_asks = 0;
+        this.hole_request();
+        if (!this.timeout_repair.ticking) this.timeout_repair.start();
+        assert(this.hole_op === op && this.timeout_repair.ticking);
+    }
+
+    /**
+     * The repair timeout of a primary's hole: no backup answered. After every peer was asked
+     * twice, the view is left: the do_view_change votes then say that our copy is gone, and the
+     * view change finds a copy or a nack quorum (the op was then never committed).
+     */
+    private pipeline_hole_retry(): void {
+        assert(this.primary_normal && this.hole_op !== 0);
+        this.pipeline_hole_asks += 1;
+        if (this.pipeline_hole_asks < 2 * (this.replica_count - 1)) return this.hole_request();
+        this.log(`replica ${this.replica}: no backup holds op ${this.hole_op}, which our WAL ` +
+            'lost: leaving the view');
+        this.svc_vote(this.view_next);
+    }
+
+    /** A primary whose hole rewrite could not start (journal full) tries again on a tick. */
+    private pipeline_hole_rewrite(): void {
+        if (!this.primary_normal || this.hole_write_message !== -1) return;
+        const pipeline = this.pipeline;
+        for (let i = 0; i < pipeline.prepare_count; i++) {
+            const op = pipeline.prepare_op(i);
+            if (op > this.op_written) return; // A new prepare, its own write still to land.
+            if (!this.journal.slot_faulty(op % this.journal.slot_count)) continue;
+            if (pipeline.prepare_ok_has(i, this.replica)) continue;
+            return this.hole_rewrite(pipeline.prepare_message(i), op);
+        }
     }
 
     // ------------------------------------------------------------------ cluster: cache
@@ -3302,7 +3339,8 @@ export class Replica implements StorageCompletionTarget {
             this.timeout_repair.reset();
             this.repair_rounds += 1;
             this.repair_requested_max = 0; // Lost requests or answers: ask again.
-            if (this.hole_op !== 0) this.hole_request();
+            if (this.hole_op !== 0 && this.primary_normal) this.pipeline_hole_retry();
+            else if (this.hole_op !== 0) this.hole_request();
             this.repair_request_parent();
             this.repair_continue();
         }
@@ -3314,6 +3352,7 @@ export class Replica implements StorageCompletionTarget {
             }
         }
         this.pipeline_fill();
+        this.pipeline_hole_rewrite();
         this.start_view_pending_resume();
         if (this.status === Status.view_change && this.is_primary && !this.view_change_adopting) {
             this.view_change_quorum_check();
@@ -3918,7 +3957,14 @@ export class Replica implements StorageCompletionTarget {
         assert(replica >= 0 && replica < this.replica_count);
         assert(this.primary_normal);
         if (!this.pipeline.prepare_ok(op, replica)) return;
+        this.commit_quorum_check();
+    }
+
+    /** Advances commit_max over the prepares with a replication quorum, and commits them. */
+    private commit_quorum_check(): void {
+        assert(this.primary_normal);
         const pipeline = this.pipeline;
+        if (pipeline.prepare_count === 0) return;
         // The pipeline holds ops commit_min + 1 .. in order (pipeline_load, prepare_start).
         assert.equal(pipeline.prepare_op(0), this.commit_min + 1);
         for (let i = this.commit_max - pipeline.prepare_op(0) + 1; i < pipeline.prepare_count;
