@@ -975,6 +975,9 @@ export class Replica implements StorageCompletionTarget {
 
     /** Register: a new client, or a retransmit of a register we already answered. */
     private on_register(connection: number, message: number, request: HeaderView): void {
+        assert(this.primary_normal || this.solo, 'only the primary registers sessions');
+        assert.equal(request.u8(request_at.operation), Operation.register);
+        assert(this.pool.references_of(message) >= 1);
         const entry = this.sessions.find(request.limb(request_at.client, 0),
             request.limb(request_at.client, 1), request.limb(request_at.client, 2),
             request.limb(request_at.client, 3));
@@ -1029,6 +1032,7 @@ export class Replica implements StorageCompletionTarget {
         const bytes = this.pool.bytes;
         const client_at = request.offset + request_at.client;
         const pipeline = this.pipeline;
+        assert(pipeline.prepare_count <= pipeline.prepare_max);
         for (let i = 0; i < pipeline.prepare_count; i++) {
             const other = this.pool.offset(pipeline.prepare_message(i));
             if (equal16(bytes, other + prepare_at.client, bytes, client_at)) {
@@ -1112,6 +1116,7 @@ export class Replica implements StorageCompletionTarget {
         if (release > this.release) {
             return this.evict(ping, at.client, EvictionReason.client_release_too_high);
         }
+        assert(release >= release_client_min && release <= this.release);
         const session = u64_saturating(ping, at.session);
         if (session !== 0 && this.status === Status.normal) {
             const entry = this.sessions.find(ping.limb(at.client, 0), ping.limb(at.client, 1),
@@ -1120,6 +1125,7 @@ export class Replica implements StorageCompletionTarget {
                 return this.evict(ping, at.client, EvictionReason.no_session);
             }
             if (entry !== -1) this.sessions.connection_set(entry, connection);
+            assert(entry !== -1 || this.commit_min < session);
         }
         this.pong(connection, ping);
     }
@@ -1139,6 +1145,8 @@ export class Replica implements StorageCompletionTarget {
         }
         // Startup (the log is not yet ours to speak for) and a failed open hear nobody.
         if (this.status < Status.normal || this.status === Status.failed) return;
+        assert(from < this.replica_count && (from !== this.replica || authored));
+        assert(header.equal16(frame.cluster, this.cluster, 0), 'the bus admits our cluster only');
         this.cluster_invariants();
         if (header.view === this.view && !authored) this.heard_tick[from] = this.ticks;
         switch (header.command) {
@@ -1947,6 +1955,7 @@ export class Replica implements StorageCompletionTarget {
     /** Suffix headers in a message body: intact prepares of ops op, op-1, ... of our cluster. */
     private suffix_valid(message: HeaderView, op: number, count: number): boolean {
         if (count < 1 || count > view_change_headers_max || op < count - 1) return false;
+        assert(message.size >= header_size * (1 + count), 'the suffix lies within the message');
         const bytes = message.bytes;
         for (let index = 0; index < count; index++) {
             const at = message.offset + header_size * (1 + index);
@@ -2168,7 +2177,8 @@ export class Replica implements StorageCompletionTarget {
 
     private on_request_start_view(request: HeaderView): void {
         if (request.view > this.view) return;
-        assert(request.replica !== this.replica);
+        assert(request.replica !== this.replica && request.replica < this.replica_count);
+        assert(request.view <= this.view && this.status >= Status.normal);
         if (this.primary_normal) return this.start_view_send(request.replica, request);
         // A replica in recovering_head may be asking for the view we led and have left: when
         // its vote is needed for the next view (2 replicas: both), only our log can unblock it.
@@ -2833,6 +2843,7 @@ export class Replica implements StorageCompletionTarget {
 
     /** Sets `into` to op's header checksum when our log knows it; false if not. */
     private hole_checksum_find(op: number, into: Uint8Array): boolean {
+        assert(op >= 1 && op <= this.op && into.length === 16);
         const slot_count = this.journal.slot_count;
         const own = this.other_view.attach(this.journal.headers, (op % slot_count) * header_size);
         if (own.u8(frame.command) === Command.prepare && own.u64(prepare_at.op) === op) {
@@ -3088,6 +3099,7 @@ export class Replica implements StorageCompletionTarget {
         const pipeline = this.pipeline;
         for (let i = 0; i < pipeline.prepare_count; i++) {
             const op = pipeline.prepare_op(i);
+            assert.equal(op, this.commit_min + 1 + i, 'the pipeline holds ops in order');
             if (op > this.op_written) return; // A new prepare, its own write still to land.
             if (!this.journal.slot_faulty(op % this.journal.slot_count)) continue;
             if (pipeline.prepare_ok_has(i, this.replica)) continue;
