@@ -110,14 +110,18 @@ async function swarm_run(seed: number, count: number,
     const on_signal = (): void => { stop = true; };
     process.once('SIGINT', on_signal);
     const violated: number[] = [];
+    const excused: number[] = [];
     let runs = 0;
     try {
         for (; !stop && (count === 0 || runs < count); runs++) {
             const next = seeds === null ? crypto.randomInt(0, 2 ** 32) : seeds.u32();
             const summary = await simulate({ ...options, seed: next }, replica_factory_ledger);
             const lines = summary_lines(summary);
-            if (summary.violation === null) {
+            if (summary.liveness_excused !== null) excused.push(next);
+            if (summary.violation === null && summary.liveness_excused === null) {
                 process.stdout.write(`${lines[0]!}\n  checksum ${summary.checksum}\n`);
+            } else if (summary.violation === null) {
+                for (const line of lines) process.stdout.write(`${line}\n`);
             } else {
                 violated.push(next);
                 for (const line of lines) process.stdout.write(`${line}\n`);
@@ -129,7 +133,8 @@ async function swarm_run(seed: number, count: number,
         process.removeListener('SIGINT', on_signal);
     }
     process.stdout.write(`swarm: ${runs} seed(s) run, ${violated.length} violated` +
-        (violated.length === 0 ? '\n' : `: ${violated.join(' ')}\n`));
+        (violated.length === 0 ? '' : `: ${violated.join(' ')}`) + `, ${excused.length} ` +
+        `excused (core_missing_quorum)${excused.length === 0 ? '' : `: ${excused.join(' ')}`}\n`);
     return violated.length === 0 ? 0 : 1;
 }
 
@@ -197,6 +202,9 @@ export function summary_lines(summary: SimulationSummary): string[] {
         lines.push(`  checkpoint_id check off (${summary.checkpoint_check.reason}): ` +
             `${summary.checkpoint_mismatches.length === 0 ? 'no disagreement seen' :
                 summary.checkpoint_mismatches.join('; ')}`);
+    }
+    if (summary.liveness_excused !== null) {
+        lines.push(`  liveness excused as TigerBeetle's VOPR does (${summary.liveness_excused})`);
     }
     const violation = summary.violation;
     if (violation !== null) {

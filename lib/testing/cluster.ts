@@ -51,6 +51,8 @@ export interface ClusterReplica {
     readonly commit_min: number;
     /** The head: the highest op prepared. */
     readonly op: number;
+    /** Whether its log may lack ops it acknowledged (it cannot prove its head). */
+    readonly head_uncertain: boolean;
     /** Headers by slot (op % slot_count), 256 bytes each. */
     readonly journal: { readonly headers: Uint8Array; readonly slot_count: number };
     readonly superblock: { vsr_state_read(state: VsrState): void };

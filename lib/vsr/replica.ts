@@ -434,6 +434,8 @@ export class Replica implements StorageCompletionTarget {
      * (false in recovering_head, until a start_view brings the log back).
      */
     private log_clean = true;
+    /** Whether our log may lack ops we acknowledged (TigerBeetle would be in recovering_head). */
+    get head_uncertain(): boolean { return !this.log_clean; }
     /** The view and log_view the superblock holds (what may be acted on). */
     private view_durable = 0;
     private log_view_durable = 0;
