@@ -1,0 +1,202 @@
+// A session's reply that a cluster replica cannot read back from its client_replies zone at
+// startup (bit rot, a latent sector error) is fetched from a peer (request_reply), checked against
+// the checksum its session table expects, and written back to its slot; so a retried request gets
+// the very same reply from whichever replica is primary, and is never executed twice. Each case
+// builds the broken state directly (one replica's slot damaged after a checkpoint covers the
+// reply and the WAL wrapped past its op), runs the cluster and checks the exact end state.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import { Zone } from '../lib/storage/zones';
+import { Operation, header_size } from '../lib/vsr/constants';
+import { Command } from '../lib/vsr/header_layout';
+import { Status } from '../lib/vsr/replica';
+import type { Replica } from '../lib/vsr/replica';
+import { Cluster } from './cluster_harness';
+import { account_event, config_sim, ids_body, multi_batch_body } from './replica_harness';
+import type { SimClient } from './replica_harness';
+
+const config = { ...config_sim, slot_count: 32 };
+
+/** Submits one request from `client` and runs until it is answered. */
+function request(cluster: Cluster, client: SimClient, operation: number, body: Uint8Array): void {
+    const count = client.exchanges.length + 1;
+    client.submit(operation, body);
+    cluster.run_until(() => client.exchanges.length === count, 20_000);
+}
+
+/** The session entry (= client_replies slot) of a client on one replica. */
+function entry_of(replica: Replica, client: SimClient): number {
+    const words: number[] = [];
+    for (let word = 0; word < 4; word++) {
+        words.push(Number((client.id >> BigInt(word * 32)) & 0xffff_ffffn));
+    }
+    const entry = replica.sessions.find(words[0]!, words[1]!, words[2]!, words[3]!);
+    assert(entry >= 0, 'the client has a session');
+    return entry;
+}
+
+/** The bytes of the reply a replica's session holds for an entry (in memory). */
+function session_reply(replica: Replica, entry: number): Uint8Array {
+    const message = replica.sessions.reply_message(entry);
+    assert(message !== -1, 'the session holds its reply');
+    const offset = replica.pool.offset(message);
+    const size = new DataView(replica.pool.bytes.buffer).getUint32(
+        replica.pool.bytes.byteOffset + offset + 96, true);
+    return replica.pool.bytes.slice(offset, offset + size);
+}
+
+/** The bytes of a replica's client_replies slot on its disk. */
+function slot_bytes(cluster: Cluster, replica: number, entry: number, size: number): Uint8Array {
+    return cluster.storages[replica]!.peek(Zone.client_replies,
+        entry * cluster.config.message_size_max, size);
+}
+
+interface Covered {
+    cluster: Cluster;
+    lost: SimClient;
+    busy: SimClient;
+    /** The reply `lost` accepted for request 1, as it came. */
+    reply: Uint8Array;
+    op: number;
+}
+
+/**
+ * Three replicas; `lost` creates accounts (request 1); `busy` then commits enough ops that every
+ * replica's checkpoint covers that reply (written to its slot) and the WAL wrapped past its op,
+ * so a replay cannot rebuild it.
+ */
+async function covered_by_checkpoint(seed: number): Promise<Covered> {
+    const cluster = await Cluster.create({ seed, replica_count: 3, clients: 2, config });
+    cluster.register_all();
+    const [lost, busy] = cluster.clients as [SimClient, SimClient];
+    request(cluster, lost, Operation.create_accounts,
+        multi_batch_body([account_event(1n), account_event(2n)], 128));
+    const op = lost.exchanges[1]!.op;
+    const reply = lost.replies.get(1)!;
+    for (let index = 0; index < 40; index++) {
+        request(cluster, busy, Operation.lookup_accounts, multi_batch_body([ids_body(1n)], 16));
+    }
+    cluster.run_until(() => cluster.replicas.every((replica) =>
+        replica.checkpoint_op > op && replica.commit_min === cluster.replicas[0]!.commit_min &&
+        replica.status === Status.normal), 20_000);
+    for (const replica of cluster.replicas) {
+        assert(replica.op - op > config.slot_count, 'the WAL no longer holds the op');
+        const entry = entry_of(replica, lost);
+        assert.deepEqual(slot_bytes(cluster, replica.replica, entry, reply.length), reply,
+            'every replica wrote the reply to its slot');
+    }
+    return { cluster, lost, busy, reply, op };
+}
+
+/** Damages replica `index`'s slot of `client`: one flipped body bit, or an unreadable sector. */
+function damage(cluster: Cluster, index: number, client: SimClient,
+    kind: 'bit_flip' | 'latent_error'): void {
+    const offset = entry_of(cluster.replicas[index]!, client) * cluster.config.message_size_max;
+    const storage = cluster.storages[index]!;
+    if (kind === 'bit_flip') storage.flip_bit(Zone.client_replies, offset + header_size + 3);
+    else storage.latent_error_set(Zone.client_replies, offset);
+}
+
+/** Crashes the primary and runs until `next` leads a view of its own. */
+async function make_primary(cluster: Cluster, next: number): Promise<number> {
+    const primary = cluster.primary();
+    assert(primary !== -1 && primary !== next);
+    await cluster.crash(primary);
+    cluster.run_until(() => cluster.primary() === next, 20_000);
+    return primary;
+}
+
+/** Records every message `client` receives (the bytes, as the client sees them). */
+function received_by(client: SimClient): Uint8Array[] {
+    const received: Uint8Array[] = [];
+    const on_message = client.on_message.bind(client);
+    client.on_message = (bytes: Uint8Array): void => {
+        received.push(bytes.slice());
+        on_message(bytes);
+    };
+    return received;
+}
+
+for (const kind of ['bit_flip', 'latent_error'] as const) {
+    test(`reply repair (${kind}): the damaged replica fetches the reply, rewrites its slot and ` +
+        'answers the retry with the same bytes as primary', async () => {
+        const { cluster, lost, reply } = await covered_by_checkpoint(41);
+        const primary = cluster.primary();
+        const next = (primary + 1) % 3;
+        damage(cluster, next, lost, kind);
+        await cluster.crash(next);
+        await cluster.restart(next);
+        const replica = cluster.replicas[next]!;
+        const entry = entry_of(replica, lost);
+        assert.equal(replica.stats.replies_lost, 1, 'the slot could not be read back');
+        assert.equal(replica.sessions.reply_message(entry), -1);
+        cluster.run_until(() => replica.stats.replies_repaired === 1, 5_000);
+        assert.deepEqual(session_reply(replica, entry), reply);
+        // One peer answered with its own copy (one fetch in flight per slot).
+        const served = cluster.replicas.reduce((sum, other) =>
+            sum + other.stats_cluster.replies_served, 0);
+        assert.equal(served, 1);
+        // The fetched reply is written back: the slot on disk holds it again, byte for byte.
+        cluster.run_until(() => replica.client_replies.writes_in_flight === 0, 100);
+        assert.deepEqual(slot_bytes(cluster, next, entry, reply.length), reply);
+        const old_primary = await make_primary(cluster, next);
+        await cluster.restart(old_primary);
+        const received = received_by(lost);
+        const commits = replica.stats.commits;
+        const resent = replica.stats.replies_resent;
+        lost.network.client_send(lost.index, lost.sent.get(1)!);
+        for (let tick = 0; tick < 50; tick++) cluster.tick();
+        // The retry reached the primary directly and through each backup (which forwards it):
+        // every answer is the original reply, byte for byte.
+        assert(received.length >= 1);
+        for (const bytes of received) assert.deepEqual(bytes, reply);
+        assert.equal(replica.stats.replies_resent - resent, received.length);
+        assert.equal(replica.stats.commits, commits, 'never executed twice');
+        assert.equal(lost.evicted, 0);
+        assert(replica.stats_cluster.replies_requested >= 1);
+        assert.equal(replica.stats_cluster.replies_served, 0);
+        assert.equal(replica.stats_cluster.replies_refused, 0);
+    });
+}
+
+test('reply repair: while the reply is missing the retry is dropped (never re-run, never ' +
+    'evicted) and answered once the fetch succeeds', async () => {
+    const { cluster, lost, reply } = await covered_by_checkpoint(42);
+    const primary = cluster.primary();
+    const next = (primary + 1) % 3;
+    damage(cluster, next, lost, 'bit_flip');
+    // No reply repair gets through until the filter is lifted.
+    cluster.network.filter = (from, to, command) => from >= 0 && to >= 0 &&
+        (command === Command.request_reply || command === Command.reply);
+    await cluster.crash(next);
+    await cluster.restart(next);
+    const replica = cluster.replicas[next]!;
+    const entry = entry_of(replica, lost);
+    const old_primary = await make_primary(cluster, next);
+    await cluster.restart(old_primary);
+    const received = received_by(lost);
+    const commits = replica.stats.commits;
+    const dropped = replica.stats.requests_dropped;
+    for (let attempt = 0; attempt < 3; attempt++) {
+        lost.network.client_send(lost.index, lost.sent.get(1)!);
+        for (let tick = 0; tick < 60; tick++) cluster.tick();
+    }
+    assert.equal(received.length, 0, 'no answer while the reply is missing');
+    assert.equal(lost.evicted, 0);
+    assert.equal(replica.stats.commits, commits, 'never executed twice');
+    assert(replica.stats.requests_dropped >= dropped + 3);
+    assert.equal(replica.sessions.reply_message(entry), -1);
+    // Fetches were sent and retried with backoff, one per slot at a time.
+    assert(replica.stats_cluster.replies_requested >= 2);
+    cluster.network.filter = null;
+    cluster.run_until(() => replica.stats.replies_repaired === 1, 5_000);
+    cluster.run_until(() => replica.client_replies.writes_in_flight === 0, 100);
+    assert.deepEqual(slot_bytes(cluster, next, entry, reply.length), reply);
+    lost.network.client_send(lost.index, lost.sent.get(1)!);
+    for (let tick = 0; tick < 50; tick++) cluster.tick();
+    assert(received.length >= 1);
+    for (const bytes of received) assert.deepEqual(bytes, reply);
+    assert.equal(replica.stats.commits, commits);
+    assert.equal(lost.evicted, 0);
+});
