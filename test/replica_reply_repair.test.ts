@@ -9,11 +9,16 @@ import { test } from 'node:test';
 
 import { Zone } from '../lib/storage/zones';
 import { Operation, header_size } from '../lib/vsr/constants';
-import { Command } from '../lib/vsr/header_layout';
-import { Status } from '../lib/vsr/replica';
+import { HeaderView, cluster_bytes, header_init, seal, seal_empty_body } from '../lib/vsr/header';
+import { Command, frame, offsets } from '../lib/vsr/header_layout';
+import { connection_none } from '../lib/vsr/network';
+import { Status, release_server } from '../lib/vsr/replica';
 import type { Replica } from '../lib/vsr/replica';
 import { Cluster } from './cluster_harness';
-import { account_event, config_sim, ids_body, multi_batch_body } from './replica_harness';
+import { HeaderValidator, Reason, reason_text } from '../lib/vsr/validate';
+import {
+    account_event, cluster_sim, config_sim, ids_body, multi_batch_body,
+} from './replica_harness';
 import type { SimClient } from './replica_harness';
 
 const config = { ...config_sim, slot_count: 32 };
@@ -199,4 +204,106 @@ test('reply repair: while the reply is missing the retry is dropped (never re-ru
     for (const bytes of received) assert.deepEqual(bytes, reply);
     assert.equal(replica.stats.commits, commits);
     assert.equal(lost.evicted, 0);
+});
+
+/** A message in `replica`'s pool holding `bytes` (the caller unrefs it). */
+function message_of(replica: Replica, bytes: Uint8Array): number {
+    const message = replica.pool.acquire();
+    assert(message !== -1);
+    replica.pool.bytes.set(bytes, replica.pool.offset(message));
+    return message;
+}
+
+/** A sealed request_reply from replica `from` for (client, op, checksum). */
+function request_reply_bytes(from: number, view: number, client: bigint, op: bigint,
+    checksum: Uint8Array): Uint8Array {
+    const bytes = new Uint8Array(header_size);
+    const header = header_init(new HeaderView(), bytes, 0, Command.request_reply, header_size,
+        release_server);
+    header.copy16_from(frame.cluster, cluster_bytes(cluster_sim), 0);
+    header.view = view;
+    header.replica = from;
+    header.set_u128_bigint(offsets.request_reply.reply_client, client);
+    header.set_limb(offsets.request_reply.reply_op, 0, Number(op & 0xffff_ffffn));
+    header.set_limb(offsets.request_reply.reply_op, 1, Number(op >> 32n));
+    header.copy16_from(offsets.request_reply.reply_checksum, checksum, 0);
+    seal_empty_body(header);
+    return bytes;
+}
+
+test('reply repair: a peer answers only the checksum its session holds; the asker takes only ' +
+    'the reply its session expects', async () => {
+    const { cluster, lost, busy, reply, op } = await covered_by_checkpoint(43);
+    const primary = cluster.primary();
+    const next = (primary + 1) % 3;
+    damage(cluster, next, lost, 'latent_error');
+    cluster.network.filter = (from, to, command) => from >= 0 && to >= 0 &&
+        (command === Command.request_reply || command === Command.reply);
+    await cluster.crash(next);
+    await cluster.restart(next);
+    const replica = cluster.replicas[next]!;
+    const entry = entry_of(replica, lost);
+    assert(replica.reply_repair.is_wanted(entry));
+    // A healthy peer asked with another checksum says nothing; with the right one it answers.
+    const peer = cluster.replicas[primary]!;
+    const served = peer.stats_cluster.replies_served;
+    const wrong = reply.slice(0, 16);
+    wrong[0] = wrong[0]! ^ 1;
+    for (const [checksum, answers] of [[wrong, 0], [reply.subarray(0, 16), 1]] as const) {
+        const message = message_of(peer, request_reply_bytes(next, peer.view, lost.id, BigInt(op),
+            checksum));
+        peer.on_message(connection_none, message);
+        peer.pool.unref(message);
+        assert.equal(peer.stats_cluster.replies_served, served + answers);
+    }
+    // A forged reply (its body changed, resealed: valid checksums, another header checksum),
+    // and a genuine reply no slot here wants (busy's latest), are refused.
+    const forged = reply.slice();
+    forged[header_size + 8] = forged[header_size + 8]! ^ 0xff;
+    seal(new HeaderView().attach(forged, 0));
+    assert.equal(new HeaderValidator(cluster_sim).message(forged, 0, forged.length), Reason.ok);
+    const busy_reply = busy.replies.get(busy.request_number)!;
+    for (const bytes of [forged, busy_reply]) {
+        const message = message_of(replica, bytes);
+        replica.on_message(connection_none, message);
+        replica.pool.unref(message);
+    }
+    assert.equal(replica.stats_cluster.replies_refused, 2);
+    assert.equal(replica.stats.replies_repaired, 0);
+    assert.equal(replica.sessions.reply_message(entry), -1);
+    assert(replica.reply_repair.is_wanted(entry));
+    // The genuine reply is taken, written back, and no longer wanted; a second copy is refused.
+    for (const expected_refused of [2, 3]) {
+        const message = message_of(replica, reply);
+        replica.on_message(connection_none, message);
+        replica.pool.unref(message);
+        assert.equal(replica.stats_cluster.replies_refused, expected_refused);
+    }
+    assert.equal(replica.stats.replies_repaired, 1);
+    assert(!replica.reply_repair.is_wanted(entry));
+    assert.equal(replica.reply_repair.wanted_count, 0);
+    assert.deepEqual(session_reply(replica, entry), reply);
+    cluster.run_until(() => replica.client_replies.writes_in_flight === 0, 100);
+    assert.deepEqual(slot_bytes(cluster, next, entry, reply.length), reply);
+    // Nothing is fetched any more.
+    const requested = replica.stats_cluster.replies_requested;
+    for (let tick = 0; tick < 500; tick++) cluster.tick();
+    assert.equal(replica.stats_cluster.replies_requested, requested);
+    assert(!replica.reply_repair.timeout.ticking);
+});
+
+test('request_reply validation: a client and an op of a reply, each with its reason', () => {
+    const validator = new HeaderValidator(cluster_sim);
+    const checksum = new Uint8Array(16).fill(7);
+    const cases = [
+        [request_reply_bytes(1, 3, 5n, 9n, checksum), Reason.ok],
+        [request_reply_bytes(1, 3, 0n, 9n, checksum), Reason.client_zero],
+        [request_reply_bytes(1, 3, 5n, 0n, checksum), Reason.reply_op_zero],
+        [request_reply_bytes(1, 3, 5n, 2n ** 53n, checksum), Reason.op_beyond_max],
+        [request_reply_bytes(6, 3, 5n, 9n, checksum), Reason.replica_out_of_range],
+    ] as const;
+    for (const [bytes, reason] of cases) {
+        assert.equal(validator.message(bytes, 0, bytes.length), reason,
+            reason_text[validator.message(bytes, 0, bytes.length)]);
+    }
 });
