@@ -113,7 +113,10 @@ const cluster_ticks = ticks_default;
  * draw faults on now, which changes their run (1835330485/3 then ends with its replicas stuck in
  * recovering_head, a WAL-repair gap of the replica, not of the bug this seed guards).
  */
-const storage_faults_off = { wal_fault_per_million: new Array<number>(write_fault_count).fill(0) };
+const storage_faults_off = {
+    wal_fault_per_million: new Array<number>(write_fault_count).fill(0),
+    reply_fault_per_million: new Array<number>(write_fault_count).fill(0),
+};
 for (const [seed, replica_count] of cluster_cases) {
     test(`cluster simulator: ${replica_count === 0 ? 'drawn' : replica_count} replicas ` +
         `through crashes, partitions and view changes (seed ${seed})`, async () => {

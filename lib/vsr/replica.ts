@@ -569,6 +569,11 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
         this.network = network;
     }
 
+    /** Session replies lost at startup and not yet fetched back from a peer (reply_repair.ts). */
+    get replies_missing(): number {
+        return this.reply_repair.missing;
+    }
+
     get is_primary(): boolean {
         return this.view % this.replica_count === this.replica;
     }

@@ -105,6 +105,18 @@ export class ReplyRepair {
         return this.wanted[entry] === 1;
     }
 
+    /** Wanted slots whose session still expects the reply (tests and the simulator). */
+    get missing(): number {
+        let count = 0;
+        for (let entry = 0; entry < this.wanted.length; entry++) {
+            if (this.wanted[entry] === 0) continue;
+            if (this.sessions.session(entry) === 0) continue;
+            if (this.sessions.reply_message(entry) === -1) count += 1;
+        }
+        assert(count <= this.wanted_count);
+        return count;
+    }
+
     /** Startup: the reply of `entry` is missing here (the session is kept); fetch it. */
     want(entry: number): void {
         assert(this.replica_count > 1, 'a single replica has no peer to fetch a reply from');
