@@ -7,11 +7,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
+import { Prng } from '../lib/prng';
 import { Zone } from '../lib/storage/zones';
+import { Violation, ViolationKind, session_replies_check } from '../lib/testing/cluster_checkers';
+import { ClusterFaultAtlas } from '../lib/testing/fault_atlas';
 import { Operation, header_size } from '../lib/vsr/constants';
 import { HeaderView, cluster_bytes, header_init, seal, seal_empty_body } from '../lib/vsr/header';
 import { Command, frame, offsets } from '../lib/vsr/header_layout';
 import { connection_none } from '../lib/vsr/network';
+import { quorum_replication } from '../lib/vsr/quorums';
 import { Status, release_server } from '../lib/vsr/replica';
 import type { Replica } from '../lib/vsr/replica';
 import { Cluster } from './cluster_harness';
@@ -306,4 +310,69 @@ test('request_reply validation: a client and an op of a reply, each with its rea
         assert.equal(validator.message(bytes, 0, bytes.length), reason,
             reason_text[validator.message(bytes, 0, bytes.length)]);
     }
+});
+
+// ---------------------------------------------------------------------- the simulator's pieces
+
+test('fault atlas: each client replies slot is open to faults on quorum_replication - 1 ' +
+    'replicas, and nothing else outside the WAL is', () => {
+    const message_size_max = 16 * 1024;
+    for (let replica_count = 1; replica_count <= 6; replica_count++) {
+        const atlas = new ClusterFaultAtlas(new Prng(77 + replica_count), replica_count, 32,
+            message_size_max, 8);
+        for (let slot = 0; slot < 8; slot++) {
+            assert.equal(atlas.reply_slot_faulty_count(slot),
+                quorum_replication(replica_count) - 1);
+            for (let replica = 0; replica < replica_count; replica++) {
+                const filter = atlas.filter(replica);
+                const at = slot * message_size_max;
+                assert.equal(filter.fault_allowed(Zone.client_replies, at, 4096),
+                    atlas.reply_faulty(replica, slot));
+                if (slot < 7) {
+                    // A range across two slots (a misdirected write) needs both open.
+                    const both = atlas.reply_faulty(replica, slot) &&
+                        atlas.reply_faulty(replica, slot + 1);
+                    assert.equal(filter.fault_allowed(Zone.client_replies, at,
+                        2 * message_size_max), both);
+                }
+                assert.equal(filter.fault_allowed(Zone.grid, at, 4096), false);
+                assert.equal(filter.fault_allowed(Zone.superblock, 0, 4096), false);
+            }
+        }
+    }
+});
+
+test('session replies check: a replica holding another reply than its client accepted is a ' +
+    'violation; the same bytes, or a register committed again, are not', () => {
+    const reply_of = (request: number, op: number, body: number): Uint8Array => {
+        const bytes = new Uint8Array(header_size + 16);
+        const header = header_init(new HeaderView(), bytes, 0, Command.reply, bytes.length,
+            release_server);
+        header.set_u128_bigint(offsets.reply.client, 5n);
+        header.set_u32(offsets.reply.request, request);
+        header.set_u64(offsets.reply.op, op);
+        header.set_u64(offsets.reply.commit, op);
+        bytes[header_size] = body;
+        seal(header);
+        return bytes;
+    };
+    const check = (held: Uint8Array, accepted: Uint8Array, request: number): void => {
+        const pool = { bytes: held, offset: (): number => 0 };
+        const sessions = {
+            capacity: 1, session: (): number => 1, reply_message: (): number => 0,
+        };
+        const client = {
+            index: 0, id: 5n, sent: new Map(), exchanges: [],
+            replies: new Map([[request, accepted]]),
+        };
+        session_replies_check(2, sessions, pool, [client]);
+    };
+    check(reply_of(3, 40, 1), reply_of(3, 40, 1), 3);
+    assert.throws(() => check(reply_of(3, 40, 2), reply_of(3, 40, 1), 3), (error: unknown) =>
+        error instanceof Violation && error.kind === ViolationKind.reply && error.op === 40 &&
+        error.replica === 2);
+    // Request 0 at another op: the register committed again after its session was evicted.
+    check(reply_of(0, 41, 2), reply_of(0, 12, 1), 0);
+    // A reply the client never accepted is not compared.
+    check(reply_of(4, 50, 2), reply_of(3, 40, 1), 3);
 });

@@ -113,11 +113,15 @@ async function swarm_run(seed: number, count: number,
     process.once('SIGINT', on_signal);
     const violated: number[] = [];
     let runs = 0;
+    let replies_lost = 0;
+    let replies_repaired = 0;
     try {
         for (; !stop && (count === 0 || runs < count); runs++) {
             const next = seeds === null ? crypto.randomInt(0, 2 ** 32) : seeds.u32();
             const summary = await simulate({ ...options, seed: next }, replica_factory_ledger);
             const lines = summary_lines(summary);
+            replies_lost += summary.replies_lost;
+            replies_repaired += summary.replies_repaired;
             if (summary.violation === null) {
                 process.stdout.write(`${lines[0]!}\n  checksum ${summary.checksum}\n`);
             } else {
@@ -131,7 +135,8 @@ async function swarm_run(seed: number, count: number,
         process.removeListener('SIGINT', on_signal);
     }
     process.stdout.write(`swarm: ${runs} seed(s) run, ${violated.length} violated` +
-        (violated.length === 0 ? '\n' : `: ${violated.join(' ')}\n`));
+        (violated.length === 0 ? '' : `: ${violated.join(' ')}`) + `; session replies: ` +
+        `${replies_lost} lost at startup, ${replies_repaired} repaired from a peer\n`);
     return violated.length === 0 ? 0 : 1;
 }
 
