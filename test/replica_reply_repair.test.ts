@@ -68,6 +68,8 @@ interface Covered {
     /** The reply `lost` accepted for request 1, as it came. */
     reply: Uint8Array;
     op: number;
+    /** Every replica's log lines. */
+    lines: string[];
 }
 
 /**
@@ -76,7 +78,10 @@ interface Covered {
  * so a replay cannot rebuild it.
  */
 async function covered_by_checkpoint(seed: number): Promise<Covered> {
-    const cluster = await Cluster.create({ seed, replica_count: 3, clients: 2, config });
+    const lines: string[] = [];
+    const cluster = await Cluster.create({
+        seed, replica_count: 3, clients: 2, config, log: (line) => lines.push(line),
+    });
     cluster.register_all();
     const [lost, busy] = cluster.clients as [SimClient, SimClient];
     request(cluster, lost, Operation.create_accounts,
@@ -95,7 +100,7 @@ async function covered_by_checkpoint(seed: number): Promise<Covered> {
         assert.deepEqual(slot_bytes(cluster, replica.replica, entry, reply.length), reply,
             'every replica wrote the reply to its slot');
     }
-    return { cluster, lost, busy, reply, op };
+    return { cluster, lost, busy, reply, op, lines };
 }
 
 /** Damages replica `index`'s slot of `client`: one flipped body bit, or an unreadable sector. */
@@ -130,7 +135,7 @@ function received_by(client: SimClient): Uint8Array[] {
 for (const kind of ['bit_flip', 'latent_error'] as const) {
     test(`reply repair (${kind}): the damaged replica fetches the reply, rewrites its slot and ` +
         'answers the retry with the same bytes as primary', async () => {
-        const { cluster, lost, reply } = await covered_by_checkpoint(41);
+        const { cluster, lost, reply, op, lines } = await covered_by_checkpoint(41);
         const primary = cluster.primary();
         const next = (primary + 1) % 3;
         damage(cluster, next, lost, kind);
@@ -140,7 +145,14 @@ for (const kind of ['bit_flip', 'latent_error'] as const) {
         const entry = entry_of(replica, lost);
         assert.equal(replica.stats.replies_lost, 1, 'the slot could not be read back');
         assert.equal(replica.sessions.reply_message(entry), -1);
+        const said = kind === 'bit_flip' ? 'corrupt' : 'unreadable';
+        assert.equal(lines.filter((line) => line.includes(`replica ${next}: warning: zone ` +
+            `client_replies slot ${entry} op ${op}: reply ${said}: fetching it from a peer`))
+            .length, 1, lines.join('\n'));
         cluster.run_until(() => replica.stats.replies_repaired === 1, 5_000);
+        const client = lost.id.toString(16).padStart(32, '0');
+        assert(lines.some((line) => line.includes(`replica ${next}: reply of client ` +
+            `0x${client} request 1 (op ${op}) repaired from a peer`)), lines.join('\n'));
         assert.deepEqual(session_reply(replica, entry), reply);
         // One peer answered with its own copy (one fetch in flight per slot).
         const served = cluster.replicas.reduce((sum, other) =>

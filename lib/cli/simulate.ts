@@ -123,7 +123,10 @@ async function swarm_run(seed: number, count: number,
             replies_lost += summary.replies_lost;
             replies_repaired += summary.replies_repaired;
             if (summary.violation === null) {
-                process.stdout.write(`${lines[0]!}\n  checksum ${summary.checksum}\n`);
+                const replies = summary.replies_lost === 0 ? '' : ` (session replies: ` +
+                    `${summary.replies_lost} lost at startup, ${summary.replies_repaired} ` +
+                    'repaired from a peer)';
+                process.stdout.write(`${lines[0]!}\n  checksum ${summary.checksum}${replies}\n`);
             } else {
                 violated.push(next);
                 for (const line of lines) process.stdout.write(`${line}\n`);

@@ -678,20 +678,21 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
             const result = this.restore_reply_result[entry]!;
             assert(result !== ClientReplyResult.ok, 'a session without its reply');
             this.stats.replies_lost += 1;
-            const refusal = this.client_replies.refusal(entry, this.sessions.reply_headers,
-                entry * header_size, result);
             let client = '';
             for (let word = 3; word >= 0; word--) {
                 client += this.sessions.client_word(entry, word).toString(16).padStart(8, '0');
             }
             if (!this.solo) {
                 this.reply_repair.want(entry);
-                this.log(`replica ${this.replica}: warning: zone client_replies slot ${entry}: ` +
-                    `reply ${result === ClientReplyResult.unreadable ? 'unreadable' : 'corrupt'}` +
-                    `: fetching it from a peer (request_reply); until then a retry of request ` +
+                this.log(`replica ${this.replica}: warning: zone client_replies slot ${entry} op ` +
+                    `${this.sessions.reply_commit(entry)}: reply ` +
+                    `${result === ClientReplyResult.unreadable ? 'unreadable' : 'corrupt'}: ` +
+                    'fetching it from a peer (request_reply); until then a retry of request ' +
                     `${this.sessions.request(entry)} by client 0x${client} is dropped, not run`);
                 continue;
             }
+            const refusal = this.client_replies.refusal(entry, this.sessions.reply_headers,
+                entry * header_size, result);
             this.log(`replica: warning: ${refusal.message}: client 0x${client} is evicted ` +
                 `(no_session) if it retries request ${this.sessions.request(entry)}, rather ` +
                 'than left retrying or answered twice');
