@@ -164,6 +164,8 @@ export class ClusterStats {
     replies_served = 0;
     /** Replies from peers refused: not wanted, or not the bytes the session expects. */
     replies_refused = 0;
+    /** Retries dropped because their reply is still being fetched (the client retries). */
+    retries_reply_missing = 0;
 }
 
 /** Counters for logs and tests (typed, fixed: nothing is allocated when one is bumped). */
@@ -1102,6 +1104,7 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
         const reply = this.sessions.reply_message(entry);
         if (reply === -1 && !this.solo) {
             assert(this.reply_repair.is_wanted(entry), 'a missing reply nobody fetches');
+            this.stats_cluster.retries_reply_missing += 1;
             return this.drop();
         }
         if (reply === -1) {
