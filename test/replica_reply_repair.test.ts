@@ -392,3 +392,60 @@ test('session replies check: a replica holding another reply than its client acc
     // A reply the client never accepted is not compared.
     check(reply_of(4, 50, 2), reply_of(3, 40, 1), 3);
 });
+
+test('reply repair: a peer that never answers is passed over for the next one', async () => {
+    const { cluster, lost, reply } = await covered_by_checkpoint(44);
+    const primary = cluster.primary();
+    const next = (primary + 1) % 3;
+    // The peer the first round asks (reply_repair.ts: entry + round picks the peer).
+    const first_entry = entry_of(cluster.replicas[next]!, lost);
+    const silent = (next + 1 + (1 + first_entry) % 2) % 3;
+    damage(cluster, next, lost, 'bit_flip');
+    // Every request_reply to `silent` is lost on the way.
+    cluster.network.filter = (from, to, command) => to === silent &&
+        command === Command.request_reply;
+    await cluster.crash(next);
+    await cluster.restart(next);
+    const replica = cluster.replicas[next]!;
+    const entry = entry_of(replica, lost);
+    assert.equal(entry, first_entry);
+    const answered = 3 - next - silent;
+    assert(answered !== silent && answered !== next);
+    const served = cluster.replicas[answered]!.stats_cluster.replies_served;
+    cluster.run_until(() => replica.stats.replies_repaired === 1, 5_000);
+    assert.equal(cluster.replicas[answered]!.stats_cluster.replies_served, served + 1);
+    assert.equal(cluster.replicas[silent]!.stats_cluster.replies_served, 0);
+    // The first round's request was lost; the second asked the other peer.
+    assert.equal(replica.stats_cluster.replies_requested, 2);
+    assert.deepEqual(session_reply(replica, entry), reply);
+    assert(!replica.reply_repair.timeout.ticking);
+});
+
+test('reply repair: a slot whose session commits a newer reply stops wanting the old one',
+    async () => {
+        const { cluster, lost, op } = await covered_by_checkpoint(45);
+        const primary = cluster.primary();
+        const next = (primary + 1) % 3;
+        damage(cluster, next, lost, 'latent_error');
+        cluster.network.filter = (from, to, command) => from >= 0 && to >= 0 &&
+            (command === Command.request_reply || command === Command.reply);
+        await cluster.crash(next);
+        await cluster.restart(next);
+        const replica = cluster.replicas[next]!;
+        const entry = entry_of(replica, lost);
+        assert.equal(replica.replies_missing, 1);
+        // The client received reply 1 before; its request 2 commits everywhere.
+        request(cluster, lost, Operation.lookup_accounts, multi_batch_body([ids_body(1n)], 16));
+        cluster.run_until(() => replica.commit_min >= lost.exchanges[2]!.op, 5_000);
+        assert(lost.exchanges[2]!.op > op);
+        assert.equal(replica.replies_missing, 0, 'the newer reply is in memory');
+        assert.deepEqual(session_reply(replica, entry), lost.replies.get(2));
+        // The next round lets the slot go, and the timeout stops: no fetch is sent again.
+        cluster.run_until(() => !replica.reply_repair.timeout.ticking, 1_000);
+        assert.equal(replica.reply_repair.wanted_count, 0);
+        assert(!replica.reply_repair.is_wanted(entry));
+        const requested = replica.stats_cluster.replies_requested;
+        for (let tick = 0; tick < 300; tick++) cluster.tick();
+        assert.equal(replica.stats_cluster.replies_requested, requested);
+        assert.equal(replica.stats.replies_repaired, 0);
+    });
