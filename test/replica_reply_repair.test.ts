@@ -19,6 +19,7 @@ import { quorum_replication } from '../lib/vsr/quorums';
 import { Status, release_server } from '../lib/vsr/replica';
 import type { Replica } from '../lib/vsr/replica';
 import { Cluster } from './cluster_harness';
+import type { LinkFilter } from './cluster_harness';
 import { HeaderValidator, Reason, reason_text } from '../lib/vsr/validate';
 import {
     account_event, cluster_sim, config_sim, ids_body, multi_batch_body,
@@ -112,6 +113,30 @@ function damage(cluster: Cluster, index: number, client: SimClient,
     else storage.latent_error_set(Zone.client_replies, offset);
 }
 
+/** Loses every reply repair message between replicas (request_reply and the answers). */
+const repair_blocked: LinkFilter = (from, to, command) => from >= 0 && to >= 0 &&
+    (command === Command.request_reply || command === Command.reply);
+
+/**
+ * Damages `client`'s slot on the replica that leads the next view, sets `filter` on the network
+ * and restarts that replica over the damage: its reply is lost at startup.
+ */
+async function restart_damaged(cluster: Cluster, client: SimClient,
+    kind: 'bit_flip' | 'latent_error', filter: LinkFilter | null):
+    Promise<{ next: number; replica: Replica; entry: number }> {
+    const next = (cluster.primary() + 1) % 3;
+    damage(cluster, next, client, kind);
+    cluster.network.filter = filter;
+    await cluster.crash(next);
+    await cluster.restart(next);
+    const replica = cluster.replicas[next]!;
+    assert.equal(replica.stats.replies_lost, 1, 'the slot could not be read back');
+    const entry = entry_of(replica, client);
+    assert.equal(replica.sessions.reply_message(entry), -1);
+    assert(replica.reply_repair.is_wanted(entry));
+    return { next, replica, entry };
+}
+
 /** Crashes the primary and runs until `next` leads a view of its own. */
 async function make_primary(cluster: Cluster, next: number): Promise<number> {
     const primary = cluster.primary();
@@ -136,15 +161,7 @@ for (const kind of ['bit_flip', 'latent_error'] as const) {
     test(`reply repair (${kind}): the damaged replica fetches the reply, rewrites its slot and ` +
         'answers the retry with the same bytes as primary', async () => {
         const { cluster, lost, reply, op, lines } = await covered_by_checkpoint(41);
-        const primary = cluster.primary();
-        const next = (primary + 1) % 3;
-        damage(cluster, next, lost, kind);
-        await cluster.crash(next);
-        await cluster.restart(next);
-        const replica = cluster.replicas[next]!;
-        const entry = entry_of(replica, lost);
-        assert.equal(replica.stats.replies_lost, 1, 'the slot could not be read back');
-        assert.equal(replica.sessions.reply_message(entry), -1);
+        const { next, replica, entry } = await restart_damaged(cluster, lost, kind, null);
         const said = kind === 'bit_flip' ? 'corrupt' : 'unreadable';
         assert.equal(lines.filter((line) => line.includes(`replica ${next}: warning: zone ` +
             `client_replies slot ${entry} op ${op}: reply ${said}: fetching it from a peer`))
@@ -184,16 +201,9 @@ for (const kind of ['bit_flip', 'latent_error'] as const) {
 test('reply repair: while the reply is missing the retry is dropped (never re-run, never ' +
     'evicted) and answered once the fetch succeeds', async () => {
     const { cluster, lost, reply } = await covered_by_checkpoint(42);
-    const primary = cluster.primary();
-    const next = (primary + 1) % 3;
-    damage(cluster, next, lost, 'bit_flip');
     // No reply repair gets through until the filter is lifted.
-    cluster.network.filter = (from, to, command) => from >= 0 && to >= 0 &&
-        (command === Command.request_reply || command === Command.reply);
-    await cluster.crash(next);
-    await cluster.restart(next);
-    const replica = cluster.replicas[next]!;
-    const entry = entry_of(replica, lost);
+    const { next, replica, entry } = await restart_damaged(cluster, lost, 'bit_flip',
+        repair_blocked);
     const old_primary = await make_primary(cluster, next);
     await cluster.restart(old_primary);
     const received = received_by(lost);
@@ -255,15 +265,8 @@ test('reply repair: a peer answers only the checksum its session holds; the aske
     'the reply its session expects', async () => {
     const { cluster, lost, busy, reply, op } = await covered_by_checkpoint(43);
     const primary = cluster.primary();
-    const next = (primary + 1) % 3;
-    damage(cluster, next, lost, 'latent_error');
-    cluster.network.filter = (from, to, command) => from >= 0 && to >= 0 &&
-        (command === Command.request_reply || command === Command.reply);
-    await cluster.crash(next);
-    await cluster.restart(next);
-    const replica = cluster.replicas[next]!;
-    const entry = entry_of(replica, lost);
-    assert(replica.reply_repair.is_wanted(entry));
+    const { next, replica, entry } = await restart_damaged(cluster, lost, 'latent_error',
+        repair_blocked);
     // A healthy peer asked with another checksum says nothing; with the right one it answers.
     const peer = cluster.replicas[primary]!;
     const served = peer.stats_cluster.replies_served;
@@ -396,18 +399,14 @@ test('session replies check: a replica holding another reply than its client acc
 test('reply repair: a peer that never answers is passed over for the next one', async () => {
     const { cluster, lost, reply } = await covered_by_checkpoint(44);
     const primary = cluster.primary();
-    const next = (primary + 1) % 3;
+    const next_expected = (primary + 1) % 3;
     // The peer the first round asks (reply_repair.ts: entry + round picks the peer).
-    const first_entry = entry_of(cluster.replicas[next]!, lost);
-    const silent = (next + 1 + (1 + first_entry) % 2) % 3;
-    damage(cluster, next, lost, 'bit_flip');
+    const first_entry = entry_of(cluster.replicas[next_expected]!, lost);
+    const silent = (next_expected + 1 + (1 + first_entry) % 2) % 3;
     // Every request_reply to `silent` is lost on the way.
-    cluster.network.filter = (from, to, command) => to === silent &&
-        command === Command.request_reply;
-    await cluster.crash(next);
-    await cluster.restart(next);
-    const replica = cluster.replicas[next]!;
-    const entry = entry_of(replica, lost);
+    const { next, replica, entry } = await restart_damaged(cluster, lost, 'bit_flip',
+        (from, to, command) => to === silent && command === Command.request_reply);
+    assert.equal(next, next_expected);
     assert.equal(entry, first_entry);
     const answered = 3 - next - silent;
     assert(answered !== silent && answered !== next);
@@ -424,15 +423,8 @@ test('reply repair: a peer that never answers is passed over for the next one', 
 test('reply repair: a slot whose session commits a newer reply stops wanting the old one',
     async () => {
         const { cluster, lost, op } = await covered_by_checkpoint(45);
-        const primary = cluster.primary();
-        const next = (primary + 1) % 3;
-        damage(cluster, next, lost, 'latent_error');
-        cluster.network.filter = (from, to, command) => from >= 0 && to >= 0 &&
-            (command === Command.request_reply || command === Command.reply);
-        await cluster.crash(next);
-        await cluster.restart(next);
-        const replica = cluster.replicas[next]!;
-        const entry = entry_of(replica, lost);
+        const { replica, entry } = await restart_damaged(cluster, lost, 'latent_error',
+            repair_blocked);
         assert.equal(replica.replies_missing, 1);
         // The client received reply 1 before; its request 2 commits everywhere.
         request(cluster, lost, Operation.lookup_accounts, multi_batch_body([ids_body(1n)], 16));

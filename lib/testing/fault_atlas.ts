@@ -90,11 +90,8 @@ export class ClusterFaultAtlas {
     }
 
     wal_area_faulty_count(area: number): number {
-        let count = 0;
-        for (let replica = 0; replica < this.replica_count; replica++) {
-            if (this.wal_faulty(replica, area)) count += 1;
-        }
-        return count;
+        assert(area >= 0 && area < this.wal_area_count);
+        return faulty_count(this.wal_area_faulty, area, this.replica_count);
     }
 
     /** Whether faults may land on `replica`'s client replies slot `slot`. */
@@ -105,11 +102,8 @@ export class ClusterFaultAtlas {
     }
 
     reply_slot_faulty_count(slot: number): number {
-        let count = 0;
-        for (let replica = 0; replica < this.replica_count; replica++) {
-            if (this.reply_faulty(replica, slot)) count += 1;
-        }
-        return count;
+        assert(slot >= 0 && slot < this.reply_slot_count);
+        return faulty_count(this.reply_slot_faulty, slot, this.replica_count);
     }
 
     /** Whether every client replies slot the byte range touches is open on `replica`. */
@@ -160,6 +154,16 @@ class ReplicaFaultFilter implements StorageFaultFilter {
         if (zone !== Zone.wal_headers && zone !== Zone.wal_prepares) return false;
         return this.atlas.wal_range_faulty(this.replica, zone, zone_offset, length);
     }
+}
+
+/** On how many replicas place `place` (area or slot) is open to faults. */
+function faulty_count(faulty: Uint8Array, place: number, replica_count: number): number {
+    let count = 0;
+    for (let replica = 0; replica < replica_count; replica++) {
+        count += faulty[place * replica_count + replica]!;
+    }
+    assert(count <= replica_count);
+    return count;
 }
 
 /** Opens place `place` (area or slot) to faults on exactly `count` distinct replicas. */

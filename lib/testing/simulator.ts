@@ -176,14 +176,9 @@ export const write_fault_names: readonly string[] = (() => {
     return names;
 })();
 
-/** Storage faults off on a quarter of the seeds; else each kind on or off, at 0-2% per write. */
+/** WAL faults off on a quarter of the seeds; else each kind on or off, at 0-2% per write. */
 function wal_faults_draw(prng: Prng): number[] {
-    const per_million = new Array<number>(write_fault_count).fill(0);
-    if (prng.chance(1, 4)) return per_million;
-    for (let fault = 1; fault < write_fault_count; fault++) {
-        if (prng.chance(3, 4)) per_million[fault] = 1 + prng.int(20_000);
-    }
-    return per_million;
+    return faults_draw(prng, 4, 1, 20_000);
 }
 
 /**
@@ -192,10 +187,19 @@ function wal_faults_draw(prng: Prng): number[] {
  * so rarer faults would seldom meet a restart that reads the slot back.
  */
 function reply_faults_draw(prng: Prng): number[] {
+    return faults_draw(prng, 3, 10_000, 190_000);
+}
+
+/**
+ * Per WriteFault, a chance per million: all 0 on one seed in `off_one_in`, else each kind on
+ * with chance 3/4 at `min` + up to `range` per million.
+ */
+function faults_draw(prng: Prng, off_one_in: number, min: number, range: number): number[] {
+    assert(off_one_in >= 1 && min >= 1 && min + range <= 1_000_000);
     const per_million = new Array<number>(write_fault_count).fill(0);
-    if (prng.chance(1, 3)) return per_million;
+    if (prng.chance(1, off_one_in)) return per_million;
     for (let fault = 1; fault < write_fault_count; fault++) {
-        if (prng.chance(3, 4)) per_million[fault] = 10_000 + prng.int(190_000);
+        if (prng.chance(3, 4)) per_million[fault] = min + prng.int(range);
     }
     return per_million;
 }
