@@ -113,7 +113,10 @@ const cluster_ticks = ticks_default;
  * draw faults on now, which changes their run (1835330485/3 then ends with its replicas stuck in
  * recovering_head, a WAL-repair gap of the replica, not of the bug this seed guards).
  */
-const storage_faults_off = { wal_fault_per_million: new Array<number>(write_fault_count).fill(0) };
+const storage_faults_off = {
+    wal_fault_per_million: new Array<number>(write_fault_count).fill(0),
+    reply_fault_per_million: new Array<number>(write_fault_count).fill(0),
+};
 for (const [seed, replica_count] of cluster_cases) {
     test(`cluster simulator: ${replica_count === 0 ? 'drawn' : replica_count} replicas ` +
         `through crashes, partitions and view changes (seed ${seed})`, async () => {
@@ -172,18 +175,49 @@ const storage_fault_cases = [
     // primary now fetches that op from the backup, which holds it past its head.
     [3360365673, 2],
 ] as const;
+/**
+ * The WAL seeds above run as they did when found, without client replies faults: those draw from
+ * each disk's PRNG too, which changes where the WAL faults land (1518531644/2 then ends with both
+ * replicas in recovering_head).
+ */
+const reply_faults_off = { reply_fault_per_million: new Array<number>(write_fault_count).fill(0) };
 for (const [seed, replica_count] of storage_fault_cases) {
     test(`cluster simulator: ${replica_count} replicas through WAL storage faults within the ` +
         `fault atlas, crashes and partitions (seed ${seed})`, async () => {
         const summary = await run({
             seed: test_seed(seed), replica_count, ticks: cluster_ticks,
             liveness_ticks_max: cluster_ticks, checkpoint_check: cluster_checkpoint_check,
+            swarm: reply_faults_off,
         });
         assert.equal(summary.violation, null, report(summary));
         assert.equal(summary.liveness_excused, null, report(summary)); // Converged, not excused.
         assert(summary.requests_committed > 0, report(summary));
         const faults = summary.storage_faults.reduce((sum, count) => sum + count, 0);
         assert(faults > 0, `no storage fault injected: ${report(summary)}`);
+    });
+}
+
+/**
+ * Seeds whose replicas lose session replies from their client replies zones (write faults there,
+ * within the fault atlas) and fetch some back from a peer (request_reply) while clients retry:
+ * found by `simulate --swarm --seed=950R --seeds=20 --replicas=R` once those faults existed, all
+ * clean; kept so that reply repair stays exercised at every cluster size.
+ */
+const reply_repair_cases = [
+    [2232156101, 2], [3456919110, 3], [3652170446, 4], [1507044030, 5], [2946749023, 6],
+] as const;
+for (const [seed, replica_count] of reply_repair_cases) {
+    test(`cluster simulator: ${replica_count} replicas lose session replies to client replies ` +
+        `faults and repair them from peers (seed ${seed})`, async () => {
+        const summary = await run({
+            seed: test_seed(seed), replica_count, ticks: cluster_ticks,
+            liveness_ticks_max: cluster_ticks, checkpoint_check: cluster_checkpoint_check,
+        });
+        assert.equal(summary.violation, null, report(summary));
+        // Only meaningful for the seed itself: another RINGLEDGER_SEED need not lose any.
+        if (test_seed(seed) !== seed) return;
+        assert(summary.replies_repaired > 0, report(summary));
+        assert(summary.replies_lost >= summary.replies_repaired, report(summary));
     });
 }
 
@@ -198,6 +232,7 @@ test('cluster simulator: 4 replicas, 2 unable to prove their heads, halt and are
     const summary = await run({
         seed: test_seed(1657975945), replica_count: 4, ticks: cluster_ticks,
         liveness_ticks_max: cluster_ticks, checkpoint_check: cluster_checkpoint_check,
+        swarm: reply_faults_off,
     });
     assert.equal(summary.violation, null, report(summary));
     assert.match(summary.liveness_excused ?? '', /^core_missing_quorum: 2 of 4 replicas/);

@@ -64,7 +64,7 @@ const op_names: Readonly<Record<string, readonly string[]>> = {
     commit: ['checkpoint_op', 'commit'],
     do_view_change: ['op', 'commit', 'checkpoint_op', 'op_acknowledged_max'],
     start_view: ['op', 'commit_max', 'checkpoint_op'], request_headers: ['op_min', 'op_max'],
-    request_prepare: ['prepare_op'],
+    request_prepare: ['prepare_op'], request_reply: ['reply_op'],
 };
 const op_limit = 2n ** 53n;
 
@@ -144,10 +144,16 @@ function constrain(random: Random, view: HeaderView, command: number): void {
             set('op_max', op_max); set('op_min', op_max / BigInt(1 + random.int(5)));
             return;
         }
-        case Command.request_reply: set('reply_client', random.nonzero(128)); return;
+        case Command.request_reply: return request_reply_constrain(random, view);
         case Command.block: set('address', random.nonzero(64)); return;
         default: return;
     }
+}
+
+/** request_reply names a client (non-zero) and the op of its reply (a committed op: at least 1). */
+function request_reply_constrain(random: Random, view: HeaderView): void {
+    view.set('reply_client', random.nonzero(128));
+    view.set('reply_op', random.nonzero(53));
 }
 
 export const valid_commands: readonly number[] = command_names
@@ -274,7 +280,8 @@ function reference_replica_rules(
                 ((body === 0 && get('head_uncertain') === 1n) || whole(256, 11));
         case 'start_view': return get('commit_max') <= get('op') && whole(256, 11);
         case 'request_headers': return body === 0 && get('op_min') <= get('op_max');
-        case 'request_reply': return body === 0 && get('reply_client') !== 0n;
+        case 'request_reply':
+            return body === 0 && get('reply_client') !== 0n && get('reply_op') !== 0n;
         case 'headers': return whole(256, 64);
         case 'request_blocks': return whole(32, 4);
         case 'block': return get('address') !== 0n;

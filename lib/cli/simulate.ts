@@ -88,8 +88,10 @@ export const command_simulate: CliCommand = {
                 checkpoint_check_skipped : undefined,
             log: parsed.flags.has('log') ?
                 (line: string) => process.stderr.write(`${line}\n`) : undefined,
-            swarm: parsed.flags.has('no-storage-faults') ?
-                { wal_fault_per_million: new Array<number>(write_fault_count).fill(0) } : undefined,
+            swarm: parsed.flags.has('no-storage-faults') ? {
+                wal_fault_per_million: new Array<number>(write_fault_count).fill(0),
+                reply_fault_per_million: new Array<number>(write_fault_count).fill(0),
+            } : undefined,
         };
         if (!swarm) {
             const summary = await simulate({ ...options, seed }, replica_factory_ledger);
@@ -112,14 +114,21 @@ async function swarm_run(seed: number, count: number,
     const violated: number[] = [];
     const excused: number[] = [];
     let runs = 0;
+    let replies_lost = 0;
+    let replies_repaired = 0;
     try {
         for (; !stop && (count === 0 || runs < count); runs++) {
             const next = seeds === null ? crypto.randomInt(0, 2 ** 32) : seeds.u32();
             const summary = await simulate({ ...options, seed: next }, replica_factory_ledger);
             const lines = summary_lines(summary);
+            replies_lost += summary.replies_lost;
+            replies_repaired += summary.replies_repaired;
             if (summary.liveness_excused !== null) excused.push(next);
             if (summary.violation === null && summary.liveness_excused === null) {
-                process.stdout.write(`${lines[0]!}\n  checksum ${summary.checksum}\n`);
+                const replies = summary.replies_lost === 0 ? '' : ` (session replies: ` +
+                    `${summary.replies_lost} lost at startup, ${summary.replies_repaired} ` +
+                    'repaired from a peer)';
+                process.stdout.write(`${lines[0]!}\n  checksum ${summary.checksum}${replies}\n`);
             } else if (summary.violation === null) {
                 for (const line of lines) process.stdout.write(`${line}\n`);
             } else {
@@ -134,21 +143,23 @@ async function swarm_run(seed: number, count: number,
     }
     process.stdout.write(`swarm: ${runs} seed(s) run, ${violated.length} violated` +
         (violated.length === 0 ? '' : `: ${violated.join(' ')}`) + `, ${excused.length} ` +
-        `excused (core_missing_quorum)${excused.length === 0 ? '' : `: ${excused.join(' ')}`}\n`);
+        `excused (core_missing_quorum)${excused.length === 0 ? '' : `: ${excused.join(' ')}`}` +
+        `; session replies: ${replies_lost} lost at startup, ${replies_repaired} repaired from ` +
+        'a peer\n');
     return violated.length === 0 ? 0 : 1;
 }
 
-/** The storage-fault rates the seed drew, per write to a WAL zone. */
+/** The storage-fault rates the seed drew, per write to a WAL zone and to the client replies. */
 function storage_faults_text(summary: SimulationSummary): string {
     const swarm = summary.swarm;
     if (!storage_faults_on(swarm)) {
         return swarm.replica_count === 1 ? 'no storage faults (one replica)' : 'no storage faults';
     }
-    const rates: string[] = [];
-    swarm.wal_fault_per_million.forEach((per_million, fault) => {
-        if (per_million > 0) rates.push(`${write_fault_names[fault]} ${per_million / 10_000}%`);
-    });
-    return `WAL faults per write: ${rates.join(', ')}`;
+    const rates = (per_million: readonly number[]): string => per_million.map((rate, fault) =>
+        rate > 0 ? `${write_fault_names[fault]} ${rate / 10_000}%` : '').filter((text) =>
+        text !== '').join(', ') || 'none';
+    return `WAL faults per write: ${rates(swarm.wal_fault_per_million)}; client replies ` +
+        `faults per write: ${rates(swarm.reply_fault_per_million)}`;
 }
 
 /** The clocks the seed drew, and the jumps they made. */
@@ -190,7 +201,9 @@ export function summary_lines(summary: SimulationSummary): string[] {
         `clog(s), ${summary.connection_resets} connection reset(s); packets: ` +
         `${summary.packets_sent} sent, ${summary.packets_dropped} dropped, ` +
         `${summary.packets_duplicated} duplicated; storage: ` +
-        `${storage_faults_injected_text(summary)}; ${clock_faults_text(summary)}` +
+        `${storage_faults_injected_text(summary)}, ${summary.replies_lost} session ` +
+        `repl${summary.replies_lost === 1 ? 'y' : 'ies'} lost at startup (` +
+        `${summary.replies_repaired} repaired from a peer); ${clock_faults_text(summary)}` +
         (swarm.power_loss ? '; power loss before the liveness phase' : ''),
     ];
     if (summary.behind_wal > 0) {

@@ -66,6 +66,20 @@ export interface ClusterReplica {
     network_attach(network: ReplicaNetwork): void;
     /** One line of protocol state for reports. */
     describe(): string;
+    /** The session table: each session's latest reply in the pool (-1: not in memory). */
+    readonly sessions: SessionTable;
+    /** Session replies lost at startup and not yet fetched back from a peer. */
+    readonly replies_missing: number;
+    readonly stats: { readonly replies_lost: number; readonly replies_repaired: number };
+}
+
+/** What the checkers read of a replica's session table (lib/vsr/client_sessions.ts). */
+export interface SessionTable {
+    readonly capacity: number;
+    /** 0 for a free entry. */
+    session(entry: number): number;
+    /** The pool message holding the entry's latest reply, or -1. */
+    reply_message(entry: number): number;
 }
 
 export interface ReplicaFactoryOptions {
@@ -120,6 +134,8 @@ export interface StorageFaultOptions {
     atlas: ClusterFaultAtlas;
     /** By WriteFault (index 0 unused): the chance per million that a WAL write suffers it. */
     wal_fault_per_million: readonly number[];
+    /** By WriteFault: the same for a write to the client replies zone. */
+    reply_fault_per_million: readonly number[];
 }
 
 const wal_zones = [Zone.wal_headers, Zone.wal_prepares] as const;
@@ -144,6 +160,9 @@ export class ReplicaNode {
     commit_checked = 0;
     /** The durable checkpoint op last given to the checkpoint checker (-1: none yet). */
     checkpoint_checked = -1;
+    /** Session replies lost at startup, and repaired from a peer, by incarnations that died. */
+    replies_lost = 0;
+    replies_repaired = 0;
 
     constructor(index: number, storage: SimulatorStorage, random: Prng, time: MachineClock) {
         this.index = index;
@@ -246,6 +265,8 @@ export class Cluster {
         assert.equal(faults.atlas.replica_count, this.options.replica_count);
         assert.equal(faults.atlas.slot_count, this.config.slot_count);
         assert.equal(faults.atlas.message_size_max, this.config.message_size_max);
+        assert.equal(faults.atlas.reply_slot_count, this.config.clients_max);
+        assert.equal(faults.reply_fault_per_million.length, write_fault_count);
         node.storage.fault_filter_set(faults.atlas.filter(node.index));
         for (let fault = 1; fault < write_fault_count; fault++) {
             const per_million = faults.wal_fault_per_million[fault]!;
@@ -253,6 +274,10 @@ export class Cluster {
             for (const zone of wal_zones) {
                 node.storage.fault_probability_set(zone, fault, per_million / 1_000_000);
             }
+            const reply_per_million = faults.reply_fault_per_million[fault]!;
+            assert(reply_per_million >= 0 && reply_per_million <= 1_000_000);
+            node.storage.fault_probability_set(Zone.client_replies, fault,
+                reply_per_million / 1_000_000);
         }
     }
 
@@ -261,8 +286,21 @@ export class Cluster {
         for (const node of this.nodes) {
             for (let fault = 1; fault < write_fault_count; fault++) {
                 for (const zone of wal_zones) node.storage.fault_probability_set(zone, fault, 0);
+                node.storage.fault_probability_set(Zone.client_replies, fault, 0);
             }
         }
+    }
+
+    /** Session replies lost at startup and repaired from a peer, over every incarnation. */
+    replies_repair_counts(): { lost: number; repaired: number } {
+        let lost = 0;
+        let repaired = 0;
+        for (const node of this.nodes) {
+            lost += node.replies_lost + (node.replica?.stats.replies_lost ?? 0);
+            repaired += node.replies_repaired + (node.replica?.stats.replies_repaired ?? 0);
+        }
+        assert(repaired <= lost, 'a reply repaired that was never lost');
+        return { lost, repaired };
     }
 
     /** Random storage faults injected so far, by WriteFault, over every replica's disk. */
@@ -309,6 +347,8 @@ export class Cluster {
     crash(index: number, down_ticks: number): void {
         const node = this.nodes[index]!;
         assert(node.replica !== null, `replica ${index} is already down`);
+        node.replies_lost += node.replica.stats.replies_lost;
+        node.replies_repaired += node.replica.stats.replies_repaired;
         node.storage.crash();
         node.replica = null;
         node.pool = null;

@@ -16,6 +16,9 @@
 //   clients sent, gives exactly the replies the clients accepted, at the ops and timestamps the
 //   log says; no request is applied twice and timestamps strictly increase.
 // - (The clients check that a reply, once seen, comes back byte-identical: sim_client.ts.)
+// - session_replies_check: a reply never changes on the replicas either: every session reply a
+//   replica holds (executed, read back from its client replies zone, or fetched from a peer by
+//   reply repair) is byte for byte the reply the client accepted for that request, if it did.
 //
 // A broken rule is a Violation naming what broke and the op.
 import assert from 'node:assert/strict';
@@ -280,6 +283,48 @@ export interface CheckedClient {
     readonly id: bigint;
     readonly sent: ReadonlyMap<number, Uint8Array>;
     readonly exchanges: readonly Exchange[];
+    /** Reply bytes by request number, as accepted. */
+    readonly replies: ReadonlyMap<number, Uint8Array>;
+}
+
+/** The session table of one replica, as session_replies_check reads it. */
+export interface CheckedSessions {
+    readonly capacity: number;
+    session(entry: number): number;
+    reply_message(entry: number): number;
+}
+
+/**
+ * Every session reply `replica` holds in its pool equals, byte for byte, the reply its client
+ * accepted for that request (when it accepted one). A register committed again at another op
+ * (its first session evicted meanwhile) is a new reply of request 0, as SimClient allows.
+ */
+export function session_replies_check(replica: number, sessions: CheckedSessions,
+    pool: { readonly bytes: Uint8Array; offset(message: number): number },
+    clients: readonly CheckedClient[]): void {
+    const header = new HeaderView();
+    for (let entry = 0; entry < sessions.capacity; entry++) {
+        if (sessions.session(entry) === 0) continue;
+        const message = sessions.reply_message(entry);
+        if (message === -1) continue;
+        header.attach(pool.bytes, pool.offset(message));
+        assert.equal(header.command, Command.reply);
+        const id = header.u128_bigint(offsets.reply.client);
+        const request = header.u32(offsets.reply.request);
+        const accepted = clients.find((client) => client.id === id)?.replies.get(request);
+        if (accepted === undefined) continue;
+        const held = pool.bytes.subarray(header.offset, header.offset + header.size);
+        const op = Number(header.u64_bigint(offsets.reply.op));
+        const op_accepted = Number(new HeaderView().attach(accepted, 0)
+            .u64_bigint(offsets.reply.op));
+        if (request === 0 && op !== op_accepted) continue;
+        if (held.length === accepted.length && held.every((byte, at) => byte === accepted[at])) {
+            continue;
+        }
+        throw new Violation(ViolationKind.reply, op, replica, `replica ${replica} holds a ` +
+            `reply to request ${request} (op ${op}) of client 0x${id.toString(16)} that differs ` +
+            'from the one the client accepted: a reply must never change');
+    }
 }
 
 /**

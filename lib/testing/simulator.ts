@@ -25,6 +25,7 @@ import { Cluster, Health } from './cluster';
 import type { ClusterOptions, ReplicaFactory, ReplicaNode } from './cluster';
 import {
     DigestTag, Violation, ViolationKind, bytes_digest_value, ledger_check,
+    session_replies_check,
 } from './cluster_checkers';
 import type { CheckpointCheckMode } from './cluster_checkers';
 import { multi_batch_split, request_body, request_create_events, request_next, result_size }
@@ -88,6 +89,11 @@ export interface Swarm {
      * it, where the fault atlas allows; all 0 on some seeds.
      */
     wal_fault_per_million: readonly number[];
+    /**
+     * By WriteFault: the chance per million that a write to the client replies zone suffers it,
+     * where the atlas allows (a slot on quorum_replication - 1 replicas); all 0 on some seeds.
+     */
+    reply_fault_per_million: readonly number[];
     /** Each machine's clock: drift, offset, jumps, maybe one rogue (ideal for one replica). */
     clock_faults: ClockFaults;
 }
@@ -102,7 +108,7 @@ export function replicas_down_max(replica_count: number): number {
 /**
  * A 32-bit PRNG seed for one of a run's streams (0: its shape, 1: everything else, 2: the
  * swarm's sequence of seeds, 3: the storage faults' rates, 4: the fault atlas, 5: the clock
- * faults' shape, 6: the clocks' own draws), from all of a
+ * faults' shape, 6: the clocks' own draws, 7: the client replies faults' rates), from all of a
  * seed's bits (the PRNG itself keeps only the low 32). Storage faults draw from streams of their
  * own so that a seed whose draw turns them off runs as it did before they existed.
  */
@@ -138,6 +144,7 @@ export function swarm_draw(seed: number, replica_count?: number): Swarm {
         restarts_max: 12,
         power_loss: prng.chance(1, 4),
         wal_fault_per_million: wal_faults_draw(new Prng(seed_stream(seed, 3))),
+        reply_fault_per_million: reply_faults_draw(new Prng(seed_stream(seed, 7))),
         clock_faults: clock_faults_draw(new Prng(seed_stream(seed, 5)), replicas),
     };
 }
@@ -169,19 +176,38 @@ export const write_fault_names: readonly string[] = (() => {
     return names;
 })();
 
-/** Storage faults off on a quarter of the seeds; else each kind on or off, at 0-2% per write. */
+/** WAL faults off on a quarter of the seeds; else each kind on or off, at 0-2% per write. */
 function wal_faults_draw(prng: Prng): number[] {
+    return faults_draw(prng, 4, 1, 20_000);
+}
+
+/**
+ * Client replies faults off on a third of the seeds; else each kind on or off, at 1-20% per
+ * write: the zone is written only at checkpoints (the replies that changed) and by reply repair,
+ * so rarer faults would seldom meet a restart that reads the slot back.
+ */
+function reply_faults_draw(prng: Prng): number[] {
+    return faults_draw(prng, 3, 10_000, 190_000);
+}
+
+/**
+ * Per WriteFault, a chance per million: all 0 on one seed in `off_one_in`, else each kind on
+ * with chance 3/4 at `min` + up to `range` per million.
+ */
+function faults_draw(prng: Prng, off_one_in: number, min: number, range: number): number[] {
+    assert(off_one_in >= 1 && min >= 1 && min + range <= 1_000_000);
     const per_million = new Array<number>(write_fault_count).fill(0);
-    if (prng.chance(1, 4)) return per_million;
+    if (prng.chance(1, off_one_in)) return per_million;
     for (let fault = 1; fault < write_fault_count; fault++) {
-        if (prng.chance(3, 4)) per_million[fault] = 1 + prng.int(20_000);
+        if (prng.chance(3, 4)) per_million[fault] = min + prng.int(range);
     }
     return per_million;
 }
 
 /** Whether the run injects storage faults: some kind is on and the atlas opens some area. */
 export function storage_faults_on(swarm: Swarm): boolean {
-    return swarm.replica_count > 1 && swarm.wal_fault_per_million.some((rate) => rate > 0);
+    return swarm.replica_count > 1 && (swarm.wal_fault_per_million.some((rate) => rate > 0) ||
+        swarm.reply_fault_per_million.some((rate) => rate > 0));
 }
 
 function network_draw(prng: Prng, on: () => boolean): ClusterOptions['network'] {
@@ -229,6 +255,9 @@ export interface SimulationSummary {
     checkpoint_mismatches: readonly string[];
     /** Random storage faults injected, by WriteFault (index 0 unused). */
     storage_faults: readonly number[];
+    /** Session replies replicas lost at startup, and those fetched back from a peer. */
+    replies_lost: number;
+    replies_repaired: number;
     /** Wall-clock jumps of the machines' clocks. */
     clock_jumps: number;
     checksum: string;
@@ -317,8 +346,11 @@ class SimulationRun {
         const swarm = this.swarm;
         if (!storage_faults_on(swarm)) return undefined;
         const atlas = new ClusterFaultAtlas(new Prng(seed_stream(this.options.seed, 4)),
-            swarm.replica_count, swarm.slot_count, message_size_simulated);
-        return { atlas, wal_fault_per_million: swarm.wal_fault_per_million };
+            swarm.replica_count, swarm.slot_count, message_size_simulated, swarm.clients_max);
+        return {
+            atlas, wal_fault_per_million: swarm.wal_fault_per_million,
+            reply_fault_per_million: swarm.reply_fault_per_million,
+        };
     }
 
     async fault_phase(ticks: number): Promise<void> {
@@ -388,6 +420,10 @@ class SimulationRun {
     final_check(): void {
         const cluster = this.cluster!;
         ledger_check(cluster.commits.canonical, cluster.clients);
+        for (const node of cluster.nodes) {
+            if (node.replica === null || node.pool === null) continue;
+            session_replies_check(node.index, node.replica.sessions, node.pool, cluster.clients);
+        }
     }
 
     /**
@@ -416,7 +452,9 @@ class SimulationRun {
             if (behind >= cluster.config.slot_count || this.repair_impossible(cluster, node)) {
                 this.behind_wal += 1;
             }
-            else if (behind === 0 && replica.status === Status.normal) converged += 1;
+            // A session reply lost at startup comes back from a peer once faults stop.
+            else if (behind === 0 && replica.status === Status.normal &&
+                replica.replies_missing === 0) converged += 1;
             else return false;
         }
         // The cluster answers with a replication quorum; with Q_rep < Q_vc (4 or more replicas)
@@ -636,6 +674,8 @@ class SimulationRun {
             checkpoint_mismatches: cluster?.checkpoints.mismatches ?? [],
             storage_faults: cluster?.storage_faults_injected() ??
                 new Array<number>(write_fault_count).fill(0),
+            replies_lost: cluster?.replies_repair_counts().lost ?? 0,
+            replies_repaired: cluster?.replies_repair_counts().repaired ?? 0,
             clock_jumps: cluster?.nodes.reduce((sum, node) => sum + node.time.jumps, 0) ?? 0,
             checksum: cluster?.digest.hex ?? '',
             violation,

@@ -93,6 +93,12 @@ export class ClientSessions {
             bytes, at);
     }
 
+    /** Whether bytes[at, +16) is the latest reply's own header checksum. */
+    reply_checksum_matches(entry: number, bytes: Uint8Array, at: number): boolean {
+        assert(entry >= 0 && entry < this.capacity && this.sessions[entry]! > 0);
+        return equal16(this.reply_headers, entry * header_size + frame.checksum, bytes, at);
+    }
+
     /** Whether bytes[at, +16) is the latest reply's context (the expected next `parent`). */
     context_matches(entry: number, bytes: Uint8Array, at: number): boolean {
         return equal16(this.reply_headers, entry * header_size + reply_at.context, bytes, at);

@@ -61,6 +61,8 @@ import type { MessagePool } from './message_pool';
 import { Pipeline, pipeline_prepare_queue_max } from './pipeline';
 import { Clock } from './clock';
 import { ClientSessions, sessions_size_max } from './client_sessions';
+import { ReplyRepair } from './reply_repair';
+import type { ReplyRepairHost } from './reply_repair';
 import { StateMachineCapacityError } from './state_machine';
 import type { StateMachine } from './state_machine';
 
@@ -157,6 +159,13 @@ export class ClusterStats {
     messages_stale = 0;
     /** Times a primary did not prepare (or dropped a request) for want of cluster time. */
     clock_waits = 0;
+    /** request_reply messages sent (a session reply missing here), and answered for peers. */
+    replies_requested = 0;
+    replies_served = 0;
+    /** Replies from peers refused: not wanted, or not the bytes the session expects. */
+    replies_refused = 0;
+    /** Retries dropped because their reply is still being fetched (the client retries). */
+    retries_reply_missing = 0;
 }
 
 /** Counters for logs and tests (typed, fixed: nothing is allocated when one is bumped). */
@@ -182,6 +191,8 @@ export class ReplicaStats {
      * rebuilt by the WAL replay. A retry of such a request is evicted (never executed twice).
      */
     replies_lost = 0;
+    /** Of those, replies fetched from a peer (request_reply) and written back to their slot. */
+    replies_repaired = 0;
     /** Create requests refused for a capacity limit, by limit (index = Limit code). */
     readonly limit_refusals = new Uint32Array(limit_count);
     /** Times the request queue was full and a request was dropped (the client retries). */
@@ -239,7 +250,7 @@ export class ReplicaCheckpointListener implements CheckpointListener, ClientRepl
 /** The sessions blob size for clients_max (the Checkpointer reserves it in the grid). */
 export { sessions_size_max };
 
-export class Replica implements StorageCompletionTarget {
+export class Replica implements StorageCompletionTarget, ReplyRepairHost {
     readonly pool: MessagePool;
     readonly time: ReplicaTime;
     readonly random: ReplicaRandom;
@@ -251,6 +262,8 @@ export class Replica implements StorageCompletionTarget {
     readonly schedule: CheckpointSchedule;
     readonly state_machine: StateMachine;
     readonly sessions: ClientSessions;
+    /** Fetches session replies lost at startup from peers (cluster only). */
+    readonly reply_repair: ReplyRepair;
     readonly pipeline: Pipeline;
     readonly stats = new ReplicaStats();
     readonly release: number;
@@ -544,10 +557,9 @@ export class Replica implements StorageCompletionTarget {
         this.state_machine = options.state_machine;
         this.sessions = new ClientSessions(options.clients_max, this.pool);
         this.restore_reply_result = new Int8Array(options.clients_max);
-        assert.equal(this.client_replies.slot_count, options.clients_max,
-            'one client_replies slot per session');
         this.sessions_blob = new Uint8Array(sessions_size_max(options.clients_max));
         this.reply_writing = new Int32Array(options.clients_max).fill(-1);
+        this.reply_repair = new ReplyRepair(this);
         this.pipeline = new Pipeline(pipeline_prepare_queue_max,
             options.request_queue_max ?? options.clients_max);
         // write_states is indexed by op modulo its length: it covers a pipeline of writes.
@@ -561,6 +573,11 @@ export class Replica implements StorageCompletionTarget {
     network_attach(network: ReplicaNetwork): void {
         assert(this.network === null);
         this.network = network;
+    }
+
+    /** Session replies lost at startup and not yet fetched back from a peer (reply_repair.ts). */
+    get replies_missing(): number {
+        return this.reply_repair.missing;
     }
 
     get is_primary(): boolean {
@@ -667,12 +684,21 @@ export class Replica implements StorageCompletionTarget {
             const result = this.restore_reply_result[entry]!;
             assert(result !== ClientReplyResult.ok, 'a session without its reply');
             this.stats.replies_lost += 1;
-            const refusal = this.client_replies.refusal(entry, this.sessions.reply_headers,
-                entry * header_size, result);
             let client = '';
             for (let word = 3; word >= 0; word--) {
                 client += this.sessions.client_word(entry, word).toString(16).padStart(8, '0');
             }
+            if (!this.solo) {
+                this.reply_repair.want(entry);
+                this.log(`replica ${this.replica}: warning: zone client_replies slot ${entry} op ` +
+                    `${this.sessions.reply_commit(entry)}: reply ` +
+                    `${result === ClientReplyResult.unreadable ? 'unreadable' : 'corrupt'}: ` +
+                    'fetching it from a peer (request_reply); until then a retry of request ' +
+                    `${this.sessions.request(entry)} by client 0x${client} is dropped, not run`);
+                continue;
+            }
+            const refusal = this.client_replies.refusal(entry, this.sessions.reply_headers,
+                entry * header_size, result);
             this.log(`replica: warning: ${refusal.message}: client 0x${client} is evicted ` +
                 `(no_session) if it retries request ${this.sessions.request(entry)}, rather ` +
                 'than left retrying or answered twice');
@@ -1075,13 +1101,20 @@ export class Replica implements StorageCompletionTarget {
 
     /**
      * A duplicate of the latest request: answered from the cached reply, never re-executed. If
-     * that reply was lost at startup (replies_lost_report), the client is evicted instead.
+     * that reply was lost at startup (replies_lost_report), a single replica evicts the client;
+     * a cluster replica drops the retry while it fetches the reply from a peer (reply_repair.ts),
+     * and the client's next retry gets it.
      */
     private resend_reply(connection: number, request: HeaderView, entry: number): void {
         if (!this.sessions.reply_answers(entry, request.bytes, request.offset + frame.checksum)) {
             return this.drop();
         }
         const reply = this.sessions.reply_message(entry);
+        if (reply === -1 && !this.solo) {
+            assert(this.reply_repair.is_wanted(entry), 'a missing reply nobody fetches');
+            this.stats_cluster.retries_reply_missing += 1;
+            return this.drop();
+        }
         if (reply === -1) {
             return this.evict(request, frame_client, EvictionReason.no_session);
         }
@@ -1138,9 +1171,9 @@ export class Replica implements StorageCompletionTarget {
     private on_peer_message(message: number): void {
         const header = this.peer_view.attach(this.pool.bytes, this.pool.offset(message));
         const from = header.replica;
-        // A prepare names its author (the primary that made it), not its sender: a repair
-        // answer or retransmission may carry our own index, or anyone's.
-        const authored = header.command === Command.prepare;
+        // A prepare or a reply names its author (the primary that made it), not its sender: a
+        // repair answer or retransmission may carry our own index, or anyone's.
+        const authored = header.command === Command.prepare || header.command === Command.reply;
         if (this.solo || from >= this.replica_count || (from === this.replica && !authored)) {
             this.stats.messages_ignored += 1;
             return;
@@ -1164,6 +1197,8 @@ export class Replica implements StorageCompletionTarget {
             case Command.request_headers: return this.on_request_headers(header);
             case Command.headers: return this.on_headers(header);
             case Command.request_prepare: return this.on_request_prepare(header);
+            case Command.request_reply: return this.on_request_reply(header);
+            case Command.reply: return this.on_reply_repaired(message);
             default:
                 this.stats.messages_ignored += 1;
         }
@@ -3488,6 +3523,36 @@ export class Replica implements StorageCompletionTarget {
         }
     }
 
+    // ------------------------------------------------------------------ cluster: reply repair
+
+    /** A peer fetches a session reply it lost (reply_repair.ts answers, or stays silent). */
+    private on_request_reply(header: HeaderView): void {
+        assert.equal(header.command, Command.request_reply);
+        this.reply_repair.on_request_reply(header, this.stats_cluster);
+    }
+
+    /** A peer's answer to our request_reply: taken into the session if it is the one we want. */
+    private on_reply_repaired(message: number): void {
+        if (!this.reply_repair.on_reply(message, this.stats_cluster)) return;
+        this.stats.replies_repaired += 1;
+        const reply = this.other_view.attach(this.pool.bytes, this.pool.offset(message));
+        this.log(`replica ${this.replica}: reply of client 0x` +
+            `${reply.u128_bigint(reply_at.client).toString(16).padStart(32, '0')} request ` +
+            `${reply.u32(reply_at.request)} (op ${reply.u64(reply_at.op)}) repaired from a peer`);
+    }
+
+    reply_repair_frame(header: HeaderView): void {
+        this.frame_set(header);
+    }
+
+    reply_repair_send(replica: number, message: number): void {
+        this.send_replica(replica, message);
+    }
+
+    reply_repair_log(line: string): void {
+        this.log(line);
+    }
+
     // ------------------------------------------------------------------ messages out
 
     private send(connection: number, message: number): void {
@@ -4073,7 +4138,9 @@ export class Replica implements StorageCompletionTarget {
         }
     }
 
-    client_reply_written(entry: number, result: number): void {
+    client_reply_written(tag: number, result: number): void {
+        if (this.reply_repair.is_write_tag(tag)) return this.reply_repair.written(tag, result);
+        const entry = tag;
         assert(entry >= 0 && entry < this.sessions.capacity);
         assert(result <= 0);
         const message = this.reply_writing[entry]!;
@@ -4290,6 +4357,7 @@ export class Replica implements StorageCompletionTarget {
             }
         }
         if (!this.solo) this.cluster_tick();
+        if (!this.solo) this.reply_repair.tick(this.stats_cluster);
         if (!this.primary_normal) {
             if (this.status === Status.normal) this.invariants();
             return;

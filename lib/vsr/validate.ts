@@ -66,6 +66,7 @@ export const Reason = {
     register_result_invalid: 36,
     op_beyond_max: 37,
     flag_invalid: 38,
+    reply_op_zero: 39,
 } as const;
 export type ReasonCode = (typeof Reason)[keyof typeof Reason];
 
@@ -110,6 +111,7 @@ export const reason_text: readonly string[] = Object.freeze([
     'register result is invalid',
     'an op number is 2^53 or more (no log reaches it)',
     'a flag byte is neither 0 nor 1',
+    'request_reply names op 0, which has no reply (the root prepare)',
 ]);
 
 const deprecated = [Command.deprecated_12, Command.deprecated_21, Command.deprecated_22,
@@ -302,6 +304,7 @@ const op_fields: ReadonlyMap<number, readonly number[]> = new Map([
         offsets.start_view.checkpoint_op]],
     [Command.request_headers, [offsets.request_headers.op_min, offsets.request_headers.op_max]],
     [Command.request_prepare, [offsets.request_prepare.prepare_op]],
+    [Command.request_reply, [offsets.request_reply.reply_op]],
 ]);
 /** The high 32-bit limb of the largest safe integer. */
 const safe_integer_high_limb_max = 0x1F_FFFF;
@@ -377,8 +380,10 @@ function repair_command_reason(view: HeaderView, command: number, body_size: num
         case Command.request_reply: {
             const empty = empty_body_reason(view, body_size);
             if (empty !== Reason.ok) return empty;
-            return view.zero(offsets.request_reply.reply_client, 16) ? Reason.client_zero
-                : Reason.ok;
+            const at = offsets.request_reply;
+            if (view.zero(at.reply_client, 16)) return Reason.client_zero;
+            // Every reply is of a committed client op, at least 1.
+            return view.zero(at.reply_op, 8) ? Reason.reply_op_zero : Reason.ok;
         }
         case Command.headers: return elements_reason(body_size, header_size, headers_count_max);
         case Command.request_blocks:
