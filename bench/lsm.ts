@@ -56,6 +56,11 @@ function main(): void {
         const beat_start = performance.now();
         tree.compact_beat();
         run_until_idle(tree, device);
+        // A checkpoint per bar, durable at once: released blocks become free.
+        if (tree.beat % options.bar_beat_count === 0) {
+            device.checkpoint_start();
+            device.checkpoint_durable();
+        }
         beat_ms.push(performance.now() - beat_start);
     }
     const put_seconds = (performance.now() - start) / 1000;

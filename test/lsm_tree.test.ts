@@ -48,8 +48,7 @@ function op_run(tree: Tree, device: MemoryBlockDevice, model: Model, prng: Prng,
         assert.deepEqual(scan(tree, device, low, high, limit), model.scan(low, high, limit),
             `scan [${low}, ${high}] limit ${limit}`);
     }
-    tree.compact_beat();
-    run_until_idle(tree, device);
+    beats(tree, device, 1);
 }
 
 function random_run(run: RunOptions): { tree: Tree; device: MemoryBlockDevice; model: Model } {
@@ -273,4 +272,52 @@ test('lsm tree: a long run keeps tables well filled and every level within its c
             assert.equal(found[index], model.values.get(key) ?? null);
         });
     }
+});
+
+test('lsm tree: blocks released by compaction survive until the next checkpoint is durable', () => {
+    const { tree, device } = tree_make(options_small(), 4096, 31);
+    const prng = new Prng(31);
+    const bar = tree.options.bar_beat_count;
+    const share = tree.options.bar_entry_count_max / bar;
+    const fill = (beat_count: number, checkpointed: boolean): void => {
+        for (let beat = 0; beat < beat_count; beat++) {
+            for (let index = 0; index < share; index++) {
+                put(tree, null, BigInt(prng.int(2000)), BigInt(prng.u32()));
+            }
+            if (checkpointed) beats(tree, device, 1);
+            else {
+                tree.compact_beat();
+                run_until_idle(tree, device);
+            }
+        }
+    };
+    fill(6 * bar, true);
+    // The durable checkpoint's blocks: every block acquired at the bar's end, and their bytes.
+    assert.equal(device.releasing_count, 0);
+    const named: number[] = [];
+    for (let address = 1; address <= device.free_set.block_count; address++) {
+        if (device.free_set.is_acquired(address)) named.push(address);
+    }
+    const bytes = named.map((address) => device.disk.slice((address - 1) * 1024, address * 1024));
+    assert(named.length > 20);
+    // Compactions without a checkpoint: they merge and release many of those blocks.
+    fill(4 * bar, false);
+    const released = named.filter((address) => device.is_releasing(address));
+    assert(released.length > named.length / 4, `released ${released.length} of ${named.length}`);
+    named.forEach((address, index) => {
+        assert(device.free_set.is_acquired(address), `block ${address} was freed`);
+        const now = device.disk.subarray((address - 1) * 1024, address * 1024);
+        assert(Buffer.from(now).equals(Buffer.from(bytes[index]!)), `block ${address} changed`);
+    });
+    // The checkpoint that stops naming them is durable: exactly the released ones are freed.
+    const releasing = device.releasing_count;
+    device.checkpoint_start();
+    put(tree, null, 1n, 1n);
+    fill(1, false);
+    // A block released while the checkpoint is written waits for the one after.
+    const later = device.releasing_count - releasing;
+    assert.equal(device.checkpoint_durable(), releasing);
+    assert.equal(device.releasing_count, later);
+    for (const address of released) assert(!device.free_set.is_acquired(address));
+    assert.throws(() => device.checkpoint_durable(), /no checkpoint was started/);
 });

@@ -847,8 +847,8 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
     }
 
     /**
-     * Frees consumed blocks. Next (with checkpoints): a block freed here is reusable only once
-     * the checkpoint that no longer names it is durable.
+     * Releases consumed blocks: out of the cache now (no lookup may hit them), reusable only once
+     * the checkpoint that no longer names them is durable (the device defers the free).
      */
     private release(addresses: Uint32Array, count: number): void {
         assert(count <= addresses.length);
