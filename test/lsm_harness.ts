@@ -5,7 +5,10 @@ import assert from 'node:assert/strict';
 
 import { MemoryBlockDevice } from '../lib/lsm/block_device';
 import type { BlockDevice } from '../lib/lsm/block_device';
+import { Forest, forest_buffer_count } from '../lib/lsm/forest';
+import type { ForestOptions } from '../lib/lsm/forest';
 import { key_from_bigint, key_to_bigint } from '../lib/lsm/key';
+import { Prng } from '../lib/prng';
 import {
     lookup_absent, lookup_found, Tree, tree_buffer_count, TreeOptions,
 } from '../lib/lsm/tree';
@@ -90,9 +93,13 @@ export function lookups(tree: Tree, device: BlockDevice, keys: readonly bigint[]
         const status = tree.lookup_status[index];
         assert(status === lookup_found || status === lookup_absent);
         if (status === lookup_absent) return null;
-        return key_to_bigint(tree.lookup_values, index * options.value_words,
-            options.value_words);
+        return value_read(tree.lookup_values, index * options.value_words, options.value_words);
     });
+}
+
+/** A value as a number (a tree without values, such as an index, answers 0). */
+function value_read(words: Uint32Array, word: number, value_words: number): bigint {
+    return value_words === 0 ? 0n : key_to_bigint(words, word, value_words);
 }
 
 export function scan(tree: Tree, device: BlockDevice, key_min: bigint, key_max: bigint,
@@ -106,7 +113,7 @@ export function scan(tree: Tree, device: BlockDevice, key_min: bigint, key_max: 
     const results: Array<[bigint, bigint]> = [];
     for (let index = 0; index < tree.scan_count; index++) {
         results.push([key_to_bigint(tree.scan_keys, index * options.key_words, options.key_words),
-            key_to_bigint(tree.scan_values, index * options.value_words, options.value_words)]);
+            value_read(tree.scan_values, index * options.value_words, options.value_words)]);
     }
     return results;
 }
@@ -127,4 +134,123 @@ export function beats(tree: Tree, device: BlockDevice, count: number): void {
 export function checkpoint_instant(device: BlockDevice): number {
     device.checkpoint_start();
     return device.checkpoint_durable();
+}
+
+/** Three trees shaped like a groove: objects by timestamp, ids to timestamps, an index. */
+export function forest_options_small(overrides: Partial<ForestOptions> = {}): ForestOptions {
+    const common = { bar_entry_count_max: 160, bar_beat_count: 8, level_count: 4,
+        growth_factor: 2, cache_size_bytes: 0, lookup_count_max: 64, scan_count_max: 256,
+        cluster };
+    return {
+        trees: [
+            { ...common, tree_id: 1, key_words: 2, value_words: 8 },
+            { ...common, tree_id: 2, key_words: 4, value_words: 2 },
+            { ...common, tree_id: 3, key_words: 6, value_words: 0 },
+        ],
+        cache_size_bytes: 64 * 1024, ...overrides,
+    };
+}
+
+export function forest_make(options: ForestOptions, block_count: number, seed: number,
+    block_size_bytes = block_size_small): { forest: Forest; device: MemoryBlockDevice } {
+    const memory = new Uint8Array(forest_buffer_count(options, block_size_bytes) *
+        block_size_bytes);
+    let operations_max = 0;
+    for (const tree of options.trees) {
+        operations_max += tree.lookup_count_max + 8 * tree.level_count;
+    }
+    const device = new MemoryBlockDevice(memory, block_count, block_size_bytes, operations_max,
+        seed);
+    return { forest: new Forest(options, device, 0), device };
+}
+
+/** Ticks the device until every tree of the forest is idle (bounded). */
+export function forest_run_until_idle(forest: Forest): void {
+    for (let tick = 0; tick < 1_000_000 && !forest.idle; tick++) {
+        const delivered = forest.device.tick();
+        assert(delivered > 0 || forest.idle, 'lsm test: the forest waits but nothing is in flight');
+    }
+    assert(forest.idle);
+}
+
+interface GrooveObject {
+    timestamp: bigint;
+    id: bigint;
+    account: bigint;
+}
+
+/**
+ * A groove's worth of puts and removes over a forest of `forest_options_small`: each object is
+ * put in the object tree (timestamp → value), the id tree (id → timestamp) and the index tree
+ * ((account, timestamp) → nothing); a removal removes all three. A model per tree.
+ */
+export class GrooveWorkload {
+    readonly models = [new Model(), new Model(), new Model()];
+    private readonly live: GrooveObject[] = [];
+    private timestamp = 1000n;
+    private readonly prng: Prng;
+
+    constructor(seed: number) {
+        this.prng = new Prng(seed);
+    }
+
+    /** One op's puts and removes (within every tree's share of a bar). */
+    op(forest: Forest): void {
+        const [objects, ids, index] = forest.trees as [Tree, Tree, Tree];
+        const prng = this.prng;
+        const share = objects.options.bar_entry_count_max / objects.options.bar_beat_count;
+        const removes = this.live.length > 0 ? prng.int(4) : 0;
+        for (let count = 0; count < removes; count++) {
+            const [gone] = this.live.splice(prng.int(this.live.length), 1);
+            remove(objects, this.models[0]!, gone!.timestamp);
+            remove(ids, this.models[1]!, gone!.id);
+            remove(index, this.models[2]!, (gone!.account << 64n) | gone!.timestamp);
+        }
+        const creates = prng.int(share - removes + 1);
+        for (let count = 0; count < creates; count++) {
+            this.timestamp += 1n + BigInt(prng.int(3));
+            const object = { timestamp: this.timestamp, account: BigInt(prng.int(12)),
+                id: (BigInt(prng.u32()) << 96n) | (BigInt(prng.u32()) << 32n) | BigInt(count) };
+            this.live.push(object);
+            const value = (BigInt(prng.u32()) << 224n) | object.id;
+            put(objects, this.models[0]!, object.timestamp, value);
+            put(ids, this.models[1]!, object.id, object.timestamp);
+            put(index, this.models[2]!, (object.account << 64n) | object.timestamp, 0n);
+        }
+    }
+
+    /** Every key of every model reads back, absent keys are absent, every account scans. */
+    verify(forest: Forest): void {
+        for (let tree_index = 0; tree_index < 3; tree_index++) {
+            const tree = forest.trees[tree_index]!;
+            const model = this.models[tree_index]!;
+            const keys = [...model.values.keys(), 1n, 999n, (1n << 60n) + 3n];
+            for (let start = 0; start < keys.length; start += tree.options.lookup_count_max) {
+                const batch = keys.slice(start, start + tree.options.lookup_count_max);
+                const found = lookups(tree, tree.device, batch);
+                batch.forEach((key, position) => {
+                    assert.equal(found[position], model.values.get(key) ?? null,
+                        `tree ${tree.options.tree_id}: lookup of ${key}`);
+                });
+            }
+        }
+        const index = forest.trees[2]!;
+        for (let account = 0n; account < 13n; account++) {
+            const low = account << 64n;
+            const high = low | ((1n << 64n) - 1n);
+            assert.deepEqual(scan(index, index.device, low, high, 256),
+                this.models[2]!.scan(low, high, 256), `scan of account ${account}`);
+        }
+    }
+}
+
+/** Runs `count` ops of the workload, one forest beat each; `checkpoint` runs at each bar's end. */
+export function groove_run(forest: Forest, workload: GrooveWorkload, count: number,
+    checkpoint: (() => void) | null): void {
+    for (let op = 0; op < count; op++) {
+        workload.op(forest);
+        forest.compact_beat();
+        forest_run_until_idle(forest);
+        if (checkpoint !== null && forest.beat % forest.bar_beat_count === 0) checkpoint();
+    }
 }

@@ -53,6 +53,7 @@ export interface TreeOptions {
     bar_beat_count: number;
     level_count: number;
     growth_factor: number;
+    /** The tree's own cache (unused when it shares a forest's). */
     cache_size_bytes: number;
     lookup_count_max: number;
     scan_count_max: number;
@@ -122,10 +123,15 @@ export function level_tables_max(growth_factor: number, level: number,
     return (level === level_count - 1 ? 4 : 2) * budget + 4;
 }
 
-export function tree_buffer_count(options: TreeOptions, block_size_bytes: number): number {
+/** The blocks of memory a tree needs: its cache's slots (unless shared), scan and job buffers. */
+export function tree_buffer_count(options: TreeOptions, block_size_bytes: number,
+    cache_shared = false): number {
+    assert(options.level_count >= 1);
+    const buffers = 2 * options.level_count + CompactionJob.buffer_count * options.level_count;
+    if (cache_shared) return buffers;
     const cache = BlockCache.slot_count_for(options.cache_size_bytes, block_size_bytes);
-    assert(cache >= 16 && options.level_count >= 1);
-    return cache + 2 * options.level_count + CompactionJob.buffer_count * options.level_count;
+    assert(cache >= 16);
+    return cache + buffers;
 }
 
 export class Tree implements BlockCompletionTarget, CompactionIo {
@@ -172,13 +178,19 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
     private readonly scan_levels: LevelIterator[];
     private readonly scan_sources: EntryIterator[];
 
-    constructor(options: TreeOptions, device: BlockDevice, memory_offset: number) {
+    /**
+     * The tree's buffers start at `memory_offset` in the device's memory: its own cache first,
+     * unless `cache` is given (a forest's trees share one).
+     */
+    constructor(options: TreeOptions, device: BlockDevice, memory_offset: number,
+        cache: BlockCache | null = null) {
         const block = device.block_size_bytes;
+        const buffer_count = tree_buffer_count(options, block, cache !== null);
         assert(options.bar_beat_count >= 2 && options.bar_beat_count % 2 === 0);
         assert(options.level_count >= 1 && options.level_count <= 16);
         assert(options.lookup_count_max >= 1 && options.scan_count_max >= 1);
         assert(memory_offset % block === 0, 'lsm: the tree memory is block-aligned');
-        assert(memory_offset + tree_buffer_count(options, block) * block <= device.memory.length);
+        assert(memory_offset + buffer_count * block <= device.memory.length);
         this.options = options;
         this.device = device;
         this.memory = device.memory;
@@ -195,8 +207,10 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
             tables_max.push(level_tables_max(options.growth_factor, level, levels));
         }
         this.manifest = new Manifest(levels, options.key_words, tables_max);
-        const slots = BlockCache.slot_count_for(options.cache_size_bytes, block);
-        this.cache = new BlockCache(device.memory, memory_offset, slots, block);
+        const slots = cache === null ? BlockCache.slot_count_for(options.cache_size_bytes, block) :
+            0;
+        this.cache = cache ?? new BlockCache(device.memory, memory_offset, slots, block);
+        assert(this.cache.block_size_bytes === block);
         this.mutable = new MemoryTable(options.key_words, options.value_words,
             options.bar_entry_count_max);
         this.immutable = new MemoryTable(options.key_words, options.value_words,
@@ -234,7 +248,7 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
         this.scan_sources = [this.scan_mutable, this.scan_immutable, ...this.scan_levels];
         assert.equal(this.scan_sources.length, levels + 2);
         assert(jobs_offset + levels * CompactionJob.buffer_count * block <=
-            memory_offset + tree_buffer_count(options, block) * block);
+            memory_offset + buffer_count * block);
         device.target_set(this);
     }
 
