@@ -147,13 +147,14 @@ export function forest_options_small(overrides: Partial<ForestOptions> = {}): Fo
             { ...common, tree_id: 2, key_words: 4, value_words: 2 },
             { ...common, tree_id: 3, key_words: 6, value_words: 0 },
         ],
-        cache_size_bytes: 64 * 1024, ...overrides,
+        cache_size_bytes: 64 * 1024,
+        checkpoint: { manifest_events_max: 1024, manifest_log_blocks_max: 2048 }, ...overrides,
     };
 }
 
 export function forest_make(options: ForestOptions, block_count: number, seed: number,
     block_size_bytes = block_size_small): { forest: Forest; device: MemoryBlockDevice } {
-    const memory = new Uint8Array(forest_buffer_count(options, block_size_bytes) *
+    const memory = new Uint8Array(forest_buffer_count(options, block_size_bytes, block_count) *
         block_size_bytes);
     let operations_max = 0;
     for (const tree of options.trees) {
@@ -162,6 +163,15 @@ export function forest_make(options: ForestOptions, block_count: number, seed: n
     const device = new MemoryBlockDevice(memory, block_count, block_size_bytes, operations_max,
         seed);
     return { forest: new Forest(options, device, 0), device };
+}
+
+/** Writes a checkpoint of the forest and declares it durable; returns its root reference. */
+export function forest_checkpoint(forest: Forest): Uint8Array {
+    forest.checkpoint_start();
+    forest_run_until_idle(forest);
+    const root = forest.root_reference.slice();
+    forest.checkpoint_durable();
+    return root;
 }
 
 /** Ticks the device until every tree of the forest is idle (bounded). */
@@ -194,17 +204,15 @@ export class GrooveWorkload {
         this.prng = new Prng(seed);
     }
 
-    /** One op's puts and removes (within every tree's share of a bar). */
-    op(forest: Forest): void {
-        const [objects, ids, index] = forest.trees as [Tree, Tree, Tree];
+    /** One op's puts and removes (within every tree's share of a bar), into every forest. */
+    op(forests: readonly Forest[]): void {
         const prng = this.prng;
-        const share = objects.options.bar_entry_count_max / objects.options.bar_beat_count;
+        const options = forests[0]!.trees[0]!.options;
+        const share = options.bar_entry_count_max / options.bar_beat_count;
         const removes = this.live.length > 0 ? prng.int(4) : 0;
         for (let count = 0; count < removes; count++) {
             const [gone] = this.live.splice(prng.int(this.live.length), 1);
-            remove(objects, this.models[0]!, gone!.timestamp);
-            remove(ids, this.models[1]!, gone!.id);
-            remove(index, this.models[2]!, (gone!.account << 64n) | gone!.timestamp);
+            this.apply(forests, gone!, true, 0n);
         }
         const creates = prng.int(share - removes + 1);
         for (let count = 0; count < creates; count++) {
@@ -212,18 +220,37 @@ export class GrooveWorkload {
             const object = { timestamp: this.timestamp, account: BigInt(prng.int(12)),
                 id: (BigInt(prng.u32()) << 96n) | (BigInt(prng.u32()) << 32n) | BigInt(count) };
             this.live.push(object);
-            const value = (BigInt(prng.u32()) << 224n) | object.id;
-            put(objects, this.models[0]!, object.timestamp, value);
-            put(ids, this.models[1]!, object.id, object.timestamp);
-            put(index, this.models[2]!, (object.account << 64n) | object.timestamp, 0n);
+            this.apply(forests, object, false, (BigInt(prng.u32()) << 224n) | object.id);
         }
     }
 
+    private apply(forests: readonly Forest[], object: GrooveObject, removal: boolean,
+        value: bigint): void {
+        const keys = [object.timestamp, object.id, (object.account << 64n) | object.timestamp];
+        const values = [value, object.timestamp, 0n];
+        forests.forEach((forest, forest_index) => {
+            for (let tree = 0; tree < 3; tree++) {
+                const model = forest_index === 0 ? this.models[tree]! : null;
+                if (removal) remove(forest.trees[tree]!, model, keys[tree]!);
+                else put(forest.trees[tree]!, model, keys[tree]!, values[tree]!);
+            }
+        });
+    }
+
+    /** The models' contents now (what a checkpoint taken now must give back). */
+    models_copy(): Model[] {
+        return this.models.map((model) => {
+            const copy = new Model();
+            for (const [key, value] of model.values) copy.put(key, value);
+            return copy;
+        });
+    }
+
     /** Every key of every model reads back, absent keys are absent, every account scans. */
-    verify(forest: Forest): void {
+    verify(forest: Forest, models: readonly Model[] = this.models): void {
         for (let tree_index = 0; tree_index < 3; tree_index++) {
             const tree = forest.trees[tree_index]!;
-            const model = this.models[tree_index]!;
+            const model = models[tree_index]!;
             const keys = [...model.values.keys(), 1n, 999n, (1n << 60n) + 3n];
             for (let start = 0; start < keys.length; start += tree.options.lookup_count_max) {
                 const batch = keys.slice(start, start + tree.options.lookup_count_max);
@@ -239,18 +266,25 @@ export class GrooveWorkload {
             const low = account << 64n;
             const high = low | ((1n << 64n) - 1n);
             assert.deepEqual(scan(index, index.device, low, high, 256),
-                this.models[2]!.scan(low, high, 256), `scan of account ${account}`);
+                models[2]!.scan(low, high, 256), `scan of account ${account}`);
         }
     }
 }
 
-/** Runs `count` ops of the workload, one forest beat each; `checkpoint` runs at each bar's end. */
-export function groove_run(forest: Forest, workload: GrooveWorkload, count: number,
-    checkpoint: (() => void) | null): void {
+/**
+ * Runs `count` ops of the workload into every forest, one beat each; at each bar's end every
+ * forest writes a checkpoint made durable at once (or none when `checkpointed` is false).
+ */
+export function groove_run(forests: readonly Forest[], workload: GrooveWorkload, count: number,
+    checkpointed = true): void {
     for (let op = 0; op < count; op++) {
-        workload.op(forest);
-        forest.compact_beat();
-        forest_run_until_idle(forest);
-        if (checkpoint !== null && forest.beat % forest.bar_beat_count === 0) checkpoint();
+        workload.op(forests);
+        for (const forest of forests) {
+            forest.compact_beat();
+            forest_run_until_idle(forest);
+            if (checkpointed && forest.beat % forest.bar_beat_count === 0) {
+                forest_checkpoint(forest);
+            }
+        }
     }
 }

@@ -25,6 +25,10 @@ export interface BlockDevice {
     readonly block_size_bytes: number;
     readonly memory: Uint8Array;
     readonly in_flight: number;
+    /** Which blocks are acquired: a forest's checkpoint persists it and its open restores it. */
+    readonly free_set: FreeSet;
+    /** Released, and still acquired until the next checkpoint is durable. */
+    is_releasing(address: number): boolean;
     /** Startup only. */
     target_set(target: BlockCompletionTarget): void;
     /** The lowest free address, acquired; 0 when the grid is full. */

@@ -42,7 +42,8 @@ export class TableWriter {
     private readonly layout: TableLayout;
     private readonly memory: Uint8Array;
     private readonly words: Uint32Array;
-    readonly data_offset: number;
+    /** Where the data block being filled is (moved by a writer that keeps every block). */
+    data_offset: number;
     readonly index_offset: number;
     data_count = 0;
     data_block_count = 0;
@@ -85,6 +86,17 @@ export class TableWriter {
         }
         this.data_count += 1;
         assert(this.data_count <= layout.data_entry_count_max);
+    }
+
+    /**
+     * Fills the next data block in another buffer: a checkpoint writes all of a table's blocks
+     * in one round, so none of them is reused while its write is in flight.
+     */
+    data_buffer_move(data_offset: number): void {
+        assert(this.data_count === 0 && data_offset % 4 === 0);
+        assert(data_offset + this.layout.block_size_bytes <= this.memory.length);
+        this.data_offset = data_offset;
+        this.data_stale = true;
     }
 
     get data_full(): boolean {

@@ -10,10 +10,16 @@
 // tree's index in the high bits, and the forest, the device's one owner, routes every completion
 // back to its tree. Lookups and scans run on the trees themselves (`forest.trees[i]`), between
 // beats; the caller ticks the device until `forest.idle`.
+//
+// At a bar's end the forest can write a checkpoint (forest_checkpoint.ts): a root block whose
+// reference the superblock will carry; `open(root)` restores a fresh forest from it.
 import assert from 'node:assert/strict';
 
+import type { FreeSet } from '../vsr/grid';
 import type { BlockCompletionTarget, BlockDevice } from './block_device';
 import { BlockCache } from './block_cache';
+import { CheckpointGeometry, ForestCheckpoint } from './forest_checkpoint';
+import type { CheckpointOptions } from './forest_checkpoint';
 import { Tree, tree_buffer_count } from './tree';
 import type { TreeOptions } from './tree';
 
@@ -25,6 +31,7 @@ export interface ForestOptions {
     trees: readonly TreeOptions[];
     /** The one cache every tree reads through. */
     cache_size_bytes: number;
+    checkpoint: CheckpointOptions;
 }
 
 /** One tree's view of the forest's device: its request tags carry the tree's index. */
@@ -45,6 +52,14 @@ class DeviceShare implements BlockDevice {
 
     get in_flight(): number {
         return this.device.in_flight;
+    }
+
+    get free_set(): FreeSet {
+        return this.device.free_set;
+    }
+
+    is_releasing(address: number): boolean {
+        return this.device.is_releasing(address);
     }
 
     target_set(target: BlockCompletionTarget): void {
@@ -87,12 +102,18 @@ class DeviceShare implements BlockDevice {
     }
 }
 
-/** The blocks of memory a forest needs: the shared cache's slots, then every tree's buffers. */
-export function forest_buffer_count(options: ForestOptions, block_size_bytes: number): number {
+/**
+ * The blocks of memory a forest needs on a grid of `grid_block_count` blocks: the shared cache's
+ * slots, every tree's buffers, then the checkpoint's.
+ */
+export function forest_buffer_count(options: ForestOptions, block_size_bytes: number,
+    grid_block_count: number): number {
     assert(options.trees.length >= 1 && options.trees.length <= forest_tree_count_max);
     let count = BlockCache.slot_count_for(options.cache_size_bytes, block_size_bytes);
     for (const tree of options.trees) count += tree_buffer_count(tree, block_size_bytes, true);
-    return count;
+    const geometry = new CheckpointGeometry(options.trees, block_size_bytes, grid_block_count,
+        options.checkpoint);
+    return count + geometry.buffer_count;
 }
 
 export class Forest implements BlockCompletionTarget {
@@ -101,6 +122,7 @@ export class Forest implements BlockCompletionTarget {
     readonly cache: BlockCache;
     readonly trees: Tree[];
     private readonly shares: DeviceShare[];
+    readonly checkpoint: ForestCheckpoint;
     readonly bar_beat_count: number;
     /** Beats run so far (every tree's beat count equals it between beats). */
     beat = 0;
@@ -112,8 +134,8 @@ export class Forest implements BlockCompletionTarget {
         const trees = options.trees;
         assert(trees.length >= 1 && trees.length <= forest_tree_count_max);
         assert(memory_offset % block === 0, 'lsm: the forest memory is block-aligned');
-        assert(memory_offset + forest_buffer_count(options, block) * block <=
-            device.memory.length);
+        const buffer_count = forest_buffer_count(options, block, device.free_set.block_count);
+        assert(memory_offset + buffer_count * block <= device.memory.length);
         this.bar_beat_count = trees[0]!.bar_beat_count;
         for (let index = 0; index < trees.length; index++) {
             const tree = trees[index]!;
@@ -136,17 +158,31 @@ export class Forest implements BlockCompletionTarget {
             this.trees.push(new Tree(trees[index]!, share, offset, this.cache));
             offset += tree_buffer_count(trees[index]!, block, true) * block;
         }
-        assert(offset === memory_offset + forest_buffer_count(options, block) * block);
+        const geometry = new CheckpointGeometry(trees, block, device.free_set.block_count,
+            options.checkpoint);
+        this.checkpoint = new ForestCheckpoint({
+            device, trees: this.trees, cluster: trees[0]!.cluster, buffers_offset: offset,
+            geometry, tag_base: forest_tree_count_max << tag_bits,
+            checkpoint: options.checkpoint,
+        });
+        offset += geometry.buffer_count * block;
+        assert(offset === memory_offset + buffer_count * block);
         device.target_set(this);
     }
 
     get idle(): boolean {
-        if (this.beat_tree !== -1) return false;
+        if (this.beat_tree !== -1 || !this.checkpoint.idle) return false;
         for (const tree of this.trees) if (!tree.idle) return false;
         return true;
     }
 
     block_read_complete(tag: number, result: number): void {
+        if (tag >>> tag_bits === forest_tree_count_max) {
+            assert((tag & tag_mask) >= 1);
+            this.checkpoint.block_read_complete((tag & tag_mask) - 1, result);
+            if (this.opening && this.checkpoint.idle) this.open_finish();
+            return;
+        }
         const share = this.shares[tag >>> tag_bits];
         assert(share !== undefined && share.target !== null, 'lsm: a completion of no tree');
         share.target.block_read_complete(tag & tag_mask, result);
@@ -154,15 +190,59 @@ export class Forest implements BlockCompletionTarget {
     }
 
     block_write_complete(tag: number, result: number): void {
+        if (tag >>> tag_bits === forest_tree_count_max) {
+            assert((tag & tag_mask) === 0);
+            this.checkpoint.block_write_complete(result);
+            return;
+        }
         const share = this.shares[tag >>> tag_bits];
         assert(share !== undefined && share.target !== null, 'lsm: a completion of no tree');
         share.target.block_write_complete(tag & tag_mask, result);
         this.beat_advance();
     }
 
+    /**
+     * Writes a checkpoint of the forest (at a bar's end); when `idle` again, `root_reference`
+     * names it. The caller makes it durable (the superblock), then calls `checkpoint_durable`.
+     */
+    checkpoint_start(): void {
+        assert(this.idle && !this.opening);
+        assert(this.beat % this.bar_beat_count === 0, 'lsm: a checkpoint at a bar\'s end only');
+        this.checkpoint.start(this.beat);
+    }
+
+    /** The superblock names the checkpoint: the blocks only older ones named are freed. */
+    checkpoint_durable(): number {
+        assert(this.idle && this.checkpoint.written);
+        return this.checkpoint.durable();
+    }
+
+    /** The root of the last checkpoint written or opened (32 bytes: checksum, address, size). */
+    get root_reference(): Uint8Array {
+        return this.checkpoint.root_reference;
+    }
+
+    private opening = false;
+
+    /** Restores a fresh forest from a checkpoint's root; ends when `idle`. */
+    open(reference: Uint8Array, reference_offset: number): void {
+        assert(this.idle && this.beat === 0 && !this.opening);
+        this.opening = true;
+        this.checkpoint.open(reference, reference_offset);
+        if (this.checkpoint.idle) this.open_finish();
+    }
+
+    private open_finish(): void {
+        assert(this.opening && this.checkpoint.idle);
+        this.opening = false;
+        this.beat = this.checkpoint.beat;
+        assert(this.beat % this.bar_beat_count === 0);
+        for (const tree of this.trees) tree.beat = this.beat;
+    }
+
     /** Runs one beat of every tree's compaction (call once per op); ends when `idle`. */
     compact_beat(): void {
-        assert(this.idle, 'lsm: a forest beat while an operation runs');
+        assert(this.idle && !this.checkpoint.written, 'lsm: a forest beat while an operation runs');
         for (const tree of this.trees) assert.equal(tree.beat, this.beat);
         this.beat_tree = 0;
         this.trees[0]!.compact_beat();

@@ -30,6 +30,8 @@ import type { BlockCompletionTarget, BlockDevice } from './block_device';
 import { BlockCache } from './block_cache';
 import { key_compare, key_copy, keys_lower_bound } from './key';
 import { Manifest } from './manifest';
+import { event_insert, event_remove } from './manifest_log';
+import type { ManifestLog } from './manifest_log';
 import { MemoryTable } from './table_memory';
 import {
     block_count, block_type_data, block_type_index, lsm_block_matches, TableLayout,
@@ -61,15 +63,23 @@ export interface TreeOptions {
     cluster: Uint8Array;
 }
 
-/** Why a block was refused: it is not the block its parent names (corrupt, misdirected). */
+/**
+ * Why a block was refused: it is not the block its parent names (corrupt, misdirected). Names
+ * the block's address and its owner: the tree (by id) or, with tree id 0, the forest's
+ * checkpoint (its root, free set or manifest log).
+ */
 export class BlockRefusal extends Error {
     readonly address: number;
+    readonly tree_id: number;
 
-    constructor(address: number, reason: string) {
-        super(`lsm: block ${address} refused: ${reason}`);
+    constructor(address: number, tree_id: number, reason: string) {
+        super(`lsm: block ${address} of ${tree_id === 0 ? 'the forest checkpoint' :
+            `tree ${tree_id}`} refused: ${reason}`);
         assert(address >= 1 && reason.length > 0);
+        assert(tree_id >= 0 && tree_id <= 0xffff);
         this.name = 'BlockRefusal';
         this.address = address;
+        this.tree_id = tree_id;
     }
 }
 
@@ -151,6 +161,8 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
     private operation = operation_idle;
     /** Beats run so far: the snapshot written into blocks and tables. */
     beat = 0;
+    /** Where a forest records every manifest change for its next checkpoint (null: alone). */
+    manifest_log: ManifestLog | null = null;
     private io_in_flight = 0;
     // Reads in flight: per read slot, its reference (to verify), buffer, type and cache slot.
     private readonly read_references: Uint8Array;
@@ -274,6 +286,29 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
         return jobs;
     }
 
+    /** The mutable table: a forest's checkpoint writes it, and an open restores it. */
+    get mutable_table(): MemoryTable {
+        assert(this.operation !== operation_beat);
+        return this.mutable;
+    }
+
+    /**
+     * Whether the tree's state is its manifest and its mutable table only: idle at a bar's end,
+     * where every job has installed and the immutable table is empty.
+     */
+    get checkpointable(): boolean {
+        if (!this.idle || this.beat % this.options.bar_beat_count !== 0) return false;
+        for (const job of this.jobs) if (job.active) return false;
+        return this.immutable.count === 0;
+    }
+
+    /** Puts an entry restored from a checkpoint back into the mutable table. */
+    mutable_restore(words: Uint32Array, key_word: number, value_word: number,
+        tombstone: boolean): void {
+        assert(this.operation === operation_idle && this.beat === 0);
+        this.mutable.put(words, key_word, words, value_word, tombstone);
+    }
+
     get idle(): boolean {
         assert(this.operation !== operation_idle || this.io_in_flight === 0);
         return this.operation === operation_idle;
@@ -324,12 +359,13 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
         const type = this.read_types[slot]!;
         const address = reference_address(this.read_references, slot * reference_size);
         if (result !== this.layout.block_size_bytes) {
-            throw new BlockRefusal(address, `read failed (${result})`);
+            throw new BlockRefusal(address, this.options.tree_id, `read failed (${result})`);
         }
         if (!block_verify(this.memory, offset, this.read_references, slot * reference_size,
             type) || !lsm_block_matches(this.memory, offset, this.layout, this.options.tree_id,
             type)) {
-            throw new BlockRefusal(address, 'not the block its parent names');
+            throw new BlockRefusal(address, this.options.tree_id,
+                'not the block its parent names');
         }
         const cache_slot = this.read_cache_slots[slot]!;
         if (cache_slot >= 0) this.cache.fill_complete(cache_slot);
@@ -785,10 +821,11 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
         const blocks = manifest.data_block_count[level]![position]!;
         const entries = manifest.entry_count[level]![position]!;
         const snapshot = manifest.snapshot_min[level]![position]!;
-        manifest.remove(level, position);
+        this.manifest_remove(level, position);
         const tables = manifest.table_count_total();
-        manifest.insert(level + 1, this.move_keys, 0, this.move_keys, 8, this.move_reference, 0,
-            snapshot, blocks, entries);
+        const moved = manifest.insert(level + 1, this.move_keys, 0, this.move_keys, 8,
+            this.move_reference, 0, snapshot, blocks, entries);
+        this.manifest_log?.record(event_insert, this.options.tree_id, manifest, level + 1, moved);
         assert.equal(manifest.table_count_total(), tables + 1);
         this.statistics.tables_moved += 1;
     }
@@ -835,20 +872,22 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
         let blocks = 0;
         for (let index = job.target_count - 1; index >= 0; index--) {
             blocks += manifest.data_block_count[target]![job.target_start + index]! + 1;
-            manifest.remove(target, job.target_start + index);
+            this.manifest_remove(target, job.target_start + index);
         }
         if (job.source_level >= 0) {
             blocks += manifest.data_block_count[job.source_level]![job.source_position]! + 1;
-            manifest.remove(job.source_level, job.source_position);
+            this.manifest_remove(job.source_level, job.source_position);
         } else {
             this.immutable.clear();
         }
         const outputs = job.outputs;
         const tables = manifest.counts[target]!;
         for (let index = 0; index < outputs.count; index++) {
-            manifest.insert(target, outputs.key_min, index * key_words, outputs.key_max,
-                index * key_words, outputs.references, index * reference_size, this.beat,
-                outputs.data_block_count[index]!, outputs.entry_count[index]!);
+            const position = manifest.insert(target, outputs.key_min, index * key_words,
+                outputs.key_max, index * key_words, outputs.references, index * reference_size,
+                this.beat, outputs.data_block_count[index]!, outputs.entry_count[index]!);
+            this.manifest_log?.record(event_insert, this.options.tree_id, manifest, target,
+                position);
         }
         assert.equal(manifest.counts[target], tables + outputs.count);
         const source_count = job.source_level >= 0 ? job.source_iterator.release_count : 0;
@@ -858,6 +897,14 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
         this.release(job.target_releases, target_count);
         this.statistics.entries_written += job.entries_written;
         job.installed();
+    }
+
+    /** Removes a table from the manifest, recorded for the next checkpoint first. */
+    private manifest_remove(level: number, position: number): void {
+        assert(position < this.manifest.counts[level]!);
+        this.manifest_log?.record(event_remove, this.options.tree_id, this.manifest, level,
+            position);
+        this.manifest.remove(level, position);
     }
 
     /**
