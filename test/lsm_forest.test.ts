@@ -4,11 +4,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import type { Forest } from '../lib/lsm/forest';
+import type { Forest, ForestOptions } from '../lib/lsm/forest';
 import type { MemoryBlockDevice } from '../lib/lsm/block_device';
 import {
-    block_size_small, forest_make, forest_options_small, forest_run_until_idle, groove_run,
-    GrooveWorkload,
+    block_size_small, cluster, forest_checkpoint, forest_make, forest_options_small,
+    forest_run_until_idle, groove_run, GrooveWorkload,
 } from './lsm_harness';
 
 test('lsm forest: three trees over one device, cache and free set match their models', () => {
@@ -121,4 +121,98 @@ test('lsm forest: a restarted forest continues exactly like one that ran on', ()
         assert.equal(reopened.device.free_set.is_acquired(address),
             device.free_set.is_acquired(address), `block ${address}`);
     }
+});
+
+/** One tree of u64 keys and values in 16 KiB blocks: the shape of a large state, quickly. */
+function large_options(): ForestOptions {
+    return {
+        trees: [{ tree_id: 1, key_words: 2, value_words: 2, bar_entry_count_max: 4096,
+            bar_beat_count: 8, level_count: 4, growth_factor: 4, cache_size_bytes: 0,
+            lookup_count_max: 64, scan_count_max: 4096, cluster }],
+        cache_size_bytes: 16 * 16 * 1024,
+        checkpoint: { manifest_events_max: 512, manifest_log_blocks_max: 256 },
+    };
+}
+
+interface OpenCost {
+    blocks_read: number;
+    log_blocks: number;
+    table_blocks: number;
+}
+
+/**
+ * Puts `count` distinct keys (a permutation of 0..count-1 scattered over u32), a checkpoint at
+ * every bar's end; reopens from the last one and scans every key back.
+ */
+function open_cost(count: number): OpenCost {
+    const block_size = 16 * 1024;
+    const grid_blocks = Math.ceil(count * 16 * 4 / block_size) + 512;
+    const options = large_options();
+    const made = forest_make(options, grid_blocks, 1, block_size);
+    const tree = made.forest.trees[0]!;
+    const key = new Uint32Array(2);
+    const per_beat = 4096 / 8;
+    for (let put = 0; put < count || made.forest.beat % 8 !== 0;) {
+        for (let index = 0; index < per_beat && put < count; index++, put++) {
+            key[0] = Math.imul(put, 0x9e3779b1) >>> 0;
+            key[1] = 0;
+            tree.put(key, 0, key, 0);
+        }
+        made.forest.compact_beat();
+        forest_run_until_idle(made.forest);
+        if (made.forest.beat % 8 === 0) forest_checkpoint(made.forest);
+    }
+    let table_blocks = 0;
+    const manifest = tree.manifest;
+    for (let level = 0; level < manifest.level_count; level++) {
+        for (let table = 0; table < manifest.counts[level]!; table++) {
+            table_blocks += manifest.data_block_count[level]![table]! + 1;
+        }
+    }
+    const again = forest_make(options, grid_blocks, 2, block_size);
+    again.device.disk.set(made.device.disk);
+    again.forest.open(made.forest.root_reference, 0);
+    forest_run_until_idle(again.forest);
+    const blocks_read = again.device.reads;
+    const checkpoint = again.forest.checkpoint;
+    assert.equal(checkpoint.blocks_read, blocks_read);
+    // Exactly: the root, the free set, the log twice (walk, replay), the mutable table.
+    const entries = tree.mutable_table.count;
+    assert.equal(blocks_read, 1 + checkpoint.geometry.free_set_block_count +
+        2 * checkpoint.log_block_count + (entries === 0 ? 0 :
+        1 + Math.ceil(entries / tree.layout.data_entry_count_max)));
+    scan_every_key(again.forest, count);
+    return { blocks_read, log_blocks: checkpoint.log_block_count, table_blocks };
+}
+
+/** A scan of the whole key space returns exactly the keys put, in order, with their values. */
+function scan_every_key(forest: Forest, count: number): void {
+    const tree = forest.trees[0]!;
+    const expected = new Uint32Array(count);
+    for (let put = 0; put < count; put++) expected[put] = Math.imul(put, 0x9e3779b1) >>> 0;
+    expected.sort();
+    const bounds = new Uint32Array([0, 0, 0xffffffff, 0xffffffff]);
+    let seen = 0;
+    for (let scans = 0; scans <= count / 4096 + 1; scans++) {
+        tree.scan_start(bounds, 0, bounds, 2, 4096);
+        forest_run_until_idle(forest);
+        for (let index = 0; index < tree.scan_count; index++) {
+            const found = tree.scan_keys[index * 2]!;
+            assert.equal(found, expected[seen], `key ${seen}`);
+            assert.equal(tree.scan_values[index * 2], found);
+            seen += 1;
+        }
+        if (tree.scan_count < 4096) break;
+        bounds[0] = tree.scan_keys[(tree.scan_count - 1) * 2]! + 1;
+    }
+    assert.equal(seen, count);
+}
+
+test('lsm forest: open reads the manifest log, never the tables: 10k and 1M keys', () => {
+    const small = open_cost(10_000);
+    const large = open_cost(1_000_000);
+    console.log(`open: 10k keys ${JSON.stringify(small)}; 1M keys ${JSON.stringify(large)}`);
+    assert(large.table_blocks > 50 * small.table_blocks);
+    assert(large.blocks_read < large.table_blocks / 20);
+    assert(large.blocks_read <= small.blocks_read + 2 * large.log_blocks);
 });
