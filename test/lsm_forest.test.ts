@@ -4,11 +4,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
+import { BlockType, reference_address } from '../lib/vsr/grid';
+import { offsets } from '../lib/vsr/header_layout';
+import { u32_read, u64_read } from '../lib/vsr/prepare_header';
 import type { Forest, ForestOptions } from '../lib/lsm/forest';
+import { BlockRefusal, lookup_pending } from '../lib/lsm/tree';
 import type { MemoryBlockDevice } from '../lib/lsm/block_device';
 import {
     block_size_small, cluster, forest_checkpoint, forest_make, forest_options_small,
-    forest_run_until_idle, groove_run, GrooveWorkload,
+    forest_run_until_idle, groove_run, GrooveWorkload, lookups,
 } from './lsm_harness';
 
 test('lsm forest: three trees over one device, cache and free set match their models', () => {
@@ -215,4 +219,110 @@ test('lsm forest: open reads the manifest log, never the tables: 10k and 1M keys
     assert(large.table_blocks > 50 * small.table_blocks);
     assert(large.blocks_read < large.table_blocks / 20);
     assert(large.blocks_read <= small.blocks_read + 2 * large.log_blocks);
+});
+
+test('lsm forest: the same ops make byte-identical grids, whatever the cache and reads', () => {
+    // Different caches (16 and 256 blocks), completion orders, and reads between beats: one
+    // forest is looked up and scanned all along, the other never.
+    const first = forest_make(forest_options_small(), 8192, 1);
+    const second = forest_make(forest_options_small({ cache_size_bytes: 256 * 1024 }), 8192,
+        77);
+    const workload = new GrooveWorkload(13);
+    for (let round = 0; round < 12; round++) {
+        groove_run([first.forest, second.forest], workload, 24);
+        workload.verify(first.forest);
+    }
+    assert(first.forest.cache.hits > 0 && second.forest.cache.hits === 0);
+    assert.deepEqual(first.forest.root_reference, second.forest.root_reference);
+    assert.deepEqual(acquired(first.device), acquired(second.device));
+    // Every block, acquired or not (both grids started zeroed).
+    const block = block_size_small;
+    for (let address = 1; address <= first.device.free_set.block_count; address++) {
+        const a = first.device.disk.subarray((address - 1) * block, address * block);
+        const b = second.device.disk.subarray((address - 1) * block, address * block);
+        assert(Buffer.from(a).equals(Buffer.from(b)), `block ${address} differs`);
+    }
+    // A different sequence of ops makes a different grid: the comparison is not vacuous.
+    const other = forest_make(forest_options_small(), 8192, 1);
+    groove_run([other.forest], new GrooveWorkload(14), 12 * 24);
+    assert(!Buffer.from(other.device.disk).equals(Buffer.from(first.device.disk)));
+});
+
+/** The acquired blocks of one type (read from their headers). */
+function blocks_of_type(device: MemoryBlockDevice, type: number): number[] {
+    return acquired(device).filter((address) =>
+        device.disk[(address - 1) * device.block_size_bytes + offsets.block.block_type] === type);
+}
+
+test('lsm forest: a corrupt checkpoint block is refused with its address, never opened', () => {
+    const { forest, device } = forest_make(forest_options_small(), 8192, 21);
+    groove_run([forest], new GrooveWorkload(21), 120);
+    const root = forest.root_reference.slice();
+    const root_address = reference_address(root, 0);
+    for (const type of [BlockType.lsm_root, BlockType.lsm_free_set, BlockType.lsm_manifest_log,
+        BlockType.lsm_data]) {
+        // The newest block of the type that the checkpoint names (data: a mutable table's).
+        const candidates = blocks_of_type(device, type).filter((address) =>
+            type !== BlockType.lsm_root || address === root_address);
+        const address = type === BlockType.lsm_data ? mutable_table_block(forest, device) :
+            candidates[candidates.length - 1]!;
+        const disk = device.disk.slice();
+        disk[(address - 1) * block_size_small + 700]! ^= 0x10;
+        const made = forest_make(forest_options_small(), 8192, 22);
+        made.device.disk.set(disk);
+        made.forest.open(root, 0);
+        forest_run_until_idle(made.forest);
+        const refusal = made.forest.open_refusal;
+        assert(refusal instanceof BlockRefusal, `type ${type}`);
+        assert.equal(refusal.address, address);
+        assert.equal(refusal.tree_id, 0);
+        assert.equal(refusal.message, `lsm: block ${address} of the forest checkpoint ` +
+            'refused: not the block the checkpoint names');
+        assert.throws(() => made.forest.compact_beat(), /a forest that did not open/);
+    }
+});
+
+/** A data block of the ids tree's mutable table, as the checkpoint wrote it. */
+function mutable_table_block(forest: Forest, device: MemoryBlockDevice): number {
+    const tree_id = forest.trees[1]!.options.tree_id;
+    const candidates = blocks_of_type(device, BlockType.lsm_data).filter((address) => {
+        const offset = (address - 1) * device.block_size_bytes;
+        // Written by the last checkpoint (its snapshot is the checkpoint's beat), of tree 2.
+        return u32_read(device.disk, offset + offsets.block.metadata) === tree_id &&
+            u64_read(device.disk, offset + offsets.block.snapshot) === forest.beat;
+    });
+    assert(candidates.length >= 1);
+    return candidates[0]!;
+}
+
+test('lsm forest: a corrupt table block is refused naming its tree; other trees answer', () => {
+    const { forest, device } = forest_make(forest_options_small(), 8192, 31);
+    const workload = new GrooveWorkload(31);
+    groove_run([forest], workload, 120);
+    const ids = forest.trees[1]!;
+    const level = ids.level_table_counts().findIndex((count) => count > 0);
+    const address = ids.manifest.index_address(level, 0);
+    device.disk[(address - 1) * block_size_small + 400]! ^= 1;
+    const key = ids.manifest.key_min[level]!.slice(0, ids.options.key_words);
+    // Evict it: a cold cache reads the block from disk.
+    const cold = forest_reopen(device.disk, forest.root_reference, 32);
+    const tree = cold.forest.trees[1]!;
+    tree.lookups_start(key, 0, 1);
+    forest_run_until_idle(cold.forest);
+    assert(tree.refusal instanceof BlockRefusal);
+    assert.equal(tree.refusal.address, address);
+    assert.equal(tree.refusal.tree_id, 2);
+    assert.match(tree.refusal.message, new RegExp(`^lsm: block ${address} of tree 2 refused`));
+    assert.equal(tree.lookup_status[0], lookup_pending);
+    // The object and index trees do not read that block: they answer in full.
+    const models = workload.models_copy();
+    for (const tree_index of [0, 2]) {
+        const other = cold.forest.trees[tree_index]!;
+        const keys = [...models[tree_index]!.values.keys()]
+            .slice(0, other.options.lookup_count_max);
+        const found = lookups(other, other.device, keys);
+        keys.forEach((asked, index) => {
+            assert.equal(found[index], models[tree_index]!.values.get(asked));
+        });
+    }
 });

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 
 import { Prng } from '../lib/prng';
 import { key_to_bigint } from '../lib/lsm/key';
-import { BlockRefusal } from '../lib/lsm/tree';
+import { BlockRefusal, lookup_pending } from '../lib/lsm/tree';
 import type { Tree } from '../lib/lsm/tree';
 import type { MemoryBlockDevice } from '../lib/lsm/block_device';
 import {
@@ -199,18 +199,31 @@ test('lsm tree: tombstones shadow older values in memory, in level 0 and below',
     assert.deepEqual(lookups(tree, device, [10n, 12n]), [1n, null]);
 });
 
-test('lsm tree: a corrupt block is refused with its address', () => {
+test('lsm tree: a corrupt block is refused with its address and tree, and nothing else', () => {
     const { tree, device } = even_keys_on_disk(300);
     const level = tree.level_table_counts().findIndex((count) => count > 0);
     const address = tree.manifest.index_address(level, 0);
     const at = (address - 1) * device.block_size_bytes + 300;
     device.disk[at]! ^= 1;
     // The table's first key: its lookup reads that index block (the cache is cold).
-    const key = key_to_bigint(tree.manifest.key_min[level]!, 0, tree.options.key_words);
-    assert.throws(() => lookups(tree, device, [key]), (error: unknown) =>
-        error instanceof BlockRefusal && error.address === address && error.tree_id === 1 &&
-        error.message === `lsm: block ${address} of tree 1 refused: not the block its parent ` +
-        'names');
+    const key = tree.manifest.key_min[level]!.slice(0, tree.options.key_words);
+    tree.lookups_start(key, 0, 1);
+    run_until_idle(tree, device);
+    const refusal = tree.refusal;
+    assert(refusal instanceof BlockRefusal);
+    assert.equal(refusal.address, address);
+    assert.equal(refusal.tree_id, 1);
+    assert.equal(refusal.message,
+        `lsm: block ${address} of tree 1 refused: not the block its parent names`);
+    // Nothing was answered from it, and the refused block was not cached.
+    assert.equal(tree.lookup_status[0], lookup_pending);
+    assert.equal(tree.cache.peek(address), -1);
+    // The tree keeps serving: a block repaired (here: the bit flipped back) reads again.
+    device.disk[at]! ^= 1;
+    const value = key_to_bigint(key, 0, tree.options.key_words) * 1000n;
+    assert.deepEqual(lookups(tree, device, [key_to_bigint(key, 0, tree.options.key_words)]),
+        [value]);
+    assert.equal(tree.refusal, null);
 });
 
 test('lsm tree: compaction is paced: an even share of its input per beat of its half-bar', () => {

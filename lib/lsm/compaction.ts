@@ -27,7 +27,7 @@ import type { MemoryTable } from './table_memory';
 
 /** What a job needs from its tree: blocks loaded into iterators, addresses, writes. */
 export interface CompactionIo {
-    /** Loads what the iterator needs (from the cache, or a read): true if a read is in flight. */
+    /** Loads what the iterator needs (always a read): true if a read is in flight. */
     iterator_fill(iterator: LevelIterator): boolean;
     block_acquire(): number;
     block_write(address: number, memory_offset: number): void;
@@ -382,9 +382,9 @@ export class CompactionJob {
                 reading = io.iterator_fill(this.target_iterator) || reading;
             }
             if (reading) return step_io;
-            if (iterator_needs_block(this.source) || iterator_needs_block(this.target_iterator)) {
-                continue; // Filled from the cache: it may need its next block (index, then data).
-            }
+            // A job's blocks are always read (never taken from the cache): none is pending.
+            assert(!iterator_needs_block(this.source));
+            assert(!iterator_needs_block(this.target_iterator));
             if (this.source.state === iterator_done &&
                 this.target_iterator.state === iterator_done) {
                 return this.finish(io);

@@ -21,6 +21,7 @@ import { BlockCache } from './block_cache';
 import { CheckpointGeometry, ForestCheckpoint } from './forest_checkpoint';
 import type { CheckpointOptions } from './forest_checkpoint';
 import { Tree, tree_buffer_count } from './tree';
+import type { BlockRefusal } from './tree';
 import type { TreeOptions } from './tree';
 
 const tag_bits = 16;
@@ -206,7 +207,7 @@ export class Forest implements BlockCompletionTarget {
      * names it. The caller makes it durable (the superblock), then calls `checkpoint_durable`.
      */
     checkpoint_start(): void {
-        assert(this.idle && !this.opening);
+        assert(this.idle && !this.opening && this.checkpoint.refusal === null);
         assert(this.beat % this.bar_beat_count === 0, 'lsm: a checkpoint at a bar\'s end only');
         this.checkpoint.start(this.beat);
     }
@@ -232,9 +233,16 @@ export class Forest implements BlockCompletionTarget {
         if (this.checkpoint.idle) this.open_finish();
     }
 
+    /** Why the open failed (a block of the checkpoint refused), or null. */
+    get open_refusal(): BlockRefusal | null {
+        return this.checkpoint.refusal;
+    }
+
     private open_finish(): void {
         assert(this.opening && this.checkpoint.idle);
         this.opening = false;
+        // A refused open leaves the forest unusable: it is never beaten nor checkpointed.
+        if (this.checkpoint.refusal !== null) return;
         this.beat = this.checkpoint.beat;
         assert(this.beat % this.bar_beat_count === 0);
         for (const tree of this.trees) tree.beat = this.beat;
@@ -243,6 +251,7 @@ export class Forest implements BlockCompletionTarget {
     /** Runs one beat of every tree's compaction (call once per op); ends when `idle`. */
     compact_beat(): void {
         assert(this.idle && !this.checkpoint.written, 'lsm: a forest beat while an operation runs');
+        assert(this.checkpoint.refusal === null, 'lsm: a beat of a forest that did not open');
         for (const tree of this.trees) assert.equal(tree.beat, this.beat);
         this.beat_tree = 0;
         this.trees[0]!.compact_beat();

@@ -136,6 +136,8 @@ const phase_open_log_walk = 5;
 const phase_open_log_replay = 6;
 const phase_open_memory_index = 7;
 const phase_open_memory_data = 8;
+/** The open was refused; reads of its last round are still landing. */
+const phase_refused = 9;
 
 export class ForestCheckpoint implements CompactionIo {
     readonly geometry: CheckpointGeometry;
@@ -146,6 +148,8 @@ export class ForestCheckpoint implements CompactionIo {
     beat = 0;
     blocks_read = 0;
     blocks_written = 0;
+    /** Why the open failed: a block of the checkpoint was refused (null: it did not). */
+    refusal: BlockRefusal | null = null;
     /** Oldest log blocks dropped by the log's compaction, since startup. */
     log_blocks_compacted = 0;
     private readonly device: BlockDevice;
@@ -540,10 +544,28 @@ export class ForestCheckpoint implements CompactionIo {
         this.read_results[slot] = result;
         this.io_in_flight -= 1;
         if (this.io_in_flight > 0) return;
-        // Every read of the round has landed: verify them all, then take the next step.
-        for (let index = 0; index < this.read_count; index++) this.read_verify(index);
         const count = this.read_count;
-        this.read_count = 0;
+        if (this.phase === phase_refused) {
+            this.read_count = 0;
+            this.phase = phase_idle;
+            return;
+        }
+        try {
+            // Every read of the round has landed: verify them all, then take the next step.
+            for (let index = 0; index < count; index++) this.read_verify(index);
+            this.read_count = 0;
+            this.open_step(count);
+        } catch (error) {
+            // Bad bytes on disk end the open with the reason; they never crash the replica.
+            if (!(error instanceof BlockRefusal)) throw error;
+            this.refusal = error;
+            if (this.io_in_flight === 0) this.read_count = 0;
+            this.phase = this.io_in_flight > 0 ? phase_refused : phase_idle;
+        }
+        if (this.io_in_flight > 0) this.device.submit();
+    }
+
+    private open_step(count: number): void {
         if (this.phase === phase_open_root) this.root_opened();
         else if (this.phase === phase_open_free_set) this.free_set_opened(count);
         else if (this.phase === phase_open_log_walk) this.log_walked();
@@ -551,7 +573,6 @@ export class ForestCheckpoint implements CompactionIo {
         else if (this.phase === phase_open_memory_index) this.memory_indexes_opened(count);
         else if (this.phase === phase_open_memory_data) this.memory_data_opened(count);
         else assert.fail('lsm: a checkpoint read in no phase');
-        if (this.io_in_flight > 0) this.device.submit();
     }
 
     private read_verify(index: number): void {

@@ -13,7 +13,10 @@
 // I/O is issued in rounds: an operation issues every read (and write) it can, the device gets
 // them in one submission, and the operation resumes once all of them have completed. Every block
 // read is verified against the reference its reader holds (parent index block or manifest)
-// before anything uses it: a mismatch is refused with its address.
+// before anything uses it: a mismatch is refused with its address and the tree's id. A refusal
+// ends the operation once its round has landed, with `refusal` set and nothing answered from
+// the block; lookups and scans may run again (their state is rebuilt at each start), while a
+// beat refused leaves a compaction half done: the tree takes no more beats (it needs repair).
 //
 // Pacing (TigerBeetle's beats and bars): the caller runs one beat per op. A bar is
 // `bar_beat_count` beats. At a bar's first beat the mutable table becomes the immutable table and
@@ -161,6 +164,10 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
     private operation = operation_idle;
     /** Beats run so far: the snapshot written into blocks and tables. */
     beat = 0;
+    /** Why the last operation ended early: a block it read was refused (null: it did not). */
+    refusal: BlockRefusal | null = null;
+    /** A beat was refused: its compaction cannot finish, so no beat may run again. */
+    private beat_refused = false;
     /** Where a forest records every manifest change for its next checkpoint (null: alone). */
     manifest_log: ManifestLog | null = null;
     private io_in_flight = 0;
@@ -298,6 +305,7 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
      */
     get checkpointable(): boolean {
         if (!this.idle || this.beat % this.options.bar_beat_count !== 0) return false;
+        if (this.beat_refused) return false;
         for (const job of this.jobs) if (job.active) return false;
         return this.immutable.count === 0;
     }
@@ -358,17 +366,17 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
         const offset = this.read_offsets[slot]!;
         const type = this.read_types[slot]!;
         const address = reference_address(this.read_references, slot * reference_size);
-        if (result !== this.layout.block_size_bytes) {
-            throw new BlockRefusal(address, this.options.tree_id, `read failed (${result})`);
-        }
-        if (!block_verify(this.memory, offset, this.read_references, slot * reference_size,
-            type) || !lsm_block_matches(this.memory, offset, this.layout, this.options.tree_id,
-            type)) {
-            throw new BlockRefusal(address, this.options.tree_id,
-                'not the block its parent names');
-        }
         const cache_slot = this.read_cache_slots[slot]!;
-        if (cache_slot >= 0) this.cache.fill_complete(cache_slot);
+        let reason: string | null = null;
+        if (result !== this.layout.block_size_bytes) reason = `read failed (${result})`;
+        else if (!block_verify(this.memory, offset, this.read_references, slot * reference_size,
+            type) || !lsm_block_matches(this.memory, offset, this.layout, this.options.tree_id,
+            type)) reason = 'not the block its parent names';
+        if (reason !== null) {
+            // The first refusal of the operation is the one reported; the block is not cached.
+            this.refusal ??= new BlockRefusal(address, this.options.tree_id, reason);
+            if (cache_slot >= 0) this.cache.fill_abandon(cache_slot);
+        } else if (cache_slot >= 0) this.cache.fill_complete(cache_slot);
         this.read_free[this.read_free_count] = slot;
         this.read_free_count += 1;
         assert(this.read_free_count <= this.read_free.length);
@@ -403,14 +411,39 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
         assert(this.io_in_flight >= 0);
         if (this.io_in_flight > 0) return;
         this.statistics.rounds += 1;
+        if (this.refusal !== null) {
+            this.refused_end();
+            return;
+        }
         if (this.operation === operation_lookup) this.lookup_round();
         else if (this.operation === operation_scan) this.scan_round();
         else if (this.operation === operation_beat) this.beat_round();
         else assert.fail('lsm: I/O completed with no operation');
     }
 
-    /** The iterator's block is in the cache (copied) or being read: true if a read is issued. */
+    /** Ends the operation a refusal interrupted; what it read so far is dropped. */
+    private refused_end(): void {
+        assert(this.refusal !== null && this.io_in_flight === 0);
+        if (this.operation === operation_beat) this.beat_refused = true;
+        for (const iterator of this.scan_levels) iterator.loading = false;
+        this.operation = operation_idle;
+    }
+
+    /**
+     * A compaction's block is always read from disk, never copied from the cache: what the cache
+     * holds depends on a replica's lookups, and a job that found its block cached would go on,
+     * and acquire its next address, in a round where on another replica it waits for a read,
+     * so the jobs' acquisitions would interleave differently and the grids differ.
+     */
     iterator_fill(iterator: LevelIterator): boolean {
+        return this.iterator_load(iterator, false);
+    }
+
+    /**
+     * The iterator's block is copied from the cache (when `cached` and there) or being read:
+     * true if a read is issued.
+     */
+    private iterator_load(iterator: LevelIterator, cached: boolean): boolean {
         assert(!iterator.loading);
         // An index block then a data block: at most two loads before the iterator is ready.
         for (let load = 0; load < 3; load++) {
@@ -421,7 +454,7 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
             const address = reference_address(reference, reference_offset);
             const target = iterator.pending_buffer_offset();
             const type = state === iterator_need_index ? block_type_index : block_type_data;
-            const slot = this.cache.peek(address);
+            const slot = cached ? this.cache.peek(address) : -1;
             if (slot === -1) {
                 this.read_submit(reference, reference_offset, target, type, -1);
                 iterator.loading = true;
@@ -452,6 +485,7 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
     /** Looks up `count` keys (keys[key_word...]); the results are ready when the tree is idle. */
     lookups_start(keys: Uint32Array, key_word: number, count: number): void {
         assert(this.operation === operation_idle && this.io_in_flight === 0);
+        this.refusal = null;
         assert(count >= 1 && count <= this.options.lookup_count_max);
         const key_words = this.options.key_words;
         this.lookup_count = count;
@@ -615,6 +649,7 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
         key_max_word: number, limit: number): void {
         assert(this.operation === operation_idle && this.io_in_flight === 0);
         assert(limit >= 1 && limit <= this.options.scan_count_max);
+        this.refusal = null;
         const key_words = this.options.key_words;
         assert(key_compare(key_min, key_min_word, key_max, key_max_word, key_words) <= 0);
         this.scan_count = 0;
@@ -650,7 +685,7 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
             for (const iterator of this.scan_levels) {
                 if (iterator.state !== iterator_need_index &&
                     iterator.state !== iterator_need_data) continue;
-                if (this.iterator_fill(iterator)) reading = true;
+                if (this.iterator_load(iterator, true)) reading = true;
                 else if (iterator.state !== iterator_ready &&
                     iterator.state !== iterator_done) filled = false;
             }
@@ -735,6 +770,8 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
     /** Runs one beat of compaction (call once per op); ends when the tree is idle. */
     compact_beat(): void {
         assert(this.operation === operation_idle && this.io_in_flight === 0);
+        assert(!this.beat_refused, 'lsm: a beat of a tree whose compaction was refused');
+        this.refusal = null;
         const half = this.options.bar_beat_count / 2;
         const phase = this.beat % this.options.bar_beat_count;
         if (phase === 0) this.bar_start();
