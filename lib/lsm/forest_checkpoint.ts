@@ -181,6 +181,8 @@ export class ForestCheckpoint implements CompactionIo {
     private readonly read_buffers: Uint32Array;
     private readonly read_types: Uint8Array;
     private readonly read_results: Int32Array;
+    /** Per read: 1 + the index of the tree whose mutable table it reads, or 0. */
+    private readonly read_trees: Uint8Array;
     private read_count = 0;
     /** The open's walk and replay: the next log sequence to read. */
     private open_sequence = 0;
@@ -227,6 +229,7 @@ export class ForestCheckpoint implements CompactionIo {
         this.read_buffers = new Uint32Array(geometry.buffer_count);
         this.read_types = new Uint8Array(geometry.buffer_count);
         this.read_results = new Int32Array(geometry.buffer_count);
+        this.read_trees = new Uint8Array(geometry.buffer_count);
         assert(this.writers.length === trees.length);
     }
 
@@ -524,9 +527,13 @@ export class ForestCheckpoint implements CompactionIo {
         this.device.submit();
     }
 
+    /** Reads a block; `tree_index` names the tree whose mutable table it is (else -1). */
     private read(reference: Uint8Array, reference_offset: number, offset: number,
-        type: number): void {
+        type: number, tree_index = -1): void {
         const slot = this.read_count;
+        assert(tree_index >= -1 && tree_index < this.trees.length);
+        assert((tree_index === -1) === (type !== block_type_index && type !== block_type_data));
+        this.read_trees[slot] = tree_index + 1;
         assert(slot < this.read_buffers.length && this.phase >= phase_open_root);
         reference_copy(this.read_references, slot * reference_size, reference, reference_offset);
         this.read_buffers[slot] = offset;
@@ -580,18 +587,16 @@ export class ForestCheckpoint implements CompactionIo {
         const address = reference_address(this.read_references, reference);
         const offset = this.read_buffers[index]!;
         const type = this.read_types[index]!;
-        const tree_id = type === block_type_index || type === block_type_data ?
-            u32_read(this.memory, offset + offsets.block.metadata) : 0;
+        const tree = this.read_trees[index] === 0 ? null : this.trees[this.read_trees[index]! - 1]!;
+        const tree_id = tree === null ? 0 : tree.options.tree_id;
         if (this.read_results[index] !== this.block) {
-            throw new BlockRefusal(address, 0, `read failed (${this.read_results[index]})`);
+            throw new BlockRefusal(address, tree_id, `read failed (${this.read_results[index]})`);
         }
         if (!block_verify(this.memory, offset, this.read_references, reference, type)) {
-            throw new BlockRefusal(address, 0, 'not the block the checkpoint names');
+            throw new BlockRefusal(address, tree_id, 'not the block the checkpoint names');
         }
-        if (type === block_type_index || type === block_type_data) {
-            const tree = this.tree_find(tree_id);
-            if (tree === null || !lsm_block_matches(this.memory, offset, tree.layout, tree_id,
-                type)) throw new BlockRefusal(address, 0, 'a mutable table of no such tree');
+        if (tree !== null && !lsm_block_matches(this.memory, offset, tree.layout, tree_id, type)) {
+            throw new BlockRefusal(address, tree_id, 'not a block of this tree');
         }
     }
 
@@ -733,7 +738,7 @@ export class ForestCheckpoint implements CompactionIo {
                 reference_address(this.memory_references, reference);
             this.memory_address_count += 1;
             this.read(this.memory_references, reference,
-                this.buffer(this.geometry.memory_buffers_first[index]!), block_type_index);
+                this.buffer(this.geometry.memory_buffers_first[index]!), block_type_index, index);
         }
         if (this.io_in_flight === 0) this.open_finish();
     }
@@ -753,7 +758,8 @@ export class ForestCheckpoint implements CompactionIo {
                 this.memory_addresses[this.memory_address_count] =
                     reference_address(this.memory, reference);
                 this.memory_address_count += 1;
-                this.read(this.memory, reference, this.buffer(first + 1 + data), block_type_data);
+                this.read(this.memory, reference, this.buffer(first + 1 + data), block_type_data,
+                    index);
             }
         }
         assert(this.io_in_flight >= count);
