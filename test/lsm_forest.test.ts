@@ -93,8 +93,14 @@ test('lsm forest: a restart from the last durable checkpoint reads every key bac
     // mutable tables hold puts that no checkpoint has.
     groove_run([forest], workload, 6 * forest.bar_beat_count + 3, false);
     assert(device.releasing_count > 20, `released ${device.releasing_count}`);
-    // A crash that lost every write since the checkpoint, and one that lost none of them.
-    for (const disk of [disk_at_checkpoint, device.disk]) {
+    // A crash that lost every write since the checkpoint, one that lost none of them, and one
+    // after the next checkpoint was written but before the superblock named it.
+    const disk_after_compactions = device.disk.slice();
+    groove_run([forest], workload, forest.bar_beat_count - 3, false);
+    forest.checkpoint_start();
+    forest_run_until_idle(forest);
+    assert(!Buffer.from(forest.root_reference).equals(Buffer.from(root)));
+    for (const disk of [disk_at_checkpoint, disk_after_compactions, device.disk]) {
         const reopened = forest_reopen(disk, root, 7);
         workload.verify(reopened.forest, models);
         assert.equal(reopened.forest.beat, 200);
@@ -105,6 +111,7 @@ test('lsm forest: a restart from the last durable checkpoint reads every key bac
             2 * reopened.forest.checkpoint.log_block_count + memory_blocks);
     }
     // The forest that did not crash still answers its own, newer state.
+    forest.checkpoint_durable();
     workload.verify(forest);
 });
 
