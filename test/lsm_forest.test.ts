@@ -7,7 +7,12 @@ import { test } from 'node:test';
 import { BlockType, reference_address } from '../lib/vsr/grid';
 import { offsets } from '../lib/vsr/header_layout';
 import { u32_read, u64_read } from '../lib/vsr/prepare_header';
-import type { Forest, ForestOptions } from '../lib/lsm/forest';
+import { Arena } from '../lib/io/arena';
+import { CrashMode, SimulatorStorage } from '../lib/storage/simulator_storage';
+import { config_test, ZoneLayout } from '../lib/storage/zones';
+import { StorageBlockDevice } from '../lib/lsm/block_device';
+import { Forest, forest_buffer_count } from '../lib/lsm/forest';
+import type { ForestOptions } from '../lib/lsm/forest';
 import { BlockRefusal, lookup_pending } from '../lib/lsm/tree';
 import type { MemoryBlockDevice } from '../lib/lsm/block_device';
 import {
@@ -335,3 +340,41 @@ test('lsm forest: a corrupt table block is refused naming its tree; other trees 
         });
     }
 });
+
+test('lsm forest over Storage: crashes mid-compaction and mid-checkpoint reopen the durable root',
+    () => {
+        const block = 4096;
+        const grid_blocks = 2048;
+        const options = forest_options_small();
+        const layout = new ZoneLayout({ ...config_test, block_size: block,
+            grid_block_count: grid_blocks });
+        const size = forest_buffer_count(options, block, grid_blocks) * block;
+        const arena = new Arena(2 * size + block);
+        const offsets_forest = [arena.allocate(size, block), arena.allocate(size, block)];
+        for (const mode of [CrashMode.random, CrashMode.torn, CrashMode.applied]) {
+            const storage = new SimulatorStorage(arena, layout, {
+                seed: 40 + mode, latency_ticks_min: 0, latency_ticks_max: 4,
+                operations_max: 512, dsync: true,
+            });
+            const forest = new Forest(options, new StorageBlockDevice(storage, 512),
+                offsets_forest[0]!);
+            const workload = new GrooveWorkload(40 + mode);
+            groove_run([forest], workload, 96);
+            const root = forest.root_reference.slice();
+            const models = workload.models_copy();
+            // Compactions, then a checkpoint cut short: writes in flight lost, torn or applied.
+            groove_run([forest], workload, 2 * forest.bar_beat_count, false);
+            forest.checkpoint_start();
+            for (let tick = 0; tick < 2; tick++) storage.tick();
+            assert(storage.in_flight > 0, 'the crash interrupts the checkpoint');
+            storage.crash(mode);
+            const reopened = new Forest(options, new StorageBlockDevice(storage, 512),
+                offsets_forest[1]!);
+            reopened.open(root, 0);
+            forest_run_until_idle(reopened);
+            assert.equal(reopened.open_refusal, null);
+            workload.verify(reopened, models);
+            // It goes on: more ops and checkpoints over the same storage.
+            groove_run([reopened], new GrooveWorkload(50 + mode), 2 * forest.bar_beat_count);
+        }
+    });
