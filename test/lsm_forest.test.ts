@@ -378,3 +378,12 @@ test('lsm forest over Storage: crashes mid-compaction and mid-checkpoint reopen 
             groove_run([reopened], new GrooveWorkload(50 + mode), 2 * forest.bar_beat_count);
         }
     });
+
+test('lsm forest: more manifest changes between two checkpoints than sized is a loud error', () => {
+    const options = forest_options_small({
+        checkpoint: { manifest_events_max: 8, manifest_log_blocks_max: 64 },
+    });
+    const { forest } = forest_make(options, 4096, 3);
+    assert.throws(() => groove_run([forest], new GrooveWorkload(3), 200, false),
+        /^AssertionError.*: lsm: more than 8 manifest changes between two checkpoints$/s);
+});

@@ -206,7 +206,8 @@ export class ForestCheckpoint implements CompactionIo {
         this.geometry = geometry;
         this.tag_base = options.tag_base;
         this.options = options.checkpoint;
-        this.log = new ManifestLog(geometry.log_events_max);
+        this.log = new ManifestLog(options.checkpoint.manifest_events_max,
+            geometry.log_events_max);
         this.log_references = new Uint8Array(options.checkpoint.manifest_log_blocks_max *
             reference_size);
         this.free_set_addresses = new Uint32Array(geometry.free_set_block_count);
@@ -288,6 +289,8 @@ export class ForestCheckpoint implements CompactionIo {
         let live = 0;
         for (const tree of this.trees) live += tree.manifest.table_count_total();
         const minimum = Math.ceil(live / this.geometry.events_per_block);
+        // Each dropped block appends at most a block of events: room the geometry reserved.
+        this.log.limit = this.log.events_max;
         let dropped = 0;
         for (; dropped < this.geometry.compact_blocks_max; dropped++) {
             if (this.log_count - dropped <= 2 * minimum + 1) break;

@@ -38,13 +38,22 @@ assert(e_key_max + key_words_max * 4 === manifest_event_size);
 /** Events recorded since the last checkpoint (and live ones appended again), in order. */
 export class ManifestLog {
     readonly events_max: number;
+    /**
+     * The changes trees may record between two checkpoints; the room above it is the log
+     * compaction's, for the live inserts it appends again (`limit` is raised while it does).
+     */
+    readonly changes_max: number;
+    limit: number;
     readonly bytes: Uint8Array;
     readonly words: Uint32Array;
     count = 0;
 
-    constructor(events_max: number) {
-        assert(Number.isSafeInteger(events_max) && events_max >= 1);
+    constructor(changes_max: number, events_max: number) {
+        assert(Number.isSafeInteger(events_max) && changes_max >= 1);
+        assert(changes_max <= events_max);
         this.events_max = events_max;
+        this.changes_max = changes_max;
+        this.limit = changes_max;
         this.bytes = new Uint8Array(events_max * manifest_event_size);
         this.words = new Uint32Array(this.bytes.buffer);
     }
@@ -53,8 +62,10 @@ export class ManifestLog {
     record(kind: number, tree_id: number, manifest: Manifest, level: number,
         position: number): void {
         assert(kind === event_insert || kind === event_remove);
-        assert(this.count < this.events_max,
-            `lsm: more than ${this.events_max} manifest changes between two checkpoints`);
+        assert(this.limit <= this.events_max);
+        if (this.count >= this.limit) {
+            assert.fail(`lsm: more than ${this.limit} manifest changes between two checkpoints`);
+        }
         assert(position >= 0 && position < manifest.counts[level]!);
         const offset = this.count * manifest_event_size;
         const key_words = manifest.key_words;
@@ -82,6 +93,7 @@ export class ManifestLog {
     clear(): void {
         assert(this.count <= this.events_max);
         this.count = 0;
+        this.limit = this.changes_max;
     }
 }
 
