@@ -110,6 +110,9 @@ export class CheckpointGeometry {
             buffers += layout.data_block_count_max + 1;
         }
         this.buffer_count = buffers;
+        assert(this.log_blocks_new_max >= 1 && this.free_set_block_count >= 1);
+        assert(this.log_events_max >= options.manifest_events_max + this.events_per_block);
+        assert(this.memory_blocks.length === trees.length);
         assert(root_trees + trees.length * root_tree_size +
             this.free_set_block_count * reference_size <= block_size_bytes,
         'lsm: the forest root cannot name every tree and free set block');
@@ -194,6 +197,7 @@ export class ForestCheckpoint implements CompactionIo {
     }) {
         const { device, trees, geometry } = options;
         assert(options.buffers_offset % device.block_size_bytes === 0);
+        assert(options.tag_base > 0 && geometry.memory_blocks.length === trees.length);
         assert(options.checkpoint.manifest_log_blocks_max >= geometry.log_blocks_new_max);
         this.device = device;
         this.trees = trees;
@@ -274,18 +278,22 @@ export class ForestCheckpoint implements CompactionIo {
         this.root_write();
         this.log.clear();
         assert(this.io_in_flight >= 2, 'lsm: a checkpoint writes at least its root and free set');
+        assert(this.root_address >= 1 && this.log_count <= this.options.manifest_log_blocks_max);
         this.device.submit();
     }
 
     /** The superblock names this checkpoint's root: what it stopped naming becomes free. */
     durable(): number {
         assert(this.written, 'lsm: no checkpoint written to make durable');
+        assert(this.root_address >= 1 && this.log.count === 0);
         this.phase = phase_idle;
         return this.device.checkpoint_durable();
     }
 
     /** Drops the log's oldest blocks, their live inserts appended again, while it is long. */
     private log_compact(): void {
+        assert(this.phase === phase_writing && this.log.count <= this.log.changes_max);
+        assert(this.log_count <= this.log_newest);
         let live = 0;
         for (const tree of this.trees) live += tree.manifest.table_count_total();
         const minimum = Math.ceil(live / this.geometry.events_per_block);
@@ -295,6 +303,7 @@ export class ForestCheckpoint implements CompactionIo {
         for (; dropped < this.geometry.compact_blocks_max; dropped++) {
             if (this.log_count - dropped <= 2 * minimum + 1) break;
             const sequence = this.log_newest - this.log_count + 1 + dropped;
+            assert(sequence >= 1 && sequence < this.log_newest, 'lsm: the newest log block stays');
             this.log_block_live_append(sequence);
             this.device.release(reference_address(this.log_references,
                 this.log_slot(sequence)));
@@ -311,6 +320,8 @@ export class ForestCheckpoint implements CompactionIo {
 
     /** Appends an insert for every table whose insert is in the log block `sequence`. */
     private log_block_live_append(sequence: number): void {
+        assert(sequence >= 1 && sequence <= this.log_newest);
+        const count = this.log.count;
         for (const tree of this.trees) {
             const manifest = tree.manifest;
             for (let level = 0; level < manifest.level_count; level++) {
@@ -322,9 +333,13 @@ export class ForestCheckpoint implements CompactionIo {
                 }
             }
         }
+        // A block holds at most a block of inserts: what it appends again fits the room.
+        assert(this.log.count - count <= this.geometry.events_per_block);
     }
 
     private previous_release(): void {
+        assert(this.phase === phase_writing);
+        assert(this.memory_address_count <= this.memory_addresses.length);
         if (this.root_address === 0) return;
         this.device.release(this.root_address);
         for (const address of this.free_set_addresses) this.device.release(address);
@@ -345,6 +360,7 @@ export class ForestCheckpoint implements CompactionIo {
             const offset = this.buffer(this.geometry.log_buffer(index));
             const first = index * per_block;
             const count = Math.min(per_block, this.log.count - first);
+            assert(count >= 1 && count <= per_block);
             this.memory.fill(0, offset, offset + this.block);
             this.memory.set(this.log.bytes.subarray(first * manifest_event_size,
                 (first + count) * manifest_event_size), offset + log_events);
@@ -362,10 +378,13 @@ export class ForestCheckpoint implements CompactionIo {
             this.log_sequences_assign(first, count);
             this.write(address, offset);
         }
+        assert(blocks === 0 || reference_address(this.log_references,
+            this.log_slot(this.log_newest)) >= 1);
     }
 
     /** The tables inserted by events [first, first + count) now live in the newest block. */
     private log_sequences_assign(first: number, count: number): void {
+        assert(first >= 0 && count >= 1 && first + count <= this.log.count);
         const bytes = this.log.bytes;
         for (let event = first; event < first + count; event++) {
             const offset = event * manifest_event_size;
@@ -375,11 +394,14 @@ export class ForestCheckpoint implements CompactionIo {
             const position = event_find(this.log.words, bytes, offset, tree.manifest);
             // Inserted and removed again since the last checkpoint: nothing to point at.
             if (position === -1) continue;
-            tree.manifest.log_block[event_level(bytes, offset)]![position] = this.log_newest;
+            const level = event_level(bytes, offset);
+            assert(tree.manifest.log_block[level]![position]! < this.log_newest);
+            tree.manifest.log_block[level]![position] = this.log_newest;
         }
     }
 
     private tree_find(tree_id: number): Tree | null {
+        assert(tree_id >= 0 && tree_id <= 0xffff);
         for (const tree of this.trees) if (tree.options.tree_id === tree_id) return tree;
         return null;
     }
@@ -389,6 +411,8 @@ export class ForestCheckpoint implements CompactionIo {
         const tree = this.trees[index]!;
         const table = tree.mutable_table;
         const reference = index * reference_size;
+        assert(table.count <= tree.options.bar_entry_count_max);
+        assert(tree.layout.table_entry_count_max >= table.count, 'lsm: a table holds a bar');
         this.memory_references.fill(0, reference, reference + reference_size);
         this.memory_entry_counts[index] = table.count;
         if (table.count === 0) return;
@@ -411,8 +435,9 @@ export class ForestCheckpoint implements CompactionIo {
         }
         assert(iterator.state !== iterator_ready);
         writer.data_flush(this, this.cluster, tree_id, this.beat);
-        writer.index_flush(this, this.cluster, tree_id, this.beat);
+        const address = writer.index_flush(this, this.cluster, tree_id, this.beat);
         reference_write(this.memory_references, reference, this.memory, writer.index_offset);
+        assert.equal(reference_address(this.memory_references, reference), address);
     }
 
     /** The blocks of mutable tables: acquired through the table writer, released next time. */
@@ -426,6 +451,7 @@ export class ForestCheckpoint implements CompactionIo {
     }
 
     block_write(address: number, memory_offset: number): void {
+        assert(this.device.free_set.is_acquired(address));
         this.write(address, memory_offset);
     }
 
@@ -438,6 +464,7 @@ export class ForestCheckpoint implements CompactionIo {
         const free_set = this.device.free_set;
         const payload = this.block - header_size;
         const count = this.geometry.free_set_block_count;
+        assert(count * payload * 8 > free_set.block_count, 'lsm: the free set fits its blocks');
         for (let index = 0; index < count; index++) {
             const offset = this.buffer(this.geometry.free_set_buffer(index));
             this.memory.fill(0, offset, offset + this.block);
@@ -451,6 +478,8 @@ export class ForestCheckpoint implements CompactionIo {
         for (let index = 0; index < count; index++) {
             const offset = this.buffer(this.geometry.free_set_buffer(index));
             const address = this.acquire();
+            // Acquired after the encoding: the free set does not name itself.
+            assert(!this.device.is_releasing(address));
             this.free_set_addresses[index] = address;
             block_seal(this.memory, offset, this.cluster, address, this.beat,
                 BlockType.lsm_free_set, this.block, index, count);
@@ -484,6 +513,8 @@ export class ForestCheckpoint implements CompactionIo {
             reference_write(memory, free_set_offset + index * reference_size, memory,
                 this.buffer(this.geometry.free_set_buffer(index)));
         }
+        assert(free_set_offset + this.geometry.free_set_block_count * reference_size <=
+            offset + this.block);
         this.root_address = this.acquire();
         block_seal(memory, offset, this.cluster, this.root_address, this.beat, BlockType.lsm_root,
             this.block, 0, 0);
@@ -492,6 +523,7 @@ export class ForestCheckpoint implements CompactionIo {
     }
 
     private acquire(): number {
+        assert(this.phase === phase_writing);
         const address = this.device.acquire();
         assert(address >= 1, 'lsm: the grid is full');
         return address;
@@ -505,6 +537,7 @@ export class ForestCheckpoint implements CompactionIo {
     }
 
     block_write_complete(result: number): void {
+        assert(result <= this.block);
         assert(this.phase === phase_writing && this.io_in_flight > 0);
         // As for a table's blocks: a failed write is fatal until storage faults are handled.
         assert(result === this.block, `lsm: a checkpoint block write failed (${result})`);
@@ -517,6 +550,7 @@ export class ForestCheckpoint implements CompactionIo {
     /** Restores every tree's manifest and mutable table and the free set from a root. */
     open(reference: Uint8Array, reference_offset: number): void {
         assert(this.phase === phase_idle && this.io_in_flight === 0);
+        assert(reference_offset >= 0 && reference_offset + reference_size <= reference.length);
         assert(this.root_address === 0 && this.device.free_set.acquired_count === 0,
             'lsm: a forest opens only on a fresh device');
         for (const tree of this.trees) assert(tree.manifest.table_count_total() === 0);
@@ -541,6 +575,7 @@ export class ForestCheckpoint implements CompactionIo {
         reference_copy(this.read_references, slot * reference_size, reference, reference_offset);
         this.read_buffers[slot] = offset;
         this.read_types[slot] = type;
+        assert(offset % this.block === 0 && offset + this.block <= this.memory.length);
         this.read_results[slot] = 0;
         this.read_count += 1;
         this.io_in_flight += 1;
@@ -586,6 +621,7 @@ export class ForestCheckpoint implements CompactionIo {
     }
 
     private read_verify(index: number): void {
+        assert(index >= 0 && index < this.read_count);
         const reference = index * reference_size;
         const address = reference_address(this.read_references, reference);
         const offset = this.read_buffers[index]!;
@@ -604,6 +640,7 @@ export class ForestCheckpoint implements CompactionIo {
     }
 
     private root_opened(): void {
+        assert(this.phase === phase_open_root && this.io_in_flight === 0);
         const offset = this.buffer(0);
         const memory = this.memory;
         const refuse = (reason: string): never => {
@@ -645,6 +682,7 @@ export class ForestCheckpoint implements CompactionIo {
     /** Marks every block the free set names (the root and the free set's own already are). */
     private free_set_opened(count: number): void {
         assert(count === this.geometry.free_set_block_count);
+        assert(this.phase === phase_open_free_set && this.io_in_flight === 0);
         const free_set = this.device.free_set;
         const payload = this.block - header_size;
         for (let address = 1; address <= free_set.block_count; address++) {
@@ -662,6 +700,7 @@ export class ForestCheckpoint implements CompactionIo {
             return;
         }
         // The walk: from the newest block, each naming the one before it.
+        assert(this.log_newest >= this.log_count);
         this.phase = phase_open_log_walk;
         this.open_sequence = this.log_newest;
         reference_copy(this.log_references, this.log_slot(this.log_newest), this.memory,
@@ -671,6 +710,7 @@ export class ForestCheckpoint implements CompactionIo {
     }
 
     private log_block_check(offset: number, sequence: number): void {
+        assert(sequence >= 1 && sequence <= this.log_newest);
         const address = u64_read(this.memory, offset + offsets.block.address);
         if (u32_read(this.memory, offset + o_sequence) !== sequence ||
             u32_read(this.memory, offset + o_event_count) > this.geometry.events_per_block) {
@@ -679,6 +719,7 @@ export class ForestCheckpoint implements CompactionIo {
     }
 
     private log_walked(): void {
+        assert(this.phase === phase_open_log_walk && this.io_in_flight === 0);
         const offset = this.buffer(this.geometry.log_buffer(0));
         this.log_block_check(offset, this.open_sequence);
         const oldest = this.log_newest - this.log_count + 1;
@@ -686,6 +727,10 @@ export class ForestCheckpoint implements CompactionIo {
             this.open_sequence -= 1;
             reference_copy(this.log_references, this.log_slot(this.open_sequence), this.memory,
                 offset + log_previous);
+            if (reference_address(this.log_references, this.log_slot(this.open_sequence)) < 1) {
+                throw new BlockRefusal(u64_read(this.memory, offset + offsets.block.address), 0,
+                    `manifest log block ${this.open_sequence + 1} names no block before it`);
+            }
             this.read(this.log_references, this.log_slot(this.open_sequence), offset,
                 BlockType.lsm_manifest_log);
             return;
@@ -697,6 +742,7 @@ export class ForestCheckpoint implements CompactionIo {
     /** Reads the next batch of log blocks, oldest first, each into its own buffer. */
     private log_replay_batch(): void {
         assert(this.phase === phase_open_log_replay && this.read_count === 0);
+        assert(this.open_sequence >= 1 && this.open_sequence <= this.log_newest);
         const remaining = this.log_newest - this.open_sequence + 1;
         const count = Math.min(remaining, this.geometry.log_blocks_new_max);
         assert(count >= 1);
@@ -708,6 +754,8 @@ export class ForestCheckpoint implements CompactionIo {
     }
 
     private log_replayed(count: number): void {
+        assert(this.phase === phase_open_log_replay && this.io_in_flight === 0);
+        assert(count >= 1 && this.open_sequence + count - 1 <= this.log_newest);
         const memory = this.memory;
         for (let index = 0; index < count; index++) {
             const offset = this.buffer(this.geometry.log_buffer(index));
@@ -731,6 +779,7 @@ export class ForestCheckpoint implements CompactionIo {
 
     /** Reads each tree's mutable table index block (those that had entries). */
     private memory_tables_open(): void {
+        assert(this.io_in_flight === 0 && this.read_count === 0);
         this.phase = phase_open_memory_index;
         this.memory_address_count = 0;
         for (let index = 0; index < this.trees.length; index++) {
@@ -743,12 +792,13 @@ export class ForestCheckpoint implements CompactionIo {
             this.read(this.memory_references, reference,
                 this.buffer(this.geometry.memory_buffers_first[index]!), block_type_index, index);
         }
+        assert.equal(this.io_in_flight, this.memory_address_count);
         if (this.io_in_flight === 0) this.open_finish();
     }
 
     /** Reads the data blocks every restored index block names. */
     private memory_indexes_opened(count: number): void {
-        assert(count >= 1);
+        assert(count >= 1 && this.phase === phase_open_memory_index);
         this.phase = phase_open_memory_data;
         for (let index = 0; index < this.trees.length; index++) {
             if (reference_address(this.memory_references, index * reference_size) === 0) continue;
@@ -756,6 +806,7 @@ export class ForestCheckpoint implements CompactionIo {
             const first = this.geometry.memory_buffers_first[index]!;
             const index_offset = this.buffer(first);
             const blocks = block_count(this.memory, index_offset);
+            assert(blocks >= 1 && blocks <= layout.data_block_count_max);
             for (let data = 0; data < blocks; data++) {
                 const reference = index_offset + layout.index_reference_offset(data);
                 this.memory_addresses[this.memory_address_count] =
@@ -770,7 +821,7 @@ export class ForestCheckpoint implements CompactionIo {
 
     /** Puts every entry of the restored tables back into the mutable tables. */
     private memory_data_opened(count: number): void {
-        assert(count >= 1);
+        assert(count >= 1 && this.phase === phase_open_memory_data);
         for (let index = 0; index < this.trees.length; index++) {
             if (reference_address(this.memory_references, index * reference_size) === 0) continue;
             const tree = this.trees[index]!;
@@ -780,6 +831,7 @@ export class ForestCheckpoint implements CompactionIo {
             for (let data = 0; data < blocks; data++) {
                 const offset = this.buffer(first + 1 + data);
                 const entries = block_count(this.memory, offset);
+                assert(entries >= 1 && entries <= layout.data_entry_count_max);
                 const tombstones = (offset + layout.data_tombstones_offset) / 4;
                 for (let entry = 0; entry < entries; entry++) {
                     const tombstone = ((this.words[tombstones + (entry >>> 5)]! >>>
@@ -800,6 +852,8 @@ export class ForestCheckpoint implements CompactionIo {
         assert(this.io_in_flight === 0 && this.read_count === 0);
         // A replica that restarts here and one that ran on acquire from the lowest address.
         this.device.free_set.cursor_reset();
+        assert(this.log_count <= this.options.manifest_log_blocks_max);
+        assert(this.device.free_set.is_acquired(this.root_address));
         this.phase = phase_idle;
     }
 }
