@@ -4,12 +4,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { BlockType, reference_address } from '../lib/vsr/grid';
+import { block_seal, BlockType, reference_address, reference_write } from '../lib/vsr/grid';
 import { offsets } from '../lib/vsr/header_layout';
 import { u32_read, u64_read } from '../lib/vsr/prepare_header';
 import { Arena } from '../lib/io/arena';
 import { CrashMode, SimulatorStorage } from '../lib/storage/simulator_storage';
-import { config_test, ZoneLayout } from '../lib/storage/zones';
+import { config_test, header_size, ZoneLayout } from '../lib/storage/zones';
 import { StorageBlockDevice } from '../lib/lsm/block_device';
 import { Forest, forest_buffer_count } from '../lib/lsm/forest';
 import type { ForestOptions } from '../lib/lsm/forest';
@@ -386,4 +386,41 @@ test('lsm forest: more manifest changes between two checkpoints than sized is a 
     const { forest } = forest_make(options, 4096, 3);
     assert.throws(() => groove_run([forest], new GrooveWorkload(3), 200, false),
         /^AssertionError.*: lsm: more than 8 manifest changes between two checkpoints$/s);
+});
+
+test('lsm forest: a checkpoint whose free set omits a table block is refused on open', () => {
+    const { forest, device } = forest_make(forest_options_small(), 8192, 61);
+    groove_run([forest], new GrooveWorkload(61), 64);
+    const tree = forest.trees[0]!;
+    const level = tree.level_table_counts().findIndex((count) => count > 0);
+    const table = tree.manifest.index_address(level, 0);
+    // Forge a well-formed checkpoint that disagrees with itself: the free set block with the
+    // table's bit cleared, resealed; the root naming the forged block, resealed.
+    const disk = device.disk.slice();
+    const block = block_size_small;
+    const root_address = reference_address(forest.root_reference, 0);
+    const root = (root_address - 1) * block;
+    const payload = block - header_size;
+    const index = Math.floor((table >>> 3) / payload);
+    const free_set_block = blocks_of_type(device, BlockType.lsm_free_set).find((address) =>
+        u32_read(disk, (address - 1) * block + offsets.block.metadata) === index &&
+        u64_read(disk, (address - 1) * block + offsets.block.snapshot) === forest.beat)!;
+    const at = (free_set_block - 1) * block;
+    disk[at + header_size + ((table >>> 3) % payload)]! &= ~(1 << (table & 7));
+    block_seal(disk, at, cluster, free_set_block, forest.beat, BlockType.lsm_free_set, block,
+        index, forest.checkpoint.geometry.free_set_block_count);
+    // The root's free set references follow its tree entries (tree id, count, reference each).
+    const references = root + header_size + 64 + forest.trees.length * 40;
+    reference_write(disk, references + index * 32, disk, at);
+    block_seal(disk, root, cluster, root_address, forest.beat, BlockType.lsm_root, block, 0, 0);
+    const forged = new Uint8Array(32);
+    reference_write(forged, 0, disk, root);
+    const made = forest_make(forest_options_small(), 8192, 62);
+    made.device.disk.set(disk);
+    made.forest.open(forged, 0);
+    forest_run_until_idle(made.forest);
+    assert(made.forest.open_refusal instanceof BlockRefusal);
+    assert.equal(made.forest.open_refusal.address, root_address);
+    assert.equal(made.forest.open_refusal.message, `lsm: block ${root_address} of the forest ` +
+        `checkpoint refused: tree 1: table block ${table} is not acquired`);
 });

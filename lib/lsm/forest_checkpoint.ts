@@ -850,6 +850,20 @@ export class ForestCheckpoint implements CompactionIo {
 
     private open_finish(): void {
         assert(this.io_in_flight === 0 && this.read_count === 0);
+        // The manifest and the free set were written together: every table they restore is in
+        // blocks the free set names, or the checkpoint is not one this forest wrote.
+        for (const tree of this.trees) {
+            const manifest = tree.manifest;
+            for (let level = 0; level < manifest.level_count; level++) {
+                for (let position = 0; position < manifest.counts[level]!; position++) {
+                    const address = manifest.index_address(level, position);
+                    if (address <= this.device.free_set.block_count &&
+                        this.device.free_set.is_acquired(address)) continue;
+                    throw new BlockRefusal(this.root_address, 0,
+                        `tree ${tree.options.tree_id}: table block ${address} is not acquired`);
+                }
+            }
+        }
         // A replica that restarts here and one that ran on acquire from the lowest address.
         this.device.free_set.cursor_reset();
         assert(this.log_count <= this.options.manifest_log_blocks_max);
