@@ -1,9 +1,14 @@
 // The LSM tree's CPU cost over the in-memory block device (no disk: what the TypeScript side costs
 // per put, per beat, per lookup and per scan), and its write amplification. Keys are random u128
-// ids, values 128 bytes (a transfer). Run: node dist/bench/lsm.js [put_count=200000]
+// ids, values 128 bytes (a transfer). Then the same puts into a forest of that one tree, which
+// writes a checkpoint (manifest log, free set, mutable table) at every bar's end: its puts/s as a
+// ratio to the tree's (the baseline, in the same run), its blocks per checkpoint, and the blocks
+// read to open its last checkpoint. Run: node dist/bench/lsm.js [put_count=200000]
 import assert from 'node:assert/strict';
 
 import { MemoryBlockDevice } from '../lib/lsm/block_device';
+import { Forest, forest_buffer_count } from '../lib/lsm/forest';
+import type { ForestOptions } from '../lib/lsm/forest';
 import { key_from_bigint } from '../lib/lsm/key';
 import { lookup_found, Tree, tree_buffer_count } from '../lib/lsm/tree';
 import type { TreeOptions } from '../lib/lsm/tree';
@@ -56,6 +61,11 @@ function main(): void {
         const beat_start = performance.now();
         tree.compact_beat();
         run_until_idle(tree, device);
+        // A checkpoint per bar, durable at once: released blocks become free.
+        if (tree.beat % options.bar_beat_count === 0) {
+            device.checkpoint_start();
+            device.checkpoint_durable();
+        }
         beat_ms.push(performance.now() - beat_start);
     }
     const put_seconds = (performance.now() - start) / 1000;
@@ -69,6 +79,69 @@ function main(): void {
         `levels ${tree.level_table_counts().join(' ')}; busiest beat merged ` +
         `${statistics.beat_entries_max} entries`);
     lookups_measure(tree, device, keys, prng);
+    forest_measure(keys, block_count, put_seconds);
+}
+
+function forest_run_until_idle(forest: Forest): void {
+    for (let tick = 0; tick < 10_000_000 && !forest.idle; tick++) forest.device.tick();
+    assert(forest.idle);
+}
+
+function forest_make(forest_options: ForestOptions, block_count: number): Forest {
+    const memory = new Uint8Array(forest_buffer_count(forest_options, block_size_bytes,
+        block_count) * block_size_bytes);
+    const device = new MemoryBlockDevice(memory, block_count, block_size_bytes, 16384, 1);
+    return new Forest(forest_options, device, 0);
+}
+
+/** The same puts into a one-tree forest that checkpoints at every bar's end. */
+function forest_measure(keys: Uint32Array, block_count: number, tree_seconds: number): void {
+    const forest_options: ForestOptions = {
+        trees: [options], cache_size_bytes: options.cache_size_bytes,
+        checkpoint: { manifest_events_max: 4096, manifest_log_blocks_max: 4096 },
+    };
+    const forest = forest_make(forest_options, block_count);
+    const tree = forest.trees[0]!;
+    const value = new Uint32Array(32);
+    const beat_count = Math.ceil(put_count / puts_per_beat) + 2 * options.bar_beat_count;
+    let checkpoints = 0;
+    let put = 0;
+    const start = performance.now();
+    for (let beat = 0; beat < beat_count; beat++) {
+        for (let index = 0; index < puts_per_beat && put < put_count; index++, put++) {
+            value[0] = put;
+            tree.put(keys, put * 4, value, 0);
+        }
+        forest.compact_beat();
+        forest_run_until_idle(forest);
+        if (forest.beat % options.bar_beat_count !== 0) continue;
+        forest.checkpoint_start();
+        forest_run_until_idle(forest);
+        forest.checkpoint_durable();
+        checkpoints += 1;
+    }
+    const seconds = (performance.now() - start) / 1000;
+    const checkpoint = forest.checkpoint;
+    console.log(`forest (1 tree, a checkpoint per bar): ${(put_count / seconds).toFixed(0)} ` +
+        `puts/s, ${(seconds / tree_seconds).toFixed(2)}x the tree's time; write amplification ` +
+        `${tree.statistics.write_amplification().toFixed(2)}; ${checkpoints} checkpoints, ` +
+        `${(checkpoint.blocks_written / checkpoints).toFixed(1)} blocks each; manifest log ` +
+        `${checkpoint.log_block_count} blocks (${checkpoint.log_blocks_compacted} compacted)`);
+    const reopened = forest_make(forest_options, block_count);
+    (reopened.device as MemoryBlockDevice).disk.set((forest.device as MemoryBlockDevice).disk);
+    const open_start = performance.now();
+    reopened.open(forest.root_reference, 0);
+    forest_run_until_idle(reopened);
+    assert(reopened.open_refusal === null);
+    let table_blocks = 0;
+    const manifest = tree.manifest;
+    for (let level = 0; level < manifest.level_count; level++) {
+        for (let table = 0; table < manifest.counts[level]!; table++) {
+            table_blocks += manifest.data_block_count[level]![table]! + 1;
+        }
+    }
+    console.log(`open: ${reopened.checkpoint.blocks_read} blocks read (the tables hold ` +
+        `${table_blocks}) in ${(performance.now() - open_start).toFixed(1)} ms`);
 }
 
 function lookups_measure(tree: Tree, device: MemoryBlockDevice, keys: Uint32Array,

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 
 import { Prng } from '../lib/prng';
 import { key_to_bigint } from '../lib/lsm/key';
-import { BlockRefusal } from '../lib/lsm/tree';
+import { BlockRefusal, lookup_pending } from '../lib/lsm/tree';
 import type { Tree } from '../lib/lsm/tree';
 import type { MemoryBlockDevice } from '../lib/lsm/block_device';
 import {
@@ -48,8 +48,7 @@ function op_run(tree: Tree, device: MemoryBlockDevice, model: Model, prng: Prng,
         assert.deepEqual(scan(tree, device, low, high, limit), model.scan(low, high, limit),
             `scan [${low}, ${high}] limit ${limit}`);
     }
-    tree.compact_beat();
-    run_until_idle(tree, device);
+    beats(tree, device, 1);
 }
 
 function random_run(run: RunOptions): { tree: Tree; device: MemoryBlockDevice; model: Model } {
@@ -200,17 +199,31 @@ test('lsm tree: tombstones shadow older values in memory, in level 0 and below',
     assert.deepEqual(lookups(tree, device, [10n, 12n]), [1n, null]);
 });
 
-test('lsm tree: a corrupt block is refused with its address', () => {
+test('lsm tree: a corrupt block is refused with its address and tree, and nothing else', () => {
     const { tree, device } = even_keys_on_disk(300);
     const level = tree.level_table_counts().findIndex((count) => count > 0);
     const address = tree.manifest.index_address(level, 0);
     const at = (address - 1) * device.block_size_bytes + 300;
     device.disk[at]! ^= 1;
     // The table's first key: its lookup reads that index block (the cache is cold).
-    const key = key_to_bigint(tree.manifest.key_min[level]!, 0, tree.options.key_words);
-    assert.throws(() => lookups(tree, device, [key]), (error: unknown) =>
-        error instanceof BlockRefusal && error.address === address &&
-        /block \d+ refused/.test(error.message));
+    const key = tree.manifest.key_min[level]!.slice(0, tree.options.key_words);
+    tree.lookups_start(key, 0, 1);
+    run_until_idle(tree, device);
+    const refusal = tree.refusal;
+    assert(refusal instanceof BlockRefusal);
+    assert.equal(refusal.address, address);
+    assert.equal(refusal.tree_id, 1);
+    assert.equal(refusal.message,
+        `lsm: block ${address} of tree 1 refused: not the block its parent names`);
+    // Nothing was answered from it, and the refused block was not cached.
+    assert.equal(tree.lookup_status[0], lookup_pending);
+    assert.equal(tree.cache.peek(address), -1);
+    // The tree keeps serving: a block repaired (here: the bit flipped back) reads again.
+    device.disk[at]! ^= 1;
+    const value = key_to_bigint(key, 0, tree.options.key_words) * 1000n;
+    assert.deepEqual(lookups(tree, device, [key_to_bigint(key, 0, tree.options.key_words)]),
+        [value]);
+    assert.equal(tree.refusal, null);
 });
 
 test('lsm tree: compaction is paced: an even share of its input per beat of its half-bar', () => {
@@ -273,4 +286,52 @@ test('lsm tree: a long run keeps tables well filled and every level within its c
             assert.equal(found[index], model.values.get(key) ?? null);
         });
     }
+});
+
+test('lsm tree: blocks released by compaction survive until the next checkpoint is durable', () => {
+    const { tree, device } = tree_make(options_small(), 4096, 31);
+    const prng = new Prng(31);
+    const bar = tree.options.bar_beat_count;
+    const share = tree.options.bar_entry_count_max / bar;
+    const fill = (beat_count: number, checkpointed: boolean): void => {
+        for (let beat = 0; beat < beat_count; beat++) {
+            for (let index = 0; index < share; index++) {
+                put(tree, null, BigInt(prng.int(2000)), BigInt(prng.u32()));
+            }
+            if (checkpointed) beats(tree, device, 1);
+            else {
+                tree.compact_beat();
+                run_until_idle(tree, device);
+            }
+        }
+    };
+    fill(6 * bar, true);
+    // The durable checkpoint's blocks: every block acquired at the bar's end, and their bytes.
+    assert.equal(device.releasing_count, 0);
+    const named: number[] = [];
+    for (let address = 1; address <= device.free_set.block_count; address++) {
+        if (device.free_set.is_acquired(address)) named.push(address);
+    }
+    const bytes = named.map((address) => device.disk.slice((address - 1) * 1024, address * 1024));
+    assert(named.length > 20);
+    // Compactions without a checkpoint: they merge and release many of those blocks.
+    fill(4 * bar, false);
+    const released = named.filter((address) => device.is_releasing(address));
+    assert(released.length > named.length / 4, `released ${released.length} of ${named.length}`);
+    named.forEach((address, index) => {
+        assert(device.free_set.is_acquired(address), `block ${address} was freed`);
+        const now = device.disk.subarray((address - 1) * 1024, address * 1024);
+        assert(Buffer.from(now).equals(Buffer.from(bytes[index]!)), `block ${address} changed`);
+    });
+    // The checkpoint that stops naming them is durable: exactly the released ones are freed.
+    const releasing = device.releasing_count;
+    device.checkpoint_start();
+    put(tree, null, 1n, 1n);
+    fill(1, false);
+    // A block released while the checkpoint is written waits for the one after.
+    const later = device.releasing_count - releasing;
+    assert.equal(device.checkpoint_durable(), releasing);
+    assert.equal(device.releasing_count, later);
+    for (const address of released) assert(!device.free_set.is_acquired(address));
+    assert.throws(() => device.checkpoint_durable(), /no checkpoint was started/);
 });

@@ -145,6 +145,14 @@ export class BlockCache {
         this.counts[slot] = 1;
     }
 
+    /** The read into `slot` failed or was refused: the slot holds nothing. */
+    fill_abandon(slot: number): void {
+        assert(this.states[slot] === state_reading && this.addresses[slot]! >= 1);
+        this.addresses[slot] = 0;
+        this.states[slot] = state_empty;
+        this.counts[slot] = 0;
+    }
+
     /** A block's address was released: a later block at that address must not hit this one. */
     remove(address: number): void {
         const slot = this.find(address);

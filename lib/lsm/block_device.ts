@@ -6,7 +6,8 @@
 // `submit()`; completions are delivered later by `tick()`, never inside `read` or `write`, so a
 // caller issues a whole batch of reads and then takes one completion pass. Reads and writes name
 // a byte offset in `memory` (the arena's bytes for the storage device), where the block lands or
-// is taken from. Addresses come from a FreeSet: acquisition is deterministic (lowest free).
+// is taken from. Addresses come from a FreeSet: acquisition is deterministic (lowest free). A
+// released block stays acquired until the checkpoint that stops naming it is durable.
 import assert from 'node:assert/strict';
 
 import { FreeSet } from '../vsr/grid';
@@ -24,11 +25,23 @@ export interface BlockDevice {
     readonly block_size_bytes: number;
     readonly memory: Uint8Array;
     readonly in_flight: number;
+    /** Which blocks are acquired: a forest's checkpoint persists it and its open restores it. */
+    readonly free_set: FreeSet;
+    /** Released, and still acquired until the next checkpoint is durable. */
+    is_releasing(address: number): boolean;
     /** Startup only. */
     target_set(target: BlockCompletionTarget): void;
     /** The lowest free address, acquired; 0 when the grid is full. */
     acquire(): number;
+    /**
+     * The block is no longer named by the live state, but the last durable checkpoint may name
+     * it: it stays acquired (unreadable as free, never reused) until `checkpoint_durable()`.
+     */
     release(address: number): void;
+    /** A checkpoint is being written: the blocks released so far are freed when it is durable. */
+    checkpoint_start(): void;
+    /** The checkpoint started last is durable: frees what it stopped naming. Returns the count. */
+    checkpoint_durable(): number;
     read(tag: number, address: number, memory_offset: number, size_bytes: number): void;
     write(tag: number, address: number, memory_offset: number, size_bytes: number): void;
     /** Hands every queued request to the disk at once. */
@@ -47,10 +60,22 @@ const kind_write = 2;
 abstract class BlockDeviceBase {
     readonly free_set: FreeSet;
     protected target: BlockCompletionTarget | null = null;
+    /**
+     * Released blocks, in release order, still acquired: a crash restarts from the last durable
+     * checkpoint, which may name them, so their bytes must survive until the next one is durable.
+     * A flag per address catches a double release.
+     */
+    private readonly releasing: Uint32Array;
+    private readonly releasing_flags: Uint8Array;
+    releasing_count = 0;
+    /** How many of `releasing` the checkpoint being written covers; -1: none is being written. */
+    private releasing_checkpoint = -1;
 
     protected constructor(block_count: number) {
         assert(block_count >= 1);
         this.free_set = new FreeSet(block_count);
+        this.releasing = new Uint32Array(block_count);
+        this.releasing_flags = new Uint8Array(block_count + 1);
     }
 
     target_set(target: BlockCompletionTarget): void {
@@ -65,8 +90,42 @@ abstract class BlockDeviceBase {
     }
 
     release(address: number): void {
-        this.free_set.release(address);
-        assert(!this.free_set.is_acquired(address));
+        assert(this.free_set.is_acquired(address), 'lsm: releasing a free block');
+        assert.equal(this.releasing_flags[address], 0, 'lsm: a block released twice');
+        assert(this.releasing_count < this.releasing.length);
+        this.releasing[this.releasing_count] = address;
+        this.releasing_flags[address] = 1;
+        this.releasing_count += 1;
+    }
+
+    /** Whether the block was released and waits for a durable checkpoint (tests, audits). */
+    is_releasing(address: number): boolean {
+        assert(address >= 1 && address <= this.free_set.block_count);
+        return this.releasing_flags[address] === 1;
+    }
+
+    checkpoint_start(): void {
+        assert(this.releasing_checkpoint === -1, 'lsm: a checkpoint is already being written');
+        this.releasing_checkpoint = this.releasing_count;
+    }
+
+    checkpoint_durable(): number {
+        const count = this.releasing_checkpoint;
+        assert(count >= 0 && count <= this.releasing_count, 'lsm: no checkpoint was started');
+        for (let index = 0; index < count; index++) {
+            const address = this.releasing[index]!;
+            assert.equal(this.releasing_flags[address], 1);
+            this.releasing_flags[address] = 0;
+            this.free_set.release(address);
+        }
+        // Blocks released after the checkpoint started wait for the next one.
+        this.releasing.copyWithin(0, count, this.releasing_count);
+        this.releasing_count -= count;
+        this.releasing_checkpoint = -1;
+        // Allocation restarts from the lowest address, as it does after a restart from this
+        // checkpoint: a replica that restarted and one that did not acquire the same addresses.
+        this.free_set.cursor_reset();
+        return count;
     }
 }
 

@@ -27,7 +27,7 @@ import type { MemoryTable } from './table_memory';
 
 /** What a job needs from its tree: blocks loaded into iterators, addresses, writes. */
 export interface CompactionIo {
-    /** Loads what the iterator needs (from the cache, or a read): true if a read is in flight. */
+    /** Loads what the iterator needs (always a read): true if a read is in flight. */
     iterator_fill(iterator: LevelIterator): boolean;
     block_acquire(): number;
     block_write(address: number, memory_offset: number): void;
@@ -42,7 +42,8 @@ export class TableWriter {
     private readonly layout: TableLayout;
     private readonly memory: Uint8Array;
     private readonly words: Uint32Array;
-    readonly data_offset: number;
+    /** Where the data block being filled is (moved by a writer that keeps every block). */
+    data_offset: number;
     readonly index_offset: number;
     data_count = 0;
     data_block_count = 0;
@@ -85,6 +86,17 @@ export class TableWriter {
         }
         this.data_count += 1;
         assert(this.data_count <= layout.data_entry_count_max);
+    }
+
+    /**
+     * Fills the next data block in another buffer: a checkpoint writes all of a table's blocks
+     * in one round, so none of them is reused while its write is in flight.
+     */
+    data_buffer_move(data_offset: number): void {
+        assert(this.data_count === 0 && data_offset % 4 === 0);
+        assert(data_offset + this.layout.block_size_bytes <= this.memory.length);
+        this.data_offset = data_offset;
+        this.data_stale = true;
     }
 
     get data_full(): boolean {
@@ -370,9 +382,9 @@ export class CompactionJob {
                 reading = io.iterator_fill(this.target_iterator) || reading;
             }
             if (reading) return step_io;
-            if (iterator_needs_block(this.source) || iterator_needs_block(this.target_iterator)) {
-                continue; // Filled from the cache: it may need its next block (index, then data).
-            }
+            // A job's blocks are always read (never taken from the cache): none is pending.
+            assert(!iterator_needs_block(this.source));
+            assert(!iterator_needs_block(this.target_iterator));
             if (this.source.state === iterator_done &&
                 this.target_iterator.state === iterator_done) {
                 return this.finish(io);

@@ -28,20 +28,32 @@ export interface EntryIterator {
     stop(): void;
 }
 
-export class MemoryTableIterator implements EntryIterator {
+/** What every iterator exposes, written once: its state and its current entry, in place. */
+abstract class EntryCursor implements EntryIterator {
     state = iterator_done;
     keys: Uint32Array;
     key_word = 0;
     values: Uint32Array;
     value_word = 0;
     tombstone = false;
+
+    protected constructor(keys: Uint32Array, values: Uint32Array) {
+        assert(keys.length >= 1, 'lsm: an iterator over no keys');
+        this.keys = keys;
+        this.values = values;
+    }
+
+    abstract advance(): void;
+    abstract stop(): void;
+}
+
+export class MemoryTableIterator extends EntryCursor {
     private table: MemoryTable;
     private position = 0;
 
     constructor(table: MemoryTable) {
+        super(table.keys, table.values);
         this.table = table;
-        this.keys = table.keys;
-        this.values = table.values;
         assert(table.key_words >= 1);
     }
 
@@ -82,13 +94,7 @@ export class MemoryTableIterator implements EntryIterator {
     }
 }
 
-export class LevelIterator implements EntryIterator {
-    state = iterator_done;
-    keys: Uint32Array;
-    key_word = 0;
-    values: Uint32Array;
-    value_word = 0;
-    tombstone = false;
+export class LevelIterator extends EntryCursor {
     /** A read into this iterator's buffers is in flight. */
     loading = false;
     readonly index_offset: number;
@@ -113,12 +119,12 @@ export class LevelIterator implements EntryIterator {
 
     constructor(memory: Uint8Array, words: Uint32Array, layout: TableLayout, manifest: Manifest,
         index_offset: number, data_offset: number) {
+        // Keys and values are read in place from the block buffers, through `words`.
+        super(words, words);
         assert(words.buffer === memory.buffer && words.byteOffset === memory.byteOffset);
         assert(index_offset % 4 === 0 && data_offset % 4 === 0);
         this.memory = memory;
         this.words = words;
-        this.keys = words;
-        this.values = words;
         this.layout = layout;
         this.manifest = manifest;
         this.index_offset = index_offset;

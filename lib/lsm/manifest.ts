@@ -4,8 +4,8 @@
 // so "the table that may hold key k" is one binary search, and a scan walks a level in order.
 //
 // Every level's arrays are sized at construction from its table count bound; inserting past it
-// is a capacity error asserted, never growth. Not yet persisted: the manifest log (issue 14,
-// checkpoints of the forest) will record these inserts and removes.
+// is a capacity error asserted, never growth. A forest persists the manifest as a log of these
+// inserts and removes (manifest_log.ts); each table remembers which log block holds its insert.
 import assert from 'node:assert/strict';
 
 import { reference_size, reference_address } from '../vsr/grid';
@@ -23,6 +23,8 @@ export class Manifest {
     readonly snapshot_min: Float64Array[];
     readonly data_block_count: Uint32Array[];
     readonly entry_count: Uint32Array[];
+    /** The sequence of the manifest log block that holds the table's insert; 0: not written. */
+    readonly log_block: Float64Array[];
 
     constructor(level_count: number, key_words: number, tables_max: readonly number[]) {
         assert(level_count >= 1 && tables_max.length === level_count);
@@ -37,6 +39,7 @@ export class Manifest {
         this.snapshot_min = tables_max.map((count) => new Float64Array(count));
         this.data_block_count = tables_max.map((count) => new Uint32Array(count));
         this.entry_count = tables_max.map((count) => new Uint32Array(count));
+        this.log_block = tables_max.map((count) => new Float64Array(count));
         assert(this.tables_max.every((count) => count >= 1));
     }
 
@@ -82,10 +85,23 @@ export class Manifest {
         return address;
     }
 
-    /** Inserts a table at its place by key; it must not overlap its neighbours. */
+    /** The position in `level` of the table whose index reference is `reference`, or -1. */
+    find_reference(level: number, key_min: Uint32Array, key_min_word: number,
+        reference: Uint8Array, reference_offset: number): number {
+        const position = this.find(level, key_min, key_min_word);
+        if (position === -1) return -1;
+        const references = this.references[level]!;
+        for (let byte = 0; byte < reference_size; byte++) {
+            if (references[position * reference_size + byte] !==
+                reference[reference_offset + byte]) return -1;
+        }
+        return position;
+    }
+
+    /** Inserts a table at its place by key (returned); it must not overlap its neighbours. */
     insert(level: number, key_min: Uint32Array, key_min_word: number, key_max: Uint32Array,
         key_max_word: number, reference: Uint8Array, reference_offset: number,
-        snapshot: number, data_block_count: number, entry_count: number): void {
+        snapshot: number, data_block_count: number, entry_count: number): number {
         const count = this.counts[level]!;
         assert(count < this.tables_max[level]!, `lsm: level ${level} is full (${count} tables)`);
         assert(key_compare(key_min, key_min_word, key_max, key_max_word, this.key_words) <= 0);
@@ -109,7 +125,9 @@ export class Manifest {
         this.snapshot_min[level]![position] = snapshot;
         this.data_block_count[level]![position] = data_block_count;
         this.entry_count[level]![position] = entry_count;
+        this.log_block[level]![position] = 0;
         this.counts[level] = count + 1;
+        return position;
     }
 
     remove(level: number, position: number): void {
@@ -124,6 +142,7 @@ export class Manifest {
         this.snapshot_min[level]![last] = 0;
         this.data_block_count[level]![last] = 0;
         this.entry_count[level]![last] = 0;
+        this.log_block[level]![last] = 0;
         this.counts[level] = last;
     }
 
@@ -138,5 +157,6 @@ export class Manifest {
         this.snapshot_min[level]!.copyWithin(from + by, from, count);
         this.data_block_count[level]!.copyWithin(from + by, from, count);
         this.entry_count[level]!.copyWithin(from + by, from, count);
+        this.log_block[level]!.copyWithin(from + by, from, count);
     }
 }

@@ -13,7 +13,10 @@
 // I/O is issued in rounds: an operation issues every read (and write) it can, the device gets
 // them in one submission, and the operation resumes once all of them have completed. Every block
 // read is verified against the reference its reader holds (parent index block or manifest)
-// before anything uses it: a mismatch is refused with its address.
+// before anything uses it: a mismatch is refused with its address and the tree's id. A refusal
+// ends the operation once its round has landed, with `refusal` set and nothing answered from
+// the block; lookups and scans may run again (their state is rebuilt at each start), while a
+// beat refused leaves a compaction half done: the tree takes no more beats (it needs repair).
 //
 // Pacing (TigerBeetle's beats and bars): the caller runs one beat per op. A bar is
 // `bar_beat_count` beats. At a bar's first beat the mutable table becomes the immutable table and
@@ -30,6 +33,8 @@ import type { BlockCompletionTarget, BlockDevice } from './block_device';
 import { BlockCache } from './block_cache';
 import { key_compare, key_copy, keys_lower_bound } from './key';
 import { Manifest } from './manifest';
+import { event_insert, event_remove } from './manifest_log';
+import type { ManifestLog } from './manifest_log';
 import { MemoryTable } from './table_memory';
 import {
     block_count, block_type_data, block_type_index, lsm_block_matches, TableLayout,
@@ -53,6 +58,7 @@ export interface TreeOptions {
     bar_beat_count: number;
     level_count: number;
     growth_factor: number;
+    /** The tree's own cache (unused when it shares a forest's). */
     cache_size_bytes: number;
     lookup_count_max: number;
     scan_count_max: number;
@@ -60,15 +66,23 @@ export interface TreeOptions {
     cluster: Uint8Array;
 }
 
-/** Why a block was refused: it is not the block its parent names (corrupt, misdirected). */
+/**
+ * Why a block was refused: it is not the block its parent names (corrupt, misdirected). Names
+ * the block's address and its owner: the tree (by id) or, with tree id 0, the forest's
+ * checkpoint (its root, free set or manifest log).
+ */
 export class BlockRefusal extends Error {
     readonly address: number;
+    readonly tree_id: number;
 
-    constructor(address: number, reason: string) {
-        super(`lsm: block ${address} refused: ${reason}`);
+    constructor(address: number, tree_id: number, reason: string) {
+        super(`lsm: block ${address} of ${tree_id === 0 ? 'the forest checkpoint' :
+            `tree ${tree_id}`} refused: ${reason}`);
         assert(address >= 1 && reason.length > 0);
+        assert(tree_id >= 0 && tree_id <= 0xffff);
         this.name = 'BlockRefusal';
         this.address = address;
+        this.tree_id = tree_id;
     }
 }
 
@@ -122,10 +136,15 @@ export function level_tables_max(growth_factor: number, level: number,
     return (level === level_count - 1 ? 4 : 2) * budget + 4;
 }
 
-export function tree_buffer_count(options: TreeOptions, block_size_bytes: number): number {
+/** The blocks of memory a tree needs: its cache's slots (unless shared), scan and job buffers. */
+export function tree_buffer_count(options: TreeOptions, block_size_bytes: number,
+    cache_shared = false): number {
+    assert(options.level_count >= 1);
+    const buffers = 2 * options.level_count + CompactionJob.buffer_count * options.level_count;
+    if (cache_shared) return buffers;
     const cache = BlockCache.slot_count_for(options.cache_size_bytes, block_size_bytes);
-    assert(cache >= 16 && options.level_count >= 1);
-    return cache + 2 * options.level_count + CompactionJob.buffer_count * options.level_count;
+    assert(cache >= 16);
+    return cache + buffers;
 }
 
 export class Tree implements BlockCompletionTarget, CompactionIo {
@@ -145,6 +164,12 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
     private operation = operation_idle;
     /** Beats run so far: the snapshot written into blocks and tables. */
     beat = 0;
+    /** Why the last operation ended early: a block it read was refused (null: it did not). */
+    refusal: BlockRefusal | null = null;
+    /** A beat was refused: its compaction cannot finish, so no beat may run again. */
+    private beat_refused = false;
+    /** Where a forest records every manifest change for its next checkpoint (null: alone). */
+    manifest_log: ManifestLog | null = null;
     private io_in_flight = 0;
     // Reads in flight: per read slot, its reference (to verify), buffer, type and cache slot.
     private readonly read_references: Uint8Array;
@@ -172,13 +197,19 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
     private readonly scan_levels: LevelIterator[];
     private readonly scan_sources: EntryIterator[];
 
-    constructor(options: TreeOptions, device: BlockDevice, memory_offset: number) {
+    /**
+     * The tree's buffers start at `memory_offset` in the device's memory: its own cache first,
+     * unless `cache` is given (a forest's trees share one).
+     */
+    constructor(options: TreeOptions, device: BlockDevice, memory_offset: number,
+        cache: BlockCache | null = null) {
         const block = device.block_size_bytes;
+        const buffer_count = tree_buffer_count(options, block, cache !== null);
         assert(options.bar_beat_count >= 2 && options.bar_beat_count % 2 === 0);
         assert(options.level_count >= 1 && options.level_count <= 16);
         assert(options.lookup_count_max >= 1 && options.scan_count_max >= 1);
         assert(memory_offset % block === 0, 'lsm: the tree memory is block-aligned');
-        assert(memory_offset + tree_buffer_count(options, block) * block <= device.memory.length);
+        assert(memory_offset + buffer_count * block <= device.memory.length);
         this.options = options;
         this.device = device;
         this.memory = device.memory;
@@ -195,8 +226,10 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
             tables_max.push(level_tables_max(options.growth_factor, level, levels));
         }
         this.manifest = new Manifest(levels, options.key_words, tables_max);
-        const slots = BlockCache.slot_count_for(options.cache_size_bytes, block);
-        this.cache = new BlockCache(device.memory, memory_offset, slots, block);
+        const slots = cache === null ? BlockCache.slot_count_for(options.cache_size_bytes, block) :
+            0;
+        this.cache = cache ?? new BlockCache(device.memory, memory_offset, slots, block);
+        assert(this.cache.block_size_bytes === block);
         this.mutable = new MemoryTable(options.key_words, options.value_words,
             options.bar_entry_count_max);
         this.immutable = new MemoryTable(options.key_words, options.value_words,
@@ -234,7 +267,7 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
         this.scan_sources = [this.scan_mutable, this.scan_immutable, ...this.scan_levels];
         assert.equal(this.scan_sources.length, levels + 2);
         assert(jobs_offset + levels * CompactionJob.buffer_count * block <=
-            memory_offset + tree_buffer_count(options, block) * block);
+            memory_offset + buffer_count * block);
         device.target_set(this);
     }
 
@@ -258,6 +291,30 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
         }
         assert(jobs.length === this.options.level_count);
         return jobs;
+    }
+
+    /** The mutable table: a forest's checkpoint writes it, and an open restores it. */
+    get mutable_table(): MemoryTable {
+        assert(this.operation !== operation_beat);
+        return this.mutable;
+    }
+
+    /**
+     * Whether the tree's state is its manifest and its mutable table only: idle at a bar's end,
+     * where every job has installed and the immutable table is empty.
+     */
+    get checkpointable(): boolean {
+        if (!this.idle || this.beat % this.options.bar_beat_count !== 0) return false;
+        if (this.beat_refused) return false;
+        for (const job of this.jobs) if (job.active) return false;
+        return this.immutable.count === 0;
+    }
+
+    /** Puts an entry restored from a checkpoint back into the mutable table. */
+    mutable_restore(words: Uint32Array, key_word: number, value_word: number,
+        tombstone: boolean): void {
+        assert(this.operation === operation_idle && this.beat === 0);
+        this.mutable.put(words, key_word, words, value_word, tombstone);
     }
 
     get idle(): boolean {
@@ -309,16 +366,17 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
         const offset = this.read_offsets[slot]!;
         const type = this.read_types[slot]!;
         const address = reference_address(this.read_references, slot * reference_size);
-        if (result !== this.layout.block_size_bytes) {
-            throw new BlockRefusal(address, `read failed (${result})`);
-        }
-        if (!block_verify(this.memory, offset, this.read_references, slot * reference_size,
-            type) || !lsm_block_matches(this.memory, offset, this.layout, this.options.tree_id,
-            type)) {
-            throw new BlockRefusal(address, 'not the block its parent names');
-        }
         const cache_slot = this.read_cache_slots[slot]!;
-        if (cache_slot >= 0) this.cache.fill_complete(cache_slot);
+        let reason: string | null = null;
+        if (result !== this.layout.block_size_bytes) reason = `read failed (${result})`;
+        else if (!block_verify(this.memory, offset, this.read_references, slot * reference_size,
+            type) || !lsm_block_matches(this.memory, offset, this.layout, this.options.tree_id,
+            type)) reason = 'not the block its parent names';
+        if (reason !== null) {
+            // The first refusal of the operation is the one reported; the block is not cached.
+            this.refusal ??= new BlockRefusal(address, this.options.tree_id, reason);
+            if (cache_slot >= 0) this.cache.fill_abandon(cache_slot);
+        } else if (cache_slot >= 0) this.cache.fill_complete(cache_slot);
         this.read_free[this.read_free_count] = slot;
         this.read_free_count += 1;
         assert(this.read_free_count <= this.read_free.length);
@@ -353,14 +411,39 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
         assert(this.io_in_flight >= 0);
         if (this.io_in_flight > 0) return;
         this.statistics.rounds += 1;
+        if (this.refusal !== null) {
+            this.refused_end();
+            return;
+        }
         if (this.operation === operation_lookup) this.lookup_round();
         else if (this.operation === operation_scan) this.scan_round();
         else if (this.operation === operation_beat) this.beat_round();
         else assert.fail('lsm: I/O completed with no operation');
     }
 
-    /** The iterator's block is in the cache (copied) or being read: true if a read is issued. */
+    /** Ends the operation a refusal interrupted; what it read so far is dropped. */
+    private refused_end(): void {
+        assert(this.refusal !== null && this.io_in_flight === 0);
+        if (this.operation === operation_beat) this.beat_refused = true;
+        for (const iterator of this.scan_levels) iterator.loading = false;
+        this.operation = operation_idle;
+    }
+
+    /**
+     * A compaction's block is always read from disk, never copied from the cache: what the cache
+     * holds depends on a replica's lookups, and a job that found its block cached would go on,
+     * and acquire its next address, in a round where on another replica it waits for a read,
+     * so the jobs' acquisitions would interleave differently and the grids differ.
+     */
     iterator_fill(iterator: LevelIterator): boolean {
+        return this.iterator_load(iterator, false);
+    }
+
+    /**
+     * The iterator's block is copied from the cache (when `cached` and there) or being read:
+     * true if a read is issued.
+     */
+    private iterator_load(iterator: LevelIterator, cached: boolean): boolean {
         assert(!iterator.loading);
         // An index block then a data block: at most two loads before the iterator is ready.
         for (let load = 0; load < 3; load++) {
@@ -371,7 +454,7 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
             const address = reference_address(reference, reference_offset);
             const target = iterator.pending_buffer_offset();
             const type = state === iterator_need_index ? block_type_index : block_type_data;
-            const slot = this.cache.peek(address);
+            const slot = cached ? this.cache.peek(address) : -1;
             if (slot === -1) {
                 this.read_submit(reference, reference_offset, target, type, -1);
                 iterator.loading = true;
@@ -402,6 +485,7 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
     /** Looks up `count` keys (keys[key_word...]); the results are ready when the tree is idle. */
     lookups_start(keys: Uint32Array, key_word: number, count: number): void {
         assert(this.operation === operation_idle && this.io_in_flight === 0);
+        this.refusal = null;
         assert(count >= 1 && count <= this.options.lookup_count_max);
         const key_words = this.options.key_words;
         this.lookup_count = count;
@@ -565,6 +649,7 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
         key_max_word: number, limit: number): void {
         assert(this.operation === operation_idle && this.io_in_flight === 0);
         assert(limit >= 1 && limit <= this.options.scan_count_max);
+        this.refusal = null;
         const key_words = this.options.key_words;
         assert(key_compare(key_min, key_min_word, key_max, key_max_word, key_words) <= 0);
         this.scan_count = 0;
@@ -600,7 +685,7 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
             for (const iterator of this.scan_levels) {
                 if (iterator.state !== iterator_need_index &&
                     iterator.state !== iterator_need_data) continue;
-                if (this.iterator_fill(iterator)) reading = true;
+                if (this.iterator_load(iterator, true)) reading = true;
                 else if (iterator.state !== iterator_ready &&
                     iterator.state !== iterator_done) filled = false;
             }
@@ -685,6 +770,8 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
     /** Runs one beat of compaction (call once per op); ends when the tree is idle. */
     compact_beat(): void {
         assert(this.operation === operation_idle && this.io_in_flight === 0);
+        assert(!this.beat_refused, 'lsm: a beat of a tree whose compaction was refused');
+        this.refusal = null;
         const half = this.options.bar_beat_count / 2;
         const phase = this.beat % this.options.bar_beat_count;
         if (phase === 0) this.bar_start();
@@ -771,10 +858,11 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
         const blocks = manifest.data_block_count[level]![position]!;
         const entries = manifest.entry_count[level]![position]!;
         const snapshot = manifest.snapshot_min[level]![position]!;
-        manifest.remove(level, position);
+        this.manifest_remove(level, position);
         const tables = manifest.table_count_total();
-        manifest.insert(level + 1, this.move_keys, 0, this.move_keys, 8, this.move_reference, 0,
-            snapshot, blocks, entries);
+        const moved = manifest.insert(level + 1, this.move_keys, 0, this.move_keys, 8,
+            this.move_reference, 0, snapshot, blocks, entries);
+        this.manifest_log?.record(event_insert, this.options.tree_id, manifest, level + 1, moved);
         assert.equal(manifest.table_count_total(), tables + 1);
         this.statistics.tables_moved += 1;
     }
@@ -821,20 +909,22 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
         let blocks = 0;
         for (let index = job.target_count - 1; index >= 0; index--) {
             blocks += manifest.data_block_count[target]![job.target_start + index]! + 1;
-            manifest.remove(target, job.target_start + index);
+            this.manifest_remove(target, job.target_start + index);
         }
         if (job.source_level >= 0) {
             blocks += manifest.data_block_count[job.source_level]![job.source_position]! + 1;
-            manifest.remove(job.source_level, job.source_position);
+            this.manifest_remove(job.source_level, job.source_position);
         } else {
             this.immutable.clear();
         }
         const outputs = job.outputs;
         const tables = manifest.counts[target]!;
         for (let index = 0; index < outputs.count; index++) {
-            manifest.insert(target, outputs.key_min, index * key_words, outputs.key_max,
-                index * key_words, outputs.references, index * reference_size, this.beat,
-                outputs.data_block_count[index]!, outputs.entry_count[index]!);
+            const position = manifest.insert(target, outputs.key_min, index * key_words,
+                outputs.key_max, index * key_words, outputs.references, index * reference_size,
+                this.beat, outputs.data_block_count[index]!, outputs.entry_count[index]!);
+            this.manifest_log?.record(event_insert, this.options.tree_id, manifest, target,
+                position);
         }
         assert.equal(manifest.counts[target], tables + outputs.count);
         const source_count = job.source_level >= 0 ? job.source_iterator.release_count : 0;
@@ -846,9 +936,17 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
         job.installed();
     }
 
+    /** Removes a table from the manifest, recorded for the next checkpoint first. */
+    private manifest_remove(level: number, position: number): void {
+        assert(position < this.manifest.counts[level]!);
+        this.manifest_log?.record(event_remove, this.options.tree_id, this.manifest, level,
+            position);
+        this.manifest.remove(level, position);
+    }
+
     /**
-     * Frees consumed blocks. Next (with checkpoints): a block freed here is reusable only once
-     * the checkpoint that no longer names it is durable.
+     * Releases consumed blocks: out of the cache now (no lookup may hit them), reusable only once
+     * the checkpoint that no longer names them is durable (the device defers the free).
      */
     private release(addresses: Uint32Array, count: number): void {
         assert(count <= addresses.length);

@@ -21,10 +21,15 @@ import {
 } from './prepare_header';
 import { header_size } from '../storage/zones';
 
-// The LSM layer's blocks (lib/lsm): a table's index block and its data blocks.
-export const BlockType = { root: 1, manifest: 2, chunk: 3, lsm_index: 4, lsm_data: 5 } as const;
-export const block_type_names = ['', 'root', 'manifest', 'chunk', 'lsm_index', 'lsm_data'];
-export const block_type_max = BlockType.lsm_data;
+// The LSM layer's blocks (lib/lsm): a table's index block and its data blocks; a forest's
+// checkpoint: its manifest log, its free set and its root.
+export const BlockType = {
+    root: 1, manifest: 2, chunk: 3, lsm_index: 4, lsm_data: 5, lsm_manifest_log: 6,
+    lsm_free_set: 7, lsm_root: 8,
+} as const;
+export const block_type_names = ['', 'root', 'manifest', 'chunk', 'lsm_index', 'lsm_data',
+    'lsm_manifest_log', 'lsm_free_set', 'lsm_root'];
+export const block_type_max = BlockType.lsm_root;
 
 export const reference_size = 32;
 const r_checksum = 0;
