@@ -39,7 +39,7 @@ import type { Result } from './codec';
 import { Connection, parse_address } from './connection';
 import type { ConnectionOwner } from './connection';
 import { ErrorCodes, RequestError } from './errors';
-import type { RequestErrorOptions } from './errors';
+import type { RequestDiagnosis, RequestErrorOptions } from './errors';
 import { Packet, PacketList } from './packet';
 import { RequestBuffer } from './request_buffer';
 
@@ -609,34 +609,44 @@ export class Client extends EventEmitter<ClientEvents> implements ConnectionOwne
      * word (what a replica does to a client of another cluster), or replicas that take the
      * messages and do not answer.
      */
-    diagnosis(): string {
+    diagnosis(): RequestDiagnosis {
+        assert(this.connections.length > 0);
         const reached = this.connections.filter((c) => c.state === 'connected' ||
             c.messages_received_count > 0 || c.closed_unanswered_count > 0);
-        if (reached.length === 0) {
+        // Never reached, or reached before and now every reconnect fails (the replicas stopped).
+        const down = this.connections.every((c) => c.state !== 'connected' &&
+            c.connect_error !== '');
+        if (reached.length === 0 || down) {
             const errors = this.connections.map((c, replica) =>
                 `${this.address_text(replica)}: ${c.connect_error || 'connecting'}`);
-            return `No replica could be reached (${errors.join('; ')}): is a replica running ` +
-                'there (`ringledger start`), and are the addresses right?';
+            const refused = this.connections.every((c) =>
+                c.connect_error_code === 'ECONNREFUSED');
+            return { kind: refused ? 'connection_refused' : 'unreachable',
+                text: `No replica ${reached.length === 0 ? 'could be reached' : 'can be ' +
+                    'reached any more'} (${errors.join('; ')}): is a replica running there ` +
+                    '(`ringledger start`), and are the addresses right?' };
         }
         const closing = this.connections.filter((c) =>
             c.closed_unanswered_count > 0 && c.messages_received_count === 0);
         if (closing.length > 0 && closing.length === reached.length) {
             const where = closing.map((c) => this.address_text(c.replica)).join(', ');
-            return `${where} closed the connection after our messages without answering ` +
+            return { kind: 'cluster_mismatch', text: `Cluster mismatch: ${where} closed the ` +
+                'connection after our messages without answering ' +
                 `(${closing[0]!.closed_unanswered_count} times): a replica does that to a ` +
                 `client of another cluster. This client's cluster_id is ${this.cluster_id}n; ` +
                 'check it against the --cluster the data file was formatted with (the ' +
-                'replica logs the cluster id it rejected).';
+                'replica logs the cluster id it rejected).' };
         }
         const silent = this.connections.filter((c) => c.messages_received_count === 0);
         if (silent.length === 0) {
-            return 'Every replica is connected and has answered, but not this request in ' +
-                'time: the cluster may be overloaded, or have too few replicas up for a quorum.';
+            return { kind: 'reply_late', text: 'Every replica is connected and has answered, ' +
+                'but not this request in time: the cluster may be overloaded, or have too few ' +
+                'replicas up for a quorum.' };
         }
         const where = silent.map((c) => this.address_text(c.replica)).join(', ');
-        return `Connected, but no replica answered from ${where}: the replica may be busy, ` +
-            'stopped (SIGSTOP) or without a primary (a view change), or the cluster may have ' +
-            'too few replicas up for a quorum.';
+        return { kind: 'no_reply', text: `Connected, but no replica answered from ${where}: ` +
+            'the replica may be busy, stopped (SIGSTOP) or without a primary (a view change), ' +
+            'or the cluster may have too few replicas up for a quorum.' };
     }
 
     private address_text(replica: number): string {

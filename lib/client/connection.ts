@@ -63,9 +63,13 @@ export class Connection {
     private writes_head = 0;
     writes_count = 0;
     private closed_reason = '';
+    /** The errno name of the error that ended the socket (`ECONNREFUSED`), '' for none. */
+    private closed_code = '';
     // What this connection saw, for a request that gets no reply to say why (Client.diagnosis):
     /** The last failed attempt's error (`connect ECONNREFUSED ...`); '' once connected. */
     connect_error = '';
+    /** Its errno name (`ECONNREFUSED`, `EHOSTUNREACH`, ...), '' when it had none. */
+    connect_error_code = '';
     /** Connections the peer closed after we sent, before any valid message came back. */
     closed_unanswered_count = 0;
     /** Valid messages received, over every connection to this replica. */
@@ -96,6 +100,7 @@ export class Connection {
         this.state = 'connecting';
         this.receive_size = 0;
         this.closed_reason = '';
+        this.closed_code = '';
         const socket = net.connect({
             host: this.address.host,
             port: this.address.port,
@@ -112,12 +117,16 @@ export class Connection {
             this.state = 'connected';
             this.reconnect_attempt = 0;
             this.connect_error = '';
+            this.connect_error_code = '';
             this.sent_since_connect = false;
             this.received_since_connect = false;
             this.owner.on_connected(this.replica);
         });
         socket.on('error', (error: Error) => {
-            if (this.closed_reason === '') this.closed_reason = error.message;
+            if (this.closed_reason !== '') return;
+            this.closed_reason = error.message;
+            const code = (error as NodeJS.ErrnoException).code;
+            this.closed_code = typeof code === 'string' ? code : '';
         });
         socket.on('close', () => {
             if (this.socket === socket) this.on_close();
@@ -178,7 +187,10 @@ export class Connection {
         this.reconnect_attempt = Math.min(this.reconnect_attempt + 1, 5);
         this.reconnect_ticks = backoff_ticks(this.reconnect_attempt);
         const reason = this.closed_reason === '' ? 'closed by peer' : this.closed_reason;
-        if (!was_connected) this.connect_error = reason;
+        if (!was_connected) {
+            this.connect_error = reason;
+            this.connect_error_code = this.closed_code;
+        }
         // A replica closes a connection whose messages name another cluster, without a word.
         if (was_connected && this.closed_reason === '' && this.sent_since_connect &&
             !this.received_since_connect) {

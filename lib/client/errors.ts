@@ -40,13 +40,35 @@ const messages: Record<ErrorCodes, string> = {
         'may or may not have been applied (look it up once the replica is fixed and restarted).',
 };
 
+/**
+ * Why a request that timed out got no reply, from what the client's connections
+ * saw, so a program can tell the cases apart without reading the message:
+ * - `connection_refused`: nothing listens at any replica address (every connect was refused);
+ * - `unreachable`: no replica could be reached otherwise (no route, connect timeout, ...);
+ * - `cluster_mismatch`: every replica reached closed the connection after our messages without
+ *   answering, which is what a replica does to a client whose cluster_id is not its cluster's
+ *   (the replica logs both ids);
+ * - `no_reply`: connected, but a replica never answered (busy, stopped, no primary, no quorum);
+ * - `reply_late`: every replica answered something, but not this request in time.
+ * Either way the request may or may not have been executed (except that with
+ * `connection_refused` and `unreachable` no replica ever received it).
+ */
+export type RequestDiagnosisKind =
+    'connection_refused' | 'unreachable' | 'cluster_mismatch' | 'no_reply' | 'reply_late';
+
+export interface RequestDiagnosis {
+    readonly kind: RequestDiagnosisKind;
+    /** The same in words, with the addresses and what to check. */
+    readonly text: string;
+}
+
 export interface RequestErrorOptions {
     cause?: unknown;
     /** ERR_LIMIT_REACHED: the limit the cluster reached (`transfers_max`, ...) and its value. */
     limit?: string;
     limit_value?: bigint;
-    /** ERR_REQUEST_TIMEOUT, ERR_REQUEST_ABORTED: what the connections saw (Client.diagnosis). */
-    diagnosis?: string;
+    /** ERR_REQUEST_TIMEOUT: what the connections saw (Client.diagnosis). */
+    diagnosis?: RequestDiagnosis;
 }
 
 export class RequestError extends Error {
@@ -54,6 +76,8 @@ export class RequestError extends Error {
     /** ERR_LIMIT_REACHED only: which limit, and the value the cluster was formatted with. */
     limit: string | null;
     limit_value: bigint | null;
+    /** ERR_REQUEST_TIMEOUT: why no reply came (Client.diagnosis); null for other errors. */
+    diagnosis_kind: RequestDiagnosisKind | null;
 
     constructor(code: ErrorCodes, options?: RequestErrorOptions) {
         super(RequestError.detailed_message(code, options), options);
@@ -61,11 +85,12 @@ export class RequestError extends Error {
         this.code = code;
         this.limit = options?.limit ?? null;
         this.limit_value = options?.limit_value ?? null;
+        this.diagnosis_kind = options?.diagnosis?.kind ?? null;
     }
 
     private static detailed_message(code: ErrorCodes, options?: RequestErrorOptions): string {
-        if (options?.diagnosis !== undefined && options.diagnosis !== '') {
-            return `${RequestError.errorMessage(code)} ${options.diagnosis}`;
+        if (options?.diagnosis !== undefined) {
+            return `${RequestError.errorMessage(code)} ${options.diagnosis.text}`;
         }
         if (options?.limit === undefined) return RequestError.errorMessage(code);
         if (code === ErrorCodes.ERR_WRITES_FAILING) {

@@ -10,6 +10,7 @@ export type {
 } from './client';
 export type { Result } from './codec';
 export { ErrorCodes, RequestError } from './errors';
+export type { RequestDiagnosis, RequestDiagnosisKind } from './errors';
 export { id } from './id';
 
 export type Event = import('./bindings').Account | import('./bindings').Transfer | bigint |

@@ -112,6 +112,8 @@ export interface MessageValidator {
     header(bytes: Uint8Array, offset: number, available: number): number;
     /** Checks the whole message (header and body) at bytes[offset]. */
     message(bytes: Uint8Array, offset: number, available: number): number;
+    /** The cluster id headers must name, for the log line of a peer that names another. */
+    readonly cluster_id: bigint;
 }
 
 export interface Time {
@@ -1180,8 +1182,10 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener, Repl
         for (let byte = 15; byte >= 0; byte--) {
             cluster = (cluster << 8n) | BigInt(this.bytes[base + frame.cluster + byte]!);
         }
-        this.log(`bus: closed a connection whose message names cluster ${cluster}, not ours: ` +
-            'a client or replica started with another cluster id (--cluster / cluster_id)');
+        assert(cluster !== this.validator.cluster_id);
+        this.log(`bus: closed a connection whose message names cluster ${cluster}, not ours ` +
+            `(${this.validator.cluster_id}): a client or replica started with another cluster ` +
+            'id (--cluster / cluster_id)');
     }
 
     private terminate_connection(index: number, validator_reason: number,

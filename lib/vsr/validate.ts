@@ -133,8 +133,8 @@ export class HeaderValidator {
     reserved_offset = -1;
     private readonly cluster: Uint8Array;
 
-    constructor(cluster: bigint) {
-        this.cluster = cluster_bytes(cluster);
+    constructor(readonly cluster_id: bigint) {
+        this.cluster = cluster_bytes(cluster_id);
         assert.equal(this.cluster.length, 16);
     }
 
