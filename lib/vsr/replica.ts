@@ -1625,6 +1625,7 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
         assert(commit.replica !== this.replica, 'a backup hears its primary');
         this.timeout_normal_heartbeat.reset();
         const op = commit.u64(offsets.commit.commit);
+        assert(this.backup_normal && op >= 0);
         // Committed beyond our head with no prepare on its way: ask how far the view's log goes.
         if (op > this.op && op > this.repair_op_max) this.request_start_view_send(commit.replica);
         this.commit_learn(op);
@@ -1683,6 +1684,7 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
     private on_start_view_change(svc: HeaderView): void {
         const view_new = svc.view;
         if (view_new <= this.view) return;
+        assert(svc.replica < this.replica_count); assert(svc.replica !== this.replica);
         if (svc.u8(offsets.start_view_change.joined) === 1 && this.view_change_possible) {
             // Its sender saw a view-change quorum for view_new: follow it there, or it (with any
             // others that moved) waits forever for do_view_changes from replicas still in ours.
@@ -2645,7 +2647,7 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
             op_min + this.headers_per_message - 1);
         if (op_max < op_min || this.op - op_min >= this.journal.slot_count) return;
         assert(op_max <= this.op && op_max - op_min < this.headers_per_message);
-        assert(request.replica !== this.replica);
+        assert(request.replica !== this.replica); assert(op_min >= 0 && op_min <= op_max);
         let count = 0;
         for (let op = op_max; op >= op_min; op--) {
             const header = this.other_view.attach(this.journal.headers,
@@ -3085,6 +3087,7 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
             if (this.primary_normal && current) this.pipeline_hole(op, slot);
             return;
         }
+        assert(op <= this.op); assert.equal(op, this.pipeline_op_loaded + 1);
         this.pipeline_load(op, message);
         this.on_prepare_ok(op, this.replica);
         this.pipeline_fill();
@@ -3140,6 +3143,7 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
             if (op > this.op_written) return; // A new prepare, its own write still to land.
             if (!this.journal.slot_faulty(op % this.journal.slot_count)) continue;
             if (pipeline.prepare_ok_has(i, this.replica)) continue;
+            assert(this.pool.references_of(pipeline.prepare_message(i)) >= 1);
             return this.hole_rewrite(pipeline.prepare_message(i), op);
         }
     }
@@ -4044,6 +4048,7 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
         assert(this.primary_normal);
         const pipeline = this.pipeline;
         if (pipeline.prepare_count === 0) return;
+        assert(pipeline.prepare_count <= pipeline.prepare_max);
         // The pipeline holds ops commit_min + 1 .. in order (pipeline_load, prepare_start).
         assert.equal(pipeline.prepare_op(0), this.commit_min + 1);
         for (let i = this.commit_max - pipeline.prepare_op(0) + 1; i < pipeline.prepare_count;
