@@ -21,6 +21,7 @@ import { Prng } from '../prng';
 import { args_parse, flag_integer } from './args';
 import type { CliCommand } from './command';
 import { UsageError } from './command';
+import { error_text } from './format_text';
 
 const main_path = path.join(__dirname, 'main.js');
 import { batch_events_max } from '../ledger/constants';
@@ -406,6 +407,22 @@ function printers(): { print: (line: string) => void; progress: (now: BenchmarkP
     return { print, progress };
 }
 
+/** Starts the benchmark's own replica, or says why it did not start and returns null. */
+async function replica_own(io: string | undefined, options: BenchmarkOptions):
+    Promise<ReplicaChild | null> {
+    try {
+        return await replica_spawn({
+            io,
+            accounts_max: Math.max(100_000, options.account_count),
+            transfers_max: Math.max(1_000_000, options.transfer_count),
+        });
+    } catch (error) {
+        // The replica's own output (io_uring unavailable, say) is the message.
+        process.stderr.write(`ringledger benchmark: ${error_text(error)}\n`);
+        return null;
+    }
+}
+
 async function run(args: readonly string[]): Promise<number> {
     const parsed = args_parse(args, ['addresses', 'cluster', 'account-count', 'transfer-count',
         'transfer-batch-size', 'query-count', 'seed', 'io']);
@@ -433,11 +450,8 @@ async function run(args: readonly string[]): Promise<number> {
     let replica: ReplicaChild | null = null;
     if (addresses === undefined) {
         print('starting a replica on a temporary data file ...');
-        replica = await replica_spawn({
-            io: parsed.flags.get('io'),
-            accounts_max: Math.max(100_000, options.account_count),
-            transfers_max: Math.max(1_000_000, options.transfer_count),
-        });
+        replica = await replica_own(parsed.flags.get('io'), options);
+        if (replica === null) return 1;
     }
     const address_list = addresses === undefined ? [replica!.address] : addresses.split(',');
     const client = createClient({ cluster_id: cluster, replica_addresses: address_list });
