@@ -230,12 +230,15 @@ const progress_interval_ms = 1000;
 
 /**
  * The workload itself, against a registered client; prints the results through `print`, and
- * reports progress through `progress` (off the measured path: between batches, once a second).
+ * reports progress through `progress` (off the measured path: between batches, once a second
+ * unless tests ask for `interval_ms` 0, every batch).
  */
 export async function benchmark_run(
     client: Client, options: BenchmarkOptions, print: (line: string) => void,
     progress: (now: BenchmarkProgress) => void = () => undefined,
+    interval_ms = progress_interval_ms,
 ): Promise<BenchmarkResult> {
+    assert(interval_ms >= 0);
     const prng = new Prng(options.seed);
     await create_accounts(client, options, prng);
     const batch_latency = new LatencyHistogram();
@@ -263,7 +266,7 @@ export async function benchmark_run(
         filled = next_filled;
         batch_count += 1;
         const now_ms = performance.now();
-        if (now_ms - progress_ms >= progress_interval_ms) {
+        if (now_ms - progress_ms >= interval_ms) {
             progress_ms = now_ms;
             progress({ seconds: (now_ms - started_ms) / 1000, transfers_created: created,
                 transfer_count: options.transfer_count });
