@@ -279,6 +279,15 @@ export async function benchmark_run(
     print('transfer batch delay = 0 us');
     print(`load accepted = ${transfers_per_second} tx/s`);
     for (const line of batch_latency.lines('batch', percentiles_all)) print(line);
+    const { query_seconds, query_latency } = await queries_run(client, options, prng, print);
+    return { batch_count, transfer_seconds, transfers_per_second, batch_latency,
+        query_count: options.query_count, query_seconds, query_latency };
+}
+
+/** The query phase: get_account_transfers of random accounts, one at a time, timed. */
+async function queries_run(client: Client, options: BenchmarkOptions, prng: Prng,
+    print: (line: string) => void): Promise<{ query_seconds: number;
+    query_latency: LatencyHistogram; }> {
     const query_latency = new LatencyHistogram();
     const query_started_ms = performance.now();
     for (let query = 0; query < options.query_count; query++) {
@@ -302,8 +311,7 @@ export async function benchmark_run(
         print(`${options.query_count} queries in ${query_seconds.toFixed(1)} s`);
         for (const line of query_latency.lines('query', percentiles_all)) print(line);
     }
-    return { batch_count, transfer_seconds, transfers_per_second, batch_latency,
-        query_count: options.query_count, query_seconds, query_latency };
+    return { query_seconds, query_latency };
 }
 
 async function create_accounts(client: Client, options: BenchmarkOptions, prng: Prng) {
