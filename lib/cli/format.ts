@@ -1,8 +1,9 @@
 // `ringledger format --cluster=<id> --replica=<index> --replica-count=<n> <path>`: creates and
 // formats a data file (it never overwrites one), then prints what it wrote.
 import { Arena, sector_size } from '../io/arena';
-import type { EngineKind } from '../io/engine';
+import type { Engine, EngineKind } from '../io/engine';
 import { create_engine } from '../io/index';
+import { ProbeError } from '../io/probe';
 import { format, storage_arena_size } from '../vsr/data_file';
 import { ZoneLayout } from '../storage/zones';
 import { data_file_config } from '../server/config';
@@ -12,7 +13,8 @@ import type { ParsedArgs } from './args';
 import type { FormatRecovery } from '../vsr/superblock';
 import type { CliCommand } from './command';
 import { UsageError } from './command';
-import { bytes_text, error_text, io_kind_parse } from './format_text';
+import { bytes_text, error_text, io_kind_parse, io_uring_unavailable_advice }
+    from './format_text';
 
 const usage = 'ringledger format --cluster=<id> --replica=<index> --replica-count=<n> ' +
     '[--clients-max=<n>] [--accounts-max=<n>] [--transfers-max=<n>] [--io=io_uring|libuv] <path>';
@@ -50,7 +52,16 @@ export async function data_file_create(command: string, parsed: ParsedArgs,
     const path = path_single(parsed);
     const config = data_file_config(capacity);
     const arena = new Arena(Math.ceil(storage_arena_size(config) / sector_size) * sector_size);
-    const engine = create_engine(io, { arena, entries: 64 });
+    let engine: Engine;
+    try {
+        engine = create_engine(io, { arena, entries: 64 });
+    } catch (error) {
+        // Expected on hosts without io_uring (seccomp, sysctl, old kernels): a cause, no trace.
+        if (!(error instanceof ProbeError)) throw error;
+        process.stderr.write(`ringledger format: ${error.message}\n` +
+            `${io_uring_unavailable_advice} The data file was not created.\n`);
+        return 1;
+    }
     try {
         await format(path, { ...identity, capacity: {
             accounts_max: capacity.accounts_max, transfers_max: capacity.transfers_max,
