@@ -260,7 +260,8 @@ function hex(bytes: Uint8Array): string {
 }
 
 /** The model, the ledger and the grooves through `batches` random batches. */
-function mirror_run(seed: number, batches: number, setups: readonly GrooveSetup[]): Grooves[] {
+function mirror_run(seed: number, batches: number, setups: readonly GrooveSetup[]):
+    { ledger: Ledger; groove_list: Grooves[] } {
     const model = new LedgerModel();
     const ledger = new Ledger({ accounts_max: 8192, transfers_max: 1 << 16 });
     const workload = new LedgerWorkload(seed);
@@ -305,7 +306,7 @@ function mirror_run(seed: number, batches: number, setups: readonly GrooveSetup[
             }
         });
     }
-    return groove_list;
+    return { ledger, groove_list };
 }
 
 const small: GrooveSetup = { cache_records: 16, block_cache_bytes: 16 * block_size_bytes,
@@ -314,7 +315,7 @@ const small: GrooveSetup = { cache_records: 16, block_cache_bytes: 16 * block_si
 test('groove: follows the ledger and the model on random batches, most reads from the device',
     () => {
         for (let seed = 1; seed <= 3; seed++) {
-            const [grooves] = mirror_run(seed, 400, [small]);
+            const [grooves] = mirror_run(seed, 400, [small]).groove_list;
             const { accounts, transfers, forest } = grooves!;
             // The caches are far smaller than the data: most pins were read through the trees.
             assert(accounts.cache_misses > accounts.cache_hits, `seed=${seed}: accounts cached`);
@@ -322,3 +323,116 @@ test('groove: follows the ledger and the model on random batches, most reads fro
             assert(forest.cache.misses > 0 && forest.trees[0]!.statistics.blocks_read > 0);
         }
     });
+
+/** A synthetic account record: id `index + 1`, timestamp `index + 1`, a counter in word 20. */
+function record_make(words: Uint32Array, offset: number, index: number): void {
+    words.fill(0, offset, offset + 32);
+    words[offset] = index + 1;
+    words[offset + 30] = index + 1;
+}
+
+/** Pins ids 1..count (as records of record_make) and runs the reads. */
+function pin_ids(grooves: Grooves, keys: Uint32Array, first: number, count: number): void {
+    for (let index = first; index < first + count; index++) {
+        record_make(keys, index * 32, index);
+        grooves.accounts.prefetch(keys, index * 32);
+    }
+    grooves.prefetch_run();
+}
+
+test('groove: a batch pins more records than both caches hold, up to pinned_max', () => {
+    const grooves = new Grooves(small);
+    const accounts = grooves.accounts;
+    const keys = new Uint32Array(2000 * 32);
+    // 2000 records in batches of 200: each id pinned absent, then appended.
+    for (let first = 0; first < 2000; first += 200) {
+        pin_ids(grooves, keys, first, 200);
+        for (let index = first; index < first + 200; index++) {
+            assert.equal(accounts.find(keys, index * 32), -1);
+            accounts.append(keys, index * 32);
+        }
+        grooves.batch_end();
+    }
+    for (let beat = 0; beat < 16; beat++) grooves.batch_end();
+    // One batch touches 250 records scattered over all of them (16 fit in the record cache).
+    const prng = new Prng(5);
+    const touched = new Set<number>();
+    while (touched.size < pinned_max - 6) touched.add(prng.int(2000));
+    const hits = accounts.cache_hits;
+    for (const index of touched) accounts.prefetch(keys, index * 32);
+    grooves.prefetch_run();
+    assert(accounts.cache_hits - hits <= 16, 'groove test: more hits than the cache holds');
+    assert.equal(accounts.pinned, touched.size);
+    for (const index of touched) {
+        const slot = accounts.find(keys, index * 32);
+        assert(slot >= 0);
+        assert.equal(accounts.words[slot * 32]!, index + 1);
+        assert.equal(accounts.words[slot * 32 + 30]!, index + 1);
+        accounts.words[slot * 32 + 20] = 1000 + index;
+        accounts.update(slot);
+    }
+    grooves.batch_end();
+    for (let first = 0; first < 2000; first += 200) {
+        pin_ids(grooves, keys, first, 200);
+        for (let index = first; index < first + 200; index++) {
+            const slot = accounts.find(keys, index * 32);
+            assert.equal(accounts.words[slot * 32 + 20], touched.has(index) ? 1000 + index : 0);
+        }
+        grooves.batch_end();
+    }
+    // The bound: one pin past pinned_max is refused before anything is read.
+    const many = new Uint32Array((pinned_max + 1) * 32);
+    for (let index = 0; index < pinned_max; index++) {
+        record_make(many, index * 32, index);
+        accounts.prefetch(many, index * 32);
+    }
+    record_make(many, pinned_max * 32, pinned_max);
+    assert.throws(() => accounts.prefetch(many, pinned_max * 32), /pins more than pinned_max/);
+    assert.throws(() => accounts.find(new Uint32Array(32).fill(9), 0), /not prefetched/);
+});
+
+test('groove: a checkpoint of the forest opens to the same records', () => {
+    const { ledger, groove_list } = mirror_run(7, 400, [small]);
+    const grooves = groove_list[0]!;
+    assert.equal(grooves.forest.beat % grooves.forest.bar_beat_count, 0);
+    const root = grooves.forest.root_reference.slice();
+    const reopened = new Grooves({ ...small, seed: 9 }, grooves.device.disk);
+    reopened.forest.open(root, 0);
+    forest_run_until_idle(reopened.forest);
+    assert.equal(reopened.forest.open_refusal, null);
+    assert.equal(reopened.forest.beat, grooves.forest.beat);
+    for (const [from, to] of [[grooves.accounts, reopened.accounts],
+        [grooves.transfers, reopened.transfers]] as const) {
+        to.restore(from.count, from.timestamp_last_hi, from.timestamp_last_lo);
+    }
+    scan_verify(reopened, reopened.accounts, ledger.accounts.words, ledger.accounts.count,
+        'reopened accounts');
+    scan_verify(reopened, reopened.transfers, ledger.transfers.words, ledger.transfers.count,
+        'reopened transfers');
+    // Every id by lookup, pinned_max at a time.
+    for (const [store, memory] of [[reopened.accounts, ledger.accounts],
+        [reopened.transfers, ledger.transfers]] as const) {
+        for (let first = 0; first < memory.count; first += pinned_max) {
+            const last = Math.min(memory.count, first + pinned_max);
+            for (let slot = first; slot < last; slot++) store.prefetch(memory.words, slot * 32);
+            reopened.prefetch_run();
+            for (let slot = first; slot < last; slot++) {
+                pin_check(ledger, reopened, store, memory.words, slot * 32, `slot ${slot}`);
+            }
+            reopened.batch_end();
+        }
+    }
+});
+
+test('groove: stores with different cache sizes write byte-identical grids', () => {
+    const large: GrooveSetup = { cache_records: 4096, block_cache_bytes: 256 * block_size_bytes,
+        seed: 2 };
+    const { groove_list } = mirror_run(11, 320, [small, large]);
+    const [a, b] = groove_list as [Grooves, Grooves];
+    // The caches answered differently: the large one far more often.
+    assert(b.accounts.cache_hits > a.accounts.cache_hits);
+    assert(b.forest.cache.hits + b.forest.cache.misses > 0);
+    assert.deepEqual(a.forest.root_reference, b.forest.root_reference);
+    assert(Buffer.from(a.device.disk).equals(Buffer.from(b.device.disk)),
+        'groove test: the grids differ');
+});
