@@ -13,14 +13,16 @@ import { test } from 'node:test';
 
 import { GrooveRecordStore, groove_tree_options } from '../lib/ledger/groove';
 import { Ledger } from '../lib/ledger/ledger';
-import { MemoryBlockDevice } from '../lib/lsm/block_device';
-import { Forest, forest_buffer_count } from '../lib/lsm/forest';
+import type { MemoryBlockDevice } from '../lib/lsm/block_device';
+import type { Forest } from '../lib/lsm/forest';
 import type { ForestOptions } from '../lib/lsm/forest';
 import { Prng } from '../lib/prng';
 import { LedgerModel, Op } from '../lib/testing/ledger_model';
 import { LedgerWorkload } from '../lib/testing/ledger_workload';
 import type { Batch } from '../lib/testing/ledger_workload';
-import { cluster, forest_checkpoint, forest_run_until_idle } from './lsm_harness';
+import {
+    cluster, forest_checkpoint, forest_make, forest_run_until_idle,
+} from './lsm_harness';
 
 const block_size_bytes = 4096;
 const block_count = 8192;
@@ -48,16 +50,11 @@ class Grooves {
             cache_size_bytes: setup.block_cache_bytes,
             checkpoint: { manifest_events_max: 1024, manifest_log_blocks_max: 2048 },
         };
-        const memory = new Uint8Array(forest_buffer_count(this.options, block_size_bytes,
-            block_count) * block_size_bytes);
-        let operations_max = 0;
-        for (const tree of this.options.trees) {
-            operations_max += tree.lookup_count_max + 8 * tree.level_count;
-        }
-        this.device = new MemoryBlockDevice(memory, block_count, block_size_bytes,
-            operations_max, setup.seed);
+        const made = forest_make(this.options, block_count, setup.seed, block_size_bytes);
+        this.device = made.device;
+        // The forest reads nothing at construction: a disk given is what `open` will read.
         if (disk !== null) this.device.disk.set(disk);
-        this.forest = new Forest(this.options, this.device, 0);
+        this.forest = made.forest;
         this.accounts = new GrooveRecordStore(this.forest, { pinned_max,
             cache_records: setup.cache_records, object_tree: 0, id_tree: 1 }, 8192);
         this.transfers = new GrooveRecordStore(this.forest, { pinned_max,
