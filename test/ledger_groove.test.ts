@@ -17,6 +17,7 @@ import type { MemoryBlockDevice } from '../lib/lsm/block_device';
 import type { Forest } from '../lib/lsm/forest';
 import type { ForestOptions } from '../lib/lsm/forest';
 import { Prng } from '../lib/prng';
+import { reference_address } from '../lib/vsr/grid';
 import { LedgerModel, Op } from '../lib/testing/ledger_model';
 import { LedgerWorkload } from '../lib/testing/ledger_workload';
 import type { Batch } from '../lib/testing/ledger_workload';
@@ -432,4 +433,49 @@ test('groove: stores with different cache sizes write byte-identical grids', () 
     assert.deepEqual(a.forest.root_reference, b.forest.root_reference);
     assert(Buffer.from(a.device.disk).equals(Buffer.from(b.device.disk)),
         'groove test: the grids differ');
+});
+
+test('groove: a corrupt block under a prefetch is refused with its address, not answered', () => {
+    const grooves = new Grooves(small);
+    const accounts = grooves.accounts;
+    const keys = new Uint32Array(2000 * 32);
+    for (let first = 0; first < 2000; first += 200) {
+        pin_ids(grooves, keys, first, 200);
+        for (let index = first; index < first + 200; index++) accounts.append(keys, index * 32);
+        grooves.batch_end();
+    }
+    for (let beat = 0; beat < 16; beat++) grooves.batch_end();
+    // Every index block of the id tree's tables gets one byte flipped on the device.
+    const manifest = accounts.ids.manifest;
+    const addresses: number[] = [];
+    for (let level = 0; level < manifest.level_count; level++) {
+        for (let table = 0; table < manifest.counts[level]!; table++) {
+            addresses.push(reference_address(manifest.references[level]!, table * 32));
+        }
+    }
+    assert(addresses.length > 0 && addresses.every((address) => address >= 1));
+    for (const address of addresses) {
+        grooves.device.disk[(address - 1) * block_size_bytes + 200]! ^= 1;
+    }
+    // Ids the record cache does not hold (it keeps 16 of the 2000).
+    for (let index = 0; index < 100; index++) accounts.prefetch(keys, index * 32);
+    accounts.prefetch_start();
+    let done = false;
+    for (let tick = 0; tick < 100_000 && !done; tick++) {
+        done = accounts.prefetch_advance();
+        if (!done) grooves.device.tick();
+    }
+    assert(done && accounts.refusal !== null);
+    assert(addresses.includes(accounts.refusal.address), accounts.refusal.message);
+    assert.equal(accounts.refusal.tree_id, 2);
+    // Repaired (the bytes put back), the same batch prefetches again and finds every record.
+    accounts.batch_abandon();
+    for (const address of addresses) {
+        grooves.device.disk[(address - 1) * block_size_bytes + 200]! ^= 1;
+    }
+    pin_ids(grooves, keys, 0, 100);
+    for (let index = 0; index < 100; index++) {
+        assert.equal(accounts.words[accounts.find(keys, index * 32) * 32]!, index + 1);
+    }
+    grooves.batch_end();
 });

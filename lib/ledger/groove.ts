@@ -41,6 +41,12 @@
 //   only (query_accounts/query_transfers with the `reversed` flag are not covered).
 // * Secondary indexes: get_account_transfers, get_account_balances (history rows), the
 //   query_* field filters (user_data, ledger, code), and the expiry order of pending transfers.
+// * Ledger.prefetch names a create_transfers event's own ids only: a post or void that leaves its
+//   accounts zero takes the pending transfer's, known once the pending transfer is pinned, so a
+//   ledger over this store needs a second prefetch stage (test/ledger_groove.test.ts runs it),
+//   and up to 6 pins per event (transfer, pending, 2 + 2 accounts), past prefetch_ids_max (4).
+// * A pulse's expiries change accounts no event names: they need the expiry index on disk, and
+//   the expiring transfers and their accounts prefetched from it.
 import assert from 'node:assert/strict';
 
 import type { Forest } from '../lsm/forest';
@@ -426,7 +432,9 @@ export class GrooveRecordStore implements RecordAccess {
                     this.ids.put(words, base, words, base + w_timestamp_lo);
                 }
             }
-            if (state === pin_found || state === pin_appended) this.cache_insert(base);
+            if (state === pin_found || state === pin_appended) {
+                this.cache_insert(base, this.pin_dirty[slot] === 1);
+            }
             else assert(state === pin_absent, 'groove: a pin left unread at the batch end');
             this.pin_states[slot] = pin_free;
             this.pin_dirty[slot] = 0;
@@ -437,6 +445,24 @@ export class GrooveRecordStore implements RecordAccess {
         this.batch_timestamp_lo = this.timestamp_lo;
         this.appended_count = 0;
         this.missing_count = 0;
+    }
+
+    /**
+     * After a refused prefetch: drops the batch's pins (nothing was executed), so that the batch
+     * can be prefetched again once the block is repaired.
+     */
+    batch_abandon(): void {
+        assert(this.phase === phase_idle && this.refusal !== null);
+        assert(this.appended_count === 0 && this.staged_end === -1);
+        for (let slot = 0; slot < this.pin_count; slot++) {
+            assert.equal(this.pin_dirty[slot], 0, 'groove: a refused batch was executed');
+            this.pin_states[slot] = pin_free;
+        }
+        this.pins.clear();
+        this.pin_count = 0;
+        this.missing_count = 0;
+        this.loading_count = 0;
+        this.refusal = null;
     }
 
     // ---- Timestamp-range scans (between batches), through the object tree's iterators.
@@ -510,11 +536,15 @@ export class GrooveRecordStore implements RecordAccess {
         return -1;
     }
 
-    /** Copies the record at words[base..] (a pinned slot) into the cache, evicting if need be. */
-    private cache_insert(base: number): void {
+    /**
+     * Copies the record at words[base..] (a pinned slot) into the cache, evicting if need be; a
+     * clean record the cache still holds is there already.
+     */
+    private cache_insert(base: number, dirty: boolean): void {
         assert(base < this.cache_base);
         const words = this.words;
         let way = this.cache_find(words, base);
+        if (way !== -1 && !dirty) return;
         if (way === -1) way = this.cache_victim(this.cache_set(words, base));
         copy_record(words, this.cache_base + way * record_words, words, base);
         this.cache_valid[way] = 1;

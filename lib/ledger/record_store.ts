@@ -9,12 +9,13 @@
 //
 // Prefetch contract. `Ledger.prefetch` runs before `Ledger.execute` and calls `prefetch(id)` for
 // every id the batch can touch (at most `prefetch_ids_max`). It is the only step allowed to wait
-// for storage: a disk-backed store would read the missing records into a bounded per-batch cache
-// there and pin them, so that the synchronous execute step never waits. This in-memory store has
+// for storage: the disk-resident store (groove.ts, not yet behind Ledger) reads the missing records
+// into a bounded per-batch area there and pins them, so that the synchronous execute step never
+// waits; it implements RecordAccess, the part of this interface that a batch needs. This one has
 // every record resident, so its prefetch has nothing to do. (It used to touch each id's hash
 // bucket to overlap cache misses; execute now does that itself, 64 events ahead, which measured
-// faster: a whole-batch pass evicts what it touched before execute reaches it.) Execute never
-// depends on prefetch having run, so a caller that skips it gets the same results.
+// faster: a whole-batch pass evicts what it touched before execute reaches it.) Execute over this
+// store never depends on prefetch having run, so a caller that skips it gets the same results.
 import assert from 'node:assert/strict';
 import { IdTable } from './id_table';
 import { batch_events_max, record_size, record_words } from './constants';
