@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { GrooveRecordStore, groove_tree_options } from '../lib/ledger/groove';
+import { GrooveQuery } from '../lib/ledger/groove_query';
 import { Ledger } from '../lib/ledger/ledger';
 import type { MemoryBlockDevice } from '../lib/lsm/block_device';
 import type { Forest } from '../lib/lsm/forest';
@@ -265,6 +266,7 @@ function mirror_run(seed: number, batches: number, setups: readonly GrooveSetup[
     const workload = new LedgerWorkload(seed);
     const groove_list = setups.map((setup) => new Grooves(setup));
     const prngs = setups.map(() => new Prng(seed));
+    let queries = 0;
     for (let index = 0; index < batches; index++) {
         const batch = workload.next();
         const context = `seed=${seed} batch=${index} operation=${batch.operation}`;
@@ -294,6 +296,11 @@ function mirror_run(seed: number, batches: number, setups: readonly GrooveSetup[
                 assert.equal(hex(lookup_reply(store, words, batch.input.length >>> 4)),
                     hex(expected), `${context}: the groove's lookup reply`);
             }
+            if (batch.operation === Op.query_accounts || batch.operation === Op.query_transfers) {
+                assert.equal(hex(query_run(grooves, batch, words)), hex(expected),
+                    `${context}: the groove's query reply`);
+                queries += 1;
+            }
             changes_apply(ledger, grooves, accounts_before, counts, prngs[groove_index]!, batch);
             grooves.batch_end();
             if (index % 100 === 99 || index === batches - 1) {
@@ -304,7 +311,19 @@ function mirror_run(seed: number, batches: number, setups: readonly GrooveSetup[
             }
         });
     }
+    assert(queries > 0, 'groove test: the workload made no query');
     return { ledger, groove_list };
+}
+
+const query = new GrooveQuery();
+
+/** A query_accounts / query_transfers batch through the grooves' object trees. */
+function query_run(grooves: Grooves, batch: Batch, words: Uint32Array): Uint8Array {
+    const store = batch.operation === Op.query_accounts ? grooves.accounts : grooves.transfers;
+    query.start(store, words, 0);
+    for (let tick = 0; tick < 1_000_000 && !query.advance(); tick++) grooves.device.tick();
+    assert(grooves.forest.idle && query.refusal === null);
+    return query.output_bytes.subarray(0, query.length);
 }
 
 const small: GrooveSetup = { cache_records: 16, block_cache_bytes: 16 * block_size_bytes,
@@ -377,6 +396,22 @@ test('groove: a batch pins more records than both caches hold, up to pinned_max'
             assert.equal(accounts.words[slot * 32 + 20], touched.has(index) ? 1000 + index : 0);
         }
         grooves.batch_end();
+    }
+    // Queries over the 2000 (scans of 512 at a time): forward from 701 with a limit of 1500,
+    // and reversed with a limit of 300 (the newest 300, newest first).
+    const filter = new Uint32Array(16);
+    for (const [reversed, limit, first, expected] of [[0, 1500, 700, 1300], [1, 300, 0, 300]]) {
+        filter.fill(0);
+        filter[10] = first! + 1; // timestamp_min: record `index` has timestamp index + 1.
+        filter[14] = limit!;
+        filter[15] = reversed!;
+        query.start(accounts, filter, 0);
+        for (let tick = 0; tick < 100_000 && !query.advance(); tick++) grooves.device.tick();
+        assert.equal(query.length, expected! * 128);
+        for (let index = 0; index < expected!; index++) {
+            const id = reversed === 1 ? 2000 - index : first! + 1 + index;
+            assert.equal(query.output_words[index * 32], id, `query result ${index}`);
+        }
     }
     // The bound: one pin past pinned_max is refused before anything is read.
     const many = new Uint32Array((pinned_max + 1) * 32);

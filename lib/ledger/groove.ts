@@ -38,7 +38,8 @@
 // * Ids burnt by transient failures (orphans, the id table's secondary entries) are not stored.
 // * `find_timestamp` and `lower_bound` (the ordinal part of RecordStore): the imported-timestamp
 //   check needs a prefetch by timestamp; range scans go through `scan_start` instead, forward
-//   only (query_accounts/query_transfers with the `reversed` flag are not covered).
+//   only. query_accounts/query_transfers run over it (groove_query.ts, every filter field);
+//   a reversed one scans its whole range (no reverse iterator yet).
 // * Secondary indexes: get_account_transfers, get_account_balances (history rows), the
 //   query_* field filters (user_data, ledger, code), and the expiry order of pending transfers.
 // * Ledger.prefetch names a create_transfers event's own ids only: a post or void that leaves its

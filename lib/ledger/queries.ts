@@ -384,17 +384,11 @@ export class Queries {
     /** query_accounts/query_transfers: a scan of the slots in the timestamp range. */
     query(operation: number, input: Uint32Array): number {
         assert(operation === Operation.query_accounts || operation === Operation.query_transfers);
-        const limit_requested = input[w_query_filter_limit];
-        const flags = input[w_query_filter_flags];
-        if (limit_requested === 0 || (flags & QueryFilterFlags.padding) !== 0) return 0;
-        if ((input[w_query_filter_code] >>> 16) !== 0) return 0;
-        if (input[w_query_filter_reserved_last] !== 0) return 0;
-        if (!this.range.parse(input, w_query_filter_timestamp_min)) return 0;
+        const limit = query_filter_parse(input, this.range);
+        if (limit === 0) return 0;
         const store = operation === Operation.query_accounts ? this.accounts : this.transfers;
         const words = store.words, count = store.count, range = this.range;
-        const limit = Math.min(limit_requested, batch_events_max);
-        assert(limit >= 1);
-        const reversed = (flags & QueryFilterFlags.reversed) !== 0;
+        const reversed = query_filter_reversed(input);
         // Slots are in timestamp order, so the range bounds come from binary searches.
         const first = store.lower_bound(range.min_hi, range.min_lo);
         let end = store.lower_bound(range.max_hi, range.max_lo);
@@ -406,7 +400,7 @@ export class Queries {
             const record = slot * record_words;
             // Inside the range by the binary searches (slot order is timestamp order).
             assert(range.contains_record(words, record), 'queries: a slot outside the range');
-            if (!this.query_match(input, words, record)) continue;
+            if (!query_match(input, words, record)) continue;
             copy_record(this.output_words, length >>> 2, words, record);
             length += record_size;
             found++;
@@ -414,24 +408,46 @@ export class Queries {
         assert(found <= limit && length === found * record_size);
         return length;
     }
+}
 
-    private query_match(input: Uint32Array, words: Uint32Array, record: number): boolean {
-        if (!u128_is_zero(input, w_query_filter_user_data_128) &&
-            !u128_equal(input, w_query_filter_user_data_128, words, record + w_user_data_128)) {
-            return false;
-        }
-        const user_data_64_lo = input[w_query_filter_user_data_64];
-        const user_data_64_hi = input[w_query_filter_user_data_64 + 1];
-        if ((user_data_64_lo | user_data_64_hi) !== 0 &&
-            (user_data_64_lo !== words[record + w_user_data_64] ||
-                user_data_64_hi !== words[record + w_user_data_64 + 1])) {
-            return false;
-        }
-        const user_data_32 = input[w_query_filter_user_data_32];
-        if (user_data_32 !== 0 && user_data_32 !== words[record + w_user_data_32]) return false;
-        const ledger = input[w_query_filter_ledger];
-        if (ledger !== 0 && ledger !== words[record + w_ledger]) return false;
-        const code = input[w_query_filter_code] & 0xffff;
-        return code === 0 || code === (words[record + w_code_flags] & 0xffff);
+/**
+ * Reads a QueryFilter at input[0..16): its range into `range`, and the most results it may
+ * answer; 0 when it answers nothing (a zero limit, or an invalid filter).
+ */
+export function query_filter_parse(input: Uint32Array, range: TimestampRange): number {
+    const limit_requested = input[w_query_filter_limit];
+    const flags = input[w_query_filter_flags];
+    if (limit_requested === 0 || (flags & QueryFilterFlags.padding) !== 0) return 0;
+    if ((input[w_query_filter_code] >>> 16) !== 0) return 0;
+    if (input[w_query_filter_reserved_last] !== 0) return 0;
+    if (!range.parse(input, w_query_filter_timestamp_min)) return 0;
+    const limit = Math.min(limit_requested, batch_events_max);
+    assert(limit >= 1 && limit <= batch_events_max);
+    return limit;
+}
+
+/** Whether a QueryFilter asks for the newest records first. */
+export function query_filter_reversed(input: Uint32Array): boolean {
+    return (input[w_query_filter_flags] & QueryFilterFlags.reversed) !== 0;
+}
+
+/** Whether the record at words[record..] matches the QueryFilter's fields (not its range). */
+export function query_match(input: Uint32Array, words: Uint32Array, record: number): boolean {
+    if (!u128_is_zero(input, w_query_filter_user_data_128) &&
+        !u128_equal(input, w_query_filter_user_data_128, words, record + w_user_data_128)) {
+        return false;
     }
+    const user_data_64_lo = input[w_query_filter_user_data_64];
+    const user_data_64_hi = input[w_query_filter_user_data_64 + 1];
+    if ((user_data_64_lo | user_data_64_hi) !== 0 &&
+        (user_data_64_lo !== words[record + w_user_data_64] ||
+            user_data_64_hi !== words[record + w_user_data_64 + 1])) {
+        return false;
+    }
+    const user_data_32 = input[w_query_filter_user_data_32];
+    if (user_data_32 !== 0 && user_data_32 !== words[record + w_user_data_32]) return false;
+    const ledger = input[w_query_filter_ledger];
+    if (ledger !== 0 && ledger !== words[record + w_ledger]) return false;
+    const code = input[w_query_filter_code] & 0xffff;
+    return code === 0 || code === (words[record + w_code_flags] & 0xffff);
 }
