@@ -329,10 +329,12 @@ function query_run(grooves: Grooves, batch: Batch, words: Uint32Array): Uint8Arr
 const small: GrooveSetup = { cache_records: 16, block_cache_bytes: 16 * block_size_bytes,
     seed: 1 };
 
+const long = process.env.RINGLEDGER_TEST_LONG === '1';
+
 test('groove: follows the ledger and the model on random batches, most reads from the device',
     () => {
-        for (let seed = 1; seed <= 3; seed++) {
-            const [grooves] = mirror_run(seed, 400, [small]).groove_list;
+        for (let seed = 1; seed <= (long ? 24 : 3); seed++) {
+            const [grooves] = mirror_run(seed, long ? 3000 : 400, [small]).groove_list;
             const { accounts, transfers, forest } = grooves!;
             // The caches are far smaller than the data: most pins were read through the trees.
             assert(accounts.cache_misses > accounts.cache_hits, `seed=${seed}: accounts cached`);

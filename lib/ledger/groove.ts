@@ -48,6 +48,13 @@
 //   and up to 6 pins per event (transfer, pending, 2 + 2 accounts), past prefetch_ids_max (4).
 // * A pulse's expiries change accounts no event names: they need the expiry index on disk, and
 //   the expiring transfers and their accounts prefetched from it.
+// The way there (TigerBeetle's grooves are the model): give each record a permanent ordinal
+// (its creation index, kept in the id tree's value next to the timestamp) so the in-memory side
+// arrays keep working while they move, one by one, into trees of this forest: pending status
+// (a tree keyed by the pending transfer's timestamp), the expiry order (an index keyed by
+// expires_at then timestamp), the per-account lists (indexes keyed by debit and by credit
+// account id then timestamp, which get_account_transfers scans), and history rows (an account
+// events tree keyed by timestamp).
 import assert from 'node:assert/strict';
 
 import type { Forest } from '../lsm/forest';
