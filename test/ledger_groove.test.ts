@@ -359,6 +359,15 @@ function pin_ids(grooves: Grooves, keys: Uint32Array, first: number, count: numb
     grooves.prefetch_run();
 }
 
+test('groove: seed 1 through batch 1493, where lookups of two trees filled the shared cache set',
+    () => {
+        // Regression (found by the long run): the accounts' id-tree lookups found every way of
+        // the one block-cache set reading for the transfers' trees, issued nothing, and took
+        // themselves for done. They now wait for the forest's retry (tree.ts lookups_blocked).
+        const [grooves] = mirror_run(1, 1500, [small]).groove_list;
+        assert(grooves!.forest.cache.misses > 0);
+    });
+
 test('groove: a batch pins more records than both caches hold, up to pinned_max', () => {
     const grooves = new Grooves(small);
     const accounts = grooves.accounts;
