@@ -11,7 +11,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { GrooveRecordStore, groove_tree_options } from '../lib/ledger/groove';
+import {
+    GrooveRecordStore, groove_index_options, groove_tree_options,
+} from '../lib/ledger/groove';
+import { GrooveAccountQuery } from '../lib/ledger/groove_account_query';
 import { GrooveQuery } from '../lib/ledger/groove_query';
 import { Ledger } from '../lib/ledger/ledger';
 import type { MemoryBlockDevice } from '../lib/lsm/block_device';
@@ -41,6 +44,7 @@ class Grooves {
     readonly device: MemoryBlockDevice;
     readonly accounts: GrooveRecordStore;
     readonly transfers: GrooveRecordStore;
+    readonly account_query: GrooveAccountQuery;
     readonly options: ForestOptions;
 
     constructor(setup: GrooveSetup, disk: Uint8Array | null = null) {
@@ -48,7 +52,9 @@ class Grooves {
             scan_count_max: 512 };
         this.options = {
             trees: [...groove_tree_options(1, pinned_max, base),
-                ...groove_tree_options(3, pinned_max, base)],
+                ...groove_tree_options(3, pinned_max, base),
+                groove_index_options(5, pinned_max, base),
+                groove_index_options(6, pinned_max, base)],
             cache_size_bytes: setup.block_cache_bytes,
             checkpoint: { manifest_events_max: 1024, manifest_log_blocks_max: 2048 },
         };
@@ -60,7 +66,9 @@ class Grooves {
         this.accounts = new GrooveRecordStore(this.forest, { pinned_max,
             cache_records: setup.cache_records, object_tree: 0, id_tree: 1 }, 8192);
         this.transfers = new GrooveRecordStore(this.forest, { pinned_max,
-            cache_records: setup.cache_records, object_tree: 2, id_tree: 3 }, 1 << 16);
+            cache_records: setup.cache_records, object_tree: 2, id_tree: 3, debit_index_tree: 4,
+            credit_index_tree: 5 }, 1 << 16);
+        this.account_query = new GrooveAccountQuery(this.transfers);
     }
 
     /** Step 2 for both grooves: their reads go out together; ticks until both may execute. */
@@ -110,6 +118,9 @@ function batch_ids(grooves: Grooves, batch: Batch, words: Uint32Array):
         const store = batch.operation === Op.lookup_accounts ? grooves.accounts :
             grooves.transfers;
         for (let id = 0; id < (batch.input.length >>> 4) * 4; id += 4) ids.push([store, id]);
+    } else if ((batch.operation === Op.get_account_transfers ||
+        batch.operation === Op.get_account_balances) && batch.input.length === 128) {
+        ids.push([grooves.accounts, 0]);
     }
     return ids;
 }
@@ -266,7 +277,7 @@ function mirror_run(seed: number, batches: number, setups: readonly GrooveSetup[
     const workload = new LedgerWorkload(seed);
     const groove_list = setups.map((setup) => new Grooves(setup));
     const prngs = setups.map(() => new Prng(seed));
-    let queries = 0;
+    let queries = 0, account_queries = 0;
     for (let index = 0; index < batches; index++) {
         const batch = workload.next();
         const context = `seed=${seed} batch=${index} operation=${batch.operation}`;
@@ -296,6 +307,11 @@ function mirror_run(seed: number, batches: number, setups: readonly GrooveSetup[
                 assert.equal(hex(lookup_reply(store, words, batch.input.length >>> 4)),
                     hex(expected), `${context}: the groove's lookup reply`);
             }
+            if (batch.operation === Op.get_account_transfers && batch.input.length === 128) {
+                assert.equal(hex(account_query_run(grooves, words)), hex(expected),
+                    `${context}: the groove's get_account_transfers reply`);
+                account_queries += 1;
+            }
             if (batch.operation === Op.query_accounts || batch.operation === Op.query_transfers) {
                 assert.equal(hex(query_run(grooves, batch, words)), hex(expected),
                     `${context}: the groove's query reply`);
@@ -311,11 +327,22 @@ function mirror_run(seed: number, batches: number, setups: readonly GrooveSetup[
             }
         });
     }
-    assert(queries > 0, 'groove test: the workload made no query');
+    assert(queries > 0 && account_queries > 0, 'groove test: the workload made no query');
     return { ledger, groove_list };
 }
 
 const query = new GrooveQuery();
+
+/** get_account_transfers through the transfers groove's account indexes. */
+function account_query_run(grooves: Grooves, words: Uint32Array): Uint8Array {
+    const account_query = grooves.account_query;
+    account_query.start(words, 0, grooves.accounts.find(words, 0) >= 0);
+    for (let tick = 0; tick < 1_000_000 && !account_query.advance(); tick++) {
+        grooves.device.tick();
+    }
+    assert(grooves.forest.idle && account_query.refusal === null);
+    return account_query.output_bytes.subarray(0, account_query.length);
+}
 
 /** A query_accounts / query_transfers batch through the grooves' object trees. */
 function query_run(grooves: Grooves, batch: Batch, words: Uint32Array): Uint8Array {
@@ -524,4 +551,65 @@ test('groove: a corrupt block under a prefetch is refused with its address, not 
         assert.equal(accounts.words[accounts.find(keys, index * 32) * 32]!, index + 1);
     }
     grooves.batch_end();
+});
+
+test('groove: get_account_transfers merges both account indexes over many scans', () => {
+    const grooves = new Grooves(small);
+    const transfers = grooves.transfers;
+    const count = 1800;
+    const records = new Uint32Array(count * 32);
+    // Transfer i (id 1_000_000 + i, timestamp i + 1) between accounts 1, 2 and 3 in turn, so
+    // account 1 is debited by a third, credited by a third, and absent from the rest.
+    const pairs = [[1, 2], [3, 1], [2, 3]];
+    for (let first = 0; first < count; first += 200) {
+        for (let index = first; index < first + 200; index++) {
+            const base = index * 32;
+            records[base] = 1_000_000 + index;
+            records[base + 4] = pairs[index % 3]![0]!;
+            records[base + 8] = pairs[index % 3]![1]!;
+            records[base + 26] = index % 5; // user_data_32
+            records[base + 30] = index + 1;
+            transfers.prefetch(records, base);
+        }
+        grooves.prefetch_run();
+        for (let index = first; index < first + 200; index++) {
+            assert.equal(transfers.find(records, index * 32), -1);
+            transfers.append(records, index * 32);
+        }
+        grooves.batch_end();
+    }
+    for (let beat = 0; beat < 8; beat++) grooves.batch_end();
+    const filter = new Uint32Array(32);
+    const account_query = grooves.account_query;
+    // flags: debits 1, credits 2, reversed 4.
+    for (const [flags, limit, timestamp_min, user_data_32] of
+        [[3, 8189, 0, 0], [3, 700, 100, 0], [1, 8189, 0, 0], [6, 250, 0, 0], [7, 8189, 0, 2]]) {
+        filter.fill(0);
+        filter[0] = 1;
+        filter[10] = user_data_32!;
+        filter[26] = timestamp_min!;
+        filter[30] = limit!;
+        filter[31] = flags!;
+        const expected: number[] = [];
+        for (let index = 0; index < count; index++) {
+            const debit = pairs[index % 3]![0] === 1, credit = pairs[index % 3]![1] === 1;
+            if (!((debit && (flags! & 1) !== 0) || (credit && (flags! & 2) !== 0))) continue;
+            if (index + 1 < timestamp_min!) continue;
+            if (user_data_32 !== 0 && index % 5 !== user_data_32) continue;
+            expected.push(1_000_000 + index);
+        }
+        if ((flags! & 4) !== 0) expected.reverse();
+        expected.splice(limit!);
+        account_query.start(filter, 0, true);
+        for (let tick = 0; tick < 100_000 && !account_query.advance(); tick++) {
+            grooves.device.tick();
+        }
+        const found = Array.from({ length: account_query.length / 128 },
+            (_, index) => account_query.output_words[index * 32]!);
+        assert.deepEqual(found, expected, `flags=${flags} limit=${limit}`);
+    }
+    // An account that does not exist answers nothing, whatever its index holds.
+    filter[31] = 3;
+    account_query.start(filter, 0, false);
+    assert(account_query.advance() && account_query.length === 0);
 });

@@ -40,8 +40,11 @@
 //   check needs a prefetch by timestamp; range scans go through `scan_start` instead, forward
 //   only. query_accounts/query_transfers run over it (groove_query.ts, every filter field);
 //   a reversed one scans its whole range (no reverse iterator yet).
-// * Secondary indexes: get_account_transfers, get_account_balances (history rows), the
-//   query_* field filters (user_data, ledger, code), and the expiry order of pending transfers.
+// * Secondary indexes: a transfers groove may have the debit and credit account indexes, and
+//   get_account_transfers runs over them (groove_account_query.ts); get_account_balances needs
+//   the history rows, not in the grid; the query_* field filters are applied to a timestamp
+//   scan, not looked up in indexes of their own (user_data, ledger, code); and the expiry order
+//   of pending transfers has no index yet.
 // * Ledger.prefetch names a create_transfers event's own ids only: a post or void that leaves its
 //   accounts zero takes the pending transfer's, known once the pending transfer is pinned, so a
 //   ledger over this store needs a second prefetch stage (test/ledger_groove.test.ts runs it),
@@ -52,9 +55,8 @@
 // (its creation index, kept in the id tree's value next to the timestamp) so the in-memory side
 // arrays keep working while they move, one by one, into trees of this forest: pending status
 // (a tree keyed by the pending transfer's timestamp), the expiry order (an index keyed by
-// expires_at then timestamp), the per-account lists (indexes keyed by debit and by credit
-// account id then timestamp, which get_account_transfers scans), and history rows (an account
-// events tree keyed by timestamp).
+// expires_at then timestamp), the per-account lists (the account indexes here), and history
+// rows (an account events tree keyed by timestamp).
 import assert from 'node:assert/strict';
 
 import type { Forest } from '../lsm/forest';
@@ -68,6 +70,9 @@ import type { RecordAccess } from './record_store';
 
 const w_timestamp_lo = 30, w_timestamp_hi = 31;
 const id_words = 4, timestamp_words = 2;
+/** An index key: the timestamp in words 0..1, the account id in words 2..5 (most significant). */
+export const index_key_words = timestamp_words + id_words;
+const w_debit_account = 4, w_credit_account = 8;
 
 // A pinned slot's state.
 const pin_free = 0;
@@ -95,6 +100,12 @@ export interface GrooveOptions {
     /** The trees' indices in the forest. */
     object_tree: number;
     id_tree: number;
+    /**
+     * Transfers only: the indexes by debit and by credit account (keys: the account id, then
+     * the timestamp; no value), which get_account_transfers scans (groove_account_query.ts).
+     */
+    debit_index_tree?: number;
+    credit_index_tree?: number;
 }
 
 /** The two trees of a groove, sized for `pinned_max` records per op. */
@@ -113,6 +124,17 @@ export function groove_tree_options(tree_id_base: number, pinned_max: number,
     ];
 }
 
+/** An index tree of a transfers groove: (account id, timestamp) keys, no values. */
+export function groove_index_options(tree_id: number, pinned_max: number,
+    base: Pick<TreeOptions, 'bar_beat_count' | 'level_count' | 'growth_factor' | 'cluster' |
+        'scan_count_max'>): TreeOptions {
+    assert(Number.isInteger(pinned_max) && pinned_max >= 1);
+    assert(tree_id >= 1 && tree_id <= 0xffff);
+    return { ...base, tree_id, key_words: index_key_words, value_words: 0,
+        bar_entry_count_max: pinned_max * base.bar_beat_count, cache_size_bytes: 0,
+        lookup_count_max: 1 };
+}
+
 export class GrooveRecordStore implements RecordAccess {
     readonly max: number;
     count = 0;
@@ -123,6 +145,9 @@ export class GrooveRecordStore implements RecordAccess {
     readonly forest: Forest;
     readonly objects: Tree;
     readonly ids: Tree;
+    readonly debit_index: Tree | null;
+    readonly credit_index: Tree | null;
+    private readonly index_key = new Uint32Array(index_key_words);
     /** Why the last prefetch failed (a block refused), or null. */
     refusal: BlockRefusal | null = null;
     /** Statistics: records found in the record cache, and read through the trees. */
@@ -169,6 +194,9 @@ export class GrooveRecordStore implements RecordAccess {
         assert.equal(this.objects.options.value_words, record_words);
         assert.equal(this.ids.options.key_words, id_words);
         assert.equal(this.ids.options.value_words, timestamp_words);
+        this.debit_index = index_tree(forest, options.debit_index_tree);
+        this.credit_index = index_tree(forest, options.credit_index_tree);
+        assert((this.debit_index === null) === (this.credit_index === null));
         assert(this.objects.options.lookup_count_max >= options.pinned_max);
         assert(this.ids.options.lookup_count_max >= options.pinned_max);
         this.max = max;
@@ -430,6 +458,8 @@ export class GrooveRecordStore implements RecordAccess {
         for (let slot = 0; slot < this.pin_count; slot++) puts += this.pin_dirty[slot]!;
         assert(puts <= this.objects.bar_entries_free && puts <= this.ids.bar_entries_free,
             'groove: a bar takes more puts than its mutable table holds');
+        assert(this.debit_index === null || (puts <= this.debit_index.bar_entries_free &&
+            puts <= this.credit_index!.bar_entries_free));
         const words = this.words;
         for (let slot = 0; slot < this.pin_count; slot++) {
             const state = this.pin_states[slot]!;
@@ -438,6 +468,7 @@ export class GrooveRecordStore implements RecordAccess {
                 this.objects.put(words, base + w_timestamp_lo, words, base);
                 if (state === pin_appended) {
                     this.ids.put(words, base, words, base + w_timestamp_lo);
+                    if (this.debit_index !== null) this.index_put(base);
                 }
             }
             if (state === pin_found || state === pin_appended) {
@@ -471,6 +502,21 @@ export class GrooveRecordStore implements RecordAccess {
         this.missing_count = 0;
         this.loading_count = 0;
         this.refusal = null;
+    }
+
+    /** A new transfer into both account indexes: (account id, timestamp) → nothing. */
+    private index_put(base: number): void {
+        this.index_put_side(this.debit_index!, base, base + w_debit_account);
+        this.index_put_side(this.credit_index!, base, base + w_credit_account);
+    }
+
+    private index_put_side(tree: Tree, base: number, account: number): void {
+        const words = this.words, key = this.index_key;
+        key[0] = words[base + w_timestamp_lo]!;
+        key[1] = words[base + w_timestamp_hi]!;
+        key[2] = words[account]!; key[3] = words[account + 1]!;
+        key[4] = words[account + 2]!; key[5] = words[account + 3]!;
+        tree.put(key, 0, key, 0);
     }
 
     // ---- Timestamp-range scans (between batches), through the object tree's iterators.
@@ -572,4 +618,13 @@ export class GrooveRecordStore implements RecordAccess {
         }
         assert.fail('groove: the record cache found no victim');
     }
+}
+
+function index_tree(forest: Forest, index: number | undefined): Tree | null {
+    if (index === undefined) return null;
+    const tree = forest.trees[index];
+    assert(tree !== undefined, 'groove: no such index tree');
+    assert.equal(tree.options.key_words, index_key_words);
+    assert.equal(tree.options.value_words, 0);
+    return tree;
 }
