@@ -341,7 +341,7 @@ function account_query_run(grooves: Grooves, words: Uint32Array): Uint8Array {
         grooves.device.tick();
     }
     assert(grooves.forest.idle && account_query.refusal === null);
-    return account_query.output_bytes.subarray(0, account_query.length);
+    return account_query.results.output_bytes.subarray(0, account_query.length);
 }
 
 /** A query_accounts / query_transfers batch through the grooves' object trees. */
@@ -350,7 +350,7 @@ function query_run(grooves: Grooves, batch: Batch, words: Uint32Array): Uint8Arr
     query.start(store, words, 0);
     for (let tick = 0; tick < 1_000_000 && !query.advance(); tick++) grooves.device.tick();
     assert(grooves.forest.idle && query.refusal === null);
-    return query.output_bytes.subarray(0, query.length);
+    return query.results.output_bytes.subarray(0, query.length);
 }
 
 const small: GrooveSetup = { cache_records: 16, block_cache_bytes: 16 * block_size_bytes,
@@ -448,7 +448,7 @@ test('groove: a batch pins more records than both caches hold, up to pinned_max'
         assert.equal(query.length, expected! * 128);
         for (let index = 0; index < expected!; index++) {
             const id = reversed === 1 ? 2000 - index : first! + 1 + index;
-            assert.equal(query.output_words[index * 32], id, `query result ${index}`);
+            assert.equal(query.results.output_words[index * 32], id, `query result ${index}`);
         }
     }
     // The bound: one pin past pinned_max is refused before anything is read.
@@ -605,7 +605,7 @@ test('groove: get_account_transfers merges both account indexes over many scans'
             grooves.device.tick();
         }
         const found = Array.from({ length: account_query.length / 128 },
-            (_, index) => account_query.output_words[index * 32]!);
+            (_, index) => account_query.results.output_words[index * 32]!);
         assert.deepEqual(found, expected, `flags=${flags} limit=${limit}`);
     }
     // An account that does not exist answers nothing, whatever its index holds.

@@ -15,12 +15,12 @@
 // batches; it allocates nothing.
 import assert from 'node:assert/strict';
 
-import { batch_events_max, record_size, record_words } from './constants';
+import { record_words } from './constants';
 import type { GrooveRecordStore } from './groove';
 import { index_key_words } from './groove';
 import { TimestampRange, account_filter_match, account_filter_parse } from './queries';
 import { AccountFilterFlags } from './constants';
-import { copy_record } from './record_store';
+import { QueryResults } from './groove_query';
 import { lookup_found } from '../lsm/tree';
 import type { BlockRefusal, Tree } from '../lsm/tree';
 
@@ -29,21 +29,16 @@ const w_filter_account = 0, w_filter_flags = 31;
 const side_debit = 0, side_credit = 1;
 
 export class GrooveAccountQuery {
-    readonly output_bytes = new Uint8Array(batch_events_max * record_size);
-    readonly output_words = new Uint32Array(this.output_bytes.buffer);
-    /** The reply: `length` bytes from output[0]. */
+    /** The reply: `length` bytes from results.output_bytes. */
+    readonly results = new QueryResults();
     length = 0;
     /** Why the query ended early (a block refused), or null. */
     refusal: BlockRefusal | null = null;
     private readonly transfers: GrooveRecordStore;
     private readonly sides: readonly [Tree, Tree];
-    private readonly ring = new Uint32Array(batch_events_max * record_words);
     private readonly filter = new Uint32Array(filter_words);
     private readonly range = new TimestampRange();
     private running = false;
-    private limit = 0;
-    private reversed = false;
-    private matches = 0;
     // Per side: in use, nothing left to scan, a scan in flight; the last scan's timestamps
     // (hi, lo pairs), how many and how far merged; the next scan's lower bound (hi, lo).
     private readonly side_enabled = new Uint8Array(2);
@@ -79,13 +74,12 @@ export class GrooveAccountQuery {
         assert(offset >= 0 && offset + filter_words <= input.length);
         for (let word = 0; word < filter_words; word++) this.filter[word] = input[offset + word]!;
         this.length = 0;
-        this.matches = 0;
         this.refusal = null;
         this.batch_count = 0;
-        this.limit = account_filter_parse(this.filter, this.range);
-        if (this.limit === 0 || !account_exists) return;
+        const limit = account_filter_parse(this.filter, this.range);
         const flags = this.filter[w_filter_flags]!;
-        this.reversed = (flags & AccountFilterFlags.reversed) !== 0;
+        this.results.reset(limit, (flags & AccountFilterFlags.reversed) !== 0);
+        if (limit === 0 || !account_exists) return;
         this.side_enabled[side_debit] = (flags & AccountFilterFlags.debits) !== 0 ? 1 : 0;
         this.side_enabled[side_credit] = (flags & AccountFilterFlags.credits) !== 0 ? 1 : 0;
         assert(this.side_enabled[side_debit]! + this.side_enabled[side_credit]! >= 1);
@@ -216,11 +210,7 @@ export class GrooveAccountQuery {
             const record = index * record_words;
             if (!account_filter_match(this.filter, values, record, this.batch_debit[index] === 1,
                 this.range)) continue;
-            const position = this.reversed ? this.matches % this.limit : this.matches;
-            copy_record(this.reversed ? this.ring : this.output_words, position * record_words,
-                values, record);
-            this.matches += 1;
-            if (!this.reversed && this.matches === this.limit) return true;
+            if (this.results.add(values, record)) return true;
         }
         this.batch_count = 0;
         return false;
@@ -229,15 +219,8 @@ export class GrooveAccountQuery {
     private end(refusal: BlockRefusal | null): boolean {
         assert(this.running);
         this.refusal = refusal;
-        const found = Math.min(this.matches, this.limit);
-        if (this.reversed && refusal === null) {
-            for (let index = 0; index < found; index++) {
-                const position = (this.matches - 1 - index) % this.limit;
-                copy_record(this.output_words, index * record_words, this.ring,
-                    position * record_words);
-            }
-        }
-        this.length = refusal === null ? found * record_size : 0;
+        const length = this.results.finish();
+        this.length = refusal === null ? length : 0;
         this.running = false;
         this.side_scanning.fill(0);
         this.batch_count = 0;

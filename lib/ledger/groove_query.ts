@@ -20,21 +20,60 @@ import type { BlockRefusal } from '../lsm/tree';
 const w_timestamp_lo = 30, w_timestamp_hi = 31;
 const filter_words = 16;
 
-export class GrooveQuery {
-    /** The reply: `length` bytes from output[0]. */
+/**
+ * The results of a query read oldest first: a forward query keeps the first `limit` matches, a
+ * reversed one the last `limit` of them in a ring, answered newest first. Shared by both groove
+ * queries (this file and groove_account_query.ts).
+ */
+export class QueryResults {
     readonly output_bytes = new Uint8Array(batch_events_max * record_size);
     readonly output_words = new Uint32Array(this.output_bytes.buffer);
+    private readonly ring = new Uint32Array(batch_events_max * record_words);
+    private limit = 0;
+    private reversed = false;
+    private matches = 0;
+
+    reset(limit: number, reversed: boolean): void {
+        assert(limit >= 0 && limit <= batch_events_max);
+        this.limit = limit;
+        this.reversed = reversed;
+        this.matches = 0;
+    }
+
+    /** Takes a match: true when a forward query has its `limit` (it may stop reading). */
+    add(source: Uint32Array, record: number): boolean {
+        assert(this.limit >= 1 && (this.reversed || this.matches < this.limit));
+        const position = this.reversed ? this.matches % this.limit : this.matches;
+        copy_record(this.reversed ? this.ring : this.output_words, position * record_words,
+            source, record);
+        this.matches += 1;
+        return !this.reversed && this.matches === this.limit;
+    }
+
+    /** Puts the reply in `output` (a reversed one newest first); returns its length in bytes. */
+    finish(): number {
+        const found = Math.min(this.matches, this.limit);
+        if (this.reversed) {
+            // The ring holds the last `found` matches, the oldest at matches % limit.
+            for (let index = 0; index < found; index++) {
+                const position = (this.matches - 1 - index) % this.limit;
+                copy_record(this.output_words, index * record_words, this.ring,
+                    position * record_words);
+            }
+        }
+        return found * record_size;
+    }
+}
+
+export class GrooveQuery {
+    /** The reply: `length` bytes from results.output_bytes. */
+    readonly results = new QueryResults();
     length = 0;
     /** Why the query ended early (a block refused), or null. */
     refusal: BlockRefusal | null = null;
-    private readonly ring = new Uint32Array(batch_events_max * record_words);
     private readonly filter = new Uint32Array(filter_words);
     private readonly range = new TimestampRange();
     private store: GrooveRecordStore | null = null;
-    private limit = 0;
-    private reversed = false;
-    /** Matches so far (a reversed query keeps the last `limit` of them in the ring). */
-    private matches = 0;
     private scanning = false;
     /** Scans so far: each reads at least one record, so the count of records bounds them. */
     private scans = 0;
@@ -45,12 +84,11 @@ export class GrooveQuery {
         assert(offset >= 0 && offset + filter_words <= input.length);
         for (let word = 0; word < filter_words; word++) this.filter[word] = input[offset + word]!;
         this.length = 0;
-        this.matches = 0;
         this.scans = 0;
         this.refusal = null;
-        this.limit = query_filter_parse(this.filter, this.range);
-        if (this.limit === 0) return;
-        this.reversed = query_filter_reversed(this.filter);
+        const limit = query_filter_parse(this.filter, this.range);
+        this.results.reset(limit, query_filter_reversed(this.filter));
+        if (limit === 0) return;
         this.store = store;
         this.scan_from(this.range.min_hi, this.range.min_lo);
     }
@@ -80,11 +118,7 @@ export class GrooveQuery {
             const record = index * record_words;
             assert(this.range.contains_record(records, record), 'groove_query: out of range');
             if (!query_match(this.filter, records, record)) continue;
-            const position = this.reversed ? this.matches % this.limit : this.matches;
-            copy_record(this.reversed ? this.ring : this.output_words, position * record_words,
-                records, record);
-            this.matches += 1;
-            if (!this.reversed && this.matches === this.limit) return this.end();
+            if (this.results.add(records, record)) return this.end();
         }
         if (count < store.objects.options.scan_count_max) return this.end();
         // The next scan starts just after the last record read (timestamps are distinct).
@@ -96,18 +130,9 @@ export class GrooveQuery {
     }
 
     private end(): boolean {
-        const found = Math.min(this.matches, this.limit);
-        if (this.reversed && this.refusal === null) {
-            // The ring holds the last `found` matches, oldest at matches % limit: newest first.
-            for (let index = 0; index < found; index++) {
-                const position = (this.matches - 1 - index) % this.limit;
-                copy_record(this.output_words, index * record_words, this.ring,
-                    position * record_words);
-            }
-        }
-        this.length = this.refusal === null ? found * record_size : 0;
+        const length = this.results.finish();
+        this.length = this.refusal === null ? length : 0;
         this.store = null;
-        assert(this.length <= this.output_bytes.length);
         return true;
     }
 }
