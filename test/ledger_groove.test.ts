@@ -17,8 +17,12 @@ import {
 import { GrooveAccountQuery } from '../lib/ledger/groove_account_query';
 import { GrooveQuery } from '../lib/ledger/groove_query';
 import { Ledger } from '../lib/ledger/ledger';
-import type { MemoryBlockDevice } from '../lib/lsm/block_device';
-import type { Forest } from '../lib/lsm/forest';
+import { StorageBlockDevice } from '../lib/lsm/block_device';
+import type { BlockDevice, MemoryBlockDevice } from '../lib/lsm/block_device';
+import { Arena } from '../lib/io/arena';
+import { CrashMode, SimulatorStorage } from '../lib/storage/simulator_storage';
+import { config_test, ZoneLayout } from '../lib/storage/zones';
+import { Forest, forest_buffer_count } from '../lib/lsm/forest';
 import type { ForestOptions } from '../lib/lsm/forest';
 import { Prng } from '../lib/prng';
 import { reference_address } from '../lib/vsr/grid';
@@ -37,11 +41,13 @@ interface GrooveSetup {
     cache_records: number;
     block_cache_bytes: number;
     seed: number;
+    /** The forest over another device (default: the in-memory one of the lsm harness). */
+    make?: (options: ForestOptions) => { forest: Forest; device: BlockDevice };
 }
 
 class Grooves {
     readonly forest: Forest;
-    readonly device: MemoryBlockDevice;
+    readonly device: BlockDevice;
     readonly accounts: GrooveRecordStore;
     readonly transfers: GrooveRecordStore;
     readonly account_query: GrooveAccountQuery;
@@ -58,11 +64,16 @@ class Grooves {
             cache_size_bytes: setup.block_cache_bytes,
             checkpoint: { manifest_events_max: 1024, manifest_log_blocks_max: 2048 },
         };
-        const made = forest_make(this.options, block_count, setup.seed, block_size_bytes);
-        this.device = made.device;
-        // The forest reads nothing at construction: a disk given is what `open` will read.
-        if (disk !== null) this.device.disk.set(disk);
-        this.forest = made.forest;
+        if (setup.make !== undefined) {
+            assert(disk === null);
+            ({ forest: this.forest, device: this.device } = setup.make(this.options));
+        } else {
+            const made = forest_make(this.options, block_count, setup.seed, block_size_bytes);
+            // The forest reads nothing at construction: a disk given is what `open` will read.
+            if (disk !== null) made.device.disk.set(disk);
+            this.forest = made.forest;
+            this.device = made.device;
+        }
         this.accounts = new GrooveRecordStore(this.forest, { pinned_max,
             cache_records: setup.cache_records, object_tree: 0, id_tree: 1 }, 8192);
         this.transfers = new GrooveRecordStore(this.forest, { pinned_max,
@@ -467,7 +478,8 @@ test('groove: a checkpoint of the forest opens to the same records', () => {
     const grooves = groove_list[0]!;
     assert.equal(grooves.forest.beat % grooves.forest.bar_beat_count, 0);
     const root = grooves.forest.root_reference.slice();
-    const reopened = new Grooves({ ...small, seed: 9 }, grooves.device.disk);
+    const reopened = new Grooves({ ...small, seed: 9 },
+        (grooves.device as MemoryBlockDevice).disk);
     reopened.forest.open(root, 0);
     forest_run_until_idle(reopened.forest);
     assert.equal(reopened.forest.open_refusal, null);
@@ -504,7 +516,8 @@ test('groove: stores with different cache sizes write byte-identical grids', () 
     assert(b.accounts.cache_hits > a.accounts.cache_hits);
     assert(b.forest.cache.hits + b.forest.cache.misses > 0);
     assert.deepEqual(a.forest.root_reference, b.forest.root_reference);
-    assert(Buffer.from(a.device.disk).equals(Buffer.from(b.device.disk)),
+    assert(Buffer.from((a.device as MemoryBlockDevice).disk).equals(
+        Buffer.from((b.device as MemoryBlockDevice).disk)),
         'groove test: the grids differ');
 });
 
@@ -528,7 +541,7 @@ test('groove: a corrupt block under a prefetch is refused with its address, not 
     }
     assert(addresses.length > 0 && addresses.every((address) => address >= 1));
     for (const address of addresses) {
-        grooves.device.disk[(address - 1) * block_size_bytes + 200]! ^= 1;
+        (grooves.device as MemoryBlockDevice).disk[(address - 1) * block_size_bytes + 200]! ^= 1;
     }
     // Ids the record cache does not hold (it keeps 16 of the 2000).
     for (let index = 0; index < 100; index++) accounts.prefetch(keys, index * 32);
@@ -544,7 +557,7 @@ test('groove: a corrupt block under a prefetch is refused with its address, not 
     // Repaired (the bytes put back), the same batch prefetches again and finds every record.
     accounts.batch_abandon();
     for (const address of addresses) {
-        grooves.device.disk[(address - 1) * block_size_bytes + 200]! ^= 1;
+        (grooves.device as MemoryBlockDevice).disk[(address - 1) * block_size_bytes + 200]! ^= 1;
     }
     pin_ids(grooves, keys, 0, 100);
     for (let index = 0; index < 100; index++) {
@@ -612,4 +625,64 @@ test('groove: get_account_transfers merges both account indexes over many scans'
     filter[31] = 3;
     account_query.start(filter, 0, false);
     assert(account_query.advance() && account_query.length === 0);
+});
+
+test('groove: over Storage with latencies, a crash reopens the last durable checkpoint', () => {
+    const layout = new ZoneLayout({ ...config_test, block_size: block_size_bytes,
+        grid_block_count: 4096 });
+    let made: { forest: Forest; device: BlockDevice } | null = null;
+    let storage: SimulatorStorage | null = null;
+    let arena: Arena | null = null;
+    const offsets: number[] = [];
+    const make = (options: ForestOptions): { forest: Forest; device: BlockDevice } => {
+        const size = forest_buffer_count(options, block_size_bytes, 4096) * block_size_bytes;
+        if (arena === null) {
+            arena = new Arena(2 * size + block_size_bytes);
+            offsets.push(arena.allocate(size, block_size_bytes),
+                arena.allocate(size, block_size_bytes));
+            storage = new SimulatorStorage(arena, layout, { seed: 21, latency_ticks_min: 0,
+                latency_ticks_max: 4, operations_max: 4096, dsync: true });
+        }
+        const device = new StorageBlockDevice(storage!, 2048);
+        made = { forest: new Forest(options, device, offsets[made === null ? 0 : 1]!), device };
+        return made;
+    };
+    const { ledger, groove_list } = mirror_run(5, 320, [{ ...small, make }]);
+    const grooves = groove_list[0]!;
+    // The run ends at a bar's end, its checkpoint durable. Then accounts no ledger has, five
+    // ops of them with their compaction, and a crash in the middle of the next beat.
+    assert.equal(grooves.forest.beat % grooves.forest.bar_beat_count, 0);
+    const root = grooves.forest.root_reference.slice();
+    // What the owner's checkpoint carries with the root.
+    const carried = [grooves.accounts, grooves.transfers].map((store) =>
+        [store.count, store.timestamp_last_hi, store.timestamp_last_lo] as const);
+    const accounts = grooves.accounts;
+    const extra = new Uint32Array(40 * 32);
+    const extra_hi = accounts.timestamp_last_hi + 1;
+    for (let op = 0; op < 5; op++) {
+        for (let index = 0; index < 40; index++) {
+            extra.fill(0, index * 32, index * 32 + 32);
+            extra[index * 32 + 3] = 0x6000_0000 + op * 40 + index;
+            extra[index * 32 + 30] = op * 40 + index + 1;
+            extra[index * 32 + 31] = extra_hi;
+            accounts.prefetch(extra, index * 32);
+        }
+        grooves.prefetch_run();
+        for (let index = 0; index < 40; index++) accounts.append(extra, index * 32);
+        grooves.batch_end();
+    }
+    grooves.forest.compact_beat();
+    for (let tick = 0; tick < 2; tick++) storage!.tick();
+    assert(storage!.in_flight > 0 && !grooves.forest.idle, 'the crash interrupts a beat');
+    storage!.crash(CrashMode.random);
+    const reopened = new Grooves({ ...small, make });
+    reopened.forest.open(root, 0);
+    forest_run_until_idle(reopened.forest);
+    assert.equal(reopened.forest.open_refusal, null);
+    reopened.accounts.restore(...carried[0]!);
+    reopened.transfers.restore(...carried[1]!);
+    scan_verify(reopened, reopened.accounts, ledger.accounts.words, ledger.accounts.count,
+        'reopened accounts');
+    scan_verify(reopened, reopened.transfers, ledger.transfers.words, ledger.transfers.count,
+        'reopened transfers');
 });
