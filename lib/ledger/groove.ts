@@ -65,6 +65,7 @@ import { lookup_absent, lookup_found } from '../lsm/tree';
 import type { BlockRefusal, Tree, TreeOptions } from '../lsm/tree';
 import { batch_events_max, record_size, record_words } from './constants';
 import { IdTable, id_hash } from './id_table';
+import { account_at, transfer_at } from './record_layout';
 import { copy_record } from './record_store';
 import type { RecordAccess } from './record_store';
 
@@ -72,7 +73,9 @@ const w_timestamp_lo = 30, w_timestamp_hi = 31;
 const id_words = 4, timestamp_words = 2;
 /** An index key: the timestamp in words 0..1, the account id in words 2..5 (most significant). */
 export const index_key_words = timestamp_words + id_words;
-const w_debit_account = 4, w_credit_account = 8;
+const w_debit_account = transfer_at.debit_account_id / 4;
+const w_credit_account = transfer_at.credit_account_id / 4;
+assert(w_timestamp_lo === transfer_at.timestamp / 4 && w_timestamp_lo === account_at.timestamp / 4);
 
 // A pinned slot's state.
 const pin_free = 0;
@@ -108,10 +111,13 @@ export interface GrooveOptions {
     credit_index_tree?: number;
 }
 
+/** What a groove's trees share with the rest of the forest (the compaction schedule). */
+export type GrooveTreeBase = Pick<TreeOptions, 'bar_beat_count' | 'level_count' |
+    'growth_factor' | 'cluster' | 'scan_count_max'>;
+
 /** The two trees of a groove, sized for `pinned_max` records per op. */
 export function groove_tree_options(tree_id_base: number, pinned_max: number,
-    base: Pick<TreeOptions, 'bar_beat_count' | 'level_count' | 'growth_factor' | 'cluster' |
-        'scan_count_max'>): TreeOptions[] {
+    base: GrooveTreeBase): TreeOptions[] {
     assert(Number.isInteger(pinned_max) && pinned_max >= 1);
     assert(tree_id_base >= 1 && tree_id_base + 1 <= 0xffff);
     const common = { ...base, bar_entry_count_max: pinned_max * base.bar_beat_count,
@@ -126,8 +132,7 @@ export function groove_tree_options(tree_id_base: number, pinned_max: number,
 
 /** An index tree of a transfers groove: (account id, timestamp) keys, no values. */
 export function groove_index_options(tree_id: number, pinned_max: number,
-    base: Pick<TreeOptions, 'bar_beat_count' | 'level_count' | 'growth_factor' | 'cluster' |
-        'scan_count_max'>): TreeOptions {
+    base: GrooveTreeBase): TreeOptions {
     assert(Number.isInteger(pinned_max) && pinned_max >= 1);
     assert(tree_id >= 1 && tree_id <= 0xffff);
     return { ...base, tree_id, key_words: index_key_words, value_words: 0,
