@@ -68,6 +68,7 @@ import { IdTable, id_hash } from './id_table';
 import { account_at, transfer_at } from './record_layout';
 import { copy_record } from './record_store';
 import type { RecordAccess } from './record_store';
+import { timestamp_after } from './u128';
 
 const w_timestamp_lo = 30, w_timestamp_hi = 31;
 const id_words = 4, timestamp_words = 2;
@@ -388,7 +389,7 @@ export class GrooveRecordStore implements RecordAccess {
             assert.fail('groove: an append of an id not found absent by a prefetch');
         }
         const hi = source[offset + w_timestamp_hi]!, lo = source[offset + w_timestamp_lo]!;
-        if (!(hi > this.timestamp_hi || (hi === this.timestamp_hi && lo > this.timestamp_lo))) {
+        if (!timestamp_after(hi, lo, this.timestamp_hi, this.timestamp_lo)) {
             assert.fail('groove: timestamps must increase');
         }
         copy_record(this.words, slot * record_words, source, offset);

@@ -21,12 +21,14 @@ import { index_key_words } from './groove';
 import { TimestampRange, account_filter_match, account_filter_parse } from './queries';
 import { AccountFilterFlags } from './constants';
 import { QueryResults } from './groove_query';
+import { timestamp_after } from './u128';
 import { lookup_found } from '../lsm/tree';
 import type { BlockRefusal, Tree } from '../lsm/tree';
 
 const filter_words = 32;
 const w_filter_account = 0, w_filter_flags = 31;
 const side_debit = 0, side_credit = 1;
+const w_timestamp_lo = 30, w_timestamp_hi = 31;
 
 export class GrooveAccountQuery {
     /** The reply: `length` bytes from results.output_bytes. */
@@ -54,6 +56,9 @@ export class GrooveAccountQuery {
     private readonly batch_debit: Uint8Array;
     private batch_count = 0;
     private looking = false;
+    /** The last timestamp merged (0: none yet), for the order check. */
+    private merged_hi = 0;
+    private merged_lo = 0;
 
     constructor(transfers: GrooveRecordStore) {
         assert(transfers.debit_index !== null && transfers.credit_index !== null,
@@ -76,6 +81,8 @@ export class GrooveAccountQuery {
         this.length = 0;
         this.refusal = null;
         this.batch_count = 0;
+        this.merged_hi = 0;
+        this.merged_lo = 0;
         const limit = account_filter_parse(this.filter, this.range);
         const flags = this.filter[w_filter_flags]!;
         this.results.reset(limit, (flags & AccountFilterFlags.reversed) !== 0);
@@ -132,8 +139,13 @@ export class GrooveAccountQuery {
             const side = this.merge_side();
             if (side === -1) break;
             const timestamps = this.side_timestamps[side]!, position = this.side_position[side]!;
-            this.batch_keys[this.batch_count * 2] = timestamps[position * 2 + 1]!;
-            this.batch_keys[this.batch_count * 2 + 1] = timestamps[position * 2]!;
+            const hi = timestamps[position * 2]!, lo = timestamps[position * 2 + 1]!;
+            // The merge answers in timestamp order, each timestamp once.
+            assert(this.merged_before(hi, lo), 'groove_account_query: merge out of order');
+            this.merged_hi = hi;
+            this.merged_lo = lo;
+            this.batch_keys[this.batch_count * 2] = lo;
+            this.batch_keys[this.batch_count * 2 + 1] = hi;
             this.batch_debit[this.batch_count] = side === side_debit ? 1 : 0;
             this.batch_count += 1;
             this.side_position[side] = position + 1;
@@ -142,6 +154,12 @@ export class GrooveAccountQuery {
         this.looking = true;
         this.transfers.objects.lookups_start(this.batch_keys, 0, this.batch_count);
         return false;
+    }
+
+    /** Whether (hi, lo) comes after the last timestamp merged (any, at the start). */
+    private merged_before(hi: number, lo: number): boolean {
+        if ((this.merged_hi | this.merged_lo) === 0) return true;
+        return timestamp_after(hi, lo, this.merged_hi, this.merged_lo);
     }
 
     /** The side whose next timestamp is the smaller, or -1 when both are done. */
@@ -153,7 +171,7 @@ export class GrooveAccountQuery {
         const dp = this.side_position[side_debit]! * 2, cp = this.side_position[side_credit]! * 2;
         const d_hi = d[dp]!, d_lo = d[dp + 1]!, c_hi = c[cp]!, c_lo = c[cp + 1]!;
         assert(d_hi !== c_hi || d_lo !== c_lo, 'groove_account_query: a timestamp on both sides');
-        return d_hi < c_hi || (d_hi === c_hi && d_lo < c_lo) ? side_debit : side_credit;
+        return timestamp_after(c_hi, c_lo, d_hi, d_lo) ? side_debit : side_credit;
     }
 
     private scan_start(side: number): void {
@@ -183,6 +201,7 @@ export class GrooveAccountQuery {
                 keys[key + 5] === this.filter[w_filter_account + 3]);
             timestamps[index * 2] = keys[key + 1]!;
             timestamps[index * 2 + 1] = keys[key]!;
+            assert(this.range.contains(keys[key + 1]!, keys[key]!));
         }
         this.side_count[side] = count;
         this.side_position[side] = 0;
@@ -208,6 +227,9 @@ export class GrooveAccountQuery {
             assert.equal(objects.lookup_status[index], lookup_found,
                 'groove_account_query: an index names a timestamp with no transfer');
             const record = index * record_words;
+            assert(values[record + w_timestamp_lo] === this.batch_keys[index * 2] &&
+                values[record + w_timestamp_hi] === this.batch_keys[index * 2 + 1],
+            'groove_account_query: a transfer under another timestamp');
             if (!account_filter_match(this.filter, values, record, this.batch_debit[index] === 1,
                 this.range)) continue;
             if (this.results.add(values, record)) return true;

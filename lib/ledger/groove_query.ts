@@ -15,6 +15,7 @@ import { batch_events_max, record_size, record_words } from './constants';
 import type { GrooveRecordStore } from './groove';
 import { TimestampRange, query_filter_parse, query_filter_reversed, query_match } from './queries';
 import { copy_record } from './record_store';
+import { timestamp_after } from './u128';
 import type { BlockRefusal } from '../lsm/tree';
 
 const w_timestamp_lo = 30, w_timestamp_hi = 31;
@@ -53,6 +54,7 @@ export class QueryResults {
     /** Puts the reply in `output` (a reversed one newest first); returns its length in bytes. */
     finish(): number {
         const found = Math.min(this.matches, this.limit);
+        assert(found <= batch_events_max && (this.reversed || this.matches <= this.limit));
         if (this.reversed) {
             // The ring holds the last `found` matches, the oldest at matches % limit.
             for (let index = 0; index < found; index++) {
@@ -114,9 +116,14 @@ export class GrooveQuery {
             return this.end();
         }
         const count = store.scan_count, records = store.scan_records;
+        assert(count <= store.objects.options.scan_count_max);
         for (let index = 0; index < count; index++) {
             const record = index * record_words;
             assert(this.range.contains_record(records, record), 'groove_query: out of range');
+            // A scan answers in timestamp order.
+            assert(index === 0 || timestamp_after(records[record + w_timestamp_hi]!,
+                records[record + w_timestamp_lo]!, records[record - record_words +
+                w_timestamp_hi]!, records[record - record_words + w_timestamp_lo]!));
             if (!query_match(this.filter, records, record)) continue;
             if (this.results.add(records, record)) return this.end();
         }
