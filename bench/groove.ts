@@ -133,6 +133,25 @@ class GrooveBench {
         }
     }
 
+    /** lookup_accounts of `batch` ids from ids[offset..]: pins, reads, copies; ms taken. */
+    lookups_batch(ids: Uint32Array, offset: number, output: Uint32Array): number {
+        const start = performance.now();
+        const accounts = this.accounts;
+        for (let id = offset; id < offset + batch * 4; id += 4) accounts.prefetch(ids, id);
+        this.prefetch_run();
+        let length = 0;
+        for (let id = offset; id < offset + batch * 4; id += 4) {
+            const slot = accounts.find(ids, id);
+            if (slot < 0) assert.fail('bench: an account is missing');
+            output.set(accounts.words.subarray(slot * 32, slot * 32 + 32), length);
+            length += 32;
+        }
+        // Nothing changed: no puts; the op's beat is the same as a create's and not timed here.
+        this.accounts.batch_end();
+        this.transfers.batch_end();
+        return performance.now() - start;
+    }
+
     /** One batch of create_transfers (ids, accounts exist, amounts small: no carries). */
     transfers_batch(input: Uint32Array, offset: number): void {
         const accounts = this.accounts, transfers = this.transfers;
@@ -187,11 +206,11 @@ function timed(batches: number, warmup: number, run: (b: number) => void): Timin
 }
 
 function bench_memory(accounts: number, inputs: Uint8Array, batches: number,
-    warmup: number): Timing {
+    warmup: number): { timing: Timing; lookups: number[] } {
     const ledger = new Ledger({ accounts_max: accounts, transfers_max: batch * batches });
     const output = new Uint8Array(2 * 1024 * 1024);
     let clock = make_accounts(ledger, accounts, output, 1_700_000_000_000_000_000n);
-    return timed(batches, warmup, (b) => {
+    const timing = timed(batches, warmup, (b) => {
         clock += BigInt(batch);
         const offset = b * batch * 128;
         ledger.prefetch(Operation.create_transfers, inputs, offset, batch * 128);
@@ -199,10 +218,12 @@ function bench_memory(accounts: number, inputs: Uint8Array, batches: number,
             batch * 128, output, 0);
         assert.equal(length, batch * 16);
     });
+    return { timing, lookups: memory_lookups(ledger, lookup_ids(accounts), output) };
 }
 
 function bench_groove(accounts: number, inputs: Uint8Array, batches: number, warmup: number,
-    cold: boolean, block_cache_bytes: number): { timing: Timing; groove: GrooveBench } {
+    cold: boolean, block_cache_bytes: number):
+    { timing: Timing; groove: GrooveBench; lookups: number[] } {
     const cache_records = cold ? 16 : 2 ** Math.ceil(Math.log2(accounts * 2));
     const groove = new GrooveBench(accounts, batch * batches, cache_records,
         block_cache_bytes);
@@ -217,10 +238,53 @@ function bench_groove(accounts: number, inputs: Uint8Array, batches: number, war
     // Its own copy: the bench writes each transfer's timestamp into its input.
     const words = new Uint32Array(inputs.slice().buffer);
     const timing = timed(batches, warmup, (b) => groove.transfers_batch(words, b * batch * 32));
-    return { timing, groove };
+    const ids = lookup_ids(accounts), output = new Uint32Array(batch * 32);
+    const lookups: number[] = [];
+    for (let b = 0; b < lookup_batches; b++) {
+        lookups.push(groove.lookups_batch(ids, b * batch * 4, output));
+    }
+    return { timing, groove, lookups };
 }
 
 const phase_names = ['prefetch', 'execute', 'puts', 'beat', 'checkpoint'];
+
+const lookup_batches = 10;
+
+/** Random ids of existing accounts, `batch` per lookup batch, 4 words each. */
+function lookup_ids(accounts: number): Uint32Array {
+    const prng = new Prng(accounts + 1);
+    const ids = new Uint32Array(lookup_batches * batch * 4);
+    for (let index = 0; index < lookup_batches * batch; index++) {
+        ids[index * 4] = prng.int(accounts) + 1;
+    }
+    return ids;
+}
+
+function percentile(samples: readonly number[], fraction: number): number {
+    const sorted = [...samples].sort((a, b) => a - b);
+    return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * fraction))]!;
+}
+
+/** lookup_accounts over the memory store, the same ids: ids/s and the slowest batch's ms. */
+function memory_lookups(ledger: Ledger, ids: Uint32Array, output: Uint8Array): number[] {
+    const bytes = new Uint8Array(ids.buffer);
+    const samples: number[] = [];
+    for (let b = 0; b < lookup_batches; b++) {
+        const start = performance.now();
+        ledger.prefetch(Operation.lookup_accounts, bytes, b * batch * 16, batch * 16);
+        const length = ledger.execute(Operation.lookup_accounts, 1n << 62n, bytes,
+            b * batch * 16, batch * 16, output, 0);
+        assert.equal(length, batch * 128);
+        samples.push(performance.now() - start);
+    }
+    return samples;
+}
+
+function lookups_line(name: string, samples: readonly number[]): string {
+    const seconds = samples.reduce((sum, ms) => sum + ms, 0) / 1000;
+    return `${name} ${Math.round(lookup_batches * batch / seconds)} ids/s, batch p99 ` +
+        `${percentile(samples, 0.99).toFixed(1)} ms`;
+}
 
 function main(): void {
     const account_counts = option('accounts', '100000,1000000').split(',').map(Number);
@@ -237,14 +301,15 @@ function main(): void {
             fill_transfers(inputs.subarray(b * batch * 128, (b + 1) * batch * 128),
                 b * batch + 1, accounts, prng);
         }
-        const memory = bench_memory(accounts, inputs, batches, warmup);
+        const { timing: memory, lookups } = bench_memory(accounts, inputs, batches, warmup);
         console.log(`accounts=${accounts} memory store (Ledger.execute): ` +
-            `${Math.round(memory.per_second)}/s wall, ${Math.round(memory.per_cpu_second)}/s CPU`);
+            `${Math.round(memory.per_second)}/s wall, ${Math.round(memory.per_cpu_second)}/s ` +
+            `CPU; ${lookups_line('lookup_accounts (random ids)', lookups)}`);
         for (const mode of modes) {
             const cold = mode === 'cold';
             assert(cold || mode === 'hit', `bench: no mode ${mode}`);
-            const { timing, groove } = bench_groove(accounts, inputs, batches, warmup, cold,
-                block_cache_mib * 1024 * 1024);
+            const { timing, groove, lookups: groove_lookups } = bench_groove(accounts, inputs,
+                batches, warmup, cold, block_cache_mib * 1024 * 1024);
             const store = groove.accounts;
             const reads = groove.forest.trees.reduce((sum, tree) =>
                 sum + tree.statistics.blocks_read, 0);
@@ -256,7 +321,9 @@ function main(): void {
                 `the trees ${store.cache_misses}; blocks read ${reads}, block cache hits ` +
                 `${groove.forest.cache.hits} misses ${groove.forest.cache.misses}; ms per batch ` +
                 `(all batches): ${phase_names.map((name, index) => `${name} ` +
-                    (groove.phase_ns[index]! / 1e6 / batches).toFixed(1)).join(', ')}`);
+                    (groove.phase_ns[index]! / 1e6 / batches).toFixed(1)).join(', ')}; ` +
+                lookups_line('lookup_accounts (random ids, after the transfers)',
+                    groove_lookups));
         }
     }
 }
