@@ -9,7 +9,8 @@
 // the op's compaction beat and a checkpoint at each bar's end. "hit": a record cache that holds
 // every account; "cold": a record cache of 16 records, so that every account read walks the
 // trees (id tree, then object tree) through the block cache (--block-cache-mib, default 64). The
-// device copies from memory: no disk latency.
+// device copies from memory: no disk latency. Then 10 batches of lookup_accounts of random
+// existing ids on each side (ids/s and the batch p99): pins, reads, and a copy of each record.
 //
 // Run: node dist/bench/groove.js [--accounts=100000,1000000] [--batches=30] [--warmup=5]
 //      [--modes=hit,cold] [--block-cache-mib=64]
