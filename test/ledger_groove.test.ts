@@ -280,9 +280,27 @@ function hex(bytes: Uint8Array): string {
     return Buffer.from(bytes).toString('hex');
 }
 
-/** The model, the ledger and the grooves through `batches` random batches. */
-function mirror_run(seed: number, batches: number, setups: readonly GrooveSetup[]):
-    { ledger: Ledger; groove_list: Grooves[] } {
+/** Restarts a groove pair from its own last checkpoint (its disk and root; counts carried). */
+function grooves_reopen(grooves: Grooves, setup: GrooveSetup): Grooves {
+    assert.equal(grooves.forest.beat % grooves.forest.bar_beat_count, 0);
+    const reopened = new Grooves({ ...setup, seed: setup.seed + 100 },
+        (grooves.device as MemoryBlockDevice).disk);
+    reopened.forest.open(grooves.forest.root_reference, 0);
+    forest_run_until_idle(reopened.forest);
+    assert.equal(reopened.forest.open_refusal, null);
+    for (const [from, to] of [[grooves.accounts, reopened.accounts],
+        [grooves.transfers, reopened.transfers]] as const) {
+        to.restore(from.count, from.timestamp_last_hi, from.timestamp_last_lo);
+    }
+    return reopened;
+}
+
+/**
+ * The model, the ledger and the grooves through `batches` random batches; after batch
+ * `reopen_after` (at a bar's end) the last groove pair is restarted from its checkpoint.
+ */
+function mirror_run(seed: number, batches: number, setups: readonly GrooveSetup[],
+    reopen_after = -1): { ledger: Ledger; groove_list: Grooves[] } {
     const model = new LedgerModel();
     const ledger = new Ledger({ accounts_max: 8192, transfers_max: 1 << 16 });
     const workload = new LedgerWorkload(seed);
@@ -337,6 +355,10 @@ function mirror_run(seed: number, batches: number, setups: readonly GrooveSetup[
                     ledger.transfers.count, `${context} transfers`);
             }
         });
+        if (index === reopen_after) {
+            const last = groove_list.length - 1;
+            groove_list[last] = grooves_reopen(groove_list[last]!, setups[last]!);
+        }
     }
     assert(queries > 0 && account_queries > 0, 'groove test: the workload made no query');
     return { ledger, groove_list };
@@ -507,19 +529,21 @@ test('groove: a checkpoint of the forest opens to the same records', () => {
     }
 });
 
-test('groove: stores with different cache sizes write byte-identical grids', () => {
-    const large: GrooveSetup = { cache_records: 4096, block_cache_bytes: 256 * block_size_bytes,
-        seed: 2 };
-    const { groove_list } = mirror_run(11, 320, [small, large]);
-    const [a, b] = groove_list as [Grooves, Grooves];
-    // The caches answered differently: the large one far more often.
-    assert(b.accounts.cache_hits > a.accounts.cache_hits);
-    assert(b.forest.cache.hits + b.forest.cache.misses > 0);
-    assert.deepEqual(a.forest.root_reference, b.forest.root_reference);
-    assert(Buffer.from((a.device as MemoryBlockDevice).disk).equals(
-        Buffer.from((b.device as MemoryBlockDevice).disk)),
-        'groove test: the grids differ');
-});
+test('groove: stores with different cache sizes, one restarted, write byte-identical grids',
+    () => {
+        const large: GrooveSetup = { cache_records: 4096,
+            block_cache_bytes: 256 * block_size_bytes, seed: 2 };
+        // The large one restarts from its checkpoint at batch 160 and goes on byte for byte.
+        const { groove_list } = mirror_run(11, 320, [small, large], 159);
+        const [a, b] = groove_list as [Grooves, Grooves];
+        // The caches answered differently: the large one (since its restart) more often.
+        assert(b.accounts.cache_hits > a.accounts.cache_hits);
+        assert(b.forest.cache.hits + b.forest.cache.misses > 0);
+        assert.deepEqual(a.forest.root_reference, b.forest.root_reference);
+        assert(Buffer.from((a.device as MemoryBlockDevice).disk).equals(
+            Buffer.from((b.device as MemoryBlockDevice).disk)),
+            'groove test: the grids differ');
+    });
 
 test('groove: a corrupt block under a prefetch is refused with its address, not answered', () => {
     const grooves = new Grooves(small);
