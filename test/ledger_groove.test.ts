@@ -15,6 +15,7 @@ import {
     GrooveRecordStore, groove_index_options, groove_tree_options,
 } from '../lib/ledger/groove';
 import { GrooveAccountQuery } from '../lib/ledger/groove_account_query';
+import { GroovePrefetch } from '../lib/ledger/groove_prefetch';
 import { GrooveQuery } from '../lib/ledger/groove_query';
 import { Ledger } from '../lib/ledger/ledger';
 import { StorageBlockDevice } from '../lib/lsm/block_device';
@@ -51,6 +52,7 @@ class Grooves {
     readonly accounts: GrooveRecordStore;
     readonly transfers: GrooveRecordStore;
     readonly account_query: GrooveAccountQuery;
+    readonly prefetch: GroovePrefetch;
     readonly options: ForestOptions;
 
     constructor(setup: GrooveSetup, disk: Uint8Array | null = null) {
@@ -80,6 +82,7 @@ class Grooves {
             cache_records: setup.cache_records, object_tree: 2, id_tree: 3, debit_index_tree: 4,
             credit_index_tree: 5 }, 1 << 16);
         this.account_query = new GrooveAccountQuery(this.transfers);
+        this.prefetch = new GroovePrefetch(this.accounts, this.transfers);
     }
 
     /** Step 2 for both grooves: their reads go out together; ticks until both may execute. */
@@ -97,6 +100,15 @@ class Grooves {
         assert.equal(this.transfers.refusal, null);
     }
 
+    /** Steps 1 and 2 for a batch, both stages (groove_prefetch.ts). */
+    batch_prefetch(batch: Batch, words: Uint32Array): void {
+        this.prefetch.start(batch.operation, words, 0, batch.input.length);
+        for (let tick = 0; tick < 100_000 && !this.prefetch.advance(); tick++) {
+            this.device.tick();
+        }
+        assert(this.forest.idle && this.prefetch.refusal === null);
+    }
+
     /** Step 4 and the op's compaction beat; a checkpoint at each bar's end. */
     batch_end(): void {
         this.accounts.batch_end();
@@ -111,7 +123,7 @@ function words_of(bytes: Uint8Array): Uint32Array {
     return new Uint32Array(bytes.slice().buffer, 0, bytes.length >>> 2);
 }
 
-/** The (store, id offset) pairs a batch can touch: the ids Ledger.prefetch names. */
+/** The (store, id offset) pairs of the ids a batch names (checked against the ledger). */
 function batch_ids(grooves: Grooves, batch: Batch, words: Uint32Array):
     Array<[GrooveRecordStore, number]> {
     const ids: Array<[GrooveRecordStore, number]> = [];
@@ -138,25 +150,6 @@ function batch_ids(grooves: Grooves, batch: Batch, words: Uint32Array):
 
 function ledger_store(ledger: Ledger, grooves: Grooves, store: GrooveRecordStore) {
     return store === grooves.accounts ? ledger.accounts : ledger.transfers;
-}
-
-/**
- * The second prefetch stage of create_transfers: a post or void may leave its accounts zero and
- * take the pending transfer's, known only once the pending transfer was read.
- */
-function pending_accounts_prefetch(grooves: Grooves, words: Uint32Array): void {
-    const transfers = grooves.transfers;
-    let pinned = 0;
-    for (let event = 0; event < words.length; event += 32) {
-        if ((words[event + 16]! | words[event + 17]! | words[event + 18]! |
-            words[event + 19]!) === 0) continue;
-        const pending = transfers.find(words, event + 16);
-        if (pending < 0) continue;
-        grooves.accounts.prefetch(transfers.words, pending * 32 + 4);
-        grooves.accounts.prefetch(transfers.words, pending * 32 + 8);
-        pinned += 2;
-    }
-    if (pinned > 0) grooves.prefetch_run();
 }
 
 /** A pinned record equals the ledger's record with that id (both absent, or the same bytes). */
@@ -312,11 +305,7 @@ function mirror_run(seed: number, batches: number, setups: readonly GrooveSetup[
         const context = `seed=${seed} batch=${index} operation=${batch.operation}`;
         const words = words_of(batch.input);
         for (const grooves of groove_list) {
-            for (const [store, offset] of batch_ids(grooves, batch, words)) {
-                store.prefetch(words, offset);
-            }
-            grooves.prefetch_run();
-            if (batch.operation === Op.create_transfers) pending_accounts_prefetch(grooves, words);
+            grooves.batch_prefetch(batch, words);
             for (const [store, offset] of batch_ids(grooves, batch, words)) {
                 pin_check(ledger, grooves, store, words, offset, context);
             }

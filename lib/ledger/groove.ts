@@ -47,8 +47,8 @@
 //   of pending transfers has no index yet.
 // * Ledger.prefetch names a create_transfers event's own ids only: a post or void that leaves its
 //   accounts zero takes the pending transfer's, known once the pending transfer is pinned, so a
-//   ledger over this store needs a second prefetch stage (test/ledger_groove.test.ts runs it),
-//   and up to 6 pins per event (transfer, pending, 2 + 2 accounts), past prefetch_ids_max (4).
+//   ledger over this store needs a second prefetch stage (groove_prefetch.ts has both), and up
+//   to 6 pins per event (transfer, pending, 2 + 2 accounts), past prefetch_ids_max (4).
 // * A pulse's expiries change accounts no event names: they need the expiry index on disk, and
 //   the expiring transfers and their accounts prefetched from it.
 // The way there (TigerBeetle's grooves are the model): give each record a permanent ordinal
