@@ -203,12 +203,17 @@ for (const [seed, replica_count] of storage_fault_cases) {
  * them. 1907746486 (2 replicas): a replica whose WAL slot 0, the root prepare, read back damaged
  * kept a placeholder there; as primary, every start_view it sent broke op 1's hash chain and was
  * refused by the backup, forever. The root is now restored (it is the same everywhere).
+ * 4248358357 (5 replicas): a replica restarted with the WAL slots above its last intact op
+ * faulty, that op below its checkpoint, refused to start ("the WAL ends before checkpoint");
+ * in a cluster its head is now the checkpoint, unprovable, and the cluster's log comes back.
+ * (seed, replicas; 0: drawn as the swarm draws them).
  */
-const swarm_cases = [1907746486] as const;
-for (const seed of swarm_cases) {
+const swarm_cases = [[1907746486, 0], [4248358357, 5]] as const;
+for (const [seed, replica_count] of swarm_cases) {
     test(`cluster simulator: seed ${seed} as the swarm runs it`, async () => {
         const summary = await simulate({
             seed: test_seed(seed), ticks: ticks_default,
+            replica_count: replica_count === 0 ? undefined : replica_count,
             liveness_ticks_max: liveness_ticks_max_default,
         }, replica_factory_ledger);
         assert.equal(summary.violation, null, report(summary));

@@ -711,14 +711,21 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
         assert.equal(this.restore_entry, this.sessions.capacity);
         assert.equal(this.commit_min, this.checkpoint_op);
         if (this.journal.op_max < this.checkpoint_op) {
-            return this.fail(new StorageRefusal('wal', this.journal.op_max, -1,
-                `the WAL ends before checkpoint ${this.checkpoint_op}`));
+            if (this.solo) {
+                return this.fail(new StorageRefusal('wal', this.journal.op_max, -1,
+                    `the WAL ends before checkpoint ${this.checkpoint_op}`));
+            }
+            // The state holds every op up to the checkpoint; the slots above the highest intact
+            // op are faulty (seed 4248358357/5). Our head is the checkpoint, and unprovable:
+            // we may have acknowledged ops past it, which the cluster's log brings back.
+            this.log_uncertain(this.op_prepare_max);
         }
         if (this.journal.op_max > this.op_prepare_max) {
             return this.fail(new StorageRefusal('wal', this.journal.op_max, -1,
                 'the WAL head is beyond what the checkpoint covers'));
         }
-        this.open_op_head = this.solo ? this.journal.op_max : this.log_head_find();
+        this.open_op_head = this.solo ? this.journal.op_max
+            : this.log_clean ? this.log_head_find() : this.checkpoint_op;
         // A replication quorum of one is our own WAL: every op in it was committed when it was
         // written. With peers the WAL head is not known committed; what the superblock recorded
         // is, and the rest is learned from the cluster (start_view, commit heartbeats).
