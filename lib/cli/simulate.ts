@@ -195,6 +195,8 @@ export function summary_lines(summary: SimulationSummary): string[] {
         `${summary.checkpoints} checkpoint(s), ${summary.ticks} ticks ` +
         `(${summary.ticks_liveness} to converge), ${storage_faults_text(summary)}`,
         `  faults: ${summary.crashes} crash(es), ${summary.restarts} restart(s), ` +
+        (summary.recoveries === 0 ? '' : `${summary.recoveries} data file(s) lost and ` +
+            'rebuilt by recover, ') +
         `${summary.pauses} pause(s), ${summary.partitions} partition(s) ` +
         `(${partition_mode_names[network.partition_mode]}, ` +
         `${network.partition_symmetric ? 'symmetric' : 'asymmetric'}), ${summary.clogs} ` +

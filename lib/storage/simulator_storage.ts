@@ -259,6 +259,19 @@ export class SimulatorStorage implements Storage {
         this.next_fault.fill(0);
     }
 
+    /**
+     * The medium is replaced by a blank one (a lost disk): every byte zero, every sector readable
+     * and synced. Only while nothing is in flight (after a crash).
+     */
+    replace(): void {
+        assert.equal(this.in_flight, 0, 'simulator: a disk is replaced only while idle');
+        this.memory.fill(0);
+        if (this.durable !== null) this.durable.fill(0);
+        this.sector_unsynced.fill(0);
+        this.sector_unreadable.fill(0);
+        this.next_fault.fill(0);
+    }
+
     private crash_write(index: number, mode: CrashMode): void {
         const choice = mode === CrashMode.random ? 1 + this.random_below(3) : mode;
         if (choice === CrashMode.lost) return;

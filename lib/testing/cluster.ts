@@ -364,6 +364,32 @@ export class Cluster {
         await this.replica_open(node);
     }
 
+    /**
+     * A down replica's data file is lost and rebuilt as `ringledger recover` writes it, for the
+     * cluster's `view` (the caller waited for a pipeline of commits without it): a blank disk,
+     * formatted pristine, then its faults as before.
+     */
+    async reformat(index: number, view: number): Promise<void> {
+        const node = this.nodes[index]!;
+        assert(node.health === Health.down && node.replica === null);
+        assert(this.options.replica_count >= 3);
+        node.storage.replace();
+        node.storage.fault_filter_set(null);
+        for (let fault = 1; fault < write_fault_count; fault++) {
+            for (const zone of wal_zones) node.storage.fault_probability_set(zone, fault, 0);
+            node.storage.fault_probability_set(Zone.client_replies, fault, 0);
+        }
+        assert(node.opens + 2 <= this.options.opens_max, 'format takes an open of the arena');
+        await storage_format(node.storage, {
+            cluster: this.options.cluster, replica: index,
+            replica_count: this.options.replica_count, recovery: { view },
+        });
+        node.opens += 1;
+        this.storage_faults_start(node);
+        node.commit_checked = 0;
+        node.checkpoint_checked = -1;
+    }
+
     /** Neither the replica nor its disk run for `ticks`; packets to it wait. */
     pause(index: number, ticks: number): void {
         const node = this.nodes[index]!;

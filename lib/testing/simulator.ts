@@ -19,6 +19,7 @@
 import assert from 'node:assert/strict';
 
 import { Prng } from '../prng';
+import { pipeline_prepare_queue_max } from '../constants';
 import { WriteFault, write_fault_count } from '../storage/simulator_storage';
 import { Status, quorum_replication, quorum_view_change } from '../vsr/replica';
 import { Cluster, Health } from './cluster';
@@ -96,6 +97,11 @@ export interface Swarm {
     reply_fault_per_million: readonly number[];
     /** Each machine's clock: drift, offset, jumps, maybe one rogue (ideal for one replica). */
     clock_faults: ClockFaults;
+    /**
+     * Of the restarts of a cluster of 3 or more, the percentage whose data file is lost and
+     * rebuilt as `ringledger recover` does (0 on half of the seeds, and for 1 or 2 replicas).
+     */
+    recover_percent: number;
 }
 
 /** Replicas that may be down or paused at once (internals.md §9: replica_count - Q_vc). */
@@ -108,7 +114,7 @@ export function replicas_down_max(replica_count: number): number {
 /**
  * A 32-bit PRNG seed for one of a run's streams (0: its shape, 1: everything else, 2: the
  * swarm's sequence of seeds, 3: the storage faults' rates, 4: the fault atlas, 5: the clock
- * faults' shape, 6: the clocks' own draws, 7: the client replies faults' rates), from all of a
+ * faults' shape, 6: the clocks' own draws, 7: the client replies faults' rates, 11: data-file losses), from all of a
  * seed's bits (the PRNG itself keeps only the low 32). Storage faults draw from streams of their
  * own so that a seed whose draw turns them off runs as it did before they existed.
  */
@@ -146,7 +152,17 @@ export function swarm_draw(seed: number, replica_count?: number): Swarm {
         wal_fault_per_million: wal_faults_draw(new Prng(seed_stream(seed, 3))),
         reply_fault_per_million: reply_faults_draw(new Prng(seed_stream(seed, 7))),
         clock_faults: clock_faults_draw(new Prng(seed_stream(seed, 5)), replicas),
+        recover_percent: recover_percent_draw(new Prng(seed_stream(seed, stream_recover)),
+            replicas),
     };
+}
+
+/** The stream of the data-file losses: its own, so seeds without them run as before. */
+const stream_recover = 11;
+
+function recover_percent_draw(prng: Prng, replicas: number): number {
+    if (replicas < 3 || prng.chance(1, 2)) return 0;
+    return 25 + prng.int(51);
 }
 
 /**
@@ -242,6 +258,8 @@ export interface SimulationSummary {
     replies: number;
     evicted_clients: number;
     crashes: number;
+    /** Data files lost and rebuilt by the recover path. */
+    recoveries: number;
     restarts: number;
     pauses: number;
     connection_resets: number;
@@ -301,6 +319,11 @@ class SimulationRun {
     private issuing = true;
     crashes = 0;
     restarts = 0;
+    /** Data files lost and rebuilt by the recover path. */
+    recoveries = 0;
+    /** Per replica: the commit the cluster must reach before its rebuilt file is written (-1). */
+    private readonly recover_target: number[] = [];
+    private readonly recover_prng: Prng;
     pauses = 0;
     connection_resets = 0;
     ticks_liveness = 0;
@@ -312,6 +335,10 @@ class SimulationRun {
         this.options = options;
         this.swarm = swarm;
         this.prng = new Prng(seed_stream(options.seed, 1));
+        this.recover_prng = new Prng(seed_stream(options.seed, stream_recover + 1));
+        for (let replica = 0; replica < swarm.replica_count; replica++) {
+            this.recover_target.push(-1);
+        }
         this.workload = new LedgerWorkload(this.prng.u32(), workload_events_max);
     }
 
@@ -376,6 +403,8 @@ class SimulationRun {
         }
         for (const node of cluster.nodes) {
             if (node.health === Health.paused) cluster.resume(node.index);
+            // A recovery that did not finish never wrote the file: the old one restarts.
+            this.recover_target[node.index] = -1;
             if (node.health === Health.down) await this.restart(cluster, node.index);
         }
         for (let tick = 0; tick < ticks_max; tick++) {
@@ -548,7 +577,10 @@ class SimulationRun {
         const ticks = cluster.time.ticks;
         for (const node of cluster.nodes) {
             if (node.health !== Health.down || ticks < node.until_tick) continue;
-            if (this.prng.int(million) < swarm.restart_per_million) {
+            if (this.recover_target[node.index]! >= 0) {
+                await this.recover_continue(cluster, node.index);
+            } else if (this.prng.int(million) < swarm.restart_per_million) {
+                if (this.recover_start(cluster, node.index)) continue;
                 await this.restart(cluster, node.index);
             }
         }
@@ -566,6 +598,42 @@ class SimulationRun {
             cluster.network.connection_reset(index, this.prng.int(swarm.client_count));
             this.connection_resets += 1;
         }
+    }
+
+    /**
+     * Maybe this restart finds the data file lost: as `ringledger recover` does, the cluster
+     * must first commit a pipeline of ops without it (recover_continue writes the file then).
+     */
+    private recover_start(cluster: Cluster, index: number): boolean {
+        if (this.swarm.recover_percent === 0 || !this.issuing) return false;
+        if (this.recover_prng.int(100) >= this.swarm.recover_percent) return false;
+        const node = cluster.nodes[index]!;
+        if (node.opens + 3 > cluster.options.opens_max) return false; // Format is an open.
+        let commit = 0;
+        for (const other of cluster.nodes) {
+            if (other.replica !== null) commit = Math.max(commit, other.replica.commit_min);
+        }
+        this.recover_target[index] = commit + pipeline_prepare_queue_max;
+        return true;
+    }
+
+    private async recover_continue(cluster: Cluster, index: number): Promise<void> {
+        const target = this.recover_target[index]!;
+        assert(target >= 0 && cluster.nodes[index]!.replica === null);
+        let commit = 0;
+        let view = -1;
+        for (const other of cluster.nodes) {
+            const replica = other.replica;
+            if (replica === null) continue;
+            commit = Math.max(commit, replica.commit_min);
+            // The view a client of the cluster last heard of: a primary's that serves.
+            if (replica.status === Status.normal) view = Math.max(view, replica.view);
+        }
+        if (commit < target || view === -1) return;
+        this.recover_target[index] = -1;
+        await cluster.reformat(index, view);
+        this.recoveries += 1;
+        await this.restart(cluster, index);
     }
 
     private crash(cluster: Cluster, index: number, down_ticks: number): void {
@@ -662,7 +730,8 @@ class SimulationRun {
             requests_committed,
             replies: cluster?.clients.reduce((sum, c) => sum + c.exchanges.length, 0) ?? 0,
             evicted_clients: cluster?.clients.filter((c) => c.evicted !== 0).length ?? 0,
-            crashes: this.crashes, restarts: this.restarts, pauses: this.pauses,
+            crashes: this.crashes, restarts: this.restarts, recoveries: this.recoveries,
+            pauses: this.pauses,
             connection_resets: this.connection_resets, partitions: packets?.partitions ?? 0,
             clogs: packets?.clogs ?? 0, packets_sent: packets?.submitted ?? 0,
             packets_dropped: (packets?.dropped ?? 0) + (network?.dropped_down ?? 0) +

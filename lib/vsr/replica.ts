@@ -3356,11 +3356,12 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
      * acknowledged up to op 0), and votes only from view_vote_min on (svc_vote, vote_allowed).
      */
     private open_recovered(): void {
-        assert(this.view + 2 === this.vsr_state.view_vote_min && this.log_view === 0);
-        assert(this.op === 0 && this.commit_min === 0 && this.checkpoint_op === 0);
-        assert(this.log_clean && this.status === Status.normal);
+        assert(this.view < this.vsr_state.view_vote_min && this.log_view <= this.view);
+        assert(this.status === Status.normal);
+        // Fresh from recover (op 0), or restarted before reaching view_vote_min: either way it
+        // waits for a start_view (a do_view_change for a view below the minimum must not go).
         this.log_uncertain(0);
-        assert(!this.log_clean && this.op_acknowledged_max === 0);
+        assert(!this.log_clean && this.op_acknowledged_max === this.op);
         this.status = Status.recovering_head;
         this.timeouts_for_status();
         const vote_min = this.vsr_state.view_vote_min;
