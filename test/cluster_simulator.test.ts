@@ -109,11 +109,18 @@ const cluster_cases = [
 ] as const;
 const cluster_ticks = ticks_default;
 /**
+ * Every seed below found before grid rot existed runs as it did when found, without it: grid rot
+ * draws from streams of its own (8 and 9), yet a seed that draws it on repairs blocks at its
+ * restarts, which changes its run from there.
+ */
+const grid_rot_off = { grid_rot_blocks_max: 0 };
+/**
  * The regression seeds above run as they did when found, without storage faults: several seeds
  * draw faults on now, which changes their run (1835330485/3 then ends with its replicas stuck in
  * recovering_head, a WAL-repair gap of the replica, not of the bug this seed guards).
  */
 const storage_faults_off = {
+    ...grid_rot_off,
     wal_fault_per_million: new Array<number>(write_fault_count).fill(0),
     reply_fault_per_million: new Array<number>(write_fault_count).fill(0),
 };
@@ -180,7 +187,9 @@ const storage_fault_cases = [
  * each disk's PRNG too, which changes where the WAL faults land (1518531644/2 then ends with both
  * replicas in recovering_head).
  */
-const reply_faults_off = { reply_fault_per_million: new Array<number>(write_fault_count).fill(0) };
+const reply_faults_off = {
+    ...grid_rot_off, reply_fault_per_million: new Array<number>(write_fault_count).fill(0),
+};
 for (const [seed, replica_count] of storage_fault_cases) {
     test(`cluster simulator: ${replica_count} replicas through WAL storage faults within the ` +
         `fault atlas, crashes and partitions (seed ${seed})`, async () => {
@@ -212,6 +221,7 @@ for (const [seed, replica_count] of reply_repair_cases) {
         const summary = await run({
             seed: test_seed(seed), replica_count, ticks: cluster_ticks,
             liveness_ticks_max: cluster_ticks, checkpoint_check: cluster_checkpoint_check,
+            swarm: grid_rot_off,
         });
         assert.equal(summary.violation, null, report(summary));
         // Only meaningful for the seed itself: another RINGLEDGER_SEED need not lose any.

@@ -563,8 +563,7 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
         this.sessions_blob = new Uint8Array(sessions_size_max(options.clients_max));
         this.reply_writing = new Int32Array(options.clients_max).fill(-1);
         this.reply_repair = new ReplyRepair(this);
-        this.grid_repair = this.solo ? null : new GridRepair(this, this.storage);
-        if (this.grid_repair !== null) this.checkpointer.grid_repair_attach(this.grid_repair);
+        this.grid_repair = this.solo ? null : this.grid_repair_create();
         this.pipeline = new Pipeline(pipeline_prepare_queue_max,
             options.request_queue_max ?? options.clients_max);
         // write_states is indexed by op modulo its length: it covers a pipeline of writes.
@@ -572,6 +571,14 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
         assert(this.pipeline.prepare_max <= this.journal.writes_max);
         this.storage_target = this.storage.target_register(this);
         options.storage_listener.replica = this;
+    }
+
+    /** A cluster replica's grid repair, attached to the checkpointer before it restores. */
+    private grid_repair_create(): GridRepair {
+        assert(!this.solo && this.status === Status.opening);
+        const repair = new GridRepair(this, this.storage);
+        this.checkpointer.grid_repair_attach(repair);
+        return repair;
     }
 
     /** The network arrives after construction (the bus needs the replica as its owner). */
