@@ -178,6 +178,48 @@ for (const kind of ['bit_flip', 'latent_error'] as const) {
     });
 }
 
+test('grid repair: blocks of checkpoint C come from peers already at C + 1 (a checkpoint\'s ' +
+    'blocks are freed only once the next one is durable)', async () => {
+    const { cluster, addresses } = await checkpointed(65);
+    const backup = (cluster.primary() + 1) % 3;
+    const replica_before = cluster.replicas[backup]!;
+    const checkpoint = replica_before.checkpoint_op;
+    const commit = replica_before.commit_min;
+    const state = cluster.ledgers[backup]!.checksum_state();
+    const damaged = [addresses[0]!, addresses[addresses.length - 1]!];
+    for (const address of damaged) damage(cluster, backup, address, 'bit_flip');
+    const checksums = damaged.map((address) => block_bytes(cluster, cluster.primary(), address)
+        .slice(0, 16));
+    await cluster.crash(backup);
+    // The two others go on to their next checkpoint without it.
+    const client = cluster.clients[0]!;
+    const peers = [0, 1, 2].filter((index) => index !== backup);
+    for (let index = 0; index < 40; index++) {
+        if (peers.every((peer) => cluster.replicas[peer]!.checkpoint_op > checkpoint)) break;
+        const count = client.exchanges.length + 1;
+        client.submit(Operation.lookup_accounts, multi_batch_body([ids_body(2n)], 16));
+        cluster.run_until(() => client.exchanges.length === count, 20_000);
+    }
+    cluster.run_until(() => peers.every((peer) => !cluster.replicas[peer]!.checkpointer.busy &&
+        cluster.replicas[peer]!.checkpoint_op > checkpoint), 5_000);
+    // Each damaged block of C is still on a peer's disk: nothing reused C's blocks yet.
+    damaged.forEach((address, index) => {
+        assert(peers.some((peer) => {
+            const bytes = block_bytes(cluster, peer, address);
+            return Buffer.from(bytes.subarray(0, 16)).equals(Buffer.from(checksums[index]!));
+        }), `block ${address} of checkpoint ${checkpoint} kept by a peer`);
+    });
+    await cluster.restart(backup, false);
+    const replica = cluster.replicas[backup]!;
+    cluster.run_until(() => replica.status >= Status.normal, 5_000);
+    assert.equal(replica.checkpoint_op, checkpoint);
+    assert.equal(replica.grid_repair!.blocks_repaired, 2);
+    // The replay goes as far as the superblock's commit_max; every op after the accounts'
+    // creation is a lookup, so the state is the one it had whatever op it reached.
+    assert(replica.commit_min >= checkpoint && replica.commit_min <= commit);
+    assert.equal(cluster.ledgers[backup]!.checksum_state(), state);
+});
+
 test('grid repair: while no block gets through, the replica waits in restoring and asks each ' +
     'peer in turn with backoff; once they do, it restores', async () => {
     const { cluster, addresses } = await checkpointed(62);
