@@ -232,6 +232,31 @@ for (const [seed, replica_count] of reply_repair_cases) {
 }
 
 /**
+ * Seeds whose replicas restart over grid blocks that rotted while they were down (grid_faults.ts,
+ * within the grid's atlas) and restore by fetching them from peers (request_blocks): found by
+ * `simulate --swarm --seed=1300R --seeds=10 --replicas=R` once grid rot existed, all clean; kept
+ * so that grid repair stays exercised at every cluster size, with every other fault of the draw.
+ */
+const grid_repair_cases = [
+    [4106976689, 2], [4083392747, 3], [4019052306, 4], [3205287148, 5], [2604305951, 6],
+] as const;
+for (const [seed, replica_count] of grid_repair_cases) {
+    test(`cluster simulator: ${replica_count} replicas restart over rotten grid blocks and ` +
+        `repair them from peers (seed ${seed})`, async () => {
+        const summary = await run({
+            seed: test_seed(seed), replica_count, ticks: cluster_ticks,
+            liveness_ticks_max: cluster_ticks, checkpoint_check: cluster_checkpoint_check,
+        });
+        assert.equal(summary.violation, null, report(summary));
+        assert.equal(summary.liveness_excused, null, report(summary));
+        // Only meaningful for the seed itself: another RINGLEDGER_SEED need not rot any.
+        if (test_seed(seed) !== seed) return;
+        assert(summary.grid_blocks_repaired > 0, report(summary));
+        assert(summary.grid_blocks_rotted >= summary.grid_blocks_repaired, report(summary));
+    });
+}
+
+/**
  * A stall TigerBeetle's VOPR excuses (core_missing_quorum): after a power loss 2 of 4 replicas
  * cannot prove their heads (faulty WAL slots above them) and may have acknowledged ops above
  * both certain logs, so no view can be shown to hold every committed op. The run is safe, its

@@ -132,7 +132,11 @@ async function swarm_run(seed: number, count: number,
                 const replies = summary.replies_lost === 0 ? '' : ` (session replies: ` +
                     `${summary.replies_lost} lost at startup, ${summary.replies_repaired} ` +
                     'repaired from a peer)';
-                process.stdout.write(`${lines[0]!}\n  checksum ${summary.checksum}${replies}\n`);
+                const grid = summary.grid_blocks_rotted === 0 ? '' : ` (grid blocks: ` +
+                    `${summary.grid_blocks_rotted} rotted, ${summary.grid_blocks_repaired} ` +
+                    'repaired from a peer)';
+                process.stdout.write(`${lines[0]!}\n  checksum ${summary.checksum}${replies}` +
+                    `${grid}\n`);
             } else if (summary.violation === null) {
                 for (const line of lines) process.stdout.write(`${line}\n`);
             } else {
