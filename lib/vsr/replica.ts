@@ -587,6 +587,15 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
         this.network = network;
     }
 
+    /**
+     * Startup cannot finish on the disk alone: the restore waits for grid blocks from peers,
+     * so the caller must start the network (and the ticks) before the replica serves.
+     */
+    get startup_waits_for_peers(): boolean {
+        return this.status === Status.restoring && this.grid_repair !== null &&
+            this.grid_repair.wanted_count > 0;
+    }
+
     /** Session replies lost at startup and not yet fetched back from a peer (reply_repair.ts). */
     get replies_missing(): number {
         return this.reply_repair.missing;
