@@ -220,6 +220,36 @@ test('grid repair: blocks of checkpoint C come from peers already at C + 1 (a ch
     assert.equal(cluster.ledgers[backup]!.checksum_state(), state);
 });
 
+test('grid repair: after a power loss two replicas restore at once over damaged blocks and ' +
+    'repair each other while both are restoring', async () => {
+    const { cluster, addresses } = await checkpointed(66);
+    const root = addresses[0]!;
+    const chunk = addresses[addresses.length - 1]!;
+    damage(cluster, 0, root, 'bit_flip');
+    damage(cluster, 1, chunk, 'latent_error');
+    for (let replica = 0; replica < 3; replica++) await cluster.crash(replica);
+    // Replica 2, the intact one, takes no part in grid repair: 0 and 1 must fetch from each
+    // other (0 waits at its root, 1 at a chunk), and neither can finish its restore before the
+    // other served it: the first block served goes out from a replica still restoring.
+    cluster.network.filter = (from, to, command) => (from === 2 || to === 2) &&
+        (command === Command.request_blocks || command === Command.block);
+    for (let replica = 0; replica < 3; replica++) await cluster.restart(replica, false);
+    cluster.run_until(() => cluster.replicas.every((replica) =>
+        replica.status >= Status.normal), 5_000);
+    assert.deepEqual(cluster.replicas.map((replica) => replica.grid_repair!.blocks_served),
+        [1, 1, 0]);
+    assert.deepEqual(cluster.replicas.map((replica) => replica.grid_repair!.blocks_repaired),
+        [1, 1, 0]);
+    for (let replica = 0; replica < 2; replica++) {
+        for (const address of addresses) {
+            assert.deepEqual(block_bytes(cluster, replica, address),
+                block_bytes(cluster, 2, address));
+        }
+    }
+    cluster.run_until(() => cluster.primary() !== -1, 20_000);
+    states_equal(cluster);
+});
+
 test('grid repair: while no block gets through, the replica waits in restoring and asks each ' +
     'peer in turn with backoff; once they do, it restores', async () => {
     const { cluster, addresses } = await checkpointed(62);
