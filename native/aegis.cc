@@ -10,7 +10,6 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <mutex>
 #include <string>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -254,7 +253,6 @@ bool aes_ni_supported() { return false; }
 // function is an atomic pointer; the environment variable is read once per process.
 
 std::atomic<ChecksumFunction> checksum_active{checksum_portable};
-std::once_flag checksum_selection_once;
 
 void checksum_select_auto() {
     checksum_active.store(aes_ni_supported() ? checksum_aes_ni : checksum_portable);
@@ -407,7 +405,10 @@ Napi::Value checksum_aes_ni_supported(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void aegis_register(Napi::Env env, Napi::Object exports) {
-    std::call_once(checksum_selection_once, checksum_select_from_environment);
+    // Once per process, by a function-local static: its guard is libstdc++'s futex, where
+    // std::call_once would import pthread_once@GLIBC_2.34 and raise the prebuilds' glibc floor.
+    static const bool selected = (checksum_select_from_environment(), true);
+    RL_ASSERT(selected);
     exports.Set("checksum_into", Napi::Function::New(env, checksum_into));
     exports.Set("checksum_equal", Napi::Function::New(env, checksum_equal));
     exports.Set("checksum_implementation", Napi::Function::New(env, checksum_implementation));

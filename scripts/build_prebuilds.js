@@ -107,19 +107,22 @@ function gcc_file(compiler, name) {
 }
 
 /**
- * What the glibc-built C++ runtime (libstdc++.a, libgcc_eh.a) expects of glibc beyond musl:
- * `__libc_single_threaded` (0: never assume one thread, so atomics stay on),
- * `__pthread_key_create` (gthreads' "are threads in use" probe) and `_dl_find_object` (the
- * unwinder's lookup; -1, no unwind info: the addon is built without exceptions, so an unwind is
- * only ever a throw of bad_alloc or length_error, which aborts either way) and, on arm64,
- * `__getauxval` (libgcc's probe for LSE atomics; musl has getauxval). Hidden, so Node and
- * other addons never see them.
+ * Definitions the static C++ runtime (libstdc++.a, libgcc_eh.a, built against Debian's glibc)
+ * would otherwise import from the user's libc, hidden so Node and other addons never see them.
+ * Both libcs: `__libc_single_threaded` (0: never assume one thread, so atomics stay on), which
+ * glibc has only from 2.32 and musl not at all; defined here, the glibc prebuilds keep their floor
+ * (glibc_floors in native_target.js). musl only: `__pthread_key_create` (gthreads' "are threads
+ * in use" probe), `_dl_find_object` (the unwinder's lookup; -1, no unwind info: the addon is built
+ * without exceptions, so an unwind is only ever a throw of bad_alloc or length_error, which aborts
+ * either way) and, on arm64, `__getauxval` (libgcc's probe for LSE atomics; musl has getauxval).
  */
-const musl_shim_source = `
-#include <pthread.h>
-#include <sys/auxv.h>
+const shim_source_common = `
 #define HIDDEN __attribute__((visibility("hidden")))
 HIDDEN char __libc_single_threaded = 0;
+`;
+const shim_source_musl = `
+#include <pthread.h>
+#include <sys/auxv.h>
 HIDDEN int __pthread_key_create(pthread_key_t *key, void (*destructor)(void *)) {
   return pthread_key_create(key, destructor);
 }
@@ -127,11 +130,11 @@ HIDDEN int _dl_find_object(void *pc, void *result) { (void)pc; (void)result; ret
 HIDDEN unsigned long __getauxval(unsigned long type) { return getauxval(type); }
 `;
 
-function musl_shim_object(compiler) {
-  const source = path.join(work, 'musl_shim.c');
-  const object = path.join(work, `musl_shim-${path.basename(compiler)}.o`);
+function shim_object(compiler, libc) {
+  const source = path.join(work, `${libc}_shim.c`);
+  const object = path.join(work, `${libc}_shim-${path.basename(compiler)}.o`);
   fs.mkdirSync(work, { recursive: true });
-  fs.writeFileSync(source, musl_shim_source);
+  fs.writeFileSync(source, shim_source_common + (libc === 'musl' ? shim_source_musl : ''));
   const c_compiler = compiler.replace(/g\+\+$/, 'gcc');
   run(c_compiler, ['-O2', '-fPIC', '-c', source, '-o', object]);
   return object;
@@ -168,6 +171,7 @@ function target_arguments(target, liburing_root) {
     ...node_includes().map((directory) => `-I${directory}`)];
   const objects_end = [path.join(liburing_root, 'usr', 'lib', target.gnu, 'liburing.a')];
   const link = ['-shared', '-Wl,--gc-sections', '-Wl,--exclude-libs,ALL', '-s'];
+  objects_end.unshift(shim_object(compiler, target.libc));
   if (target.libc === 'glibc') {
     link.push('-static-libstdc++');
     return { compiler, compile, link, objects_end, libc_library: null };
@@ -186,7 +190,6 @@ function target_arguments(target, liburing_root) {
   objects_end.push('-Wl,--start-group', gcc_file(compiler, 'libstdc++.a'),
     gcc_file(compiler, 'libgcc_eh.a'), gcc_file(compiler, 'libgcc.a'), '-Wl,--end-group',
     `-L${libc_directory}`, '-lc', gcc_file(compiler, 'crtendS.o'), path.join(musl_lib, 'crtn.o'));
-  objects_end.unshift(musl_shim_object(compiler));
   const libc_library = path.join(libc_directory, 'libc.so');
   return { compiler, compile, link, objects_end, libc_library };
 }
@@ -223,6 +226,30 @@ function symbols_unresolved(target, addon, libc_library) {
   return undefined_symbols.filter((name) => !name.startsWith('napi_') &&
     !name.startsWith('uv_') && !weak_optional.has(name) &&
     (libc_library === null ? false : !provided.has(name)));
+}
+
+/** The newest glibc symbol version `addon` imports, e.g. { symbol: 'memcpy', version: '2.14' }. */
+function glibc_symbol_newest(target, addon) {
+  const nm = target.debian === host_debian ? 'nm' : `${target.gnu}-nm`;
+  let newest = { symbol: '', version: '0' };
+  for (const line of run(nm, ['-D', '--undefined-only', addon]).split('\n')) {
+    const match = /([^\s@]+)@+GLIBC_([0-9.]+)/.exec(line);
+    if (match !== null && native_target.version_compare(match[2], newest.version) > 0) {
+      newest = { symbol: match[1], version: match[2] };
+    }
+  }
+  return newest;
+}
+
+/** Throws unless a glibc addon's symbols all exist in its floor's glibc; says which is newest. */
+function glibc_floor_check(target, addon) {
+  const floor = native_target.glibc_floors[target.name];
+  const newest = glibc_symbol_newest(target, addon);
+  if (native_target.version_compare(newest.version, floor) > 0) {
+    throw new Error(`imports ${newest.symbol}@GLIBC_${newest.version}, newer than the floor ` +
+      `glibc ${floor} (scripts/native_target.js): avoid the symbol or define it in the shim`);
+  }
+  return `glibc floor ${floor} (newest symbol ${newest.symbol}@GLIBC_${newest.version})`;
 }
 
 /**
@@ -273,6 +300,7 @@ async function target_build(target) {
     if (needed.some((name) => name.startsWith('liburing') || name.startsWith('libstdc++'))) {
       throw new Error(`links ${needed.join(', ')} dynamically`);
     }
+    const floor = target.libc === 'glibc' ? `${glibc_floor_check(target, output)}; ` : '';
     let check = 'not loaded (another architecture)';
     if (target.name === native_target.target_name()) {
       run(process.execPath, ['-e', `require(${JSON.stringify(output)})`]);
@@ -283,7 +311,7 @@ async function target_build(target) {
     const destination = native_target.prebuild_path(target.name);
     fs.mkdirSync(path.dirname(destination), { recursive: true });
     fs.copyFileSync(output, destination);
-    return { needed, bytes: fs.statSync(destination).size, check };
+    return { needed, bytes: fs.statSync(destination).size, check: floor + check };
   } finally {
     fs.rmSync(directory, { recursive: true, force: true });
   }

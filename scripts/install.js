@@ -1,8 +1,9 @@
 'use strict';
 // npm's install step for ringledger. A prebuilt addon for this platform, arch and libc ships in
 // the package (prebuilds/), so installing compiles nothing; only when none fits, or the one that
-// fits does not load (a glibc older than the build machine's, say), the addon is built from
-// source, and a build that cannot start says what is missing and the one command that fixes it.
+// fits cannot run here (a glibc older than its floor, checked before loading it) or does not
+// load, the addon is built from source, and a build that cannot start says what is missing and
+// the one command that fixes it.
 // RINGLEDGER_BUILD_FROM_SOURCE=1 skips the prebuild.
 const child_process = require('node:child_process');
 const fs = require('node:fs');
@@ -20,7 +21,10 @@ function main() {
   const target = native_target.target_name();
   const prebuild = native_target.prebuild_path(target);
   const from_source = process.env.RINGLEDGER_BUILD_FROM_SOURCE === '1';
-  if (!from_source && fs.existsSync(prebuild)) {
+  const refusal = native_target.prebuild_refusal(target);
+  if (!from_source && refusal !== null && fs.existsSync(prebuild)) {
+    process.stderr.write(`ringledger: ${refusal}; building from source.\n`);
+  } else if (!from_source && fs.existsSync(prebuild)) {
     const { loaded, error } = prebuild_loads(prebuild);
     if (loaded) return 0;
     process.stderr.write(`ringledger: the prebuilt addon for ${target} does not load here ` +

@@ -12,12 +12,50 @@ const path = require('node:path');
 const root = path.resolve(__dirname, '..');
 const addon_name = 'ringledger.node';
 
+let report_header = null;
+
+/** The process report's header, read once (a report takes milliseconds). */
+function process_header() {
+  if (report_header === null) report_header = process.report.getReport().header ?? {};
+  return report_header;
+}
+
 /** 'glibc' or 'musl': glibc reports its version in the process report, musl has none. */
 function libc_name() {
   if (process.platform !== 'linux') return 'unknown';
-  const report = process.report.getReport();
-  const header = report.header ?? {};
-  return typeof header.glibcVersionRuntime === 'string' ? 'glibc' : 'musl';
+  return glibc_version() === null ? 'musl' : 'glibc';
+}
+
+/** The running glibc's version, e.g. '2.36', or null when the libc is not glibc. */
+function glibc_version() {
+  const version = process_header().glibcVersionRuntime;
+  return typeof version === 'string' ? version : null;
+}
+
+/**
+ * The oldest glibc each glibc prebuild runs on. scripts/build_prebuilds.js refuses a build that
+ * imports a newer symbol version, and the loader and the install script refuse the prebuild,
+ * before dlopen, on an older glibc: dlopen would fail naming one symbol, not the glibc needed.
+ */
+const glibc_floors = { 'linux-x64-glibc': '2.14', 'linux-arm64-glibc': '2.17' };
+
+/** Compares dotted versions ('2.9' < '2.14'): negative, zero or positive. */
+function version_compare(a, b) {
+  const left = a.split('.').map(Number);
+  const right = b.split('.').map(Number);
+  for (let index = 0; index < Math.max(left.length, right.length); index++) {
+    const difference = (left[index] ?? 0) - (right[index] ?? 0);
+    if (difference !== 0) return difference;
+  }
+  return 0;
+}
+
+/** Why the prebuild for `target` cannot run under `glibc` (a version), or null when it can. */
+function prebuild_refusal(target = target_name(), glibc = glibc_version()) {
+  const floor = glibc_floors[target];
+  if (floor === undefined || glibc === null || version_compare(glibc, floor) >= 0) return null;
+  return `the prebuilt addon for ${target} needs glibc ${floor} or newer, and this system has ` +
+    `glibc ${glibc}`;
 }
 
 /** e.g. 'linux-x64-glibc': the folder under prebuilds/ that fits this process. */
@@ -90,6 +128,10 @@ function source_build_fix() {
 module.exports = {
   addon_name,
   libc_name,
+  glibc_version,
+  glibc_floors,
+  version_compare,
+  prebuild_refusal,
   target_name,
   prebuild_path,
   prebuild_targets,

@@ -16,7 +16,8 @@ import { HeaderView, set_checksum, set_checksum_body } from '../lib/vsr/header';
 import { frame, offsets } from '../lib/vsr/header_layout';
 import * as tigerbeetle from 'tigerbeetle-node';
 
-import { benchmark_run } from '../lib/cli/benchmark';
+import { benchmark_run, progress_text } from '../lib/cli/benchmark';
+import type { BenchmarkProgress } from '../lib/cli/benchmark';
 import * as ringledger from '../lib/index';
 import { FakeServer } from './client_fake_server';
 import { encode_events } from '../lib/client/codec';
@@ -584,6 +585,31 @@ describe('benchmark workload', () => {
             client.destroy();
             await server.close();
         }
+    });
+});
+
+describe('benchmark progress', () => {
+    test('reported between batches, with the count, the share and the rate so far', async () => {
+        const server = new FakeServer({ accounts_max: 100, transfers_max: 30_000 });
+        const port = await server.start();
+        const client = createClient({ cluster_id: 0n, replica_addresses: [port] });
+        try {
+            const reports: BenchmarkProgress[] = [];
+            await benchmark_run(client, { account_count: 50, transfer_count: 20_000,
+                transfer_batch_size: 8189, query_count: 0, seed: 3 }, () => undefined,
+            (now) => reports.push(now), 0);
+            assert.deepEqual(reports.map((now) => [now.transfers_created, now.transfer_count]),
+                [[8189, 20_000], [16_378, 20_000], [20_000, 20_000]]);
+            for (let index = 1; index < reports.length; index++) {
+                assert(reports[index]!.seconds >= reports[index - 1]!.seconds);
+            }
+        } finally {
+            client.destroy();
+            await server.close();
+        }
+        assert.equal(progress_text({ seconds: 2.4, transfers_created: 500_000,
+            transfer_count: 2_000_000 }), '  2 s: 500000 of 2000000 transfers (25%), ' +
+            '208333 tx/s so far');
     });
 });
 

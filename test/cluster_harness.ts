@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { Arena } from '../lib/io/arena';
 import { Ledger } from '../lib/ledger/ledger';
 import { storage_format } from '../lib/vsr/data_file';
+import type { FormatRecovery } from '../lib/vsr/superblock';
 import { SimulatorStorage } from '../lib/storage/simulator_storage';
 import { storage_run_until } from '../lib/storage/storage';
 import type { StorageConfig } from '../lib/storage/zones';
@@ -204,19 +205,8 @@ export class Cluster {
 
     static async create(options: ClusterOptions): Promise<Cluster> {
         const cluster = new Cluster(options);
-        const layout = new ZoneLayout(cluster.config);
-        const per_open = replica_storage_arena_size(cluster.config) +
-            pool_messages * sector_ceil(cluster.config.message_size_max);
         for (let replica = 0; replica < options.replica_count; replica++) {
-            const arena = new Arena(per_open * (restarts_max + 1));
-            const storage = new SimulatorStorage(arena, layout, {
-                seed: options.seed * 16 + replica, latency_ticks_min: 0, latency_ticks_max: 2,
-                operations_max: replica_storage_operations_max, dsync: true,
-            });
-            await storage_format(storage, {
-                cluster: cluster_sim, replica, replica_count: options.replica_count,
-            });
-            cluster.storages.push(storage);
+            cluster.storages.push(await cluster.storage_formatted(replica, 0, null));
             cluster.up.push(false);
         }
         for (let replica = 0; replica < options.replica_count; replica++) {
@@ -228,6 +218,30 @@ export class Cluster {
                 cluster.network as unknown as SimNetwork));
         }
         return cluster;
+    }
+
+    /** A fresh disk for `replica`, formatted (as `ringledger recover` does with a recovery). */
+    private async storage_formatted(replica: number, generation: number,
+        recovery: FormatRecovery | null): Promise<SimulatorStorage> {
+        const layout = new ZoneLayout(this.config);
+        const per_open = replica_storage_arena_size(this.config) +
+            pool_messages * sector_ceil(this.config.message_size_max);
+        const arena = new Arena(per_open * (restarts_max + 1));
+        const storage = new SimulatorStorage(arena, layout, {
+            seed: this.options.seed * 16 + replica + generation * 256, latency_ticks_min: 0,
+            latency_ticks_max: 2, operations_max: replica_storage_operations_max, dsync: true,
+        });
+        await storage_format(storage, {
+            cluster: cluster_sim, replica, replica_count: this.replica_count,
+            ...(recovery === null ? {} : { recovery }),
+        });
+        return storage;
+    }
+
+    /** Replaces a crashed replica's lost disk with a data file rebuilt for `view`. */
+    async reformat(replica: number, view: number): Promise<void> {
+        assert(!this.up[replica]);
+        this.storages[replica] = await this.storage_formatted(replica, 1, { view });
     }
 
     /**

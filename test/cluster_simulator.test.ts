@@ -13,7 +13,7 @@ import { write_fault_count } from '../lib/storage/simulator_storage';
 import { PacketSimulator, PartitionMode } from '../lib/testing/packet_simulator';
 import type { PacketTarget } from '../lib/testing/packet_simulator';
 import { test_seed, test_seeds } from '../lib/testing/seed';
-import { simulate, ticks_default } from '../lib/testing/simulator';
+import { liveness_ticks_max_default, simulate, ticks_default } from '../lib/testing/simulator';
 import type { SimulationOptions, SimulationSummary } from '../lib/testing/simulator';
 import { header_size } from '../lib/vsr/constants';
 import { Command, frame, offsets } from '../lib/vsr/header_layout';
@@ -203,6 +203,26 @@ for (const [seed, replica_count] of storage_fault_cases) {
         assert(summary.requests_committed > 0, report(summary));
         const faults = summary.storage_faults.reduce((sum, count) => sum + count, 0);
         assert(faults > 0, `no storage fault injected: ${report(summary)}`);
+    });
+}
+
+/**
+ * Seeds run exactly as `ringledger simulate --seed=<n>` runs them (every fault kind the seed
+ * draws, the replica count drawn too, the CLI's ticks and liveness bound), as the swarm found
+ * them. 1907746486 (2 replicas): a replica whose WAL slot 0, the root prepare, read back damaged
+ * kept a placeholder there; as primary, every start_view it sent broke op 1's hash chain and was
+ * refused by the backup, forever. The root is now restored (it is the same everywhere).
+ */
+const swarm_cases = [1907746486] as const;
+for (const seed of swarm_cases) {
+    test(`cluster simulator: seed ${seed} as the swarm runs it`, async () => {
+        const summary = await simulate({
+            seed: test_seed(seed), ticks: ticks_default,
+            liveness_ticks_max: liveness_ticks_max_default,
+        }, replica_factory_ledger);
+        assert.equal(summary.violation, null, report(summary));
+        assert.equal(summary.liveness_excused, null, report(summary));
+        assert(summary.requests_committed > 0, report(summary));
     });
 }
 

@@ -418,3 +418,45 @@ test('cluster of 3: a new primary whose WAL copy of an uncommitted op reads back
     settle_all(cluster, 10_000);
     lookup_all(cluster, [100n, 101n, 102n, 103n, 500n, 501n]);
 });
+
+test('cluster of 3: a backup whose data file was lost is rebuilt as `recover` does; it follows ' +
+    'the view, repairs its log, and votes only from the recorded view + 2', async () => {
+    const lines: string[] = [];
+    const cluster = await Cluster.create({
+        seed: 41, replica_count: 3, clients: 1, log: (line) => lines.push(line),
+    });
+    cluster.register_all();
+    load(cluster, 3, 100n);
+    const primary = cluster.primary();
+    const lost = (primary + 1) % 3;
+    const other = (primary + 2) % 3;
+    await cluster.crash(lost);
+    // The recovery's requests: once a pipeline's worth commits without the lost replica, every
+    // op it may have acknowledged is committed (internals.md §8.3).
+    const client = cluster.clients[0]!;
+    const before = client.exchanges.length;
+    for (let request = 0; request < 8; request++) {
+        client.submit(lookup_accounts, multi_batch_body([ids_body(100n)], 16));
+    }
+    cluster.run_until(() => client.exchanges.length === before + 8, 40_000);
+    const view = client.view;
+    await cluster.reformat(lost, view);
+    await cluster.restart(lost);
+    const recovered = cluster.replicas[lost]!;
+    assert.equal(recovered.status, Status.recovering_head);
+    assert.equal(recovered.view, view);
+    assert(lines.some((line) => line.includes(`replica ${lost}: rebuilt by recover`)));
+    settle_all(cluster, 20_000);
+    const commit = cluster.replicas[primary]!.commit_min;
+    assert.equal(recovered.commit_min, commit, cluster.describe());
+    assert.equal(recovered.view, view);
+    // The primary dies: the view change needs the recovered replica's vote, which it gives
+    // only for view + 2 and later, so the cluster passes view + 1 by.
+    await cluster.crash(primary);
+    load(cluster, 1, 700n, 80_000);
+    settle_all(cluster, 20_000);
+    assert(recovered.view >= view + 2, cluster.describe());
+    assert.equal(cluster.replicas[other]!.view, recovered.view);
+    assert.equal(recovered.commit_min, cluster.replicas[other]!.commit_min);
+    lookup_all(cluster, [100n, 101n, 102n, 103n, 104n, 105n, 700n, 701n]);
+});

@@ -4,11 +4,12 @@
 import assert from 'node:assert/strict';
 import child_process from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
 import { test } from 'node:test';
 
 import { createClient } from '../lib/client/index';
 import {
-    ServerProcess, cli_run, data_file_path, format_data_file, port_free, test_data,
+    ServerProcess, cli_run, data_file_path, format_data_file, port_free, root, test_data,
 } from './server_process';
 
 test('cli: start reports its configuration; failures say what to do', { timeout: 120_000 },
@@ -81,6 +82,44 @@ test('cli: start reports its configuration; failures say what to do', { timeout:
         assert.match(two.stderr, /replica 0 of a cluster of 1: give --addresses with 1/);
         fs.rmSync(file, { force: true });
     });
+
+test('cli: without io_uring, format and start say why and how to run; --io=libuv works', () => {
+    // A preload makes this process's addon answer io_uring_setup with ENOSYS, as qemu-user and
+    // kernels without CONFIG_IO_URING do; the libuv engine never calls it.
+    fs.mkdirSync(test_data, { recursive: true });
+    const preload = path.join(test_data, `io_uring_enosys-${process.pid}.js`);
+    fs.writeFileSync(preload, `const native = require(${JSON.stringify(path.join(root, 'dist',
+        'lib', 'io', 'binding.js'))}).binding();\n` +
+        'native.engine_create = () => [null, -38, 0, 1];\nnative.engine_probe = () => [-38, 0];\n');
+    const file = data_file_path('cli-no-io-uring');
+    const cause = 'io_uring is not available (io_uring_setup: ENOSYS): the kernel is too old or ' +
+        'was built without CONFIG_IO_URING, or a seccomp profile answers ENOSYS for ' +
+        'io_uring_setup. Fix: Linux 5.11 or newer with io_uring enabled, and a seccomp profile ' +
+        'that allows io_uring_setup, io_uring_enter and io_uring_register. Or use the libuv ' +
+        'engine.';
+    const advice = '  To run without io_uring, add --io=libuv (the libuv engine: the same data ' +
+        'file format and protocol, more syscalls per operation).';
+    try {
+        const format_args = ['format', '--cluster=0', '--replica=0', '--replica-count=1', file];
+        const refused = cli_run(format_args, ['-r', preload]);
+        assert.equal(refused.status, 1);
+        assert.equal(refused.stdout, '');
+        assert.equal(refused.stderr, `ringledger format: ${cause}\n${advice} The data file was ` +
+            'not created.\n');
+        assert(!fs.existsSync(file));
+
+        const formatted = cli_run([...format_args.slice(0, -1), '--io=libuv', file],
+            ['-r', preload]);
+        assert.equal(formatted.status, 0, formatted.stderr);
+        const started = cli_run(['start', '--addresses=127.0.0.1:0', file], ['-r', preload]);
+        assert.equal(started.status, 1);
+        assert.equal(started.stderr, `ringledger start: ${cause}\n${advice}\n`);
+    } finally {
+        fs.rmSync(file, { force: true });
+        fs.rmSync(`${file}.lock`, { force: true });
+        fs.rmSync(preload, { force: true });
+    }
+});
 
 test('cli: --addresses takes [IPv6]:port and host names (resolved once at startup)',
     { timeout: 120_000 }, async () => {

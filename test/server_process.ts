@@ -41,8 +41,10 @@ export function data_file_path(name: string): string {
     return file;
 }
 
-export function cli_run(args: string[]): { status: number; stdout: string; stderr: string } {
-    const result = child_process.spawnSync(process.execPath, [cli_main, ...args],
+/** Runs the CLI to its end; `node_args` go before the script (e.g. `-r` a preload). */
+export function cli_run(args: string[], node_args: string[] = []):
+    { status: number; stdout: string; stderr: string } {
+    const result = child_process.spawnSync(process.execPath, [...node_args, cli_main, ...args],
         { encoding: 'utf8', timeout: 60_000 });
     return { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
 }

@@ -122,6 +122,24 @@ test('wal: a fresh log is root plus reserved slots, none faulty', async () => {
     assert.equal(journal.op_max, 3);
 });
 
+test('wal: a damaged root prepare (slot 0 before the ring wraps) is restored, never faulty',
+    async () => {
+        for (const replica_count of [1, 3]) {
+            const log = await log_make(21, replica_count, 5);
+            const root = log.journal.headers.slice(0, header_size);
+            log.storage.latent_error_set(Zone.wal_prepares, 0);
+            log.storage.flip_bit(Zone.wal_headers, 100);
+            const { journal } = await recovered(log.storage, replica_count);
+            assert.deepEqual(journal.headers.subarray(0, header_size), root);
+            assert.equal(journal.faulty[0], 0);
+            assert.equal(journal.slot_status(0), 'repaired');
+            assert_exact(log, journal, 5);
+            // The fix is written: the header ring's copy reads back intact.
+            const again = await recovered(log.storage, replica_count);
+            assert.deepEqual(again.journal.headers.subarray(0, header_size), root);
+        }
+    });
+
 for (const replica_count of [1, 3]) {
     const cluster = replica_count === 1 ? 'solo' : 'cluster';
     const damaged = replica_count === 1 ? 'refused' : 'faulty';

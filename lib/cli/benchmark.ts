@@ -21,6 +21,7 @@ import { Prng } from '../prng';
 import { args_parse, flag_integer } from './args';
 import type { CliCommand } from './command';
 import { UsageError } from './command';
+import { error_text } from './format_text';
 
 const main_path = path.join(__dirname, 'main.js');
 import { batch_events_max } from '../ledger/constants';
@@ -229,12 +230,15 @@ const progress_interval_ms = 1000;
 
 /**
  * The workload itself, against a registered client; prints the results through `print`, and
- * reports progress through `progress` (off the measured path: between batches, once a second).
+ * reports progress through `progress` (off the measured path: between batches, once a second
+ * unless tests ask for `interval_ms` 0, every batch).
  */
 export async function benchmark_run(
     client: Client, options: BenchmarkOptions, print: (line: string) => void,
     progress: (now: BenchmarkProgress) => void = () => undefined,
+    interval_ms = progress_interval_ms,
 ): Promise<BenchmarkResult> {
+    assert(interval_ms >= 0);
     const prng = new Prng(options.seed);
     await create_accounts(client, options, prng);
     const batch_latency = new LatencyHistogram();
@@ -262,7 +266,7 @@ export async function benchmark_run(
         filled = next_filled;
         batch_count += 1;
         const now_ms = performance.now();
-        if (now_ms - progress_ms >= progress_interval_ms) {
+        if (now_ms - progress_ms >= interval_ms) {
             progress_ms = now_ms;
             progress({ seconds: (now_ms - started_ms) / 1000, transfers_created: created,
                 transfer_count: options.transfer_count });
@@ -275,6 +279,15 @@ export async function benchmark_run(
     print('transfer batch delay = 0 us');
     print(`load accepted = ${transfers_per_second} tx/s`);
     for (const line of batch_latency.lines('batch', percentiles_all)) print(line);
+    const { query_seconds, query_latency } = await queries_run(client, options, prng, print);
+    return { batch_count, transfer_seconds, transfers_per_second, batch_latency,
+        query_count: options.query_count, query_seconds, query_latency };
+}
+
+/** The query phase: get_account_transfers of random accounts, one at a time, timed. */
+async function queries_run(client: Client, options: BenchmarkOptions, prng: Prng,
+    print: (line: string) => void): Promise<{ query_seconds: number;
+    query_latency: LatencyHistogram; }> {
     const query_latency = new LatencyHistogram();
     const query_started_ms = performance.now();
     for (let query = 0; query < options.query_count; query++) {
@@ -298,8 +311,7 @@ export async function benchmark_run(
         print(`${options.query_count} queries in ${query_seconds.toFixed(1)} s`);
         for (const line of query_latency.lines('query', percentiles_all)) print(line);
     }
-    return { batch_count, transfer_seconds, transfers_per_second, batch_latency,
-        query_count: options.query_count, query_seconds, query_latency };
+    return { query_seconds, query_latency };
 }
 
 async function create_accounts(client: Client, options: BenchmarkOptions, prng: Prng) {
@@ -406,6 +418,22 @@ function printers(): { print: (line: string) => void; progress: (now: BenchmarkP
     return { print, progress };
 }
 
+/** Starts the benchmark's own replica, or says why it did not start and returns null. */
+async function replica_own(io: string | undefined, options: BenchmarkOptions):
+    Promise<ReplicaChild | null> {
+    try {
+        return await replica_spawn({
+            io,
+            accounts_max: Math.max(100_000, options.account_count),
+            transfers_max: Math.max(1_000_000, options.transfer_count),
+        });
+    } catch (error) {
+        // The replica's own output (io_uring unavailable, say) is the message.
+        process.stderr.write(`ringledger benchmark: ${error_text(error)}\n`);
+        return null;
+    }
+}
+
 async function run(args: readonly string[]): Promise<number> {
     const parsed = args_parse(args, ['addresses', 'cluster', 'account-count', 'transfer-count',
         'transfer-batch-size', 'query-count', 'seed', 'io']);
@@ -433,11 +461,8 @@ async function run(args: readonly string[]): Promise<number> {
     let replica: ReplicaChild | null = null;
     if (addresses === undefined) {
         print('starting a replica on a temporary data file ...');
-        replica = await replica_spawn({
-            io: parsed.flags.get('io'),
-            accounts_max: Math.max(100_000, options.account_count),
-            transfers_max: Math.max(1_000_000, options.transfer_count),
-        });
+        replica = await replica_own(parsed.flags.get('io'), options);
+        if (replica === null) return 1;
     }
     const address_list = addresses === undefined ? [replica!.address] : addresses.split(',');
     const client = createClient({ cluster_id: cluster, replica_addresses: address_list });

@@ -18,6 +18,13 @@ export function error_text(error: unknown): string {
     return error instanceof Error ? error.message : String(error);
 }
 
+/**
+ * What `format` and `start` add below a ProbeError's message (which names the cause and the
+ * kernel or container fix): the flag that works without io_uring.
+ */
+export const io_uring_unavailable_advice = '  To run without io_uring, add --io=libuv (the libuv ' +
+    'engine: the same data file format and protocol, more syscalls per operation).';
+
 export function io_kind_parse(text: string | undefined): EngineKind {
     if (text === undefined || text === 'io_uring') return 'io_uring';
     if (text === 'libuv') return 'libuv';

@@ -5,12 +5,14 @@ import { UsageError } from './command';
 import { command_benchmark } from './benchmark';
 import { command_demo } from './demo';
 import { command_format } from './format';
+import { command_recover } from './recover';
 import { command_repl } from './repl';
 import { command_simulate } from './simulate';
 import { command_start } from './start';
 
 const commands: Record<string, CliCommand> = {
     format: command_format,
+    recover: command_recover,
     start: command_start,
     benchmark: command_benchmark,
     repl: command_repl,

@@ -13,7 +13,7 @@ import {
 } from './args';
 import type { CliCommand } from './command';
 import { UsageError } from './command';
-import { error_text, io_kind_parse } from './format_text';
+import { error_text, io_kind_parse, io_uring_unavailable_advice } from './format_text';
 import { ancestors_watch, npm_ancestors } from './npm_parent';
 
 const usage = 'ringledger start --addresses=<port | host:port>[,...] [--io=io_uring|libuv] ' +
@@ -126,7 +126,7 @@ function startup_log(server: Server, path: string): void {
 /** What to do about a startup failure. */
 function advice(error: unknown): string {
     if (error instanceof ProbeError) {
-        return '  io_uring is not available here; run with --io=libuv.';
+        return io_uring_unavailable_advice;
     }
     if (error instanceof StorageRefusal) {
         if (error.zone === 'data file') {

@@ -478,6 +478,11 @@ export class Client extends EventEmitter<ClientEvents> implements ConnectionOwne
         }
     }
 
+    /** Beyond TigerBeetle: the highest view heard of (replies, pongs); `recover` records it. */
+    get view_known(): number {
+        return this.view;
+    }
+
     private adopt_view(view: number): void {
         if (view > this.view) this.view = view;
     }

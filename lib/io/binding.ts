@@ -129,6 +129,8 @@ let binding_loaded: Binding | null = null;
 interface NativeTarget {
     target_name(): string;
     prebuild_path(target?: string): string;
+    /** Why this machine's prebuild cannot run here (its glibc floor), or null. */
+    prebuild_refusal(): string | null;
     prebuild_targets(): string[];
     source_build_paths(): string[];
     source_build_missing(): string[];
@@ -142,19 +144,25 @@ function native_target(): NativeTarget {
 
 /**
  * The addon to load, in order: a source build (what `npm rebuild` or a clone's `npm ci` made,
- * so it wins over a prebuild it replaced), then the prebuild for this platform, arch and libc.
+ * so it wins over a prebuild it replaced), then the prebuild for this platform, arch and libc,
+ * unless its glibc floor is above this machine's glibc: that one is left out before any dlopen,
+ * and why is pushed to `refusals`.
  */
-function binding_candidates(target: NativeTarget): string[] {
+export function binding_candidates(target: NativeTarget, refusals: string[]): string[] {
     const override = process.env.RINGLEDGER_ADDON_PATH;
     if (override !== undefined && override !== '') return [path.resolve(override)];
-    return [...target.source_build_paths(), target.prebuild_path()];
+    const prebuild = target.prebuild_path();
+    const refusal = target.prebuild_refusal();
+    if (refusal === null) return [...target.source_build_paths(), prebuild];
+    refusals.push(`  ${prebuild}: not loaded: ${refusal}`);
+    return target.source_build_paths();
 }
 
 export function binding(): Binding {
     if (binding_loaded !== null) return binding_loaded;
     const target = native_target();
-    const candidates = binding_candidates(target);
     const errors: string[] = [];
+    const candidates = binding_candidates(target, errors);
     for (const candidate of candidates) {
         let loaded: unknown;
         try {

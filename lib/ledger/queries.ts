@@ -286,18 +286,9 @@ export class Queries {
     account_filter(operation: number, input: Uint32Array): number {
         assert(operation === Operation.get_account_transfers ||
             operation === Operation.get_account_balances);
+        const limit = account_filter_parse(input, this.range);
+        if (limit === 0) return 0;
         const flags = input[w_account_filter_flags];
-        const limit_requested = input[w_account_filter_limit];
-        if (u128_is_zero(input, w_account_filter_account_id)) return 0;
-        if (u128_is_max(input, w_account_filter_account_id)) return 0;
-        if (limit_requested === 0 || (flags & AccountFilterFlags.padding) !== 0) return 0;
-        if ((flags & (AccountFilterFlags.debits | AccountFilterFlags.credits)) === 0) return 0;
-        if ((input[w_account_filter_code] >>> 16) !== 0) return 0;
-        for (let word = w_account_filter_reserved_first; word < w_account_filter_timestamp_min;
-            word++) {
-            if (input[word] !== 0) return 0;
-        }
-        if (!this.range.parse(input, w_account_filter_timestamp_min)) return 0;
         const account_slot = this.accounts.find(input, w_account_filter_account_id);
         if (account_slot === -1) return 0;
         assert(account_slot >= 0 && account_slot < this.accounts.count);
@@ -307,8 +298,6 @@ export class Queries {
             this.accounts.words[account_slot * record_words + w_code_flags] >>> 16;
         // Only a history account has its balances kept.
         if (balances && (account_flags & account_flag_history) === 0) return 0;
-        const limit = Math.min(limit_requested, batch_events_max);
-        assert(limit >= 1);
         const reversed = (flags & AccountFilterFlags.reversed) !== 0;
         const links = this.lists.links;
         let slot = this.lists.lists[account_slot * lists_stride +
@@ -322,7 +311,8 @@ export class Queries {
             const next = as_debit ?
                 links[link + (reversed ? link_previous_debit : link_next_debit)] :
                 links[link + (reversed ? link_previous_credit : link_next_credit)];
-            if (this.account_filter_match(input, slot, as_debit, flags)) {
+            if (account_filter_match(input, this.transfers.words, slot * record_words, as_debit,
+                this.range)) {
                 length = this.account_filter_emit(slot, as_debit, balances, length);
                 found++;
             }
@@ -331,34 +321,6 @@ export class Queries {
         }
         assert(found <= limit && length === found * record_size);
         return length;
-    }
-
-    private account_filter_match(
-        input: Uint32Array, slot: number, as_debit: boolean, flags: number,
-    ): boolean {
-        const transfers = this.transfers.words;
-        const transfer = slot * record_words;
-        if (as_debit && (flags & AccountFilterFlags.debits) === 0) return false;
-        if (!as_debit && (flags & AccountFilterFlags.credits) === 0) return false;
-        if (!this.range.contains_record(transfers, transfer)) return false;
-        if (!u128_is_zero(input, w_account_filter_user_data_128) &&
-            !u128_equal(input, w_account_filter_user_data_128, transfers,
-                transfer + w_user_data_128)) {
-            return false;
-        }
-        const user_data_64_lo = input[w_account_filter_user_data_64];
-        const user_data_64_hi = input[w_account_filter_user_data_64 + 1];
-        if ((user_data_64_lo | user_data_64_hi) !== 0 &&
-            (user_data_64_lo !== transfers[transfer + w_user_data_64] ||
-                user_data_64_hi !== transfers[transfer + w_user_data_64 + 1])) {
-            return false;
-        }
-        const user_data_32 = input[w_account_filter_user_data_32];
-        if (user_data_32 !== 0 && user_data_32 !== transfers[transfer + w_user_data_32]) {
-            return false;
-        }
-        const code = input[w_account_filter_code] & 0xffff;
-        return code === 0 || code === (transfers[transfer + w_code_flags] & 0xffff);
     }
 
     private account_filter_emit(
@@ -384,17 +346,11 @@ export class Queries {
     /** query_accounts/query_transfers: a scan of the slots in the timestamp range. */
     query(operation: number, input: Uint32Array): number {
         assert(operation === Operation.query_accounts || operation === Operation.query_transfers);
-        const limit_requested = input[w_query_filter_limit];
-        const flags = input[w_query_filter_flags];
-        if (limit_requested === 0 || (flags & QueryFilterFlags.padding) !== 0) return 0;
-        if ((input[w_query_filter_code] >>> 16) !== 0) return 0;
-        if (input[w_query_filter_reserved_last] !== 0) return 0;
-        if (!this.range.parse(input, w_query_filter_timestamp_min)) return 0;
+        const limit = query_filter_parse(input, this.range);
+        if (limit === 0) return 0;
         const store = operation === Operation.query_accounts ? this.accounts : this.transfers;
         const words = store.words, count = store.count, range = this.range;
-        const limit = Math.min(limit_requested, batch_events_max);
-        assert(limit >= 1);
-        const reversed = (flags & QueryFilterFlags.reversed) !== 0;
+        const reversed = query_filter_reversed(input);
         // Slots are in timestamp order, so the range bounds come from binary searches.
         const first = store.lower_bound(range.min_hi, range.min_lo);
         let end = store.lower_bound(range.max_hi, range.max_lo);
@@ -406,7 +362,7 @@ export class Queries {
             const record = slot * record_words;
             // Inside the range by the binary searches (slot order is timestamp order).
             assert(range.contains_record(words, record), 'queries: a slot outside the range');
-            if (!this.query_match(input, words, record)) continue;
+            if (!query_match(input, words, record)) continue;
             copy_record(this.output_words, length >>> 2, words, record);
             length += record_size;
             found++;
@@ -414,24 +370,99 @@ export class Queries {
         assert(found <= limit && length === found * record_size);
         return length;
     }
+}
 
-    private query_match(input: Uint32Array, words: Uint32Array, record: number): boolean {
-        if (!u128_is_zero(input, w_query_filter_user_data_128) &&
-            !u128_equal(input, w_query_filter_user_data_128, words, record + w_user_data_128)) {
-            return false;
-        }
-        const user_data_64_lo = input[w_query_filter_user_data_64];
-        const user_data_64_hi = input[w_query_filter_user_data_64 + 1];
-        if ((user_data_64_lo | user_data_64_hi) !== 0 &&
-            (user_data_64_lo !== words[record + w_user_data_64] ||
-                user_data_64_hi !== words[record + w_user_data_64 + 1])) {
-            return false;
-        }
-        const user_data_32 = input[w_query_filter_user_data_32];
-        if (user_data_32 !== 0 && user_data_32 !== words[record + w_user_data_32]) return false;
-        const ledger = input[w_query_filter_ledger];
-        if (ledger !== 0 && ledger !== words[record + w_ledger]) return false;
-        const code = input[w_query_filter_code] & 0xffff;
-        return code === 0 || code === (words[record + w_code_flags] & 0xffff);
+/**
+ * Reads a QueryFilter at input[0..16): its range into `range`, and the most results it may
+ * answer; 0 when it answers nothing (a zero limit, or an invalid filter).
+ */
+export function query_filter_parse(input: Uint32Array, range: TimestampRange): number {
+    const limit_requested = input[w_query_filter_limit];
+    const flags = input[w_query_filter_flags];
+    if (limit_requested === 0 || (flags & QueryFilterFlags.padding) !== 0) return 0;
+    if ((input[w_query_filter_code] >>> 16) !== 0) return 0;
+    if (input[w_query_filter_reserved_last] !== 0) return 0;
+    if (!range.parse(input, w_query_filter_timestamp_min)) return 0;
+    const limit = Math.min(limit_requested, batch_events_max);
+    assert(limit >= 1 && limit <= batch_events_max);
+    return limit;
+}
+
+/** Whether a QueryFilter asks for the newest records first. */
+export function query_filter_reversed(input: Uint32Array): boolean {
+    return (input[w_query_filter_flags] & QueryFilterFlags.reversed) !== 0;
+}
+
+/** Whether the record at words[record..] matches the QueryFilter's fields (not its range). */
+export function query_match(input: Uint32Array, words: Uint32Array, record: number): boolean {
+    if (!u128_is_zero(input, w_query_filter_user_data_128) &&
+        !u128_equal(input, w_query_filter_user_data_128, words, record + w_user_data_128)) {
+        return false;
     }
+    const user_data_64_lo = input[w_query_filter_user_data_64];
+    const user_data_64_hi = input[w_query_filter_user_data_64 + 1];
+    if ((user_data_64_lo | user_data_64_hi) !== 0 &&
+        (user_data_64_lo !== words[record + w_user_data_64] ||
+            user_data_64_hi !== words[record + w_user_data_64 + 1])) {
+        return false;
+    }
+    const user_data_32 = input[w_query_filter_user_data_32];
+    if (user_data_32 !== 0 && user_data_32 !== words[record + w_user_data_32]) return false;
+    const ledger = input[w_query_filter_ledger];
+    if (ledger !== 0 && ledger !== words[record + w_ledger]) return false;
+    const code = input[w_query_filter_code] & 0xffff;
+    return code === 0 || code === (words[record + w_code_flags] & 0xffff);
+}
+
+/**
+ * Reads an AccountFilter at input[0..32): its range into `range`, and the most results it may
+ * answer; 0 when it answers nothing (a zero or all-ones account id, a zero limit, no side, or an
+ * invalid filter). Whether the account exists is the caller's to check.
+ */
+export function account_filter_parse(input: Uint32Array, range: TimestampRange): number {
+    const flags = input[w_account_filter_flags];
+    const limit_requested = input[w_account_filter_limit];
+    if (u128_is_zero(input, w_account_filter_account_id)) return 0;
+    if (u128_is_max(input, w_account_filter_account_id)) return 0;
+    if (limit_requested === 0 || (flags & AccountFilterFlags.padding) !== 0) return 0;
+    if ((flags & (AccountFilterFlags.debits | AccountFilterFlags.credits)) === 0) return 0;
+    if ((input[w_account_filter_code] >>> 16) !== 0) return 0;
+    for (let word = w_account_filter_reserved_first; word < w_account_filter_timestamp_min;
+        word++) {
+        if (input[word] !== 0) return 0;
+    }
+    if (!range.parse(input, w_account_filter_timestamp_min)) return 0;
+    const limit = Math.min(limit_requested, batch_events_max);
+    assert(limit >= 1 && limit <= batch_events_max);
+    return limit;
+}
+
+/**
+ * Whether the transfer at transfers[transfer..] matches the AccountFilter: its side (the
+ * transfer debits the account, or credits it), its range and its fields.
+ */
+export function account_filter_match(input: Uint32Array, transfers: Uint32Array,
+    transfer: number, as_debit: boolean, range: TimestampRange): boolean {
+    const flags = input[w_account_filter_flags];
+    if (as_debit && (flags & AccountFilterFlags.debits) === 0) return false;
+    if (!as_debit && (flags & AccountFilterFlags.credits) === 0) return false;
+    if (!range.contains_record(transfers, transfer)) return false;
+    if (!u128_is_zero(input, w_account_filter_user_data_128) &&
+        !u128_equal(input, w_account_filter_user_data_128, transfers,
+            transfer + w_user_data_128)) {
+        return false;
+    }
+    const user_data_64_lo = input[w_account_filter_user_data_64];
+    const user_data_64_hi = input[w_account_filter_user_data_64 + 1];
+    if ((user_data_64_lo | user_data_64_hi) !== 0 &&
+        (user_data_64_lo !== transfers[transfer + w_user_data_64] ||
+            user_data_64_hi !== transfers[transfer + w_user_data_64 + 1])) {
+        return false;
+    }
+    const user_data_32 = input[w_account_filter_user_data_32];
+    if (user_data_32 !== 0 && user_data_32 !== transfers[transfer + w_user_data_32]) {
+        return false;
+    }
+    const code = input[w_account_filter_code] & 0xffff;
+    return code === 0 || code === (transfers[transfer + w_code_flags] & 0xffff);
 }

@@ -9,12 +9,13 @@
 //
 // Prefetch contract. `Ledger.prefetch` runs before `Ledger.execute` and calls `prefetch(id)` for
 // every id the batch can touch (at most `prefetch_ids_max`). It is the only step allowed to wait
-// for storage: a disk-backed store would read the missing records into a bounded per-batch cache
-// there and pin them, so that the synchronous execute step never waits. This in-memory store has
+// for storage: the disk-resident store (groove.ts, not yet behind Ledger) reads the missing records
+// into a bounded per-batch area there and pins them, so that the synchronous execute step never
+// waits; it implements RecordAccess, the part of this interface that a batch needs. This one has
 // every record resident, so its prefetch has nothing to do. (It used to touch each id's hash
 // bucket to overlap cache misses; execute now does that itself, 64 events ahead, which measured
-// faster: a whole-batch pass evicts what it touched before execute reaches it.) Execute never
-// depends on prefetch having run, so a caller that skips it gets the same results.
+// faster: a whole-batch pass evicts what it touched before execute reaches it.) Execute over this
+// store never depends on prefetch having run, so a caller that skips it gets the same results.
 import assert from 'node:assert/strict';
 import { IdTable } from './id_table';
 import { batch_events_max, record_size, record_words } from './constants';
@@ -62,7 +63,11 @@ export function copy_words(
 /** The most ids one batch prefetches: a transfer, its two accounts and its pending transfer. */
 export const prefetch_ids_max = batch_events_max * 4;
 
-export interface RecordStore {
+/**
+ * What a batch does with records: the part of the store a disk-resident store (groove.ts)
+ * implements too. Slots are valid within one batch there; here they are permanent.
+ */
+export interface RecordAccess {
     readonly max: number;
     readonly count: number;
     /** The record memory: record `slot` is words[slot * 32 .. slot * 32 + 32). */
@@ -72,10 +77,6 @@ export interface RecordStore {
     prefetch(key: Uint32Array, offset: number): number;
     /** Get by id: slot of the record whose id is key[offset..offset+4], or a negative number. */
     find(key: Uint32Array, offset: number): number;
-    /** Get by timestamp: the slot of the record with exactly this timestamp, or -1. */
-    find_timestamp(hi: number, lo: number): number;
-    /** Ordered index scan: first slot whose timestamp is >= (hi, lo); `count` if none. */
-    lower_bound(hi: number, lo: number): number;
     /** Insert: appends a record copied from source[offset..offset+32]; returns its slot. */
     append(source: Uint32Array, offset: number): number;
     /**
@@ -92,6 +93,14 @@ export interface RecordStore {
     remove_last(): void;
     /** Update: changes are made in place through `words`; this marks the record dirty. */
     update(slot: number): void;
+}
+
+/** The in-memory store's ordinal part: slots in timestamp order double as the index. */
+export interface RecordStore extends RecordAccess {
+    /** Get by timestamp: the slot of the record with exactly this timestamp, or -1. */
+    find_timestamp(hi: number, lo: number): number;
+    /** Ordered index scan: first slot whose timestamp is >= (hi, lo); `count` if none. */
+    lower_bound(hi: number, lo: number): number;
 }
 
 export class MemoryRecordStore implements RecordStore {

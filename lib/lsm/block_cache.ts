@@ -33,6 +33,8 @@ export class BlockCache {
     hits = 0;
     misses = 0;
     evictions = 0;
+    /** Slots a read is in flight into (a full set of them makes `reserve` answer -1). */
+    reading_count = 0;
 
     /** Slots for `size_bytes` rounded down to whole sets, the set count a power of two. */
     static slot_count_for(size_bytes: number, block_size_bytes: number): number {
@@ -133,6 +135,7 @@ export class BlockCache {
             this.addresses[slot] = address;
             this.states[slot] = state_reading;
             this.counts[slot] = 0;
+            this.reading_count += 1;
             return slot;
         }
         return -1;
@@ -143,6 +146,8 @@ export class BlockCache {
         assert(this.states[slot] === state_reading && this.addresses[slot]! >= 1);
         this.states[slot] = state_ready;
         this.counts[slot] = 1;
+        this.reading_count -= 1;
+        assert(this.reading_count >= 0);
     }
 
     /** The read into `slot` failed or was refused: the slot holds nothing. */
@@ -151,6 +156,8 @@ export class BlockCache {
         this.addresses[slot] = 0;
         this.states[slot] = state_empty;
         this.counts[slot] = 0;
+        this.reading_count -= 1;
+        assert(this.reading_count >= 0);
     }
 
     /** A block's address was released: a later block at that address must not hit this one. */

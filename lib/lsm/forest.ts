@@ -187,6 +187,8 @@ export class Forest implements BlockCompletionTarget {
         const share = this.shares[tag >>> tag_bits];
         assert(share !== undefined && share.target !== null, 'lsm: a completion of no tree');
         share.target.block_read_complete(tag & tag_mask, result);
+        // A read into a shared cache slot landed: a lookup blocked on its set may go on.
+        for (const tree of this.trees) tree.lookup_retry();
         this.beat_advance();
     }
 

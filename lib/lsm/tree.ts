@@ -186,6 +186,8 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
     private readonly lookup_levels: Uint8Array;
     private readonly lookup_references: Uint8Array;
     private lookup_count = 0;
+    /** The lookup waits for a shared cache slot, with none of its own I/O in flight. */
+    private lookup_waiting = false;
     // A scan: the range and limit, the results, an iterator per source (newest first).
     readonly scan_keys: Uint32Array;
     readonly scan_values: Uint32Array;
@@ -487,6 +489,7 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
         assert(this.operation === operation_idle && this.io_in_flight === 0);
         this.refusal = null;
         assert(count >= 1 && count <= this.options.lookup_count_max);
+        assert(!this.lookup_waiting);
         const key_words = this.options.key_words;
         this.lookup_count = count;
         this.lookup_keys.set(keys.subarray(key_word, key_word + count * key_words));
@@ -500,7 +503,8 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
         }
         this.operation = operation_lookup;
         this.lookup_round();
-        assert(this.operation === operation_idle || this.io_in_flight > 0);
+        assert(this.operation === operation_idle || this.io_in_flight > 0 ||
+            this.lookup_waiting);
     }
 
     private lookup_memory(index: number, table: MemoryTable): boolean {
@@ -532,12 +536,37 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
             this.device.submit();
             return;
         }
+        if (this.lookups_blocked()) return;
         // A lookup waits only on a read in flight; with none left, every lookup has ended.
         for (let index = 0; index < this.lookup_count; index++) {
             assert(this.lookup_steps[index] === step_done);
             assert(this.lookup_status[index] !== lookup_pending);
         }
         this.operation = operation_idle;
+    }
+
+    /**
+     * Whether lookups remain that issued nothing because their cache set is full of reads: in a
+     * forest the other trees' lookups share the cache, so every way of a set can be theirs, with
+     * none of this tree's I/O in flight to resume it. The lookup then waits, idle of I/O, until
+     * the forest calls `lookup_retry` on a completion (a read into a shared slot has landed).
+     */
+    private lookups_blocked(): boolean {
+        for (let index = 0; index < this.lookup_count; index++) {
+            if (this.lookup_steps[index] === step_done) continue;
+            assert(this.cache.reading_count > 0, 'lsm: a lookup waits on no read');
+            this.lookup_waiting = true;
+            return true;
+        }
+        return false;
+    }
+
+    /** A lookup blocked on the shared cache (see lookups_blocked) tries its round again. */
+    lookup_retry(): void {
+        if (!this.lookup_waiting) return;
+        assert(this.operation === operation_lookup && this.io_in_flight === 0);
+        this.lookup_waiting = false;
+        this.lookup_round();
     }
 
     /** Advances one lookup as far as the cache allows: true if it issued a read. */

@@ -22,7 +22,7 @@ import { cluster_bytes } from './prepare_header';
 import type { Storage, StorageCompletionTarget } from '../storage/storage';
 import { StorageRefusal, storage_run_until } from '../storage/storage';
 import { SuperBlock } from './superblock';
-import type { FormatCapacity, SuperBlockListener } from './superblock';
+import type { FormatCapacity, FormatRecovery, SuperBlockListener } from './superblock';
 import type { StorageConfig } from '../storage/zones';
 import {
     ZoneLayout, config_test, header_size, superblock_copies, superblock_copy_size,
@@ -36,6 +36,8 @@ export interface FormatOptions {
     replica_count: number;
     /** The ledger capacity recorded in the superblock (zero where a test formats storage). */
     capacity?: FormatCapacity;
+    /** A data file rebuilt by `ringledger recover` (superblock.ts FormatRecovery). */
+    recovery?: FormatRecovery;
 }
 
 /** Arena bytes the superblock and journal take (allocate before sealing the arena). */
@@ -92,7 +94,7 @@ export async function storage_format(storage: Storage, options: FormatOptions): 
     // A fresh log holds the root prepare only.
     assert(journal.op_max === 0 && !journal.busy);
     superblock.format(cluster, options.replica, options.replica_count,
-        options.capacity ?? { accounts_max: 0, transfers_max: 0 });
+        options.capacity ?? { accounts_max: 0, transfers_max: 0 }, options.recovery ?? null);
     await waiter.wait(storage);
     assert(superblock.is_open && superblock.sequence === 1);
 }

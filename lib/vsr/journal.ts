@@ -669,6 +669,9 @@ export class Journal implements StorageCompletionTarget {
         }
         if (decision !== Decision.vsr) return null;
         const op = this.faulty_op[slot]! >= 0 ? this.faulty_op[slot]! : this.slot_op_named(slot);
+        if (op === 0 || (op === -1 && slot === 0 && this.op_max < this.slot_count)) {
+            return this.root_restore();
+        }
         if (this.solo) {
             // Every case refused here lacks an intact prepare for the op the slot should hold.
             const label = this.cases[slot] === case_gap ? 'gap'
@@ -692,6 +695,22 @@ export class Journal implements StorageCompletionTarget {
         this.redundant().fill(0, at + offset_checksum, at + offset_checksum + 16);
         this.faulty[slot] = 1;
         this.faulty_op[slot] = op;
+        return null;
+    }
+
+    /**
+     * Slot 0 holds op 0, the root prepare, until the ring wraps. Format writes the same root on
+     * every replica of the cluster, so what a damaged slot 0 held is known: it is written back,
+     * never left a placeholder (a placeholder breaks op 1's hash chain on every peer that
+     * receives our log; seed 1907746486) nor repaired from a peer.
+     */
+    private root_restore(): null {
+        header_empty_write(this.headers, 0, this.cluster, 0, operation_root);
+        this.redundant().set(this.headers.subarray(0, header_size), 0);
+        this.sector_dirty[0] = 1;
+        this.decisions[0] = Decision.fix; // Repaired locally, as slot_status reports it.
+        assert.equal(header_operation(this.headers, 0), operation_root);
+        assert.equal(header_op(this.headers, 0), 0);
         return null;
     }
 

@@ -1678,9 +1678,11 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
      * a replica moves only with a view-change quorum of them, so one that can send but not hear
      * (an asymmetric partition) cannot unseat a primary the others still hear.
      */
-    private svc_vote(view_new: number): void {
-        assert(view_new > this.view || (view_new === this.view &&
+    private svc_vote(view_proposed: number): void {
+        assert(view_proposed > this.view || (view_proposed === this.view &&
             this.status === Status.view_change));
+        // A recovered replica's first vote is for the first view it may vote in.
+        const view_new = Math.max(view_proposed, this.vsr_state.view_vote_min);
         if (view_new > this.svc_view) {
             this.svc_view = view_new;
             this.svc_votes = 0;
@@ -1714,7 +1716,7 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
         const view_new = svc.view;
         if (view_new <= this.view) return;
         assert(svc.replica < this.replica_count); assert(svc.replica !== this.replica);
-        if (svc.u8(offsets.start_view_change.joined) === 1 && this.view_change_possible) {
+        if (svc.u8(offsets.start_view_change.joined) === 1 && this.vote_allowed(view_new)) {
             // Its sender saw a view-change quorum for view_new: follow it there, or it (with any
             // others that moved) waits forever for do_view_changes from replicas still in ours.
             // A replica in recovering_head follows too: its vote says what it cannot deny.
@@ -1745,6 +1747,12 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
         return this.vote_possible;
     }
 
+    /** Whether we may take part in the view change to `view_new` (see open_recovered). */
+    private vote_allowed(view_new: number): boolean {
+        assert(view_new > this.view);
+        return view_new >= this.vsr_state.view_vote_min && this.view_change_possible;
+    }
+
     /**
      * Whether our head's header is in the journal, as a do_view_change or start_view sends it.
      * Not so for a head at the checkpoint whose slot is faulty (at startup, or after a
@@ -1760,7 +1768,7 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
     private svc_check(): void {
         if (this.svc_view <= this.view) return;
         if (bits_count(this.svc_votes) < this.quorum_view_change) return;
-        if (!this.view_change_possible) return;
+        if (!this.vote_allowed(this.svc_view)) return;
         // Every serving status moves with a quorum: recovering_head votes with an uncertain head.
         assert(this.status === Status.normal || this.status === Status.view_change ||
             this.status === Status.recovering_head);
@@ -1988,7 +1996,7 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
             // Its sender saw a view-change quorum for `view`: we may move there too.
             if (this.status !== Status.normal && this.status !== Status.view_change &&
                 this.status !== Status.recovering_head) return;
-            if (!this.view_change_possible) return;
+            if (!this.vote_allowed(view)) return;
             this.view_change_start(view);
         }
         if (this.status !== Status.view_change || this.view_change_adopting) return;
@@ -3328,6 +3336,7 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
                 (value >>> (byte * 8)) & 0xff;
         }
         this.pipeline_op_loaded = this.commit_min;
+        if (this.view < this.vsr_state.view_vote_min) return this.open_recovered();
         if (!this.log_clean && (this.view === this.log_view || !this.head_in_journal)) {
             this.status = Status.recovering_head;
             this.log(`replica ${this.replica}: a WAL slot above op ${this.op} is faulty: waiting ` +
@@ -3358,6 +3367,27 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
         // A restarted primary started a view change above; one that cannot prove its head waits.
         assert(this.status === Status.normal || this.status === Status.recovering_head);
         if (this.status === Status.normal) assert(!this.is_primary);
+        this.request_start_view_send(this.primary_of(this.view));
+    }
+
+    /**
+     * A data file rebuilt by `ringledger recover`: whatever the lost file acknowledged was
+     * committed before the rebuild (the recovery's requests came after it), but the views up to
+     * the recorded one + 1 may hold votes it cannot recall. So it waits for a start_view like a
+     * replica that cannot prove its head (it may deny nothing it never held: its head is op 0,
+     * acknowledged up to op 0), and votes only from view_vote_min on (svc_vote, vote_allowed).
+     */
+    private open_recovered(): void {
+        assert(this.view + 2 === this.vsr_state.view_vote_min && this.log_view === 0);
+        assert(this.op === 0 && this.commit_min === 0 && this.checkpoint_op === 0);
+        assert(this.log_clean && this.status === Status.normal);
+        this.log_uncertain(0);
+        assert(!this.log_clean && this.op_acknowledged_max === 0);
+        this.status = Status.recovering_head;
+        this.timeouts_for_status();
+        const vote_min = this.vsr_state.view_vote_min;
+        this.log(`replica ${this.replica}: rebuilt by recover: following view ${this.view} once ` +
+            `its primary answers, voting in view changes from view ${vote_min}`);
         this.request_start_view_send(this.primary_of(this.view));
     }
 
@@ -3411,9 +3441,10 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
             this.timeout_request_start_view.reset();
             this.request_start_view_send(this.primary_of(this.view));
             // No start_view came and a peer proposed leaving the view: our vote (with an
-            // uncertain head) may be the one the view change lacks (2 replicas: always).
+            // uncertain head) may be the one the view change lacks (2 replicas: always). A
+            // recovered replica votes for the first view it may vote in (svc_vote).
             if (this.status === Status.recovering_head && this.svc_view > this.view &&
-                this.view_change_possible) {
+                this.vote_allowed(Math.max(this.svc_view, this.vsr_state.view_vote_min))) {
                 this.svc_vote(this.svc_view);
             }
         }

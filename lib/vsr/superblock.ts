@@ -57,8 +57,15 @@ const o_accounts_max = 176;
 const o_transfers_max = 180;
 /** The head op of the view's log when log_view began (see VsrState.log_view_op). */
 const o_log_view_op = 184;
+/**
+ * The lowest view this replica may vote in (start_view_change, do_view_change): 0, except for a
+ * data file rebuilt by `ringledger recover`, which records the cluster's view + 2. Written at
+ * format only; every update copies it.
+ */
+const o_view_vote_min = 248;
 // The fields live in the copy's first sector (the second is reserved for view headers).
-assert(o_log_view_op + 8 <= sector_size && 2 * sector_size === superblock_copy_size);
+assert(o_log_view_op + 8 <= o_view_vote_min);
+assert(o_view_vote_min + 4 <= sector_size && 2 * sector_size === superblock_copy_size);
 // Any open quorum intersects any verify quorum: a verified version is always seen at open.
 assert(quorum_open + quorum_verify > superblock_copies);
 
@@ -92,6 +99,18 @@ export class VsrState {
      * slot a start_view cut (and that no write replaced yet) is never taken back.
      */
     log_view_op = 0;
+    /** See o_view_vote_min: views below it saw us before a data-file loss we cannot recall. */
+    view_vote_min = 0;
+}
+
+/**
+ * A data file rebuilt by `ringledger recover` after the original was lost: `view` is the
+ * cluster's view once the recovery's requests committed (the replica starts there, waiting for a
+ * start_view), and the replica votes only in views from view + 2 on (TigerBeetle's rule: the lost
+ * replica may have voted in view + 1 and cannot remember what it promised there).
+ */
+export interface FormatRecovery {
+    view: number;
 }
 
 export interface SuperBlockListener {
@@ -202,6 +221,7 @@ export class SuperBlock implements StorageCompletionTarget {
         state.view = u32_read(this.working, o_view);
         state.log_view = u32_read(this.working, o_log_view);
         state.log_view_op = u64_read(this.working, o_log_view_op);
+        state.view_vote_min = u32_read(this.working, o_view_vote_min);
         // What open's state_check and update's asserts guarantee of the durable version.
         assert(state.checkpoint_op <= state.commit_max && state.log_view <= state.view);
         assert((state.checkpoint_root_address === 0) === (state.checkpoint_op === 0));
@@ -209,10 +229,12 @@ export class SuperBlock implements StorageCompletionTarget {
 
     /** Sequence 1: the only version without a parent. Records every format-time setting. */
     format(cluster: Uint8Array, replica: number, replica_count: number,
-        capacity: FormatCapacity): void {
+        capacity: FormatCapacity, recovery: FormatRecovery | null = null): void {
         assert(this.phase === Phase.idle && !this.opened);
         assert(cluster.length === 16);
         assert(replica_count >= 1 && replica_count <= 6 && replica >= 0 && replica < replica_count);
+        // Only a cluster that commits without this replica can vouch for what it lost.
+        assert(recovery === null || replica_count >= 3);
         const staging = this.staging();
         staging.fill(0);
         u32_write(staging, o_version, superblock_version);
@@ -230,6 +252,12 @@ export class SuperBlock implements StorageCompletionTarget {
         assert(Number.isInteger(capacity.transfers_max) && capacity.transfers_max >= 0);
         u32_write(staging, o_accounts_max, capacity.accounts_max);
         u32_write(staging, o_transfers_max, capacity.transfers_max);
+        if (recovery !== null) {
+            assert(Number.isInteger(recovery.view) && recovery.view >= 0);
+            assert(recovery.view + 2 <= 0xffffffff);
+            u32_write(staging, o_view, recovery.view);
+            u32_write(staging, o_view_vote_min, recovery.view + 2);
+        }
         this.start_write();
     }
 
@@ -246,6 +274,8 @@ export class SuperBlock implements StorageCompletionTarget {
         assert(state.log_view <= state.view, 'log_view beyond view');
         assert(state.view >= u32_read(this.working, o_view), 'view went backwards');
         assert(state.log_view >= u32_read(this.working, o_log_view), 'log_view went backwards');
+        assert.equal(state.view_vote_min, u32_read(this.working, o_view_vote_min),
+            'view_vote_min is set at format only');
         assert(state.commit_max >= u64_read(this.working, o_commit_max), 'commit_max backwards');
         if (checkpoint) assert(state.checkpoint_op > old_checkpoint_op, 'checkpoint must advance');
         if (!checkpoint) assert.equal(state.checkpoint_op, old_checkpoint_op);

@@ -1,0 +1,126 @@
+// The prefetch of one batch over the two grooves (groove.ts): every record the batch can touch,
+// pinned before execute, in two stages.
+// 1. The ids the batch names, as Ledger.prefetch names them: a create_transfers event's id, its
+//    two accounts and its pending transfer; a create_accounts event's id; the ids of a lookup;
+//    the account of get_account_transfers / get_account_balances.
+// 2. create_transfers only, once the pending transfers are pinned: their two accounts (a post
+//    or void may leave its accounts zero and take the pending transfer's).
+// Each stage's reads go to the device together (both grooves at once); `advance` answers true
+// when execute may run, or when a block was refused (`refusal`, the batch then abandoned).
+// A batch pins at most 2 transfers and 4 accounts per event: the grooves' pinned_max must allow
+// it (asserted at start). Queries, change events and the pulse pin nothing here: their indexes
+// are not all in the grid yet (see groove.ts).
+import assert from 'node:assert/strict';
+
+import { Operation, batch_events_max, record_words } from './constants';
+import type { GrooveRecordStore } from './groove';
+import { transfer_at } from './record_layout';
+import type { BlockRefusal } from '../lsm/tree';
+
+const w_debit_account = transfer_at.debit_account_id / 4;
+const w_credit_account = transfer_at.credit_account_id / 4;
+const w_pending_id = transfer_at.pending_id / 4;
+
+const stage_idle = 0;
+const stage_ids = 1;
+const stage_pending_accounts = 2;
+
+export class GroovePrefetch {
+    readonly accounts: GrooveRecordStore;
+    readonly transfers: GrooveRecordStore;
+    /** Why the prefetch ended early (a block refused), or null. */
+    refusal: BlockRefusal | null = null;
+    private stage = stage_idle;
+    private input: Uint32Array = new Uint32Array(0);
+    private base = 0;
+    private events = 0;
+
+    constructor(accounts: GrooveRecordStore, transfers: GrooveRecordStore) {
+        assert(accounts.forest === transfers.forest, 'groove_prefetch: one forest');
+        this.accounts = accounts;
+        this.transfers = transfers;
+    }
+
+    /** Stage 1: pins the ids the batch at input[base..] (`input_length` bytes) names. */
+    start(operation: number, input: Uint32Array, base: number, input_length: number): void {
+        assert(this.stage === stage_idle && this.accounts.pinned === 0 &&
+            this.transfers.pinned === 0, 'groove_prefetch: a batch is already pinned');
+        assert(base >= 0 && base + (input_length >>> 2) <= input.length);
+        this.refusal = null;
+        this.input = input;
+        this.base = base;
+        this.events = 0;
+        if (operation === Operation.create_transfers) this.pin_transfers(input_length >>> 7);
+        else if (operation === Operation.create_accounts) {
+            assert(input_length >>> 7 <= this.accounts.pinned_max);
+            for (let event = 0; event < input_length >>> 7; event++) {
+                this.accounts.prefetch(input, base + event * record_words);
+            }
+        } else if (operation === Operation.lookup_accounts ||
+            operation === Operation.lookup_transfers) {
+            const store = operation === Operation.lookup_accounts ? this.accounts :
+                this.transfers;
+            assert(input_length >>> 4 <= store.pinned_max);
+            for (let id = 0; id < input_length >>> 4; id++) store.prefetch(input, base + id * 4);
+        } else if ((operation === Operation.get_account_transfers ||
+            operation === Operation.get_account_balances) && input_length === 128) {
+            this.accounts.prefetch(input, base);
+        }
+        this.stage = stage_ids;
+        this.reads_start();
+    }
+
+    private pin_transfers(events: number): void {
+        assert(events <= batch_events_max);
+        assert(2 * events <= this.transfers.pinned_max && 4 * events <= this.accounts.pinned_max,
+            'groove_prefetch: pinned_max below what a create_transfers batch may pin');
+        const input = this.input;
+        for (let event = 0; event < events; event++) {
+            const at = this.base + event * record_words;
+            this.transfers.prefetch(input, at);
+            this.accounts.prefetch(input, at + w_debit_account);
+            this.accounts.prefetch(input, at + w_credit_account);
+            if ((input[at + w_pending_id]! | input[at + w_pending_id + 1]! |
+                input[at + w_pending_id + 2]! | input[at + w_pending_id + 3]!) !== 0) {
+                this.transfers.prefetch(input, at + w_pending_id);
+            }
+        }
+        this.events = events;
+    }
+
+    private reads_start(): void {
+        this.accounts.prefetch_start();
+        this.transfers.prefetch_start();
+    }
+
+    /** Moves the prefetch on once its reads have landed: true when execute may run. */
+    advance(): boolean {
+        if (this.stage === stage_idle) return true;
+        const accounts = this.accounts.prefetch_advance();
+        const transfers = this.transfers.prefetch_advance();
+        if (!accounts || !transfers) return false;
+        this.refusal = this.accounts.refusal ?? this.transfers.refusal;
+        if (this.refusal !== null || this.stage === stage_pending_accounts || this.events === 0) {
+            this.stage = stage_idle;
+            return true;
+        }
+        assert(this.stage === stage_ids);
+        this.stage = stage_pending_accounts;
+        this.pin_pending_accounts();
+        this.reads_start();
+        return this.advance();
+    }
+
+    /** Stage 2: the accounts of every pending transfer a create_transfers event names. */
+    private pin_pending_accounts(): void {
+        const input = this.input, transfers = this.transfers;
+        for (let event = 0; event < this.events; event++) {
+            const at = this.base + event * record_words + w_pending_id;
+            if ((input[at]! | input[at + 1]! | input[at + 2]! | input[at + 3]!) === 0) continue;
+            const pending = transfers.find(input, at);
+            if (pending < 0) continue;
+            this.accounts.prefetch(transfers.words, pending * record_words + w_debit_account);
+            this.accounts.prefetch(transfers.words, pending * record_words + w_credit_account);
+        }
+    }
+}
