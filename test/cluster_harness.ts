@@ -184,6 +184,8 @@ export class Cluster {
     readonly storages: SimulatorStorage[] = [];
     readonly pools: MessagePool[] = [];
     readonly replicas: Replica[] = [];
+    /** Each replica's ledger (its state checksum compares replicas). */
+    readonly ledgers: Ledger[] = [];
     readonly up: boolean[] = [];
     readonly clients: SimClient[] = [];
     readonly network: ClusterNetwork;
@@ -242,7 +244,12 @@ export class Cluster {
         this.storages[replica] = await this.storage_formatted(replica, 1, { view });
     }
 
-    async open(replica: number): Promise<void> {
+    /**
+     * Opens a replica over its disk. With `wait`, runs its storage alone until it serves (or
+     * failed: thrown); without, it joins the cluster at once and startup goes on with the
+     * cluster's ticks (a restore waiting for peers' grid blocks).
+     */
+    async open(replica: number, wait = true): Promise<void> {
         const storage = this.storages[replica]!;
         const { listener, superblock, journal } = await replica_storage_open(storage);
         const pool = new MessagePool(storage.arena, pool_messages, this.config.message_size_max);
@@ -252,10 +259,17 @@ export class Cluster {
             pool, time: this.options.time_of?.(replica, this.time) ?? this.time,
             random: new Prng(this.options.seed * 31 + replica),
             storage, superblock, journal, storage_listener: listener,
-            ledger: new Ledger(ledger_config), clients_max: this.config.clients_max,
+            ledger: this.ledgers[replica] = new Ledger(ledger_config),
+            clients_max: this.config.clients_max,
             log: log === undefined ? undefined : (line) => log(`[${this.time.ticks}] ${line}`),
         });
         const instance = this.replicas[replica]!;
+        if (!wait) {
+            instance.network_attach(new ReplicaLink(this.network, replica));
+            this.up[replica] = true;
+            instance.open();
+            return;
+        }
         instance.open();
         await storage_run_until(storage, () => instance.status >= Status.normal);
         if (instance.status === Status.failed) throw instance.failure!;
@@ -270,9 +284,9 @@ export class Cluster {
         this.network.drop_replica(replica);
     }
 
-    async restart(replica: number): Promise<void> {
+    async restart(replica: number, wait = true): Promise<void> {
         assert(!this.up[replica]);
-        await this.open(replica);
+        await this.open(replica, wait);
     }
 
     tick(): void {

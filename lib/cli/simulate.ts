@@ -116,6 +116,8 @@ async function swarm_run(seed: number, count: number,
     let runs = 0;
     let replies_lost = 0;
     let replies_repaired = 0;
+    let grid_rotted = 0;
+    let grid_repaired = 0;
     try {
         for (; !stop && (count === 0 || runs < count); runs++) {
             const next = seeds === null ? crypto.randomInt(0, 2 ** 32) : seeds.u32();
@@ -123,12 +125,18 @@ async function swarm_run(seed: number, count: number,
             const lines = summary_lines(summary);
             replies_lost += summary.replies_lost;
             replies_repaired += summary.replies_repaired;
+            grid_rotted += summary.grid_blocks_rotted;
+            grid_repaired += summary.grid_blocks_repaired;
             if (summary.liveness_excused !== null) excused.push(next);
             if (summary.violation === null && summary.liveness_excused === null) {
                 const replies = summary.replies_lost === 0 ? '' : ` (session replies: ` +
                     `${summary.replies_lost} lost at startup, ${summary.replies_repaired} ` +
                     'repaired from a peer)';
-                process.stdout.write(`${lines[0]!}\n  checksum ${summary.checksum}${replies}\n`);
+                const grid = summary.grid_blocks_rotted === 0 ? '' : ` (grid blocks: ` +
+                    `${summary.grid_blocks_rotted} rotted, ${summary.grid_blocks_repaired} ` +
+                    'repaired from a peer)';
+                process.stdout.write(`${lines[0]!}\n  checksum ${summary.checksum}${replies}` +
+                    `${grid}\n`);
             } else if (summary.violation === null) {
                 for (const line of lines) process.stdout.write(`${line}\n`);
             } else {
@@ -145,7 +153,7 @@ async function swarm_run(seed: number, count: number,
         (violated.length === 0 ? '' : `: ${violated.join(' ')}`) + `, ${excused.length} ` +
         `excused (core_missing_quorum)${excused.length === 0 ? '' : `: ${excused.join(' ')}`}` +
         `; session replies: ${replies_lost} lost at startup, ${replies_repaired} repaired from ` +
-        'a peer\n');
+        `a peer; grid blocks: ${grid_rotted} rotted, ${grid_repaired} repaired from a peer\n`);
     return violated.length === 0 ? 0 : 1;
 }
 
@@ -206,6 +214,8 @@ export function summary_lines(summary: SimulationSummary): string[] {
         `${storage_faults_injected_text(summary)}, ${summary.replies_lost} session ` +
         `repl${summary.replies_lost === 1 ? 'y' : 'ies'} lost at startup (` +
         `${summary.replies_repaired} repaired from a peer); ${clock_faults_text(summary)}` +
+        (swarm.grid_rot_blocks_max === 0 ? '' : `; grid rot: ${summary.grid_blocks_rotted} ` +
+            `block(s) rotted while down, ${summary.grid_blocks_repaired} repaired from a peer`) +
         (swarm.power_loss ? '; power loss before the liveness phase' : ''),
     ];
     if (summary.behind_wal > 0) {

@@ -34,8 +34,12 @@
 //
 // Restore reads the tree the superblock names and verifies every block against the checksum its
 // parent stores. The free set is not persisted: it is exactly the set of blocks reachable from the
-// root. A block that fails verification is a refusal naming the grid and its address: a single
-// replica has no other copy, and a silently wrong ledger is worse than not starting.
+// root. A block that fails verification (or cannot be read) is, on a single replica, a refusal
+// naming the grid and its address: it has no other copy, and a silently wrong ledger is worse
+// than not starting. A cluster replica attaches a grid repair (lib/vsr/grid_repair.ts): the
+// buffer then waits while the block is fetched from a peer by (address, checksum), the block is
+// written back to its address, and only then applied; the restore goes on meanwhile with the
+// other buffers.
 import assert from 'node:assert/strict';
 import os from 'node:os';
 
@@ -51,6 +55,8 @@ import {
     reference_size_read, reference_write,
 } from '../vsr/grid';
 import { frame } from '../vsr/header_layout';
+import { grid_repair_wanted_max } from '../vsr/grid_repair';
+import type { GridRepairQueue, GridRepairWaiter } from '../vsr/grid_repair';
 import { u32_read, u32_write, u64_read, u64_write } from '../vsr/prepare_header';
 import type { Storage, StorageCompletionTarget } from '../storage/storage';
 import { StorageRefusal } from '../storage/storage';
@@ -114,6 +120,8 @@ export function storage_config_for(base: StorageConfig, ledger: LedgerConfig,
 export const checkpoint_buffers = 8;
 /** Storage operations the checkpointer has in flight at most: one per buffer, plus its sync. */
 export const checkpointer_operations_max = checkpoint_buffers + 1;
+// Each restore buffer may wait for one repaired block.
+assert(checkpoint_buffers <= grid_repair_wanted_max);
 
 /** Segments whose full chunks below the used bytes never change: `trickle` may pre-write them. */
 const segment_trickle: readonly number[] = [1, 5];
@@ -144,8 +152,13 @@ const enum Phase {
 
 const tag_sync = checkpoint_buffers;
 
+/** A restore buffer's repair: none, waiting for a peer's block, writing it back. */
+const repair_none = 0;
+const repair_waiting = 1;
+const repair_writing = 2;
+
 export class Checkpointer implements StorageCompletionTarget, SuperBlockListener,
-    StateCheckpointer {
+    StateCheckpointer, GridRepairWaiter {
     private readonly storage: Storage;
     private readonly superblock: SuperBlock;
     private readonly ledger: Ledger;
@@ -216,6 +229,13 @@ export class Checkpointer implements StorageCompletionTarget, SuperBlockListener
     private readonly buffer_attempts: Uint8Array = new Uint8Array(checkpoint_buffers);
     /** Block writes that failed and were issued again (a device error that may pass). */
     write_retries = 0;
+    /** A cluster replica's grid repair (null: a single replica refuses a corrupt block). */
+    private repair: GridRepairQueue | null = null;
+    /** Per buffer: repair_none, repair_waiting or repair_writing (restore only). */
+    private readonly buffer_repair: Uint8Array = new Uint8Array(checkpoint_buffers);
+    /** Blocks restore found corrupt or unreadable, and of those the ones repaired and applied. */
+    blocks_corrupt = 0;
+    blocks_repaired = 0;
     private readonly state = new VsrState();
     private phase = Phase.idle;
     private cursor = 0;
@@ -293,6 +313,13 @@ export class Checkpointer implements StorageCompletionTarget, SuperBlockListener
     }
 
     get busy(): boolean { return this.phase !== Phase.idle; }
+
+    /** A cluster replica: corrupt blocks at restore are fetched from peers, not refused. */
+    grid_repair_attach(repair: GridRepairQueue): void {
+        assert(this.repair === null && this.phase === Phase.idle && this.op_durable === -1);
+        this.repair = repair;
+        repair.attach(this);
+    }
 
     /** Grid writes or reads in flight, trickle writes included (tests). */
     get in_flight_count(): number { return this.in_flight; }
@@ -924,29 +951,120 @@ export class Checkpointer implements StorageCompletionTarget, SuperBlockListener
     }
 
     private restore_block(buffer: number, item: number, address: number, result: number): void {
-        if (this.error === null) {
-            if (result < 0) {
-                this.error = new GridRefusal(this.op_next, address,
-                    `unreadable (errno ${-result})`);
+        if (this.buffer_repair[buffer] === repair_writing) {
+            this.buffer_repair[buffer] = repair_none;
+            if (this.error === null && result < 0) {
+                this.error = new GridRefusal(this.op_next, address, 'writing back the repaired ' +
+                    `block failed with ${errno_name(-result)}`, -result);
+            } else if (this.error === null) {
+                this.blocks_repaired += 1;
+                this.error = this.restore_apply(buffer, item, address);
+            }
+        } else if (this.error === null) {
+            if (result >= 0 && this.restore_intact(buffer, item)) {
+                this.error = this.restore_apply(buffer, item, address);
             } else {
-                this.error = this.restore_verify(buffer, item, address);
+                this.blocks_corrupt += 1;
+                if (this.repair !== null) return this.repair_want(buffer, item, address);
+                this.error = this.restore_refusal(item, address, result);
             }
         }
         this.restore_advance();
     }
 
-    /** Verifies the block in `buffer` against its parent's reference and applies it. */
-    private restore_verify(buffer: number, item: number, address: number):
+    /** The buffer keeps its block's place while a peer's copy is fetched. */
+    private repair_want(buffer: number, item: number, address: number): void {
+        assert(this.repair !== null && this.buffer_item[buffer] === -1);
+        this.buffer_item[buffer] = item;
+        this.buffer_address[buffer] = address;
+        this.buffer_repair[buffer] = repair_waiting;
+        this.in_flight += 1;
+        assert(this.in_flight <= checkpointer_operations_max);
+        const refs = this.restore_refs();
+        this.repair.want(buffer, address, refs, this.restore_ref_offset(item));
+    }
+
+    /**
+     * The wanted block arrived from a peer (its header checksum is the reference's, both
+     * checksums verified): it goes into the buffer, is verified as a read would be, and written
+     * back to its address; it is applied when the write completes.
+     */
+    grid_block_repaired(tag: number, bytes: Uint8Array, offset: number): void {
+        assert(tag >= 0 && tag < checkpoint_buffers);
+        assert.equal(this.buffer_repair[tag], repair_waiting);
+        assert(this.phase >= Phase.restore_root && this.error === null);
+        const size = u32_read(bytes, offset + frame.size);
+        assert(size >= header_size && size <= this.block_size);
+        const target = this.buffer_offsets[tag]!;
+        const arena = this.storage.arena.bytes;
+        arena.set(bytes.subarray(offset, offset + size), target);
+        arena.fill(0, target + size, target + sector_ceil(size));
+        const item = this.buffer_item[tag]!;
+        const address = this.buffer_address[tag]!;
+        if (!this.restore_intact(tag, item)) {
+            // Its header checksum is the reference's, yet it does not verify: not our block
+            // (a peer's bug, or a checksum collision). Ask again; another peer may hold it.
+            this.repair!.want(tag, address, this.restore_refs(), this.restore_ref_offset(item));
+            return;
+        }
+        this.buffer_repair[tag] = repair_writing;
+        this.storage.write(this.target, tag, Zone.grid, (address - 1) * this.block_size, target,
+            sector_ceil(size));
+    }
+
+    /** The references the current restore phase reads against. */
+    private restore_refs(): Uint8Array {
+        if (this.phase === Phase.restore_root) return this.root_ref;
+        return this.phase === Phase.restore_manifests ? this.manifest_refs : this.chunk_refs;
+    }
+
+    private restore_ref_offset(item: number): number {
+        return this.phase === Phase.restore_root ? 0 : item * reference_size;
+    }
+
+    /** Whether the block in `buffer` is exactly the one its parent's reference names. */
+    private restore_intact(buffer: number, item: number): boolean {
+        const offset = this.buffer_offsets[buffer]!;
+        const bytes = this.storage.arena.bytes;
+        if (this.phase === Phase.restore_root) {
+            // The superblock stores no size for the root: take the block's own, which the
+            // checksum comparison then vouches for.
+            u32_write(this.root_ref, 24, u32_read(bytes, offset + frame.size));
+            return block_verify(bytes, offset, this.root_ref, 0, BlockType.root);
+        }
+        const type = this.phase === Phase.restore_manifests ? BlockType.manifest : BlockType.chunk;
+        return block_verify(bytes, offset, this.restore_refs(), item * reference_size, type);
+    }
+
+    /** Why a single replica refuses a block that failed restore_intact or its read. */
+    private restore_refusal(item: number, address: number, result: number): StorageRefusal {
+        if (result < 0) {
+            return new GridRefusal(this.op_next, address, `unreadable (errno ${-result})`);
+        }
+        if (this.phase === Phase.restore_root) {
+            return new GridRefusal(this.op_next, address, 'root block corrupt (its checksum ' +
+                'differs from the checkpoint id the superblock holds)');
+        }
+        if (this.phase === Phase.restore_manifests) {
+            return new GridRefusal(this.op_next, address, `manifest block ${item} corrupt ` +
+                '(checksum, address or size differs from its reference)');
+        }
+        return new GridRefusal(this.op_next, address, `${this.chunk_name(item)} corrupt ` +
+            '(checksum, address or size differs from the manifest reference)');
+    }
+
+    private chunk_name(chunk: number): string {
+        const segment = this.segment_of(chunk);
+        return `chunk ${chunk - this.chunk_first[segment]!} of ${segment_names[segment]}`;
+    }
+
+    /** Applies the verified block in `buffer` to the tree or the state. */
+    private restore_apply(buffer: number, item: number, address: number):
         StorageRefusal | null {
         const offset = this.buffer_offsets[buffer]!;
         const bytes = this.storage.arena.bytes;
         if (this.phase === Phase.restore_root) return this.root_apply(offset, address);
         if (this.phase === Phase.restore_manifests) {
-            const ref = item * reference_size;
-            if (!block_verify(bytes, offset, this.manifest_refs, ref, BlockType.manifest)) {
-                return new GridRefusal(this.op_next, address, `manifest block ${item} corrupt ` +
-                    '(checksum, address or size differs from its reference)');
-            }
             const first = item * this.refs_per_manifest;
             const count = Math.min(this.refs_per_manifest, this.chunk_total - first);
             this.chunk_refs.set(bytes.subarray(offset + header_size,
@@ -958,13 +1076,7 @@ export class Checkpointer implements StorageCompletionTarget, SuperBlockListener
 
     private root_apply(offset: number, address: number): StorageRefusal | null {
         const bytes = this.storage.arena.bytes;
-        // The superblock stores no size for the root: take the block's own, which the checksum
-        // comparison below then vouches for.
-        u32_write(this.root_ref, 24, u32_read(bytes, offset + frame.size));
-        if (!block_verify(bytes, offset, this.root_ref, 0, BlockType.root)) {
-            return new GridRefusal(this.op_next, address, 'root block corrupt (its checksum ' +
-                'differs from the checkpoint id the superblock holds)');
-        }
+        assert(block_verify(bytes, offset, this.root_ref, 0, BlockType.root));
         const body = offset + header_size;
         const mismatch = u32_read(bytes, body + b_magic) !== root_magic ||
             u32_read(bytes, body + b_segment_count) !== segment_count ||
@@ -1000,10 +1112,10 @@ export class Checkpointer implements StorageCompletionTarget, SuperBlockListener
         const local = chunk - this.chunk_first[segment]!;
         const start = local * this.payload;
         const length = Math.min(this.payload, this.used[segment]! - start);
-        const name = `chunk ${local} of ${segment_names[segment]}`;
-        if (!block_verify(bytes, offset, this.chunk_refs, chunk * reference_size,
-            BlockType.chunk) || block_segment(bytes, offset) !== segment ||
-            block_chunk(bytes, offset) !== local) {
+        const name = this.chunk_name(chunk);
+        assert(block_verify(bytes, offset, this.chunk_refs, chunk * reference_size,
+            BlockType.chunk));
+        if (block_segment(bytes, offset) !== segment || block_chunk(bytes, offset) !== local) {
             return new GridRefusal(this.op_next, address, `${name} corrupt (checksum, address ` +
                 'or size differs from the manifest reference)');
         }
@@ -1020,10 +1132,13 @@ export class Checkpointer implements StorageCompletionTarget, SuperBlockListener
     private restore_advance(): void {
         for (let pass = 0; pass < this.chunk_total + this.manifest_count + 8; pass++) {
             if (this.error !== null) {
+                this.repairs_cancel();
                 if (this.in_flight === 0) this.fail();
                 return;
             }
             if (this.phase === Phase.restore_root) {
+                // The root may be waiting for a peer's copy: its manifests follow it.
+                if (this.in_flight > 0) return;
                 this.phase_next(Phase.restore_manifests);
             } else if (this.phase === Phase.restore_manifests) {
                 if (this.cursor === this.manifest_count) {
@@ -1061,6 +1176,19 @@ export class Checkpointer implements StorageCompletionTarget, SuperBlockListener
         }
         if (address === 0) return;
         this.block_read(index, address, reference_size_read(refs, ref));
+    }
+
+    /** The restore failed: buffers waiting for a peer's block wait no more. */
+    private repairs_cancel(): void {
+        assert(this.error !== null);
+        for (let buffer = 0; buffer < checkpoint_buffers; buffer++) {
+            if (this.buffer_repair[buffer] !== repair_waiting) continue;
+            this.repair!.cancel(buffer);
+            this.buffer_repair[buffer] = repair_none;
+            this.buffer_item[buffer] = -1;
+            this.in_flight -= 1;
+            assert(this.in_flight >= 0);
+        }
     }
 
     private restore_finish(): void {

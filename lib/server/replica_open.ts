@@ -12,6 +12,7 @@ import {
     Checkpointer, checkpointer_arena_size, checkpointer_operations_max, storage_config_for,
 } from '../ledger/checkpoint';
 import { ClientReplies, client_replies_iops_max } from '../vsr/client_replies';
+import { grid_repair_serve_reads_max } from '../vsr/grid_repair';
 import { storage_arena_size } from '../vsr/data_file';
 import type { Storage } from '../storage/storage';
 import { Journal, journal_operations_max } from '../vsr/journal';
@@ -60,7 +61,8 @@ const replay_operations_max = 3;
  * or waits for a completion (journal writes, checkpoint blocks).
  */
 export const replica_storage_operations_max = journal_operations_max + replay_operations_max +
-    checkpointer_operations_max + superblock_operations_max + client_replies_iops_max;
+    checkpointer_operations_max + superblock_operations_max + client_replies_iops_max +
+    grid_repair_serve_reads_max;
 
 /**
  * Builds the replica with its Checkpointer and ClientReplies over the same storage (allocating

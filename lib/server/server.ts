@@ -296,9 +296,11 @@ async function server_parts_locked(options: ServerOptions,
     arena.seal();
     replica.open();
     await storage_run_until(storage, () =>
-        replica.status >= Status.normal);
+        replica.status >= Status.normal || replica.startup_waits_for_peers);
     // Open is done: serving (normal), or in a cluster also joining a view change or waiting
-    // for the primary's view (recovering_head); or it failed, saying why.
+    // for the primary's view (recovering_head), or still restoring while grid blocks it read
+    // corrupt come from its peers (the bus below and the run loop's ticks fetch them; the
+    // replica serves once they are back); or it failed, saying why.
     if (replica.status === Status.failed) throw replica.failure!;
     const cluster = bytes_le_bigint(superblock.cluster_bytes(), 0, 16);
     // The bus dials every other replica (options.addresses, resolved by the caller).

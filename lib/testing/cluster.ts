@@ -33,6 +33,7 @@ import {
 import type { CheckpointCheckMode } from './cluster_checkers';
 import { ClusterNetwork } from './cluster_network';
 import type { ClusterFaultAtlas } from './fault_atlas';
+import { GridRot, grid_block_held_elsewhere } from './grid_faults';
 import { MachineClock, clock_faults_none, timestamp_ahead_max_ns } from './machine_clock';
 import type { ClockFaults } from './machine_clock';
 import { PacketSimulator } from './packet_simulator';
@@ -71,6 +72,13 @@ export interface ClusterReplica {
     /** Session replies lost at startup and not yet fetched back from a peer. */
     readonly replies_missing: number;
     readonly stats: { readonly replies_lost: number; readonly replies_repaired: number };
+    /** Grid blocks wanted from peers and repaired (lib/vsr/grid_repair.ts; null when solo). */
+    readonly grid_repair: {
+        readonly blocks_repaired: number;
+        readonly wanted_count: number;
+        readonly wanted_max: number;
+        wanted_entry(entry: number): { address: number; checksum: Uint8Array } | null;
+    } | null;
 }
 
 /** What the checkers read of a replica's session table (lib/vsr/client_sessions.ts). */
@@ -128,6 +136,8 @@ export interface ClusterOptions {
     storage_faults?: StorageFaultOptions;
     /** Each machine's clock faults, drawn from `seed` (ideal clocks when absent). */
     clocks?: { faults: ClockFaults; seed: number };
+    /** Grid blocks that rot while a replica is down (grid_faults.ts; none when absent or 0). */
+    grid_rot?: { blocks_per_restart_max: number; seed: number };
 }
 
 export interface StorageFaultOptions {
@@ -163,6 +173,8 @@ export class ReplicaNode {
     /** Session replies lost at startup, and repaired from a peer, by incarnations that died. */
     replies_lost = 0;
     replies_repaired = 0;
+    /** Grid blocks repaired from a peer by incarnations that died. */
+    grid_blocks_repaired = 0;
 
     constructor(index: number, storage: SimulatorStorage, random: Prng, time: MachineClock) {
         this.index = index;
@@ -187,6 +199,7 @@ export class Cluster {
     readonly digest = new RunDigest();
     readonly commits: CommitChecker;
     readonly checkpoints: CheckpointChecker;
+    readonly grid_rot: GridRot | null;
     private readonly prng: Prng;
     private readonly vsr_state = new VsrState();
 
@@ -207,6 +220,10 @@ export class Cluster {
             options.client_count);
         this.commits = new CommitChecker(this.digest);
         this.checkpoints = new CheckpointChecker(options.checkpoint_check, this.digest);
+        const rot = options.grid_rot;
+        this.grid_rot = rot === undefined || rot.blocks_per_restart_max === 0 ? null
+            : new GridRot(rot.seed, options.replica_count, this.config.grid_block_count,
+                this.config.block_size, rot.blocks_per_restart_max);
     }
 
     /** Formats every replica's disk and opens them, and creates the clients. */
@@ -349,6 +366,7 @@ export class Cluster {
         assert(node.replica !== null, `replica ${index} is already down`);
         node.replies_lost += node.replica.stats.replies_lost;
         node.replies_repaired += node.replica.stats.replies_repaired;
+        node.grid_blocks_repaired += node.replica.grid_repair?.blocks_repaired ?? 0;
         node.storage.crash();
         node.replica = null;
         node.pool = null;
@@ -361,6 +379,8 @@ export class Cluster {
     async restart(index: number): Promise<void> {
         const node = this.nodes[index]!;
         assert(node.health === Health.down && node.replica === null);
+        // Blocks rot while the machine is down: the restore finds them.
+        this.grid_rot?.rot(index, this.nodes.map((other) => other.storage));
         await this.replica_open(node);
     }
 
@@ -388,6 +408,32 @@ export class Cluster {
         this.storage_faults_start(node);
         node.commit_checked = 0;
         node.checkpoint_checked = -1;
+    }
+
+    /** Grid blocks repaired from a peer, over every incarnation. */
+    grid_blocks_repaired(): number {
+        return this.nodes.reduce((sum, node) => sum + node.grid_blocks_repaired +
+            (node.replica?.grid_repair?.blocks_repaired ?? 0), 0);
+    }
+
+    /**
+     * A replica restoring its checkpoint that waits for a grid block no other disk holds intact
+     * any more (its peers checkpointed past it and reused the address): only state sync can
+     * bring it back.
+     */
+    grid_repair_impossible(node: ReplicaNode): boolean {
+        const replica = node.replica;
+        if (replica === null || replica.status !== Status.restoring) return false;
+        const repair = replica.grid_repair;
+        if (repair === null || repair.wanted_count === 0) return false;
+        const storages = this.nodes.map((other) => other.storage);
+        for (let entry = 0; entry < repair.wanted_max; entry++) {
+            const wanted = repair.wanted_entry(entry);
+            if (wanted === null) continue;
+            if (!grid_block_held_elsewhere(node.index, wanted.address, wanted.checksum,
+                storages, this.config.block_size)) return true;
+        }
+        return false;
     }
 
     /** Neither the replica nor its disk run for `ticks`; packets to it wait. */

@@ -18,8 +18,9 @@
 // from (request_reply, lib/vsr/reply_repair.ts).
 //
 // The superblock gets only crash faults: with 4 copies and flexible quorums, one extra fault
-// could lose the quorum (internals.md §17). The grid gets none until grid repair
-// (request_blocks; docs/vsr.md §16) exists: a damaged block could not be repaired today.
+// could lose the quorum (internals.md §17). The grid gets no write faults here: its blocks rot
+// while a replica is down instead (grid_faults.ts, with an atlas of its own per address), and
+// grid repair (lib/vsr/grid_repair.ts) fetches them back.
 import assert from 'node:assert/strict';
 
 import type { Prng } from '../prng';
@@ -167,7 +168,7 @@ function faulty_count(faulty: Uint8Array, place: number, replica_count: number):
 }
 
 /** Opens place `place` (area or slot) to faults on exactly `count` distinct replicas. */
-function choose_faulty(prng: Prng, faulty: Uint8Array, place: number, replica_count: number,
+export function choose_faulty(prng: Prng, faulty: Uint8Array, place: number, replica_count: number,
     count: number): void {
     assert(count < replica_count);
     let chosen = 0;

@@ -102,6 +102,8 @@ export interface Swarm {
      * rebuilt as `ringledger recover` does (0 on half of the seeds, and for 1 or 2 replicas).
      */
     recover_percent: number;
+    /** Grid blocks that may rot while a replica is down, per restart (grid_faults.ts). */
+    grid_rot_blocks_max: number;
 }
 
 /** Replicas that may be down or paused at once (internals.md §9: replica_count - Q_vc). */
@@ -114,7 +116,8 @@ export function replicas_down_max(replica_count: number): number {
 /**
  * A 32-bit PRNG seed for one of a run's streams (0: its shape, 1: everything else, 2: the
  * swarm's sequence of seeds, 3: the storage faults' rates, 4: the fault atlas, 5: the clock
- * faults' shape, 6: the clocks' own draws, 7: the client replies faults' rates, 11: data-file losses), from all of a
+ * faults' shape, 6: the clocks' own draws, 7: the client replies faults' rates, 8: the grid rot's
+ * rate, 9: the grid rot's atlas and draws, 11 and 12: data-file losses), from all of a
  * seed's bits (the PRNG itself keeps only the low 32). Storage faults draw from streams of their
  * own so that a seed whose draw turns them off runs as it did before they existed.
  */
@@ -154,6 +157,7 @@ export function swarm_draw(seed: number, replica_count?: number): Swarm {
         clock_faults: clock_faults_draw(new Prng(seed_stream(seed, 5)), replicas),
         recover_percent: recover_percent_draw(new Prng(seed_stream(seed, stream_recover)),
             replicas),
+        grid_rot_blocks_max: grid_rot_draw(new Prng(seed_stream(seed, 8)), replicas),
     };
 }
 
@@ -163,6 +167,12 @@ const stream_recover = 11;
 function recover_percent_draw(prng: Prng, replicas: number): number {
     if (replicas < 3 || prng.chance(1, 2)) return 0;
     return 25 + prng.int(51);
+}
+
+/** Grid rot off on a third of the seeds (always for one replica); else 1-4 blocks per restart. */
+function grid_rot_draw(prng: Prng, replicas: number): number {
+    if (replicas === 1 || prng.chance(1, 3)) return 0;
+    return 1 + prng.int(4);
 }
 
 /**
@@ -278,6 +288,9 @@ export interface SimulationSummary {
     replies_repaired: number;
     /** Wall-clock jumps of the machines' clocks. */
     clock_jumps: number;
+    /** Grid blocks rotted while replicas were down, and blocks repaired from a peer. */
+    grid_blocks_rotted: number;
+    grid_blocks_repaired: number;
     checksum: string;
     violation: Violation | null;
 }
@@ -361,6 +374,10 @@ class SimulationRun {
             checkpoint_check: this.options.checkpoint_check ?? { enabled: true, reason: '' },
             factory, log: this.options.log, storage_faults: this.storage_faults_options(),
             clocks: { faults: swarm.clock_faults, seed: seed_stream(this.options.seed, 6) },
+            grid_rot: {
+                blocks_per_restart_max: swarm.grid_rot_blocks_max,
+                seed: seed_stream(this.options.seed, 9),
+            },
         });
         for (let client = 0; client < swarm.client_count; client++) {
             this.requests.push([]);
@@ -476,6 +493,13 @@ class SimulationRun {
         this.behind_wal = 0;
         for (const node of cluster.nodes) {
             const replica = node.replica!;
+            if (replica.status === Status.restoring) {
+                // Grid repair: restore waits for blocks from peers. Unless no peer holds one any
+                // more: then only state sync (not built yet) could bring it back.
+                if (!cluster.grid_repair_impossible(node)) return false;
+                this.behind_wal += 1;
+                continue;
+            }
             const behind = commit - replica.commit_min;
             // Whatever its status: a replica out of the WAL's reach cannot rejoin without sync.
             if (behind >= cluster.config.slot_count || this.repair_impossible(cluster, node)) {
@@ -531,8 +555,10 @@ class SimulationRun {
             // A replica further behind than a WAL holds can only catch up by state sync.
             const lag = behind === 0 ? '' : behind >= slots ? ` (${behind} behind: beyond the ` +
                 `${slots}-slot WAL, needs state sync)` : ` (${behind} behind, within the WAL)`;
+            const grid = replica.grid_repair?.wanted_count ?? 0;
             return `replica ${node.index} ${status?.[0] ?? replica.status} view ` +
-                `${replica.view} op ${replica.op} commit_min ${replica.commit_min}${lag} pool ` +
+                `${replica.view} op ${replica.op} commit_min ${replica.commit_min}${lag}` +
+                `${grid === 0 ? '' : ` grid blocks wanted ${grid}`} pool ` +
                 `${node.pool!.used}/${node.pool!.count} [${replica.describe()}]`;
         });
         const network = cluster.network.stats;
@@ -746,6 +772,8 @@ class SimulationRun {
             replies_lost: cluster?.replies_repair_counts().lost ?? 0,
             replies_repaired: cluster?.replies_repair_counts().repaired ?? 0,
             clock_jumps: cluster?.nodes.reduce((sum, node) => sum + node.time.jumps, 0) ?? 0,
+            grid_blocks_rotted: cluster?.grid_rot?.rotted ?? 0,
+            grid_blocks_repaired: cluster?.grid_blocks_repaired() ?? 0,
             checksum: cluster?.digest.hex ?? '',
             violation,
         };

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 
 import { StorageRefusal } from '../storage/storage';
+import type { GridRepairQueue } from './grid_repair';
 
 /**
  * Ops between checkpoints, from the WAL slot count and the pipeline (docs/data-file.md §6.4). While
@@ -124,6 +125,11 @@ export interface StateCheckpointer {
      * after it, only starts writes trickle_op queued. Returns how many it started.
      */
     trickle(blocks_max: number): number;
+    /**
+     * A cluster replica (before restore): a block restore finds corrupt is fetched from a peer
+     * through `repair` and written back, instead of refusing to start.
+     */
+    grid_repair_attach(repair: GridRepairQueue): void;
     /** The superblock is free again after a view change's update: a waiting checkpoint goes on. */
     superblock_resume(): void;
 }

@@ -20,6 +20,7 @@ import {
     u128_equal, u32_read, u32_write, u64_read, u64_write,
 } from './prepare_header';
 import { header_size } from '../storage/zones';
+import { release_server } from '../constants';
 
 // The LSM layer's blocks (lib/lsm): a table's index block and its data blocks; a forest's
 // checkpoint: its manifest log, its free set and its root.
@@ -61,6 +62,9 @@ export function block_seal(bytes: Uint8Array, offset: number, cluster: Uint8Arra
     bytes.fill(0, offset, offset + header_size);
     bytes.set(cluster, offset + frame.cluster);
     u32_write(bytes, offset + frame.size, size);
+    // A block is also a message (grid repair sends it as it is): it names a release, as every
+    // message must. Blocks sealed before grid repair existed carry 0 and are never sent.
+    u32_write(bytes, offset + frame.release, release_server);
     bytes[offset + frame.command] = Command.block;
     u64_write(bytes, offset + o_address, address);
     u64_write(bytes, offset + o_snapshot, op);

@@ -1035,9 +1035,10 @@ export class MessageBus implements IoCompletionTarget, MessagePoolListener, Repl
             this.client_learn(index, base + at);
             return true;
         }
-        // A prepare or a reply names its author, who need not be the sender: repair resends
-        // them as they were written.
-        if (command === Command.prepare || command === Command.reply) return true;
+        // A prepare, a reply or a grid block names its author (a block: nobody, replica 0),
+        // who need not be the sender: repair resends them as they were written.
+        if (command === Command.prepare || command === Command.reply ||
+            command === Command.block) return true;
         if (connection.peer === peer_replica_inbound) return true;
         const replica = this.bytes[base + frame.replica]!;
         if (this.replica_count > 0 &&

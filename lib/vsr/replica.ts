@@ -62,6 +62,7 @@ import { Pipeline, pipeline_prepare_queue_max } from './pipeline';
 import { Clock } from './clock';
 import { ClientSessions, sessions_size_max } from './client_sessions';
 import { ReplyRepair } from './reply_repair';
+import { GridRepair } from './grid_repair';
 import type { ReplyRepairHost } from './reply_repair';
 import { StateMachineCapacityError } from './state_machine';
 import type { StateMachine } from './state_machine';
@@ -264,6 +265,8 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
     readonly sessions: ClientSessions;
     /** Fetches session replies lost at startup from peers (cluster only). */
     readonly reply_repair: ReplyRepair;
+    /** Fetches grid blocks restore finds corrupt from peers, and serves theirs (cluster only). */
+    readonly grid_repair: GridRepair | null;
     readonly pipeline: Pipeline;
     readonly stats = new ReplicaStats();
     readonly release: number;
@@ -560,6 +563,7 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
         this.sessions_blob = new Uint8Array(sessions_size_max(options.clients_max));
         this.reply_writing = new Int32Array(options.clients_max).fill(-1);
         this.reply_repair = new ReplyRepair(this);
+        this.grid_repair = this.solo ? null : this.grid_repair_create();
         this.pipeline = new Pipeline(pipeline_prepare_queue_max,
             options.request_queue_max ?? options.clients_max);
         // write_states is indexed by op modulo its length: it covers a pipeline of writes.
@@ -569,10 +573,27 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
         options.storage_listener.replica = this;
     }
 
+    /** A cluster replica's grid repair, attached to the checkpointer before it restores. */
+    private grid_repair_create(): GridRepair {
+        assert(!this.solo && this.status === Status.opening);
+        const repair = new GridRepair(this, this.storage);
+        this.checkpointer.grid_repair_attach(repair);
+        return repair;
+    }
+
     /** The network arrives after construction (the bus needs the replica as its owner). */
     network_attach(network: ReplicaNetwork): void {
         assert(this.network === null);
         this.network = network;
+    }
+
+    /**
+     * Startup cannot finish on the disk alone: the restore waits for grid blocks from peers,
+     * so the caller must start the network (and the ticks) before the replica serves.
+     */
+    get startup_waits_for_peers(): boolean {
+        return this.status === Status.restoring && this.grid_repair !== null &&
+            this.grid_repair.wanted_count > 0;
     }
 
     /** Session replies lost at startup and not yet fetched back from a peer (reply_repair.ts). */
@@ -1180,13 +1201,21 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
         const from = header.replica;
         // A prepare or a reply names its author (the primary that made it), not its sender: a
         // repair answer or retransmission may carry our own index, or anyone's.
-        const authored = header.command === Command.prepare || header.command === Command.reply;
+        const authored = header.command === Command.prepare || header.command === Command.reply ||
+            header.command === Command.block;
         if (this.solo || from >= this.replica_count || (from === this.replica && !authored)) {
             this.stats.messages_ignored += 1;
             return;
         }
-        // Startup (the log is not yet ours to speak for) and a failed open hear nobody.
-        if (this.status < Status.normal || this.status === Status.failed) return;
+        if (this.status === Status.failed) return;
+        // The grid is ours to serve, and to repair, from startup on: a restoring replica waits
+        // for the blocks it lacks, and may hold those another restoring replica lacks.
+        if (header.command === Command.request_blocks) {
+            return this.grid_repair!.on_request_blocks(header);
+        }
+        if (header.command === Command.block) return this.grid_repair!.on_block(message);
+        // Startup (the log is not yet ours to speak for) hears nobody else.
+        if (this.status < Status.normal) return;
         assert(from < this.replica_count && (from !== this.replica || authored));
         assert(header.equal16(frame.cluster, this.cluster, 0), 'the bus admits our cluster only');
         this.cluster_invariants();
@@ -4392,7 +4421,9 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
     /** Called every tick_ms by the loop (or the simulator). */
     tick(): void {
         this.ticks += 1;
-        if (this.status < Status.normal || this.status === Status.failed) return;
+        if (this.status === Status.failed) return;
+        if (this.grid_repair !== null) this.grid_repair.tick();
+        if (this.status < Status.normal) return;
         if (this.write_retry && this.writes_refused === null) {
             if (this.write_retry_ticks > 0) this.write_retry_ticks -= 1;
             if (this.write_retry_ticks === 0) {
