@@ -86,6 +86,9 @@ async function run(args: readonly string[]): Promise<number> {
     log(`stopped at op ${replica.op} (${stats.commits} commits, ${stats.replies_sent} replies, ` +
         `${stats.requests_dropped} requests dropped, ${server.bus.bytes_sent} bytes sent)`);
     if (replica.replica_count > 1) cluster_stats_log(server);
+    // Replicas that committed the same op hold the same state: the fault runner compares these.
+    log(`state at commit ${replica.commit_min}: checksum ` +
+        `${server.ledger.checksum_state().toString(16).padStart(16, '0')}`);
     return 0;
 }
 
