@@ -1,7 +1,7 @@
 // `ringledger start --addresses=<port | host:port>[,...] [--io=io_uring|libuv] <path>`: opens a
-// formatted data file and serves clients until SIGINT or SIGTERM. `--addresses` lists every
-// replica of the cluster in index order: ours (the data file's replica) is where we listen, and
-// the server dials each of the others.
+// formatted data file and serves clients until SIGINT or SIGTERM (SIGUSR2 logs its view, op and
+// commit). `--addresses` lists every replica of the cluster in index order: ours (the data
+// file's replica) is where we listen, and the server dials each of the others.
 import { ProbeError } from '../io/probe';
 import { address_format, addresses_resolve } from '../io/address';
 import type { Address } from '../io/address';
@@ -64,8 +64,14 @@ async function run(args: readonly string[]): Promise<number> {
         log(`${signal}: stopping`);
         server.stop();
     };
+    // SIGUSR2 asks where the replica is, without stopping it (the fault runner polls it to see
+    // the replicas converge after a heal).
+    const status = (): void => {
+        log(`status: view ${replica.view}, op ${replica.op}, commit ${replica.commit_min}`);
+    };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
+    process.on('SIGUSR2', status);
     // Under npm exec or npx, `kill` reaches npm, which does not pass it on (lib/cli/npm_parent).
     const unwatch = ancestors_watch(npm_ancestors(), (gone) => {
         log(`npm, which started this server, has ended (pid ${gone.pid}, ${gone.command}): ` +
@@ -81,6 +87,7 @@ async function run(args: readonly string[]): Promise<number> {
         unwatch();
         process.off('SIGINT', stop);
         process.off('SIGTERM', stop);
+        process.off('SIGUSR2', status);
     }
     const stats = replica.stats;
     log(`stopped at op ${replica.op} (${stats.commits} commits, ${stats.replies_sent} replies, ` +

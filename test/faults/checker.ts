@@ -24,7 +24,8 @@ import type { Account, History, Op, Transfer } from './history';
 export interface Violation {
     kind: 'lost_write' | 'failed_write_applied' | 'phantom_transfer' | 'batch_timestamps' |
         'status_mismatch' | 'real_time_order' | 'final_account' | 'final_transfer' |
-        'stale_read' | 'unbalanced_read' | 'idempotence';
+        'stale_read' | 'unbalanced_read' | 'idempotence' | 'unavailable' | 'not_converged' |
+        'diverged';
     op: number;
     detail: string;
 }

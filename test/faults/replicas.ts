@@ -28,6 +28,20 @@ export interface ReplicaExit {
     checksum: string;
 }
 
+export interface ReplicaStatus {
+    view: number;
+    op: number;
+    commit: number;
+}
+
+/** A byte range inside a zone, relative to the zone's start. */
+export interface CorruptRegion {
+    start: number;
+    size: number;
+}
+
+const status_wait_steps = 100;
+
 export class Replicas {
     readonly hosts: Hosts;
     readonly directory: string;
@@ -57,15 +71,17 @@ export class Replicas {
         return this.hosts.count;
     }
 
-    format(): void {
-        for (let replica = 0; replica < this.count; replica++) {
-            const result = child_process.spawnSync(process.execPath, [cli_main, 'format',
-                '--cluster=0', `--replica=${replica}`, `--replica-count=${this.count}`,
+    /** Formats every data file, in parallel (each writes its whole WAL). */
+    async format(): Promise<void> {
+        const formats = this.files.map((file, replica) => new Promise<void>((resolve, reject) => {
+            child_process.execFile(process.execPath, [cli_main, 'format', '--cluster=0',
+                `--replica=${replica}`, `--replica-count=${this.count}`,
                 `--clients-max=${capacity.clients_max}`, `--accounts-max=${capacity.accounts_max}`,
-                `--transfers-max=${capacity.transfers_max}`, this.files[replica]!],
-            { encoding: 'utf8', timeout: 60_000 });
-            assert.equal(result.status, 0, result.stderr);
-        }
+                `--transfers-max=${capacity.transfers_max}`, file], { timeout: 120_000 },
+            (error, _stdout, stderr) => (error === null ? resolve() :
+                reject(new Error(`format replica ${replica}: ${stderr}`))));
+        }));
+        await Promise.all(formats);
     }
 
     /**
@@ -140,6 +156,25 @@ export class Replicas {
         };
     }
 
+    /** Where a running replica is (SIGUSR2 makes it log a status line), or null if silent. */
+    async status(replica: number): Promise<ReplicaStatus | null> {
+        const child = this.children[replica];
+        if (child === null || child === undefined || this.states[replica] !== 'running') {
+            return null;
+        }
+        const output_before = this.outputs[replica]!.length;
+        child.kill('SIGUSR2');
+        const pattern = /status: view (\d+), op (\d+), commit (\d+)/;
+        for (let wait = 0; wait < status_wait_steps; wait++) {
+            const match = pattern.exec(this.outputs[replica]!.slice(output_before));
+            if (match !== null) {
+                return { view: Number(match[1]), op: Number(match[2]), commit: Number(match[3]) };
+            }
+            await sleep(20);
+        }
+        return null;
+    }
+
     /** The replica that most recently logged becoming primary, among those running, or -1. */
     primary(): number {
         let best = -1;
@@ -157,31 +192,35 @@ export class Replicas {
     }
 
     /**
-     * Flips `bytes` random bytes in one zone of a stopped replica's data file, at offsets drawn
-     * from the seed; returns where (for the report).
+     * Flips `bytes` random bytes of a stopped replica's data file, inside one region of one zone
+     * (offsets relative to the zone, drawn from the seed); returns where, for the report.
      */
-    corrupt(replica: number, zone: Zone, bytes: number, prng: Prng): string {
+    corrupt(replica: number, zone: Zone, region: CorruptRegion, bytes: number,
+        prng: Prng): string {
         assert.equal(this.states[replica], 'down', 'damage only a stopped replica\'s file');
         assert(zone !== Zone.grid_padding && bytes >= 1 && bytes <= 64);
         const layout = new ZoneLayout(data_file_config(capacity));
-        const zone_start = layout.starts[zone]!;
-        const zone_size = layout.sizes[zone]!;
+        assert(region.size > 0 && region.start + region.size <= layout.sizes[zone]!);
         const descriptor = fs.openSync(this.files[replica]!, 'r+');
-        const offsets: number[] = [];
         try {
             const byte = Buffer.alloc(1);
             for (let index = 0; index < bytes; index++) {
-                const offset = zone_start + prng.int(zone_size);
-                fs.readSync(descriptor, byte, 0, 1, offset);
+                const offset = region.start + prng.int(region.size);
+                const position = layout.starts[zone]! + offset;
+                fs.readSync(descriptor, byte, 0, 1, position);
                 byte[0] = byte[0]! ^ (1 + prng.int(255));
-                fs.writeSync(descriptor, byte, 0, 1, offset);
-                offsets.push(offset - zone_start);
+                fs.writeSync(descriptor, byte, 0, 1, position);
             }
         } finally {
             fs.closeSync(descriptor);
         }
-        return `${zone_names[zone]} +${offsets.slice(0, 4).join(',+')}` +
-            (offsets.length > 4 ? ` (${offsets.length} bytes)` : '');
+        return `${bytes} byte(s) of ${zone_names[zone]} in [${region.start}, ` +
+            `${region.start + region.size})`;
+    }
+
+    /** The layout of every replica's data file (all are formatted alike). */
+    static layout(): ZoneLayout {
+        return new ZoneLayout(data_file_config(capacity));
     }
 
     async close(): Promise<void> {

@@ -9,15 +9,19 @@
 // peers flapped on and off: bursts of loss), and damage to one zone of a killed replica's data
 // file (restarted at the heal: it must repair, or refuse naming the zone, never serve wrong data).
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 
 import { Prng } from '../../lib/prng';
-import { Zone } from '../../lib/storage/zones';
+import {
+    Zone, header_size, sector_size, superblock_copies, superblock_copy_size,
+} from '../../lib/storage/zones';
 import { history_check } from './checker';
 import type { CheckResult, Violation } from './checker';
 import type { History } from './history';
 import { Hosts } from './hosts';
 import { Replicas, sleep } from './replicas';
-import type { ReplicaExit } from './replicas';
+import type { CorruptRegion, ReplicaExit } from './replicas';
 import { Workload } from './workload';
 
 export const fault_kinds = ['kill', 'stop', 'partition', 'slow', 'flaky', 'corrupt'] as const;
@@ -55,6 +59,8 @@ export interface Report {
     violations: Violation[];
     /** After the final heal: until the cluster answered the final reads. */
     final_answer_ms: number;
+    /** After the final reads: until every replica reached the same commit. */
+    converge_ms: number;
     replicas_end: ReplicaExit[];
     /** Replicas that refused to start after their data file was damaged, with the reason. */
     refusals: string[];
@@ -62,7 +68,8 @@ export interface Report {
 }
 
 const final_answer_max_ms = 60_000;
-const converge_rounds_max = 3;
+const converge_max_ms = 60_000;
+const converge_poll_ms = 500;
 const corrupt_zones = [Zone.superblock, Zone.wal_headers, Zone.wal_prepares, Zone.client_replies];
 
 /** One run of the runner's state (one per `fault_run`). */
@@ -83,7 +90,6 @@ class Run {
         this.prng = new Prng(options.seed);
         this.hosts = hosts;
         this.replicas = new Replicas(hosts, `${options.seed}`);
-        this.replicas.format();
     }
 
     /**
@@ -91,6 +97,7 @@ class Run {
      * off its reconnection attempts for seconds.
      */
     async start(): Promise<void> {
+        await this.replicas.format();
         for (let replica = 0; replica < this.replicas.count; replica++) {
             assert(await this.replicas.start(replica), this.replicas.logs[replica]);
         }
@@ -122,12 +129,36 @@ class Run {
             case 'corrupt': {
                 await this.replicas.kill(victim);
                 const zone = this.prng.pick(corrupt_zones);
-                record.target += `: ${this.replicas.corrupt(victim, zone, 1 + this.prng.int(16),
-                    this.prng)}`;
+                record.target += `: ${this.replicas.corrupt(victim, zone,
+                    this.corrupt_region(zone), 1 + this.prng.int(16), this.prng)}`;
                 break;
             }
         }
         return true;
+    }
+
+    /**
+     * Where damage matters: one superblock copy's fields; the header of one slot written so far
+     * (in the headers ring, or at the head of its prepare); the head of a client's reply slot.
+     * Bytes drawn over a whole zone would mostly land past the end of short messages.
+     */
+    corrupt_region(zone: Zone): CorruptRegion {
+        const layout = Replicas.layout();
+        const slots_written = Math.min(layout.config.slot_count,
+            Math.max(1, this.workload.ops.length));
+        const slot = this.prng.int(slots_written);
+        switch (zone) {
+            case Zone.superblock:
+                return { start: this.prng.int(superblock_copies) * superblock_copy_size,
+                    size: sector_size };
+            case Zone.wal_headers: return { start: slot * header_size, size: header_size };
+            case Zone.wal_prepares:
+                return { start: slot * layout.config.message_size_max, size: sector_size };
+            case Zone.client_replies:
+                return { start: this.prng.int(2) * layout.config.message_size_max,
+                    size: sector_size };
+            default: throw new Error(`no damage region for zone ${zone}`);
+        }
     }
 
     /** The primary isolated, a minority from the majority, or a bridge between two sides. */
@@ -262,7 +293,7 @@ async function run_and_check(run: Run, started_ms: number): Promise<Report> {
     const violations: Violation[] = [];
     if (reads === undefined) {
         history = { ops, accounts_final: [], transfers_final: [] };
-        violations.push({ kind: 'stale_read', op: -1,
+        violations.push({ kind: 'unavailable', op: -1,
             detail: `the cluster did not answer within ${final_answer_max_ms} ms of the heal` });
     } else {
         history = { ...reads, ops };
@@ -271,33 +302,60 @@ async function run_and_check(run: Run, started_ms: number): Promise<Report> {
     if (check !== null) violations.push(...check.violations);
     for (const record of run.faults) record.recovery_ms = recovery_ms(history, record.heal_ms);
     run.workload.close(); // Before the replicas stop: the official client would log each retry.
-    const replicas_end = await converge(run, violations);
-    return report_make(run, history, check, violations, final_answer_ms, replicas_end,
+    const converged = await converge(run, violations);
+    if (violations.length > 0) logs_keep(run);
+    return report_make(run, history, check, violations, final_answer_ms, converged,
         Date.now() - started_ms);
 }
 
-/** Stops every replica (each logs its commit and state checksum); again if one lagged. */
-async function converge(run: Run, violations: Violation[]): Promise<ReplicaExit[]> {
-    let exits: ReplicaExit[] = [];
-    for (let round = 0; round < converge_rounds_max; round++) {
-        await sleep(3_000); // Commit heartbeats bring a backup to the primary's commit.
-        exits = [];
+/**
+ * Polls every replica's commit until all equal the highest and hold still, bounded; then stops
+ * each (it logs its commit and state checksum) and compares them.
+ */
+async function converge(run: Run, violations: Violation[]): Promise<Converged> {
+    const started_ms = run.workload.now_ms();
+    let converged = false;
+    while (!converged && run.workload.now_ms() - started_ms < converge_max_ms) {
+        await sleep(converge_poll_ms);
+        const commits = new Set<number>();
         for (let replica = 0; replica < run.replicas.count; replica++) {
-            if (!run.refused.has(replica)) exits.push(await run.replicas.stop(replica));
+            if (run.refused.has(replica)) continue;
+            commits.add((await run.replicas.status(replica))?.commit ?? -1);
         }
-        const commits = new Set(exits.map((exit) => exit.commit));
-        if (commits.size === 1 && !commits.has(-1)) break;
-        if (round + 1 < converge_rounds_max) {
-            for (const exit of exits) await run.replicas.start(exit.replica);
-        }
+        converged = commits.size === 1 && !commits.has(-1);
+    }
+    const converge_ms = run.workload.now_ms() - started_ms;
+    const exits: ReplicaExit[] = [];
+    for (let replica = 0; replica < run.replicas.count; replica++) {
+        if (!run.refused.has(replica)) exits.push(await run.replicas.stop(replica));
     }
     const commits = new Set(exits.map((exit) => exit.commit));
     const checksums = new Set(exits.map((exit) => exit.checksum));
-    if (commits.size !== 1 || checksums.size !== 1) {
-        violations.push({ kind: 'final_account', op: -1, detail: 'replicas did not converge: ' +
-            exits.map((exit) => `${exit.replica}@${exit.commit}:${exit.checksum}`).join(' ') });
+    const text = exits.map((exit) => `${exit.replica}@${exit.commit}:${exit.checksum}`).join(' ');
+    if (!converged) {
+        violations.push({ kind: 'not_converged', op: -1, detail: `replicas did not reach one ` +
+            `commit within ${converge_max_ms} ms of the final reads: ${text}` });
+    } else if (commits.size !== 1 || checksums.size !== 1) {
+        violations.push({ kind: 'diverged', op: -1, detail: `replicas at one commit hold ` +
+            `different states: ${text}` });
     }
-    return exits;
+    return { exits, converge_ms };
+}
+
+interface Converged {
+    exits: ReplicaExit[];
+    /** From the final reads until every replica reached the same commit. */
+    converge_ms: number;
+}
+
+/** Every replica's output, kept beside the data files' directory for a run that failed. */
+function logs_keep(run: Run): void {
+    const directory = `${run.replicas.directory}-logs`;
+    fs.mkdirSync(directory, { recursive: true });
+    run.replicas.logs.forEach((log, replica) => {
+        fs.writeFileSync(path.join(directory, `replica-${replica}.log`), log);
+    });
+    run.options.log(`replica logs kept in ${directory}`);
 }
 
 /** From a heal to the first write invoked after it that was acknowledged. */
@@ -313,7 +371,7 @@ function recovery_ms(history: History, heal_ms: number): number {
 }
 
 function report_make(run: Run, history: History, check: CheckResult | null,
-    violations: Violation[], final_answer_ms: number, replicas_end: ReplicaExit[],
+    violations: Violation[], final_answer_ms: number, converged: Converged,
     wall_ms: number): Report {
     const ops = history.ops;
     let events_rejected = 0;
@@ -336,7 +394,8 @@ function report_make(run: Run, history: History, check: CheckResult | null,
             unfinished: ops.filter((op) => op.outcome !== 'ok' && op.error === '').length,
             events_rejected,
         },
-        check: check_counts, violations, final_answer_ms, replicas_end,
+        check: check_counts, violations, final_answer_ms,
+        converge_ms: converged.converge_ms, replicas_end: converged.exits,
         refusals: run.refusals, wall_ms,
     };
 }
@@ -358,7 +417,8 @@ export function report_text(report: Report): string {
         `${check.writes_indeterminate} indeterminate (${check.indeterminate_committed} ` +
         `committed, ${check.indeterminate_not_committed} not), ${check.reads_checked} reads, ` +
         `${check.resubmits_checked} resubmissions, ${check.transfers_committed} transfers`);
-    lines.push(`final reads ${report.final_answer_ms.toFixed(0)} ms after the heal; replicas: ` +
+    lines.push(`final reads ${report.final_answer_ms.toFixed(0)} ms after the heal, replicas ` +
+        `converged ${report.converge_ms.toFixed(0)} ms later: ` +
         report.replicas_end.map((exit) => `${exit.replica}@${exit.commit}:${exit.checksum}`)
             .join(' '));
     for (const refusal of report.refusals) lines.push(`refused: ${refusal}`);
