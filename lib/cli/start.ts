@@ -60,18 +60,7 @@ async function run(args: readonly string[]): Promise<number> {
     }
     const replica = server.replica;
     startup_log(server, options.path);
-    const stop = (signal: string): void => {
-        log(`${signal}: stopping`);
-        server.stop();
-    };
-    // SIGUSR2 asks where the replica is, without stopping it (the fault runner polls it to see
-    // the replicas converge after a heal).
-    const status = (): void => {
-        log(`status: view ${replica.view}, op ${replica.op}, commit ${replica.commit_min}`);
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-    process.on('SIGUSR2', status);
+    const signals_off = signals_handle(server);
     // Under npm exec or npx, `kill` reaches npm, which does not pass it on (lib/cli/npm_parent).
     const unwatch = ancestors_watch(npm_ancestors(), (gone) => {
         log(`npm, which started this server, has ended (pid ${gone.pid}, ${gone.command}): ` +
@@ -85,9 +74,7 @@ async function run(args: readonly string[]): Promise<number> {
         return 1;
     } finally {
         unwatch();
-        process.off('SIGINT', stop);
-        process.off('SIGTERM', stop);
-        process.off('SIGUSR2', status);
+        signals_off();
     }
     const stats = replica.stats;
     log(`stopped at op ${replica.op} (${stats.commits} commits, ${stats.replies_sent} replies, ` +
@@ -97,6 +84,29 @@ async function run(args: readonly string[]): Promise<number> {
     log(`state at commit ${replica.commit_min}: checksum ` +
         `${server.ledger.checksum_state().toString(16).padStart(16, '0')}`);
     return 0;
+}
+
+/**
+ * SIGINT and SIGTERM stop the server; SIGUSR2 logs where the replica is without stopping it (the
+ * fault runner polls it to see replicas converge after a heal). Returns the undo.
+ */
+function signals_handle(server: Server): () => void {
+    const stop = (signal: string): void => {
+        log(`${signal}: stopping`);
+        server.stop();
+    };
+    const status = (): void => {
+        const replica = server.replica;
+        log(`status: view ${replica.view}, op ${replica.op}, commit ${replica.commit_min}`);
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+    process.on('SIGUSR2', status);
+    return () => {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+        process.off('SIGUSR2', status);
+    };
 }
 
 /** A cluster replica's replication counters, for operators and bench/cluster.ts. */

@@ -33,7 +33,8 @@ function faults_parse(text: string): FaultKind[] {
 }
 
 async function main(argv: readonly string[]): Promise<number> {
-    const parsed = args_parse(argv, ['seed', 'replicas', 'duration-s', 'ops-max', 'faults', 'json']);
+    const parsed = args_parse(argv,
+        ['seed', 'replicas', 'duration-s', 'ops-max', 'faults', 'json']);
     const seed = flag_integer(parsed, 'seed', -1, 0, 2 ** 31);
     if (seed === -1) throw new UsageError('--seed=<n> is required');
     const replicas = flag_integer(parsed, 'replicas', 3, 3, 5);
