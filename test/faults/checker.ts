@@ -205,6 +205,8 @@ function order_check(checker: Checker): void {
 
 function write_replay(checker: Checker, committed: Committed): void {
     const op = committed.op;
+    // keys[k] is the state after k writes: this write's is keys[position + 1].
+    assert.equal(checker.keys.length, committed.position + 1);
     const input = new Uint8Array(op.transfers.length * 128);
     op.transfers.forEach((t, index) => transfer_encode(t, input, index * 128));
     const output = checker.model.execute(ModelOp.create_transfers, committed.timestamp, input);
@@ -249,6 +251,8 @@ function read_window(checker: Checker, read: Op): [number, number] {
         if (committed.op.complete_ms < read.invoke_ms) lo = Math.max(lo, committed.position + 1);
         if (committed.op.invoke_ms > read.complete_ms) hi = Math.min(hi, committed.position);
     }
+    assert(lo >= 0 && hi <= checker.order.length);
+    assert.equal(checker.keys.length, checker.order.length + 1, 'every prefix has its state');
     return [lo, hi];
 }
 

@@ -23,6 +23,8 @@ export const ledger_of = (id: bigint): number => (id <= 6n ? 1 : 2);
 const transfer_id_first = 1_000_000n;
 const lookup_chunk = 8000;
 export const our_timeout_ms = 4_000;
+/** QueryFilterFlags.reversed: newest first. */
+const query_reversed = 1;
 
 /** What both clients offer (the official one's API, which ours copies). */
 interface LedgerClient {
@@ -193,13 +195,9 @@ export class Workload {
     private async lookup_accounts(client: number): Promise<void> {
         const op = this.begin('lookup_accounts', client);
         op.ids = [...account_ids];
-        try {
-            const found = await this.clients[client]!.lookupAccounts(op.ids);
+        await this.read(op, this.clients[client]!.lookupAccounts(op.ids), (found) => {
             op.accounts_found = found.map(account_copy);
-            this.end(op);
-        } catch (error) {
-            op.error = String(error);
-        }
+        });
     }
 
     private async lookup_transfers(client: number): Promise<void> {
@@ -209,25 +207,30 @@ export class Workload {
             op.ids.push(transfer_id_first + BigInt(this.prng.int(issued)));
         }
         if (op.ids.length === 0) op.ids.push(transfer_id_first);
-        try {
-            const found = await this.clients[client]!.lookupTransfers(op.ids);
+        await this.read(op, this.clients[client]!.lookupTransfers(op.ids), (found) => {
             op.transfers_found = found.map(transfer_copy);
-            this.end(op);
-        } catch (error) {
-            op.error = String(error);
-        }
+        });
     }
 
     private async query_transfers(client: number): Promise<void> {
         const op = this.begin('query_transfers', client);
         op.query_ledger = this.prng.chance(1, 2) ? 1 : 2;
         op.query_limit = 10;
-        try {
-            const found = await this.clients[client]!.queryTransfers({
-                user_data_128: 0n, user_data_64: 0n, user_data_32: 0, ledger: op.query_ledger,
-                code: 0, timestamp_min: 0n, timestamp_max: 0n, limit: op.query_limit, flags: 1,
-            });
+        const query = this.clients[client]!.queryTransfers({
+            user_data_128: 0n, user_data_64: 0n, user_data_32: 0, ledger: op.query_ledger,
+            code: 0, timestamp_min: 0n, timestamp_max: 0n, limit: op.query_limit,
+            flags: query_reversed,
+        });
+        await this.read(op, query, (found) => {
             op.transfers_found = found.map(transfer_copy);
+        });
+    }
+
+    /** A read's answer kept, or its error recorded (the read is then left unchecked). */
+    private async read<T>(op: Op, request: Promise<T[]>, keep: (found: T[]) => void):
+        Promise<void> {
+        try {
+            keep(await request);
             this.end(op);
         } catch (error) {
             op.error = String(error);
