@@ -128,15 +128,35 @@ class Run {
             case 'slow': this.hosts.slow(victim, 256 + this.prng.int(2048),
                 50 + this.prng.int(400)); break;
             case 'flaky': this.flaky(victim); break;
-            case 'corrupt': {
-                await this.replicas.kill(victim);
-                const zone = this.prng.pick(corrupt_zones);
-                record.target += `: ${this.replicas.corrupt(victim, zone,
-                    this.corrupt_region(zone), 1 + this.prng.int(16), this.prng)}`;
-                break;
-            }
+            case 'corrupt': record.target = await this.corrupt(victim); break;
         }
         return true;
+    }
+
+    /**
+     * Kills and damages one zone of one replica, of a minority, or of every replica ("helical":
+     * each in another slot, or superblock copy, so that every slot keeps intact copies on all
+     * but one replica). Client replies are damaged on one replica or a minority only: with two
+     * client sessions, every replica's damage could not land in a different slot.
+     */
+    async corrupt(victim: number): Promise<string> {
+        const count = this.hosts.count;
+        const scope = this.prng.int(3);
+        const zone = this.prng.pick(scope === 2 ? corrupt_zones.slice(0, 3) : corrupt_zones);
+        const others = Array.from({ length: count }, (_, replica) => replica)
+            .filter((replica) => replica !== victim && !this.refused.has(replica));
+        const victims = scope === 0 ? [victim] : scope === 1 ?
+            [victim, ...others].slice(0, Math.floor((count - 1) / 2)) : [victim, ...others];
+        const slot_base = this.prng.int(Replicas.layout().config.slot_count);
+        const damage: string[] = [];
+        for (let index = 0; index < victims.length; index++) {
+            const replica = victims[index]!;
+            await this.replicas.kill(replica);
+            damage.push(`replica ${replica}: ${this.replicas.corrupt(replica, zone,
+                this.corrupt_region(zone, slot_base + index), 1 + this.prng.int(16),
+                this.prng)}`);
+        }
+        return `${['one replica', 'minority', 'helical'][scope]}; ${damage.join('; ')}`;
     }
 
     /**
@@ -144,20 +164,20 @@ class Run {
      * (in the headers ring, or at the head of its prepare); the head of a client's reply slot.
      * Bytes drawn over a whole zone would mostly land past the end of short messages.
      */
-    corrupt_region(zone: Zone): CorruptRegion {
+    corrupt_region(zone: Zone, slot_drawn: number): CorruptRegion {
         const layout = Replicas.layout();
         const slots_written = Math.min(layout.config.slot_count,
             Math.max(1, this.workload.ops.length));
-        const slot = this.prng.int(slots_written);
+        const slot = slot_drawn % slots_written;
         switch (zone) {
             case Zone.superblock:
-                return { start: this.prng.int(superblock_copies) * superblock_copy_size,
+                return { start: (slot_drawn % superblock_copies) * superblock_copy_size,
                     size: sector_size };
             case Zone.wal_headers: return { start: slot * header_size, size: header_size };
             case Zone.wal_prepares:
                 return { start: slot * layout.config.message_size_max, size: sector_size };
             case Zone.client_replies:
-                return { start: this.prng.int(2) * layout.config.message_size_max,
+                return { start: (slot_drawn % 2) * layout.config.message_size_max,
                     size: sector_size };
             default: throw new Error(`no damage region for zone ${zone}`);
         }
@@ -305,7 +325,7 @@ async function run_and_check(run: Run, started_ms: number): Promise<Report> {
     for (const record of run.faults) record.recovery_ms = recovery_ms(history, record.heal_ms);
     run.workload.close(); // Before the replicas stop: the official client would log each retry.
     const converged = await converge(run, violations);
-    if (violations.length > 0) logs_keep(run);
+    if (violations.length > 0 || converged.behind.length > 0) logs_keep(run);
     return report_make(run, history, check, violations, final_answer_ms, converged,
         Date.now() - started_ms);
 }
