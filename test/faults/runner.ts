@@ -250,10 +250,15 @@ class Run {
             await sleep(Math.max(0, deadline_ms - this.workload.now_ms()));
             return;
         }
+        const order = fault_order(this.options.faults, this.options.seed);
+        let episode_count = 0;
         while (this.workload.now_ms() < deadline_ms) {
             await sleep(500 + this.prng.int(1500));
             if (this.workload.now_ms() >= deadline_ms) break;
-            const kinds = [this.prng.pick(this.options.faults)];
+            // Every kind once first, in an order from the seed, so a short run covers them all.
+            const kinds = [episode_count < order.length ? order[episode_count]! :
+                this.prng.pick(this.options.faults)];
+            episode_count += 1;
             if (this.prng.chance(1, 4)) kinds.push(this.prng.pick(this.options.faults));
             // One flaky link at a time: the flapping timer is the run's only one.
             if (kinds[0] === 'flaky' && kinds[1] === 'flaky') kinds.pop();
@@ -273,6 +278,13 @@ class Run {
             this.faults.push(...episode);
         }
     }
+}
+
+/** The fault kinds in the order a run first injects each (a shuffle drawn from the seed). */
+export function fault_order(faults: readonly FaultKind[], seed: number): FaultKind[] {
+    const prng = new Prng(seed);
+    return faults.map((kind) => [prng.u32(), kind] as const).sort((a, b) => a[0] - b[0])
+        .map(([, kind]) => kind);
 }
 
 /** Runs the cluster under faults and checks it; always tears the hosts down. */
