@@ -292,13 +292,17 @@ export async function fault_run(options: RunOptions): Promise<Report> {
     assert(options.duration_s > 0 && options.faults.length <= fault_kinds.length);
     const started_ms = Date.now();
     const hosts = Hosts.create(options.replicas);
+    let run: Run | null = null;
+    // Death by a signal emits no 'exit': the replicas are killed here, or they would outlive
+    // the run inside namespaces whose names are gone.
     const teardown_on_signal = (signal: NodeJS.Signals): void => {
+        for (const child of run?.replicas.children ?? []) child?.kill('SIGKILL');
         hosts.destroy();
+        if (run !== null) fs.rmSync(run.replicas.directory, { recursive: true, force: true });
         process.kill(process.pid, signal);
     };
     process.once('SIGINT', teardown_on_signal);
     process.once('SIGTERM', teardown_on_signal);
-    let run: Run | null = null;
     try {
         run = new Run(options, hosts);
         await run.start();
