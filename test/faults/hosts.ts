@@ -76,6 +76,9 @@ export class Hosts {
         for (let host = 0; host < this.count; host++) {
             const namespace = this.namespaces[host]!;
             const veth = `rlf${this.slot}v${host}`;
+            // A veth of this slot's name may outlive an earlier run's namespace for a while
+            // (the kernel tears a deleted namespace down later): the slot is ours, so is it.
+            ip_run(['link', 'del', veth], true);
             ip_run(['netns', 'add', namespace]);
             ip_run(['link', 'add', veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns',
                 namespace]);
@@ -160,6 +163,15 @@ export class Hosts {
         }
         this.links_down.clear();
         assert.equal(this.routes_blocked.size, 0);
+        // The kernel agrees: no blackhole route and no token bucket is left on any host.
+        for (const namespace of this.namespaces) {
+            const routes = child_process.spawnSync('ip', ['-n', namespace, 'route', 'show',
+                'type', 'blackhole'], { encoding: 'utf8' });
+            assert.equal(routes.stdout.trim(), '', `${namespace} kept blackhole routes`);
+            const qdiscs = child_process.spawnSync('ip', ['netns', 'exec', namespace, 'tc',
+                'qdisc', 'show', 'dev', 'eth0'], { encoding: 'utf8' });
+            assert.doesNotMatch(qdiscs.stdout, /tbf/, `${namespace} kept a token bucket`);
+        }
     }
 
     /** Whether any network fault is in place. */
@@ -170,7 +182,11 @@ export class Hosts {
     destroy(): void {
         if (this.destroyed) return;
         this.destroyed = true;
-        // Deleting a namespace deletes its end of each veth pair, and with it the other end.
+        // Deleting the root end of a veth pair deletes both ends now; a deleted namespace takes
+        // its end away only once the kernel gets round to tearing it down.
+        for (let host = 0; host < this.count; host++) {
+            ip_run(['link', 'del', `rlf${this.slot}v${host}`], true);
+        }
         for (const namespace of this.namespaces) ip_run(['netns', 'del', namespace], true);
         ip_run(['link', 'del', this.bridge], true);
     }
