@@ -22,6 +22,9 @@ test('faults: 3 replicas in namespaces under kills, pauses, partitions, slow and
     }
     assert(report.ops.acknowledged >= 100, `only ${report.ops.acknowledged} acknowledged`);
     assert(report.check.reads_checked > 0 && report.check.resubmits_checked > 0);
+    // A replica left a whole WAL behind is in the report (needs_state_sync), not a failure:
+    // catching it up is open work (README § Fault runner); the others must have converged.
     assert.equal(report.replicas_end.length, 3 - report.refusals.length);
+    assert(report.needs_state_sync.length <= 1);
     assert(report.wall_ms < 170_000);
 });
