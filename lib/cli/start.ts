@@ -1,7 +1,7 @@
 // `ringledger start --addresses=<port | host:port>[,...] [--io=io_uring|libuv] <path>`: opens a
-// formatted data file and serves clients until SIGINT or SIGTERM. `--addresses` lists every
-// replica of the cluster in index order: ours (the data file's replica) is where we listen, and
-// the server dials each of the others.
+// formatted data file and serves clients until SIGINT or SIGTERM (SIGUSR2 logs its view, op and
+// commit). `--addresses` lists every replica of the cluster in index order: ours (the data
+// file's replica) is where we listen, and the server dials each of the others.
 import { ProbeError } from '../io/probe';
 import { address_format, addresses_resolve } from '../io/address';
 import type { Address } from '../io/address';
@@ -60,12 +60,7 @@ async function run(args: readonly string[]): Promise<number> {
     }
     const replica = server.replica;
     startup_log(server, options.path);
-    const stop = (signal: string): void => {
-        log(`${signal}: stopping`);
-        server.stop();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
+    const signals_off = signals_handle(server);
     // Under npm exec or npx, `kill` reaches npm, which does not pass it on (lib/cli/npm_parent).
     const unwatch = ancestors_watch(npm_ancestors(), (gone) => {
         log(`npm, which started this server, has ended (pid ${gone.pid}, ${gone.command}): ` +
@@ -79,14 +74,39 @@ async function run(args: readonly string[]): Promise<number> {
         return 1;
     } finally {
         unwatch();
-        process.off('SIGINT', stop);
-        process.off('SIGTERM', stop);
+        signals_off();
     }
     const stats = replica.stats;
     log(`stopped at op ${replica.op} (${stats.commits} commits, ${stats.replies_sent} replies, ` +
         `${stats.requests_dropped} requests dropped, ${server.bus.bytes_sent} bytes sent)`);
     if (replica.replica_count > 1) cluster_stats_log(server);
+    // Replicas that committed the same op hold the same state: the fault runner compares these.
+    log(`state at commit ${replica.commit_min}: checksum ` +
+        `${server.ledger.checksum_state().toString(16).padStart(16, '0')}`);
     return 0;
+}
+
+/**
+ * SIGINT and SIGTERM stop the server; SIGUSR2 logs where the replica is without stopping it (the
+ * fault runner polls it to see replicas converge after a heal). Returns the undo.
+ */
+function signals_handle(server: Server): () => void {
+    const stop = (signal: string): void => {
+        log(`${signal}: stopping`);
+        server.stop();
+    };
+    const status = (): void => {
+        const replica = server.replica;
+        log(`status: view ${replica.view}, op ${replica.op}, commit ${replica.commit_min}`);
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+    process.on('SIGUSR2', status);
+    return () => {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+        process.off('SIGUSR2', status);
+    };
 }
 
 /** A cluster replica's replication counters, for operators and bench/cluster.ts. */
