@@ -233,6 +233,28 @@ for (const [seed, replica_count] of swarm_cases) {
 }
 
 /**
+ * Whole-data-file loss: a restart finds the file gone; as `ringledger recover` does, the cluster
+ * commits a pipeline without the replica, then its disk is blank and formatted at the cluster's
+ * view, voting from view + 2. The checks hold through it (no divergent commit, replies and the
+ * ledger as the model says). Until state sync exists, a rebuilt replica whose peers' WALs no
+ * longer reach op 1 is left behind (reported, not waited for).
+ */
+const recover_cases = [[606, 3], [613, 3]] as const;
+for (const [seed, replica_count] of recover_cases) {
+    test(`cluster simulator: ${replica_count} replicas, a data file lost and rebuilt by the ` +
+        `recover path (seed ${seed})`, async () => {
+        const summary = await simulate({
+            seed: test_seed(seed), replica_count, ticks: ticks_default,
+            liveness_ticks_max: liveness_ticks_max_default,
+        }, replica_factory_ledger);
+        assert.equal(summary.violation, null, report(summary));
+        assert.equal(summary.liveness_excused, null, report(summary));
+        if (test_seed(seed) !== seed) return; // Another seed need not lose a file.
+        assert(summary.recoveries > 0, report(summary));
+    });
+}
+
+/**
  * Seeds whose replicas lose session replies from their client replies zones (write faults there,
  * within the fault atlas) and fetch some back from a peer (request_reply) while clients retry:
  * found by `simulate --swarm --seed=950R --seeds=20 --replicas=R` once those faults existed, all
