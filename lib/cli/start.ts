@@ -52,6 +52,8 @@ async function run(args: readonly string[]): Promise<number> {
         log,
     };
     let server: Server;
+    // Taken before the open, which can take a while: a `kill` of npm meanwhile is seen at once.
+    const ancestors = npm_ancestors();
     try {
         server = await Server.open(options);
     } catch (error) {
@@ -62,7 +64,7 @@ async function run(args: readonly string[]): Promise<number> {
     startup_log(server, options.path);
     const signals_off = signals_handle(server);
     // Under npm exec or npx, `kill` reaches npm, which does not pass it on (lib/cli/npm_parent).
-    const unwatch = ancestors_watch(npm_ancestors(), (gone) => {
+    const unwatch = ancestors_watch(ancestors, (gone) => {
         log(`npm, which started this server, has ended (pid ${gone.pid}, ${gone.command}): ` +
             'stopping');
         server.stop();
