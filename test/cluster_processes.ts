@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 
-import { ServerProcess, cli_run, data_file_path, port_free } from './server_process';
+import { ServerProcess, cli_run, data_file_path, load_start, port_free } from './server_process';
 
 export const replica_count = 3;
 /** A view change takes a heartbeat timeout and a few round trips; this is far beyond both. */
@@ -111,3 +111,54 @@ export async function deadline<T>(promise: Promise<T>, timeout_ms: number, what:
     }
 }
 
+
+export interface Balances { debits_posted: string; credits_posted: string }
+
+/** The balances the official client reads through whichever replicas are running. */
+export async function balances_read(cluster: ClusterProcesses, what: string): Promise<Balances> {
+    const read = await deadline(load_start(0, 0, 1, 0, cluster.addresses).done, 60_000, what,
+        cluster);
+    assert.equal(read.code, 0, read.output + cluster.log());
+    return JSON.parse(read.output.trim()) as Balances;
+}
+
+/** The paced load's last line: nothing missing, balanced, something acknowledged. */
+export async function load_summary(cluster: ClusterProcesses, done: ReturnType<
+    typeof load_start>['done']): Promise<Balances & Record<string, unknown>> {
+    const result = await deadline(done, 60_000, 'the load', cluster);
+    assert.equal(result.code, 0, result.output + cluster.log());
+    const summary = JSON.parse(result.output.trim().split('\n').pop()!) as
+        Balances & Record<string, unknown>;
+    assert.equal(summary.missing, 0);
+    assert.equal(summary.balanced, true);
+    assert((summary.acknowledged as number) > 0);
+    return summary;
+}
+
+/**
+ * `replica` serves with each other replica stopped in turn (it is in every quorum), then
+ * primaries are killed until it leads; the balances are `expected` throughout.
+ */
+export async function serve_and_lead(cluster: ClusterProcesses, replica: number,
+    expected: Balances): Promise<void> {
+    const check = (balances: Balances): void => {
+        assert.equal(balances.debits_posted, expected.debits_posted, cluster.log());
+        assert.equal(balances.credits_posted, expected.credits_posted);
+    };
+    for (let step = 1; step < replica_count; step++) {
+        const down = (replica + step) % replica_count;
+        await sleep(3_000); // Let a restarted replica catch up before its peer stops.
+        await cluster.stop(down);
+        check(await balances_read(cluster, `the balances without replica ${down}`));
+        await cluster.start(down);
+    }
+    for (let round = 0; round < replica_count && await cluster.primary() !== replica; round++) {
+        await sleep(2_000);
+        const primary = await cluster.primary();
+        await cluster.kill(primary);
+        await balances_read(cluster, `a read after killing primary ${primary}`);
+        await cluster.start(primary);
+    }
+    assert.equal(await cluster.primary(), replica, cluster.log());
+    check(await balances_read(cluster, `the balances with replica ${replica} as primary`));
+}
