@@ -304,7 +304,10 @@ describe('client: reply acceptance and retransmission', () => {
                     mutated = true;
                     return { kind: 'mutate_reply', mutate: (_bytes, header) => {
                         if (mismatch === 'request_checksum') {
-                            header.set_u8(offsets.reply.request_checksum, 0x5A);
+                            // Flip every bit: a constant could equal the byte already
+                            // there (1 in 256 runs, the checksum covers a random client id).
+                            const at = offsets.reply.request_checksum;
+                            header.set_u8(at, header.u8(at) ^ 0xFF);
                         } else if (mismatch === 'operation') {
                             header.set_u8(offsets.reply.operation, 141);
                         } else {
