@@ -11,7 +11,8 @@
 // Usage: node scripts/build_prebuilds.js [--targets=linux-x64-glibc,...] [--install-toolchains]
 // A target whose toolchain is missing is skipped with the command that installs it; the host's
 // own target must build. Every undefined symbol of a built addon is checked against what its
-// libc, Node-API and libuv provide, and the host's addon is loaded, before it is kept.
+// libc, Node-API and libuv provide, and the host's addon and the musl ones are loaded
+// (musl_load_check) before it is kept.
 const child_process = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
@@ -49,7 +50,7 @@ function compiler_found(target) {
 }
 
 function toolchains_install() {
-  const packages = ['g++-aarch64-linux-gnu', 'musl-tools'];
+  const packages = ['g++-aarch64-linux-gnu', 'musl-tools', 'qemu-user-static'];
   if (process.getuid() !== 0) throw new Error('--install-toolchains needs root (apt-get)');
   run('apt-get', ['install', '-y', '-qq', ...packages],
     { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, stdio: 'inherit' });
@@ -160,8 +161,7 @@ function musl_libc_directory(target, musl_base, musl_triple) {
 function target_arguments(target, liburing_root) {
   const compiler = compiler_of(target);
   const gyp = gyp_target();
-  const musl_base = target.libc === 'musl' ? (target.debian === host_debian ? '/usr' :
-    path.join(debian_unpack(target.debian, ['musl', 'musl-dev']), 'usr')) : null;
+  const musl_base = target.libc === 'musl' ? path.join(musl_root(target), 'usr') : null;
   const musl_triple = target.gnu.replace('-gnu', '-musl');
   const compile = ['-O3', '-fPIC', '-pthread', '-fno-omit-frame-pointer', '-fno-rtti',
     ...gyp.flags, ...gyp.defines.map((define) => `-D${define}`),
@@ -252,18 +252,51 @@ function glibc_floor_check(target, addon) {
   return `glibc floor ${floor} (newest symbol ${newest.symbol}@GLIBC_${newest.version})`;
 }
 
+/** The root under which a musl target's /usr lives: this machine's, or its unpacked packages. */
+function musl_root(target) {
+  return target.debian === host_debian ? '/' :
+    debian_unpack(target.debian, ['musl', 'musl-dev']);
+}
+
 /**
- * Loads a linux-x64-musl addon with musl's own dynamic loader (a musl-gcc program that dlopens it,
- * Node-API and libuv stubbed), which proves every symbol and relocation resolves under musl. No
- * musl Node runs here, so this is as far as the addon can be run on this machine.
+ * A command that builds C for a musl target: musl-gcc on this architecture; for another, its GNU
+ * cross compiler with musl's headers, start files and libc.so in place of glibc's, and musl's
+ * dynamic loader as the program's interpreter.
+ */
+function musl_c_compiler(target, sources, output, extra) {
+  if (target.debian === host_debian) return ['musl-gcc', [...sources, '-o', output, ...extra]];
+  const root_directory = musl_root(target);
+  const triple = target.gnu.replace('-gnu', '-musl');
+  const musl_lib = path.join(root_directory, 'usr', 'lib', triple);
+  const compiler = `${target.gnu}-gcc`;
+  const shared = extra.includes('-shared');
+  return [compiler, ['-nostdinc', '-isystem', path.join(root_directory, 'usr', 'include', triple),
+    '-isystem', run(compiler, ['-print-file-name=include']).trim(), '-nostdlib', '-no-pie',
+    ...(shared ? [] : [path.join(musl_lib, 'crt1.o'), path.join(musl_lib, 'crti.o')]),
+    ...sources, '-Wl,--no-as-needed', ...extra,
+    `-L${path.join(root_directory, 'lib', triple)}`, '-lc',
+    ...(shared ? [] : [path.join(musl_lib, 'crtn.o'),
+      `-Wl,--dynamic-linker=/lib/ld-musl-${target.gnu.split('-')[0]}.so.1`]),
+    '-o', output]];
+}
+
+/**
+ * Loads a musl addon with musl's own dynamic loader (a C program that dlopens it, Node-API and
+ * libuv stubbed), which proves every symbol and relocation resolves under musl; an arm64 one runs
+ * under qemu's user-mode emulation, with the unpacked musl package as its root. No musl Node runs
+ * here (none is in Debian's or npm's registry), so this is as far as the addon can be run.
  */
 function musl_load_check(target, addon) {
-  if (child_process.spawnSync('musl-gcc', ['--version']).status !== 0) {
-    return 'not loaded (musl-gcc missing)';
+  const native = target.debian === host_debian;
+  const tool = native ? 'musl-gcc' : 'qemu-aarch64-static';
+  if (!native && target.debian !== 'arm64') return 'not loaded (another architecture)';
+  if (child_process.spawnSync(tool, ['--version']).status !== 0) {
+    return `not loaded (${tool} missing)`;
   }
+  const nm = native ? 'nm' : `${target.gnu}-nm`;
   const directory = fs.mkdtempSync(path.join(os.tmpdir(), 'ringledger-musl-load-'));
   try {
-    const stubbed = run('nm', ['-D', '--undefined-only', addon]).split('\n')
+    const stubbed = run(nm, ['-D', '--undefined-only', addon]).split('\n')
       .map((line) => line.trim().split(/\s+/).pop()).filter((name) => /^(napi_|uv_)/.test(name));
     fs.writeFileSync(path.join(directory, 'stubs.c'),
       stubbed.map((name) => `void ${name}(void) {}\n`).join(''));
@@ -271,12 +304,16 @@ function musl_load_check(target, addon) {
       'int main(int c, char **v) { void *h = dlopen(v[1], RTLD_NOW);\n' +
       '  if (!h) { puts(dlerror()); return 1; }\n' +
       '  return dlsym(h, "napi_register_module_v1") ? 0 : 2; }\n');
-    run('musl-gcc', ['-shared', '-fPIC', path.join(directory, 'stubs.c'), '-o',
-      path.join(directory, 'libstubs.so')]);
-    run('musl-gcc', [path.join(directory, 'load.c'), '-o', path.join(directory, 'load'),
-      `-L${directory}`, '-lstubs', `-Wl,-rpath,${directory}`]);
-    run(path.join(directory, 'load'), [addon]);
-    return 'loaded by musl\'s dynamic loader';
+    const stubs = path.join(directory, 'libstubs.so');
+    const load = path.join(directory, 'load');
+    run(...musl_c_compiler(target, [path.join(directory, 'stubs.c')], stubs,
+      ['-shared', '-fPIC']));
+    run(...musl_c_compiler(target, [path.join(directory, 'load.c')], load,
+      [`-L${directory}`, '-lstubs', `-Wl,-rpath,${directory}`]));
+    if (native) run(load, [addon]);
+    else run(tool, ['-L', musl_root(target), load, addon]);
+    return native ? 'loaded by musl\'s dynamic loader' :
+      'loaded by musl\'s dynamic loader under qemu-aarch64';
   } finally {
     fs.rmSync(directory, { recursive: true, force: true });
   }
@@ -305,7 +342,7 @@ async function target_build(target) {
     if (target.name === native_target.target_name()) {
       run(process.execPath, ['-e', `require(${JSON.stringify(output)})`]);
       check = 'loaded by this node';
-    } else if (target.libc === 'musl' && target.debian === host_debian) {
+    } else if (target.libc === 'musl') {
       check = musl_load_check(target, output);
     }
     const destination = native_target.prebuild_path(target.name);

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Installs a packed ringledger tarball in a clean Debian 12 root filesystem, as a user's machine
+# Installs a packed ringledger tarball in a clean Debian root filesystem, as a user's machine
 # without build tools would be: debootstrap's minbase (no compiler, no make, no python3, no
 # liburing), with this machine's Node 20 and npm copied in. `npm install <tarball>` must succeed
 # without compiling; then `npx ringledger demo` and a client script run inside it.
 # Usage (as root): bash scripts/clean_rootfs_install.sh <tarball> [client-script.js]
+# The Debian release is bookworm (12) unless RINGLEDGER_ROOTFS_SUITE names another; bullseye (11,
+# glibc 2.31) is the oldest in Debian's registry that Node 20 (glibc 2.28 or newer) runs on.
 # The root filesystem lives under build/clean-rootfs in this clone and is removed at the end, also
 # on failure; debootstrap fetches from Debian's registry (about 35 s here).
 set -euo pipefail
@@ -11,6 +13,7 @@ cd "$(dirname "$0")/.."
 tarball="$(realpath "$1")"
 client_script="${2:-}"
 rootfs="$PWD/build/clean-rootfs"
+suite="${RINGLEDGER_ROOTFS_SUITE:-bookworm}"
 
 if [ "$(id -u)" != "0" ]; then echo "clean_rootfs_install: needs root (chroot)" >&2; exit 1; fi
 if ! command -v debootstrap >/dev/null; then
@@ -26,12 +29,12 @@ cleanup
 mkdir -p "$rootfs"
 
 started=$(date +%s)
-timeout 240 debootstrap --variant=minbase bookworm "$rootfs" http://deb.debian.org/debian \
+timeout 240 debootstrap --variant=minbase "$suite" "$rootfs" http://deb.debian.org/debian \
   >"$rootfs.log" 2>&1 || { tail -20 "$rootfs.log" >&2; rm -f "$rootfs.log"; exit 1; }
 rm -f "$rootfs.log"
-echo "clean_rootfs_install: debootstrap took $(( $(date +%s) - started )) s"
+echo "clean_rootfs_install: debootstrap of $suite took $(( $(date +%s) - started )) s"
 
-# Node and npm from this machine: Debian 12's own nodejs is 18, below engines.node.
+# Node and npm from this machine: Debian's own nodejs (18 in 12, 12 in 11) is below engines.node.
 node_path="$(command -v node)"
 npm_root="$(npm root -g)"
 mkdir -p "$rootfs/usr/local/bin" "$rootfs/usr/local/lib/node_modules"
@@ -56,6 +59,7 @@ fi
 
 chroot "$rootfs" /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/root \
   /bin/bash -euo pipefail -c '
+  echo "clean_rootfs_install: $(ldd --version | head -n 1)"
   mkdir -p /root/app && cd /root/app
   echo "{\"name\":\"app\",\"version\":\"1.0.0\",\"private\":true}" > package.json
   started=$(date +%s%N)
