@@ -377,6 +377,8 @@ async function main() {
   for (const target of targets.filter((entry) => wanted.includes(entry.name))) {
     const reason = skip_reason(target);
     if (reason !== null) {
+      // A prebuild left from an earlier build would ship unchecked, older than this tree.
+      fs.rmSync(native_target.prebuild_path(target.name), { force: true });
       process.stderr.write(`prebuild ${target.name}: skipped: ${reason}\n`);
       failed = failed || target.name === host;
       continue;
@@ -388,6 +390,7 @@ async function main() {
       process.stderr.write(`prebuild ${target.name}: ${bytes} bytes in ${seconds} s, needs ` +
         `${needed.join(', ')}; ${check}\n`);
     } catch (error) {
+      fs.rmSync(native_target.prebuild_path(target.name), { force: true });
       process.stderr.write(`prebuild ${target.name}: failed: ${error.message}\n`);
       failed = failed || target.name === host;
     }

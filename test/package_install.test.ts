@@ -26,6 +26,15 @@ function run(command: string, args: string[], cwd: string, env: NodeJS.ProcessEn
     return output;
 }
 
+/**
+ * The prebuilds a tarball must hold: the host's, and with RINGLEDGER_TEST_PREBUILDS_ALL=1 (CI,
+ * which installs the cross and musl toolchains) all four targets.
+ */
+function prebuilds_expected(): string[] {
+    if (process.env.RINGLEDGER_TEST_PREBUILDS_ALL !== '1') return [native_target.target_name()];
+    return ['linux-x64-glibc', 'linux-arm64-glibc', 'linux-x64-musl', 'linux-arm64-musl'];
+}
+
 /** Packs the package (prepack included) into `directory`; the tarball's path. */
 export function package_pack(directory: string): string {
     fs.mkdirSync(directory, { recursive: true });
@@ -89,7 +98,7 @@ test('package: the tarball is complete and installs without compiling', { timeou
             for (const needed of ['LICENSE', 'package.json', 'dist/lib/index.js',
                 'dist/lib/index.mjs', 'dist/lib/index.d.ts', 'dist/lib/index.d.mts',
                 'dist/lib/cli/main.js', 'scripts/install.js', 'binding.gyp',
-                `prebuilds/${native_target.target_name()}/ringledger.node`]) {
+                ...prebuilds_expected().map((target) => `prebuilds/${target}/ringledger.node`)]) {
                 assert(files.includes(needed), `the tarball lacks ${needed}`);
             }
             const unwanted_pattern =
