@@ -10,7 +10,7 @@
 //
 // Usage: node scripts/build_prebuilds.js [--targets=linux-x64-glibc,...] [--install-toolchains]
 // A target whose toolchain is missing is skipped with the command that installs it; the host's
-// own target must build. Every undefined symbol of a built addon is checked against what its
+// own target must build, and under `npm publish` every target must. Every undefined symbol of a built addon is checked against what its
 // libc, Node-API and libuv provide, and the host's addon and the musl ones are loaded
 // (musl_load_check) before it is kept.
 const child_process = require('node:child_process');
@@ -380,7 +380,7 @@ async function main() {
       // A prebuild left from an earlier build would ship unchecked, older than this tree.
       fs.rmSync(native_target.prebuild_path(target.name), { force: true });
       process.stderr.write(`prebuild ${target.name}: skipped: ${reason}\n`);
-      failed = failed || target.name === host;
+      failed = failed || target_required(target.name, host);
       continue;
     }
     const started_ms = Date.now();
@@ -392,10 +392,18 @@ async function main() {
     } catch (error) {
       fs.rmSync(native_target.prebuild_path(target.name), { force: true });
       process.stderr.write(`prebuild ${target.name}: failed: ${error.message}\n`);
-      failed = failed || target.name === host;
+      failed = failed || target_required(target.name, host);
     }
   }
   return failed ? 1 : 0;
+}
+
+/**
+ * `npm publish` (npm sets npm_command) must ship all four targets: a tarball without one would
+ * send that platform's users to a source build. `npm pack` keeps the host's target only required.
+ */
+function target_required(target_name, host) {
+  return target_name === host || process.env.npm_command === 'publish';
 }
 
 main().then((code) => { process.exitCode = code; });
