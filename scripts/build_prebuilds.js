@@ -10,9 +10,9 @@
 //
 // Usage: node scripts/build_prebuilds.js [--targets=linux-x64-glibc,...] [--install-toolchains]
 // A target whose toolchain is missing is skipped with the command that installs it; the host's
-// own target must build, and under `npm publish` every target must. Every undefined symbol of a built addon is checked against what its
-// libc, Node-API and libuv provide, and the host's addon and the musl ones are loaded
-// (musl_load_check) before it is kept.
+// own target must build, and under `npm publish` every target must. Every undefined symbol of a
+// built addon is checked against what its libc, Node-API and libuv provide, and the host's addon
+// and the musl ones are loaded (musl_load_check) before it is kept.
 const child_process = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
