@@ -165,6 +165,31 @@ function pin_check(ledger: Ledger, grooves: Grooves, store: GrooveRecordStore,
     assert(actual >= 0, `${context}: the groove lacks a record`);
     assert.deepEqual(store.words.subarray(actual * 32, actual * 32 + 32),
         memory.words.subarray(expected * 32, expected * 32 + 32), `${context}: record differs`);
+    // The ledger's slot is the record's creation index: the groove's permanent ordinal.
+    assert.equal(store.ordinal(actual), expected, `${context}: ordinal differs`);
+}
+
+/**
+ * Every imported event's timestamp, probed in the other kind's groove by the prefetch, is found
+ * there exactly when the ledger's store of that kind has it. Returns how many were probed.
+ */
+function probe_check(ledger: Ledger, grooves: Grooves, batch: Batch, words: Uint32Array,
+    context: string): number {
+    const transfers = batch.operation === Op.create_transfers;
+    if (!transfers && batch.operation !== Op.create_accounts) return 0;
+    const store = transfers ? grooves.accounts : grooves.transfers;
+    const memory = transfers ? ledger.accounts : ledger.transfers;
+    const imported = transfers ? 1 << 8 : 1 << 4;
+    let probed = 0;
+    for (let event = 0; event < (batch.input.length >>> 7) * 32; event += 32) {
+        const hi = words[event + 31]!, lo = words[event + 30]!;
+        if (((words[event + 29]! >>> 16) & imported) === 0 || (hi | lo) === 0) continue;
+        const expected = memory.find_timestamp(hi, lo) !== -1;
+        assert.equal(store.find_timestamp(hi, lo) >= 0, expected,
+            `${context}: find_timestamp(${hi}, ${lo}) differs`);
+        probed += 1;
+    }
+    return probed;
 }
 
 /** The lookup reply rebuilt from the pins: the found records in input order. */
@@ -299,7 +324,7 @@ function mirror_run(seed: number, batches: number, setups: readonly GrooveSetup[
     const workload = new LedgerWorkload(seed);
     const groove_list = setups.map((setup) => new Grooves(setup));
     const prngs = setups.map(() => new Prng(seed));
-    let queries = 0, account_queries = 0;
+    let queries = 0, account_queries = 0, probes = 0;
     for (let index = 0; index < batches; index++) {
         const batch = workload.next();
         const context = `seed=${seed} batch=${index} operation=${batch.operation}`;
@@ -309,6 +334,7 @@ function mirror_run(seed: number, batches: number, setups: readonly GrooveSetup[
             for (const [store, offset] of batch_ids(grooves, batch, words)) {
                 pin_check(ledger, grooves, store, words, offset, context);
             }
+            probes += probe_check(ledger, grooves, batch, words, context);
         }
         const accounts_before = ledger.accounts.words.slice(0, ledger.accounts.count * 32);
         const counts = [ledger.accounts.count, ledger.transfers.count];
@@ -350,6 +376,7 @@ function mirror_run(seed: number, batches: number, setups: readonly GrooveSetup[
         }
     }
     assert(queries > 0 && account_queries > 0, 'groove test: the workload made no query');
+    assert(batches < 200 || probes > 0, 'groove test: the workload imported nothing');
     return { ledger, groove_list };
 }
 
@@ -516,6 +543,55 @@ test('groove: a checkpoint of the forest opens to the same records', () => {
             reopened.batch_end();
         }
     }
+});
+
+/** Probes `timestamps` in `store`, then compares find_timestamp with the ledger's store. */
+function probes_verify(grooves: Grooves, store: GrooveRecordStore, timestamps: bigint[],
+    memory: Ledger['accounts']): number {
+    for (const timestamp of timestamps) {
+        store.prefetch_timestamp(Number(timestamp >> 32n), Number(timestamp & 0xffffffffn));
+    }
+    grooves.prefetch_run();
+    let found = 0;
+    for (const timestamp of timestamps) {
+        const hi = Number(timestamp >> 32n), lo = Number(timestamp & 0xffffffffn);
+        const expected = memory.find_timestamp(hi, lo) !== -1;
+        assert.equal(store.find_timestamp(hi, lo) >= 0, expected, `timestamp ${timestamp}`);
+        if (expected) found += 1;
+    }
+    return found;
+}
+
+test('groove: timestamps probed by a prefetch are found as the ledger finds them', () => {
+    const { ledger, groove_list } = mirror_run(7, 400, [small]);
+    const grooves = groove_list[0]!;
+    const { accounts, transfers } = grooves;
+    const memory = ledger.transfers;
+    const timestamps: bigint[] = [];
+    for (let slot = 0; slot < memory.count && timestamps.length < 200; slot += 13) {
+        const timestamp = BigInt(memory.words[slot * 32 + 31]!) * (1n << 32n) +
+            BigInt(memory.words[slot * 32 + 30]!);
+        // The record's own timestamp, one past it, and one before it (a repeat is one probe).
+        timestamps.push(timestamp, timestamp + 1n, timestamp - 1n, timestamp);
+    }
+    // Probes alone (no pin): only the object tree reads.
+    // Neighbours are often transfers of the same batch (consecutive timestamps); some are not.
+    const found = probes_verify(grooves, transfers, timestamps, memory);
+    assert(found >= timestamps.length / 2 && found < timestamps.length, `found ${found}`);
+    assert.throws(() => transfers.prefetch_timestamp(0, 5), /probe after the prefetch ran/);
+    assert.throws(() => transfers.find_timestamp(0, 5), /not probed/);
+    grooves.batch_end();
+    assert.throws(() => transfers.find_timestamp(0, 5), /unprobed/);
+    // Probes beside pins of the same groove (the id tree's reads run at the same time).
+    for (let slot = 0; slot < 64; slot++) transfers.prefetch(memory.words, slot * 32);
+    probes_verify(grooves, transfers, timestamps.slice(0, 40), memory);
+    for (let slot = 0; slot < 64; slot++) {
+        pin_check(ledger, grooves, transfers, memory.words, slot * 32, `slot ${slot}`);
+    }
+    grooves.batch_end();
+    // No account has a transfer's timestamp: probed in the accounts groove, none is found.
+    assert.equal(probes_verify(grooves, accounts, timestamps.slice(0, 40), ledger.accounts), 0);
+    grooves.batch_end();
 });
 
 test('groove: stores with different cache sizes, one restarted, write byte-identical grids',

@@ -3,6 +3,8 @@
 // 1. The ids the batch names, as Ledger.prefetch names them: a create_transfers event's id, its
 //    two accounts and its pending transfer; a create_accounts event's id; the ids of a lookup;
 //    the account of get_account_transfers / get_account_balances.
+//    An imported event's timestamp is probed in the other kind's groove (the ledger refuses an
+//    imported timestamp that an object of the other kind has: find_timestamp).
 // 2. create_transfers only, once the pending transfers are pinned: their two accounts (a post
 //    or void may leave its accounts zero and take the pending transfer's).
 // Each stage's reads go to the device together (both grooves at once); `advance` answers true
@@ -12,14 +14,22 @@
 // are not all in the grid yet (see groove.ts).
 import assert from 'node:assert/strict';
 
-import { Operation, batch_events_max, record_words } from './constants';
+import {
+    AccountFlags, Operation, TransferFlags, batch_events_max, record_words,
+} from './constants';
 import type { GrooveRecordStore } from './groove';
-import { transfer_at } from './record_layout';
+import { account_at, transfer_at } from './record_layout';
 import type { BlockRefusal } from '../lsm/tree';
 
 const w_debit_account = transfer_at.debit_account_id / 4;
 const w_credit_account = transfer_at.credit_account_id / 4;
 const w_pending_id = transfer_at.pending_id / 4;
+const w_timestamp_lo = transfer_at.timestamp / 4, w_timestamp_hi = w_timestamp_lo + 1;
+// Flags are the high half of the word that holds the code (u16 code, then u16 flags).
+const w_account_code_flags = account_at.code / 4;
+const w_transfer_code_flags = transfer_at.code / 4;
+assert(account_at.flags === account_at.code + 2 && transfer_at.flags === transfer_at.code + 2);
+assert(account_at.timestamp === transfer_at.timestamp);
 
 const stage_idle = 0;
 const stage_ids = 1;
@@ -54,7 +64,11 @@ export class GroovePrefetch {
         else if (operation === Operation.create_accounts) {
             assert(input_length >>> 7 <= this.accounts.pinned_max);
             for (let event = 0; event < input_length >>> 7; event++) {
-                this.accounts.prefetch(input, base + event * record_words);
+                const at = base + event * record_words;
+                this.accounts.prefetch(input, at);
+                if (((input[at + w_account_code_flags]! >>> 16) & AccountFlags.imported) !== 0) {
+                    this.timestamp_probe(this.transfers, at);
+                }
             }
         } else if (operation === Operation.lookup_accounts ||
             operation === Operation.lookup_transfers) {
@@ -84,8 +98,18 @@ export class GroovePrefetch {
                 input[at + w_pending_id + 2]! | input[at + w_pending_id + 3]!) !== 0) {
                 this.transfers.prefetch(input, at + w_pending_id);
             }
+            if (((input[at + w_transfer_code_flags]! >>> 16) & TransferFlags.imported) !== 0) {
+                this.timestamp_probe(this.accounts, at);
+            }
         }
         this.events = events;
+    }
+
+    /** The imported timestamp of the event at input[at..], probed in the other kind's store. */
+    private timestamp_probe(store: GrooveRecordStore, at: number): void {
+        const hi = this.input[at + w_timestamp_hi]!, lo = this.input[at + w_timestamp_lo]!;
+        // A zero timestamp is refused before the ledger looks it up (out of range).
+        if ((hi | lo) !== 0) store.prefetch_timestamp(hi, lo);
     }
 
     private reads_start(): void {
