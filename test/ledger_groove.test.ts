@@ -192,6 +192,56 @@ function probe_check(ledger: Ledger, grooves: Grooves, batch: Batch, words: Uint
     return probed;
 }
 
+/** What the watch of the ledger's lookups saw: finds and timestamp lookups, while armed. */
+interface Watch {
+    armed: boolean;
+    finds: number;
+    timestamps: number;
+}
+
+/**
+ * The prefetch contract against the ledger's own rules: while the ledger executes, every id it
+ * looks up (find, and the accounts' chunked find_pairs) must be pinned in the groove, and every
+ * timestamp it looks up must have been probed there: the groove could answer each of them.
+ */
+function lookups_watch(ledger: Ledger, grooves_of: () => Grooves): Watch {
+    const watch: Watch = { armed: false, finds: 0, timestamps: 0 };
+    for (const [memory, kind] of [[ledger.accounts, 'accounts'],
+        [ledger.transfers, 'transfers']] as const) {
+        const find = memory.find.bind(memory);
+        memory.find = (key, offset) => {
+            if (watch.armed) {
+                assert(grooves_of()[kind].is_pinned(key, offset), 'groove test: the ledger found an unpinned id');
+                watch.finds += 1;
+            }
+            return find(key, offset);
+        };
+        const find_timestamp = memory.find_timestamp.bind(memory);
+        memory.find_timestamp = (hi, lo) => {
+            // Throws unless the timestamp was probed (and its reads landed).
+            if (watch.armed) {
+                grooves_of()[kind].find_timestamp(hi, lo);
+                watch.timestamps += 1;
+            }
+            return find_timestamp(hi, lo);
+        };
+    }
+    const index = ledger.accounts_index;
+    const find_pairs = index.find_pairs.bind(index);
+    index.find_pairs = (key, key_offset, stride_words, second_words, count, out) => {
+        for (let record = 0; watch.armed && record < count; record++) {
+            const first = key_offset + record * stride_words;
+            const accounts = grooves_of().accounts;
+            assert(accounts.is_pinned(key, first) &&
+                accounts.is_pinned(key, first + second_words),
+            'groove test: the ledger found an unpinned account');
+            watch.finds += 2;
+        }
+        find_pairs(key, key_offset, stride_words, second_words, count, out);
+    };
+    return watch;
+}
+
 /** The lookup reply rebuilt from the pins: the found records in input order. */
 function lookup_reply(store: GrooveRecordStore, words: Uint32Array, count: number): Uint8Array {
     const reply: number[] = [];
@@ -323,6 +373,7 @@ function mirror_run(seed: number, batches: number, setups: readonly GrooveSetup[
     const ledger = new Ledger({ accounts_max: 8192, transfers_max: 1 << 16 });
     const workload = new LedgerWorkload(seed);
     const groove_list = setups.map((setup) => new Grooves(setup));
+    const watch = lookups_watch(ledger, () => groove_list[0]!);
     const prngs = setups.map(() => new Prng(seed));
     let queries = 0, account_queries = 0, probes = 0;
     for (let index = 0; index < batches; index++) {
@@ -339,8 +390,11 @@ function mirror_run(seed: number, batches: number, setups: readonly GrooveSetup[
         const accounts_before = ledger.accounts.words.slice(0, ledger.accounts.count * 32);
         const counts = [ledger.accounts.count, ledger.transfers.count];
         const expected = model.execute(batch.operation, batch.timestamp, batch.input);
+        // A pulse's expiries reach accounts no event names (no expiry index on disk yet).
+        watch.armed = batch.operation !== Op.pulse;
         const length = ledger.execute(batch.operation, batch.timestamp, batch.input, 0,
             batch.input.length, output, 0);
+        watch.armed = false;
         assert.equal(hex(output.subarray(0, length)), hex(expected), `${context}: ledger`);
         workload.observe(batch, expected);
         groove_list.forEach((grooves, groove_index) => {
@@ -377,6 +431,8 @@ function mirror_run(seed: number, batches: number, setups: readonly GrooveSetup[
     }
     assert(queries > 0 && account_queries > 0, 'groove test: the workload made no query');
     assert(batches < 200 || probes > 0, 'groove test: the workload imported nothing');
+    assert(batches < 200 || (watch.finds > 0 && watch.timestamps > 0),
+        'groove test: the ledger looked nothing up');
     return { ledger, groove_list };
 }
 
