@@ -7,7 +7,10 @@
 // the next): the slot MemoryRecordStore gives the same record, so the ledger's side arrays
 // indexed by slot (transfer_status, history rows, per-account lists, the expiry heap) can be
 // indexed by `ordinal(pinned slot)` over this store. It is permanent: a record is never removed
-// once its batch ended (a rolled-back append is never put).
+// once its batch ended (a rolled-back append is never put). An id burnt by a transient failure
+// (an orphan: the ledger answers id_already_failed to its retries) is in the id tree too, with
+// timestamp zero (no record has it) and its orphan index as the ordinal; `find` answers
+// -2 - orphan for it, as MemoryRecordStore does for its id table's secondary entries.
 //
 // Memory is fixed at construction: `words` holds `pinned_max` pinned slots, then a
 // set-associative record cache of `cache_records` records (16 ways, CLOCK eviction within a set,
@@ -39,10 +42,13 @@
 // with different cache sizes write byte-identical grids.
 //
 // What this store does not cover yet (the ledger keeps them in memory, lib/ledger/ledger.ts):
-// * Slot numbers here are pinned slots, valid for one batch; the ledger's per-record side arrays
-//   (transfer_status, transfer_history_row, the per-account transfer lists, the expiry heap) are
-//   indexed by a permanent slot, so Ledger itself still runs over MemoryRecordStore only.
-// * Ids burnt by transient failures (orphans, the id table's secondary entries) are not stored.
+// * Ledger itself still runs over MemoryRecordStore only. Slot numbers here are pinned slots,
+//   valid for one batch, and the ledger indexes its per-record side arrays (transfer_status,
+//   transfer_history_row, the per-account transfer lists, the expiry heap, change events) by
+//   slot: they are to take `ordinal(slot)` instead (the two are equal over the memory store).
+//   Besides, its chunked account lookup calls the memory store's id table (find_pairs), the
+//   imported-timestamp check reads its own kind's last record at slot count - 1 (here:
+//   timestamp_last_*), and its checkpoint saves the record arrays whole (here: the forest's).
 // * `lower_bound` (RecordStore's): range scans go through `scan_start` instead, forward only.
 //   query_accounts/query_transfers run over it (groove_query.ts, every filter field); a
 //   reversed one scans its whole range (no reverse iterator yet).
@@ -53,16 +59,17 @@
 //   of pending transfers has no index yet.
 // * Ledger.prefetch names a create_transfers event's own ids only: a post or void that leaves its
 //   accounts zero takes the pending transfer's, known once the pending transfer is pinned, so a
-//   ledger over this store needs a second prefetch stage (groove_prefetch.ts has both), and up
-//   to 6 pins per event (transfer, pending, 2 + 2 accounts), past prefetch_ids_max (4).
+//   ledger over this store needs a second prefetch stage (groove_prefetch.ts has both, and the
+//   imported timestamps' probes), and up to 6 pins per event (transfer, pending, 2 + 2
+//   accounts), past prefetch_ids_max (4). test/ledger_groove.test.ts checks that every id and
+//   timestamp the ledger looks up while it executes (a pulse aside) was pinned or probed.
 // * A pulse's expiries change accounts no event names: they need the expiry index on disk, and
 //   the expiring transfers and their accounts prefetched from it.
 // The way there (TigerBeetle's grooves are the model): with each record's permanent ordinal
 // (`ordinal`, above) the in-memory side arrays keep working while they move, one by one, into
-// trees of this forest: pending status
-// (a tree keyed by the pending transfer's timestamp), the expiry order (an index keyed by
-// expires_at then timestamp), the per-account lists (the account indexes here), and history
-// rows (an account events tree keyed by timestamp).
+// trees of this forest: pending status (a tree keyed by the pending transfer's timestamp), the
+// expiry order (an index keyed by expires_at then timestamp), the per-account lists (the account
+// indexes here), and history rows (an account events tree keyed by timestamp).
 import assert from 'node:assert/strict';
 
 import type { Forest } from '../lsm/forest';
@@ -99,6 +106,8 @@ const pin_found = 3;
 const pin_absent = 4;
 /** Appended in this batch. */
 const pin_appended = 5;
+/** An id burnt by a transient failure (its ordinal is the orphan index). */
+const pin_orphan = 6;
 
 // The timestamp probes of a batch: none asked, asked (the reads not started or running), read.
 const probe_none = 0;
@@ -161,6 +170,8 @@ export function groove_index_options(tree_id: number, pinned_max: number,
 export class GrooveRecordStore implements RecordAccess {
     readonly max: number;
     count = 0;
+    /** Ids burnt by transient failures (orphan_insert). */
+    orphans = 0;
     readonly words: Uint32Array;
     readonly bytes: Uint8Array;
     readonly pinned_max: number;
@@ -401,6 +412,12 @@ export class GrooveRecordStore implements RecordAccess {
             const timestamp_lo = ids.lookup_values[value]!;
             const timestamp_hi = ids.lookup_values[value + 1]!;
             const ordinal = ids.lookup_values[value + id_value_ordinal]!;
+            if ((timestamp_lo | timestamp_hi) === 0) {
+                assert(ordinal < this.orphans, 'groove: an orphan beyond the orphans');
+                this.pin_states[slot] = pin_orphan;
+                this.pin_ordinals[slot] = ordinal;
+                continue;
+            }
             // Ordinals are creation indexes below `count`: a larger one is a corrupt value.
             assert(ordinal < this.count, 'groove: an id names an ordinal beyond the count');
             this.words[base + w_timestamp_lo] = timestamp_lo;
@@ -506,6 +523,7 @@ export class GrooveRecordStore implements RecordAccess {
         if (slot < 0) assert.fail('groove: a find of an id that was not prefetched');
         const state = this.pin_states[slot];
         if (state === pin_absent) return -1;
+        if (state === pin_orphan) return -2 - this.pin_ordinals[slot]!;
         if (state !== pin_found && state !== pin_appended) {
             assert.fail('groove: a find before the prefetch ended');
         }
@@ -585,6 +603,25 @@ export class GrooveRecordStore implements RecordAccess {
         }
     }
 
+    /**
+     * Burns the id key[offset..offset+4], found absent by the prefetch: a transient failure's
+     * (never inside a linked chain, so never rolled back). Returns its orphan index.
+     */
+    orphan_insert(key: Uint32Array, offset: number): number {
+        const slot = this.pins.find(key, offset);
+        if (slot < 0 || this.pin_states[slot] !== pin_absent) {
+            assert.fail('groove: an orphan of an id not found absent by a prefetch');
+        }
+        if (this.orphans >= 0xffffffff) assert.fail('groove: orphans beyond a u32');
+        const orphan = this.orphans;
+        this.pin_states[slot] = pin_orphan;
+        this.pin_ordinals[slot] = orphan;
+        this.pin_dirty[slot] = 1;
+        this.orphans = orphan + 1;
+        assert.equal(this.find(key, offset), -2 - orphan);
+        return orphan;
+    }
+
     update(slot: number): void {
         if (!(slot >= 0 && slot < this.pin_count)) assert.fail('groove: update of no pin');
         const state = this.pin_states[slot];
@@ -609,6 +646,13 @@ export class GrooveRecordStore implements RecordAccess {
         for (let slot = 0; slot < this.pin_count; slot++) {
             const state = this.pin_states[slot]!;
             const base = slot * record_words;
+            if (state === pin_orphan) {
+                if (this.pin_dirty[slot] === 1) this.orphan_put(slot);
+                this.pin_states[slot] = pin_free;
+                this.pin_dirty[slot] = 0;
+                this.pin_ordinals[slot] = ordinal_none;
+                continue;
+            }
             if (this.pin_dirty[slot] === 1) {
                 this.objects.put(words, base + w_timestamp_lo, words, base);
                 if (state === pin_appended) {
@@ -655,6 +699,16 @@ export class GrooveRecordStore implements RecordAccess {
         this.missing_count = 0;
         this.loading_count = 0;
         this.refusal = null;
+    }
+
+    /** An orphan into the id tree: timestamp zero, then the orphan index. */
+    private orphan_put(slot: number): void {
+        assert(this.pin_states[slot] === pin_orphan && this.pin_ordinals[slot]! < this.orphans);
+        const value = this.id_value;
+        value[0] = 0;
+        value[1] = 0;
+        value[id_value_ordinal] = this.pin_ordinals[slot]!;
+        this.ids.put(this.words, slot * record_words, value, 0);
     }
 
     /** A new transfer into both account indexes: (account id, timestamp) → nothing. */
@@ -708,9 +762,12 @@ export class GrooveRecordStore implements RecordAccess {
     }
 
     /** After the forest opened from a checkpoint: the count and newest timestamp it carried. */
-    restore(count: number, timestamp_hi: number, timestamp_lo: number): void {
-        assert(this.count === 0 && this.pin_count === 0 && this.forest.idle);
+    restore(count: number, timestamp_hi: number, timestamp_lo: number, orphans = 0): void {
+        assert(this.count === 0 && this.orphans === 0 && this.pin_count === 0 &&
+            this.forest.idle);
         assert(Number.isSafeInteger(count) && count >= 0 && count <= this.max);
+        assert(Number.isInteger(orphans) && orphans >= 0 && orphans < 0xffffffff);
+        this.orphans = orphans;
         assert(count === 0 || (timestamp_hi | timestamp_lo) !== 0);
         this.count = count;
         this.timestamp_hi = timestamp_hi;

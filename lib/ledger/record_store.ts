@@ -93,12 +93,20 @@ export interface RecordAccess {
     remove_last(): void;
     /** Update: changes are made in place through `words`; this marks the record dirty. */
     update(slot: number): void;
+    /**
+     * The permanent ordinal (creation index, 0 for the first record) of the record at `slot`:
+     * what the ledger's per-record side arrays are indexed by.
+     */
+    ordinal(slot: number): number;
+    /**
+     * Get by timestamp: a non-negative number when a record has exactly this timestamp (here
+     * its slot), else -1. A disk-resident store answers only timestamps its prefetch probed.
+     */
+    find_timestamp(hi: number, lo: number): number;
 }
 
-/** The in-memory store's ordinal part: slots in timestamp order double as the index. */
+/** The in-memory store's ordered part: slots in timestamp order double as the index. */
 export interface RecordStore extends RecordAccess {
-    /** Get by timestamp: the slot of the record with exactly this timestamp, or -1. */
-    find_timestamp(hi: number, lo: number): number;
     /** Ordered index scan: first slot whose timestamp is >= (hi, lo); `count` if none. */
     lower_bound(hi: number, lo: number): number;
 }
@@ -138,6 +146,12 @@ export class MemoryRecordStore implements RecordStore {
 
     find(key: Uint32Array, offset: number): number {
         return this.index.find(key, offset);
+    }
+
+    ordinal(slot: number): number {
+        if (!(slot >= 0 && slot < this.count)) assert.fail('record_store: ordinal of no record');
+        // Slots are handed out in creation order and never move: the slot is the ordinal.
+        return slot;
     }
 
     find_timestamp(hi: number, lo: number): number {
