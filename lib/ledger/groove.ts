@@ -530,6 +530,24 @@ export class GrooveRecordStore implements RecordAccess {
         return slot;
     }
 
+    find_pairs(key: Uint32Array, offset: number, stride_words: number, second_words: number,
+        count: number, out: Int32Array): void {
+        assert(count >= 0 && count * 2 <= out.length);
+        assert(count === 0 ||
+            offset + (count - 1) * stride_words + second_words + id_words <= key.length);
+        for (let record = 0; record < count; record++) {
+            const first = offset + record * stride_words;
+            out[record * 2] = this.find(key, first);
+            out[record * 2 + 1] = this.find(key, first + second_words);
+        }
+    }
+
+    warm(key: Uint32Array, offset: number, stride_words: number, count: number): number {
+        // The pins are a few pages: nothing worth touching ahead.
+        assert(count >= 0 && stride_words >= id_words);
+        return key[offset] & 0;
+    }
+
     append(source: Uint32Array, offset: number): number {
         if (this.staged_end !== -1) assert.fail('groove: append while staged');
         return this.append_from(source, offset);
