@@ -46,9 +46,9 @@
 //   valid for one batch, and the ledger indexes its per-record side arrays (transfer_status,
 //   transfer_history_row, the per-account transfer lists, the expiry heap, change events) by
 //   slot: they are to take `ordinal(slot)` instead (the two are equal over the memory store).
-//   Besides, its chunked account lookup calls the memory store's id table (find_pairs), the
-//   imported-timestamp check reads its own kind's last record at slot count - 1 (here:
-//   timestamp_last_*), and its checkpoint saves the record arrays whole (here: the forest's).
+//   Its lookups go through RecordAccess (find, find_pairs, find_timestamp, timestamp_last_*),
+//   which this store implements; but its checkpoint saves the record arrays whole (here: the
+//   forest's), its state checks walk every slot, and its capacity limits are the arrays'.
 // * `lower_bound` (RecordStore's): range scans go through `scan_start` instead, forward only.
 //   query_accounts/query_transfers run over it (groove_query.ts, every filter field); a
 //   reversed one scans its whole range (no reverse iterator yet).
