@@ -17,6 +17,7 @@ import {
 import { GrooveAccountQuery } from '../lib/ledger/groove_account_query';
 import { GroovePrefetch } from '../lib/ledger/groove_prefetch';
 import { GrooveQuery } from '../lib/ledger/groove_query';
+import { PendingStatus } from '../lib/ledger/constants';
 import { Ledger } from '../lib/ledger/ledger';
 import { StorageBlockDevice } from '../lib/lsm/block_device';
 import type { BlockDevice, MemoryBlockDevice } from '../lib/lsm/block_device';
@@ -100,9 +101,14 @@ class Grooves {
         assert.equal(this.transfers.refusal, null);
     }
 
-    /** Steps 1 and 2 for a batch, both stages (groove_prefetch.ts). */
-    batch_prefetch(batch: Batch, words: Uint32Array): void {
-        this.prefetch.start(batch.operation, words, 0, batch.input.length);
+    /**
+     * Steps 1 and 2 for a batch, both stages (groove_prefetch.ts); a pulse's expiring transfers
+     * are named by the ledger (`expiring`, `expiring_count` of them).
+     */
+    batch_prefetch(batch: Batch, words: Uint32Array, expiring: Uint32Array,
+        expiring_count: number): void {
+        if (batch.operation === Op.pulse) this.prefetch.start_pulse(expiring, expiring_count);
+        else this.prefetch.start(batch.operation, words, 0, batch.input.length);
         for (let tick = 0; tick < 100_000 && !this.prefetch.advance(); tick++) {
             this.device.tick();
         }
@@ -285,8 +291,7 @@ function changes_apply(ledger: Ledger, grooves: Grooves, accounts_before: Uint32
         assert.equal(store.timestamp_last_hi, memory.timestamp_last_hi);
         assert.equal(store.timestamp_last_lo, memory.timestamp_last_lo);
     }
-    // Accounts the batch changed (a pulse's expiries change accounts no event names: they
-    // are pinned now, in a second prefetch; a disk-resident expiry index is not built yet).
+    // Accounts the batch changed: each was pinned (a pulse's, by the transfers it expired).
     const changed: number[] = [];
     const words = ledger.accounts.words;
     for (let slot = 0; slot < counts[0]!; slot++) {
@@ -297,13 +302,9 @@ function changes_apply(ledger: Ledger, grooves: Grooves, accounts_before: Uint32
             }
         }
     }
-    const unpinned = changed.filter((slot) => !grooves.accounts.is_pinned(words, slot * 32));
-    if (unpinned.length > 0) {
-        assert.equal(batch.operation, Op.pulse, 'groove test: a change to an unpinned record');
-        for (const slot of unpinned) grooves.accounts.prefetch(words, slot * 32);
-        grooves.prefetch_run();
-    }
     for (const slot of changed) {
+        assert(grooves.accounts.is_pinned(words, slot * 32),
+            `batch ${batch.operation}: a change to an unpinned account`);
         const pin = grooves.accounts.find(words, slot * 32);
         assert(pin >= 0);
         grooves.accounts.words.set(words.subarray(slot * 32, slot * 32 + 32), pin * 32);
@@ -396,13 +397,17 @@ function mirror_run(seed: number, batches: number, setups: readonly GrooveSetup[
     const groove_list = setups.map((setup) => new Grooves(setup));
     const watch = lookups_watch(ledger, () => groove_list[0]!);
     const prngs = setups.map(() => new Prng(seed));
-    let queries = 0, account_queries = 0, probes = 0;
+    let queries = 0, account_queries = 0, probes = 0, expiries = 0;
+    const expiring = new Uint32Array(8189 * 4);
     for (let index = 0; index < batches; index++) {
         const batch = workload.next();
         const context = `seed=${seed} batch=${index} operation=${batch.operation}`;
         const words = words_of(batch.input);
+        const expiring_count = batch.operation === Op.pulse ?
+            ledger.pulse_expiring(batch.timestamp, expiring) : 0;
+        expiries += expiring_count;
         for (const grooves of groove_list) {
-            grooves.batch_prefetch(batch, words);
+            grooves.batch_prefetch(batch, words, expiring, expiring_count);
             for (const [store, offset] of batch_ids(grooves, batch, words)) {
                 pin_check(ledger, grooves, store, words, offset, context);
             }
@@ -411,12 +416,19 @@ function mirror_run(seed: number, batches: number, setups: readonly GrooveSetup[
         const accounts_before = ledger.accounts.words.slice(0, ledger.accounts.count * 32);
         const counts = [ledger.accounts.count, ledger.transfers.count, ledger.orphans_count];
         const expected = model.execute(batch.operation, batch.timestamp, batch.input);
-        // A pulse's expiries reach accounts no event names (no expiry index on disk yet).
-        watch.armed = batch.operation !== Op.pulse;
+        watch.armed = true;
         const length = ledger.execute(batch.operation, batch.timestamp, batch.input, 0,
             batch.input.length, output, 0);
         watch.armed = false;
         assert.equal(hex(output.subarray(0, length)), hex(expected), `${context}: ledger`);
+        // The pulse expired exactly the transfers pulse_expiring named (all the due ones).
+        for (let index = 0; index < expiring_count; index++) {
+            const slot = ledger.transfers.find(expiring, index * 4);
+            assert.equal(ledger.transfer_status[slot], PendingStatus.expired, context);
+        }
+        if (batch.operation === Op.pulse && expiring_count < 8189) {
+            assert.equal(ledger.pulse_expiring(batch.timestamp, expiring), 0, context);
+        }
         workload.observe(batch, expected);
         groove_list.forEach((grooves, groove_index) => {
             if (batch.operation === Op.lookup_accounts ||
@@ -452,6 +464,7 @@ function mirror_run(seed: number, batches: number, setups: readonly GrooveSetup[
     }
     assert(queries > 0 && account_queries > 0, 'groove test: the workload made no query');
     assert(batches < 200 || probes > 0, 'groove test: the workload imported nothing');
+    assert(batches < 200 || expiries > 0, 'groove test: no pulse expired a transfer');
     assert(batches < 200 || (watch.finds > 0 && watch.timestamps > 0),
         'groove test: the ledger looked nothing up');
     return { ledger, groove_list };

@@ -62,9 +62,11 @@
 //   ledger over this store needs a second prefetch stage (groove_prefetch.ts has both, and the
 //   imported timestamps' probes), and up to 6 pins per event (transfer, pending, 2 + 2
 //   accounts), past prefetch_ids_max (4). test/ledger_groove.test.ts checks that every id and
-//   timestamp the ledger looks up while it executes (a pulse aside) was pinned or probed.
-// * A pulse's expiries change accounts no event names: they need the expiry index on disk, and
-//   the expiring transfers and their accounts prefetched from it.
+//   timestamp the ledger looks up while it executes was pinned or probed, and that every
+//   account a batch changed was pinned.
+// * A pulse's expiries change accounts no event names: the prefetch pins the transfers that
+//   Ledger.pulse_expiring names, then their accounts, but that order is the ledger's in-memory
+//   expiry heap; on disk it needs an expiry index (expires_at, timestamp).
 // The way there (TigerBeetle's grooves are the model): with each record's permanent ordinal
 // (`ordinal`, above) the in-memory side arrays keep working while they move, one by one, into
 // trees of this forest: pending status (a tree keyed by the pending transfer's timestamp), the

@@ -7,11 +7,13 @@
 //    imported timestamp that an object of the other kind has: find_timestamp).
 // 2. create_transfers only, once the pending transfers are pinned: their two accounts (a post
 //    or void may leave its accounts zero and take the pending transfer's).
+// A pulse (`start_pulse`) pins the transfers it will expire (Ledger.pulse_expiring names them,
+// from the ledger's in-memory expiry order), then, in stage 2, their accounts.
 // Each stage's reads go to the device together (both grooves at once); `advance` answers true
 // when execute may run, or when a block was refused (`refusal`, the batch then abandoned).
 // A batch pins at most 2 transfers and 4 accounts per event: the grooves' pinned_max must allow
-// it (asserted at start). Queries, change events and the pulse pin nothing here: their indexes
-// are not all in the grid yet (see groove.ts).
+// it (asserted at start). Queries and change events pin nothing here: their indexes are not all
+// in the grid yet (see groove.ts).
 import assert from 'node:assert/strict';
 
 import {
@@ -44,6 +46,8 @@ export class GroovePrefetch {
     private input: Uint32Array = new Uint32Array(0);
     private base = 0;
     private events = 0;
+    /** A pulse's expiring transfers (their ids in `input`), or 0. */
+    private expiring = 0;
 
     constructor(accounts: GrooveRecordStore, transfers: GrooveRecordStore) {
         assert(accounts.forest === transfers.forest, 'groove_prefetch: one forest');
@@ -60,6 +64,7 @@ export class GroovePrefetch {
         this.input = input;
         this.base = base;
         this.events = 0;
+        this.expiring = 0;
         if (operation === Operation.create_transfers) this.pin_transfers(input_length >>> 7);
         else if (operation === Operation.create_accounts) {
             assert(input_length >>> 7 <= this.accounts.pinned_max);
@@ -80,6 +85,23 @@ export class GroovePrefetch {
             operation === Operation.get_account_balances) && input_length === 128) {
             this.accounts.prefetch(input, base);
         }
+        this.stage = stage_ids;
+        this.reads_start();
+    }
+
+    /** Stage 1 of a pulse: the `count` transfers at ids[0..count * 4) it will expire. */
+    start_pulse(ids: Uint32Array, count: number): void {
+        assert(this.stage === stage_idle && this.accounts.pinned === 0 &&
+            this.transfers.pinned === 0, 'groove_prefetch: a batch is already pinned');
+        assert(count >= 0 && count <= batch_events_max && count * 4 <= ids.length);
+        assert(count <= this.transfers.pinned_max && 2 * count <= this.accounts.pinned_max,
+            'groove_prefetch: pinned_max below what a pulse may pin');
+        this.refusal = null;
+        this.input = ids;
+        this.base = 0;
+        this.events = 0;
+        this.expiring = count;
+        for (let index = 0; index < count; index++) this.transfers.prefetch(ids, index * 4);
         this.stage = stage_ids;
         this.reads_start();
     }
@@ -124,15 +146,30 @@ export class GroovePrefetch {
         const transfers = this.transfers.prefetch_advance();
         if (!accounts || !transfers) return false;
         this.refusal = this.accounts.refusal ?? this.transfers.refusal;
-        if (this.refusal !== null || this.stage === stage_pending_accounts || this.events === 0) {
+        if (this.refusal !== null || this.stage === stage_pending_accounts ||
+            (this.events === 0 && this.expiring === 0)) {
             this.stage = stage_idle;
             return true;
         }
         assert(this.stage === stage_ids);
         this.stage = stage_pending_accounts;
-        this.pin_pending_accounts();
+        if (this.expiring > 0) this.pin_expiring_accounts();
+        else this.pin_pending_accounts();
         this.reads_start();
         return this.advance();
+    }
+
+    /** Stage 2 of a pulse: the accounts of every transfer it will expire. */
+    private pin_expiring_accounts(): void {
+        const transfers = this.transfers;
+        assert(this.events === 0);
+        for (let index = 0; index < this.expiring; index++) {
+            const slot = transfers.find(this.input, index * 4);
+            // The ledger names pending transfers it holds: the store has each of them.
+            assert(slot >= 0, 'groove_prefetch: an expiring transfer the store lacks');
+            this.accounts.prefetch(transfers.words, slot * record_words + w_debit_account);
+            this.accounts.prefetch(transfers.words, slot * record_words + w_credit_account);
+        }
     }
 
     /** Stage 2: the accounts of every pending transfer a create_transfers event names. */

@@ -1596,6 +1596,17 @@ export class Ledger {
 
     private readonly pulse_slots = new Uint32Array(batch_events_max);
 
+    /**
+     * The ids (4 words each, into `out`) of the pending transfers a pulse at `timestamp` will
+     * expire, in expiry order; returns how many. Changes no logical state: a disk-resident
+     * store prefetches them (and their accounts) before the pulse executes.
+     */
+    pulse_expiring(timestamp: bigint, out: Uint32Array): number {
+        assert(timestamp > 0n && timestamp < (1n << 63n));
+        return this.expiry.peek_due(Number(timestamp >> 32n), Number(timestamp & 0xffffffffn),
+            out);
+    }
+
     /** Expires the due pending transfers: their pending amounts leave both accounts. */
     private execute_pulse(): void {
         assert(!this.undo.open);
