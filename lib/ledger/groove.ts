@@ -514,7 +514,6 @@ export class GrooveRecordStore implements RecordAccess {
         return this.probe_found[probe] === 1 ? probe : -1;
     }
 
-
     /** Whether this batch pinned the id (a find of it may run). */
     is_pinned(key: Uint32Array, offset: number): boolean {
         return this.pins.find(key, offset) >= 0;
