@@ -17,6 +17,7 @@ import {
 import { GrooveAccountQuery } from '../lib/ledger/groove_account_query';
 import { GroovePrefetch } from '../lib/ledger/groove_prefetch';
 import { GrooveQuery } from '../lib/ledger/groove_query';
+import { PendingStatus } from '../lib/ledger/constants';
 import { Ledger } from '../lib/ledger/ledger';
 import { StorageBlockDevice } from '../lib/lsm/block_device';
 import type { BlockDevice, MemoryBlockDevice } from '../lib/lsm/block_device';
@@ -100,9 +101,14 @@ class Grooves {
         assert.equal(this.transfers.refusal, null);
     }
 
-    /** Steps 1 and 2 for a batch, both stages (groove_prefetch.ts). */
-    batch_prefetch(batch: Batch, words: Uint32Array): void {
-        this.prefetch.start(batch.operation, words, 0, batch.input.length);
+    /**
+     * Steps 1 and 2 for a batch, both stages (groove_prefetch.ts); a pulse's expiring transfers
+     * are named by the ledger (`expiring`, `expiring_count` of them).
+     */
+    batch_prefetch(batch: Batch, words: Uint32Array, expiring: Uint32Array,
+        expiring_count: number): void {
+        if (batch.operation === Op.pulse) this.prefetch.start_pulse(expiring, expiring_count);
+        else this.prefetch.start(batch.operation, words, 0, batch.input.length);
         for (let tick = 0; tick < 100_000 && !this.prefetch.advance(); tick++) {
             this.device.tick();
         }
@@ -152,6 +158,9 @@ function ledger_store(ledger: Ledger, grooves: Grooves, store: GrooveRecordStore
     return store === grooves.accounts ? ledger.accounts : ledger.transfers;
 }
 
+/** Pins of burnt ids that pin_check saw (the ledger and the groove both answered -2 - orphan). */
+let pin_orphans_found = 0;
+
 /** A pinned record equals the ledger's record with that id (both absent, or the same bytes). */
 function pin_check(ledger: Ledger, grooves: Grooves, store: GrooveRecordStore,
     key: Uint32Array, offset: number, context: string): void {
@@ -159,12 +168,95 @@ function pin_check(ledger: Ledger, grooves: Grooves, store: GrooveRecordStore,
     const expected = memory.find(key, offset);
     const actual = store.find(key, offset);
     if (expected < 0) {
-        assert.equal(actual, -1, `${context}: the groove has a record the ledger has not`);
+        // -1, or -2 - orphan for an id burnt by a transient failure, in both.
+        assert.equal(actual, expected, `${context}: the groove has a record the ledger has not`);
+        if (expected < -1) pin_orphans_found += 1;
         return;
     }
     assert(actual >= 0, `${context}: the groove lacks a record`);
     assert.deepEqual(store.words.subarray(actual * 32, actual * 32 + 32),
         memory.words.subarray(expected * 32, expected * 32 + 32), `${context}: record differs`);
+    // The ledger's slot is the record's creation index: the groove's permanent ordinal.
+    assert.equal(store.ordinal(actual), memory.ordinal(expected),
+        `${context}: ordinal differs`);
+}
+
+/**
+ * Every imported event's timestamp, probed in the other kind's groove by the prefetch, is found
+ * there exactly when the ledger's store of that kind has it. Returns how many were probed.
+ */
+function probe_check(ledger: Ledger, grooves: Grooves, batch: Batch, words: Uint32Array,
+    context: string): number {
+    const transfers = batch.operation === Op.create_transfers;
+    if (!transfers && batch.operation !== Op.create_accounts) return 0;
+    const store = transfers ? grooves.accounts : grooves.transfers;
+    const memory = transfers ? ledger.accounts : ledger.transfers;
+    const imported = transfers ? 1 << 8 : 1 << 4;
+    let probed = 0;
+    for (let event = 0; event < (batch.input.length >>> 7) * 32; event += 32) {
+        const hi = words[event + 31]!, lo = words[event + 30]!;
+        if (((words[event + 29]! >>> 16) & imported) === 0 || (hi | lo) === 0) continue;
+        const expected = memory.find_timestamp(hi, lo) !== -1;
+        assert.equal(store.find_timestamp(hi, lo) >= 0, expected,
+            `${context}: find_timestamp(${hi}, ${lo}) differs`);
+        probed += 1;
+    }
+    return probed;
+}
+
+/** What the watch of the ledger's lookups saw: finds and timestamp lookups, while armed. */
+interface Watch {
+    armed: boolean;
+    finds: number;
+    timestamps: number;
+}
+
+/**
+ * The prefetch contract against the ledger's own rules: while the ledger executes, every id it
+ * looks up (find, and the accounts' chunked find_pairs) must be pinned in the groove, and every
+ * timestamp it looks up must have been probed there: the groove could answer each of them.
+ */
+function lookups_watch(ledger: Ledger, grooves_of: () => Grooves): Watch {
+    const watch: Watch = { armed: false, finds: 0, timestamps: 0 };
+    for (const [memory, kind] of [[ledger.accounts, 'accounts'],
+        [ledger.transfers, 'transfers']] as const) {
+        const find = memory.find.bind(memory);
+        memory.find = (key, offset) => {
+            if (watch.armed) {
+                assert(grooves_of()[kind].is_pinned(key, offset),
+                    'groove test: the ledger found an unpinned id');
+                watch.finds += 1;
+            }
+            return find(key, offset);
+        };
+        const find_timestamp = memory.find_timestamp.bind(memory);
+        memory.find_timestamp = (hi, lo) => {
+            // Throws unless the timestamp was probed (and its reads landed).
+            if (watch.armed) {
+                grooves_of()[kind].find_timestamp(hi, lo);
+                watch.timestamps += 1;
+            }
+            return find_timestamp(hi, lo);
+        };
+    }
+    const memory = ledger.accounts;
+    const find_pairs = memory.find_pairs.bind(memory);
+    memory.find_pairs = (key, key_offset, stride_words, second_words, count, out) => {
+        find_pairs(key, key_offset, stride_words, second_words, count, out);
+        if (!watch.armed) return;
+        // Accounts are not created by the transfers batches that look them up in pairs: the
+        // groove (which throws on an unpinned id) answers as the memory store does.
+        const accounts = grooves_of().accounts;
+        const pairs = new Int32Array(count * 2);
+        accounts.find_pairs(key, key_offset, stride_words, second_words, count, pairs);
+        for (let index = 0; index < count * 2; index++) {
+            const slot = pairs[index]!;
+            assert.equal(slot < 0 ? slot : accounts.ordinal(slot), out[index],
+                'groove test: find_pairs differs');
+        }
+        watch.finds += count * 2;
+    };
+    return watch;
 }
 
 /** The lookup reply rebuilt from the pins: the found records in input order. */
@@ -189,8 +281,17 @@ function changes_apply(ledger: Ledger, grooves: Grooves, accounts_before: Uint32
         }
         assert.equal(store.count, memory.count);
     }
-    // Accounts the batch changed (a pulse's expiries change accounts no event names: they
-    // are pinned now, in a second prefetch; a disk-resident expiry index is not built yet).
+    // The ids the batch burnt (transient failures), in the ledger's order.
+    for (let orphan = counts[2]!; orphan < ledger.orphans_count; orphan++) {
+        assert.equal(grooves.transfers.orphan_insert(ledger.orphan_words, orphan * 4), orphan);
+    }
+    assert.equal(grooves.transfers.orphans, ledger.orphans_count);
+    for (const [store, memory] of [[grooves.accounts, ledger.accounts],
+        [grooves.transfers, ledger.transfers]] as const) {
+        assert.equal(store.timestamp_last_hi, memory.timestamp_last_hi);
+        assert.equal(store.timestamp_last_lo, memory.timestamp_last_lo);
+    }
+    // Accounts the batch changed: each was pinned (a pulse's, by the transfers it expired).
     const changed: number[] = [];
     const words = ledger.accounts.words;
     for (let slot = 0; slot < counts[0]!; slot++) {
@@ -201,13 +302,9 @@ function changes_apply(ledger: Ledger, grooves: Grooves, accounts_before: Uint32
             }
         }
     }
-    const unpinned = changed.filter((slot) => !grooves.accounts.is_pinned(words, slot * 32));
-    if (unpinned.length > 0) {
-        assert.equal(batch.operation, Op.pulse, 'groove test: a change to an unpinned record');
-        for (const slot of unpinned) grooves.accounts.prefetch(words, slot * 32);
-        grooves.prefetch_run();
-    }
     for (const slot of changed) {
+        assert(grooves.accounts.is_pinned(words, slot * 32),
+            `batch ${batch.operation}: a change to an unpinned account`);
         const pin = grooves.accounts.find(words, slot * 32);
         assert(pin >= 0);
         grooves.accounts.words.set(words.subarray(slot * 32, slot * 32 + 32), pin * 32);
@@ -283,7 +380,7 @@ function grooves_reopen(grooves: Grooves, setup: GrooveSetup): Grooves {
     assert.equal(reopened.forest.open_refusal, null);
     for (const [from, to] of [[grooves.accounts, reopened.accounts],
         [grooves.transfers, reopened.transfers]] as const) {
-        to.restore(from.count, from.timestamp_last_hi, from.timestamp_last_lo);
+        to.restore(from.count, from.timestamp_last_hi, from.timestamp_last_lo, from.orphans);
     }
     return reopened;
 }
@@ -298,24 +395,40 @@ function mirror_run(seed: number, batches: number, setups: readonly GrooveSetup[
     const ledger = new Ledger({ accounts_max: 8192, transfers_max: 1 << 16 });
     const workload = new LedgerWorkload(seed);
     const groove_list = setups.map((setup) => new Grooves(setup));
+    const watch = lookups_watch(ledger, () => groove_list[0]!);
     const prngs = setups.map(() => new Prng(seed));
-    let queries = 0, account_queries = 0;
+    let queries = 0, account_queries = 0, probes = 0, expiries = 0;
+    const expiring = new Uint32Array(8189 * 4);
     for (let index = 0; index < batches; index++) {
         const batch = workload.next();
         const context = `seed=${seed} batch=${index} operation=${batch.operation}`;
         const words = words_of(batch.input);
+        const expiring_count = batch.operation === Op.pulse ?
+            ledger.pulse_expiring(batch.timestamp, expiring) : 0;
+        expiries += expiring_count;
         for (const grooves of groove_list) {
-            grooves.batch_prefetch(batch, words);
+            grooves.batch_prefetch(batch, words, expiring, expiring_count);
             for (const [store, offset] of batch_ids(grooves, batch, words)) {
                 pin_check(ledger, grooves, store, words, offset, context);
             }
+            probes += probe_check(ledger, grooves, batch, words, context);
         }
         const accounts_before = ledger.accounts.words.slice(0, ledger.accounts.count * 32);
-        const counts = [ledger.accounts.count, ledger.transfers.count];
+        const counts = [ledger.accounts.count, ledger.transfers.count, ledger.orphans_count];
         const expected = model.execute(batch.operation, batch.timestamp, batch.input);
+        watch.armed = true;
         const length = ledger.execute(batch.operation, batch.timestamp, batch.input, 0,
             batch.input.length, output, 0);
+        watch.armed = false;
         assert.equal(hex(output.subarray(0, length)), hex(expected), `${context}: ledger`);
+        // The pulse expired exactly the transfers pulse_expiring named (all the due ones).
+        for (let index = 0; index < expiring_count; index++) {
+            const slot = ledger.transfers.find(expiring, index * 4);
+            assert.equal(ledger.transfer_status[slot], PendingStatus.expired, context);
+        }
+        if (batch.operation === Op.pulse && expiring_count < 8189) {
+            assert.equal(ledger.pulse_expiring(batch.timestamp, expiring), 0, context);
+        }
         workload.observe(batch, expected);
         groove_list.forEach((grooves, groove_index) => {
             if (batch.operation === Op.lookup_accounts ||
@@ -350,6 +463,10 @@ function mirror_run(seed: number, batches: number, setups: readonly GrooveSetup[
         }
     }
     assert(queries > 0 && account_queries > 0, 'groove test: the workload made no query');
+    assert(batches < 200 || probes > 0, 'groove test: the workload imported nothing');
+    assert(batches < 200 || expiries > 0, 'groove test: no pulse expired a transfer');
+    assert(batches < 200 || (watch.finds > 0 && watch.timestamps > 0),
+        'groove test: the ledger looked nothing up');
     return { ledger, groove_list };
 }
 
@@ -389,7 +506,10 @@ test('groove: follows the ledger and the model on random batches, most reads fro
             assert(accounts.cache_misses > accounts.cache_hits, `seed=${seed}: accounts cached`);
             assert(transfers.cache_misses > transfers.cache_hits, `seed=${seed}: transfers`);
             assert(forest.cache.misses > 0 && forest.trees[0]!.statistics.blocks_read > 0);
+            // Some ids were burnt (transient failures) and looked up again through the trees.
+            assert(transfers.orphans > 0, `seed=${seed}: no orphan`);
         }
+        assert(pin_orphans_found > 0, 'groove test: no burnt id was looked up again');
     });
 
 /** A synthetic account record: id `index + 1`, timestamp `index + 1`, a counter in word 20. */
@@ -497,7 +617,7 @@ test('groove: a checkpoint of the forest opens to the same records', () => {
     assert.equal(reopened.forest.beat, grooves.forest.beat);
     for (const [from, to] of [[grooves.accounts, reopened.accounts],
         [grooves.transfers, reopened.transfers]] as const) {
-        to.restore(from.count, from.timestamp_last_hi, from.timestamp_last_lo);
+        to.restore(from.count, from.timestamp_last_hi, from.timestamp_last_lo, from.orphans);
     }
     scan_verify(reopened, reopened.accounts, ledger.accounts.words, ledger.accounts.count,
         'reopened accounts');
@@ -516,6 +636,55 @@ test('groove: a checkpoint of the forest opens to the same records', () => {
             reopened.batch_end();
         }
     }
+});
+
+/** Probes `timestamps` in `store`, then compares find_timestamp with the ledger's store. */
+function probes_verify(grooves: Grooves, store: GrooveRecordStore, timestamps: bigint[],
+    memory: Ledger['accounts']): number {
+    for (const timestamp of timestamps) {
+        store.prefetch_timestamp(Number(timestamp >> 32n), Number(timestamp & 0xffffffffn));
+    }
+    grooves.prefetch_run();
+    let found = 0;
+    for (const timestamp of timestamps) {
+        const hi = Number(timestamp >> 32n), lo = Number(timestamp & 0xffffffffn);
+        const expected = memory.find_timestamp(hi, lo) !== -1;
+        assert.equal(store.find_timestamp(hi, lo) >= 0, expected, `timestamp ${timestamp}`);
+        if (expected) found += 1;
+    }
+    return found;
+}
+
+test('groove: timestamps probed by a prefetch are found as the ledger finds them', () => {
+    const { ledger, groove_list } = mirror_run(7, 400, [small]);
+    const grooves = groove_list[0]!;
+    const { accounts, transfers } = grooves;
+    const memory = ledger.transfers;
+    const timestamps: bigint[] = [];
+    for (let slot = 0; slot < memory.count && timestamps.length < 200; slot += 13) {
+        const timestamp = BigInt(memory.words[slot * 32 + 31]!) * (1n << 32n) +
+            BigInt(memory.words[slot * 32 + 30]!);
+        // The record's own timestamp, one past it, and one before it (a repeat is one probe).
+        timestamps.push(timestamp, timestamp + 1n, timestamp - 1n, timestamp);
+    }
+    // Probes alone (no pin): only the object tree reads.
+    // Neighbours are often transfers of the same batch (consecutive timestamps); some are not.
+    const found = probes_verify(grooves, transfers, timestamps, memory);
+    assert(found >= timestamps.length / 2 && found < timestamps.length, `found ${found}`);
+    assert.throws(() => transfers.prefetch_timestamp(0, 5), /probe after the prefetch ran/);
+    assert.throws(() => transfers.find_timestamp(0, 5), /not probed/);
+    grooves.batch_end();
+    assert.throws(() => transfers.find_timestamp(0, 5), /unprobed/);
+    // Probes beside pins of the same groove (the id tree's reads run at the same time).
+    for (let slot = 0; slot < 64; slot++) transfers.prefetch(memory.words, slot * 32);
+    probes_verify(grooves, transfers, timestamps.slice(0, 40), memory);
+    for (let slot = 0; slot < 64; slot++) {
+        pin_check(ledger, grooves, transfers, memory.words, slot * 32, `slot ${slot}`);
+    }
+    grooves.batch_end();
+    // No account has a transfer's timestamp: probed in the accounts groove, none is found.
+    assert.equal(probes_verify(grooves, accounts, timestamps.slice(0, 40), ledger.accounts), 0);
+    grooves.batch_end();
 });
 
 test('groove: stores with different cache sizes, one restarted, write byte-identical grids',
@@ -668,7 +837,7 @@ test('groove: over Storage with latencies, a crash reopens the last durable chec
     const root = grooves.forest.root_reference.slice();
     // What the owner's checkpoint carries with the root.
     const carried = [grooves.accounts, grooves.transfers].map((store) =>
-        [store.count, store.timestamp_last_hi, store.timestamp_last_lo] as const);
+        [store.count, store.timestamp_last_hi, store.timestamp_last_lo, store.orphans] as const);
     const accounts = grooves.accounts;
     const extra = new Uint32Array(40 * 32);
     const extra_hi = accounts.timestamp_last_hi + 1;

@@ -10,7 +10,9 @@
 import assert from 'node:assert/strict';
 
 import { two_32 } from '../constants';
-import { PendingStatus, record_words as record_words_imported } from './constants';
+import {
+    PendingStatus, batch_events_max, record_words as record_words_imported,
+} from './constants';
 import { transfer_at } from './record_layout';
 import { MemoryRecordStore } from './record_store';
 import { timestamp_after } from './u128';
@@ -33,6 +35,11 @@ export class ExpiryHeap {
     /** The expires_at computed by the last `expires_at_compute`, as (hi, lo). */
     expires_hi = 0;
     expires_lo = 0;
+    // The expires_at of each entry the last take_due took (peek_due pushes them back), and
+    // peek_due's slots.
+    private readonly taken_expires_hi = new Uint32Array(batch_events_max);
+    private readonly taken_expires_lo = new Uint32Array(batch_events_max);
+    private readonly peek_slots = new Uint32Array(batch_events_max);
 
     /** `transfers` and `transfer_status` are the ledger's: they tell which entries are live. */
     constructor(
@@ -132,7 +139,7 @@ export class ExpiryHeap {
      * slots to `out` in expiry order; returns how many.
      */
     take_due(hi: number, lo: number, out: Uint32Array, max: number): number {
-        assert(max <= out.length);
+        assert(max <= out.length && max <= batch_events_max);
         let taken = 0;
         while (taken < max && this.count > 0) {
             if (!this.live(0)) {
@@ -140,12 +147,37 @@ export class ExpiryHeap {
                 continue;
             }
             if (timestamp_after(this.entry_expires_hi[0], this.entry_expires_lo[0], hi, lo)) break;
+            this.taken_expires_hi[taken] = this.entry_expires_hi[0];
+            this.taken_expires_lo[taken] = this.entry_expires_lo[0];
             out[taken++] = this.entry_slot[0];
             this.pop();
         }
         assert(taken <= max);
         // Expiry order: a transfer expires at most once, so the slots taken are distinct.
         assert(taken < 2 || out[taken - 1] !== out[taken - 2]);
+        return taken;
+    }
+
+    /**
+     * The ids (4 words each, into `out`) of the transfers `take_due` would take with max
+     * batch_events_max, without taking them: the entries are popped, then pushed again (keys
+     * are unique, so every later take is the same; stale entries popped on the way stay
+     * dropped). A disk-resident store prefetches a pulse's transfers from it.
+     */
+    peek_due(hi: number, lo: number, out: Uint32Array): number {
+        assert(out.length >= batch_events_max * 4);
+        const count_before = this.count, slots = this.peek_slots;
+        const taken = this.take_due(hi, lo, slots, batch_events_max);
+        const words = this.transfers.words;
+        for (let index = 0; index < taken; index++) {
+            this.expires_hi = this.taken_expires_hi[index];
+            this.expires_lo = this.taken_expires_lo[index];
+            this.push(slots[index]);
+            const id = slots[index] * record_words;
+            out[index * 4] = words[id]; out[index * 4 + 1] = words[id + 1];
+            out[index * 4 + 2] = words[id + 2]; out[index * 4 + 3] = words[id + 3];
+        }
+        assert(this.count <= count_before);
         return taken;
     }
 

@@ -1,8 +1,16 @@
 // A disk-resident record store: TigerBeetle's groove shape over the LSM forest (lib/lsm). Two
 // trees of one forest hold a kind of record (accounts or transfers): the object tree, keyed by
 // timestamp (u64, the record's words 30..31) with the 128-byte record as its value, and the id
-// tree, keyed by the u128 id (words 0..3) with the timestamp as its value. Timestamps only
-// increase, so the object tree's order is creation order and a timestamp range is a key range.
+// tree, keyed by the u128 id (words 0..3) with the timestamp and the record's ordinal as its value.
+// Timestamps only increase, so the object tree's order is creation order and a timestamp range is
+// a key range. The ordinal is the record's creation index (0 for the first record, `count` for
+// the next): the slot MemoryRecordStore gives the same record, so the ledger's side arrays
+// indexed by slot (transfer_status, history rows, per-account lists, the expiry heap) can be
+// indexed by `ordinal(pinned slot)` over this store. It is permanent: a record is never removed
+// once its batch ended (a rolled-back append is never put). An id burnt by a transient failure
+// (an orphan: the ledger answers id_already_failed to its retries) is in the id tree too, with
+// timestamp zero (no record has it) and its orphan index as the ordinal; `find` answers
+// -2 - orphan for it, as MemoryRecordStore does for its id table's secondary entries.
 //
 // Memory is fixed at construction: `words` holds `pinned_max` pinned slots, then a
 // set-associative record cache of `cache_records` records (16 ways, CLOCK eviction within a set,
@@ -17,7 +25,9 @@
 // 3. Execute, synchronous: `find` answers the pinned slot (or -1 for an id known absent), and the
 //    record is read and written in place through `words`; `append`, `update`, `remove_last` act
 //    on pinned slots only. A find of an id that was not prefetched is a caller bug (asserted):
-//    this store cannot wait.
+//    this store cannot wait. Likewise `find_timestamp` answers only a timestamp probed by
+//    `prefetch_timestamp` in step 1 (an imported timestamp must not be another kind's): those
+//    probes are object-tree lookups issued in step 2 beside the id tree's.
 // 4. `batch_end`: every pinned record that changed is put into the trees' mutable tables (the
 //    object tree always, the id tree for a new record), then copied into the record cache, and
 //    the pins are dropped. Puts happen at the end of the batch, not as changes happen, because
@@ -32,14 +42,16 @@
 // with different cache sizes write byte-identical grids.
 //
 // What this store does not cover yet (the ledger keeps them in memory, lib/ledger/ledger.ts):
-// * Slot numbers here are pinned slots, valid for one batch; the ledger's per-record side arrays
-//   (transfer_status, transfer_history_row, the per-account transfer lists, the expiry heap) are
-//   indexed by a permanent slot, so Ledger itself still runs over MemoryRecordStore only.
-// * Ids burnt by transient failures (orphans, the id table's secondary entries) are not stored.
-// * `find_timestamp` and `lower_bound` (the ordinal part of RecordStore): the imported-timestamp
-//   check needs a prefetch by timestamp; range scans go through `scan_start` instead, forward
-//   only. query_accounts/query_transfers run over it (groove_query.ts, every filter field);
-//   a reversed one scans its whole range (no reverse iterator yet).
+// * Ledger itself still runs over MemoryRecordStore only. Slot numbers here are pinned slots,
+//   valid for one batch, and the ledger indexes its per-record side arrays (transfer_status,
+//   transfer_history_row, the per-account transfer lists, the expiry heap, change events) by
+//   slot: they are to take `ordinal(slot)` instead (the two are equal over the memory store).
+//   Its lookups go through RecordAccess (find, find_pairs, find_timestamp, timestamp_last_*),
+//   which this store implements; but its checkpoint saves the record arrays whole (here: the
+//   forest's), its state checks walk every slot, and its capacity limits are the arrays'.
+// * `lower_bound` (RecordStore's): range scans go through `scan_start` instead, forward only.
+//   query_accounts/query_transfers run over it (groove_query.ts, every filter field); a
+//   reversed one scans its whole range (no reverse iterator yet).
 // * Secondary indexes: a transfers groove may have the debit and credit account indexes, and
 //   get_account_transfers runs over them (groove_account_query.ts); get_account_balances needs
 //   the history rows, not in the grid; the query_* field filters are applied to a timestamp
@@ -47,16 +59,19 @@
 //   of pending transfers has no index yet.
 // * Ledger.prefetch names a create_transfers event's own ids only: a post or void that leaves its
 //   accounts zero takes the pending transfer's, known once the pending transfer is pinned, so a
-//   ledger over this store needs a second prefetch stage (groove_prefetch.ts has both), and up
-//   to 6 pins per event (transfer, pending, 2 + 2 accounts), past prefetch_ids_max (4).
-// * A pulse's expiries change accounts no event names: they need the expiry index on disk, and
-//   the expiring transfers and their accounts prefetched from it.
-// The way there (TigerBeetle's grooves are the model): give each record a permanent ordinal
-// (its creation index, kept in the id tree's value next to the timestamp) so the in-memory side
-// arrays keep working while they move, one by one, into trees of this forest: pending status
-// (a tree keyed by the pending transfer's timestamp), the expiry order (an index keyed by
-// expires_at then timestamp), the per-account lists (the account indexes here), and history
-// rows (an account events tree keyed by timestamp).
+//   ledger over this store needs a second prefetch stage (groove_prefetch.ts has both, and the
+//   imported timestamps' probes), and up to 6 pins per event (transfer, pending, 2 + 2
+//   accounts), past prefetch_ids_max (4). test/ledger_groove.test.ts checks that every id and
+//   timestamp the ledger looks up while it executes was pinned or probed, and that every
+//   account a batch changed was pinned.
+// * A pulse's expiries change accounts no event names: the prefetch pins the transfers that
+//   Ledger.pulse_expiring names, then their accounts, but that order is the ledger's in-memory
+//   expiry heap; on disk it needs an expiry index (expires_at, timestamp).
+// The way there (TigerBeetle's grooves are the model): with each record's permanent ordinal
+// (`ordinal`, above) the in-memory side arrays keep working while they move, one by one, into
+// trees of this forest: pending status (a tree keyed by the pending transfer's timestamp), the
+// expiry order (an index keyed by expires_at then timestamp), the per-account lists (the account
+// indexes here), and history rows (an account events tree keyed by timestamp).
 import assert from 'node:assert/strict';
 
 import type { Forest } from '../lsm/forest';
@@ -72,6 +87,10 @@ import { timestamp_after } from './u128';
 
 const w_timestamp_lo = 30, w_timestamp_hi = 31;
 const id_words = 4, timestamp_words = 2;
+/** The id tree's value: the timestamp (lo, hi), then the ordinal. */
+const id_value_words = 3, id_value_ordinal = 2;
+/** A pin with no record (absent, or not read yet) has no ordinal. */
+const ordinal_none = 0xffffffff;
 /** An index key: the timestamp in words 0..1, the account id in words 2..5 (most significant). */
 export const index_key_words = timestamp_words + id_words;
 const w_debit_account = transfer_at.debit_account_id / 4;
@@ -89,10 +108,19 @@ const pin_found = 3;
 const pin_absent = 4;
 /** Appended in this batch. */
 const pin_appended = 5;
+/** An id burnt by a transient failure (its ordinal is the orphan index). */
+const pin_orphan = 6;
+
+// The timestamp probes of a batch: none asked, asked (the reads not started or running), read.
+const probe_none = 0;
+const probe_asked = 1;
+const probe_read = 2;
 
 const phase_idle = 0;
 const phase_ids = 1;
 const phase_objects = 2;
+/** Only timestamp probes are read (every pinned id was in the record cache). */
+const phase_probes = 3;
 
 const clock_count_max = 3;
 
@@ -127,7 +155,7 @@ export function groove_tree_options(tree_id_base: number, pinned_max: number,
         { ...common, tree_id: tree_id_base, key_words: timestamp_words,
             value_words: record_words },
         { ...common, tree_id: tree_id_base + 1, key_words: id_words,
-            value_words: timestamp_words },
+            value_words: id_value_words },
     ];
 }
 
@@ -144,6 +172,8 @@ export function groove_index_options(tree_id: number, pinned_max: number,
 export class GrooveRecordStore implements RecordAccess {
     readonly max: number;
     count = 0;
+    /** Ids burnt by transient failures (orphan_insert). */
+    orphans = 0;
     readonly words: Uint32Array;
     readonly bytes: Uint8Array;
     readonly pinned_max: number;
@@ -154,6 +184,7 @@ export class GrooveRecordStore implements RecordAccess {
     readonly debit_index: Tree | null;
     readonly credit_index: Tree | null;
     private readonly index_key = new Uint32Array(index_key_words);
+    private readonly id_value = new Uint32Array(id_value_words);
     /** Why the last prefetch failed (a block refused), or null. */
     refusal: BlockRefusal | null = null;
     /** Statistics: records found in the record cache, and read through the trees. */
@@ -162,7 +193,18 @@ export class GrooveRecordStore implements RecordAccess {
     private readonly pins: IdTable;
     private readonly pin_states: Uint8Array;
     private readonly pin_dirty: Uint8Array;
+    /** Per pinned slot: the record's ordinal, or ordinal_none. */
+    private readonly pin_ordinals: Uint32Array;
     private pin_count = 0;
+    // Timestamp probes (prefetch_timestamp): keys (lo, hi) in probe order, an id table over
+    // them (a probe's timestamp as the first two of its four words), and what each found.
+    private readonly probe_keys: Uint32Array;
+    private readonly probes: IdTable;
+    private readonly probe_found: Uint8Array;
+    private probe_count = 0;
+    private probe_state = probe_none;
+    private readonly probe_key = new Uint32Array(id_words);
+    private readonly probe_lookup_keys: Uint32Array;
     /** Pinned slots of the missed ids, in pin order, then those whose timestamp was found. */
     private readonly missing_slots: Int32Array;
     private missing_count = 0;
@@ -185,6 +227,7 @@ export class GrooveRecordStore implements RecordAccess {
     // The record cache: per way, whether it holds a record and its CLOCK count; per set a hand.
     private readonly cache_valid: Uint8Array;
     private readonly cache_counts: Uint8Array;
+    private readonly cache_ordinals: Uint32Array;
     private readonly cache_hands: Uint8Array;
     private readonly cache_set_mask: number;
     private readonly cache_base: number;
@@ -199,7 +242,7 @@ export class GrooveRecordStore implements RecordAccess {
         assert.equal(this.objects.options.key_words, timestamp_words);
         assert.equal(this.objects.options.value_words, record_words);
         assert.equal(this.ids.options.key_words, id_words);
-        assert.equal(this.ids.options.value_words, timestamp_words);
+        assert.equal(this.ids.options.value_words, id_value_words);
         this.debit_index = index_tree(forest, options.debit_index_tree);
         this.credit_index = index_tree(forest, options.credit_index_tree);
         assert((this.debit_index === null) === (this.credit_index === null));
@@ -219,6 +262,11 @@ export class GrooveRecordStore implements RecordAccess {
             this.pinned_max);
         this.pin_states = new Uint8Array(this.pinned_max);
         this.pin_dirty = new Uint8Array(this.pinned_max);
+        this.pin_ordinals = new Uint32Array(this.pinned_max).fill(ordinal_none);
+        this.probe_keys = new Uint32Array(batch_events_max * id_words);
+        this.probes = new IdTable(this.probe_keys, id_words, batch_events_max);
+        this.probe_found = new Uint8Array(batch_events_max);
+        this.probe_lookup_keys = new Uint32Array(batch_events_max * timestamp_words);
         this.missing_slots = new Int32Array(this.pinned_max);
         this.loading_slots = new Int32Array(this.pinned_max);
         this.appended_slots = new Int32Array(this.pinned_max);
@@ -226,6 +274,7 @@ export class GrooveRecordStore implements RecordAccess {
         this.staging = new Uint32Array(batch_events_max * record_words);
         this.cache_valid = new Uint8Array(this.cache_records);
         this.cache_counts = new Uint8Array(this.cache_records);
+        this.cache_ordinals = new Uint32Array(this.cache_records);
         this.cache_hands = new Uint8Array(set_count);
     }
 
@@ -248,12 +297,14 @@ export class GrooveRecordStore implements RecordAccess {
         if (cached >= 0) {
             copy_record(words, base, words, this.cache_base + cached * record_words);
             this.pin_states[slot] = pin_found;
+            this.pin_ordinals[slot] = this.cache_ordinals[cached]!;
             this.cache_hits += 1;
         } else {
             words.fill(0, base, base + record_words);
             words[base] = key[offset]!; words[base + 1] = key[offset + 1]!;
             words[base + 2] = key[offset + 2]!; words[base + 3] = key[offset + 3]!;
             this.pin_states[slot] = pin_missing;
+            this.pin_ordinals[slot] = ordinal_none;
             this.missing_slots[this.missing_count] = slot;
             this.missing_count += 1;
             this.cache_misses += 1;
@@ -264,6 +315,28 @@ export class GrooveRecordStore implements RecordAccess {
         return slot;
     }
 
+    /**
+     * Asks whether a record has exactly this timestamp (answered by `find_timestamp` in step 3,
+     * as of the batch's start): an imported timestamp must not be another kind's.
+     */
+    prefetch_timestamp(hi: number, lo: number): void {
+        if (this.phase !== phase_idle) assert.fail('groove: a prefetch while one is running');
+        assert((hi | lo) !== 0, 'groove: no record has timestamp zero');
+        assert(this.probe_state !== probe_read, 'groove: a probe after the prefetch ran');
+        const key = this.probe_key;
+        key[0] = lo; key[1] = hi; key[2] = 0; key[3] = 0;
+        if (this.probes.find(key, 0) >= 0) return;
+        const probe = this.probe_count;
+        if (probe >= batch_events_max || probe >= this.objects.options.lookup_count_max) {
+            assert.fail('groove: a batch probes more timestamps than a lookup holds');
+        }
+        this.probe_keys.set(key, probe * id_words);
+        this.probes.insert(probe);
+        this.probe_found[probe] = 0;
+        this.probe_count = probe + 1;
+        this.probe_state = probe_asked;
+    }
+
     // ---- Step 2: the reads, issued together per tree.
 
     /** Starts the reads of every pinned id the record cache did not hold. */
@@ -271,7 +344,11 @@ export class GrooveRecordStore implements RecordAccess {
         // The other groove of the forest may be prefetching: only these two trees must be idle.
         assert(this.phase === phase_idle && this.ids.idle && this.objects.idle);
         this.refusal = null;
-        if (this.missing_count === 0) return;
+        if (this.probe_state === probe_asked) this.probes_start();
+        if (this.missing_count === 0) {
+            if (this.probe_state === probe_asked) this.phase = phase_probes;
+            return;
+        }
         const keys = this.lookup_keys;
         for (let index = 0; index < this.missing_count; index++) {
             const base = this.missing_slots[index]! * record_words;
@@ -288,6 +365,14 @@ export class GrooveRecordStore implements RecordAccess {
     prefetch_advance(): boolean {
         if (this.phase === phase_idle) return true;
         if (!this.ids.idle || !this.objects.idle) return false;
+        if (this.probe_state === probe_asked) {
+            if (this.objects.refusal !== null) return this.prefetch_refused(this.objects.refusal);
+            this.probes_landed();
+            if (this.phase === phase_probes) {
+                this.phase = phase_idle;
+                return true;
+            }
+        }
         if (this.phase === phase_ids) {
             if (this.ids.refusal !== null) return this.prefetch_refused(this.ids.refusal);
             this.ids_landed();
@@ -325,13 +410,25 @@ export class GrooveRecordStore implements RecordAccess {
                 this.pin_states[slot] = pin_absent;
                 continue;
             }
-            const base = slot * record_words;
-            this.words[base + w_timestamp_lo] = ids.lookup_values[index * 2]!;
-            this.words[base + w_timestamp_hi] = ids.lookup_values[index * 2 + 1]!;
+            const base = slot * record_words, value = index * id_value_words;
+            const timestamp_lo = ids.lookup_values[value]!;
+            const timestamp_hi = ids.lookup_values[value + 1]!;
+            const ordinal = ids.lookup_values[value + id_value_ordinal]!;
+            if ((timestamp_lo | timestamp_hi) === 0) {
+                assert(ordinal < this.orphans, 'groove: an orphan beyond the orphans');
+                this.pin_states[slot] = pin_orphan;
+                this.pin_ordinals[slot] = ordinal;
+                continue;
+            }
+            // Ordinals are creation indexes below `count`: a larger one is a corrupt value.
+            assert(ordinal < this.count, 'groove: an id names an ordinal beyond the count');
+            this.words[base + w_timestamp_lo] = timestamp_lo;
+            this.words[base + w_timestamp_hi] = timestamp_hi;
             this.pin_states[slot] = pin_loading;
+            this.pin_ordinals[slot] = ordinal;
             const key = this.loading_count * timestamp_words;
-            this.lookup_keys[key] = ids.lookup_values[index * 2]!;
-            this.lookup_keys[key + 1] = ids.lookup_values[index * 2 + 1]!;
+            this.lookup_keys[key] = timestamp_lo;
+            this.lookup_keys[key + 1] = timestamp_hi;
             this.loading_slots[this.loading_count] = slot;
             this.loading_count += 1;
         }
@@ -358,7 +455,64 @@ export class GrooveRecordStore implements RecordAccess {
         this.loading_count = 0;
     }
 
+    /** The probes' object-tree lookups, beside the id tree's (step 2's first reads). */
+    private probes_start(): void {
+        assert(this.probe_count >= 1 && this.objects.idle);
+        const keys = this.probe_lookup_keys;
+        for (let probe = 0; probe < this.probe_count; probe++) {
+            keys[probe * timestamp_words] = this.probe_keys[probe * id_words]!;
+            keys[probe * timestamp_words + 1] = this.probe_keys[probe * id_words + 1]!;
+        }
+        this.objects.lookups_start(keys, 0, this.probe_count);
+    }
+
+    private probes_landed(): void {
+        const objects = this.objects;
+        for (let probe = 0; probe < this.probe_count; probe++) {
+            const status = objects.lookup_status[probe];
+            assert(status === lookup_found || status === lookup_absent);
+            this.probe_found[probe] = status === lookup_found ? 1 : 0;
+        }
+        this.probe_state = probe_read;
+    }
+
+    private probes_clear(): void {
+        if (this.probe_count === 0) return;
+        this.probes.clear();
+        this.probe_found.fill(0, 0, this.probe_count);
+        this.probe_keys.fill(0, 0, this.probe_count * id_words);
+        this.probe_count = 0;
+        this.probe_state = probe_none;
+    }
+
     // ---- Step 3: execute, in place in the pinned slots.
+
+    /** The record's permanent ordinal (its creation index) from its pinned slot. */
+    ordinal(slot: number): number {
+        if (!(slot >= 0 && slot < this.pin_count)) assert.fail('groove: ordinal of no pin');
+        const state = this.pin_states[slot];
+        if (state !== pin_found && state !== pin_appended) {
+            assert.fail('groove: ordinal of a record that is not there');
+        }
+        const ordinal = this.pin_ordinals[slot]!;
+        if (ordinal >= this.count) assert.fail('groove: an ordinal beyond the count');
+        return ordinal;
+    }
+
+    /**
+     * Get by timestamp, for a timestamp probed in step 1 only: a non-negative number when a
+     * record has exactly this timestamp, else -1. It answers as of the batch's start: the
+     * ledger asks the other kind's store, which the batch does not append to (asserted).
+     */
+    find_timestamp(hi: number, lo: number): number {
+        if (this.probe_state !== probe_read) assert.fail('groove: find_timestamp unprobed');
+        if (this.appended_count !== 0) assert.fail('groove: find_timestamp after an append');
+        const key = this.probe_key;
+        key[0] = lo; key[1] = hi; key[2] = 0; key[3] = 0;
+        const probe = this.probes.find(key, 0);
+        if (probe < 0) assert.fail('groove: find_timestamp of a timestamp not probed');
+        return this.probe_found[probe] === 1 ? probe : -1;
+    }
 
     /** Whether this batch pinned the id (a find of it may run). */
     is_pinned(key: Uint32Array, offset: number): boolean {
@@ -370,10 +524,29 @@ export class GrooveRecordStore implements RecordAccess {
         if (slot < 0) assert.fail('groove: a find of an id that was not prefetched');
         const state = this.pin_states[slot];
         if (state === pin_absent) return -1;
+        if (state === pin_orphan) return -2 - this.pin_ordinals[slot]!;
         if (state !== pin_found && state !== pin_appended) {
             assert.fail('groove: a find before the prefetch ended');
         }
         return slot;
+    }
+
+    find_pairs(key: Uint32Array, offset: number, stride_words: number, second_words: number,
+        count: number, out: Int32Array): void {
+        assert(count >= 0 && count * 2 <= out.length);
+        assert(count === 0 ||
+            offset + (count - 1) * stride_words + second_words + id_words <= key.length);
+        for (let record = 0; record < count; record++) {
+            const first = offset + record * stride_words;
+            out[record * 2] = this.find(key, first);
+            out[record * 2 + 1] = this.find(key, first + second_words);
+        }
+    }
+
+    warm(key: Uint32Array, offset: number, stride_words: number, count: number): number {
+        // The pins are a few pages: nothing worth touching ahead.
+        assert(count >= 0 && stride_words >= id_words);
+        return key[offset] & 0;
     }
 
     append(source: Uint32Array, offset: number): number {
@@ -394,6 +567,7 @@ export class GrooveRecordStore implements RecordAccess {
         }
         copy_record(this.words, slot * record_words, source, offset);
         this.pin_states[slot] = pin_appended;
+        this.pin_ordinals[slot] = this.count;
         this.pin_dirty[slot] = 1;
         this.appended_slots[this.appended_count] = slot;
         this.appended_count += 1;
@@ -436,6 +610,8 @@ export class GrooveRecordStore implements RecordAccess {
         this.pin_states[slot] = pin_absent;
         this.pin_dirty[slot] = 0;
         this.count -= 1;
+        assert.equal(this.pin_ordinals[slot], this.count, 'groove: remove_last out of order');
+        this.pin_ordinals[slot] = ordinal_none;
         if (this.appended_count === 0) {
             this.timestamp_hi = this.batch_timestamp_hi;
             this.timestamp_lo = this.batch_timestamp_lo;
@@ -444,6 +620,25 @@ export class GrooveRecordStore implements RecordAccess {
             this.timestamp_hi = this.words[last + w_timestamp_hi]!;
             this.timestamp_lo = this.words[last + w_timestamp_lo]!;
         }
+    }
+
+    /**
+     * Burns the id key[offset..offset+4], found absent by the prefetch: a transient failure's
+     * (never inside a linked chain, so never rolled back). Returns its orphan index.
+     */
+    orphan_insert(key: Uint32Array, offset: number): number {
+        const slot = this.pins.find(key, offset);
+        if (slot < 0 || this.pin_states[slot] !== pin_absent) {
+            assert.fail('groove: an orphan of an id not found absent by a prefetch');
+        }
+        if (this.orphans >= 0xffffffff) assert.fail('groove: orphans beyond a u32');
+        const orphan = this.orphans;
+        this.pin_states[slot] = pin_orphan;
+        this.pin_ordinals[slot] = orphan;
+        this.pin_dirty[slot] = 1;
+        this.orphans = orphan + 1;
+        assert.equal(this.find(key, offset), -2 - orphan);
+        return orphan;
     }
 
     update(slot: number): void {
@@ -470,22 +665,35 @@ export class GrooveRecordStore implements RecordAccess {
         for (let slot = 0; slot < this.pin_count; slot++) {
             const state = this.pin_states[slot]!;
             const base = slot * record_words;
+            if (state === pin_orphan) {
+                if (this.pin_dirty[slot] === 1) this.orphan_put(slot);
+                this.pin_states[slot] = pin_free;
+                this.pin_dirty[slot] = 0;
+                this.pin_ordinals[slot] = ordinal_none;
+                continue;
+            }
             if (this.pin_dirty[slot] === 1) {
                 this.objects.put(words, base + w_timestamp_lo, words, base);
                 if (state === pin_appended) {
-                    this.ids.put(words, base, words, base + w_timestamp_lo);
+                    const value = this.id_value;
+                    value[0] = words[base + w_timestamp_lo]!;
+                    value[1] = words[base + w_timestamp_hi]!;
+                    value[id_value_ordinal] = this.pin_ordinals[slot]!;
+                    this.ids.put(words, base, value, 0);
                     if (this.debit_index !== null) this.index_put(base);
                 }
             }
             if (state === pin_found || state === pin_appended) {
-                this.cache_insert(base, this.pin_dirty[slot] === 1);
+                this.cache_insert(base, this.pin_dirty[slot] === 1, this.pin_ordinals[slot]!);
             }
             else assert(state === pin_absent, 'groove: a pin left unread at the batch end');
             this.pin_states[slot] = pin_free;
             this.pin_dirty[slot] = 0;
+            this.pin_ordinals[slot] = ordinal_none;
         }
         this.pins.clear();
         this.pin_count = 0;
+        this.probes_clear();
         this.batch_timestamp_hi = this.timestamp_hi;
         this.batch_timestamp_lo = this.timestamp_lo;
         this.appended_count = 0;
@@ -502,12 +710,24 @@ export class GrooveRecordStore implements RecordAccess {
         for (let slot = 0; slot < this.pin_count; slot++) {
             assert.equal(this.pin_dirty[slot], 0, 'groove: a refused batch was executed');
             this.pin_states[slot] = pin_free;
+            this.pin_ordinals[slot] = ordinal_none;
         }
         this.pins.clear();
         this.pin_count = 0;
+        this.probes_clear();
         this.missing_count = 0;
         this.loading_count = 0;
         this.refusal = null;
+    }
+
+    /** An orphan into the id tree: timestamp zero, then the orphan index. */
+    private orphan_put(slot: number): void {
+        assert(this.pin_states[slot] === pin_orphan && this.pin_ordinals[slot]! < this.orphans);
+        const value = this.id_value;
+        value[0] = 0;
+        value[1] = 0;
+        value[id_value_ordinal] = this.pin_ordinals[slot]!;
+        this.ids.put(this.words, slot * record_words, value, 0);
     }
 
     /** A new transfer into both account indexes: (account id, timestamp) → nothing. */
@@ -561,9 +781,12 @@ export class GrooveRecordStore implements RecordAccess {
     }
 
     /** After the forest opened from a checkpoint: the count and newest timestamp it carried. */
-    restore(count: number, timestamp_hi: number, timestamp_lo: number): void {
-        assert(this.count === 0 && this.pin_count === 0 && this.forest.idle);
+    restore(count: number, timestamp_hi: number, timestamp_lo: number, orphans = 0): void {
+        assert(this.count === 0 && this.orphans === 0 && this.pin_count === 0 &&
+            this.forest.idle);
         assert(Number.isSafeInteger(count) && count >= 0 && count <= this.max);
+        assert(Number.isInteger(orphans) && orphans >= 0 && orphans < 0xffffffff);
+        this.orphans = orphans;
         assert(count === 0 || (timestamp_hi | timestamp_lo) !== 0);
         this.count = count;
         this.timestamp_hi = timestamp_hi;
@@ -600,14 +823,19 @@ export class GrooveRecordStore implements RecordAccess {
      * Copies the record at words[base..] (a pinned slot) into the cache, evicting if need be; a
      * clean record the cache still holds is there already.
      */
-    private cache_insert(base: number, dirty: boolean): void {
+    private cache_insert(base: number, dirty: boolean, ordinal: number): void {
         assert(base < this.cache_base);
+        assert(ordinal < this.count, 'groove: a cached record without an ordinal');
         const words = this.words;
         let way = this.cache_find(words, base);
-        if (way !== -1 && !dirty) return;
+        if (way !== -1 && !dirty) {
+            assert.equal(this.cache_ordinals[way], ordinal, 'groove: a record changed ordinal');
+            return;
+        }
         if (way === -1) way = this.cache_victim(this.cache_set(words, base));
         copy_record(words, this.cache_base + way * record_words, words, base);
         this.cache_valid[way] = 1;
+        this.cache_ordinals[way] = ordinal;
     }
 
     private cache_victim(first: number): number {

@@ -692,13 +692,13 @@ export class Ledger {
      * touch is still cached when their events run.
      */
     private chunk_resolve(event: number, count: number): void {
-        const input = this.input_words, accounts = this.accounts_index;
+        const input = this.input_words, accounts = this.accounts;
         const slots = this.chunk_slots;
         assert(count > 0 && count <= chunk_events);
         assert(event + count * record_words <= input.length);
         accounts.find_pairs(input, event + w_debit_account, record_words,
             w_credit_account - w_debit_account, count, slots);
-        this.warm_sink ^= this.transfers_index.warm(input, event, record_words, count);
+        this.warm_sink ^= this.transfers.warm(input, event, record_words, count);
     }
     // Per event of the current chunk: debit and credit account slots (-1 if absent).
     private readonly chunk_slots = new Int32Array(chunk_events * 2);
@@ -825,17 +825,15 @@ export class Ledger {
     }
 
     /**
-     * An imported timestamp must exceed every timestamp of its own kind (the last slot holds the
-     * greatest) and must not collide with an object of the other kind.
+     * An imported timestamp must exceed every timestamp of its own kind (the newest record's
+     * is the greatest) and must not collide with an object of the other kind.
      */
     private imported_regresses(hi: number, lo: number, account: boolean): boolean {
         assert(hi <= timestamp_max_hi && (hi | lo) !== 0);
-        const own_words = account ? this.account_words : this.transfer_words;
-        const own_count = account ? this.accounts_count : this.transfers_count;
-        if (own_count > 0) {
-            const last = (own_count - 1) * record_words;
-            const last_hi = own_words[last + w_timestamp_hi];
-            const last_lo = own_words[last + w_timestamp_lo];
+        const own = account ? this.accounts : this.transfers;
+        if (own.count > 0) {
+            const last_hi = own.timestamp_last_hi, last_lo = own.timestamp_last_lo;
+            assert((last_hi | last_lo) !== 0);
             if (hi < last_hi || (hi === last_hi && lo <= last_lo)) return true;
         }
         return (account ? this.transfers : this.accounts).find_timestamp(hi, lo) !== -1;
@@ -1597,6 +1595,17 @@ export class Ledger {
     }
 
     private readonly pulse_slots = new Uint32Array(batch_events_max);
+
+    /**
+     * The ids (4 words each, into `out`) of the pending transfers a pulse at `timestamp` will
+     * expire, in expiry order; returns how many. Changes no logical state: a disk-resident
+     * store prefetches them (and their accounts) before the pulse executes.
+     */
+    pulse_expiring(timestamp: bigint, out: Uint32Array): number {
+        assert(timestamp > 0n && timestamp < (1n << 63n));
+        return this.expiry.peek_due(Number(timestamp >> 32n), Number(timestamp & 0xffffffffn),
+            out);
+    }
 
     /** Expires the due pending transfers: their pending amounts leave both accounts. */
     private execute_pulse(): void {

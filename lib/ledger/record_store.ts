@@ -77,6 +77,20 @@ export interface RecordAccess {
     prefetch(key: Uint32Array, offset: number): number;
     /** Get by id: slot of the record whose id is key[offset..offset+4], or a negative number. */
     find(key: Uint32Array, offset: number): number;
+    /**
+     * Gets by id for `count` records of `stride_words` words from key[offset]: each one's id at
+     * +0 and another at +second_words, into out[2 * record] and out[2 * record + 1] (find's).
+     */
+    find_pairs(key: Uint32Array, offset: number, stride_words: number, second_words: number,
+        count: number, out: Int32Array): void;
+    /**
+     * Touches what finds of the ids of `count` records from key[offset] will read (a hint, no
+     * effect on results); returns a value to fold so the loads are kept.
+     */
+    warm(key: Uint32Array, offset: number, stride_words: number, count: number): number;
+    /** The newest record's timestamp (hi, lo), or (0, 0) when there is none. */
+    readonly timestamp_last_hi: number;
+    readonly timestamp_last_lo: number;
     /** Insert: appends a record copied from source[offset..offset+32]; returns its slot. */
     append(source: Uint32Array, offset: number): number;
     /**
@@ -93,12 +107,20 @@ export interface RecordAccess {
     remove_last(): void;
     /** Update: changes are made in place through `words`; this marks the record dirty. */
     update(slot: number): void;
+    /**
+     * The permanent ordinal (creation index, 0 for the first record) of the record at `slot`:
+     * what the ledger's per-record side arrays are indexed by.
+     */
+    ordinal(slot: number): number;
+    /**
+     * Get by timestamp: a non-negative number when a record has exactly this timestamp (here
+     * its slot), else -1. A disk-resident store answers only timestamps its prefetch probed.
+     */
+    find_timestamp(hi: number, lo: number): number;
 }
 
-/** The in-memory store's ordinal part: slots in timestamp order double as the index. */
+/** The in-memory store's ordered part: slots in timestamp order double as the index. */
 export interface RecordStore extends RecordAccess {
-    /** Get by timestamp: the slot of the record with exactly this timestamp, or -1. */
-    find_timestamp(hi: number, lo: number): number;
     /** Ordered index scan: first slot whose timestamp is >= (hi, lo); `count` if none. */
     lower_bound(hi: number, lo: number): number;
 }
@@ -138,6 +160,29 @@ export class MemoryRecordStore implements RecordStore {
 
     find(key: Uint32Array, offset: number): number {
         return this.index.find(key, offset);
+    }
+
+    ordinal(slot: number): number {
+        if (!(slot >= 0 && slot < this.count)) assert.fail('record_store: ordinal of no record');
+        // Slots are handed out in creation order and never move: the slot is the ordinal.
+        return slot;
+    }
+
+    find_pairs(key: Uint32Array, offset: number, stride_words: number, second_words: number,
+        count: number, out: Int32Array): void {
+        this.index.find_pairs(key, offset, stride_words, second_words, count, out);
+    }
+
+    warm(key: Uint32Array, offset: number, stride_words: number, count: number): number {
+        return this.index.warm(key, offset, stride_words, count);
+    }
+
+    get timestamp_last_hi(): number {
+        return this.count === 0 ? 0 : this.words[(this.count - 1) * record_words + w_timestamp_hi];
+    }
+
+    get timestamp_last_lo(): number {
+        return this.count === 0 ? 0 : this.words[(this.count - 1) * record_words + w_timestamp_lo];
     }
 
     find_timestamp(hi: number, lo: number): number {
