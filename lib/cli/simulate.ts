@@ -218,10 +218,14 @@ export function summary_lines(summary: SimulationSummary): string[] {
             `block(s) rotted while down, ${summary.grid_blocks_repaired} repaired from a peer`) +
         (swarm.power_loss ? '; power loss before the liveness phase' : ''),
     ];
+    if (summary.syncs > 0) {
+        lines.push(`  ${summary.syncs} state sync(s): a replica beyond the ${swarm.slot_count}` +
+            '-slot WAL of its peers adopted a checkpoint and fetched its blocks');
+    }
     if (summary.behind_wal > 0) {
-        lines.push(`  ${summary.behind_wal} replica(s) left further behind than the ` +
-            `${swarm.slot_count}-slot WAL reaches: they need state sync (not yet built), the ` +
-            'others converged without them');
+        lines.push(`  ${summary.behind_wal} replica(s) whose next op no peer holds intact any ` +
+            'more (each copy damaged, under a peer\'s checkpoint): the others converged without ' +
+            'them');
     }
     if (!summary.checkpoint_check.enabled) {
         lines.push(`  checkpoint_id check off (${summary.checkpoint_check.reason}): ` +

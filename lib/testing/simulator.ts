@@ -42,7 +42,7 @@ export const replica_count_max = 6;
 export const ticks_default = 20_000;
 export const liveness_ticks_max_default = 20_000;
 /** Restarts a run allows for state syncs (each takes an open of the arena) beyond the faults'. */
-const syncs_max = 8;
+const syncs_max = 24;
 /** The cluster id every simulated replica and client uses. */
 export const cluster_simulated = 7n;
 const ledger_simulated = { accounts_max: 4096, transfers_max: 16_384 };
@@ -261,8 +261,13 @@ export interface SimulationSummary {
     swarm: Swarm;
     ticks: number;
     ticks_liveness: number;
-    /** Replicas that converged only because they were excused: beyond the WAL (state sync). */
+    /**
+     * Replicas that converged only because they were excused: the next op they need has no
+     * intact copy left in any peer's WAL and lies under a peer's checkpoint.
+     */
     behind_wal: number;
+    /** State syncs: replicas restarted over a peer's checkpoint. */
+    syncs: number;
     /** Why a run that did not converge is not a liveness violation (core_missing_quorum). */
     liveness_excused: string | null;
     ops_committed: number;
@@ -755,6 +760,7 @@ class SimulationRun {
         return {
             seed: this.options.seed, swarm: this.swarm, ticks: cluster?.time.ticks ?? 0,
             ticks_liveness: this.ticks_liveness, behind_wal: this.behind_wal,
+            syncs: cluster?.syncs ?? 0,
             liveness_excused: this.liveness_excused,
             ops_committed: Math.max(0, log.length - 1),
             requests_committed,
