@@ -37,6 +37,8 @@ import { Zone, sector_ceil } from '../storage/zones';
 export const grid_repair_ticks = 10;
 /** The period backs off to grid_repair_ticks × 2^4 (1.6 s plus jitter) while blocks are missing. */
 const backoff_exponent_max = 4;
+/** Rounds to every peer without a wanted block before the repair counts as stalled. */
+const stall_rounds = 4;
 /** Blocks wanted at once at most: the Checkpointer's restore buffers (asserted there). */
 export const grid_repair_wanted_max = 8;
 /** Reads of our grid in flight to answer peers' request_blocks (storage operations). */
@@ -83,6 +85,8 @@ export class GridRepair implements GridRepairQueue, StorageCompletionTarget {
     private readonly wanted_checksum: Uint8Array;
     wanted_count = 0;
     private rounds = 0;
+    /** Rounds since a wanted block last arrived (stalled: no peer seems to hold them). */
+    private rounds_unanswered = 0;
 
     /** Per serve read: its message (-1: free), the asker, the address and the checksum. */
     private readonly serve_message = new Int32Array(grid_repair_serve_reads_max).fill(-1);
@@ -170,6 +174,14 @@ export class GridRepair implements GridRepairQueue, StorageCompletionTarget {
 
     get wanted_max(): number { return this.wanted_tag.length; }
 
+    /**
+     * Every peer was asked several rounds in a row and none sent a wanted block: they may no
+     * longer hold it (freed when their next checkpoint became durable). State sync takes over.
+     */
+    get stalled(): boolean {
+        return this.wanted_count > 0 && this.rounds_unanswered >= stall_rounds;
+    }
+
     private entry_of_tag(tag: number): number {
         for (let entry = 0; entry < this.wanted_tag.length; entry++) {
             if (this.wanted_tag[entry] === tag) return entry;
@@ -198,6 +210,7 @@ export class GridRepair implements GridRepairQueue, StorageCompletionTarget {
         if (!this.timeout.fired) return;
         this.timeout.backoff();
         this.rounds += 1;
+        this.rounds_unanswered += 1;
         const peers = this.host.replica_count - 1;
         for (let index = 0; index < peers; index++) {
             const peer = (this.host.replica + 1 + (this.rounds + index) % peers) %
@@ -353,6 +366,7 @@ export class GridRepair implements GridRepairQueue, StorageCompletionTarget {
         const tag = this.wanted_tag[entry]!;
         this.entry_free(entry);
         this.blocks_repaired += 1;
+        this.rounds_unanswered = 0;
         // Progress: the next round need not wait out a backoff grown while peers were silent.
         if (this.wanted_count > 0) this.timeout.start();
         this.waiter!.grid_block_repaired(tag, bytes, offset);

@@ -3435,7 +3435,8 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
         // Fresh from recover (op 0), or restarted before reaching view_vote_min: either way it
         // waits for a start_view (a do_view_change for a view below the minimum must not go).
         this.log_uncertain(0);
-        assert(!this.log_clean && this.op_acknowledged_max === this.op);
+        // A state sync may have left it uncertain up to the adopted checkpoint's prepare_max.
+        assert(!this.log_clean && this.op_acknowledged_max >= this.op);
         this.status = Status.recovering_head;
         this.timeouts_for_status();
         const vote_min = this.vsr_state.view_vote_min;
@@ -4605,10 +4606,12 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
         this.superblock.vsr_state_read(this.vsr_state);
         if (target_op <= this.vsr_state.checkpoint_op) return;
         if (this.status === Status.restoring) {
-            // Our own WAL holds nothing past op_prepare_max of the checkpoint we restore.
+            // Blocks of our checkpoint that its successor replaced are free on peers that hold
+            // the successor durably: peers stop answering for them (stalled), and two
+            // checkpoints on, any may have been reused.
             if (this.grid_repair === null || this.grid_repair.wanted_count === 0) return;
             const reach = this.schedule.op_prepare_max(this.vsr_state.checkpoint_op);
-            if (target_op <= reach) return;
+            if (target_op <= reach && !this.grid_repair.stalled) return;
         } else {
             if (this.status < Status.normal || this.status === Status.failed) return;
             if (this.primary_normal) return;
