@@ -331,6 +331,11 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
     get sync_pending(): boolean {
         return this.sync_writing || this.sync_restart_wanted;
     }
+
+    /** The superblock update of a state sync is still out (the process must wait for it). */
+    get sync_writing_pending(): boolean {
+        return this.sync_writing;
+    }
     /** Checksum of the checkpoint op's prepare header: what op checkpoint+1 chains to on
      * replay, kept apart because the WAL may already have overwritten that prepare. */
     private readonly checkpoint_prepare_checksum = new Uint8Array(16);
