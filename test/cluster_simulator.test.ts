@@ -304,7 +304,10 @@ for (const [seed, replica_count] of grid_repair_cases) {
         // Only meaningful for the seed itself: another RINGLEDGER_SEED need not rot any.
         if (test_seed(seed) !== seed) return;
         assert(summary.grid_blocks_repaired > 0, report(summary));
-        assert(summary.grid_blocks_rotted >= summary.grid_blocks_repaired, report(summary));
+        // A state sync fetches nearly every block of the checkpoint it adopts, rotten or not.
+        if (summary.syncs === 0) {
+            assert(summary.grid_blocks_rotted >= summary.grid_blocks_repaired, report(summary));
+        }
     });
 }
 

@@ -183,6 +183,8 @@ export class ReplicaNode {
     grid_blocks_repaired = 0;
     /** A state sync stopped the replica: Cluster.sync_restarts reopens it. */
     sync_restart = false;
+    /** Where the running incarnation's arena memory starts. */
+    arena_mark = 0;
 
     constructor(index: number, storage: SimulatorStorage, random: Prng, time: MachineClock) {
         this.index = index;
@@ -346,6 +348,7 @@ export class Cluster {
         assert(node.replica === null);
         assert(node.opens < this.options.opens_max, `replica ${node.index}: arena exhausted`);
         node.opens += 1;
+        node.arena_mark = node.storage.arena.used_bytes;
         const pool = new MessagePool(node.storage.arena, this.options.pool_messages,
             this.config.message_size_max);
         let replica: ClusterReplica;
@@ -412,6 +415,10 @@ export class Cluster {
             if (!node.sync_restart) continue;
             assert(node.health === Health.down && node.replica === null);
             node.sync_restart = false;
+            // The stopped incarnation's memory is the new one's: a sync costs no open.
+            node.storage.arena.rewind(node.arena_mark);
+            node.opens -= 1;
+            assert(node.opens >= 0);
             await this.replica_open(node);
         }
     }

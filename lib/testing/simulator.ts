@@ -41,8 +41,6 @@ import type { ClockFaults } from './machine_clock';
 export const replica_count_max = 6;
 export const ticks_default = 20_000;
 export const liveness_ticks_max_default = 20_000;
-/** Restarts a run allows for state syncs (each takes an open of the arena) beyond the faults'. */
-const syncs_max = 24;
 /** The cluster id every simulated replica and client uses. */
 export const cluster_simulated = 7n;
 const ledger_simulated = { accounts_max: 4096, transfers_max: 16_384 };
@@ -375,7 +373,7 @@ class SimulationRun {
             },
             ledger: ledger_simulated, storage_latency_ticks_max: swarm.storage_latency_ticks_max,
             pool_messages: Math.max(160, 2 * swarm.clients_max + 64),
-            opens_max: swarm.restarts_max + 3 + syncs_max, network: swarm.network,
+            opens_max: swarm.restarts_max + 3, network: swarm.network,
             packets_max: Math.min(1024, paths * swarm.network.path_capacity_packets),
             client_ping_ticks: 3000,
             checkpoint_check: this.options.checkpoint_check ?? { enabled: true, reason: '' },
