@@ -223,11 +223,11 @@ export class ReplicaStorageListener implements JournalListener, SuperBlockListen
 
     journal_done(error: StorageRefusal | null): void {
         if (this.replica === null) this.startup.journal_done(error);
-        else if (!this.replica.sync_restart_wanted) this.replica.journal_done(error);
+        else if (!this.replica.sync_pending) this.replica.journal_done(error);
     }
     journal_prepare_written(op: number, result: number): void {
         assert(this.replica !== null, 'journal write before the replica exists');
-        if (this.replica.sync_restart_wanted) return;
+        if (this.replica.sync_pending) return;
         this.replica.journal_prepare_written(op, result);
     }
     superblock_done(error: StorageRefusal | null): void {
@@ -247,25 +247,25 @@ export class ReplicaCheckpointListener implements CheckpointListener, ClientRepl
     checkpoint_done(op: number, error: StorageRefusal | null): void {
         assert(this.replica !== null, 'checkpoint before the replica exists');
         // A replica that adopted a peer's checkpoint waits to be restarted over it.
-        if (this.replica.sync_restart_wanted) return;
+        if (this.replica.sync_pending) return;
         this.replica.checkpoint_done(op, error);
     }
     checkpoint_restored(error: StorageRefusal | null): void {
         assert(this.replica !== null, 'restore before the replica exists');
         // A replica that adopted a peer's checkpoint waits to be restarted over it.
-        if (this.replica.sync_restart_wanted) return;
+        if (this.replica.sync_pending) return;
         this.replica.checkpoint_restored(error);
     }
     client_reply_written(tag: number, result: number): void {
         assert(this.replica !== null, 'client reply write before the replica exists');
         // A replica that adopted a peer's checkpoint waits to be restarted over it.
-        if (this.replica.sync_restart_wanted) return;
+        if (this.replica.sync_pending) return;
         this.replica.client_reply_written(tag, result);
     }
     client_reply_read(tag: number, result: number): void {
         assert(this.replica !== null, 'client reply read before the replica exists');
         // A replica that adopted a peer's checkpoint waits to be restarted over it.
-        if (this.replica.sync_restart_wanted) return;
+        if (this.replica.sync_pending) return;
         this.replica.client_reply_read(tag, result);
     }
 }
@@ -896,7 +896,7 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
      * peer, 2 * slot_count + slot to refill a new primary's pipeline. */
     storage_complete(tag: number, result: number): void {
         assert(tag >= 0 && tag < 3 * this.journal.slot_count);
-        if (this.sync_restart_wanted) return;
+        if (this.sync_pending) return;
         if (tag >= 2 * this.journal.slot_count) {
             return this.pipeline_read_done(tag - 2 * this.journal.slot_count, result);
         }
