@@ -5,13 +5,17 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { Operation } from '../lib/vsr/constants';
+import { Operation, header_size } from '../lib/vsr/constants';
 import { Zone } from '../lib/storage/zones';
-import { Command } from '../lib/vsr/header_layout';
-import { Status } from '../lib/vsr/replica';
+import { Command, frame, offsets } from '../lib/vsr/header_layout';
+import { HeaderView, cluster_bytes, header_init, seal_empty_body } from '../lib/vsr/header';
+import { HeaderValidator, Reason } from '../lib/vsr/validate';
+import { Status, release_server } from '../lib/vsr/replica';
 import { Cluster } from './cluster_harness';
 import { VsrState } from '../lib/vsr/superblock';
-import { account_event, config_sim, ids_body, multi_batch_body } from './replica_harness';
+import {
+    account_event, cluster_sim, config_sim, ids_body, multi_batch_body,
+} from './replica_harness';
 
 const create_accounts = Operation.create_accounts;
 const lookup_accounts = Operation.lookup_accounts;
@@ -538,4 +542,23 @@ test('cluster of 3: a backup left beyond the cluster\'s WAL state-syncs to the p
 test('cluster of 3: a backup that crashes during its state sync resumes it from its superblock ' +
     'and finishes', async () => {
     await state_sync_case(32, true);
+});
+
+test('commit validation: the checkpoint root address a state sync reads is a safe integer',
+    () => {
+    const validator = new HeaderValidator(cluster_sim);
+    for (const [root, reason] of [[0n, Reason.ok], [37n, Reason.ok],
+        [2n ** 53n, Reason.op_beyond_max]] as const) {
+        const bytes = new Uint8Array(header_size);
+        const header = header_init(new HeaderView(), bytes, 0, Command.commit, header_size,
+            release_server);
+        header.copy16_from(frame.cluster, cluster_bytes(cluster_sim), 0);
+        header.set_u64(offsets.commit.checkpoint_op, 16);
+        header.set_u64(offsets.commit.commit, 20);
+        header.set_u64(offsets.commit.timestamp_monotonic, 1);
+        header.set_limb(offsets.commit.checkpoint_root_address, 0, Number(root & 0xffff_ffffn));
+        header.set_limb(offsets.commit.checkpoint_root_address, 1, Number(root >> 32n));
+        seal_empty_body(header);
+        assert.equal(validator.message(bytes, 0, bytes.length), reason);
+    }
 });

@@ -322,7 +322,7 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
     private readonly checkpoint_id = new Uint8Array(16);
     /** The durable checkpoint's root block (a peer that state-syncs fetches the tree from it). */
     private checkpoint_root_address = 0;
-    /** State sync (docs/vsr.md §16): the superblock update naming a peer's checkpoint is out. */
+    /** State sync (docs/vsr.md §12.2): the superblock update naming a peer's checkpoint is out. */
     private sync_writing = false;
     /** The superblock names a peer's checkpoint: this process stops until restarted over it. */
     sync_restart_wanted = false;
@@ -4591,7 +4591,7 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
     // ------------------------------------------------------------------ cluster: state sync
 
     /**
-     * State sync (docs/vsr.md §16). A commit heartbeat names its primary's durable checkpoint
+     * State sync (docs/vsr.md §12.2). A commit heartbeat names its primary's durable checkpoint
      * (op, root checksum, root address). We adopt it when the WAL repair cannot reach us any
      * more: the next op we lack is older than the primary's WAL holds (its head is at least the
      * commit it sends, and a WAL holds one ring of ops below the head), or our restore waits for
