@@ -5,12 +5,17 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { Operation } from '../lib/vsr/constants';
+import { Operation, header_size } from '../lib/vsr/constants';
 import { Zone } from '../lib/storage/zones';
-import { Command } from '../lib/vsr/header_layout';
-import { Status } from '../lib/vsr/replica';
+import { Command, frame, offsets } from '../lib/vsr/header_layout';
+import { HeaderView, cluster_bytes, header_init, seal_empty_body } from '../lib/vsr/header';
+import { HeaderValidator, Reason } from '../lib/vsr/validate';
+import { Status, release_server } from '../lib/vsr/replica';
 import { Cluster } from './cluster_harness';
-import { account_event, ids_body, multi_batch_body } from './replica_harness';
+import { VsrState } from '../lib/vsr/superblock';
+import {
+    account_event, cluster_sim, config_sim, ids_body, multi_batch_body,
+} from './replica_harness';
 
 const create_accounts = Operation.create_accounts;
 const lookup_accounts = Operation.lookup_accounts;
@@ -459,4 +464,101 @@ test('cluster of 3: a backup whose data file was lost is rebuilt as `recover` do
     assert.equal(cluster.replicas[other]!.view, recovered.view);
     assert.equal(recovered.commit_min, cluster.replicas[other]!.commit_min);
     lookup_all(cluster, [100n, 101n, 102n, 103n, 104n, 105n, 700n, 701n]);
+});
+
+/**
+ * State sync (docs/vsr.md §16): a backup is down while the others commit past two checkpoints
+ * and wrap their WAL, so the op it needs next is in no peer's WAL any more. Restarted, it adopts
+ * the primary's checkpoint (durable in its superblock first), stops, and restarted again it
+ * restores that checkpoint with every block fetched from its peers, repairs the WAL above it and
+ * rejoins. With `crash_mid_sync`, it also crashes during that restore and resumes the sync.
+ */
+async function state_sync_case(seed: number, crash_mid_sync: boolean): Promise<void> {
+    const lines: string[] = [];
+    const cluster = await Cluster.create({
+        seed, replica_count: 3, clients: 2, config: { ...config_sim, slot_count: 32 },
+        log: (line) => lines.push(line),
+    });
+    cluster.register_all();
+    load(cluster, 4, 100n);
+    settle_all(cluster);
+    const primary = cluster.primary();
+    const backup = (primary + 1) % 3;
+    const stopped_at = cluster.replicas[backup]!.commit_min;
+    await cluster.crash(backup);
+    // 2 clients x 40 requests: 80 ops, five checkpoints of 16 ops and two and a half WALs.
+    load(cluster, 40, 10_000n);
+    const slot_count = cluster.config.slot_count;
+    assert(cluster.replicas[primary]!.commit_min > stopped_at + 2 * slot_count);
+    await cluster.restart(backup);
+    cluster.run_until(() => cluster.replicas[backup]!.sync_restart_wanted, 2000);
+    const target = new VsrState();
+    cluster.replicas[backup]!.superblock.vsr_state_read(target);
+    assert(target.checkpoint_op > stopped_at + slot_count, `target ${target.checkpoint_op}`);
+    assert.equal(target.commit_max, target.checkpoint_op, 'commit_max no higher than the target');
+    assert.equal(target.sync_op_max, target.checkpoint_op);
+    assert.equal(cluster.replicas[backup]!.stats_cluster.syncs, 1);
+    await cluster.crash(backup);
+    await cluster.restart(backup, false);
+    if (crash_mid_sync) {
+        cluster.run_until(() => (cluster.replicas[backup]!.grid_repair?.blocks_repaired ?? 0) >= 1,
+            2000);
+        assert.equal(cluster.replicas[backup]!.status, Status.restoring);
+        await cluster.crash(backup);
+        await cluster.restart(backup, false);
+    }
+    settle_all(cluster, 10_000);
+    const synced = cluster.replicas[backup]!;
+    assert.equal(synced.status, Status.normal, cluster.describe());
+    assert(synced.grid_repair!.blocks_repaired > 0);
+    for (const replica of cluster.replicas) assert.equal(replica.commit_min, synced.commit_min);
+    assert.equal(cluster.ledgers[backup]!.checksum_state(),
+        cluster.ledgers[primary]!.checksum_state());
+    const state = new VsrState();
+    synced.superblock.vsr_state_read(state);
+    assert(state.checkpoint_op >= target.checkpoint_op, cluster.describe());
+    cluster.check_commits();
+    assert(lines.some((line) => line.includes(`replica ${backup}: state sync: op `)));
+    // It serves: the others stop in turn, and each time the synced replica and the survivor
+    // form a view and answer every acknowledged account.
+    const leaders: number[] = [];
+    for (const other of [primary, (backup + 2) % 3]) {
+        await cluster.crash(other);
+        cluster.run_until(() => cluster.primary() !== -1, 20_000);
+        leaders.push(cluster.primary());
+        load(cluster, 1, 50_000n + BigInt(other) * 100n);
+        lookup_all(cluster, [100n, 101n, 10_000n, 10_001n, 11_078n, 11_079n]);
+        await cluster.restart(other);
+        settle_all(cluster, 10_000);
+    }
+    assert(leaders.includes(backup), `leaders ${leaders.join(', ')}: the synced one never led`);
+}
+
+test('cluster of 3: a backup left beyond the cluster\'s WAL state-syncs to the primary\'s ' +
+    'checkpoint, fetching its blocks from peers, then rejoins and serves', async () => {
+    await state_sync_case(31, false);
+});
+
+test('cluster of 3: a backup that crashes during its state sync resumes it from its superblock ' +
+    'and finishes', async () => {
+    await state_sync_case(32, true);
+});
+
+test('commit validation: the checkpoint root address a state sync reads is a safe integer',
+    () => {
+    const validator = new HeaderValidator(cluster_sim);
+    for (const [root, reason] of [[0n, Reason.ok], [37n, Reason.ok],
+        [2n ** 53n, Reason.op_beyond_max]] as const) {
+        const bytes = new Uint8Array(header_size);
+        const header = header_init(new HeaderView(), bytes, 0, Command.commit, header_size,
+            release_server);
+        header.copy16_from(frame.cluster, cluster_bytes(cluster_sim), 0);
+        header.set_u64(offsets.commit.checkpoint_op, 16);
+        header.set_u64(offsets.commit.commit, 20);
+        header.set_u64(offsets.commit.timestamp_monotonic, 1);
+        header.set_limb(offsets.commit.checkpoint_root_address, 0, Number(root & 0xffff_ffffn));
+        header.set_limb(offsets.commit.checkpoint_root_address, 1, Number(root >> 32n));
+        seal_empty_body(header);
+        assert.equal(validator.message(bytes, 0, bytes.length), reason);
+    }
 });

@@ -118,6 +118,9 @@ async function swarm_run(seed: number, count: number,
     let replies_repaired = 0;
     let grid_rotted = 0;
     let grid_repaired = 0;
+    let syncs = 0;
+    let syncs_seeds = 0;
+    let behind_wal = 0;
     try {
         for (; !stop && (count === 0 || runs < count); runs++) {
             const next = seeds === null ? crypto.randomInt(0, 2 ** 32) : seeds.u32();
@@ -127,6 +130,9 @@ async function swarm_run(seed: number, count: number,
             replies_repaired += summary.replies_repaired;
             grid_rotted += summary.grid_blocks_rotted;
             grid_repaired += summary.grid_blocks_repaired;
+            syncs += summary.syncs;
+            if (summary.syncs > 0) syncs_seeds += 1;
+            behind_wal += summary.behind_wal;
             if (summary.liveness_excused !== null) excused.push(next);
             if (summary.violation === null && summary.liveness_excused === null) {
                 const replies = summary.replies_lost === 0 ? '' : ` (session replies: ` +
@@ -135,8 +141,9 @@ async function swarm_run(seed: number, count: number,
                 const grid = summary.grid_blocks_rotted === 0 ? '' : ` (grid blocks: ` +
                     `${summary.grid_blocks_rotted} rotted, ${summary.grid_blocks_repaired} ` +
                     'repaired from a peer)';
+                const synced = summary.syncs === 0 ? '' : ` (${summary.syncs} state sync(s))`;
                 process.stdout.write(`${lines[0]!}\n  checksum ${summary.checksum}${replies}` +
-                    `${grid}\n`);
+                    `${grid}${synced}\n`);
             } else if (summary.violation === null) {
                 for (const line of lines) process.stdout.write(`${line}\n`);
             } else {
@@ -153,7 +160,9 @@ async function swarm_run(seed: number, count: number,
         (violated.length === 0 ? '' : `: ${violated.join(' ')}`) + `, ${excused.length} ` +
         `excused (core_missing_quorum)${excused.length === 0 ? '' : `: ${excused.join(' ')}`}` +
         `; session replies: ${replies_lost} lost at startup, ${replies_repaired} repaired from ` +
-        `a peer; grid blocks: ${grid_rotted} rotted, ${grid_repaired} repaired from a peer\n`);
+        `a peer; grid blocks: ${grid_rotted} rotted, ${grid_repaired} repaired from a peer; ` +
+        `state syncs: ${syncs} in ${syncs_seeds} seed(s); replicas excused with no intact copy ` +
+        `of their next op left: ${behind_wal}\n`);
     return violated.length === 0 ? 0 : 1;
 }
 
@@ -218,10 +227,14 @@ export function summary_lines(summary: SimulationSummary): string[] {
             `block(s) rotted while down, ${summary.grid_blocks_repaired} repaired from a peer`) +
         (swarm.power_loss ? '; power loss before the liveness phase' : ''),
     ];
+    if (summary.syncs > 0) {
+        lines.push(`  ${summary.syncs} state sync(s): a replica beyond the ${swarm.slot_count}` +
+            '-slot WAL of its peers adopted a checkpoint and fetched its blocks');
+    }
     if (summary.behind_wal > 0) {
-        lines.push(`  ${summary.behind_wal} replica(s) left further behind than the ` +
-            `${swarm.slot_count}-slot WAL reaches: they need state sync (not yet built), the ` +
-            'others converged without them');
+        lines.push(`  ${summary.behind_wal} replica(s) whose next op no peer holds intact any ` +
+            'more (each copy damaged, under a peer\'s checkpoint): the others converged without ' +
+            'them');
     }
     if (!summary.checkpoint_check.enabled) {
         lines.push(`  checkpoint_id check off (${summary.checkpoint_check.reason}): ` +

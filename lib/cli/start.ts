@@ -8,6 +8,7 @@ import type { Address } from '../io/address';
 import { addresses_parse, connections_max_limit } from '../server/config';
 import { Server } from '../server/server';
 import { StorageRefusal } from '../storage/storage';
+import { StateSyncRestart } from '../vsr/replica';
 import {
     args_parse, capacity_flags, capacity_parse, flag_integer, flag_required, path_single,
 } from './args';
@@ -72,6 +73,13 @@ async function run(args: readonly string[]): Promise<number> {
     try {
         await server.run();
     } catch (error) {
+        if (error instanceof StateSyncRestart) {
+            // The superblock names the peer's checkpoint: started again, the replica restores
+            // it, fetching the blocks it lacks from its peers (docs/vsr.md §12.2).
+            log(`${error.message}: exiting with status ${exit_sync_restart}; start this ` +
+                'replica again (a supervisor restarting on failure does)');
+            return exit_sync_restart;
+        }
         process.stderr.write(`ringledger start: stopped by an error: ${error_text(error)}\n`);
         return 1;
     } finally {
@@ -92,6 +100,9 @@ async function run(args: readonly string[]): Promise<number> {
  * SIGINT and SIGTERM stop the server; SIGUSR2 logs where the replica is without stopping it (the
  * fault runner polls it to see replicas converge after a heal). Returns the undo.
  */
+/** EX_TEMPFAIL: a state sync adopted a peer's checkpoint; start the replica again. */
+export const exit_sync_restart = 75;
+
 function signals_handle(server: Server): () => void {
     const stop = (signal: string): void => {
         log(`${signal}: stopping`);

@@ -52,6 +52,19 @@ export class Arena {
         return offset;
     }
 
+    /**
+     * The simulator's restart of a process whose I/O all died with it (a crash): the region it
+     * carved from `used_bytes` on is zeroed and handed out again, as a new process would get
+     * fresh memory. Before seal only.
+     */
+    rewind(used_bytes: number): void {
+        assert(!this.sealed, 'arena: rewind after seal()');
+        assert(Number.isSafeInteger(used_bytes) && used_bytes >= 0);
+        assert(used_bytes <= this.allocated_bytes, 'arena: rewind beyond what was allocated');
+        this.bytes.fill(0, used_bytes, this.allocated_bytes);
+        this.allocated_bytes = used_bytes;
+    }
+
     /** Ends the startup phase: no allocation is possible afterwards. */
     seal(): void {
         this.sealed = true;

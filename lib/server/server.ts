@@ -132,7 +132,11 @@ export class Server {
         try {
             if (this.engine.kind === 'io_uring') this.turns_uring();
             else this.tick_if_due();
-            if (this.replica.status === Status.failed) throw this.replica.failure!;
+            // A state sync stops the replica once the adopted checkpoint is durable: the process
+            // exits so that it is started again over it (lib/cli/start.ts).
+            if (this.replica.status === Status.failed && !this.replica.sync_writing_pending) {
+                throw this.replica.failure!;
+            }
             if (this.stopping && this.drained()) return this.finish();
             if (this.engine.kind === 'io_uring') setImmediate(this.turn_bound);
         } catch (error) {

@@ -33,7 +33,7 @@ import {
 import type { CheckpointCheckMode } from './cluster_checkers';
 import { ClusterNetwork } from './cluster_network';
 import type { ClusterFaultAtlas } from './fault_atlas';
-import { GridRot, grid_block_held_elsewhere } from './grid_faults';
+import { GridRot } from './grid_faults';
 import { MachineClock, clock_faults_none, timestamp_ahead_max_ns } from './machine_clock';
 import type { ClockFaults } from './machine_clock';
 import { PacketSimulator } from './packet_simulator';
@@ -54,6 +54,12 @@ export interface ClusterReplica {
     readonly op: number;
     /** Whether its log may lack ops it acknowledged (it cannot prove its head). */
     readonly head_uncertain: boolean;
+    /**
+     * State sync stopped it (status failed) to be restarted over the peer's checkpoint its
+     * superblock now names: sync_restart_wanted once that is durable.
+     */
+    readonly sync_pending: boolean;
+    readonly sync_restart_wanted: boolean;
     /** Headers by slot (op % slot_count), 256 bytes each. */
     readonly journal: { readonly headers: Uint8Array; readonly slot_count: number };
     readonly superblock: { vsr_state_read(state: VsrState): void };
@@ -175,6 +181,10 @@ export class ReplicaNode {
     replies_repaired = 0;
     /** Grid blocks repaired from a peer by incarnations that died. */
     grid_blocks_repaired = 0;
+    /** A state sync stopped the replica: Cluster.sync_restarts reopens it. */
+    sync_restart = false;
+    /** Where the running incarnation's arena memory starts. */
+    arena_mark = 0;
 
     constructor(index: number, storage: SimulatorStorage, random: Prng, time: MachineClock) {
         this.index = index;
@@ -202,6 +212,8 @@ export class Cluster {
     readonly grid_rot: GridRot | null;
     private readonly prng: Prng;
     private readonly vsr_state = new VsrState();
+    /** State syncs: replicas restarted over a peer's checkpoint (sync_restart_due). */
+    syncs = 0;
 
     private constructor(options: ClusterOptions) {
         assert(options.replica_count >= 1 && options.replica_count <= 6);
@@ -336,6 +348,7 @@ export class Cluster {
         assert(node.replica === null);
         assert(node.opens < this.options.opens_max, `replica ${node.index}: arena exhausted`);
         node.opens += 1;
+        node.arena_mark = node.storage.arena.used_bytes;
         const pool = new MessagePool(node.storage.arena, this.options.pool_messages,
             this.config.message_size_max);
         let replica: ClusterReplica;
@@ -385,6 +398,32 @@ export class Cluster {
     }
 
     /**
+     * A replica whose superblock now names a peer's checkpoint (state sync) stops; its process
+     * is restarted over the same disk at once (sync_restarts), as a supervisor would: the
+     * restore fetches the blocks it lacks from peers. In-flight writes die as in a crash.
+     */
+    private sync_restart_due(node: ReplicaNode): void {
+        assert(node.replica !== null && node.replica.sync_restart_wanted);
+        this.crash(node.index, 0);
+        node.sync_restart = true;
+        this.syncs += 1;
+    }
+
+    /** Restarts the replicas a state sync stopped this tick (call after every tick). */
+    async sync_restarts(): Promise<void> {
+        for (const node of this.nodes) {
+            if (!node.sync_restart) continue;
+            assert(node.health === Health.down && node.replica === null);
+            node.sync_restart = false;
+            // The stopped incarnation's memory is the new one's: a sync costs no open.
+            node.storage.arena.rewind(node.arena_mark);
+            node.opens -= 1;
+            assert(node.opens >= 0);
+            await this.replica_open(node);
+        }
+    }
+
+    /**
      * A down replica's data file is lost and rebuilt as `ringledger recover` writes it, for the
      * cluster's `view` (the caller waited for a pipeline of commits without it): a blank disk,
      * formatted pristine, then its faults as before.
@@ -414,26 +453,6 @@ export class Cluster {
     grid_blocks_repaired(): number {
         return this.nodes.reduce((sum, node) => sum + node.grid_blocks_repaired +
             (node.replica?.grid_repair?.blocks_repaired ?? 0), 0);
-    }
-
-    /**
-     * A replica restoring its checkpoint that waits for a grid block no other disk holds intact
-     * any more (its peers checkpointed past it and reused the address): only state sync can
-     * bring it back.
-     */
-    grid_repair_impossible(node: ReplicaNode): boolean {
-        const replica = node.replica;
-        if (replica === null || replica.status !== Status.restoring) return false;
-        const repair = replica.grid_repair;
-        if (repair === null || repair.wanted_count === 0) return false;
-        const storages = this.nodes.map((other) => other.storage);
-        for (let entry = 0; entry < repair.wanted_max; entry++) {
-            const wanted = repair.wanted_entry(entry);
-            if (wanted === null) continue;
-            if (!grid_block_held_elsewhere(node.index, wanted.address, wanted.checksum,
-                storages, this.config.block_size)) return true;
-        }
-        return false;
     }
 
     /** Neither the replica nor its disk run for `ticks`; packets to it wait. */
@@ -553,6 +572,11 @@ export class Cluster {
     /** The checkers' look at one replica after the tick. */
     private observe(node: ReplicaNode): void {
         const replica = node.replica!;
+        if (replica.sync_pending) {
+            assert.equal(replica.status, Status.failed);
+            if (replica.sync_restart_wanted) this.sync_restart_due(node);
+            return;
+        }
         if (replica.status === Status.failed) {
             throw new Violation(ViolationKind.replica_failed, replica.commit_min, node.index,
                 `replica ${node.index} failed to recover: ${replica.failure?.message}`);

@@ -259,8 +259,13 @@ export interface SimulationSummary {
     swarm: Swarm;
     ticks: number;
     ticks_liveness: number;
-    /** Replicas that converged only because they were excused: beyond the WAL (state sync). */
+    /**
+     * Replicas that converged only because they were excused: the next op they need has no
+     * intact copy left in any peer's WAL and lies under a peer's checkpoint.
+     */
     behind_wal: number;
+    /** State syncs: replicas restarted over a peer's checkpoint. */
+    syncs: number;
     /** Why a run that did not converge is not a liveness violation (core_missing_quorum). */
     liveness_excused: string | null;
     ops_committed: number;
@@ -404,6 +409,7 @@ class SimulationRun {
             await this.faults_inject(cluster);
             this.workload_tick(cluster);
             cluster.tick();
+            await cluster.sync_restarts();
             this.exchanges_observe(cluster);
         }
     }
@@ -428,6 +434,7 @@ class SimulationRun {
             if (this.converged(cluster)) return;
             this.workload_tick(cluster); // Registrations still due; no new requests.
             cluster.tick();
+            await cluster.sync_restarts();
             this.exchanges_observe(cluster);
             this.ticks_liveness += 1;
         }
@@ -473,10 +480,11 @@ class SimulationRun {
     }
 
     /**
-     * Every client answered (or evicted), every replica serving at the same commit. Except a
-     * replica left further behind than the WAL reaches: only state sync (docs/vsr.md §8, not yet
-     * built) brings it back, so it is counted and reported (behind_wal), not waited for, as
-     * long as a replication quorum converged without it.
+     * Every client answered (or evicted), every replica serving at the same commit: a replica
+     * left further behind than the WAL reaches state-syncs (docs/vsr.md §16), and one restoring
+     * waits for its grid blocks from peers. Only a replica whose next op no peer can send any
+     * more (each damaged copy under a peer's checkpoint, repair_impossible) is counted
+     * (behind_wal) and not waited for, as long as a replication quorum converged without it.
      */
     private converged(cluster: Cluster): boolean {
         for (const client of cluster.clients) {
@@ -493,16 +501,9 @@ class SimulationRun {
         this.behind_wal = 0;
         for (const node of cluster.nodes) {
             const replica = node.replica!;
-            if (replica.status === Status.restoring) {
-                // Grid repair: restore waits for blocks from peers. Unless no peer holds one any
-                // more: then only state sync (not built yet) could bring it back.
-                if (!cluster.grid_repair_impossible(node)) return false;
-                this.behind_wal += 1;
-                continue;
-            }
+            if (replica.status === Status.restoring) return false;
             const behind = commit - replica.commit_min;
-            // Whatever its status: a replica out of the WAL's reach cannot rejoin without sync.
-            if (behind >= cluster.config.slot_count || this.repair_impossible(cluster, node)) {
+            if (behind < cluster.config.slot_count && this.repair_impossible(cluster, node)) {
                 this.behind_wal += 1;
             }
             // A session reply lost at startup comes back from a peer once faults stop.
@@ -511,7 +512,7 @@ class SimulationRun {
             else return false;
         }
         // The cluster answers with a replication quorum; with Q_rep < Q_vc (4 or more replicas)
-        // the others may fall behind the WAL under load, exactly as with TigerBeetle.
+        // the others may fall behind under load, exactly as with TigerBeetle.
         if (converged < quorum_replication(cluster.nodes.length)) return false;
         return commit >= cluster.commits.op_max;
     }
@@ -552,9 +553,9 @@ class SimulationRun {
             if (replica === null) return `replica ${node.index} down`;
             const status = Object.entries(Status).find(([, code]) => code === replica.status);
             const behind = commit_max - replica.commit_min;
-            // A replica further behind than a WAL holds can only catch up by state sync.
+            // A replica further behind than a WAL holds catches up by state sync.
             const lag = behind === 0 ? '' : behind >= slots ? ` (${behind} behind: beyond the ` +
-                `${slots}-slot WAL, needs state sync)` : ` (${behind} behind, within the WAL)`;
+                `${slots}-slot WAL)` : ` (${behind} behind, within the WAL)`;
             const grid = replica.grid_repair?.wanted_count ?? 0;
             return `replica ${node.index} ${status?.[0] ?? replica.status} view ` +
                 `${replica.view} op ${replica.op} commit_min ${replica.commit_min}${lag}` +
@@ -757,6 +758,7 @@ class SimulationRun {
         return {
             seed: this.options.seed, swarm: this.swarm, ticks: cluster?.time.ticks ?? 0,
             ticks_liveness: this.ticks_liveness, behind_wal: this.behind_wal,
+            syncs: cluster?.syncs ?? 0,
             liveness_excused: this.liveness_excused,
             ops_committed: Math.max(0, log.length - 1),
             requests_committed,

@@ -37,6 +37,8 @@ import { Zone, sector_ceil } from '../storage/zones';
 export const grid_repair_ticks = 10;
 /** The period backs off to grid_repair_ticks × 2^4 (1.6 s plus jitter) while blocks are missing. */
 const backoff_exponent_max = 4;
+/** Rounds to every peer without a wanted block before the repair counts as stalled. */
+const stall_rounds = 4;
 /** Blocks wanted at once at most: the Checkpointer's restore buffers (asserted there). */
 export const grid_repair_wanted_max = 8;
 /** Reads of our grid in flight to answer peers' request_blocks (storage operations). */
@@ -83,6 +85,8 @@ export class GridRepair implements GridRepairQueue, StorageCompletionTarget {
     private readonly wanted_checksum: Uint8Array;
     wanted_count = 0;
     private rounds = 0;
+    /** Rounds since a wanted block last arrived (stalled: no peer seems to hold them). */
+    private rounds_unanswered = 0;
 
     /** Per serve read: its message (-1: free), the asker, the address and the checksum. */
     private readonly serve_message = new Int32Array(grid_repair_serve_reads_max).fill(-1);
@@ -170,6 +174,14 @@ export class GridRepair implements GridRepairQueue, StorageCompletionTarget {
 
     get wanted_max(): number { return this.wanted_tag.length; }
 
+    /**
+     * Every peer was asked several rounds in a row and none sent a wanted block: they may no
+     * longer hold it (freed when their next checkpoint became durable). State sync takes over.
+     */
+    get stalled(): boolean {
+        return this.wanted_count > 0 && this.rounds_unanswered >= stall_rounds;
+    }
+
     private entry_of_tag(tag: number): number {
         for (let entry = 0; entry < this.wanted_tag.length; entry++) {
             if (this.wanted_tag[entry] === tag) return entry;
@@ -185,25 +197,40 @@ export class GridRepair implements GridRepairQueue, StorageCompletionTarget {
         if (this.wanted_count === 0) this.timeout.stop();
     }
 
-    /** Every tick of a cluster replica (startup included): a round when the timeout fires. */
+    /**
+     * Every tick of a cluster replica (startup included): a round when the timeout fires. A
+     * round asks every peer, each starting at another wanted block: a peer serves only
+     * grid_repair_serve_reads_max reads at once (it drops the rest), so a restore that lacks
+     * many blocks (a state sync lacks most) fetches from all peers in parallel. Duplicates are
+     * harmless: a block is taken only while wanted.
+     */
     tick(): void {
         if (this.wanted_count === 0) return;
         this.timeout.tick();
         if (!this.timeout.fired) return;
         this.timeout.backoff();
         this.rounds += 1;
-        // One peer per round, each round the next one: a peer that lacks a block is not asked
-        // again until every other peer was.
-        const peer = (this.host.replica + 1 + this.rounds % (this.host.replica_count - 1)) %
-            this.host.replica_count;
-        assert(peer !== this.host.replica);
+        this.rounds_unanswered += 1;
+        const peers = this.host.replica_count - 1;
+        for (let index = 0; index < peers; index++) {
+            const peer = (this.host.replica + 1 + (this.rounds + index) % peers) %
+                this.host.replica_count;
+            assert(peer !== this.host.replica);
+            if (!this.round_send(peer, index * grid_repair_serve_reads_max)) return;
+        }
+    }
+
+    /** Asks `peer` for every wanted block, from entry `first` on (wrapping). */
+    private round_send(peer: number, first: number): boolean {
+        const entries = this.wanted_tag.length;
         let message = -1;
         let count = 0;
-        for (let entry = 0; entry < this.wanted_tag.length; entry++) {
+        for (let step = 0; step < entries; step++) {
+            const entry = (first + step) % entries;
             if (this.wanted_tag[entry] === -1) continue;
             if (message === -1) {
                 message = this.pool.acquire();
-                if (message === -1) return; // No free message: the next round retries.
+                if (message === -1) return false; // No free message: the next round retries.
                 count = 0;
             }
             const at = this.pool.offset(message) + header_size + count * block_request_size;
@@ -220,6 +247,7 @@ export class GridRepair implements GridRepairQueue, StorageCompletionTarget {
             }
         }
         if (message !== -1) this.request_send(message, count, peer);
+        return true;
     }
 
     private request_send(message: number, count: number, peer: number): void {
@@ -338,6 +366,9 @@ export class GridRepair implements GridRepairQueue, StorageCompletionTarget {
         const tag = this.wanted_tag[entry]!;
         this.entry_free(entry);
         this.blocks_repaired += 1;
+        this.rounds_unanswered = 0;
+        // Progress: the next round need not wait out a backoff grown while peers were silent.
+        if (this.wanted_count > 0) this.timeout.start();
         this.waiter!.grid_block_repaired(tag, bytes, offset);
     }
 }

@@ -188,7 +188,9 @@ const commit_fields = [
     ['checkpoint_op', 8, 'u64'],
     ['commit', 8, 'u64'],
     ['timestamp_monotonic', 8, 'u64'],
-    ['reserved', 56, 'reserved'],
+    // The root block of checkpoint_op: with checkpoint_id, a state sync target (docs/vsr.md §16).
+    ['checkpoint_root_address', 8, 'u64'],
+    ['reserved', 48, 'reserved'],
 ] as const satisfies FieldList;
 
 // start_view_change: a vote to move to `view`. `votes` gossips the votes for that view the

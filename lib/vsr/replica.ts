@@ -167,6 +167,19 @@ export class ClusterStats {
     replies_refused = 0;
     /** Retries dropped because their reply is still being fetched (the client retries). */
     retries_reply_missing = 0;
+    /** State syncs started: a peer's checkpoint adopted because its WAL no longer reaches ours. */
+    syncs = 0;
+}
+
+/** Status failed for a restart: the superblock names a peer's checkpoint (state sync). */
+export class StateSyncRestart extends Error {
+    readonly checkpoint_op: number;
+
+    constructor(checkpoint_op: number) {
+        super(`state sync: restart to restore checkpoint ${checkpoint_op} from peers`);
+        this.name = 'StateSyncRestart';
+        this.checkpoint_op = checkpoint_op;
+    }
 }
 
 /** Counters for logs and tests (typed, fixed: nothing is allocated when one is bumped). */
@@ -210,15 +223,16 @@ export class ReplicaStorageListener implements JournalListener, SuperBlockListen
 
     journal_done(error: StorageRefusal | null): void {
         if (this.replica === null) this.startup.journal_done(error);
-        else this.replica.journal_done(error);
+        else if (!this.replica.sync_pending) this.replica.journal_done(error);
     }
     journal_prepare_written(op: number, result: number): void {
         assert(this.replica !== null, 'journal write before the replica exists');
+        if (this.replica.sync_pending) return;
         this.replica.journal_prepare_written(op, result);
     }
     superblock_done(error: StorageRefusal | null): void {
         if (this.replica === null) this.startup.superblock_done(error);
-        else this.replica.superblock_done(error);
+        else if (!this.replica.sync_restart_wanted) this.replica.superblock_done(error);
     }
 }
 
@@ -232,18 +246,26 @@ export class ReplicaCheckpointListener implements CheckpointListener, ClientRepl
 
     checkpoint_done(op: number, error: StorageRefusal | null): void {
         assert(this.replica !== null, 'checkpoint before the replica exists');
+        // A replica that adopted a peer's checkpoint waits to be restarted over it.
+        if (this.replica.sync_pending) return;
         this.replica.checkpoint_done(op, error);
     }
     checkpoint_restored(error: StorageRefusal | null): void {
         assert(this.replica !== null, 'restore before the replica exists');
+        // A replica that adopted a peer's checkpoint waits to be restarted over it.
+        if (this.replica.sync_pending) return;
         this.replica.checkpoint_restored(error);
     }
     client_reply_written(tag: number, result: number): void {
         assert(this.replica !== null, 'client reply write before the replica exists');
+        // A replica that adopted a peer's checkpoint waits to be restarted over it.
+        if (this.replica.sync_pending) return;
         this.replica.client_reply_written(tag, result);
     }
     client_reply_read(tag: number, result: number): void {
         assert(this.replica !== null, 'client reply read before the replica exists');
+        // A replica that adopted a peer's checkpoint waits to be restarted over it.
+        if (this.replica.sync_pending) return;
         this.replica.client_reply_read(tag, result);
     }
 }
@@ -298,6 +320,22 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
     op_executed = 0;
     checkpoint_op = 0;
     private readonly checkpoint_id = new Uint8Array(16);
+    /** The durable checkpoint's root block (a peer that state-syncs fetches the tree from it). */
+    private checkpoint_root_address = 0;
+    /** State sync (docs/vsr.md §12.2): the superblock update naming a peer's checkpoint is out. */
+    private sync_writing = false;
+    /** The superblock names a peer's checkpoint: this process stops until restarted over it. */
+    sync_restart_wanted = false;
+
+    /** A state sync stopped this process (status failed): its superblock write, or a restart. */
+    get sync_pending(): boolean {
+        return this.sync_writing || this.sync_restart_wanted;
+    }
+
+    /** The superblock update of a state sync is still out (the process must wait for it). */
+    get sync_writing_pending(): boolean {
+        return this.sync_writing;
+    }
     /** Checksum of the checkpoint op's prepare header: what op checkpoint+1 chains to on
      * replay, kept apart because the WAL may already have overwritten that prepare. */
     private readonly checkpoint_prepare_checksum = new Uint8Array(16);
@@ -635,6 +673,10 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
         this.checkpoint_op = this.checkpointer.op_checkpoint;
         assert.equal(this.checkpoint_op, this.vsr_state.checkpoint_op);
         this.checkpoint_id.set(this.vsr_state.checkpoint_id);
+        this.checkpoint_root_address = this.vsr_state.checkpoint_root_address;
+        if (this.vsr_state.sync_op_max === this.checkpoint_op && this.checkpoint_op > 0) {
+            this.sync_headers_forget();
+        }
         if (this.checkpoint_op === 0) {
             // Checkpoint 0 is the format: op 0 is the root prepare, a function of the cluster.
             const root = new Uint8Array(header_size);
@@ -854,6 +896,7 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
      * peer, 2 * slot_count + slot to refill a new primary's pipeline. */
     storage_complete(tag: number, result: number): void {
         assert(tag >= 0 && tag < 3 * this.journal.slot_count);
+        if (this.sync_pending) return;
         if (tag >= 2 * this.journal.slot_count) {
             return this.pipeline_read_done(tag - 2 * this.journal.slot_count, result);
         }
@@ -1214,6 +1257,10 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
             return this.grid_repair!.on_request_blocks(header);
         }
         if (header.command === Command.block) return this.grid_repair!.on_block(message);
+        // A restore waiting for blocks no peer may hold any more takes a newer checkpoint.
+        if (header.command === Command.commit && this.status === Status.restoring) {
+            return this.sync_check(header);
+        }
         // Startup (the log is not yet ours to speak for) hears nobody else.
         if (this.status < Status.normal) return;
         assert(from < this.replica_count && (from !== this.replica || authored));
@@ -1651,6 +1698,8 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
 
     /** A backup hears the commit number from its primary (the heartbeat that keeps the view). */
     private on_commit(commit: HeaderView): void {
+        this.sync_check(commit);
+        if (this.sync_restart_wanted || this.sync_writing) return;
         if (commit.view > this.view) return this.request_start_view_send(commit.replica);
         if (commit.view < this.view || commit.replica !== this.primary_of(this.view)) return;
         if (this.status === Status.view_change && !this.is_primary) {
@@ -3297,6 +3346,7 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
     }
 
     superblock_done(error: StorageRefusal | null): void {
+        if (this.sync_writing) return this.sync_written(error);
         assert(this.superblock_updating, 'superblock: an update we did not start');
         this.superblock_updating = false;
         this.checkpointer.superblock_resume();
@@ -3390,7 +3440,8 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
         // Fresh from recover (op 0), or restarted before reaching view_vote_min: either way it
         // waits for a start_view (a do_view_change for a view below the minimum must not go).
         this.log_uncertain(0);
-        assert(!this.log_clean && this.op_acknowledged_max === this.op);
+        // A state sync may have left it uncertain up to the adopted checkpoint's prepare_max.
+        assert(!this.log_clean && this.op_acknowledged_max >= this.op);
         this.status = Status.recovering_head;
         this.timeouts_for_status();
         const vote_min = this.vsr_state.view_vote_min;
@@ -3534,6 +3585,7 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
         commit.set_u64(at.checkpoint_op, this.checkpoint_op);
         commit.set_u64(at.commit, this.commit_max);
         commit.set_u64(at.timestamp_monotonic, this.ticks + 1);
+        commit.set_u64(at.checkpoint_root_address, this.checkpoint_root_address);
         this.stats_cluster.commits_sent += 1;
         this.seal_broadcast(message);
     }
@@ -4245,6 +4297,7 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
         this.superblock.vsr_state_read(this.vsr_state);
         assert.equal(this.vsr_state.checkpoint_op, op);
         this.checkpoint_id.set(this.vsr_state.checkpoint_id);
+        this.checkpoint_root_address = this.vsr_state.checkpoint_root_address;
         this.stats.checkpoints += 1;
         if (this.status === Status.replaying) return this.replay_next();
         if (this.superblock_again) this.superblock_view_update();
@@ -4534,6 +4587,113 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
         }
         this.start_view_pending_release();
     }
+
+    // ------------------------------------------------------------------ cluster: state sync
+
+    /**
+     * State sync (docs/vsr.md §12.2). A commit heartbeat names its primary's durable checkpoint
+     * (op, root checksum, root address). We adopt it when the WAL repair cannot reach us any
+     * more: the next op we lack is older than the primary's WAL holds (its head is at least the
+     * commit it sends, and a WAL holds one ring of ops below the head), or our restore waits for
+     * grid blocks of a checkpoint the cluster moved two checkpoints past (their addresses may
+     * be reused). The checkpoint names only committed state, the same on every replica.
+     */
+    private sync_check(commit: HeaderView): void {
+        if (this.sync_writing || this.sync_restart_wanted) return;
+        if (commit.replica !== this.primary_of(commit.view) || commit.replica === this.replica) {
+            return;
+        }
+        const at = offsets.commit;
+        const target_op = commit.u64(at.checkpoint_op);
+        const root = commit.u64(at.checkpoint_root_address);
+        if (target_op === 0 || root === 0) return;
+        if (root > this.storage.layout.config.grid_block_count) return;
+        this.superblock.vsr_state_read(this.vsr_state);
+        if (target_op <= this.vsr_state.checkpoint_op) return;
+        if (this.status === Status.restoring) {
+            // Blocks of our checkpoint that its successor replaced are free on peers that hold
+            // the successor durably: peers stop answering for them (stalled), and two
+            // checkpoints on, any may have been reused.
+            if (this.grid_repair === null || this.grid_repair.wanted_count === 0) return;
+            const reach = this.schedule.op_prepare_max(this.vsr_state.checkpoint_op);
+            if (target_op <= reach && !this.grid_repair.stalled) return;
+        } else {
+            if (this.status < Status.normal || this.status === Status.failed) return;
+            if (this.primary_normal) return;
+            if (commit.u64(at.commit) < this.op + 1 + this.journal.slot_count) return;
+            // A checkpoint being written would update the superblock after us.
+            if (this.checkpointer.busy || this.checkpoint_op_next !== -1) return;
+        }
+        if (this.superblock.busy || this.superblock_updating) return;
+        this.sync_start(commit, target_op, root);
+    }
+
+    /**
+     * Makes the target durable before anything else: the superblock names the peer's checkpoint
+     * (commit_max no higher than the target, so that no restart replays a stale prepare of our
+     * WAL above it) and the range of our own WAL headers that are not the cluster's log. Then
+     * this process stops; restarted, it restores the target, fetching every block its grid lacks
+     * by (address, checksum) from peers (grid repair), and the WAL above it is repaired.
+     */
+    private sync_start(commit: HeaderView, target_op: number, root: number): void {
+        const state = this.vsr_state;
+        assert(target_op > state.checkpoint_op && root > 0);
+        const sync_op_min = Math.max(state.checkpoint_op,
+            this.status === Status.restoring ? 0 : this.commit_min);
+        if (sync_op_min >= target_op || state.commit_max > target_op) return;
+        this.log(`replica ${this.replica}: state sync: op ${this.op} commit_min ` +
+            `${this.commit_min} is beyond the cluster's WAL; adopting checkpoint ${target_op} ` +
+            `of replica ${commit.replica} (root block ${root})`);
+        const id_at = commit.offset + offsets.commit.checkpoint_id;
+        state.checkpoint_id.set(commit.bytes.subarray(id_at, id_at + 16));
+        state.checkpoint_op = target_op;
+        state.checkpoint_root_address = root;
+        state.commit_max = target_op;
+        state.sync_op_min = sync_op_min;
+        state.sync_op_max = target_op;
+        assert(state.sync_op_min < state.sync_op_max);
+        this.stats_cluster.syncs += 1;
+        // Nothing more is heard, sent or executed: the grid and WAL are no longer ours.
+        this.status = Status.failed;
+        this.failure = new StateSyncRestart(target_op);
+        this.sync_writing = true;
+        this.superblock.update(state, true);
+    }
+
+    private sync_written(error: StorageRefusal | null): void {
+        assert(this.sync_writing && this.status === Status.failed);
+        this.sync_writing = false;
+        if (error !== null) {
+            this.failure = error;
+            this.log(`replica ${this.replica}: state sync: ${error.message}`);
+            return;
+        }
+        this.sync_restart_wanted = true;
+        this.log(`replica ${this.replica}: state sync: checkpoint ` +
+            `${this.vsr_state.checkpoint_op} is durable in the superblock: restart to restore it`);
+    }
+
+    /**
+     * After a state sync: our WAL headers of ops (sync_op_min, sync_op_max] predate the
+     * checkpoint we adopted and may be of views the cluster cut. They are forgotten, so never
+     * served to a peer nor taken as the chain (seed 4274495347/6 broke on them).
+     */
+    private sync_headers_forget(): void {
+        const state = this.vsr_state;
+        assert(state.sync_op_max === this.checkpoint_op && state.sync_op_min < state.sync_op_max);
+        const headers = this.journal.headers;
+        let forgotten = 0;
+        for (let slot = 0; slot < this.journal.slot_count; slot++) {
+            const header = this.other_view.attach(headers, slot * header_size);
+            if (header.u8(frame.command) !== Command.prepare) continue;
+            const op = header.u64(prepare_at.op);
+            if (op <= state.sync_op_min || op > state.sync_op_max) continue;
+            headers.fill(0, slot * header_size, (slot + 1) * header_size);
+            forgotten += 1;
+        }
+        assert(forgotten <= this.journal.slot_count);
+    }
+
 }
 
 /** A primary counts a replica as heard within this window (three pings). */

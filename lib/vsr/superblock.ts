@@ -58,13 +58,20 @@ const o_transfers_max = 180;
 /** The head op of the view's log when log_view began (see VsrState.log_view_op). */
 const o_log_view_op = 184;
 /**
+ * A state sync (docs/vsr.md §16): the checkpoint was adopted from a peer at op sync_op_max (the
+ * checkpoint op then), when our own log ended at sync_op_min. Our WAL headers in between are not
+ * the cluster's log; both are zero again from the next checkpoint on.
+ */
+const o_sync_op_min = 192;
+const o_sync_op_max = 200;
+/**
  * The lowest view this replica may vote in (start_view_change, do_view_change): 0, except for a
  * data file rebuilt by `ringledger recover`, which records the cluster's view + 2. Written at
  * format only; every update copies it.
  */
 const o_view_vote_min = 248;
 // The fields live in the copy's first sector (the second is reserved for view headers).
-assert(o_log_view_op + 8 <= o_view_vote_min);
+assert(o_log_view_op + 8 <= o_sync_op_min && o_sync_op_max + 8 <= o_view_vote_min);
 assert(o_view_vote_min + 4 <= sector_size && 2 * sector_size === superblock_copy_size);
 // Any open quorum intersects any verify quorum: a verified version is always seen at open.
 assert(quorum_open + quorum_verify > superblock_copies);
@@ -101,6 +108,9 @@ export class VsrState {
     log_view_op = 0;
     /** See o_view_vote_min: views below it saw us before a data-file loss we cannot recall. */
     view_vote_min = 0;
+    /** A state sync adopted this checkpoint (sync_op_max = checkpoint_op, else both zero). */
+    sync_op_min = 0;
+    sync_op_max = 0;
 }
 
 /**
@@ -222,9 +232,13 @@ export class SuperBlock implements StorageCompletionTarget {
         state.log_view = u32_read(this.working, o_log_view);
         state.log_view_op = u64_read(this.working, o_log_view_op);
         state.view_vote_min = u32_read(this.working, o_view_vote_min);
+        state.sync_op_min = u64_read(this.working, o_sync_op_min);
+        state.sync_op_max = u64_read(this.working, o_sync_op_max);
         // What open's state_check and update's asserts guarantee of the durable version.
         assert(state.checkpoint_op <= state.commit_max && state.log_view <= state.view);
         assert((state.checkpoint_root_address === 0) === (state.checkpoint_op === 0));
+        assert(state.sync_op_max === 0 || (state.sync_op_max === state.checkpoint_op &&
+            state.sync_op_min < state.sync_op_max));
     }
 
     /** Sequence 1: the only version without a parent. Records every format-time setting. */
@@ -295,6 +309,11 @@ export class SuperBlock implements StorageCompletionTarget {
         u32_write(staging, o_view, state.view);
         u32_write(staging, o_log_view, state.log_view);
         u64_write(staging, o_log_view_op, state.log_view_op);
+        // A sync names the checkpoint it adopted; the next checkpoint (or a sync) replaces it.
+        const synced = state.sync_op_max !== 0 && state.sync_op_max === state.checkpoint_op;
+        assert(!synced || state.sync_op_min < state.sync_op_max, 'a sync moves forward');
+        u64_write(staging, o_sync_op_min, synced ? state.sync_op_min : 0);
+        u64_write(staging, o_sync_op_max, synced ? state.sync_op_max : 0);
         this.start_write();
     }
 
@@ -556,6 +575,14 @@ function state_check(bytes: Uint8Array): StorageRefusal | null {
     const root = u64_read(bytes, o_checkpoint_root_address);
     if (root < 0 || (root === 0) !== (u64_read(bytes, o_checkpoint_op) === 0)) {
         reason = 'checkpoint root address inconsistent with the checkpoint op';
+    }
+    const sync_op_max = u64_read(bytes, o_sync_op_max);
+    if (sync_op_max !== 0 && (sync_op_max !== u64_read(bytes, o_checkpoint_op) ||
+        u64_read(bytes, o_sync_op_min) >= sync_op_max)) {
+        reason = 'state sync range inconsistent with the checkpoint op';
+    }
+    if (sync_op_max === 0 && u64_read(bytes, o_sync_op_min) !== 0) {
+        reason = 'state sync range inconsistent with the checkpoint op';
     }
     if (u64_read(bytes, o_sequence) < 1) reason = 'sequence 0';
     return reason === '' ? null : new StorageRefusal('superblock', -1, -1, reason);

@@ -297,7 +297,9 @@ const op_fields: ReadonlyMap<number, readonly number[]> = new Map([
     [Command.ping, [offsets.ping.checkpoint_op]],
     [Command.prepare, [offsets.prepare.op, offsets.prepare.commit]],
     [Command.prepare_ok, [offsets.prepare_ok.op, offsets.prepare_ok.commit_min]],
-    [Command.commit, [offsets.commit.checkpoint_op, offsets.commit.commit]],
+    // The root address is no op, but is read as a number too (a state sync target).
+    [Command.commit, [offsets.commit.checkpoint_op, offsets.commit.commit,
+        offsets.commit.checkpoint_root_address]],
     [Command.do_view_change, [offsets.do_view_change.op, offsets.do_view_change.commit,
         offsets.do_view_change.checkpoint_op, offsets.do_view_change.op_acknowledged_max]],
     [Command.start_view, [offsets.start_view.op, offsets.start_view.commit_max,
