@@ -24,7 +24,26 @@ export interface EntryIterator {
     values: Uint32Array;
     value_word: number;
     tombstone: boolean;
+    /**
+     * Entries from the current one to the end of what lies in memory (the current data block,
+     * or the rest of a memory table), so that a merge copies runs, not entries.
+     */
+    readonly run_remaining: number;
+    /** The entry `offset` past the current one (offset < run_remaining): key, value, tombstone. */
+    key_word_at(offset: number): number;
+    value_word_at(offset: number): number;
+    tombstone_at(offset: number): boolean;
+    /** Whether a run's keys and values lie contiguously from key_word and value_word. */
+    readonly contiguous: boolean;
+    /**
+     * How many of the next `limit` entries (limit <= run_remaining) have keys below the key at
+     * bound[bound_word] (every one of them when bound is null).
+     */
+    run_below(limit: number, bound: Uint32Array | null, bound_word: number,
+        key_words: number): number;
     advance(): void;
+    /** Advances by `count` entries (1 <= count <= run_remaining). */
+    skip(count: number): void;
     stop(): void;
 }
 
@@ -43,8 +62,34 @@ abstract class EntryCursor implements EntryIterator {
         this.values = values;
     }
 
-    abstract advance(): void;
+    abstract readonly run_remaining: number;
+    abstract readonly contiguous: boolean;
+    abstract key_word_at(offset: number): number;
+    abstract value_word_at(offset: number): number;
+    abstract tombstone_at(offset: number): boolean;
+    abstract skip(count: number): void;
     abstract stop(): void;
+
+    advance(): void {
+        this.skip(1);
+    }
+
+    run_below(limit: number, bound: Uint32Array | null, bound_word: number,
+        key_words: number): number {
+        assert(this.state === iterator_ready && limit >= 1 && limit <= this.run_remaining);
+        if (bound === null) return limit;
+        if (this.contiguous) {
+            // Sorted and in place: a binary search, not a compare per entry.
+            return keys_lower_bound(this.keys, this.key_word, limit, key_words, bound,
+                bound_word);
+        }
+        let count = 0;
+        for (; count < limit; count++) {
+            if (key_compare(this.keys, this.key_word_at(count), bound, bound_word,
+                key_words) >= 0) break;
+        }
+        return count;
+    }
 }
 
 export class MemoryTableIterator extends EntryCursor {
@@ -82,9 +127,34 @@ export class MemoryTableIterator extends EntryCursor {
         this.state = iterator_ready;
     }
 
-    advance(): void {
+    get run_remaining(): number {
+        assert(this.position <= this.table.count);
+        return this.table.count - this.position;
+    }
+
+    /** Entries are reached through the table's order: one by one. */
+    get contiguous(): boolean {
+        return false;
+    }
+
+    key_word_at(offset: number): number {
+        return this.table.order[this.position + offset]! * this.table.key_words;
+    }
+
+    value_word_at(offset: number): number {
+        return this.table.order[this.position + offset]! * this.table.value_words;
+    }
+
+    tombstone_at(offset: number): boolean {
+        return this.table.tombstones[this.table.order[this.position + offset]!] === 1;
+    }
+
+    skip(count: number): void {
         assert(this.state === iterator_ready);
-        this.position += 1;
+        if (!(count >= 1 && this.position + count <= this.table.count)) {
+            assert.fail('lsm: a skip past the table end');
+        }
+        this.position += count;
         this.current();
     }
 
@@ -220,10 +290,37 @@ export class LevelIterator extends EntryCursor {
         this.state = iterator_ready;
     }
 
-    advance(): void {
+    get run_remaining(): number {
+        assert(this.state === iterator_ready && this.entry_position < this.entry_count);
+        return this.entry_count - this.entry_position;
+    }
+
+    /** Keys and values each lie in order in the data block (keys[E] | values[E]). */
+    get contiguous(): boolean {
+        return true;
+    }
+
+    key_word_at(offset: number): number {
+        return this.key_word + offset * this.layout.key_words;
+    }
+
+    value_word_at(offset: number): number {
+        return this.value_word + offset * this.layout.value_words;
+    }
+
+    tombstone_at(offset: number): boolean {
+        const position = this.entry_position + offset;
+        const bits = this.words[(this.data_offset + this.layout.data_tombstones_offset) / 4 +
+            (position >>> 5)]!;
+        return ((bits >>> (position & 31)) & 1) === 1;
+    }
+
+    skip(count: number): void {
         assert(this.state === iterator_ready);
-        assert(this.entry_position < this.entry_count);
-        this.entry_position += 1;
+        if (!(count >= 1 && this.entry_position + count <= this.entry_count)) {
+            assert.fail('lsm: a skip past the block end');
+        }
+        this.entry_position += count;
         if (this.entry_position < this.entry_count) {
             this.current();
         } else if (this.data_block_position + 1 < this.data_block_count) {
