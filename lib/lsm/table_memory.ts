@@ -28,9 +28,15 @@ export class MemoryTable {
     sorted = false;
     /** Whether `order` is the key order of the current entries (a put makes it stale). */
     order_fresh = true;
-    /** Hash slots hold an entry index + 1 (0: empty). */
+    /**
+     * Hash slots as pairs: an entry index + 1 (0: empty), then the key's full hash, so that a
+     * probe past another key compares the hashes, not the keys (no touch of the keys array).
+     */
     private readonly hash_slots: Uint32Array;
     private readonly hash_mask: number;
+    /** Set by a find that answers -1: the empty slot that ended its probe, and the hash. */
+    private probe_empty_slot = -1;
+    private probe_hash = 0;
     // The radix sort's second order array, its digit counts and each key word's varying bits.
     private readonly order_scratch: Uint32Array;
     private readonly digit_counts = new Uint32Array(radix_digit_count + 1);
@@ -48,12 +54,13 @@ export class MemoryTable {
         this.order = new Uint32Array(entry_count_max);
         const hash_slot_count = 2 ** Math.ceil(Math.log2(entry_count_max * 2));
         assert(hash_slot_count >= entry_count_max * 2);
-        this.hash_slots = new Uint32Array(hash_slot_count);
+        this.hash_slots = new Uint32Array(hash_slot_count * 2);
         this.hash_mask = hash_slot_count - 1;
         this.order_scratch = new Uint32Array(entry_count_max);
         this.word_differences = new Uint32Array(key_words);
     }
 
+    /** The key's 32-bit hash (its low bits pick the slot). */
     private hash(key: Uint32Array, key_word: number): number {
         if (key_word + this.key_words > key.length) assert.fail('lsm: key outside its array');
         let hash = 0x811c9dc5;
@@ -61,19 +68,25 @@ export class MemoryTable {
             hash = Math.imul(hash ^ key[key_word + word]!, 0x9e3779b1);
             hash ^= hash >>> 15;
         }
-        return hash & this.hash_mask;
+        return hash >>> 0;
     }
 
     /** The entry holding this key, or -1. */
     find(key: Uint32Array, key_word: number): number {
-        let slot = this.hash(key, key_word);
+        const hash = this.hash(key, key_word);
+        const slots = this.hash_slots;
+        let slot = hash & this.hash_mask;
         // The table is at most half full: an empty slot ends every probe sequence.
         for (let probe = 0; probe <= this.hash_mask; probe++) {
-            const stored = this.hash_slots[slot]!;
-            if (stored === 0) return -1;
+            const stored = slots[slot * 2]!;
+            if (stored === 0) {
+                this.probe_empty_slot = slot;
+                this.probe_hash = hash;
+                return -1;
+            }
             const entry = stored - 1;
-            if (key_compare(this.keys, entry * this.key_words, key, key_word,
-                this.key_words) === 0) {
+            if (slots[slot * 2 + 1] === hash && key_compare(this.keys, entry * this.key_words,
+                key, key_word, this.key_words) === 0) {
                 return entry;
             }
             slot = (slot + 1) & this.hash_mask;
@@ -99,29 +112,26 @@ export class MemoryTable {
             entry = this.count;
             this.count += 1;
             key_copy(this.keys, entry * this.key_words, key, key_word, this.key_words);
-            this.hash_insert(key, key_word, entry);
+            // The find that missed ended at this empty slot: the key goes there.
+            const slot = this.probe_empty_slot;
+            assert(slot >= 0 && this.hash_slots[slot * 2] === 0);
+            this.hash_slots[slot * 2] = entry + 1;
+            this.hash_slots[slot * 2 + 1] = this.probe_hash;
+            this.probe_empty_slot = -1;
         }
-        const base = entry * this.value_words;
-        for (let word = 0; word < this.value_words; word++) {
-            this.values[base + word] = tombstone ? 0 : value[value_word + word]!;
+        const value_words = this.value_words, values = this.values;
+        const base = entry * value_words;
+        if (tombstone) {
+            values.fill(0, base, base + value_words);
+        } else {
+            for (let word = 0; word < value_words; word++) {
+                values[base + word] = value[value_word + word]!;
+            }
         }
         this.tombstones[entry] = tombstone ? 1 : 0;
         this.order_fresh = false;
         assert(key_compare(this.keys, entry * this.key_words, key, key_word,
             this.key_words) === 0);
-    }
-
-    private hash_insert(key: Uint32Array, key_word: number, entry: number): void {
-        assert(entry < this.entry_count_max);
-        let slot = this.hash(key, key_word);
-        for (let probe = 0; probe <= this.hash_mask; probe++) {
-            if (this.hash_slots[slot] === 0) {
-                this.hash_slots[slot] = entry + 1;
-                return;
-            }
-            slot = (slot + 1) & this.hash_mask;
-        }
-        assert.fail('lsm: the memory table hash is full');
     }
 
     /** Makes the table immutable, in key order. */
