@@ -423,17 +423,20 @@ export class ForestCheckpoint implements CompactionIo {
         let buffer = this.buffer(this.geometry.memory_buffers_first[index]! + 1);
         writer.data_buffer_move(buffer);
         iterator.start(table, 0);
-        for (let entry = 0; entry < table.count; entry++) {
+        // A data block's worth of entries at a time: each pass fills the block or ends the table.
+        let written = 0;
+        for (let pass = 0; pass <= table.count && written < table.count; pass++) {
             assert(iterator.state === iterator_ready);
             if (writer.data_full) {
                 writer.data_flush(this, this.cluster, tree_id, this.beat);
                 buffer += this.block;
                 writer.data_buffer_move(buffer);
             }
-            writer.append(iterator);
-            iterator.advance();
+            const count = Math.min(writer.data_free, iterator.run_remaining);
+            written += writer.append_run(iterator, count, false);
+            iterator.skip(count);
         }
-        assert(iterator.state !== iterator_ready);
+        assert(written === table.count && iterator.state !== iterator_ready);
         writer.data_flush(this, this.cluster, tree_id, this.beat);
         const address = writer.index_flush(this, this.cluster, tree_id, this.beat);
         reference_write(this.memory_references, reference, this.memory, writer.index_offset);
