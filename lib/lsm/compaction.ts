@@ -98,12 +98,11 @@ export class TableWriter {
             if (iterator.tombstone_at(offset)) tombstones += 1;
         }
         const start = this.data_count;
-        if (iterator.contiguous && iterator.keys === words && iterator.values === words &&
-            (tombstones === 0 || !drop_tombstones)) {
-            words.copyWithin(keys_word + start * key_words, iterator.key_word,
-                iterator.key_word + count * key_words);
-            words.copyWithin(values_word + start * value_words, iterator.value_word,
-                iterator.value_word + count * value_words);
+        if (iterator.contiguous && (tombstones === 0 || !drop_tombstones)) {
+            words_copy(words, keys_word + start * key_words, iterator.keys, iterator.key_word,
+                count * key_words);
+            words_copy(words, values_word + start * value_words, iterator.values,
+                iterator.value_word, count * value_words);
             this.data_count += count;
         } else {
             const keys = iterator.keys, values = iterator.values;
@@ -200,6 +199,18 @@ export class TableWriter {
         this.table_entry_count = 0;
         this.index_stale = true;
         return address;
+    }
+}
+
+/** Copies a run of words: a memmove within one array, else one view of the source per run. */
+function words_copy(target: Uint32Array, target_word: number, source: Uint32Array,
+    source_word: number, count: number): void {
+    assert(count >= 0 && target_word + count <= target.length);
+    if (source === target) {
+        assert(source_word + count <= target_word || target_word + count <= source_word);
+        target.copyWithin(target_word, source_word, source_word + count);
+    } else {
+        target.set(source.subarray(source_word, source_word + count), target_word);
     }
 }
 

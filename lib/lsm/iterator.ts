@@ -95,6 +95,8 @@ abstract class EntryCursor implements EntryIterator {
 export class MemoryTableIterator extends EntryCursor {
     private table: MemoryTable;
     private position = 0;
+    /** Entries in the order they were put (a checkpoint's copy), not in key order. */
+    private by_insertion = false;
 
     constructor(table: MemoryTable) {
         super(table.keys, table.values);
@@ -110,7 +112,29 @@ export class MemoryTableIterator extends EntryCursor {
         this.keys = table.keys;
         this.values = table.values;
         this.position = position;
+        this.by_insertion = false;
         this.current();
+    }
+
+    /**
+     * Starts at the first entry put, going in the order of the puts: the entries lie in place in
+     * the table's arrays, so runs are copied whole (a checkpoint, which restores by putting them
+     * again in this order, needs no key order).
+     */
+    start_insertion_order(table: MemoryTable): void {
+        assert(!table.sorted || table.order_fresh);
+        this.table = table;
+        this.keys = table.keys;
+        this.values = table.values;
+        this.position = 0;
+        this.by_insertion = true;
+        this.current();
+    }
+
+    private entry_at(offset: number): number {
+        const position = this.position + offset;
+        assert(position < this.table.count);
+        return this.by_insertion ? position : this.table.order[position]!;
     }
 
     private current(): void {
@@ -119,7 +143,7 @@ export class MemoryTableIterator extends EntryCursor {
             this.state = iterator_done;
             return;
         }
-        const entry = this.table.order[this.position]!;
+        const entry = this.entry_at(0);
         assert(entry < this.table.count);
         this.key_word = entry * this.table.key_words;
         this.value_word = entry * this.table.value_words;
@@ -132,21 +156,21 @@ export class MemoryTableIterator extends EntryCursor {
         return this.table.count - this.position;
     }
 
-    /** Entries are reached through the table's order: one by one. */
+    /** In key order, entries are reached through the table's order: one by one. */
     get contiguous(): boolean {
-        return false;
+        return this.by_insertion;
     }
 
     key_word_at(offset: number): number {
-        return this.table.order[this.position + offset]! * this.table.key_words;
+        return this.entry_at(offset) * this.table.key_words;
     }
 
     value_word_at(offset: number): number {
-        return this.table.order[this.position + offset]! * this.table.value_words;
+        return this.entry_at(offset) * this.table.value_words;
     }
 
     tombstone_at(offset: number): boolean {
-        return this.table.tombstones[this.table.order[this.position + offset]!] === 1;
+        return this.table.tombstones[this.entry_at(offset)] === 1;
     }
 
     skip(count: number): void {
