@@ -104,6 +104,11 @@ class GrooveBench {
         assert(this.forest.idle && this.accounts.refusal === null);
     }
 
+    /** Compaction input entries per beat, over every tree: the busiest beat and the sum. */
+    beat_entries_max = 0;
+    beat_entries_total = 0;
+    beat_count = 0;
+
     private batch_end(): void {
         this.accounts.batch_end();
         this.transfers.batch_end();
@@ -111,6 +116,11 @@ class GrooveBench {
         this.forest.compact_beat();
         this.run_until_idle();
         this.phase_end(3);
+        let entries = 0;
+        for (const tree of this.forest.trees) entries += tree.statistics.beat_entries_last;
+        this.beat_entries_max = Math.max(this.beat_entries_max, entries);
+        this.beat_entries_total += entries;
+        this.beat_count += 1;
         if (this.forest.beat % bar_beat_count !== 0) return;
         this.forest.checkpoint_start();
         this.run_until_idle();
@@ -340,6 +350,9 @@ function bench_growth(accounts: number, transfers: number, block_cache_bytes: nu
     const words = new Uint32Array(input.buffer);
     const samples = new Float64Array(batches);
     const writes_start = groove.device.writes;
+    groove.beat_entries_max = 0;
+    groove.beat_entries_total = 0;
+    groove.beat_count = 0;
     for (let b = 0; b < batches; b++) {
         growth_batch(input, b, accounts);
         const start = performance.now();
@@ -359,8 +372,22 @@ function bench_growth(accounts: number, transfers: number, block_cache_bytes: nu
             `memory ${Math.round(part.length * batch / seconds_memory)}/s; ` +
             `${(seconds_memory / seconds).toFixed(3)}x the memory store; write amplification ` +
             `${write_amplification(groove).toFixed(2)} (${groove.device.writes - writes_start} ` +
-            'blocks written)');
+            'blocks written); compaction entries per beat: mean ' +
+            `${Math.round(groove.beat_entries_total / groove.beat_count)}, max ` +
+            `${groove.beat_entries_max} (so far)`);
     }
+    // Whether a bar's ends spike: the mean batch by its beat within the bar (the checkpoint runs
+    // after the last beat, the mutable tables become immutable at the first).
+    const by_beat = new Float64Array(bar_beat_count), counts = new Float64Array(bar_beat_count);
+    for (let b = 0; b < batches; b++) {
+        // The load's batches ran beats too: the beat of batch b is the forest's, not b's.
+        const beat = (groove.forest.beat - batches + b) % bar_beat_count;
+        by_beat[beat]! += samples[b]!;
+        counts[beat]! += 1;
+    }
+    console.log(`growth accounts=${accounts}: mean batch ms by beat of the bar (0: the mutable ` +
+        `tables become immutable; ${bar_beat_count - 1}: then the checkpoint): ` +
+        Array.from(by_beat, (sum, beat) => (sum / counts[beat]!).toFixed(1)).join(', '));
 }
 
 function main(): void {
