@@ -71,11 +71,6 @@ export class TableWriter {
         return this.layout.data_entry_count_max - this.data_count;
     }
 
-    append(iterator: EntryIterator): void {
-        assert(iterator.state === iterator_ready);
-        this.append_run(iterator, 1, false);
-    }
-
     /**
      * Appends the iterator's next `count` entries (count <= run_remaining and <= data_free),
      * leaving out tombstones when `drop_tombstones`; returns how many it wrote. A contiguous run
