@@ -156,6 +156,13 @@ export class MemoryTableIterator extends EntryCursor {
         return this.table.count - this.position;
     }
 
+    override run_below(limit: number, bound: Uint32Array | null, bound_word: number,
+        key_words: number): number {
+        // In the order of the puts the keys are not sorted: no bound can be searched for.
+        assert(bound === null || !this.by_insertion, 'lsm: a merge of an unsorted table');
+        return super.run_below(limit, bound, bound_word, key_words);
+    }
+
     /** In key order, entries are reached through the table's order: one by one. */
     get contiguous(): boolean {
         return this.by_insertion;
