@@ -14,6 +14,13 @@
 //
 // Run: node dist/bench/groove.js [--accounts=100000,1000000] [--batches=30] [--warmup=5]
 //      [--modes=hit,cold] [--block-cache-mib=64]
+//
+// Growth: `--growth=TRANSFERS` instead runs that many transfers (over the first of --accounts,
+// record cache holding every account) while the data grows, batch by batch on both sides, and
+// reports each tenth of the run: transfers/s, batch p50/p99/max (wall ms, each batch's whole
+// cycle: prefetch, execute, puts, beat, checkpoint at a bar's end), the ratio to the Ledger on the
+// same batches, and the write amplification so far (grid bytes written, compaction and
+// checkpoints, over the bytes of the records put: keys and values of every tree's puts).
 import assert from 'node:assert/strict';
 
 import { Operation } from '../lib/ledger/constants';
@@ -97,6 +104,11 @@ class GrooveBench {
         assert(this.forest.idle && this.accounts.refusal === null);
     }
 
+    /** Compaction input entries per beat, over every tree: the busiest beat and the sum. */
+    beat_entries_max = 0;
+    beat_entries_total = 0;
+    beat_count = 0;
+
     private batch_end(): void {
         this.accounts.batch_end();
         this.transfers.batch_end();
@@ -104,6 +116,11 @@ class GrooveBench {
         this.forest.compact_beat();
         this.run_until_idle();
         this.phase_end(3);
+        let entries = 0;
+        for (const tree of this.forest.trees) entries += tree.statistics.beat_entries_last;
+        this.beat_entries_max = Math.max(this.beat_entries_max, entries);
+        this.beat_entries_total += entries;
+        this.beat_count += 1;
         if (this.forest.beat % bar_beat_count !== 0) return;
         this.forest.checkpoint_start();
         this.run_until_idle();
@@ -287,7 +304,99 @@ function lookups_line(name: string, samples: readonly number[]): string {
         `${percentile(samples, 0.99).toFixed(1)} ms`;
 }
 
+/** Batch `b` of the growth run: its own PRNG, so neither side stores the whole run. */
+function growth_batch(input: Uint8Array, b: number, accounts: number): void {
+    fill_transfers(input, b * batch + 1, accounts, new Prng(accounts * 1000 + b));
+}
+
+function growth_memory(accounts: number, batches: number): Float64Array {
+    const ledger = new Ledger({ accounts_max: accounts, transfers_max: batch * batches });
+    const output = new Uint8Array(2 * 1024 * 1024);
+    const input = new Uint8Array(batch * 128);
+    let clock = make_accounts(ledger, accounts, output, 1_700_000_000_000_000_000n);
+    const samples = new Float64Array(batches);
+    for (let b = 0; b < batches; b++) {
+        growth_batch(input, b, accounts);
+        clock += BigInt(batch);
+        const start = performance.now();
+        ledger.prefetch(Operation.create_transfers, input, 0, batch * 128);
+        const length = ledger.execute(Operation.create_transfers, clock, input, 0, batch * 128,
+            output, 0);
+        samples[b] = performance.now() - start;
+        assert.equal(length, batch * 16);
+    }
+    return samples;
+}
+
+/** The grid bytes written so far over the bytes of the records put (keys and values). */
+function write_amplification(groove: GrooveBench): number {
+    let put_bytes = 0;
+    for (const tree of groove.forest.trees) {
+        put_bytes += tree.statistics.entries_put *
+            (tree.options.key_words + tree.options.value_words) * 4;
+    }
+    assert(put_bytes > 0);
+    return groove.device.writes * block_size_bytes / put_bytes;
+}
+
+function bench_growth(accounts: number, transfers: number, block_cache_bytes: number): void {
+    const batches = Math.ceil(transfers / batch);
+    assert(batches >= 10, 'bench: a growth run of at least 10 batches');
+    const memory = growth_memory(accounts, batches);
+    const cache_records = 2 ** Math.ceil(Math.log2(accounts * 2));
+    const groove = new GrooveBench(accounts, batch * batches, cache_records, block_cache_bytes);
+    groove.load_accounts(accounts);
+    const input = new Uint8Array(batch * 128);
+    const words = new Uint32Array(input.buffer);
+    const samples = new Float64Array(batches);
+    const writes_start = groove.device.writes;
+    groove.beat_entries_max = 0;
+    groove.beat_entries_total = 0;
+    groove.beat_count = 0;
+    for (let b = 0; b < batches; b++) {
+        growth_batch(input, b, accounts);
+        const start = performance.now();
+        groove.transfers_batch(words, 0);
+        samples[b] = performance.now() - start;
+        const tenth = Math.floor(b * 10 / batches);
+        if (Math.floor((b + 1) * 10 / batches) === tenth && b + 1 < batches) continue;
+        const first = Math.ceil(tenth * batches / 10);
+        const part = Array.from(samples.subarray(first, b + 1));
+        const part_memory = Array.from(memory.subarray(first, b + 1));
+        const seconds = part.reduce((sum, ms) => sum + ms, 0) / 1000;
+        const seconds_memory = part_memory.reduce((sum, ms) => sum + ms, 0) / 1000;
+        console.log(`growth accounts=${accounts} tenth ${tenth + 1} (transfers ` +
+            `${first * batch}..${(b + 1) * batch}): groove ${Math.round(part.length * batch /
+                seconds)}/s, batch p50 ${percentile(part, 0.5).toFixed(1)} p99 ` +
+            `${percentile(part, 0.99).toFixed(1)} max ${Math.max(...part).toFixed(1)} ms; ` +
+            `memory ${Math.round(part.length * batch / seconds_memory)}/s; ` +
+            `${(seconds_memory / seconds).toFixed(3)}x the memory store; write amplification ` +
+            `${write_amplification(groove).toFixed(2)} (${groove.device.writes - writes_start} ` +
+            'blocks written); compaction entries per beat: mean ' +
+            `${Math.round(groove.beat_entries_total / groove.beat_count)}, max ` +
+            `${groove.beat_entries_max} (so far)`);
+    }
+    // Whether a bar's ends spike: the mean batch by its beat within the bar (the checkpoint runs
+    // after the last beat, the mutable tables become immutable at the first).
+    const by_beat = new Float64Array(bar_beat_count), counts = new Float64Array(bar_beat_count);
+    for (let b = 0; b < batches; b++) {
+        // The load's batches ran beats too: the beat of batch b is the forest's, not b's.
+        const beat = (groove.forest.beat - batches + b) % bar_beat_count;
+        by_beat[beat]! += samples[b]!;
+        counts[beat]! += 1;
+    }
+    console.log(`growth accounts=${accounts}: mean batch ms by beat of the bar (0: the mutable ` +
+        `tables become immutable; ${bar_beat_count - 1}: then the checkpoint): ` +
+        Array.from(by_beat, (sum, beat) => (sum / counts[beat]!).toFixed(1)).join(', '));
+}
+
 function main(): void {
+    const growth = Number(option('growth', '0'));
+    if (growth > 0) {
+        const accounts = Number(option('accounts', '100000').split(',')[0]);
+        bench_growth(accounts, growth, Number(option('block-cache-mib', '64')) * 1024 * 1024);
+        return;
+    }
     const account_counts = option('accounts', '100000,1000000').split(',').map(Number);
     const batches = Number(option('batches', '30'));
     const warmup = Number(option('warmup', '5'));

@@ -224,9 +224,11 @@ export class GrooveRecordStore implements RecordAccess {
     private readonly staging: Uint32Array;
     private staged_base = -1;
     private staged_end = -1;
-    // The record cache: per way, whether it holds a record and its CLOCK count; per set a hand.
-    private readonly cache_valid: Uint8Array;
-    private readonly cache_counts: Uint8Array;
+    // The record cache: per way a pair (its id's hash, its state: 0 empty, else 1 + its CLOCK
+    // count), so that a set's tags are two adjacent CPU cache lines and a lookup touches a
+    // record only when its hash matches (at 1M cached accounts, each separate array cost a
+    // memory miss per lookup); per way the record's ordinal; per set a hand.
+    private readonly cache_tags: Int32Array;
     private readonly cache_ordinals: Uint32Array;
     private readonly cache_hands: Uint8Array;
     private readonly cache_set_mask: number;
@@ -272,8 +274,7 @@ export class GrooveRecordStore implements RecordAccess {
         this.appended_slots = new Int32Array(this.pinned_max);
         this.lookup_keys = new Uint32Array(this.pinned_max * id_words);
         this.staging = new Uint32Array(batch_events_max * record_words);
-        this.cache_valid = new Uint8Array(this.cache_records);
-        this.cache_counts = new Uint8Array(this.cache_records);
+        this.cache_tags = new Int32Array(this.cache_records * 2);
         this.cache_ordinals = new Uint32Array(this.cache_records);
         this.cache_hands = new Uint8Array(set_count);
     }
@@ -797,22 +798,28 @@ export class GrooveRecordStore implements RecordAccess {
 
     // ---- The record cache: set-associative by id, CLOCK within a set.
 
-    private cache_set(key: Uint32Array, offset: number): number {
-        const hash = id_hash(key[offset]!, key[offset + 1]!, key[offset + 2]!, key[offset + 3]!,
-            0);
+    private cache_hash(key: Uint32Array, offset: number): number {
+        return id_hash(key[offset]!, key[offset + 1]!, key[offset + 2]!, key[offset + 3]!, 0);
+    }
+
+    private cache_set(hash: number): number {
         return ((hash >>> 4) & this.cache_set_mask) * cache_ways;
     }
 
     /** The cache way holding this id, or -1. */
     private cache_find(key: Uint32Array, offset: number): number {
-        const first = this.cache_set(key, offset);
-        const words = this.words;
+        return this.cache_find_hashed(key, offset, this.cache_hash(key, offset));
+    }
+
+    private cache_find_hashed(key: Uint32Array, offset: number, hash: number): number {
+        const first = this.cache_set(hash);
+        const words = this.words, tags = this.cache_tags;
         for (let way = first; way < first + cache_ways; way++) {
-            if (this.cache_valid[way] === 0) continue;
+            if (tags[way * 2] !== hash || tags[way * 2 + 1] === 0) continue;
             const base = this.cache_base + way * record_words;
             if (words[base] === key[offset] && words[base + 1] === key[offset + 1] &&
                 words[base + 2] === key[offset + 2] && words[base + 3] === key[offset + 3]) {
-                if (this.cache_counts[way]! < clock_count_max) this.cache_counts[way]! += 1;
+                if (tags[way * 2 + 1]! <= clock_count_max) tags[way * 2 + 1]! += 1;
                 return way;
             }
         }
@@ -827,15 +834,18 @@ export class GrooveRecordStore implements RecordAccess {
         assert(base < this.cache_base);
         assert(ordinal < this.count, 'groove: a cached record without an ordinal');
         const words = this.words;
-        let way = this.cache_find(words, base);
+        const hash = this.cache_hash(words, base);
+        let way = this.cache_find_hashed(words, base, hash);
         if (way !== -1 && !dirty) {
             assert.equal(this.cache_ordinals[way], ordinal, 'groove: a record changed ordinal');
             return;
         }
-        if (way === -1) way = this.cache_victim(this.cache_set(words, base));
+        if (way === -1) way = this.cache_victim(this.cache_set(hash));
         copy_record(words, this.cache_base + way * record_words, words, base);
-        this.cache_valid[way] = 1;
+        this.cache_tags[way * 2] = hash;
+        if (this.cache_tags[way * 2 + 1] === 0) this.cache_tags[way * 2 + 1] = 1;
         this.cache_ordinals[way] = ordinal;
+        if (this.cache_set(hash) !== way - (way % cache_ways)) assert.fail('groove: wrong set');
     }
 
     private cache_victim(first: number): number {
@@ -844,11 +854,14 @@ export class GrooveRecordStore implements RecordAccess {
         for (let step = 0; step < cache_ways * (clock_count_max + 1); step++) {
             const way = first + this.cache_hands[set]!;
             this.cache_hands[set] = (this.cache_hands[set]! + 1) % cache_ways;
-            if (this.cache_valid[way] === 0 || this.cache_counts[way] === 0) {
-                this.cache_counts[way] = 0;
+            const state = this.cache_tags[way * 2 + 1]!;
+            if (state > clock_count_max + 1) assert.fail('groove: a cache count out of range');
+            if (state <= 1) {
+                // Empty, or a count of 0: the way is taken with a count of 0.
+                this.cache_tags[way * 2 + 1] = 0;
                 return way;
             }
-            this.cache_counts[way]! -= 1;
+            this.cache_tags[way * 2 + 1] = state - 1;
         }
         assert.fail('groove: the record cache found no victim');
     }

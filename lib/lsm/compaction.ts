@@ -65,27 +65,68 @@ export class TableWriter {
         this.memory.fill(0, index_offset, index_offset + layout.block_size_bytes);
     }
 
-    append(iterator: EntryIterator): void {
+    /** Entries the data block being filled still has room for. */
+    get data_free(): number {
+        assert(this.data_count <= this.layout.data_entry_count_max);
+        return this.layout.data_entry_count_max - this.data_count;
+    }
+
+    /**
+     * Appends the iterator's next `count` entries (count <= run_remaining and <= data_free),
+     * leaving out tombstones when `drop_tombstones`; returns how many it wrote. A contiguous run
+     * with nothing to leave out is two block copies; any other entry by entry.
+     */
+    append_run(iterator: EntryIterator, count: number, drop_tombstones: boolean): number {
         const layout = this.layout;
-        assert(this.data_count < layout.data_entry_count_max);
+        assert(count >= 1 && count <= this.data_free && count <= iterator.run_remaining);
         if (this.data_stale) {
             this.memory.fill(0, this.data_offset, this.data_offset + layout.block_size_bytes);
             this.data_stale = false;
         }
-        const index = this.data_count;
-        assert(iterator.state === iterator_ready);
-        key_copy(this.words, (this.data_offset + layout.data_key_offset(index)) / 4,
-            iterator.keys, iterator.key_word, layout.key_words);
-        const value_word = (this.data_offset + layout.data_value_offset(index)) / 4;
-        for (let word = 0; word < layout.value_words; word++) {
-            this.words[value_word + word] = iterator.values[iterator.value_word + word]!;
+        const key_words = layout.key_words, value_words = layout.value_words;
+        const words = this.words;
+        const keys_word = (this.data_offset + layout.data_key_offset(0)) / 4;
+        const values_word = (this.data_offset + layout.data_value_offset(0)) / 4;
+        const tombstones_word = (this.data_offset + layout.data_tombstones_offset) / 4;
+        let tombstones = 0;
+        for (let offset = 0; offset < count; offset++) {
+            if (iterator.tombstone_at(offset)) tombstones += 1;
         }
-        if (iterator.tombstone) {
-            this.words[(this.data_offset + layout.data_tombstones_offset) / 4 + (index >>> 5)]! |=
-                1 << (index & 31);
+        const start = this.data_count;
+        if (iterator.contiguous && (tombstones === 0 || !drop_tombstones)) {
+            words_copy(words, keys_word + start * key_words, iterator.keys, iterator.key_word,
+                count * key_words);
+            words_copy(words, values_word + start * value_words, iterator.values,
+                iterator.value_word, count * value_words);
+            this.data_count += count;
+        } else {
+            const keys = iterator.keys, values = iterator.values;
+            for (let offset = 0; offset < count; offset++) {
+                if (drop_tombstones && iterator.tombstone_at(offset)) continue;
+                const key_word = iterator.key_word_at(offset);
+                const key_target = keys_word + this.data_count * key_words;
+                for (let word = 0; word < key_words; word++) {
+                    words[key_target + word] = keys[key_word + word]!;
+                }
+                const value_word = iterator.value_word_at(offset);
+                const value_target = values_word + this.data_count * value_words;
+                for (let word = 0; word < value_words; word++) {
+                    words[value_target + word] = values[value_word + word]!;
+                }
+                this.data_count += 1;
+            }
         }
-        this.data_count += 1;
+        if (tombstones > 0 && !drop_tombstones) {
+            for (let offset = 0; offset < count; offset++) {
+                if (!iterator.tombstone_at(offset)) continue;
+                const index = start + offset;
+                words[tombstones_word + (index >>> 5)]! |= 1 << (index & 31);
+            }
+        }
+        const written = this.data_count - start;
+        assert(written === count - (drop_tombstones ? tombstones : 0));
         assert(this.data_count <= layout.data_entry_count_max);
+        return written;
     }
 
     /**
@@ -153,6 +194,18 @@ export class TableWriter {
         this.table_entry_count = 0;
         this.index_stale = true;
         return address;
+    }
+}
+
+/** Copies a run of words: a memmove within one array, else one view of the source per run. */
+function words_copy(target: Uint32Array, target_word: number, source: Uint32Array,
+    source_word: number, count: number): void {
+    assert(count >= 0 && target_word + count <= target.length);
+    if (source === target) {
+        assert(source_word + count <= target_word || target_word + count <= source_word);
+        target.copyWithin(target_word, source_word, source_word + count);
+    } else {
+        target.set(source.subarray(source_word, source_word + count), target_word);
     }
 }
 
@@ -398,34 +451,56 @@ export class CompactionJob {
         assert.fail('lsm: a compaction step did not reach I/O, its quota or its end');
     }
 
+    /**
+     * Merges the next run: the entries of one input that come before the other's current key,
+     * within what is in memory, the writer's block and this beat's quota. The sequence of entries
+     * consumed and written is the one an entry-by-entry merge gives, so blocks and beats are
+     * the same bytes and the same shares.
+     */
     private merge_one(): void {
         const source = this.source;
         const target = this.target_iterator;
+        const key_words = this.layout.key_words;
         assert(source.state === iterator_ready || target.state === iterator_ready);
-        assert(!this.writer.data_full);
+        assert(!this.writer.data_full && this.beat_consumed < this.quota);
         let taken: EntryIterator = source.state === iterator_ready ? source : target;
+        let other: EntryIterator = taken === source ? target : source;
         if (source.state === iterator_ready && target.state === iterator_ready) {
             const order = key_compare(source.keys, source.key_word, target.keys, target.key_word,
-                this.layout.key_words);
-            if (order > 0) taken = target;
+                key_words);
+            if (order > 0) {
+                taken = target;
+                other = source;
+            }
             if (order === 0) {
                 // The same key, older: the source's entry replaces it.
                 target.advance();
-                this.consumed();
+                this.consumed(1);
+                this.take(source, 1);
+                return;
             }
         }
         assert(taken.state === iterator_ready);
-        if (!(taken.tombstone && this.drop_tombstones)) {
-            this.writer.append(taken);
-            this.entries_written += 1;
-        }
-        taken.advance();
-        this.consumed();
+        const limit = Math.min(taken.run_remaining, this.writer.data_free,
+            this.quota - this.beat_consumed);
+        const bound = other.state === iterator_ready ? other : null;
+        const count = taken.run_below(limit, bound === null ? null : bound.keys,
+            bound === null ? 0 : bound.key_word, key_words);
+        // The taken input's current key is below the other's: the run has at least it.
+        assert(count >= 1 && count <= limit);
+        this.take(taken, count);
     }
 
-    private consumed(): void {
-        this.entries_consumed += 1;
-        this.beat_consumed += 1;
+    private take(iterator: EntryIterator, count: number): void {
+        this.entries_written += this.writer.append_run(iterator, count, this.drop_tombstones);
+        iterator.skip(count);
+        this.consumed(count);
+    }
+
+    private consumed(count: number): void {
+        assert(count >= 1);
+        this.entries_consumed += count;
+        this.beat_consumed += count;
         assert(this.entries_consumed <= this.entries_total);
     }
 

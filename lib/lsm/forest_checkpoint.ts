@@ -9,7 +9,8 @@
 //    (fixed by the grid, not by the data). Blocks released since the last checkpoint are encoded
 //    free: once this checkpoint is durable nothing names them. The free set's own blocks and the
 //    root are acquired after the encoding and marked by the open;
-//  - each tree's mutable table, written as a table (an index block and data blocks): at a bar's
+//  - each tree's mutable table, written as a table (an index block and data blocks) in the order
+//    of its puts (block copies, no sort; the open puts them again in that order): at a bar's
 //    end it holds the bar's puts, which are in no level yet.
 // Every block of a checkpoint is written in one round, from its own buffer. The blocks the
 // previous checkpoint wrote (its root, free set, mutable tables, and the log blocks compacted
@@ -416,24 +417,30 @@ export class ForestCheckpoint implements CompactionIo {
         this.memory_references.fill(0, reference, reference + reference_size);
         this.memory_entry_counts[index] = table.count;
         if (table.count === 0) return;
-        table.order_build();
         const iterator = this.iterators[index]!;
         const writer = this.writers[index]!;
         const tree_id = tree.options.tree_id;
         let buffer = this.buffer(this.geometry.memory_buffers_first[index]! + 1);
         writer.data_buffer_move(buffer);
-        iterator.start(table, 0);
-        for (let entry = 0; entry < table.count; entry++) {
+        // In the order of the puts: whole runs copied, no sort; an open puts them again in this
+        // order, so the restored table is the same, entry for entry. (The index block's key
+        // ranges are then a block's first and last keys, not its bounds: this table is only
+        // ever restored, never looked up.)
+        iterator.start_insertion_order(table);
+        // A data block's worth of entries at a time: each pass fills the block or ends the table.
+        let written = 0;
+        for (let pass = 0; pass <= table.count && written < table.count; pass++) {
             assert(iterator.state === iterator_ready);
             if (writer.data_full) {
                 writer.data_flush(this, this.cluster, tree_id, this.beat);
                 buffer += this.block;
                 writer.data_buffer_move(buffer);
             }
-            writer.append(iterator);
-            iterator.advance();
+            const count = Math.min(writer.data_free, iterator.run_remaining);
+            written += writer.append_run(iterator, count, false);
+            iterator.skip(count);
         }
-        assert(iterator.state !== iterator_ready);
+        assert(written === table.count && iterator.state !== iterator_ready);
         writer.data_flush(this, this.cluster, tree_id, this.beat);
         const address = writer.index_flush(this, this.cluster, tree_id, this.beat);
         reference_write(this.memory_references, reference, this.memory, writer.index_offset);

@@ -24,7 +24,26 @@ export interface EntryIterator {
     values: Uint32Array;
     value_word: number;
     tombstone: boolean;
+    /**
+     * Entries from the current one to the end of what lies in memory (the current data block,
+     * or the rest of a memory table), so that a merge copies runs, not entries.
+     */
+    readonly run_remaining: number;
+    /** The entry `offset` past the current one (offset < run_remaining): key, value, tombstone. */
+    key_word_at(offset: number): number;
+    value_word_at(offset: number): number;
+    tombstone_at(offset: number): boolean;
+    /** Whether a run's keys and values lie contiguously from key_word and value_word. */
+    readonly contiguous: boolean;
+    /**
+     * How many of the next `limit` entries (limit <= run_remaining) have keys below the key at
+     * bound[bound_word] (every one of them when bound is null).
+     */
+    run_below(limit: number, bound: Uint32Array | null, bound_word: number,
+        key_words: number): number;
     advance(): void;
+    /** Advances by `count` entries (1 <= count <= run_remaining). */
+    skip(count: number): void;
     stop(): void;
 }
 
@@ -43,13 +62,41 @@ abstract class EntryCursor implements EntryIterator {
         this.values = values;
     }
 
-    abstract advance(): void;
+    abstract readonly run_remaining: number;
+    abstract readonly contiguous: boolean;
+    abstract key_word_at(offset: number): number;
+    abstract value_word_at(offset: number): number;
+    abstract tombstone_at(offset: number): boolean;
+    abstract skip(count: number): void;
     abstract stop(): void;
+
+    advance(): void {
+        this.skip(1);
+    }
+
+    run_below(limit: number, bound: Uint32Array | null, bound_word: number,
+        key_words: number): number {
+        assert(this.state === iterator_ready && limit >= 1 && limit <= this.run_remaining);
+        if (bound === null) return limit;
+        if (this.contiguous) {
+            // Sorted and in place: a binary search, not a compare per entry.
+            return keys_lower_bound(this.keys, this.key_word, limit, key_words, bound,
+                bound_word);
+        }
+        let count = 0;
+        for (; count < limit; count++) {
+            if (key_compare(this.keys, this.key_word_at(count), bound, bound_word,
+                key_words) >= 0) break;
+        }
+        return count;
+    }
 }
 
 export class MemoryTableIterator extends EntryCursor {
     private table: MemoryTable;
     private position = 0;
+    /** Entries in the order they were put (a checkpoint's copy), not in key order. */
+    private by_insertion = false;
 
     constructor(table: MemoryTable) {
         super(table.keys, table.values);
@@ -65,7 +112,29 @@ export class MemoryTableIterator extends EntryCursor {
         this.keys = table.keys;
         this.values = table.values;
         this.position = position;
+        this.by_insertion = false;
         this.current();
+    }
+
+    /**
+     * Starts at the first entry put, going in the order of the puts: the entries lie in place in
+     * the table's arrays, so runs are copied whole (a checkpoint, which restores by putting them
+     * again in this order, needs no key order).
+     */
+    start_insertion_order(table: MemoryTable): void {
+        assert(!table.sorted || table.order_fresh);
+        this.table = table;
+        this.keys = table.keys;
+        this.values = table.values;
+        this.position = 0;
+        this.by_insertion = true;
+        this.current();
+    }
+
+    private entry_at(offset: number): number {
+        const position = this.position + offset;
+        assert(position < this.table.count);
+        return this.by_insertion ? position : this.table.order[position]!;
     }
 
     private current(): void {
@@ -74,7 +143,7 @@ export class MemoryTableIterator extends EntryCursor {
             this.state = iterator_done;
             return;
         }
-        const entry = this.table.order[this.position]!;
+        const entry = this.entry_at(0);
         assert(entry < this.table.count);
         this.key_word = entry * this.table.key_words;
         this.value_word = entry * this.table.value_words;
@@ -82,9 +151,41 @@ export class MemoryTableIterator extends EntryCursor {
         this.state = iterator_ready;
     }
 
-    advance(): void {
+    get run_remaining(): number {
+        assert(this.position <= this.table.count);
+        return this.table.count - this.position;
+    }
+
+    override run_below(limit: number, bound: Uint32Array | null, bound_word: number,
+        key_words: number): number {
+        // In the order of the puts the keys are not sorted: no bound can be searched for.
+        assert(bound === null || !this.by_insertion, 'lsm: a merge of an unsorted table');
+        return super.run_below(limit, bound, bound_word, key_words);
+    }
+
+    /** In key order, entries are reached through the table's order: one by one. */
+    get contiguous(): boolean {
+        return this.by_insertion;
+    }
+
+    key_word_at(offset: number): number {
+        return this.entry_at(offset) * this.table.key_words;
+    }
+
+    value_word_at(offset: number): number {
+        return this.entry_at(offset) * this.table.value_words;
+    }
+
+    tombstone_at(offset: number): boolean {
+        return this.table.tombstones[this.entry_at(offset)] === 1;
+    }
+
+    skip(count: number): void {
         assert(this.state === iterator_ready);
-        this.position += 1;
+        if (!(count >= 1 && this.position + count <= this.table.count)) {
+            assert.fail('lsm: a skip past the table end');
+        }
+        this.position += count;
         this.current();
     }
 
@@ -220,10 +321,37 @@ export class LevelIterator extends EntryCursor {
         this.state = iterator_ready;
     }
 
-    advance(): void {
+    get run_remaining(): number {
+        assert(this.state === iterator_ready && this.entry_position < this.entry_count);
+        return this.entry_count - this.entry_position;
+    }
+
+    /** Keys and values each lie in order in the data block (keys[E] | values[E]). */
+    get contiguous(): boolean {
+        return true;
+    }
+
+    key_word_at(offset: number): number {
+        return this.key_word + offset * this.layout.key_words;
+    }
+
+    value_word_at(offset: number): number {
+        return this.value_word + offset * this.layout.value_words;
+    }
+
+    tombstone_at(offset: number): boolean {
+        const position = this.entry_position + offset;
+        const bits = this.words[(this.data_offset + this.layout.data_tombstones_offset) / 4 +
+            (position >>> 5)]!;
+        return ((bits >>> (position & 31)) & 1) === 1;
+    }
+
+    skip(count: number): void {
         assert(this.state === iterator_ready);
-        assert(this.entry_position < this.entry_count);
-        this.entry_position += 1;
+        if (!(count >= 1 && this.entry_position + count <= this.entry_count)) {
+            assert.fail('lsm: a skip past the block end');
+        }
+        this.entry_position += count;
         if (this.entry_position < this.entry_count) {
             this.current();
         } else if (this.data_block_position + 1 < this.data_block_count) {

@@ -10,6 +10,10 @@ import assert from 'node:assert/strict';
 
 import { key_compare, key_copy } from './key';
 
+/** The radix sort of `order` takes a key 8 bits at a time, least significant first. */
+const radix_digit_bits = 8;
+const radix_digit_count = 1 << radix_digit_bits;
+
 export class MemoryTable {
     readonly key_words: number;
     readonly value_words: number;
@@ -24,11 +28,19 @@ export class MemoryTable {
     sorted = false;
     /** Whether `order` is the key order of the current entries (a put makes it stale). */
     order_fresh = true;
-    /** Hash slots hold an entry index + 1 (0: empty). */
+    /**
+     * Hash slots as pairs: an entry index + 1 (0: empty), then the key's full hash, so that a
+     * probe past another key compares the hashes, not the keys (no touch of the keys array).
+     */
     private readonly hash_slots: Uint32Array;
     private readonly hash_mask: number;
-    /** Bound once: the comparator that sorts `order` by key. */
-    private readonly order_compare: (a: number, b: number) => number;
+    /** Set by a find that answers -1: the empty slot that ended its probe, and the hash. */
+    private probe_empty_slot = -1;
+    private probe_hash = 0;
+    // The radix sort's second order array, its digit counts and each key word's varying bits.
+    private readonly order_scratch: Uint32Array;
+    private readonly digit_counts = new Uint32Array(radix_digit_count + 1);
+    private readonly word_differences: Uint32Array;
 
     constructor(key_words: number, value_words: number, entry_count_max: number) {
         assert(key_words >= 1 && value_words >= 0);
@@ -42,12 +54,13 @@ export class MemoryTable {
         this.order = new Uint32Array(entry_count_max);
         const hash_slot_count = 2 ** Math.ceil(Math.log2(entry_count_max * 2));
         assert(hash_slot_count >= entry_count_max * 2);
-        this.hash_slots = new Uint32Array(hash_slot_count);
+        this.hash_slots = new Uint32Array(hash_slot_count * 2);
         this.hash_mask = hash_slot_count - 1;
-        this.order_compare = (a: number, b: number): number =>
-            key_compare(this.keys, a * key_words, this.keys, b * key_words, key_words);
+        this.order_scratch = new Uint32Array(entry_count_max);
+        this.word_differences = new Uint32Array(key_words);
     }
 
+    /** The key's 32-bit hash (its low bits pick the slot). */
     private hash(key: Uint32Array, key_word: number): number {
         if (key_word + this.key_words > key.length) assert.fail('lsm: key outside its array');
         let hash = 0x811c9dc5;
@@ -55,19 +68,25 @@ export class MemoryTable {
             hash = Math.imul(hash ^ key[key_word + word]!, 0x9e3779b1);
             hash ^= hash >>> 15;
         }
-        return hash & this.hash_mask;
+        return hash >>> 0;
     }
 
     /** The entry holding this key, or -1. */
     find(key: Uint32Array, key_word: number): number {
-        let slot = this.hash(key, key_word);
+        const hash = this.hash(key, key_word);
+        const slots = this.hash_slots;
+        let slot = hash & this.hash_mask;
         // The table is at most half full: an empty slot ends every probe sequence.
         for (let probe = 0; probe <= this.hash_mask; probe++) {
-            const stored = this.hash_slots[slot]!;
-            if (stored === 0) return -1;
+            const stored = slots[slot * 2]!;
+            if (stored === 0) {
+                this.probe_empty_slot = slot;
+                this.probe_hash = hash;
+                return -1;
+            }
             const entry = stored - 1;
-            if (key_compare(this.keys, entry * this.key_words, key, key_word,
-                this.key_words) === 0) {
+            if (slots[slot * 2 + 1] === hash && key_compare(this.keys, entry * this.key_words,
+                key, key_word, this.key_words) === 0) {
                 return entry;
             }
             slot = (slot + 1) & this.hash_mask;
@@ -93,28 +112,26 @@ export class MemoryTable {
             entry = this.count;
             this.count += 1;
             key_copy(this.keys, entry * this.key_words, key, key_word, this.key_words);
-            this.hash_insert(key, key_word, entry);
+            // The find that missed ended at this empty slot: the key goes there.
+            const slot = this.probe_empty_slot;
+            assert(slot >= 0 && this.hash_slots[slot * 2] === 0);
+            this.hash_slots[slot * 2] = entry + 1;
+            this.hash_slots[slot * 2 + 1] = this.probe_hash;
+            this.probe_empty_slot = -1;
         }
-        const base = entry * this.value_words;
-        for (let word = 0; word < this.value_words; word++) {
-            this.values[base + word] = tombstone ? 0 : value[value_word + word]!;
+        const value_words = this.value_words, values = this.values;
+        const base = entry * value_words;
+        if (tombstone) {
+            values.fill(0, base, base + value_words);
+        } else {
+            for (let word = 0; word < value_words; word++) {
+                values[base + word] = value[value_word + word]!;
+            }
         }
         this.tombstones[entry] = tombstone ? 1 : 0;
         this.order_fresh = false;
-        assert(this.find(key, key_word) === entry);
-    }
-
-    private hash_insert(key: Uint32Array, key_word: number, entry: number): void {
-        assert(entry < this.entry_count_max);
-        let slot = this.hash(key, key_word);
-        for (let probe = 0; probe <= this.hash_mask; probe++) {
-            if (this.hash_slots[slot] === 0) {
-                this.hash_slots[slot] = entry + 1;
-                return;
-            }
-            slot = (slot + 1) & this.hash_mask;
-        }
-        assert.fail('lsm: the memory table hash is full');
+        assert(key_compare(this.keys, entry * this.key_words, key, key_word,
+            this.key_words) === 0);
     }
 
     /** Makes the table immutable, in key order. */
@@ -128,17 +145,58 @@ export class MemoryTable {
     /**
      * Orders the entries by key (keys are unique, so the order is fully determined). A scan of
      * the mutable table builds it too: a cost per scan, in exchange for puts that stay O(1).
+     * An LSD radix sort, stable, a pass per 8-bit digit that varies between keys (a digit every
+     * key shares is skipped): no comparator calls, O(count) per pass.
      */
     order_build(): void {
         if (this.order_fresh) return;
-        for (let index = 0; index < this.count; index++) this.order[index] = index;
-        this.order.subarray(0, this.count).sort(this.order_compare);
+        const count = this.count, key_words = this.key_words, keys = this.keys;
+        assert(count <= this.entry_count_max);
+        for (let index = 0; index < count; index++) this.order[index] = index;
+        const differences = this.word_differences;
+        differences.fill(0);
+        for (let index = 1; index < count; index++) {
+            for (let word = 0; word < key_words; word++) {
+                differences[word]! |= keys[index * key_words + word]! ^ keys[word]!;
+            }
+        }
+        let from = this.order, to = this.order_scratch;
+        for (let word = 0; word < key_words; word++) {
+            for (let shift = 0; shift < 32; shift += radix_digit_bits) {
+                if (((differences[word]! >>> shift) & (radix_digit_count - 1)) === 0) continue;
+                this.radix_pass(from, to, word, shift);
+                const swap = from;
+                from = to;
+                to = swap;
+            }
+        }
+        if (from !== this.order) this.order.set(from.subarray(0, count));
         this.order_fresh = true;
-        assert(this.count <= this.entry_count_max);
-        for (let index = 1; index < this.count; index++) {
-            const previous = this.order[index - 1]! * this.key_words;
-            if (key_compare(this.keys, previous, this.keys, this.order[index]! * this.key_words,
-                this.key_words) >= 0) assert.fail('lsm: the sorted table is out of order');
+        for (let index = 1; index < count; index++) {
+            const previous = this.order[index - 1]! * key_words;
+            if (key_compare(keys, previous, keys, this.order[index]! * key_words,
+                key_words) >= 0) assert.fail('lsm: the sorted table is out of order');
+        }
+    }
+
+    /** One stable counting pass: `from` ordered by the digit at (word, shift) into `to`. */
+    private radix_pass(from: Uint32Array, to: Uint32Array, word: number, shift: number): void {
+        const count = this.count, key_words = this.key_words, keys = this.keys;
+        const counts = this.digit_counts, mask = radix_digit_count - 1;
+        assert(shift >= 0 && shift < 32 && word < key_words);
+        counts.fill(0);
+        for (let index = 0; index < count; index++) {
+            counts[((keys[from[index]! * key_words + word]! >>> shift) & mask) + 1]! += 1;
+        }
+        for (let digit = 1; digit <= radix_digit_count; digit++) {
+            counts[digit]! += counts[digit - 1]!;
+        }
+        assert.equal(counts[radix_digit_count], count);
+        for (let index = 0; index < count; index++) {
+            const entry = from[index]!;
+            const digit = (keys[entry * key_words + word]! >>> shift) & mask;
+            to[counts[digit]!] = entry;
+            counts[digit]! += 1;
         }
     }
 
