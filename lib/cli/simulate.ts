@@ -225,9 +225,6 @@ export function summary_lines(summary: SimulationSummary): string[] {
         `${summary.replies_repaired} repaired from a peer); ${clock_faults_text(summary)}` +
         (swarm.grid_rot_blocks_max === 0 ? '' : `; grid rot: ${summary.grid_blocks_rotted} ` +
             `block(s) rotted while down, ${summary.grid_blocks_repaired} repaired from a peer`) +
-            (summary.wal_prepares_repaired === 0 ? '' : `; WAL repair: ` +
-                `${summary.wal_repairs_requested} request(s) for ` +
-                `${summary.wal_prepares_repaired} op(s) repaired`) +
         (swarm.power_loss ? '; power loss before the liveness phase' : ''),
     ];
     if (summary.syncs > 0) {

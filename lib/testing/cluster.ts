@@ -78,9 +78,6 @@ export interface ClusterReplica {
     /** Session replies lost at startup and not yet fetched back from a peer. */
     readonly replies_missing: number;
     readonly stats: { readonly replies_lost: number; readonly replies_repaired: number };
-    /** WAL repair: requests sent (headers and prepares) and ops taken from a peer's prepare. */
-    readonly stats_cluster: { readonly repairs_requested: number;
-        readonly prepares_repaired: number };
     /** Grid blocks wanted from peers and repaired (lib/vsr/grid_repair.ts; null when solo). */
     readonly grid_repair: {
         readonly blocks_repaired: number;
@@ -188,9 +185,6 @@ export class ReplicaNode {
     sync_restart = false;
     /** Where the running incarnation's arena memory starts. */
     arena_mark = 0;
-    /** WAL repair requests sent, and ops repaired from a peer, by incarnations that died. */
-    wal_repairs_requested = 0;
-    wal_prepares_repaired = 0;
 
     constructor(index: number, storage: SimulatorStorage, random: Prng, time: MachineClock) {
         this.index = index;
@@ -386,8 +380,6 @@ export class Cluster {
         node.replies_lost += node.replica.stats.replies_lost;
         node.replies_repaired += node.replica.stats.replies_repaired;
         node.grid_blocks_repaired += node.replica.grid_repair?.blocks_repaired ?? 0;
-        node.wal_repairs_requested += node.replica.stats_cluster.repairs_requested;
-        node.wal_prepares_repaired += node.replica.stats_cluster.prepares_repaired;
         node.storage.crash();
         node.replica = null;
         node.pool = null;
@@ -455,20 +447,6 @@ export class Cluster {
         this.storage_faults_start(node);
         node.commit_checked = 0;
         node.checkpoint_checked = -1;
-    }
-
-    /** WAL repair requests sent and ops repaired from a peer, over every incarnation. */
-    wal_repair_counts(): { requested: number; repaired: number } {
-        let requested = 0;
-        let repaired = 0;
-        for (const node of this.nodes) {
-            requested += node.wal_repairs_requested +
-                (node.replica?.stats_cluster.repairs_requested ?? 0);
-            repaired += node.wal_prepares_repaired +
-                (node.replica?.stats_cluster.prepares_repaired ?? 0);
-        }
-        assert(requested >= 0 && repaired >= 0);
-        return { requested, repaired };
     }
 
     /** Grid blocks repaired from a peer, over every incarnation. */

@@ -296,9 +296,6 @@ export interface SimulationSummary {
     /** Grid blocks rotted while replicas were down, and blocks repaired from a peer. */
     grid_blocks_rotted: number;
     grid_blocks_repaired: number;
-    /** WAL repair requests the replicas sent, and ops they took from a peer's prepare. */
-    wal_repairs_requested: number;
-    wal_prepares_repaired: number;
     checksum: string;
     violation: Violation | null;
 }
@@ -785,8 +782,6 @@ class SimulationRun {
             clock_jumps: cluster?.nodes.reduce((sum, node) => sum + node.time.jumps, 0) ?? 0,
             grid_blocks_rotted: cluster?.grid_rot?.rotted ?? 0,
             grid_blocks_repaired: cluster?.grid_blocks_repaired() ?? 0,
-            wal_repairs_requested: cluster?.wal_repair_counts().requested ?? 0,
-            wal_prepares_repaired: cluster?.wal_repair_counts().repaired ?? 0,
             checksum: cluster?.digest.hex ?? '',
             violation,
         };

@@ -149,10 +149,7 @@ export class ClusterStats {
     view_changes = 0;
     start_views_installed = 0;
     repairs_requested = 0;
-    /** Ops below the repair target taken from a peer's prepare (unstashed or appended). */
     prepares_repaired = 0;
-    /** Repair timeouts that found the head moved and asked nothing again. */
-    repair_timeouts_moving = 0;
     /** WAL prepares found damaged on a read back (not served, repaired from a peer). */
     prepares_damaged = 0;
     /** Damaged WAL prepares written back from a peer's copy. */
@@ -509,12 +506,6 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
     /** The op being read back to serve, and its header checksum (to judge a bad read). */
     private serve_op = 0;
     private readonly serve_checksum = new Uint8Array(16);
-    /** Requests that arrived during the serving read: a ring of (replica, op, checksum). */
-    private readonly serve_queue_replica = new Int8Array(serve_queue_max);
-    private readonly serve_queue_op = new Float64Array(serve_queue_max);
-    private readonly serve_queue_checksum = new Uint8Array(serve_queue_max * 16);
-    private serve_queue_head = 0;
-    private serve_queue_count = 0;
     /** A backup's commit read from the WAL is in flight. */
     private commit_reading = false;
     readonly stats_cluster = new ClusterStats();
@@ -541,10 +532,6 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
     private readonly check_view = new HeaderView();
     /** The highest op whose prepare repair asked for since the last repair timeout. */
     private repair_requested_max = 0;
-    /** A request_headers is out (cleared by its answer or the repair timeout). */
-    private repair_headers_asked = false;
-    /** Our head when the repair timeout last fired: a backup that moved since asks nothing again. */
-    private repair_op_progress = 0;
     private readonly timeouts: Timeout[];
     /** Per replica, the tick we last heard from it in our view (primary_current). */
     private readonly heard_tick = new Float64Array(replicas_max).fill(-1e9);
@@ -1479,7 +1466,6 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
         this.head_checksum.set(prepare.bytes.subarray(prepare.offset, prepare.offset + 16));
         this.timestamp_lo = prepare.limb(prepare_at.timestamp, 0);
         this.timestamp_hi = prepare.limb(prepare_at.timestamp, 1);
-        if (op < this.repair_op_max) this.stats_cluster.prepares_repaired += 1;
         this.op = op;
         assert(this.op <= this.op_prepare_max);
         if (prepare.view === this.view && this.backup_normal) {
@@ -2473,8 +2459,6 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
     private repair_reset(): void {
         this.hole_op = 0; // Asked again, if still needed, by the next commit_journal.
         this.repair_requested_max = 0;
-        this.repair_headers_asked = false;
-        this.repair_op_progress = 0;
         this.repair_headers.fill(0);
         this.repair_op_max = 0;
         this.repair_source = -1;
@@ -2630,9 +2614,6 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
         const next = this.op + 1;
         if (this.repair_known(next)) return this.repair_request_prepares(next);
         if (this.repair_source === -1) return;
-        // Asked once until the answer or the next timeout (repair_continue runs on every
-        // prepare that comes in, and a lagging backup hears one per op the cluster commits).
-        if (this.repair_headers_asked) return;
         const message = this.message_new(Command.request_headers, header_size);
         if (message === -1) return;
         // Headers are verified down the chain from a known one: ask for those just below the
@@ -2646,7 +2627,6 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
         this.build_view.set_u64(offsets.request_headers.op_min, op_min);
         this.build_view.set_u64(offsets.request_headers.op_max, known - 1);
         this.stats_cluster.repairs_requested += 1;
-        this.repair_headers_asked = true;
         this.seal_send(message, this.repair_source);
     }
 
@@ -2686,9 +2666,7 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
         // A backup knows the view's headers: any peer holding the prepare can serve it, and the
         // primary's own copy may be damaged (it serves no damaged slot).
         if (this.backup_normal && this.repair_source === this.primary_of(this.view)) {
-            // Spread over the peers by op: each serves one read at a time, and a peer that lacks
-            // the op (lagging too) withholds only its share of the window.
-            return this.repair_peer(this.repair_source, op);
+            return this.repair_peer(this.repair_source);
         }
         if (this.status !== Status.view_change || !this.view_change_adopting) {
             return this.repair_source;
@@ -2708,14 +2686,10 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
             this.replica_count : this.repair_source);
     }
 
-    /**
-     * The peer to ask this repair round: `first`, then each other peer in turn, round by round
-     * (and by `spread`, e.g. the op, so that one round's requests go to every peer).
-     */
-    private repair_peer(first: number, spread = 0): number {
+    /** The peer to ask this repair round: `first`, then each other peer in turn, round by round. */
+    private repair_peer(first: number): number {
         assert(first >= 0 && first < this.replica_count && first !== this.replica);
-        assert(spread >= 0);
-        const step = (this.repair_rounds + spread) % (this.replica_count - 1);
+        const step = this.repair_rounds % (this.replica_count - 1);
         let peer = first;
         for (let index = 0; index < step; index++) {
             peer = (peer + 1) % this.replica_count;
@@ -2743,30 +2717,6 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
             this.head_from_log();
             assert(this.op <= this.repair_op_max);
         }
-    }
-
-    /**
-     * Lost requests or answers: each is asked again, of the next peer in turn. A backup whose
-     * head moved since the last timeout is being answered: what it asked is still on its way
-     * (a window of reads from disk), and only what lies past its requests is asked.
-     */
-    private repair_timeout(): void {
-        assert(this.timeout_repair.fired);
-        this.timeout_repair.reset();
-        this.repair_headers_asked = false;
-        const moved = this.op > this.repair_op_progress;
-        this.repair_op_progress = this.op;
-        if (moved && this.backup_normal && this.hole_op === 0 &&
-            this.repair_requested_max > this.op) {
-            this.stats_cluster.repair_timeouts_moving += 1;
-            return this.repair_continue();
-        }
-        this.repair_rounds += 1;
-        this.repair_requested_max = 0;
-        if (this.hole_op !== 0 && this.primary_normal) this.pipeline_hole_retry();
-        else if (this.hole_op !== 0) this.hole_request();
-        this.repair_request_parent();
-        this.repair_continue();
     }
 
     /** The log is whole up to the target: it becomes our log_view's (durably) and is acked. */
@@ -2818,7 +2768,6 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
     private on_headers(headers: HeaderView): void {
         if (headers.view !== this.view || headers.replica !== this.repair_source) return;
         assert(this.repair_source >= 0 && headers.replica !== this.replica);
-        this.repair_headers_asked = false; // Answered: what is still unknown may be asked.
         const count = (headers.size - header_size) / header_size;
         // Validated on receipt: whole headers, 1 .. headers_count_max.
         assert(Number.isInteger(count) && count >= 1 && count <= headers_count_max);
@@ -2842,20 +2791,9 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
         this.repair_continue();
     }
 
+    /** Serves one prepare by (op, checksum): from memory, else read back from our WAL. */
     private on_request_prepare(request: HeaderView): void {
-        assert(request.replica !== this.replica);
-        this.serve_prepare(request.replica, request.u64(offsets.request_prepare.prepare_op),
-            request.bytes, request.offset + offsets.request_prepare.prepare_checksum);
-    }
-
-    /**
-     * Serves one prepare by (op, checksum): from memory, else read back from our WAL. One read
-     * at a time; a request that arrives during a read waits in a bounded queue, since a lagging
-     * peer asks a window at once and a request dropped costs it a whole repair timeout.
-     */
-    private serve_prepare(replica: number, op: number, checksum: Uint8Array,
-        checksum_offset: number): void {
-        assert(replica >= 0 && replica < this.replica_count && replica !== this.replica);
+        const op = request.u64(offsets.request_prepare.prepare_op);
         // Above our head, a slot may still hold the prepare asked for by its checksum (a replica
         // that lost its head keeps what lies past it): served when no write is in flight there.
         const past_head = op > this.op && this.op_writing === this.op_written;
@@ -2863,60 +2801,28 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
             this.op - op >= this.journal.slot_count) return;
         const at = (op % this.journal.slot_count) * header_size;
         const header = this.other_view.attach(this.journal.headers, at);
-        if (header.u64(prepare_at.op) !== op ||
-            !equal16(checksum, checksum_offset, this.journal.headers, at)) return;
+        if (header.u64(prepare_at.op) !== op || !request.equal16(
+            offsets.request_prepare.prepare_checksum, this.journal.headers, at)) return;
+        assert(request.replica !== this.replica);
         const cached = this.cache_get(op);
         if (cached !== -1) {
-            this.send_replica(replica, cached); // Checked whole when it came in.
+            this.send_replica(request.replica, cached); // Checked whole when it came in.
             return;
         }
         const slot = op % this.journal.slot_count;
         if (this.journal.slot_faulty(slot)) return; // Known damaged: others may hold it.
         // Peers are heard only once the replay is done (on_peer_message).
         assert(this.status !== Status.replaying);
-        if (this.serve_message !== -1) return this.serve_enqueue(replica, op, at);
+        if (this.serve_message !== -1) return; // One at a time.
         const message = this.pool.acquire();
         if (message === -1) return;
         this.serve_message = message;
-        this.serve_replica = replica;
+        this.serve_replica = request.replica;
         this.serve_op = op;
         this.serve_checksum.set(this.journal.headers.subarray(at, at + 16));
         assert(header.size >= header_size && header.size <= this.message_size_max);
         this.storage.read(this.storage_target, this.journal.slot_count + slot, Zone.wal_prepares,
             slot * this.message_size_max, this.pool.offset(message), sector_ceil(header.size));
-    }
-
-    /** Keeps a request for when the read in flight is done (dropped when the queue is full). */
-    private serve_enqueue(replica: number, op: number, at: number): void {
-        assert(this.serve_message !== -1, 'requests wait only behind a read in flight');
-        assert(this.serve_queue_count <= serve_queue_max);
-        if (this.serve_queue_count === serve_queue_max) return;
-        for (let index = 0; index < this.serve_queue_count; index++) {
-            const entry = (this.serve_queue_head + index) % serve_queue_max;
-            if (this.serve_queue_op[entry] === op &&
-                this.serve_queue_replica[entry] === replica) return; // Asked again: once.
-        }
-        const entry = (this.serve_queue_head + this.serve_queue_count) % serve_queue_max;
-        this.serve_queue_replica[entry] = replica;
-        this.serve_queue_op[entry] = op;
-        this.serve_queue_checksum.set(this.journal.headers.subarray(at, at + 16), entry * 16);
-        this.serve_queue_count += 1;
-        assert(this.serve_queue_count <= serve_queue_max);
-    }
-
-    /** The waiting requests, in order, until one starts a read (each is checked again). */
-    private serve_dequeue(): void {
-        for (let pass = 0; pass < serve_queue_max; pass++) {
-            if (this.serve_queue_count === 0 || this.serve_message !== -1) break;
-            const entry = this.serve_queue_head;
-            this.serve_queue_head = (this.serve_queue_head + 1) % serve_queue_max;
-            this.serve_queue_count -= 1;
-            this.serve_prepare(this.serve_queue_replica[entry]!, this.serve_queue_op[entry]!,
-                this.serve_queue_checksum, entry * 16);
-        }
-        // A request left waits behind a read (none is kept once reads cannot start).
-        if (this.serve_message === -1) this.serve_queue_count = 0;
-        assert(this.serve_queue_count === 0 || this.serve_message !== -1);
     }
 
     private serve_read_done(slot: number, result: number): void {
@@ -2931,7 +2837,6 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
             this.serve_damaged(slot);
         }
         this.pool.unref(message);
-        this.serve_dequeue();
     }
 
     /** A prepare read back into the pool at `offset` is whole, and the one its slot names. */
@@ -3602,7 +3507,15 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
                 this.svc_vote(this.svc_view);
             }
         }
-        if (this.timeout_repair.fired) this.repair_timeout();
+        if (this.timeout_repair.fired) {
+            this.timeout_repair.reset();
+            this.repair_rounds += 1;
+            this.repair_requested_max = 0; // Lost requests or answers: ask again.
+            if (this.hole_op !== 0 && this.primary_normal) this.pipeline_hole_retry();
+            else if (this.hole_op !== 0) this.hole_request();
+            this.repair_request_parent();
+            this.repair_continue();
+        }
         if (this.commit_stalled && !this.primary_normal) {
             this.commit_stalled = false;
             if (this.status === Status.recovering_head) return;
@@ -4788,9 +4701,6 @@ const heard_window_ticks = 3 * timeouts_ticks.ping;
 
 /** Prepares a repair asks for at once (and keeps when they arrive ahead of their turn). */
 const repair_window = pipeline_prepare_queue_max;
-
-/** Peers' prepare requests waiting behind the serving read: a window from each of two peers. */
-const serve_queue_max = 2 * repair_window;
 
 /** Prepares kept in memory by op: two pipelines (a backup appends up to one ahead of its WAL). */
 const cache_size = 2 * pipeline_prepare_queue_max;
