@@ -240,9 +240,11 @@ for (const [seed, replica_count] of swarm_cases) {
  * state-syncs (it is waited for like any other).
  */
 // 2107461705/5: two files lost and a third replica lagging left no quorum; one loss per run now.
+// Since state sync its run no longer loses a file (the syncs move the draws); 5025/5 does, and
+// stands in for it (`simulate --seed=5025 --replicas=5`, found by trying seeds 5001-5026).
 // 270550674/3: a rebuilt replica restarted before its first vote asserted at open (it opens as
 // rebuilt three times in this run); it now waits for a start_view again.
-const recover_cases = [[606, 3], [613, 3], [2107461705, 5], [270550674, 3]] as const;
+const recover_cases = [[606, 3], [613, 3], [5025, 5], [270550674, 3]] as const;
 for (const [seed, replica_count] of recover_cases) {
     test(`cluster simulator: ${replica_count} replicas, a data file lost and rebuilt by the ` +
         `recover path (seed ${seed})`, async () => {
