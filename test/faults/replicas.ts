@@ -7,6 +7,7 @@ import child_process from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
+import { exit_sync_restart } from '../../lib/cli/start';
 import { Prng } from '../../lib/prng';
 import { data_file_config } from '../../lib/server/config';
 import type { Capacity } from '../../lib/server/config';
@@ -105,11 +106,16 @@ export class Replicas {
         child.stderr!.setEncoding('utf8');
         child.stdout!.on('data', append);
         child.stderr!.on('data', append);
-        child.once('exit', () => {
-            if (this.children[replica] === child) {
-                this.children[replica] = null;
-                this.states[replica] = 'down';
-            }
+        child.once('exit', (code) => {
+            if (this.children[replica] !== child) return;
+            this.children[replica] = null;
+            this.states[replica] = 'down';
+            // After a state sync `ringledger start` exits for its supervisor to start it again
+            // over the adopted checkpoint (lib/cli/start.ts): this runner is that supervisor.
+            if (code !== exit_sync_restart) return;
+            this.start(replica).catch((error: Error) => {
+                this.logs[replica] += `restart after a state sync failed: ${error.message}\n`;
+            });
         });
         const deadline_ms = Date.now() + start_wait_ms;
         while (!this.outputs[replica]!.includes('listening on')) {
