@@ -385,6 +385,42 @@ function grooves_reopen(grooves: Grooves, setup: GrooveSetup): Grooves {
     return reopened;
 }
 
+/** The pulse expired exactly the transfers pulse_expiring named (all the due ones). */
+function pulse_check(ledger: Ledger, batch: { operation: number; timestamp: bigint },
+    expiring: Uint32Array, expiring_count: number, context: string): void {
+    for (let index = 0; index < expiring_count; index++) {
+        const slot = ledger.transfers.find(expiring, index * 4);
+        assert.equal(ledger.transfer_status[slot], PendingStatus.expired, context);
+    }
+    if (batch.operation === Op.pulse && expiring_count < 8189) {
+        assert.equal(ledger.pulse_expiring(batch.timestamp, expiring), 0, context);
+    }
+}
+
+const reply_other = 0, reply_account_query = 1, reply_query = 2;
+
+/** A read's reply from the grooves equals the ledger's; which kind of read it was. */
+function replies_check(grooves: Grooves, batch: Parameters<typeof query_run>[1],
+    words: Uint32Array, expected: Uint8Array, context: string): number {
+    if (batch.operation === Op.lookup_accounts || batch.operation === Op.lookup_transfers) {
+        const store = batch.operation === Op.lookup_accounts ? grooves.accounts :
+            grooves.transfers;
+        assert.equal(hex(lookup_reply(store, words, batch.input.length >>> 4)),
+            hex(expected), `${context}: the groove's lookup reply`);
+    }
+    if (batch.operation === Op.get_account_transfers && batch.input.length === 128) {
+        assert.equal(hex(account_query_run(grooves, words)), hex(expected),
+            `${context}: the groove's get_account_transfers reply`);
+        return reply_account_query;
+    }
+    if (batch.operation === Op.query_accounts || batch.operation === Op.query_transfers) {
+        assert.equal(hex(query_run(grooves, batch, words)), hex(expected),
+            `${context}: the groove's query reply`);
+        return reply_query;
+    }
+    return reply_other;
+}
+
 /**
  * The model, the ledger and the grooves through `batches` random batches; after batch
  * `reopen_after` (at a bar's end) the last groove pair is restarted from its checkpoint.
@@ -421,33 +457,12 @@ function mirror_run(seed: number, batches: number, setups: readonly GrooveSetup[
             batch.input.length, output, 0);
         watch.armed = false;
         assert.equal(hex(output.subarray(0, length)), hex(expected), `${context}: ledger`);
-        // The pulse expired exactly the transfers pulse_expiring named (all the due ones).
-        for (let index = 0; index < expiring_count; index++) {
-            const slot = ledger.transfers.find(expiring, index * 4);
-            assert.equal(ledger.transfer_status[slot], PendingStatus.expired, context);
-        }
-        if (batch.operation === Op.pulse && expiring_count < 8189) {
-            assert.equal(ledger.pulse_expiring(batch.timestamp, expiring), 0, context);
-        }
+        pulse_check(ledger, batch, expiring, expiring_count, context);
         workload.observe(batch, expected);
         groove_list.forEach((grooves, groove_index) => {
-            if (batch.operation === Op.lookup_accounts ||
-                batch.operation === Op.lookup_transfers) {
-                const store = batch.operation === Op.lookup_accounts ? grooves.accounts :
-                    grooves.transfers;
-                assert.equal(hex(lookup_reply(store, words, batch.input.length >>> 4)),
-                    hex(expected), `${context}: the groove's lookup reply`);
-            }
-            if (batch.operation === Op.get_account_transfers && batch.input.length === 128) {
-                assert.equal(hex(account_query_run(grooves, words)), hex(expected),
-                    `${context}: the groove's get_account_transfers reply`);
-                account_queries += 1;
-            }
-            if (batch.operation === Op.query_accounts || batch.operation === Op.query_transfers) {
-                assert.equal(hex(query_run(grooves, batch, words)), hex(expected),
-                    `${context}: the groove's query reply`);
-                queries += 1;
-            }
+            const replied = replies_check(grooves, batch, words, expected, context);
+            if (replied === reply_account_query) account_queries += 1;
+            if (replied === reply_query) queries += 1;
             changes_apply(ledger, grooves, accounts_before, counts, prngs[groove_index]!, batch);
             grooves.batch_end();
             if (index % 100 === 99 || index === batches - 1) {
