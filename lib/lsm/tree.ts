@@ -518,8 +518,11 @@ export class Tree implements BlockCompletionTarget, CompactionIo {
             return true;
         }
         const value_words = this.options.value_words;
-        this.lookup_values.set(table.values.subarray(entry * value_words,
-            (entry + 1) * value_words), index * value_words);
+        // A loop, not a subarray: nothing allocated per lookup.
+        const values = table.values, source = entry * value_words, target = index * value_words;
+        for (let word = 0; word < value_words; word++) {
+            this.lookup_values[target + word] = values[source + word]!;
+        }
         this.lookup_status[index] = lookup_found;
         return true;
     }
