@@ -168,6 +168,17 @@ export class MemoryRecordStore implements RecordStore {
         return slot;
     }
 
+    /**
+     * The slot of the record with permanent ordinal `ordinal`: the same number here. Only the
+     * ledger's in-memory parts that read a record they hold by ordinal call it (the expiry heap,
+     * the per-account lists' walk, change events' replies): each is listed in groove.ts's
+     * header as what a disk-resident store does not serve yet.
+     */
+    slot_of_ordinal(ordinal: number): number {
+        if (!(ordinal >= 0 && ordinal < this.count)) assert.fail('record_store: no such ordinal');
+        return ordinal;
+    }
+
     find_pairs(key: Uint32Array, offset: number, stride_words: number, second_words: number,
         count: number, out: Int32Array): void {
         this.index.find_pairs(key, offset, stride_words, second_words, count, out);
