@@ -1174,7 +1174,9 @@ export class Ledger {
         const transfer_words = this.transfer_words;
         transfer_words[transfer + w_timestamp_lo] = this.result_lo;
         transfer_words[transfer + w_timestamp_hi] = this.result_hi;
-        const ordinal = this.transfers.ordinal(slot);
+        // The record just appended is the newest: its ordinal is the count before it (both
+        // stores' contract, RecordAccess.ordinal), read without a call on the hottest path.
+        const ordinal = this.transfers.count - 1;
         this.transfer_status[ordinal] = pending_none;
         this.transfer_history_row[ordinal] = none;
         this.lists.append(ordinal, this.accounts.ordinal(debit_slot),
@@ -1612,6 +1614,8 @@ export class Ledger {
     private transfer_remove_last(slot: number): void {
         assert.equal(slot, this.transfers_count - 1, 'ledger: undo of an older transfer');
         const ordinal = this.transfers.ordinal(slot);
+        // The newest record's ordinal, as transfer_insert took it.
+        assert.equal(ordinal, this.transfers_count - 1, 'ledger: the newest transfer\'s ordinal');
         // Newest first: a pending status set after the insert was undone before it.
         assert.equal(this.transfer_status[ordinal], pending_none, 'ledger: undo out of order');
         this.lists.remove_last(ordinal);

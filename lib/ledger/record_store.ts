@@ -109,7 +109,8 @@ export interface RecordAccess {
     update(slot: number): void;
     /**
      * The permanent ordinal (creation index, 0 for the first record) of the record at `slot`:
-     * what the ledger's per-record side arrays are indexed by.
+     * what the ledger's per-record side arrays are indexed by. The record an append just made
+     * is the newest: its ordinal is `count - 1`.
      */
     ordinal(slot: number): number;
     /**
