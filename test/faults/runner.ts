@@ -177,6 +177,16 @@ class Run {
         return true;
     }
 
+    /** The replicas a damage of `scope` reaches: the victim, a minority, or every one. */
+    victims(victim: number, scope: number): number[] {
+        assert(scope >= 0 && scope < damage_scopes.length);
+        const count = this.hosts.count;
+        const others = Array.from({ length: count }, (_, replica) => replica)
+            .filter((replica) => replica !== victim && !this.refused.has(replica));
+        return scope === 0 ? [victim] : scope === 1 ?
+            [victim, ...others].slice(0, Math.floor((count - 1) / 2)) : [victim, ...others];
+    }
+
     /**
      * Kills and damages grid blocks of each victim's durable checkpoint (its root, manifests,
      * chunks: blocks its restore reads): one replica, a minority, or every replica helically
@@ -184,12 +194,8 @@ class Run {
      * Before the first checkpoint there is no such block: the victim is only killed.
      */
     async grid_damage(victim: number, record: FaultRecord): Promise<string> {
-        const count = this.hosts.count;
         const scope = this.extra_prng.int(3);
-        const others = Array.from({ length: count }, (_, replica) => replica)
-            .filter((replica) => replica !== victim && !this.refused.has(replica));
-        const victims = scope === 0 ? [victim] : scope === 1 ?
-            [victim, ...others].slice(0, Math.floor((count - 1) / 2)) : [victim, ...others];
+        const victims = this.victims(victim, scope);
         const base = this.extra_prng.u32();
         const damage: string[] = [];
         for (let index = 0; index < victims.length; index++) {
@@ -220,13 +226,9 @@ class Run {
      * client sessions, every replica's damage could not land in a different slot.
      */
     async corrupt(victim: number, record: FaultRecord): Promise<string> {
-        const count = this.hosts.count;
         const scope = this.prng.int(3);
         const zone = this.prng.pick(scope === 2 ? corrupt_zones.slice(0, 3) : corrupt_zones);
-        const others = Array.from({ length: count }, (_, replica) => replica)
-            .filter((replica) => replica !== victim && !this.refused.has(replica));
-        const victims = scope === 0 ? [victim] : scope === 1 ?
-            [victim, ...others].slice(0, Math.floor((count - 1) / 2)) : [victim, ...others];
+        const victims = this.victims(victim, scope);
         const slot_base = this.prng.int(Replicas.layout().config.slot_count);
         const damage: string[] = [];
         for (let index = 0; index < victims.length; index++) {
