@@ -3,6 +3,9 @@
 // event left them. A row is 40 u32 words (160 bytes, a persistent state segment); the reply
 // expands it into TigerBeetle's 384-byte ChangeEvent from the transfer and account records.
 // Appends only: a row is removed only as the newest, by a linked chain's rollback.
+// A row names its transfer and accounts by their permanent ordinals (RecordAccess.ordinal), not
+// slots; the reply reads those records at their memory-store slots (slot_of_ordinal), which is
+// slot-bound (listed in groove.ts).
 import assert from 'node:assert/strict';
 
 import { change_event_size, change_events_reply_max } from '../constants';
@@ -11,6 +14,7 @@ import { operation_limit_offset } from './operations';
 import { TimestampRange } from './queries';
 import { account_at, transfer_at } from './record_layout';
 import { copy_words } from './record_store';
+import type { MemoryRecordStore } from './record_store';
 import { timestamp_after } from './u128';
 
 export const ChangeEventType = {
@@ -21,9 +25,9 @@ export const ChangeEventType = {
 export const change_event_words = 40;
 const record_words = 32;
 assert.equal(record_words, record_words_imported);
-// A row: type, transfer slot, debit and credit account slots, the event's timestamp (lo, hi),
+// A row: type, transfer ordinal, debit and credit account ordinals, the event's timestamp (lo, hi),
 // the debit and credit accounts' flags, then each account's four balances (16 words).
-const row_type = 0, row_transfer_slot = 1, row_debit_slot = 2, row_credit_slot = 3;
+const row_type = 0, row_transfer_ordinal = 1, row_debit_ordinal = 2, row_credit_ordinal = 3;
 const row_timestamp_lo = 4, row_timestamp_hi = 5, row_debit_flags = 6, row_credit_flags = 7;
 const row_debit_balances = 8, balance_words = 16, row_credit_balances = 24;
 assert.equal(row_credit_balances + balance_words, change_event_words);
@@ -65,19 +69,27 @@ export class ChangeEvents {
     readonly words: Uint32Array;
     count = 0;
 
+    private readonly account_words: Uint32Array;
+    private readonly transfer_words: Uint32Array;
+
     constructor(
         readonly max: number,
-        private readonly account_words: Uint32Array,
-        private readonly transfer_words: Uint32Array,
+        private readonly accounts: MemoryRecordStore,
+        private readonly transfers: MemoryRecordStore,
         private readonly range: TimestampRange,
     ) {
         assert(Number.isInteger(max) && max >= 0);
-        assert(account_words.length % record_words === 0);
-        assert(transfer_words.length % record_words === 0);
+        this.account_words = accounts.words;
+        this.transfer_words = transfers.words;
+        assert(this.account_words.length % record_words === 0);
+        assert(this.transfer_words.length % record_words === 0);
         this.words = new Uint32Array(max * change_event_words);
     }
 
-    /** Appends the event of a transfer (or an expiry) after it moved the balances; its row. */
+    /**
+     * Appends the event of a transfer (or an expiry) after it moved the balances, the records at
+     * these slots; returns its row.
+     */
     record(
         type: number, transfer_slot: number, debit_slot: number, credit_slot: number,
         timestamp_hi: number, timestamp_lo: number,
@@ -91,9 +103,9 @@ export class ChangeEvents {
         const words = this.words, accounts = this.account_words;
         const debit = debit_slot * record_words, credit = credit_slot * record_words;
         words[at + row_type] = type;
-        words[at + row_transfer_slot] = transfer_slot;
-        words[at + row_debit_slot] = debit_slot;
-        words[at + row_credit_slot] = credit_slot;
+        words[at + row_transfer_ordinal] = this.transfers.ordinal(transfer_slot);
+        words[at + row_debit_ordinal] = this.accounts.ordinal(debit_slot);
+        words[at + row_credit_ordinal] = this.accounts.ordinal(credit_slot);
         words[at + row_timestamp_lo] = timestamp_lo;
         words[at + row_timestamp_hi] = timestamp_hi;
         words[at + row_debit_flags] = accounts[debit + w_code_flags] >>> 16;
@@ -163,7 +175,9 @@ export class ChangeEvents {
     private emit(at: number, output: Uint32Array, out: number): void {
         const words = this.words;
         const transfers = this.transfer_words, accounts = this.account_words;
-        const transfer = words[at + row_transfer_slot] * record_words;
+        const transfer_store = this.transfers, account_store = this.accounts;
+        const transfer =
+            transfer_store.slot_of_ordinal(words[at + row_transfer_ordinal]) * record_words;
         assert(transfer + record_words <= transfers.length);
         assert(out + event_words <= output.length);
         output.fill(0, out, out + event_words);
@@ -179,7 +193,8 @@ export class ChangeEvents {
         output[out + event_ledger] = transfers[transfer + w_ledger];
         output[out + event_type] = words[at + row_type];
         for (let side = 0; side < 2; side++) {
-            const account = words[at + row_debit_slot + side] * record_words;
+            const account =
+                account_store.slot_of_ordinal(words[at + row_debit_ordinal + side]) * record_words;
             const target = out + event_debit_account + side * event_account_words;
             copy_words(output, target, accounts, account, 4);
             copy_words(output, target + event_account_balances, words,
@@ -194,8 +209,9 @@ export class ChangeEvents {
         output[out + event_timestamp + 1] = words[at + row_timestamp_hi];
         output[out + event_transfer_timestamp] = transfers[transfer + w_timestamp_lo];
         output[out + event_transfer_timestamp + 1] = transfers[transfer + w_timestamp_hi];
-        const debit = words[at + row_debit_slot] * record_words;
-        const credit = words[at + row_credit_slot] * record_words;
+        const debit = account_store.slot_of_ordinal(words[at + row_debit_ordinal]) * record_words;
+        const credit =
+            account_store.slot_of_ordinal(words[at + row_credit_ordinal]) * record_words;
         output[out + event_debit_account_timestamp] = accounts[debit + w_timestamp_lo];
         output[out + event_debit_account_timestamp + 1] = accounts[debit + w_timestamp_hi];
         output[out + event_credit_account_timestamp] = accounts[credit + w_timestamp_lo];

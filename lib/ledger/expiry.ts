@@ -1,12 +1,15 @@
 // The expiry heap: the pending transfers that have a timeout, in the order the pulse expires
-// them. A binary min-heap keyed by (expires_at, transfer slot), in five parallel u32 arrays:
-// expires_at as (hi, lo), the transfer slot, and the transfer's timestamp as (hi, lo).
+// them. A binary min-heap keyed by (expires_at, transfer ordinal), in five parallel u32 arrays:
+// expires_at as (hi, lo), the transfer's ordinal (RecordAccess.ordinal, which indexes
+// transfer_status), and the transfer's timestamp as (hi, lo).
 //
 // Entries are dropped lazily: an entry is live while its transfer is still pending and still
 // has the timestamp the entry recorded. A transfer that was posted or voided is no longer
 // pending; one created by a linked chain that rolled back is gone, and a later transfer may hold
-// its slot with another timestamp. The heap holds at most one entry per transfer slot ever
+// its ordinal with another timestamp. The heap holds at most one entry per transfer ordinal ever
 // pushed, and compacts itself when full, so it never refuses a push.
+// Slot-bound (listed in groove.ts): the liveness check and peek_due read the transfer record of
+// an entry's ordinal in the memory store (slot_of_ordinal); on disk this order needs an index.
 import assert from 'node:assert/strict';
 
 import { two_32 } from '../constants';
@@ -28,7 +31,7 @@ const nanoseconds_per_second = 1e9;
 export class ExpiryHeap {
     readonly entry_expires_hi: Uint32Array;
     readonly entry_expires_lo: Uint32Array;
-    readonly entry_slot: Uint32Array;
+    readonly entry_ordinal: Uint32Array;
     readonly entry_timestamp_hi: Uint32Array;
     readonly entry_timestamp_lo: Uint32Array;
     count = 0;
@@ -36,10 +39,10 @@ export class ExpiryHeap {
     expires_hi = 0;
     expires_lo = 0;
     // The expires_at of each entry the last take_due took (peek_due pushes them back), and
-    // peek_due's slots.
+    // peek_due's ordinals.
     private readonly taken_expires_hi = new Uint32Array(batch_events_max);
     private readonly taken_expires_lo = new Uint32Array(batch_events_max);
-    private readonly peek_slots = new Uint32Array(batch_events_max);
+    private readonly peek_ordinals = new Uint32Array(batch_events_max);
 
     /** `transfers` and `transfer_status` are the ledger's: they tell which entries are live. */
     constructor(
@@ -51,7 +54,7 @@ export class ExpiryHeap {
         assert(capacity === transfers.max && transfer_status.length === transfers.max);
         this.entry_expires_hi = new Uint32Array(capacity);
         this.entry_expires_lo = new Uint32Array(capacity);
-        this.entry_slot = new Uint32Array(capacity);
+        this.entry_ordinal = new Uint32Array(capacity);
         this.entry_timestamp_hi = new Uint32Array(capacity);
         this.entry_timestamp_lo = new Uint32Array(capacity);
     }
@@ -79,11 +82,15 @@ export class ExpiryHeap {
         return this.expires_hi > timestamp_max_hi;
     }
 
-    /** Pushes pending transfer `slot`, to expire at the last `expires_at_compute`. */
+    /**
+     * Pushes the pending transfer at `slot` (its record at hand), to expire at the last
+     * `expires_at_compute`.
+     */
     push(slot: number): void {
+        const ordinal = this.transfers.ordinal(slot);
         // Per pending transfer: `if (!x) assert.fail` costs no call while x holds (V8 does not
         // inline node's assert).
-        if (!(slot < this.transfers.count && this.transfer_status[slot] === pending_pending)) {
+        if (this.transfer_status[ordinal] !== pending_pending) {
             assert.fail('expiry: push of a transfer that is not pending');
         }
         if (this.expires_hi > timestamp_max_hi) assert.fail('expiry: push of an overflow');
@@ -93,7 +100,7 @@ export class ExpiryHeap {
         let index = this.count++;
         this.entry_expires_hi[index] = this.expires_hi;
         this.entry_expires_lo[index] = this.expires_lo;
-        this.entry_slot[index] = slot;
+        this.entry_ordinal[index] = ordinal;
         this.entry_timestamp_hi[index] = transfer_words[slot * record_words + w_timestamp_hi];
         this.entry_timestamp_lo[index] = transfer_words[slot * record_words + w_timestamp_lo];
         while (index > 0) {
@@ -120,11 +127,13 @@ export class ExpiryHeap {
     /** Whether entry `index` is still a pending transfer's (see the top of this file). */
     live(index: number): boolean {
         if (index >= this.count) assert.fail('expiry: live of a free entry');
-        const slot = this.entry_slot[index];
-        const transfer = slot * record_words, transfer_words = this.transfers.words;
-        return slot < this.transfers.count &&
-            this.transfer_status[slot] === pending_pending &&
-            transfer_words[transfer + w_timestamp_lo] === this.entry_timestamp_lo[index] &&
+        const ordinal = this.entry_ordinal[index];
+        if (ordinal >= this.transfers.count || this.transfer_status[ordinal] !== pending_pending) {
+            return false;
+        }
+        const transfer = this.transfers.slot_of_ordinal(ordinal) * record_words;
+        const transfer_words = this.transfers.words;
+        return transfer_words[transfer + w_timestamp_lo] === this.entry_timestamp_lo[index] &&
             transfer_words[transfer + w_timestamp_hi] === this.entry_timestamp_hi[index];
     }
 
@@ -136,7 +145,7 @@ export class ExpiryHeap {
 
     /**
      * Pops up to `max` live entries that expire at or before (hi, lo), writing their transfer
-     * slots to `out` in expiry order; returns how many.
+     * ordinals to `out` in expiry order; returns how many.
      */
     take_due(hi: number, lo: number, out: Uint32Array, max: number): number {
         assert(max <= out.length && max <= batch_events_max);
@@ -149,11 +158,11 @@ export class ExpiryHeap {
             if (timestamp_after(this.entry_expires_hi[0], this.entry_expires_lo[0], hi, lo)) break;
             this.taken_expires_hi[taken] = this.entry_expires_hi[0];
             this.taken_expires_lo[taken] = this.entry_expires_lo[0];
-            out[taken++] = this.entry_slot[0];
+            out[taken++] = this.entry_ordinal[0];
             this.pop();
         }
         assert(taken <= max);
-        // Expiry order: a transfer expires at most once, so the slots taken are distinct.
+        // Expiry order: a transfer expires at most once, so the ordinals taken are distinct.
         assert(taken < 2 || out[taken - 1] !== out[taken - 2]);
         return taken;
     }
@@ -166,14 +175,15 @@ export class ExpiryHeap {
      */
     peek_due(hi: number, lo: number, out: Uint32Array): number {
         assert(out.length >= batch_events_max * 4);
-        const count_before = this.count, slots = this.peek_slots;
-        const taken = this.take_due(hi, lo, slots, batch_events_max);
+        const count_before = this.count, ordinals = this.peek_ordinals;
+        const taken = this.take_due(hi, lo, ordinals, batch_events_max);
         const words = this.transfers.words;
         for (let index = 0; index < taken; index++) {
             this.expires_hi = this.taken_expires_hi[index];
             this.expires_lo = this.taken_expires_lo[index];
-            this.push(slots[index]);
-            const id = slots[index] * record_words;
+            const slot = this.transfers.slot_of_ordinal(ordinals[index]);
+            this.push(slot);
+            const id = slot * record_words;
             out[index * 4] = words[id]; out[index * 4 + 1] = words[id + 1];
             out[index * 4 + 2] = words[id + 2]; out[index * 4 + 3] = words[id + 3];
         }
@@ -192,7 +202,7 @@ export class ExpiryHeap {
         this.count = 0;
         this.expires_hi = 0;
         this.expires_lo = 0;
-        assert(this.capacity === this.entry_slot.length);
+        assert(this.capacity === this.entry_ordinal.length);
     }
 
     /** Verifies heap order over every entry (O(count): compaction, startup and tests). */
@@ -201,7 +211,8 @@ export class ExpiryHeap {
         for (let index = 1; index < this.count; index++) {
             assert(!this.less(index, (index - 1) >>> 1), 'expiry: heap order');
             assert(this.entry_expires_hi[index] <= timestamp_max_hi);
-            assert(this.entry_slot[index] < this.capacity, 'expiry: an entry beyond the slots');
+            assert(this.entry_ordinal[index] < this.capacity,
+                'expiry: an entry beyond the transfers');
         }
     }
 
@@ -212,12 +223,12 @@ export class ExpiryHeap {
             if (!this.live(index)) continue;
             this.entry_expires_hi[kept] = this.entry_expires_hi[index];
             this.entry_expires_lo[kept] = this.entry_expires_lo[index];
-            this.entry_slot[kept] = this.entry_slot[index];
+            this.entry_ordinal[kept] = this.entry_ordinal[index];
             this.entry_timestamp_hi[kept] = this.entry_timestamp_hi[index];
             this.entry_timestamp_lo[kept] = this.entry_timestamp_lo[index];
             kept++;
         }
-        // Live entries are distinct pending transfers, so at most one per slot: fewer than the
+        // Live entries are distinct pending transfers, so at most one per ordinal: fewer than the
         // capacity whenever a pending transfer is being pushed.
         assert(kept < this.capacity, 'expiry: more live entries than transfers');
         this.count = kept;
@@ -230,7 +241,7 @@ export class ExpiryHeap {
         if (left_hi !== right_hi) return left_hi < right_hi;
         const left_lo = this.entry_expires_lo[left], right_lo = this.entry_expires_lo[right];
         if (left_lo !== right_lo) return left_lo < right_lo;
-        return this.entry_slot[left] < this.entry_slot[right];
+        return this.entry_ordinal[left] < this.entry_ordinal[right];
     }
 
     /** Whether either child of `index` orders before it. */
@@ -243,7 +254,7 @@ export class ExpiryHeap {
     private swap(left: number, right: number): void {
         swap_entries(this.entry_expires_hi, left, right);
         swap_entries(this.entry_expires_lo, left, right);
-        swap_entries(this.entry_slot, left, right);
+        swap_entries(this.entry_ordinal, left, right);
         swap_entries(this.entry_timestamp_hi, left, right);
         swap_entries(this.entry_timestamp_lo, left, right);
     }

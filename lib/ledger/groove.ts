@@ -43,12 +43,19 @@
 //
 // What this store does not cover yet (the ledger keeps them in memory, lib/ledger/ledger.ts):
 // * Ledger itself still runs over MemoryRecordStore only. Slot numbers here are pinned slots,
-//   valid for one batch, and the ledger indexes its per-record side arrays (transfer_status,
-//   transfer_history_row, the per-account transfer lists, the expiry heap, change events) by
-//   slot: they are to take `ordinal(slot)` instead (the two are equal over the memory store).
-//   Its lookups go through RecordAccess (find, find_pairs, find_timestamp, timestamp_last_*),
-//   which this store implements; but its checkpoint saves the record arrays whole (here: the
-//   forest's), its state checks walk every slot, and its capacity limits are the arrays'.
+//   valid for one batch; the ledger indexes its per-record side arrays (transfer_status,
+//   transfer_history_row, the per-account transfer lists, the expiry heap, change-event rows) by
+//   `ordinal(slot)`, and finds a post/void's or an expiry's accounts by the ids the pending
+//   transfer holds (pinned by the second prefetch stage). Its lookups go through RecordAccess
+//   (find, find_pairs, find_timestamp, timestamp_last_*, ordinal), which this store implements.
+//   Still slot-bound, each reading a record it knows by ordinal at the memory store's slot
+//   (MemoryRecordStore.slot_of_ordinal, which this store has not): the expiry heap's liveness
+//   check and pulse_expiring's ids (expiry.ts), the pulse's pending transfers, the walk of an
+//   account's transfer list (queries.ts account_filter), and change events' replies
+//   (change_events.ts emit). And by nature: its checkpoint saves the record arrays whole (here:
+//   the forest's) with side arrays beside them (state_image.ts, ordinal === slot asserted), its
+//   state checks walk every slot, query_* scan slots (lower_bound), and its capacity limits are
+//   the arrays'.
 // * `lower_bound` (RecordStore's): range scans go through `scan_start` instead, forward only.
 //   query_accounts/query_transfers run over it (groove_query.ts, every filter field); a
 //   reversed one scans its whole range (no reverse iterator yet).

@@ -13,7 +13,12 @@
 // persistent segments, snapshots and the checksum), invariants.ts (whole-state checks on load
 // and in tests) and record_store.ts (records and ids).
 // Names: a record's word offset is named for the record (`event`, `debit`, `pending`), its
-// slot `*_slot`; `w_<field>` is the word offset of a field inside a record.
+// slot `*_slot`, its permanent ordinal `*_ordinal`; `w_<field>` is the word offset of a field
+// inside a record. A slot reaches a record in the store's memory (within a batch, over a
+// disk-resident store); every per-record side array (transfer_status, transfer_history_row, the
+// per-account lists, the expiry heap, change-event rows) is indexed by the record's ordinal
+// (RecordAccess.ordinal). The memory store's ordinal is its slot, which the state image assumes
+// (asserted in state_load_finish and state_check).
 //
 // Contract for `execute` (shared with lib/testing/ledger_model.ts):
 // * create_*: `timestamp` is the batch timestamp, i.e. the timestamp of the LAST event of the
@@ -183,7 +188,7 @@ export class Ledger {
     orphans_count = 0;
     history_count = 0;
 
-    // Per transfer: pending status and history row (persistent state segments).
+    // Per transfer ordinal: pending status and history row (persistent state segments).
     readonly transfer_status: Uint8Array;
     readonly transfer_history_row: Uint32Array;
     // History rows: debit account balances (16 words) then credit account balances (16 words).
@@ -207,9 +212,9 @@ export class Ledger {
             this.accounts.remove_last();
         },
         undo_transfer_insert: (slot) => this.transfer_remove_last(slot),
-        undo_status: (slot, status) => {
-            assert(slot < this.transfers_count && status <= pending_expired);
-            this.transfer_status[slot] = status;
+        undo_status: (ordinal, status) => {
+            assert(ordinal < this.transfers_count && status <= pending_expired);
+            this.transfer_status[ordinal] = status;
         },
         undo_change_event: (row) => this.change_events.remove_last(row),
     };
@@ -274,8 +279,8 @@ export class Ledger {
         this.history_words = new Uint32Array(this.history_max * history_row_words);
         this.lists = new TransferLists(this.transfers_max, this.accounts_max);
         this.expiry = new ExpiryHeap(this.transfers_max, this.transfers, this.transfer_status);
-        this.change_events = new ChangeEvents(this.change_events_max, this.account_words,
-            this.transfer_words, this.range);
+        this.change_events = new ChangeEvents(this.change_events_max, this.accounts,
+            this.transfers, this.range);
         this.queries = new Queries(this.accounts, this.transfers, this.lists,
             this.history_words, this.transfer_history_row, this.output_words, this.range);
         this.image = new StateImage([this.account_bytes, this.transfer_bytes,
@@ -314,15 +319,18 @@ export class Ledger {
         return this.change_events.count;
     }
 
-    /** The account slots of transfer `slot` (for invariant checks in tests). */
+    /**
+     * The account ordinals of transfer `slot`, which are the accounts' slots in the memory
+     * store (for invariant checks in tests).
+     */
     transfer_debit_account_slot(slot: number): number {
         assert(slot >= 0 && slot < this.transfers_count);
-        return this.lists.debit_slot(slot);
+        return this.lists.debit_ordinal(this.transfers.ordinal(slot));
     }
 
     transfer_credit_account_slot(slot: number): number {
         assert(slot >= 0 && slot < this.transfers_count);
-        return this.lists.credit_slot(slot);
+        return this.lists.credit_ordinal(this.transfers.ordinal(slot));
     }
 
     /**
@@ -789,7 +797,8 @@ export class Ledger {
             'ledger: accounts out of timestamp order');
         }
         // A new slot has no transfers (a rolled-back chain unlinked them from a reused one).
-        assert(this.lists.empty(slot), 'ledger: a new account with transfers');
+        assert(this.lists.empty(this.accounts.ordinal(slot)),
+            'ledger: a new account with transfers');
         this.undo.push(undo_account_insert, slot);
         return created;
     }
@@ -959,7 +968,7 @@ export class Ledger {
         u128_add_small(accounts, credit + w_credits_posted, amount_0, amount_1, amount_2);
         if (((accounts[debit + w_code_flags] | accounts[credit + w_code_flags]) &
             (account_flag_history << 16)) !== 0) {
-            this.history_record(slot);
+            this.history_record(slot, debit_slot, credit_slot);
         }
         if (this.change_events_max !== 0) {
             this.change_event_record(ChangeEventType.single_phase, slot, debit_slot, credit_slot,
@@ -1145,7 +1154,7 @@ export class Ledger {
         }
         if (((accounts[debit + w_code_flags] | accounts[credit + w_code_flags]) &
             (account_flag_history << 16)) !== 0) {
-            this.history_record(slot);
+            this.history_record(slot, debit_slot, credit_slot);
         }
         if (this.change_events_max === 0) return;
         const type = pending_transfer ? ChangeEventType.pending : ChangeEventType.single_phase;
@@ -1165,30 +1174,41 @@ export class Ledger {
         const transfer_words = this.transfer_words;
         transfer_words[transfer + w_timestamp_lo] = this.result_lo;
         transfer_words[transfer + w_timestamp_hi] = this.result_hi;
-        this.transfer_status[slot] = pending_none;
-        this.transfer_history_row[slot] = none;
-        this.lists.append(slot, debit_slot, credit_slot);
+        // The record just appended is the newest: its ordinal is the count before it (both
+        // stores' contract, RecordAccess.ordinal), read without a call on the hottest path.
+        const ordinal = this.transfers.count - 1;
+        this.transfer_status[ordinal] = pending_none;
+        this.transfer_history_row[ordinal] = none;
+        this.lists.append(ordinal, this.accounts.ordinal(debit_slot),
+            this.accounts.ordinal(credit_slot));
         const undo = this.undo;
         if (undo.open) undo.push(undo_transfer_insert, slot);
         return slot;
     }
 
-    /** Keeps the balances after the transfer when either account has the history flag. */
-    private history_record(slot: number): void {
+    /**
+     * Keeps the balances after transfer `slot` (just inserted, between the accounts at these
+     * slots) when either account has the history flag.
+     */
+    private history_record(slot: number, debit_slot: number, credit_slot: number): void {
         const accounts = this.account_words;
-        const debit = this.lists.debit_slot(slot) * record_words;
-        const credit = this.lists.credit_slot(slot) * record_words;
+        const ordinal = this.transfers.ordinal(slot);
+        assert(this.lists.debit_ordinal(ordinal) === this.accounts.ordinal(debit_slot) &&
+            this.lists.credit_ordinal(ordinal) === this.accounts.ordinal(credit_slot));
+        const debit = debit_slot * record_words;
+        const credit = credit_slot * record_words;
         const history = account_flag_history << 16;
         if ((accounts[debit + w_code_flags] & history) === 0 &&
             (accounts[credit + w_code_flags] & history) === 0) {
             return;
         }
         assert(this.history_count < this.history_max);
-        assert.equal(this.transfer_history_row[slot], none, 'ledger: history recorded twice');
+        assert.equal(this.transfer_history_row[ordinal], none,
+            'ledger: history recorded twice');
         assert.equal(slot, this.transfers_count - 1, 'ledger: history of an older transfer');
         const row = this.history_count++;
         assert((row + 1) * history_row_words <= this.history_words.length);
-        this.transfer_history_row[slot] = row;
+        this.transfer_history_row[ordinal] = row;
         copy_words(this.history_words, row * history_row_words, accounts,
             debit + w_debits_pending, balance_words);
         copy_words(this.history_words, row * history_row_words + balance_words, accounts,
@@ -1362,7 +1382,8 @@ export class Ledger {
         const order = u128_compare(amount, 0, transfers, pending + w_amount);
         if (order > 0) return CreateTransferStatus.exceeds_pending_transfer_amount;
         if (voiding && order < 0) return CreateTransferStatus.pending_transfer_has_different_amount;
-        const status = this.transfer_status[pending_slot];
+        const pending_ordinal = this.transfers.ordinal(pending_slot);
+        const status = this.transfer_status[pending_ordinal];
         if (status === pending_posted) return CreateTransferStatus.pending_transfer_already_posted;
         if (status === pending_voided) return CreateTransferStatus.pending_transfer_already_voided;
         if (status === pending_expired) return CreateTransferStatus.pending_transfer_expired;
@@ -1387,10 +1408,9 @@ export class Ledger {
             this.result_hi = hi;
             this.result_lo = lo;
         }
-        const debit_slot = this.lists.debit_slot(pending_slot);
-        const credit_slot = this.lists.credit_slot(pending_slot);
-        assert(debit_slot < this.accounts_count && credit_slot < this.accounts_count &&
-            debit_slot !== credit_slot, 'ledger: a pending transfer with bad account links');
+        const debit_slot = this.pending_account_slot(pending_slot, pending_ordinal, true);
+        const credit_slot = this.pending_account_slot(pending_slot, pending_ordinal, false);
+        assert(debit_slot !== credit_slot, 'ledger: a pending transfer with one account');
         const accounts = this.account_words;
         if (!voiding && (accounts[debit_slot * record_words + w_code_flags] &
             account_closed_bit) !== 0) {
@@ -1457,28 +1477,51 @@ export class Ledger {
                 assert.fail('ledger: posted balance overflow');
             }
         } else {
-            this.reopen_closed(pending_slot);
+            this.reopen_closed(pending_slot, debit_slot, credit_slot);
         }
-        this.history_record(slot);
+        this.history_record(slot, debit_slot, credit_slot);
         this.change_event_record(voiding ? ChangeEventType.voided : ChangeEventType.posted, slot,
             debit_slot, credit_slot, this.result_hi, this.result_lo);
     }
 
-    /** Voiding or expiring a closing transfer reopens the account(s) it closed. */
-    private reopen_closed(pending_slot: number): void {
+    /**
+     * The slot of the debit (or credit) account of the pending transfer at `pending_slot`,
+     * found by the id the transfer holds (a disk-resident store pins it in its prefetch's
+     * second stage); the per-account lists know it by ordinal, which must agree.
+     */
+    private pending_account_slot(pending_slot: number, pending_ordinal: number,
+        debit: boolean): number {
+        const pending = pending_slot * record_words;
+        const slot = this.accounts.find(this.transfer_words,
+            pending + (debit ? w_debit_account : w_credit_account));
+        if (!(slot >= 0 && slot < this.accounts_count)) {
+            assert.fail('ledger: a pending transfer of an unknown account');
+        }
+        const ordinal = debit ? this.lists.debit_ordinal(pending_ordinal) :
+            this.lists.credit_ordinal(pending_ordinal);
+        if (this.accounts.ordinal(slot) !== ordinal) {
+            assert.fail('ledger: a pending transfer with bad account links');
+        }
+        return slot;
+    }
+
+    /**
+     * Voiding or expiring a closing transfer reopens the account(s) it closed (at these slots).
+     */
+    private reopen_closed(pending_slot: number, debit_slot: number, credit_slot: number): void {
         const pending_flags = this.transfer_words[pending_slot * record_words + w_code_flags] >>>
             16;
         // Only a pending transfer can close an account, or be voided or expire.
         assert((pending_flags & transfer_flag_pending) !== 0);
         const accounts = this.account_words;
         if ((pending_flags & transfer_flag_closing_debit) !== 0) {
-            const debit = this.lists.debit_slot(pending_slot) * record_words;
+            const debit = debit_slot * record_words;
             // Closed by this transfer, and nothing reopens an account but its closing transfer.
             assert((accounts[debit + w_code_flags] & account_closed_bit) !== 0);
             accounts[debit + w_code_flags] &= ~account_closed_bit;
         }
         if ((pending_flags & transfer_flag_closing_credit) !== 0) {
-            const credit = this.lists.credit_slot(pending_slot) * record_words;
+            const credit = credit_slot * record_words;
             assert((accounts[credit + w_code_flags] & account_closed_bit) !== 0);
             accounts[credit + w_code_flags] &= ~account_closed_bit;
         }
@@ -1487,7 +1530,8 @@ export class Ledger {
     /** Sets a pending status: a new pending transfer, or a pending one posted or voided. */
     private status_set(slot: number, status: number): void {
         assert(slot < this.transfers_count, 'ledger: status of a free slot');
-        const previous = this.transfer_status[slot];
+        const ordinal = this.transfers.ordinal(slot);
+        const previous = this.transfer_status[ordinal];
         if (status === pending_pending) {
             assert.equal(previous, pending_none, 'ledger: a transfer made pending twice');
         } else {
@@ -1496,9 +1540,9 @@ export class Ledger {
             'ledger: posting or voiding a transfer that is not pending');
         }
         const undo = this.undo;
-        if (undo.open) undo.push_word(undo_status, slot, previous);
+        if (undo.open) undo.push_word(undo_status, ordinal, previous);
         this.transfers.update(slot);
-        this.transfer_status[slot] = status;
+        this.transfer_status[ordinal] = status;
     }
 
     private orphan_insert(event: number): void {
@@ -1569,18 +1613,21 @@ export class Ledger {
     /** Removes transfer `slot`, the newest (the undo of its insert). */
     private transfer_remove_last(slot: number): void {
         assert.equal(slot, this.transfers_count - 1, 'ledger: undo of an older transfer');
+        const ordinal = this.transfers.ordinal(slot);
+        // The newest record's ordinal, as transfer_insert took it.
+        assert.equal(ordinal, this.transfers_count - 1, 'ledger: the newest transfer\'s ordinal');
         // Newest first: a pending status set after the insert was undone before it.
-        assert.equal(this.transfer_status[slot], pending_none, 'ledger: undo out of order');
-        this.lists.remove_last(slot);
-        const row = this.transfer_history_row[slot];
+        assert.equal(this.transfer_status[ordinal], pending_none, 'ledger: undo out of order');
+        this.lists.remove_last(ordinal);
+        const row = this.transfer_history_row[ordinal];
         if (row !== none) {
             assert.equal(row, this.history_count - 1, 'ledger: undo of an older history row');
             this.history_count--;
             this.history_words.fill(0, row * history_row_words, (row + 1) * history_row_words);
         }
-        this.transfer_status[slot] = pending_none;
+        this.transfer_status[ordinal] = pending_none;
         this.transfers.remove_last();
-        // A heap entry for this slot, if any, goes stale: its timestamp no longer matches.
+        // A heap entry for this ordinal, if any, goes stale: its timestamp no longer matches.
     }
 
     // ---------------------------------------------------------------- expiry (the pulse)
@@ -1594,7 +1641,7 @@ export class Ledger {
         return this.expiry.first_due(hi, lo);
     }
 
-    private readonly pulse_slots = new Uint32Array(batch_events_max);
+    private readonly pulse_ordinals = new Uint32Array(batch_events_max);
 
     /**
      * The ids (4 words each, into `out`) of the pending transfers a pulse at `timestamp` will
@@ -1610,17 +1657,20 @@ export class Ledger {
     /** Expires the due pending transfers: their pending amounts leave both accounts. */
     private execute_pulse(): void {
         assert(!this.undo.open);
-        const slots = this.pulse_slots;
-        const count = this.expiry.take_due(this.batch_hi, this.batch_lo, slots, batch_events_max);
+        const ordinals = this.pulse_ordinals;
+        const count = this.expiry.take_due(this.batch_hi, this.batch_lo, ordinals,
+            batch_events_max);
         assert(count <= batch_events_max);
         const accounts = this.account_words, transfers = this.transfer_words;
         for (let index = 0; index < count; index++) {
-            const pending_slot = slots[index];
+            const pending_ordinal = ordinals[index];
+            // The heap knows its transfers by ordinal only: slot-bound (see groove.ts).
+            const pending_slot = this.transfers.slot_of_ordinal(pending_ordinal);
             const pending = pending_slot * record_words;
-            const debit_slot = this.lists.debit_slot(pending_slot);
-            const credit_slot = this.lists.credit_slot(pending_slot);
+            const debit_slot = this.pending_account_slot(pending_slot, pending_ordinal, true);
+            const credit_slot = this.pending_account_slot(pending_slot, pending_ordinal, false);
             const debit = debit_slot * record_words, credit = credit_slot * record_words;
-            if (this.transfer_status[pending_slot] !== pending_pending) {
+            if (this.transfer_status[pending_ordinal] !== pending_pending) {
                 assert.fail('ledger: expiring a transfer that is not pending');
             }
             this.accounts.update(debit_slot);
@@ -1633,9 +1683,9 @@ export class Ledger {
                 credit + w_credits_pending, transfers, pending + w_amount)) {
                 assert.fail('ledger: credits_pending below zero');
             }
-            this.reopen_closed(pending_slot);
+            this.reopen_closed(pending_slot, debit_slot, credit_slot);
             this.transfers.update(pending_slot);
-            this.transfer_status[pending_slot] = pending_expired;
+            this.transfer_status[pending_ordinal] = pending_expired;
             this.set_event_timestamp(count, index);
             this.change_event_record(ChangeEventType.expired, pending_slot, debit_slot,
                 credit_slot, this.event_hi, this.event_lo);
@@ -1705,8 +1755,10 @@ export class Ledger {
             this.transfers_index.insert_secondary(slot);
         }
         for (let slot = 0; slot < image.transfers_count; slot++) {
-            this.transfers.append(this.transfer_words, slot * record_words);
+            assert.equal(this.transfers.append(this.transfer_words, slot * record_words), slot);
             assert.equal(this.transfers_count, slot + 1, 'ledger: a transfer id twice');
+            // The image keeps records by slot and side arrays by ordinal: the same numbers.
+            assert.equal(this.transfers.ordinal(slot), slot);
             this.restore_transfer(slot);
         }
         assert.equal(this.transfers_count, image.transfers_count);
@@ -1722,9 +1774,11 @@ export class Ledger {
             transfer + w_credit_account);
         assert(debit_slot >= 0 && credit_slot >= 0 && debit_slot !== credit_slot,
             'ledger: a transfer between unknown accounts');
-        const status = this.transfer_status[slot];
+        const ordinal = this.transfers.ordinal(slot);
+        const status = this.transfer_status[ordinal];
         assert(status <= pending_expired, 'ledger: a bad pending status');
-        this.lists.append(slot, debit_slot, credit_slot);
+        this.lists.append(ordinal, this.accounts.ordinal(debit_slot),
+            this.accounts.ordinal(credit_slot));
         const timeout_seconds = transfer_words[transfer + w_reserved_or_timeout];
         if (status === pending_pending && timeout_seconds !== 0) {
             const overflows = this.expiry.expires_at_compute(
@@ -1771,6 +1825,12 @@ export class Ledger {
         // At least: a test may hide burnt ids from the digest by lowering orphans_count (public).
         assert(this.transfers_index.count >= this.transfers_count + this.orphans_count,
             'ledger: transfers index');
+        // The checks below walk side arrays by ordinal beside records by slot: the memory
+        // store's ordinals are its slots.
+        assert(this.accounts_count === 0 ||
+            this.accounts.ordinal(this.accounts_count - 1) === this.accounts_count - 1);
+        assert(this.transfers_count === 0 ||
+            this.transfers.ordinal(this.transfers_count - 1) === this.transfers_count - 1);
         timestamps_check(this.accounts);
         timestamps_check(this.transfers);
         balances_check(this.account_words, this.accounts_count);

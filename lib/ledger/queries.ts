@@ -4,8 +4,10 @@
 // * Timestamp order needs no index of its own: slots are assigned in timestamp order, so a
 //   query's timestamp range is two binary searches over the slots (RecordStore.lower_bound).
 // * `TransferLists` is the per-account index: every transfer is linked into a doubly linked list
-//   of its debit account and one of its credit account, in slot (so timestamp) order. The ledger
-//   appends to it as it creates transfers and removes the last transfer on a chain rollback.
+//   of its debit account and one of its credit account, in ordinal (so timestamp) order. It is
+//   indexed by the records' permanent ordinals (RecordAccess.ordinal), never by their slots. The
+//   ledger appends to it as it creates transfers and removes the last transfer on a chain
+//   rollback.
 //
 // Queries read the filter from `input` (the ledger's scratch copy of the request) and write
 // results into the ledger's output scratch. A filter that is invalid yields no results.
@@ -66,11 +68,12 @@ const balance_words = 16, w_balance_timestamp = 16;
 // A history row: the debit account's balances (16 words) then the credit account's.
 export const history_row_words = 32;
 
-// TransferLists: per transfer (`links_stride` words each, interleaved so that one cache line
-// serves an append) its two account slots and its links in both accounts' lists; per account
-// (`lists_stride` words) the head and tail of its list, and whether the account is the credit
-// side of its tail transfer (meaningful only when the tail is not `none`), so that appending
-// writes the tail's next link without first reading the tail's debit slot.
+// TransferLists: per transfer ordinal (`links_stride` words each, interleaved so that one cache
+// line serves an append) its two account ordinals and its links (transfer ordinals) in both
+// accounts' lists; per account ordinal (`lists_stride` words) the head and tail of its list, and
+// whether the account is the credit side of its tail transfer (meaningful only when the tail is
+// not `none`), so that appending writes the tail's next link without first reading the tail's
+// debit account.
 const links_stride = 8, link_debit = 0, link_credit = 1, link_next_debit = 2;
 const link_next_credit = 3, link_previous_debit = 4, link_previous_credit = 5;
 const lists_stride = 4, list_head = 0, list_tail = 1, list_tail_credit = 2;
@@ -132,74 +135,86 @@ export class TransferLists {
         this.lists = new Uint32Array(accounts_max * lists_stride).fill(none);
     }
 
-    debit_slot(slot: number): number {
-        if (!(slot >= 0 && slot < this.transfers_max)) assert.fail('transfer_lists: bad slot');
-        return this.links[slot * links_stride + link_debit];
+    /** The debit account's ordinal of transfer `ordinal`. */
+    debit_ordinal(ordinal: number): number {
+        if (!(ordinal >= 0 && ordinal < this.transfers_max)) {
+            assert.fail('transfer_lists: bad ordinal');
+        }
+        return this.links[ordinal * links_stride + link_debit];
     }
 
-    credit_slot(slot: number): number {
-        if (!(slot >= 0 && slot < this.transfers_max)) assert.fail('transfer_lists: bad slot');
-        return this.links[slot * links_stride + link_credit];
+    credit_ordinal(ordinal: number): number {
+        if (!(ordinal >= 0 && ordinal < this.transfers_max)) {
+            assert.fail('transfer_lists: bad ordinal');
+        }
+        return this.links[ordinal * links_stride + link_credit];
     }
 
     /** Whether the account's list is empty (a new account's is). */
-    empty(account_slot: number): boolean {
-        assert(account_slot >= 0 && account_slot < this.accounts_max);
-        const list = account_slot * lists_stride;
+    empty(account_ordinal: number): boolean {
+        assert(account_ordinal >= 0 && account_ordinal < this.accounts_max);
+        const list = account_ordinal * lists_stride;
         return this.lists[list + list_head] === none && this.lists[list + list_tail] === none;
     }
 
     /**
-     * Links transfer `slot`, the newest, at the tail of both accounts' lists, with the links
+     * Links transfer `ordinal`, the newest, at the tail of both accounts' lists (all three are
+     * ordinals), with the links
      * written through one local view: every typed-array field costs V8 loads and checks on
      * each use (Ledger.transfer_insert calls it; an inlined copy measured no faster); `check`
      * verifies what it built (on load and in tests).
      */
-    append(slot: number, debit_slot: number, credit_slot: number): void {
+    append(ordinal: number, debit_ordinal: number, credit_ordinal: number): void {
         const links = this.links, lists = this.lists;
-        const link = slot * links_stride;
-        links[link + link_debit] = debit_slot;
-        links[link + link_credit] = credit_slot;
+        const link = ordinal * links_stride;
+        links[link + link_debit] = debit_ordinal;
+        links[link + link_credit] = credit_ordinal;
         links[link + link_next_debit] = none;
         links[link + link_next_credit] = none;
         // Append to the debit account's list, then to the credit account's.
-        let list = debit_slot * lists_stride;
+        let list = debit_ordinal * lists_stride;
         let tail = lists[list + list_tail];
-        if (tail === none) lists[list + list_head] = slot;
-        else links[tail * links_stride + link_next_debit + lists[list + list_tail_credit]] = slot;
-        lists[list + list_tail] = slot;
+        if (tail === none) lists[list + list_head] = ordinal;
+        else {
+            links[tail * links_stride + link_next_debit + lists[list + list_tail_credit]] =
+                ordinal;
+        }
+        lists[list + list_tail] = ordinal;
         lists[list + list_tail_credit] = 0;
         links[link + link_previous_debit] = tail;
-        list = credit_slot * lists_stride;
+        list = credit_ordinal * lists_stride;
         tail = lists[list + list_tail];
-        if (tail === none) lists[list + list_head] = slot;
-        else links[tail * links_stride + link_next_debit + lists[list + list_tail_credit]] = slot;
-        lists[list + list_tail] = slot;
+        if (tail === none) lists[list + list_head] = ordinal;
+        else {
+            links[tail * links_stride + link_next_debit + lists[list + list_tail_credit]] =
+                ordinal;
+        }
+        lists[list + list_tail] = ordinal;
         lists[list + list_tail_credit] = 1;
         links[link + link_previous_credit] = tail;
     }
 
-    /** Unlinks transfer `slot`, the newest, from both lists (linked-chain rollback). */
-    remove_last(slot: number): void {
-        assert(slot >= 0 && slot < this.transfers_max);
-        const link = slot * links_stride, links = this.links;
-        this.unlink_tail(links[link + link_debit], links[link + link_previous_debit], slot);
-        this.unlink_tail(links[link + link_credit], links[link + link_previous_credit], slot);
+    /** Unlinks transfer `ordinal`, the newest, from both lists (linked-chain rollback). */
+    remove_last(ordinal: number): void {
+        assert(ordinal >= 0 && ordinal < this.transfers_max);
+        const link = ordinal * links_stride, links = this.links;
+        this.unlink_tail(links[link + link_debit], links[link + link_previous_debit], ordinal);
+        this.unlink_tail(links[link + link_credit], links[link + link_previous_credit], ordinal);
     }
 
-    private unlink_tail(account_slot: number, previous: number, slot: number): void {
+    private unlink_tail(account_ordinal: number, previous: number, ordinal: number): void {
         const lists = this.lists, links = this.links;
-        const list = account_slot * lists_stride;
-        assert.equal(lists[list + list_tail], slot, 'transfer_lists: removing a non-tail');
-        assert(previous === none || previous < slot, 'transfer_lists: out of order');
+        const list = account_ordinal * lists_stride;
+        assert.equal(lists[list + list_tail], ordinal, 'transfer_lists: removing a non-tail');
+        assert(previous === none || previous < ordinal, 'transfer_lists: out of order');
         lists[list + list_tail] = previous;
         if (previous === none) {
             lists[list + list_head] = none;
-        } else if (links[previous * links_stride + link_debit] === account_slot) {
+        } else if (links[previous * links_stride + link_debit] === account_ordinal) {
             lists[list + list_tail_credit] = 0;
             links[previous * links_stride + link_next_debit] = none;
         } else {
-            assert.equal(links[previous * links_stride + link_credit], account_slot);
+            assert.equal(links[previous * links_stride + link_credit], account_ordinal);
             lists[list + list_tail_credit] = 1;
             links[previous * links_stride + link_next_credit] = none;
         }
@@ -211,37 +226,38 @@ export class TransferLists {
 
     /**
      * Verifies every list against the transfers (O(accounts + transfers); startup and tests):
-     * each is in increasing slot order, its links agree both ways, it holds exactly the
+     * each is in increasing ordinal order, its links agree both ways, it holds exactly the
      * transfers of its account, and every transfer is on both of its accounts' lists.
      */
     check(accounts_count: number, transfers_count: number): void {
         assert(accounts_count <= this.accounts_max && transfers_count <= this.transfers_max);
         const lists = this.lists, links = this.links;
         let linked = 0;
-        for (let account_slot = 0; account_slot < this.accounts_max; account_slot++) {
-            const list = account_slot * lists_stride;
-            let slot = lists[list + list_head], previous = none;
-            if (account_slot >= accounts_count) {
-                assert(slot === none && lists[list + list_tail] === none,
-                    'transfer_lists: a free account slot has transfers');
+        for (let account_ordinal = 0; account_ordinal < this.accounts_max; account_ordinal++) {
+            const list = account_ordinal * lists_stride;
+            let transfer = lists[list + list_head], previous = none;
+            if (account_ordinal >= accounts_count) {
+                assert(transfer === none && lists[list + list_tail] === none,
+                    'transfer_lists: a free account ordinal has transfers');
                 continue;
             }
-            while (slot !== none) {
-                assert(slot < transfers_count, 'transfer_lists: link beyond the transfers');
-                assert(previous === none || previous < slot, 'transfer_lists: out of order');
-                const link = slot * links_stride;
-                const as_debit = links[link + link_debit] === account_slot;
-                assert(as_debit || links[link + link_credit] === account_slot,
+            while (transfer !== none) {
+                assert(transfer < transfers_count, 'transfer_lists: link beyond the transfers');
+                assert(previous === none || previous < transfer, 'transfer_lists: out of order');
+                const link = transfer * links_stride;
+                const as_debit = links[link + link_debit] === account_ordinal;
+                assert(as_debit || links[link + link_credit] === account_ordinal,
                     'transfer_lists: a transfer on another account\'s list');
                 assert.equal(links[link + (as_debit ? link_previous_debit :
                     link_previous_credit)], previous, 'transfer_lists: previous link');
-                previous = slot;
-                slot = links[link + (as_debit ? link_next_debit : link_next_credit)];
+                previous = transfer;
+                transfer = links[link + (as_debit ? link_next_debit : link_next_credit)];
                 linked++;
             }
             assert.equal(lists[list + list_tail], previous, 'transfer_lists: tail');
             if (previous !== none) {
-                const tail_credit = links[previous * links_stride + link_credit] === account_slot;
+                const tail_credit =
+                    links[previous * links_stride + link_credit] === account_ordinal;
                 assert.equal(lists[list + list_tail_credit], tail_credit ? 1 : 0);
             }
         }
@@ -282,7 +298,10 @@ export class Queries {
         return length;
     }
 
-    /** get_account_transfers/get_account_balances: walks the account's list. */
+    /**
+     * get_account_transfers/get_account_balances: walks the account's list (by ordinals; each
+     * transfer it reaches is read at its memory-store slot, see slot_of_ordinal).
+     */
     account_filter(operation: number, input: Uint32Array): number {
         assert(operation === Operation.get_account_transfers ||
             operation === Operation.get_account_balances);
@@ -292,39 +311,42 @@ export class Queries {
         const account_slot = this.accounts.find(input, w_account_filter_account_id);
         if (account_slot === -1) return 0;
         assert(account_slot >= 0 && account_slot < this.accounts.count);
-        assert(account_slot < this.lists.accounts_max);
+        const account_ordinal = this.accounts.ordinal(account_slot);
+        assert(account_ordinal < this.lists.accounts_max);
         const balances = operation === Operation.get_account_balances;
         const account_flags =
             this.accounts.words[account_slot * record_words + w_code_flags] >>> 16;
         // Only a history account has its balances kept.
         if (balances && (account_flags & account_flag_history) === 0) return 0;
         const reversed = (flags & AccountFilterFlags.reversed) !== 0;
-        const links = this.lists.links;
-        let slot = this.lists.lists[account_slot * lists_stride +
+        const links = this.lists.links, transfers = this.transfers;
+        let ordinal = this.lists.lists[account_ordinal * lists_stride +
             (reversed ? list_tail : list_head)];
         let length = 0, found = 0, previous = none;
-        while (slot !== none && found < limit) {
-            // The list is in slot (timestamp) order, each way.
-            assert(previous === none || (reversed ? slot < previous : slot > previous));
-            const link = slot * links_stride;
-            const as_debit = links[link + link_debit] === account_slot;
+        while (ordinal !== none && found < limit) {
+            // The list is in ordinal (timestamp) order, each way.
+            assert(previous === none ||
+                (reversed ? ordinal < previous : ordinal > previous));
+            const link = ordinal * links_stride;
+            const as_debit = links[link + link_debit] === account_ordinal;
             const next = as_debit ?
                 links[link + (reversed ? link_previous_debit : link_next_debit)] :
                 links[link + (reversed ? link_previous_credit : link_next_credit)];
-            if (account_filter_match(input, this.transfers.words, slot * record_words, as_debit,
+            const slot = transfers.slot_of_ordinal(ordinal);
+            if (account_filter_match(input, transfers.words, slot * record_words, as_debit,
                 this.range)) {
-                length = this.account_filter_emit(slot, as_debit, balances, length);
+                length = this.account_filter_emit(slot, ordinal, as_debit, balances, length);
                 found++;
             }
-            previous = slot;
-            slot = next;
+            previous = ordinal;
+            ordinal = next;
         }
         assert(found <= limit && length === found * record_size);
         return length;
     }
 
     private account_filter_emit(
-        slot: number, as_debit: boolean, balances: boolean, length: number,
+        slot: number, ordinal: number, as_debit: boolean, balances: boolean, length: number,
     ): number {
         const output = this.output_words, transfers = this.transfers.words;
         const out = length >>> 2;
@@ -332,7 +354,7 @@ export class Queries {
             copy_record(output, out, transfers, slot * record_words);
             return length + record_size;
         }
-        const row = this.transfer_history_row[slot];
+        const row = this.transfer_history_row[ordinal];
         // A transfer of a history account always has a history row.
         assert(row !== none && (row + 1) * history_row_words <= this.history_words.length);
         const source = row * history_row_words + (as_debit ? 0 : balance_words);

@@ -109,7 +109,8 @@ export interface RecordAccess {
     update(slot: number): void;
     /**
      * The permanent ordinal (creation index, 0 for the first record) of the record at `slot`:
-     * what the ledger's per-record side arrays are indexed by.
+     * what the ledger's per-record side arrays are indexed by. The record an append just made
+     * is the newest: its ordinal is `count - 1`.
      */
     ordinal(slot: number): number;
     /**
@@ -166,6 +167,17 @@ export class MemoryRecordStore implements RecordStore {
         if (!(slot >= 0 && slot < this.count)) assert.fail('record_store: ordinal of no record');
         // Slots are handed out in creation order and never move: the slot is the ordinal.
         return slot;
+    }
+
+    /**
+     * The slot of the record with permanent ordinal `ordinal`: the same number here. Only the
+     * ledger's in-memory parts that read a record they hold by ordinal call it (the expiry heap,
+     * the per-account lists' walk, change events' replies): each is listed in groove.ts's
+     * header as what a disk-resident store does not serve yet.
+     */
+    slot_of_ordinal(ordinal: number): number {
+        if (!(ordinal >= 0 && ordinal < this.count)) assert.fail('record_store: no such ordinal');
+        return ordinal;
     }
 
     find_pairs(key: Uint32Array, offset: number, stride_words: number, second_words: number,

@@ -1909,6 +1909,17 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
         this.pool.unref(message);
     }
 
+    /** The first faulty WAL slot after our head's (-1: none; the log is uncertain otherwise). */
+    private faulty_slot_above_head(): number {
+        const slot_count = this.journal.slot_count;
+        assert(!this.log_clean, 'only an uncertain log has a faulty slot to name');
+        for (let distance = 1; distance < slot_count; distance++) {
+            const slot = (this.op + distance) % slot_count;
+            if (this.journal.slot_faulty(slot)) return slot;
+        }
+        return -1;
+    }
+
     /** The highest op we may have acknowledged: our head, or more while the log is not clean. */
     private get op_acknowledged_max(): number {
         return this.log_clean ? this.op : Math.max(this.op, this.uncertain_op_max);
@@ -3396,14 +3407,18 @@ export class Replica implements StorageCompletionTarget, ReplyRepairHost {
         if (this.view < this.vsr_state.view_vote_min) return this.open_recovered();
         if (!this.log_clean && (this.view === this.log_view || !this.head_in_journal)) {
             this.status = Status.recovering_head;
-            this.log(`replica ${this.replica}: a WAL slot above op ${this.op} is faulty: waiting ` +
-                'for the primary\'s view, voting with an uncertain head if a view change needs it');
+            // Named by zone and slot: if every replica is left here, no view can form (each
+            // denies nothing up to op_prepare_max) and the cluster halts; this line says why.
+            this.log(`replica ${this.replica}: zone wal slot ${this.faulty_slot_above_head()} ` +
+                `above op ${this.op} is faulty: waiting for the primary's view, voting with an ` +
+                'uncertain head if a view change needs it');
         } else if (this.view > this.log_view) {
             // In a view change at the crash: it goes on (with an uncertain head if not clean:
             // waiting in recovering_head, no vote for a view it is already in would ever count).
             if (!this.log_clean) {
-                this.log(`replica ${this.replica}: a WAL slot above op ${this.op} is faulty: ` +
-                    `the view change to view ${this.view} goes on with an uncertain head`);
+                this.log(`replica ${this.replica}: zone wal slot ` +
+                    `${this.faulty_slot_above_head()} above op ${this.op} is faulty: the view ` +
+                    `change to view ${this.view} goes on with an uncertain head`);
             }
             this.status = Status.view_change;
             this.svc_view = this.view;

@@ -25,7 +25,7 @@ export interface Violation {
     kind: 'lost_write' | 'failed_write_applied' | 'phantom_transfer' | 'batch_timestamps' |
         'status_mismatch' | 'real_time_order' | 'final_account' | 'final_transfer' |
         'stale_read' | 'unbalanced_read' | 'idempotence' | 'unavailable' | 'not_converged' |
-        'diverged';
+        'diverged' | 'refusal_unnamed';
     op: number;
     detail: string;
 }

@@ -9,7 +9,16 @@
 // injected per packet. What the kernel offers, and what is used: blackhole routes (a partition
 // drops every packet silently, the way a lost link does, so TCP stalls rather than resets), a
 // link taken down (a host cut from the bridge), a token bucket (tbf) that adds queueing delay and
-// drops beyond its queue, and a route flapped on and off (bursts of loss). Tests only.
+// drops beyond its queue, and a route flapped on and off (bursts of loss). Per-packet loss and
+// duplication come from nftables when `nft` is installed (.ci/run installs it): a rule in the
+// host's namespace drops each packet to or from its peers with a chance (`numgen random`), or
+// sends a copy of each (`dup`, ip family: the inet family refuses it). Reordering has no
+// stand-in built: without netem's delay queue and without tc actions no packet can be held back
+// while a later one passes. Checked on this kernel (6.18): qdiscs pfifo, bfifo, tbf and htb
+// exist; netem, prio, fq, fq_codel, sfq, red, cake, plug and clsact do not; tc filters (u32,
+// basic, bpf) are refused. Delay is only queueing delay behind a rate (tbf, `slow`). Reordering
+// could be built from nftables `meta priority set numgen random mod 2 map { ... }` steering a
+// random share of packets into a slower htb class (accepted here), not done yet. Tests only.
 import assert from 'node:assert/strict';
 import child_process from 'node:child_process';
 
@@ -34,6 +43,16 @@ function tc_run(namespace: string, args: readonly string[], allow_failure = fals
     return result.status === 0;
 }
 
+/** Runs an nft script (one command a line) inside a host's namespace. */
+function nft_run(namespace: string, script: string, allow_failure = false): boolean {
+    const result = child_process.spawnSync('ip', ['netns', 'exec', namespace, 'nft', '-f', '-'],
+        { encoding: 'utf8', timeout: 10_000, input: script });
+    if (result.status !== 0 && !allow_failure) {
+        throw new Error(`nft in ${namespace}: ${result.stderr}\n${script}`);
+    }
+    return result.status === 0;
+}
+
 export class Hosts {
     readonly slot: number;
     readonly count: number;
@@ -43,6 +62,8 @@ export class Hosts {
     private readonly routes_blocked = new Set<string>();
     private readonly links_slow = new Set<number>();
     private readonly links_down = new Set<number>();
+    /** Hosts with an nftables table of this runner's (per-packet loss or duplication). */
+    private readonly tables = new Set<number>();
     private destroyed = false;
 
     private constructor(slot: number, count: number) {
@@ -140,6 +161,43 @@ export class Hosts {
         this.links_slow.add(host);
     }
 
+    /** Whether nftables can filter here (the `nft` command exists and the kernel accepts it). */
+    static nft_available(): boolean {
+        const result = child_process.spawnSync('nft', ['--version'], { encoding: 'utf8' });
+        return result.status === 0;
+    }
+
+    /**
+     * Per packet, between the host and its peers (both ways): dropped with `loss_percent`, and
+     * duplicated with `duplicate_percent` (a copy sent to the same peer). Clients are spared:
+     * the link faults above cover them, and replicas' messages are what repair must survive.
+     */
+    lossy(host: number, loss_percent: number, duplicate_percent: number): void {
+        assert(loss_percent >= 0 && loss_percent < 100);
+        assert(duplicate_percent >= 0 && duplicate_percent < 100);
+        assert(!this.tables.has(host), 'one lossy table per host');
+        const peers = this.namespaces.map((_, peer) => peer).filter((peer) => peer !== host)
+            .map((peer) => this.address(peer)).join(', ');
+        const rules = [`add table ip rlf`,
+            `add chain ip rlf out { type filter hook output priority 0; }`,
+            `add chain ip rlf in { type filter hook input priority 0; }`];
+        if (loss_percent > 0) {
+            rules.push(`add rule ip rlf out ip daddr { ${peers} } numgen random mod 100 < ` +
+                `${loss_percent} drop`);
+            rules.push(`add rule ip rlf in ip saddr { ${peers} } numgen random mod 100 < ` +
+                `${loss_percent} drop`);
+        }
+        if (duplicate_percent > 0) {
+            for (let peer = 0; peer < this.count; peer++) {
+                if (peer === host) continue;
+                rules.push(`add rule ip rlf out ip daddr ${this.address(peer)} numgen random ` +
+                    `mod 100 < ${duplicate_percent} dup to ${this.address(peer)} device eth0`);
+            }
+        }
+        this.tables.add(host);
+        nft_run(this.namespaces[host]!, rules.join('\n'));
+    }
+
     /** The host's link down: cut from the bridge, peers and clients alike. */
     cut(host: number): void {
         ip_run(['-n', this.namespaces[host]!, 'link', 'set', 'eth0', 'down']);
@@ -162,6 +220,10 @@ export class Hosts {
             // address, which stays, so only the link's state needs restoring.
         }
         this.links_down.clear();
+        for (const host of this.tables) {
+            nft_run(this.namespaces[host]!, 'delete table ip rlf', true);
+        }
+        this.tables.clear();
         assert.equal(this.routes_blocked.size, 0);
         // The kernel agrees: no blackhole route and no token bucket is left on any host.
         for (const namespace of this.namespaces) {
@@ -171,12 +233,17 @@ export class Hosts {
             const qdiscs = child_process.spawnSync('ip', ['netns', 'exec', namespace, 'tc',
                 'qdisc', 'show', 'dev', 'eth0'], { encoding: 'utf8' });
             assert.doesNotMatch(qdiscs.stdout, /tbf/, `${namespace} kept a token bucket`);
+            if (!Hosts.nft_available()) continue;
+            const tables = child_process.spawnSync('ip', ['netns', 'exec', namespace, 'nft',
+                'list', 'tables'], { encoding: 'utf8' });
+            assert.doesNotMatch(tables.stdout, /rlf/, `${namespace} kept an nftables table`);
         }
     }
 
     /** Whether any network fault is in place. */
     get faulty(): boolean {
-        return this.routes_blocked.size + this.links_slow.size + this.links_down.size > 0;
+        return this.routes_blocked.size + this.links_slow.size + this.links_down.size +
+            this.tables.size > 0;
     }
 
     destroy(): void {

@@ -11,7 +11,15 @@ import { exit_sync_restart } from '../../lib/cli/start';
 import { Prng } from '../../lib/prng';
 import { data_file_config } from '../../lib/server/config';
 import type { Capacity } from '../../lib/server/config';
-import { Zone, ZoneLayout, zone_names } from '../../lib/storage/zones';
+import {
+    Zone, ZoneLayout, header_size, sector_size, superblock_copies, superblock_copy_size, zone_names,
+} from '../../lib/storage/zones';
+import { frame } from '../../lib/vsr/header_layout';
+import { reference_size } from '../../lib/vsr/grid';
+
+/** The root block's fixed body before its manifest references (lib/ledger/checkpoint.ts). */
+const root_body_fixed = 48 + 16 * 8;
+const frame_size = frame.size;
 import { children_track, cli_main, test_data } from '../server_process';
 import type { Hosts } from './hosts';
 
@@ -27,6 +35,9 @@ export interface ReplicaExit {
     signal: string | null;
     commit: number;
     checksum: string;
+    /** WAL repair of this incarnation: requests sent and prepares repaired (-1: not logged). */
+    repairs_requested: number;
+    prepares_repaired: number;
 }
 
 export interface ReplicaStatus {
@@ -66,6 +77,11 @@ export class Replicas {
             this.logs.push('');
             this.outputs.push('');
         }
+    }
+
+    /** What the replica's current process has logged (empty once it is down). */
+    output(replica: number): string {
+        return this.states[replica] === 'down' ? '' : this.outputs[replica]!;
     }
 
     get count(): number {
@@ -149,16 +165,20 @@ export class Replicas {
     async stop(replica: number): Promise<ReplicaExit> {
         const child = this.children[replica];
         if (child === null || child === undefined) {
-            return { replica, code: null, signal: 'down', commit: -1, checksum: '' };
+            return { replica, code: null, signal: 'down', commit: -1, checksum: '',
+                repairs_requested: -1, prepares_repaired: -1 };
         }
         this.resume(replica);
         const output_before = this.outputs[replica]!.length;
         await signal_and_wait(child, 'SIGTERM');
         const output = this.outputs[replica]!.slice(output_before);
         const match = /state at commit (\d+): checksum ([0-9a-f]+)/.exec(output);
+        const repair = /(\d+) repairs requested, (\d+) prepares repaired/.exec(output);
         return {
             replica, code: child.exitCode, signal: child.signalCode,
             commit: match === null ? -1 : Number(match[1]), checksum: match?.[2] ?? '',
+            repairs_requested: repair === null ? -1 : Number(repair[1]),
+            prepares_repaired: repair === null ? -1 : Number(repair[2]),
         };
     }
 
@@ -222,6 +242,78 @@ export class Replicas {
         }
         return `${bytes} byte(s) of ${zone_names[zone]} in [${region.start}, ` +
             `${region.start + region.size})`;
+    }
+
+    /**
+     * The grid addresses a stopped replica's durable checkpoint uses: its root (named by the
+     * newest superblock copy), the root's manifests and their chunks (docs/data-file.md §4, §7).
+     * Empty before the first checkpoint. Read without verifying: damage aims at these blocks,
+     * and the replica itself judges what it reads back.
+     */
+    /**
+     * Whether the replica's file holds a durable checkpoint: a superblock copy names a root
+     * block (read while it runs: its O_DIRECT writes invalidate the page cache, and a copy torn
+     * by a concurrent write only makes this answer false once).
+     */
+    checkpointed(replica: number): boolean {
+        const descriptor = fs.openSync(this.files[replica]!, 'r');
+        try {
+            const bytes = Buffer.alloc(8);
+            for (let copy = 0; copy < superblock_copies; copy++) {
+                fs.readSync(descriptor, bytes, 0, 8, copy * superblock_copy_size + 144);
+                if (bytes.readBigUInt64LE(0) !== 0n) return true;
+            }
+            return false;
+        } finally {
+            fs.closeSync(descriptor);
+        }
+    }
+
+    grid_live_blocks(replica: number): number[] {
+        assert.equal(this.states[replica], 'down', 'read only a stopped replica\'s file');
+        const layout = Replicas.layout();
+        const block_size = layout.config.block_size;
+        const descriptor = fs.openSync(this.files[replica]!, 'r');
+        try {
+            const read = (position: number, size: number): Buffer => {
+                const buffer = Buffer.alloc(size);
+                fs.readSync(descriptor, buffer, 0, size, position);
+                return buffer;
+            };
+            let sequence = -1n;
+            let root = 0;
+            for (let copy = 0; copy < superblock_copies; copy++) {
+                const bytes = read(copy * superblock_copy_size, sector_size);
+                if (bytes.readBigUInt64LE(56) <= sequence) continue;
+                sequence = bytes.readBigUInt64LE(56);
+                root = Number(bytes.readBigUInt64LE(144));
+            }
+            const grid = layout.starts[Zone.grid]!;
+            const block_count = layout.config.grid_block_count;
+            if (root < 1 || root > block_count) return [];
+            const address_of = (bytes: Buffer, reference: number): number =>
+                Number(bytes.readBigUInt64LE(reference + 16));
+            const blocks = [root];
+            const root_block = read(grid + (root - 1) * block_size, block_size);
+            const manifest_count = Math.min(root_block.readUInt32LE(header_size + 12), 64);
+            for (let manifest = 0; manifest < manifest_count; manifest++) {
+                const address = address_of(root_block, header_size + root_body_fixed +
+                    manifest * reference_size);
+                if (address < 1 || address > block_count) continue;
+                blocks.push(address);
+                const block = read(grid + (address - 1) * block_size, block_size);
+                const size = block.readUInt32LE(frame_size);
+                const references = Math.min((size - header_size) / reference_size,
+                    (block_size - header_size) / reference_size);
+                for (let index = 0; index < references; index++) {
+                    const chunk = address_of(block, header_size + index * reference_size);
+                    if (chunk >= 1 && chunk <= block_count) blocks.push(chunk);
+                }
+            }
+            return [...new Set(blocks)];
+        } finally {
+            fs.closeSync(descriptor);
+        }
     }
 
     /** The layout of every replica's data file (all are formatted alike). */
