@@ -311,7 +311,7 @@ test('cluster of 2: a backup restarts in recovering_head after its primary left 
     cluster.run_until(() => client.exchanges.length === 4, 30_000);
     settle_all(cluster, 10_000);
     assert.equal(cluster.primary(), backup, cluster.describe());
-    assert(lines.some((line) => line.includes(`replica ${backup}: a WAL slot above`)));
+    assert(lines.some((line) => line.includes(`replica ${backup}: zone wal slot `)));
     lookup_all(cluster, [100n, 101n, 102n, 103n, 500n, 501n]);
 });
 
@@ -343,7 +343,7 @@ test('cluster of 2: the primary restarts unable to prove its head; its uncertain
         cluster.replicas[primary]!.op >= head, 30_000);
     assert(cluster.replicas[backup]!.view > view, cluster.describe());
     assert.equal(cluster.replicas[backup]!.stats_cluster.ops_nacked, 0);
-    assert(lines.some((line) => line.includes(`replica ${primary}: a WAL slot above`)));
+    assert(lines.some((line) => line.includes(`replica ${primary}: zone wal slot `)));
     assert(lines.some((line) => line.includes(`log of replica ${backup} `)), lines.join('\n'));
     settle_all(cluster, 10_000);
     assert.equal(cluster.replicas[primary]!.commit_min, cluster.replicas[backup]!.commit_min);
